@@ -1,0 +1,56 @@
+# vesalius — a thin wrapper around CMake. `make demo` and `make test` are the two commands a
+# new user runs; both first install missing Debian packages (as root) or print the exact
+# apt-get line (otherwise, exit 2).
+
+# Every Debian package the build, the tests and the benchmarks need (Debian 12).
+PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
+  libdcmtk-dev dcmtk libinsighttoolkit5-dev libgdcm-dev libhdf5-dev libopenblas-dev \
+  zlib1g-dev libsqlite3-dev libcyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
+  libcmocka-dev clang libclang-rt-14-dev \
+  python3 python3-numpy python3-pydicom python3-nibabel python3-h5py python3-sklearn \
+  python3-torch dcm2niix chromium
+
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps test demo sanitize clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	line="apt-get install -y --no-install-recommends$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "vesalius: installing missing Debian packages:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive $$line || exit 1; \
+	else \
+	  echo "vesalius: missing Debian packages; run as root:"; \
+	  echo "apt-get update && $$line"; \
+	  exit 2; \
+	fi
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own folder.
+sanitize: deps
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVESALIUS_SANITIZE=ON"
+
+demo: deps build
+	@if [ ! -f studies/demo/demo.yaml ]; then \
+	  echo "vesalius: make demo needs the demo study (studies/demo/demo.yaml) and 'vesalius run', which are not built yet" >&2; \
+	  exit 1; \
+	fi
+	./$(BUILD)/vesalius run studies/demo/demo.yaml
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,56 @@
+/* cli.h — the `vesalius` command line: exit codes, the command table, shared option handling.
+ *
+ * Only pipeline/ maps a vs_status to an exit code; library modules never exit.
+ * The exit codes are documented in README.md and `vesalius --help`, and are the same for
+ * every command.
+ */
+#ifndef VS_CLI_H
+#define VS_CLI_H
+
+#include "status.h"
+
+enum vs_exit {
+    VS_EXIT_OK = 0,       /* done */
+    VS_EXIT_FAILURE = 1,  /* failed (bad data in a way that stops the command, a bug, a library error) */
+    VS_EXIT_USAGE = 2,    /* usage error: unknown command or option, missing argument */
+    VS_EXIT_ENV = 3,      /* environment error: unsafe or missing key file, permissions, I/O */
+    VS_EXIT_REJECTS = 4,  /* done, but some inputs were rejected (listed in the run summary) */
+    VS_EXIT_NOTHING = 5,  /* nothing to do: every input was already processed */
+    VS_EXIT_BUSY = 6,     /* another run holds this output folder's lock */
+    VS_EXIT_FOUND = 7,    /* verify-deid found identifying data */
+};
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary; /* one line for `vesalius --help` */
+    const char *usage;   /* full text for `vesalius NAME --help` */
+    int (*run)(int argc, char **argv); /* NULL: planned, not built yet */
+} cli_command;
+
+/* Options every command accepts (before or after the command name). */
+typedef struct cli_common {
+    int log_json;
+    int log_level; /* log_level */
+    int threads;   /* 0: default */
+} cli_common;
+
+extern cli_common g_cli;
+
+/* Map a status to the documented exit code. */
+int cli_exit_code(vs_status s);
+/* Print "vesalius CMD: error: MSG" (or a JSON line) and return the exit code for err. */
+int cli_fail(const char *cmd, const vs_error *err);
+/* Print a usage error and a hint to run --help; returns VS_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Print version lines (vesalius, git revision, every linked library) to stdout. */
+void cli_print_version(void);
+
+extern const cli_command cli_commands[];
+extern const int cli_n_commands;
+
+#endif

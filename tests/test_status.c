@@ -1,0 +1,90 @@
+/* test_status — the error convention (io/status.h invariants 1-3) and size arithmetic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "status.h"
+
+static vs_status fails_with_format(vs_error *err, const char *path) {
+    return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated\nafter 12 bytes", path);
+}
+
+static vs_status succeeds(vs_error *err) {
+    (void)err;
+    return VS_OK;
+}
+
+static void test_set_fills_record(void **state) {
+    (void)state;
+    vs_error err;
+    vs_error_clear(&err);
+    vs_status s = fails_with_format(&err, "a.dcm");
+    assert_int_equal(s, VS_ERR_FORMAT);
+    assert_int_equal(err.code, VS_ERR_FORMAT);
+    assert_string_equal(err.msg, "a.dcm: truncated after 12 bytes"); /* one line */
+    assert_non_null(strstr(err.src_file, "test_status.c"));
+    assert_true(err.src_line > 0);
+}
+
+static void test_ok_leaves_record(void **state) {
+    (void)state;
+    vs_error err;
+    VS_FAIL(&err, VS_ERR_IO, "earlier");
+    assert_int_equal(succeeds(&err), VS_OK);
+    assert_string_equal(err.msg, "earlier");
+    assert_int_equal(err.code, VS_ERR_IO);
+}
+
+static void test_null_record_and_prefix(void **state) {
+    (void)state;
+    assert_int_equal(VS_FAIL(NULL, VS_ERR_NOMEM, "x"), VS_ERR_NOMEM);
+    vs_error err;
+    VS_FAIL(&err, VS_ERR_LIBRARY, "H5Dcreate2 failed");
+    assert_int_equal(vs_error_prefix(&err, "writing %s", "s.h5"), VS_ERR_LIBRARY);
+    assert_string_equal(err.msg, "writing s.h5: H5Dcreate2 failed");
+}
+
+static void test_long_message_truncated(void **state) {
+    (void)state;
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    vs_error err;
+    VS_FAIL(&err, VS_ERR_IO, "%s", big);
+    assert_int_equal(strlen(err.msg), VS_ERROR_MSG_MAX - 1);
+}
+
+static void test_status_names(void **state) {
+    (void)state;
+    for (int s = 0; s < VS_STATUS_COUNT; s++) {
+        assert_non_null(vs_status_name((vs_status)s));
+        assert_string_not_equal(vs_status_name((vs_status)s), "unknown");
+    }
+    assert_string_equal(vs_status_name((vs_status)999), "unknown");
+    assert_string_equal(vs_status_name(VS_ERR_FORMAT), "format");
+}
+
+static void test_size_arith(void **state) {
+    (void)state;
+    size_t out = 7;
+    assert_true(vs_size_mul(1u << 20, 1u << 10, &out));
+    assert_int_equal(out, (size_t)1 << 30);
+    out = 7;
+    assert_false(vs_size_mul(SIZE_MAX / 2 + 1, 2, &out));
+    assert_int_equal(out, 7);
+    assert_false(vs_size_add(SIZE_MAX, 1, &out));
+    assert_true(vs_size_add(1, 2, &out));
+    assert_int_equal(out, 3);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_set_fills_record),     cmocka_unit_test(test_ok_leaves_record),
+        cmocka_unit_test(test_null_record_and_prefix), cmocka_unit_test(test_long_message_truncated),
+        cmocka_unit_test(test_status_names),         cmocka_unit_test(test_size_arith),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -77,8 +77,7 @@ static vs_status check_version(catalog *c, vs_error *err) {
                          c->path, v, CATALOG_SCHEMA_VERSION);
     } else if (rc == SQLITE_DONE) {
         char sql[128];
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO meta(key, value) VALUES('schema_version', '%d')",
+        snprintf(sql, sizeof sql, "INSERT INTO meta(key, value) VALUES('schema_version', '%d')",
                  CATALOG_SCHEMA_VERSION);
         sqlite3_finalize(s);
         return exec(c, sql, err);
@@ -241,16 +240,17 @@ static vs_status commit_volume(catalog *c, sqlite3_stmt *retire, sqlite3_stmt *i
                                sqlite3_stmt *src_stmt, int64_t run_id, int64_t shard_id,
                                const catalog_volume *v, vs_error *err) {
     char shape[96];
-    snprintf(shape, sizeof shape, "%lld,%lld,%lld", (long long)v->shape[0],
-             (long long)v->shape[1], (long long)v->shape[2]);
+    snprintf(shape, sizeof shape, "%lld,%lld,%lld", (long long)v->shape[0], (long long)v->shape[1],
+             (long long)v->shape[2]);
     sqlite3_reset(retire);
     if (bind_text(retire, 1, v->series_key) != SQLITE_OK || sqlite3_step(retire) != SQLITE_DONE)
         return db_fail(c, err, "cannot retire an older volume");
     sqlite3_reset(ins);
     if (bind_text(ins, 1, v->series_key) != SQLITE_OK ||
         sqlite3_bind_int64(ins, 2, shard_id) != SQLITE_OK ||
-        bind_text(ins, 3, v->modality) != SQLITE_OK || bind_text(ins, 4, v->checksum) != SQLITE_OK ||
-        bind_text(ins, 5, shape) != SQLITE_OK || sqlite3_bind_int(ins, 6, v->n_sources) != SQLITE_OK ||
+        bind_text(ins, 3, v->modality) != SQLITE_OK ||
+        bind_text(ins, 4, v->checksum) != SQLITE_OK || bind_text(ins, 5, shape) != SQLITE_OK ||
+        sqlite3_bind_int(ins, 6, v->n_sources) != SQLITE_OK ||
         sqlite3_bind_int64(ins, 7, run_id) != SQLITE_OK || sqlite3_step(ins) != SQLITE_DONE)
         return db_fail(c, err, "cannot insert a volume");
     int64_t volume_id = sqlite3_last_insert_rowid(c->db);
@@ -264,9 +264,8 @@ static vs_status commit_volume(catalog *c, sqlite3_stmt *retire, sqlite3_stmt *i
     return VS_OK;
 }
 
-vs_status catalog_commit_shard(catalog *c, int64_t run_id, const char *shard_name,
-                               int64_t sequence, const catalog_volume *vols, int n,
-                               vs_error *err) {
+vs_status catalog_commit_shard(catalog *c, int64_t run_id, const char *shard_name, int64_t sequence,
+                               const catalog_volume *vols, int n, vs_error *err) {
     sqlite3_stmt *shard = NULL, *retire = NULL, *ins = NULL, *src = NULL;
     vs_status st = exec(c, "BEGIN IMMEDIATE", err);
     if (st != VS_OK) return st;
@@ -361,8 +360,7 @@ vs_status catalog_each_shard(catalog *c, int (*fn)(void *ctx, const char *name),
 }
 
 vs_status catalog_series_sources(catalog *c, const char *series_key,
-                                 int (*fn)(void *ctx, const char *path), void *ctx,
-                                 vs_error *err) {
+                                 int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err) {
     return each_text(c,
                      "SELECT s.path FROM sources s JOIN volumes v ON s.volume_id=v.id"
                      " WHERE v.series_key=?1 AND v.state='live' ORDER BY s.path",
@@ -403,6 +401,7 @@ static const struct {
 
 vs_status catalog_count(catalog *c, const char *what, int64_t *n, vs_error *err) {
     for (size_t i = 0; i < sizeof count_sql / sizeof count_sql[0]; i++)
-        if (strcmp(count_sql[i].what, what) == 0) return query_int(c, count_sql[i].sql, NULL, n, err);
+        if (strcmp(count_sql[i].what, what) == 0)
+            return query_int(c, count_sql[i].sql, NULL, n, err);
     return VS_FAIL(err, VS_ERR_INTERNAL, "unknown catalog count '%s'", what);
 }

@@ -71,9 +71,8 @@ vs_status catalog_record_file(catalog *c, int64_t run_id, const catalog_source *
 
 /* One transaction: the shard, its volumes (live; retiring older live ones of the same
  * series) and their sources (used). Call only after the shard was sealed. */
-vs_status catalog_commit_shard(catalog *c, int64_t run_id, const char *shard_name,
-                               int64_t sequence, const catalog_volume *vols, int n,
-                               vs_error *err);
+vs_status catalog_commit_shard(catalog *c, int64_t run_id, const char *shard_name, int64_t sequence,
+                               const catalog_volume *vols, int n, vs_error *err);
 
 /* The next free shard sequence number (1 + the largest committed). */
 vs_status catalog_next_sequence(catalog *c, int64_t *sequence, vs_error *err);
@@ -87,12 +86,13 @@ vs_status catalog_each_shard(catalog *c, int (*fn)(void *ctx, const char *name),
 vs_status catalog_forget_shard(catalog *c, const char *shard_name, vs_error *err);
 /* Call fn for each source path of the live volume of series_key (sorted by path). */
 vs_status catalog_series_sources(catalog *c, const char *series_key,
-                                 int (*fn)(void *ctx, const char *path), void *ctx,
-                                 vs_error *err);
+                                 int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
 /* 1 if series_key has a live volume. */
 vs_status catalog_series_live(catalog *c, const char *series_key, int *live, vs_error *err);
 /* Counts for summaries and tests. */
 vs_status catalog_count(catalog *c, const char *what /* "live", "retired", "used",
-                        "skipped", "rejected", "shards" */, int64_t *n, vs_error *err);
+                        "skipped", "rejected", "shards" */
+                        ,
+                        int64_t *n, vs_error *err);
 
 #endif

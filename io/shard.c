@@ -61,8 +61,7 @@ hid_t shard_h5_index_type(void) {
     s_sum = fixed_string(SHARD_CHECKSUM_MAX);
     a_i64 = H5Tarray_create2(H5T_STD_I64LE, 1, &three);
     a_f64 = H5Tarray_create2(H5T_IEEE_F64LE, 1, &three);
-    if (s_key < 0 || s_mod < 0 || s_body < 0 || s_dtype < 0 || s_sum < 0 || a_i64 < 0 ||
-        a_f64 < 0)
+    if (s_key < 0 || s_mod < 0 || s_body < 0 || s_dtype < 0 || s_sum < 0 || a_i64 < 0 || a_f64 < 0)
         goto done;
     t = H5Tcreate(H5T_COMPOUND, sizeof(shard_index_row));
     if (t < 0) goto done;
@@ -248,7 +247,7 @@ struct shard_writer {
     char final_path[4200];
     uint64_t sequence;
     shard_options opt;
-    char *params;       /* owned copy of opt.params */
+    char *params;        /* owned copy of opt.params */
     hid_t file, volumes; /* the file and its /volumes group */
     shard_index_row *rows;
     int n_rows, cap_rows;
@@ -483,8 +482,7 @@ static herr_t write_index(shard_writer *w) {
     if ((space = H5Screate_simple(1, &n, NULL)) < 0) goto done;
     if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
         goto done;
-    if ((d = H5Dcreate2(w->file, "index", t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
-        goto done;
+    if ((d = H5Dcreate2(w->file, "index", t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0) goto done;
     rc = n ? H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->rows) : 0;
 done:
     if (d >= 0 && H5Dclose(d) < 0) rc = -1;
@@ -513,7 +511,8 @@ static herr_t write_shard_attrs(shard_writer *w) {
 
 static vs_status fsync_path(const char *path, int is_dir, vs_error *err) {
     int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open to sync: %s", path, strerror(errno));
+    if (fd < 0)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open to sync: %s", path, strerror(errno));
     int rc = fsync(fd);
     int e = errno;
     close(fd);

@@ -31,10 +31,10 @@
 #define SHARD_CHECKSUM_MAX 72 /* "sha256:" + 64 hex digits */
 
 typedef struct shard_options {
-    int chunk[3];          /* chunk edge per axis (slice, row, column), clipped to the volume */
-    int deflate_level;     /* zlib level 0..9 (after the shuffle filter) */
-    int retain_uids;       /* 1: store series_instance_uid (the Retain UIDs option) */
-    const char *params;    /* creation parameters recorded on the shard (JSON text), or NULL */
+    int chunk[3];       /* chunk edge per axis (slice, row, column), clipped to the volume */
+    int deflate_level;  /* zlib level 0..9 (after the shuffle filter) */
+    int retain_uids;    /* 1: store series_instance_uid (the Retain UIDs option) */
+    const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
 /* chunk 64³, deflate 4, no UIDs, no params. */
@@ -52,9 +52,9 @@ typedef struct shard_entry {
     char modality[17];
     char body_part[65];
     vol_dtype dtype;
-    int64_t shape[3];       /* (slice, row, column) */
-    double spacing[3];      /* (column, row, slice) mm, index order as io/volume.h */
-    int64_t first_voxel;    /* voxels stored before this volume in its shard */
+    int64_t shape[3];    /* (slice, row, column) */
+    double spacing[3];   /* (column, row, slice) mm, index order as io/volume.h */
+    int64_t first_voxel; /* voxels stored before this volume in its shard */
     char checksum[SHARD_CHECKSUM_MAX];
 } shard_entry;
 
@@ -88,9 +88,9 @@ void shard_writer_abort(shard_writer *w);
 typedef struct shard_set shard_set;
 
 typedef struct shard_filter {
-    const char *modality;   /* NULL or "": any; else exact match, e.g. "CT" */
-    const char *body_part;  /* NULL or "": any */
-    int64_t min_shape[3];   /* (slice, row, column) lower bounds; 0: none */
+    const char *modality;  /* NULL or "": any; else exact match, e.g. "CT" */
+    const char *body_part; /* NULL or "": any */
+    int64_t min_shape[3];  /* (slice, row, column) lower bounds; 0: none */
 } shard_filter;
 
 /* Open every sealed shard in DIR. A shard that cannot be used is skipped with one warning
@@ -118,9 +118,9 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
 
 /* Where a crop came from. */
 typedef struct shard_crop_info {
-    int volume;          /* index in the set */
-    int64_t start[3];    /* first voxel read (slice, row, column) */
-    int64_t offset[3];   /* where that voxel lands in the crop (non-zero only when padded) */
+    int volume;        /* index in the set */
+    int64_t start[3];  /* first voxel read (slice, row, column) */
+    int64_t offset[3]; /* where that voxel lands in the crop (non-zero only when padded) */
 } shard_crop_info;
 
 /* One random crop of size (Sz, Sy, Sx): a volume drawn uniformly, then a uniform position.
@@ -147,8 +147,8 @@ typedef struct shard_stream shard_stream;
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
                             int depth, shard_stream **out, vs_error *err);
 /* Copy the next crop to out (blocking until it is ready). */
-vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */,
-                            shard_crop_info *info, vs_error *err);
+vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
+                            vs_error *err);
 uint64_t shard_stream_position(const shard_stream *st);
 vs_status shard_stream_seek(shard_stream *st, uint64_t n, vs_error *err);
 void shard_stream_close(shard_stream *st);

@@ -71,7 +71,8 @@ static vs_status list_shards(const char *dir, char ***out, int *n_out, vs_error 
 }
 
 static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -90,7 +91,8 @@ static vs_status load_shard(const char *path, hid_t *file_out, int64_t *sequence
     if (shard_h5_read_attr_string(f, "format", format, sizeof format) < 0 ||
         strcmp(format, "vesalius-shard") != 0 ||
         shard_h5_read_attr_int64(f, "schema_version", &version) < 0) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: not a vesalius shard (no format/schema_version)", path);
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: not a vesalius shard (no format/schema_version)",
+                     path);
         goto fail;
     }
     if (version > SHARD_SCHEMA_VERSION || version < 1) {
@@ -225,7 +227,8 @@ static vs_status add_candidates(candidate **c, int *n, int *cap, const shard_ind
                                 int n_rows, int file, int64_t sequence, vs_error *err) {
     if (*n + n_rows > *cap) {
         int nc = *cap ? *cap : 64;
-        while (nc < *n + n_rows) nc *= 2;
+        while (nc < *n + n_rows)
+            nc *= 2;
         candidate *g = realloc(*c, (size_t)nc * sizeof *g);
         if (!g) return VS_FAIL(err, VS_ERR_NOMEM, "cannot grow the shard set index");
         *c = g;
@@ -354,7 +357,8 @@ static vs_status read_volume_at(hid_t file, const char *path, const shard_entry 
     }
     if ((st = volume_alloc(out, e->shape[0], e->shape[1], e->shape[2], e->dtype, 0, err)) != VS_OK)
         goto done;
-    if (H5Dread(d, shard_dtype_mem_type(e->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out->voxels) < 0) {
+    if (H5Dread(d, shard_dtype_mem_type(e->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out->voxels) <
+        0) {
         st = shard_h5_fail(err, path, "cannot read voxels (corrupt data)");
         goto done;
     }
@@ -391,7 +395,8 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
         if (start[a] < 0 || size[a] < 1 || start[a] + size[a] > e->shape[a])
             return VS_FAIL(err, VS_ERR_USAGE, "box outside volume %s", e->key);
     hsize_t off[3], cnt[3];
-    for (int a = 0; a < 3; a++) off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
+    for (int a = 0; a < 3; a++)
+        off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
     vs_status st = VS_OK;
     hid_t d = open_volume(f->file, e->key), fs = -1, ms = -1;
     if (d < 0) return shard_h5_fail(err, f->path, "cannot open a volume dataset");
@@ -435,7 +440,8 @@ static int draw_crop(const shard_set *s, rng *r, const int size[3], shard_crop_i
 
 static void drop_alive(shard_set *s, int slot) {
     /* Shift, not swap, so the remaining order stays canonical (ascending). */
-    memmove(&s->alive[slot], &s->alive[slot + 1], (size_t)(s->n_alive - slot - 1) * sizeof *s->alive);
+    memmove(&s->alive[slot], &s->alive[slot + 1],
+            (size_t)(s->n_alive - slot - 1) * sizeof *s->alive);
     s->n_alive--;
 }
 
@@ -460,18 +466,22 @@ vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_valu
         vs_error e2;
         vs_status st = shard_set_read_box(s, info->volume, info->start, count, box, &e2);
         if (st == VS_OK && padded) {
-            for (size_t k = 0; k < n_out; k++) out[k] = pad_value;
+            for (size_t k = 0; k < n_out; k++)
+                out[k] = pad_value;
             for (int64_t z = 0; z < count[0]; z++)
                 for (int64_t y = 0; y < count[1]; y++)
-                    memcpy(out + ((size_t)(z + info->offset[0]) * (size_t)size[1] +
-                                  (size_t)(y + info->offset[1])) * (size_t)size[2] +
+                    memcpy(out +
+                               ((size_t)(z + info->offset[0]) * (size_t)size[1] +
+                                (size_t)(y + info->offset[1])) *
+                                   (size_t)size[2] +
                                (size_t)info->offset[2],
                            box + ((size_t)z * (size_t)count[1] + (size_t)y) * (size_t)count[2],
                            (size_t)count[2] * sizeof *box);
         }
         if (padded) free(box);
         if (st == VS_OK) return VS_OK;
-        if (st == VS_ERR_NOMEM) return vs_error_set(err, st, e2.src_file, e2.src_line, "%s", e2.msg);
+        if (st == VS_ERR_NOMEM)
+            return vs_error_set(err, st, e2.src_file, e2.src_line, "%s", e2.msg);
         log_warn("skipping volume %s: %s", s->entries[info->volume].key, e2.msg);
         drop_alive(s, slot);
     }

@@ -47,8 +47,8 @@ static void *producer(void *arg) {
         uint64_t n = st->produced;
         size_t slot = (size_t)(n % (uint64_t)st->depth);
         pthread_mutex_unlock(&st->mu);
-        vs_status s = make_crop(st, n, st->buf + slot * st->n_floats, &st->info[slot],
-                                &st->errs[slot]);
+        vs_status s =
+            make_crop(st, n, st->buf + slot * st->n_floats, &st->info[slot], &st->errs[slot]);
         pthread_mutex_lock(&st->mu);
         st->status[slot] = s;
         if (s != VS_OK) st->failed = 1;
@@ -120,7 +120,8 @@ vs_status shard_stream_next(shard_stream *st, float *out, shard_crop_info *info,
         return s;
     }
     pthread_mutex_lock(&st->mu);
-    while (st->produced == st->consumed) pthread_cond_wait(&st->cv, &st->mu);
+    while (st->produced == st->consumed)
+        pthread_cond_wait(&st->cv, &st->mu);
     size_t slot = (size_t)(st->consumed % (uint64_t)st->depth);
     vs_status s = st->status[slot];
     pthread_mutex_unlock(&st->mu);

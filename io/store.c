@@ -196,9 +196,9 @@ static vs_status seal(store *s, vs_error *err) {
     if (!cv) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the catalog rows");
     for (int i = 0; i < s->n_pend; i++) {
         const pending *p = &s->pend[i];
-        cv[i] = (catalog_volume){p->key, p->modality, p->checksum,
-                                 {p->shape[0], p->shape[1], p->shape[2]}, p->sources,
-                                 p->n_sources};
+        cv[i] = (catalog_volume){p->key,      p->modality,
+                                 p->checksum, {p->shape[0], p->shape[1], p->shape[2]},
+                                 p->sources,  p->n_sources};
     }
     char name[64];
     shard_name((uint64_t)s->writer_sequence, name, sizeof name);
@@ -254,8 +254,8 @@ static vs_status add_pending(store *s, const shard_entry *e, const catalog_sourc
     return VS_OK;
 }
 
-vs_status store_put(store *s, const volume *v, const shard_extra *extra,
-                    const catalog_source *src, int n_src, vs_error *err) {
+vs_status store_put(store *s, const volume *v, const shard_extra *extra, const catalog_source *src,
+                    int n_src, vs_error *err) {
     vs_status st = VS_OK;
     for (int i = 0; i < n_src; i++)
         if (!src[i].path) return VS_FAIL(err, VS_ERR_INTERNAL, "a source has no path");
@@ -278,8 +278,8 @@ vs_status store_put(store *s, const volume *v, const shard_extra *extra,
     return st;
 }
 
-vs_status store_record(store *s, const catalog_source *src, catalog_state state,
-                       const char *reason, vs_error *err) {
+vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
+                       vs_error *err) {
     vs_status st = catalog_record_file(s->cat, s->run_id, src, state, reason, err);
     if (st == VS_OK && state == CATALOG_REJECTED) s->sum.n_rejected++;
     if (st == VS_OK && state == CATALOG_SKIPPED) s->sum.n_skipped++;

@@ -39,11 +39,11 @@ typedef struct store_options {
 void store_options_default(store_options *o);
 
 typedef struct store_summary {
-    int n_volumes;  /* volumes written this run (a rebuilt series counts once) */
-    int n_replaced; /* of those, series that superseded an older volume */
+    int n_volumes;             /* volumes written this run (a rebuilt series counts once) */
+    int n_replaced;            /* of those, series that superseded an older volume */
     int n_rejected, n_skipped; /* files recorded as rejected / skipped this run */
-    int n_shards;   /* shards sealed this run */
-    int n_recovered; /* leftover files removed or shards forgotten by recovery */
+    int n_shards;              /* shards sealed this run */
+    int n_recovered;           /* leftover files removed or shards forgotten by recovery */
 } store_summary;
 
 /* Create OUT (and OUT/shards) if needed, take the lock, open the catalog, recover, start a run. */
@@ -59,11 +59,11 @@ vs_status store_series_sources(store *s, const char *series_key,
 /* Write one volume built from n_src files. It becomes visible (catalog and readers) when its
  * shard is sealed: when the shard is full, or at store_close. A failure here leaves the store
  * unusable except for store_abort. */
-vs_status store_put(store *s, const volume *v, const shard_extra *extra,
-                    const catalog_source *src, int n_src, vs_error *err);
+vs_status store_put(store *s, const volume *v, const shard_extra *extra, const catalog_source *src,
+                    int n_src, vs_error *err);
 /* Record a file skipped or rejected with its reason (committed at once). */
-vs_status store_record(store *s, const catalog_source *src, catalog_state state,
-                       const char *reason, vs_error *err);
+vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
+                       vs_error *err);
 
 /* Seal the open shard, commit it, close the run record and release the lock; frees s. */
 vs_status store_close(store *s, store_summary *summary, vs_error *err);

@@ -8,13 +8,13 @@
 
 void synth_geometry(volume *v, double angle, const double spacing[3], const double origin[3]) {
     double ax[3] = {1, 2, 3}, n = sqrt(14.0);
-    for (int i = 0; i < 3; i++) ax[i] /= n;
+    for (int i = 0; i < 3; i++)
+        ax[i] /= n;
     double c = cos(angle), s = sin(angle), t = 1 - c;
-    double r[9] = {t * ax[0] * ax[0] + c,         t * ax[0] * ax[1] - s * ax[2],
-                   t * ax[0] * ax[2] + s * ax[1], t * ax[0] * ax[1] + s * ax[2],
-                   t * ax[1] * ax[1] + c,         t * ax[1] * ax[2] - s * ax[0],
-                   t * ax[0] * ax[2] - s * ax[1], t * ax[1] * ax[2] + s * ax[0],
-                   t * ax[2] * ax[2] + c};
+    double r[9] = {
+        t * ax[0] * ax[0] + c,         t * ax[0] * ax[1] - s * ax[2], t * ax[0] * ax[2] + s * ax[1],
+        t * ax[0] * ax[1] + s * ax[2], t * ax[1] * ax[1] + c,         t * ax[1] * ax[2] - s * ax[0],
+        t * ax[0] * ax[2] - s * ax[1], t * ax[1] * ax[2] + s * ax[0], t * ax[2] * ax[2] + c};
     memcpy(v->direction, r, sizeof r);
     memcpy(v->spacing, spacing, sizeof v->spacing);
     memcpy(v->origin, origin, sizeof v->origin);
@@ -35,15 +35,15 @@ static double sq(double x) { return x * x; }
 
 /* Tissue class of a normalised position (u, w across, z along), as CT numbers. */
 static double ct_value(double u, double w, double z, double organ_z) {
-    if (sq(u / 0.85) + sq(w / 0.62) > 1.0) return -1000.0;                     /* air */
-    if (sq((u - 0.0) / 0.09) + sq((w - 0.42) / 0.09) < 1.0) return 700.0;      /* spine */
+    if (sq(u / 0.85) + sq(w / 0.62) > 1.0) return -1000.0;                /* air */
+    if (sq((u - 0.0) / 0.09) + sq((w - 0.42) / 0.09) < 1.0) return 700.0; /* spine */
     if (sq((u + 0.38) / 0.27) + sq((w + 0.02) / 0.38) < 1.0 ||
-        sq((u - 0.38) / 0.27) + sq((w + 0.02) / 0.38) < 1.0) {                 /* lungs */
-        if (sq(u - 0.3) + sq(w + 0.1) + sq(z - organ_z) < 0.01) return 30.0;   /* nodule */
+        sq((u - 0.38) / 0.27) + sq((w + 0.02) / 0.38) < 1.0) {               /* lungs */
+        if (sq(u - 0.3) + sq(w + 0.1) + sq(z - organ_z) < 0.01) return 30.0; /* nodule */
         return -850.0;
     }
-    if (sq(u + 0.1) + sq(w + 0.1) + sq(z + 0.3) < 0.12) return 60.0;           /* liver */
-    if (sq(u / 0.8) + sq(w / 0.58) > 1.0) return -100.0;                       /* fat rim */
+    if (sq(u + 0.1) + sq(w + 0.1) + sq(z + 0.3) < 0.12) return 60.0; /* liver */
+    if (sq(u / 0.8) + sq(w / 0.58) > 1.0) return -100.0;             /* fat rim */
     return 40.0;
 }
 

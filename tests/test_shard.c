@@ -29,7 +29,8 @@ static void make_volumes(volume v[N_VOL]) {
 }
 
 static void free_volumes(volume v[N_VOL]) {
-    for (int i = 0; i < N_VOL; i++) volume_free(&v[i]);
+    for (int i = 0; i < N_VOL; i++)
+        volume_free(&v[i]);
 }
 
 static void write_shard(const char *dir, uint64_t seq, volume *v, int n, int retain) {
@@ -89,7 +90,8 @@ static void test_round_trip(void **state) {
         char prep[64];
         if (shard_set_read(s, i, &r, prep, sizeof prep, &err) != VS_OK) fail_msg("%s", err.msg);
         assert_int_equal(r.dtype, v[i].dtype);
-        assert_memory_equal(r.voxels, v[i].voxels, volume_n_voxels(&v[i]) * vol_dtype_size(v[i].dtype));
+        assert_memory_equal(r.voxels, v[i].voxels,
+                            volume_n_voxels(&v[i]) * vol_dtype_size(v[i].dtype));
         assert_memory_equal(r.spacing, v[i].spacing, sizeof r.spacing);
         assert_memory_equal(r.origin, v[i].origin, sizeof r.origin);
         assert_memory_equal(r.direction, v[i].direction, sizeof r.direction);
@@ -161,8 +163,10 @@ static void check_crop(const volume *v, const int size[3], const shard_crop_info
     int64_t dim[3] = {v->n_slices, v->n_rows, v->n_cols};
     for (int a = 0; a < 3; a++) {
         assert_true(in->start[a] >= 0);
-        if (dim[a] >= size[a]) assert_true(in->start[a] + size[a] <= dim[a]);
-        else assert_true(in->offset[a] + dim[a] <= size[a]);
+        if (dim[a] >= size[a])
+            assert_true(in->start[a] + size[a] <= dim[a]);
+        else
+            assert_true(in->offset[a] + dim[a] <= size[a]);
     }
     for (int z = 0; z < size[0]; z++)
         for (int y = 0; y < size[1]; y++)
@@ -290,7 +294,8 @@ static void copy_file(const char *from, const char *to) {
     assert_non_null(b);
     char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) assert_int_equal(fwrite(buf, 1, n, b), n);
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
     fclose(a);
     fclose(b);
 }
@@ -393,9 +398,12 @@ int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/vs_test_shard_XXXXXX");
     if (!mkdtemp(g_root)) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_identical_bytes),
-        cmocka_unit_test(test_crops),           cmocka_unit_test(test_stream_matches_sync),
-        cmocka_unit_test(test_newer_series_wins), cmocka_unit_test(test_corrupt_shards),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_identical_bytes),
+        cmocka_unit_test(test_crops),
+        cmocka_unit_test(test_stream_matches_sync),
+        cmocka_unit_test(test_newer_series_wins),
+        cmocka_unit_test(test_corrupt_shards),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

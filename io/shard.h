@@ -137,6 +137,13 @@ typedef struct shard_verify_result {
 } shard_verify_result;
 vs_status shard_verify_dir(const char *dir, shard_verify_result *res, vs_error *err);
 
+/* Call fn for every attribute of a shard file and every string of its index, as text:
+ * object is "/", "/volumes/<key>" or "/index/<row>"; numbers are printed with %.17g separated
+ * by spaces; each volume also gets pseudo-attributes "dtype" and "shape". For `inspect` and
+ * for verify-deid's scan of shards. fn returns non-zero to stop. */
+typedef int (*shard_text_fn)(void *ctx, const char *object, const char *name, const char *value);
+vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_error *err);
+
 /* ---- a prefetching crop stream for training --------------------------------------------- */
 
 /* Crop n of the stream is shard_set_crop with rng_seed(seed, n): the sequence depends only on

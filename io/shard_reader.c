@@ -532,3 +532,88 @@ vs_status shard_verify_dir(const char *dir, shard_verify_result *res, vs_error *
     free_names(names, n_names);
     return VS_OK;
 }
+
+/* ---- every attribute as text --------------------------------------------------------- */
+
+typedef struct text_walk {
+    shard_text_fn fn;
+    void *ctx;
+    const char *object;
+    int stop;
+} text_walk;
+
+/* One attribute as text: strings as they are, numbers joined by spaces. */
+static herr_t attr_as_text(hid_t obj, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    text_walk *w = data;
+    char value[2048] = {0};
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = -1, sp = -1;
+    if (a < 0) return -1;
+    herr_t rc = -1;
+    if ((t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) goto done;
+    H5T_class_t cls = H5Tget_class(t);
+    if (cls == H5T_STRING) {
+        if (shard_h5_read_attr_string(obj, name, value, sizeof value) < 0) goto done;
+    } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        if (n < 1 || n > 64) goto done;
+        double x[64];
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, x) < 0) goto done;
+        size_t used = 0;
+        for (hssize_t i = 0; i < n && used < sizeof value; i++)
+            used +=
+                (size_t)snprintf(value + used, sizeof value - used, "%s%.17g", i ? " " : "", x[i]);
+    } else {
+        snprintf(value, sizeof value, "(unsupported type)");
+    }
+    rc = 0;
+    if (w->fn(w->ctx, w->object, name, value)) w->stop = 1, rc = 1;
+done:
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+static vs_status walk_attrs(hid_t obj, const char *path, text_walk *w, vs_error *err) {
+    hsize_t idx = 0;
+    if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_as_text, w) < 0)
+        return shard_h5_fail(err, path, "cannot read attributes");
+    return VS_OK;
+}
+
+vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_error *err) {
+    shard_h5_quiet();
+    hid_t f;
+    int64_t seq;
+    shard_index_row *rows = NULL;
+    int n = 0;
+    vs_status st = load_shard(path, &f, &seq, &rows, &n, err);
+    if (st != VS_OK) return st;
+    text_walk w = {fn, ctx, "/", 0};
+    st = walk_attrs(f, path, &w, err);
+    for (int i = 0; i < n && st == VS_OK && !w.stop; i++) {
+        char object[SHARD_KEY_MAX + 16], shape[96];
+        snprintf(object, sizeof object, "/volumes/%s", rows[i].key);
+        snprintf(shape, sizeof shape, "%lld %lld %lld", (long long)rows[i].shape[0],
+                 (long long)rows[i].shape[1], (long long)rows[i].shape[2]);
+        w.object = object;
+        if (fn(ctx, object, "dtype", rows[i].dtype) || fn(ctx, object, "shape", shape)) break;
+        hid_t d = open_volume(f, rows[i].key);
+        if (d < 0) {
+            st = shard_h5_fail(err, path, "cannot open a volume dataset");
+            break;
+        }
+        st = walk_attrs(d, path, &w, err);
+        H5Dclose(d);
+        snprintf(object, sizeof object, "/index/%d", i);
+        if (st == VS_OK && !w.stop &&
+            (fn(ctx, object, "key", rows[i].key) || fn(ctx, object, "modality", rows[i].modality) ||
+             fn(ctx, object, "body_part", rows[i].body_part) ||
+             fn(ctx, object, "checksum", rows[i].checksum)))
+            break;
+    }
+    free(rows);
+    H5Fclose(f);
+    return st;
+}

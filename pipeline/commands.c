@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+int cmd_inspect(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
     "  -h, --help          show this help\n"                                             \
@@ -42,8 +45,17 @@ const cli_command cli_commands[] = {
      "\n"
      "Prints what vesalius sees in PATH: series and volumes with their geometry for DICOM,\n"
      "volumes and attributes for shards, configuration and step for checkpoints.\n"
+     "Built so far: a shard file (*.h5), a shard folder, or an ingest output folder.\n"
      COMMON_HELP,
-     NULL},
+     cmd_inspect},
+    {"verify", "re-check every shard checksum in an ingest output folder",
+     "Usage: vesalius verify DIR\n"
+     "\n"
+     "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
+     "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
+     "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
+     COMMON_HELP,
+     cmd_verify},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --shards DIR --out DIR [--study FILE] [OPTIONS]\n"
      "\n"

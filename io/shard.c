@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,7 @@ void shard_options_default(shard_options *o) {
     memset(o, 0, sizeof *o);
     o->chunk[0] = o->chunk[1] = o->chunk[2] = 64;
     o->deflate_level = 4;
+    o->threads = 1;
 }
 
 void shard_name(uint64_t sequence, char *buf, size_t cap) {
@@ -269,6 +271,8 @@ static vs_status check_options(const shard_options *o, vs_error *err) {
         if (o->chunk[a] < 1 || o->chunk[a] > 4096)
             return VS_FAIL(err, VS_ERR_CONFIG, "shard chunk edge %d is outside 1..4096",
                            o->chunk[a]);
+    if (o->threads < 1 || o->threads > 64)
+        return VS_FAIL(err, VS_ERR_CONFIG, "shard writer threads %d is outside 1..64", o->threads);
     if (o->deflate_level < 0 || o->deflate_level > 9)
         return VS_FAIL(err, VS_ERR_CONFIG, "shard deflate level %d is outside 0..9",
                        o->deflate_level);
@@ -358,12 +362,14 @@ static vs_status check_volume(const shard_writer *w, const volume *v, vs_error *
     return VS_OK;
 }
 
-static hid_t dataset_create_plist(const shard_writer *w, const hsize_t dims[3]) {
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (dcpl < 0) return -1;
-    hsize_t chunk[3];
+static void chunk_dims(const shard_writer *w, const hsize_t dims[3], hsize_t chunk[3]) {
     for (int a = 0; a < 3; a++)
         chunk[a] = dims[a] < (hsize_t)w->opt.chunk[a] ? dims[a] : (hsize_t)w->opt.chunk[a];
+}
+
+static hid_t dataset_create_plist(const shard_writer *w, const hsize_t chunk[3]) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0) return -1;
     if (H5Pset_chunk(dcpl, 3, chunk) < 0 || H5Pset_obj_track_times(dcpl, 0) < 0 ||
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 || H5Pset_shuffle(dcpl) < 0 ||
         (w->opt.deflate_level > 0 && H5Pset_deflate(dcpl, (unsigned)w->opt.deflate_level) < 0) ||
@@ -372,6 +378,18 @@ static hid_t dataset_create_plist(const shard_writer *w, const hsize_t dims[3]) 
         return -1;
     }
     return dcpl;
+}
+
+typedef struct checksum_job {
+    const void *bytes;
+    size_t n;
+    char *out;
+} checksum_job;
+
+static void *checksum_thread(void *p) {
+    checksum_job *j = p;
+    shard_checksum(j->bytes, j->n, j->out);
+    return NULL;
 }
 
 /* The per-volume attributes of SHARD_SCHEMA.md. */
@@ -424,10 +442,17 @@ vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *
     row->shape[0] = v->n_slices, row->shape[1] = v->n_rows, row->shape[2] = v->n_cols;
     memcpy(row->spacing, v->spacing, sizeof row->spacing);
     row->first_voxel = w->n_voxels;
-    shard_checksum(v->voxels, volume_n_voxels(v) * vol_dtype_size(v->dtype), row->checksum);
+    hsize_t chunk[3];
+    chunk_dims(w, dims, chunk);
+    /* The SHA-256 runs beside the chunk filters when there are threads to spare. */
+    checksum_job cj = {v->voxels, volume_n_voxels(v) * vol_dtype_size(v->dtype), row->checksum};
+    pthread_t sum_thread;
+    int threaded =
+        w->opt.threads > 1 && pthread_create(&sum_thread, NULL, checksum_thread, &cj) == 0;
+    if (!threaded) checksum_thread(&cj);
 
     if ((space = H5Screate_simple(3, dims, NULL)) < 0 ||
-        (dcpl = dataset_create_plist(w, dims)) < 0) {
+        (dcpl = dataset_create_plist(w, chunk)) < 0) {
         st = shard_h5_fail(err, w->tmp_path, "cannot set up a dataset");
         goto done;
     }
@@ -437,10 +462,11 @@ vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *
         st = shard_h5_fail(err, w->tmp_path, "cannot create a volume dataset");
         goto done;
     }
-    if (H5Dwrite(d, shard_dtype_mem_type(v->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, v->voxels) < 0) {
-        st = shard_h5_fail(err, w->tmp_path, "cannot write voxels");
-        goto done;
-    }
+    st = shard_write_chunks(d, w->tmp_path, v->voxels, dims, chunk, vol_dtype_size(v->dtype),
+                            w->opt.deflate_level, w->opt.threads, err);
+    if (threaded) pthread_join(sum_thread, NULL);
+    threaded = 0;
+    if (st != VS_OK) goto done;
     if (write_volume_attrs(w, d, v, extra, row->checksum) < 0) {
         st = shard_h5_fail(err, w->tmp_path, "cannot write volume attributes");
         goto done;
@@ -459,6 +485,7 @@ vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *
         memcpy(entry->checksum, row->checksum, sizeof entry->checksum);
     }
 done:
+    if (threaded) pthread_join(sum_thread, NULL);
     if (d >= 0 && H5Dclose(d) < 0 && st == VS_OK)
         st = shard_h5_fail(err, w->tmp_path, "cannot close a dataset");
     if (dcpl >= 0) H5Pclose(dcpl);

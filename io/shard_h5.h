@@ -52,4 +52,11 @@ int shard_dtype_parse(const char *name, vol_dtype *out);
 hid_t shard_dtype_file_type(vol_dtype t);
 hid_t shard_dtype_mem_type(vol_dtype t);
 
+/* Write every chunk of the chunked dataset d (filters shuffle [+ deflate level] + Fletcher-32,
+ * as its creation property list says) from voxels (dims, element size es), filtering in
+ * n_threads threads and writing in chunk order (io/shard_chunks.c). */
+vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, const hsize_t dims[3],
+                             const hsize_t chunk[3], size_t es, int level, int n_threads,
+                             vs_error *err);
+
 #endif

@@ -60,6 +60,7 @@ int main(int argc, char **argv) {
     shard_options_default(&o);
     o.chunk[0] = 32, o.chunk[1] = 48, o.chunk[2] = 48;
     o.deflate_level = 6;
+    o.threads = 2;
     o.retain_uids = 1;
     o.params = "{\"study\":\"h5py-test\"}";
     snprintf(p, sizeof p, "%s/shards", dir);

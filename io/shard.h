@@ -148,12 +148,14 @@ vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_erro
 /* ---- a prefetching crop stream for training --------------------------------------------- */
 
 /* Crop n of the stream is shard_set_crop with rng_seed(seed, n): the sequence depends only on
- * (seed, n), so a trainer saves n (shard_stream_position) and resumes with shard_stream_seek.
- * A background thread keeps up to `depth` crops ready. */
+ * (seed, n), not on threads or timing, so a trainer saves n (shard_stream_position) and resumes
+ * with shard_stream_seek. `threads` background threads keep up to `depth` crops ready (they
+ * decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
+ * stream runs, only it may use the shard set. */
 typedef struct shard_stream shard_stream;
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            int depth, shard_stream **out, vs_error *err);
+                            int depth, int threads, shard_stream **out, vs_error *err);
 /* Copy the next crop to out (blocking until it is ready). */
 vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
                             vs_error *err);

@@ -70,8 +70,9 @@ void shard_name(uint64_t sequence, char *buf, size_t cap);
  * folder is not writable, VS_ERR_LIBRARY when HDF5 refuses. */
 vs_status shard_writer_open(const char *dir, uint64_t sequence, const shard_options *opt,
                             shard_writer **out, vs_error *err);
-/* Append one volume. Refuses (VS_ERR_FORMAT) a bad series key, a key already in this shard,
- * an empty volume or an affine that does not match its geometry. On failure the shard is
+/* Append one volume. Refuses with VS_ERR_FORMAT, before touching the file (the shard stays
+ * usable), a bad series key, a key already in this shard, an empty volume, an unknown voxel
+ * type or an affine that does not match its geometry. After any other failure the shard is
  * unusable: abort it. `entry` (may be NULL) receives the index row. */
 vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *extra,
                            shard_entry *entry, vs_error *err);

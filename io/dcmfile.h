@@ -24,8 +24,8 @@ extern "C" {
 typedef struct dcmfile dcmfile;
 
 typedef struct dcmfile_limits {
-    uint64_t max_file_bytes; /* refuse larger files (0: 4 GiB) */
-    uint64_t max_voxels;     /* refuse Rows*Columns*Frames above this (0: 2^31) */
+    uint64_t max_file_bytes;   /* refuse larger files (0: 4 GiB) */
+    uint64_t max_voxels;       /* refuse Rows*Columns*Frames above this (0: 2^31) */
 } dcmfile_limits;
 
 vs_status dcmfile_load(const char *path, const dcmfile_limits *limits, dcmfile **out,

@@ -54,14 +54,12 @@ void rng_shuffle_u32(rng *r, uint32_t *a, uint32_t n) {
 }
 
 static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint64_t get_u64(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -72,8 +70,7 @@ void rng_save(const rng *r, uint8_t out[RNG_STATE_BYTES]) {
 
 vs_status rng_load(rng *r, const uint8_t in[RNG_STATE_BYTES], vs_error *err) {
     uint64_t inc = get_u64(in + 8);
-    if ((inc & 1u) == 0)
-        return VS_FAIL(err, VS_ERR_FORMAT, "saved RNG state is invalid (even increment)");
+    if ((inc & 1u) == 0) return VS_FAIL(err, VS_ERR_FORMAT, "saved RNG state is invalid (even increment)");
     r->state = get_u64(in);
     r->inc = inc;
     return VS_OK;

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+int cmd_demo_cohort(int argc, char **argv);
+
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
     "  -h, --help          show this help\n"                                             \
@@ -79,6 +81,18 @@ const cli_command cli_commands[] = {
      "file says, skipping stages whose inputs did not change.\n"
      COMMON_HELP,
      NULL},
+    {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
+     "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
+     "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
+     "\n"
+     "Writes procedural CT and MR studies (anatomy, noise, MR bias fields, varied spacing,\n"
+     "orientation, slice order and transfer syntax), a few radiographs, fake identifying values\n"
+     "in the headers, and a labeled CT subset with tumours: DIR/dicom/, DIR/labels/annotations.csv\n"
+     "(LUNA16 style, LPS mm), DIR/labels/volumes.csv and DIR/phi.txt (every planted identifier).\n"
+     "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 96x96\n"
+     "slices, 40-64 slices. The same seed writes the same bytes.\n"
+     COMMON_HELP,
+     cmd_demo_cohort},
 };
 
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

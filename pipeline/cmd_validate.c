@@ -203,7 +203,7 @@ static void log_headline(const report_results *res) {
 
 int cmd_validate(int argc, char **argv) {
     validate_args a;
-    if (parse_args(argc, argv, &a) < 0) return VS_EXIT_USAGE;
+    if (parse_args(argc, argv, &a) != 0) return VS_EXIT_USAGE;
     char start[32], end[32], cpu[256];
     utc_now(start, sizeof start);
     vs_error err;

@@ -1,6 +1,7 @@
 /* report_html.c — report.html (one self-contained file: inline CSS, inline SVG plots, previews
  * as base64 PNG) and report.md. Every number goes through report_text_num / _fixed. */
 #include "report.h"
+#include "report_text.h"
 
 #include <math.h>
 #include <sodium.h>

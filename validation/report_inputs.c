@@ -270,8 +270,7 @@ vs_status report_read_labels(report_input *in, const char *path, vs_error *err) 
     vs_status s = rec_open(&rd, path, 1, err);
     if (s != VS_OK) return s;
     label_row *rows = NULL, row;
-    long *les_line = NULL;
-    size_t n_rows = 0, cap_rows = 0, cap_les = 0, cap_line = 0;
+    size_t n_rows = 0, cap_rows = 0, cap_les = 0;
     froc_lesion les;
     for (;;) {
         rec r;
@@ -279,9 +278,7 @@ vs_status report_read_labels(report_input *in, const char *path, vs_error *err) 
         if ((s = rec_next(&rd, &r, &got, err)) != VS_OK || !got) break;
         if ((s = parse_label_row(&rd, &r, &row, &les, &has_les, err)) != VS_OK) break;
         if (grow((void **)&rows, &cap_rows, n_rows, sizeof *rows) < 0 ||
-            (has_les &&
-             (grow((void **)&in->lesions, &cap_les, in->n_lesions, sizeof les) < 0 ||
-              grow((void **)&les_line, &cap_line, in->n_lesions, sizeof *les_line) < 0))) {
+            (has_les && grow((void **)&in->lesions, &cap_les, in->n_lesions, sizeof les) < 0)) {
             s = VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
@@ -289,7 +286,6 @@ vs_status report_read_labels(report_input *in, const char *path, vs_error *err) 
         if (has_les) {
             /* the scan index is resolved once the series table exists; park the key's row */
             les.scan = (uint32_t)(n_rows - 1);
-            les_line[in->n_lesions] = rd.lineno;
             in->lesions[in->n_lesions++] = les;
         }
     }
@@ -310,7 +306,6 @@ vs_status report_read_labels(report_input *in, const char *path, vs_error *err) 
         in->lesions[i].scan = (uint32_t)find_series(in, keys[in->lesions[i].scan]);
     free(keys);
     free(rows);
-    free(les_line);
     if (s == VS_OK) s = report_add_file(in, "labels", path, err);
     return s;
 }

@@ -1,6 +1,7 @@
 /* report_write.c — the text buffer, the one number format, the definitions table, report.json
  * and the atomic save of the three report files. */
 #include "report.h"
+#include "report_text.h"
 
 #include <errno.h>
 #include <inttypes.h>

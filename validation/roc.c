@@ -4,16 +4,13 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* qsort has no context argument; the scores being sorted travel through this pointer,
- * which is only set for the duration of one roc_order call (single-threaded use). */
-static _Thread_local const double *g_sort_score;
-
-static int by_score_desc(const void *a, const void *b) {
+/* Descending score; ties keep index order, so the order (and every sum) is deterministic. */
+static int by_score_desc(const void *a, const void *b, void *ctx) {
+    const double *score = ctx;
     uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-    double si = g_sort_score[i], sj = g_sort_score[j];
-    if (si > sj) return -1;
-    if (si < sj) return 1;
-    return (i > j) - (i < j); /* stable: ties keep index order */
+    if (score[i] > score[j]) return -1;
+    if (score[i] < score[j]) return 1;
+    return (i > j) - (i < j);
 }
 
 vs_status roc_order(const double *score, size_t n, uint32_t **order, vs_error *err) {
@@ -27,9 +24,7 @@ vs_status roc_order(const double *score, size_t n, uint32_t **order, vs_error *e
     if (!o) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory ordering %zu scores", n);
     for (size_t i = 0; i < n; i++)
         o[i] = (uint32_t)i;
-    g_sort_score = score;
-    qsort(o, n, sizeof *o, by_score_desc);
-    g_sort_score = NULL;
+    qsort_r(o, n, sizeof *o, by_score_desc, (void *)score);
     *order = o;
     return VS_OK;
 }

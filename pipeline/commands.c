@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 int cmd_demo_cohort(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -71,9 +72,21 @@ const cli_command cli_commands[] = {
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
      "Writes report.json, report.md and report.html: ROC and AUC, FROC and CPM (LUNA16),\n"
-     "bootstrap confidence intervals, k-fold results and full provenance.\n"
+     "bootstrap confidence intervals, k-fold results and full provenance. Input forms are\n"
+     "in validation/FORMATS.md, the report.json schema in validation/REPORT_SCHEMA.md.\n"
+     "\n"
+     "  --predictions FILE     candidates and volume scores (CSV or JSON lines); repeatable\n"
+     "  --labels FILE          lesions and volume labels (CSV or JSON lines)\n"
+     "  --out DIR              where the three report files go (created if missing)\n"
+     "  --train-log [NAME=]FILE  JSON-lines training log (\"train.step\" events); repeatable\n"
+     "  --preview [NAME=]PNG   MAE reconstruction preview to embed; repeatable\n"
+     "  --study FILE           study file (its SHA-256 goes into the provenance)\n"
+     "  --shards DIR           shard folder (SHA-256 of its *.h5 set goes into the provenance)\n"
+     "  --bootstrap N          bootstrap resamples over patients (default 1000; 0: no CIs)\n"
+     "  --seed S               bootstrap seed (default 1)\n"
+     "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
      COMMON_HELP,
-     NULL},
+     cmd_validate},
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]\n"
      "\n"

@@ -7,6 +7,7 @@
 
 int cmd_demo_cohort(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -48,12 +49,33 @@ const cli_command cli_commands[] = {
      COMMON_HELP,
      NULL},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
-     "Usage: vesalius pretrain --shards DIR --out DIR [--study FILE] [OPTIONS]\n"
+     "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"
-     "Trains the 3D masked autoencoder (ViT encoder, 75% masking) on random crops of the\n"
-     "shards, writing checkpoints that resume bit-exactly and a safetensors export.\n"
+     "Trains the masked autoencoder (ViT encoder over the visible patches, 75% masking) on\n"
+     "random crops, writing DIR/checkpoint.ckpt (every --checkpoint-every steps, at the end and\n"
+     "on SIGINT/SIGTERM; resumes bit-exactly), DIR/model.safetensors (the PyTorch twin's\n"
+     "state_dict names) and DIR/preview.png (held-out mid slice: input | masked | recon).\n"
+     "\n"
+     "Data:\n"
+     "  --shards DIR          training shards (needs the shard reader; not in this build yet)\n"
+     "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
+     "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
+     "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"
+     "Model (sizes are S or Z,Y,X):\n"
+     "  --crop S  --patch S   crop and patch voxels (96, 16; 2D: --crop 1,224,224 --patch 1,16,16)\n"
+     "  --dim --depth --heads               encoder (192, 6, 3)\n"
+     "  --dec-dim --dec-depth --dec-heads   decoder (128, 2, 4); --mlp-ratio (4)\n"
+     "  --mask-ratio R        fraction of patches hidden (0.75)\n"
+     "  --target norm|plain   per-patch normalised targets (norm, the twin) or plain voxels\n"
+     "  --visible-weight W    loss weight of visible patches (0, the twin)\n"
+     "Training:\n"
+     "  --batch B (8)  --accum A (1)  --steps N (1000)  --seed S (0)\n"
+     "  --lr (1.5e-4)  --min-lr (0)  --warmup N (0)  cosine schedule to --steps\n"
+     "  --weight-decay (0.05)  --no-decay-norms  --clip NORM (0: off)\n"
+     "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation\n"
+     "  --checkpoint-every N (500)  --log-every N (10)\n"
      COMMON_HELP,
-     NULL},
+     cmd_pretrain},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels FILE --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"

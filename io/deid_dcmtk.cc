@@ -234,7 +234,29 @@ bool private_remove(walker &w, DcmItem *item, const DcmTag &tag, DcmElement *el)
 }
 
 // Apply one action; returns true when the element must be removed from its item.
-bool act(walker &w, DcmElement *el, deid_action a, const char *vr, const DcmTag &tag, int depth) {
+// Action C by VR: sequences cleaned inside, dates shifted (Modified Dates), AE titles keyed,
+// text scrubbed of identifiers. Overlay and curve bitmaps are graphics the Clean Graphics
+// option keeps (no OCR here: flagged); any other binary value cannot be cleaned: zeroed.
+void clean(walker &w, DcmElement *el, const deid_rule *rule, const char *vr, int depth) {
+    OFString s;
+    char ae[17];
+    if (vr_is(vr, "SQ"))
+        walk_sequence(w, el, depth);
+    else if (vr_is(vr, "DA DT"))
+        shift_dates(w, el, vr[1] == 'T');
+    else if (vr_is(vr, "AE") && el->getOFString(s, 0).good() && !s.empty()) {
+        deid_ae_key(w.ctx, s.c_str(), ae);
+        note(w, el->putString(ae), el);
+    } else if (vr_is(vr, kTextVRs))
+        clean_text(w, el);
+    else if (vr_is(vr, kBinaryVRs) && rule && rule->opts[DEID_OPT_CLEAN_GRAPHICS] == 'C')
+        w.res->graphics_kept = 1;
+    else if (vr_is(vr, kBinaryVRs))
+        dummy(w, el, vr);
+}
+
+bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const char *vr,
+         int depth) {
     deid_file_result *r = w.res;
     bool sq = vr_is(vr, "SQ");
     switch (a) {
@@ -255,27 +277,11 @@ bool act(walker &w, DcmElement *el, deid_action a, const char *vr, const DcmTag 
         if (sq)
             walk_sequence(w, el, depth);
         else if (vr_is(vr, "UI"))
-            map_uids(w, el, !deid_rule_find(tag.getGroup(), tag.getElement()));
+            map_uids(w, el, !rule);
         return false;
     case DEID_C:
         r->n_cleaned++;
-        if (sq)
-            walk_sequence(w, el, depth);
-        else if (vr_is(vr, "DA"))
-            shift_dates(w, el, false);
-        else if (vr_is(vr, "DT"))
-            shift_dates(w, el, true);
-        else if (vr_is(vr, "AE")) {
-            OFString s;
-            char ae[17];
-            if (el->getOFString(s, 0).good() && !s.empty()) {
-                deid_ae_key(w.ctx, s.c_str(), ae);
-                note(w, el->putString(ae), el);
-            }
-        } else if (vr_is(vr, kTextVRs))
-            clean_text(w, el);
-        else if (vr_is(vr, kBinaryVRs))
-            r->graphics_kept = 1;
+        clean(w, el, rule, vr, depth);
         return false;
     default: // K (and anything else): keep, cleaning inside sequences
         if (sq) walk_sequence(w, el, depth);
@@ -301,7 +307,7 @@ void walk_item(walker &w, DcmItem *item, int depth) {
         else {
             const deid_rule *r = deid_rule_find(tag.getGroup(), tag.getElement());
             deid_action a = r ? deid_rule_resolve(r, w.opt) : default_action(w, tag, vr);
-            remove = act(w, el, a, vr, tag, depth);
+            remove = act(w, el, r, a, vr, depth);
         }
         if (remove) delete item->remove((unsigned long)i);
     }

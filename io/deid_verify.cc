@@ -101,6 +101,7 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth);
 void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &where, int depth) {
     DcmTag tag = el->getTag();
     Uint16 g = tag.getGroup(), e = tag.getElement();
+    bool kept = false; // the declared options keep this attribute as it was
     if (g & 1) {
         bool safe = false;
         OFString creator;
@@ -117,8 +118,10 @@ void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &whe
         bool combined = r->basic >= DEID_ZD;
         if (a == DEID_X && (!combined || !is_empty(el)))
             hit(s, where, "attribute the profile removes");
+        kept = a == DEID_K; // e.g. Device UID under Retain Device Identity
     }
-    if (el->ident() == EVR_UI && !s.opt[DEID_OPT_RETAIN_UIDS] && !deid_uid_tag_is_class(g, e))
+    if (el->ident() == EVR_UI && !kept && !s.opt[DEID_OPT_RETAIN_UIDS] &&
+        !deid_uid_tag_is_class(g, e))
         check_uids(s, el, where);
     if (s.n_phi > 0 && is_string_vr(el->ident())) {
         OFString v;

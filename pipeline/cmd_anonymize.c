@@ -128,8 +128,10 @@ int cmd_anonymize(int argc, char **argv) {
         else if (c >= OPT_FIRST_DEID && c < OPT_FIRST_DEID + DEID_N_OPTIONS)
             dopt.option[c - OPT_FIRST_DEID] = 1;
         else
-            return cli_usage_error("anonymize", "unknown option or missing value '%s'",
-                                   argv[optind - 1]);
+            return optopt > 0 && optopt < 128
+                       ? cli_usage_error("anonymize", "option '-%c' is unknown", optopt)
+                       : cli_usage_error("anonymize", "option '%s' is unknown or needs a value",
+                                         argv[optind - 1]);
     }
     if (!out_dir || !key || optind >= argc) return cli_usage_error("anonymize", "%s", usage_hint);
 

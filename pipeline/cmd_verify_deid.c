@@ -60,15 +60,17 @@ static void print_hit(const deid_hit *h, void *user) {
 }
 
 int cmd_verify_deid(int argc, char **argv) {
-    static const struct option opts[] = {{"phi-list", required_argument, 0, 'p'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"phi-list", required_argument, 0, 1000}, {0, 0, 0, 0}};
     const char *phi_path = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'p')
+        if (c == 1000)
             phi_path = optarg;
         else
-            return cli_usage_error("verify-deid", "unknown option or missing value '%s'",
-                                   argv[optind - 1]);
+            return optopt > 0 && optopt < 128
+                       ? cli_usage_error("verify-deid", "option '-%c' is unknown", optopt)
+                       : cli_usage_error("verify-deid", "option '%s' is unknown or needs a value",
+                                         argv[optind - 1]);
     }
     if (optind >= argc) return cli_usage_error("verify-deid", "needs at least one PATH");
 

@@ -144,6 +144,9 @@ def main():
             fails.append("%s: dates shifted by different amounts %s" % (label, sorted(shifts)))
         if col == "rtnLongModifDatesOpt" and (not shifts or 0 in shifts):
             fails.append("%s: no date was shifted" % label)
+        p = subprocess.run([vesalius, "verify-deid", out], capture_output=True, text=True)
+        if p.returncode != 0:
+            fails.append("%s: verify-deid exit %d on the output: %s" % (label, p.returncode, p.stdout.strip()[:500]))
         fails += check_private(o, label, col == "rtnSafePrivOpt")
         fails += check_markers(o, label, flag)
     for f in fails:

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #ifdef __cplusplus
-extern "C" {
+extern "C" { /* the DCMTK and ITK shims call these from C++ */
 #endif
 
 typedef enum vs_status {

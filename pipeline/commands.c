@@ -8,6 +8,8 @@
 int cmd_demo_cohort(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
+int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
+int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -29,18 +31,38 @@ const cli_command cli_commands[] = {
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
      "Applies the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (and the\n"
-     "chosen options) to every DICOM file under SRC and writes the results under DIR, keeping\n"
-     "the transfer syntax and the pixel data. Pseudonyms and date shifts are keyed by FILE.\n"
+     "chosen options) to every DICOM file under SRC, at every sequence depth, and writes the\n"
+     "results as DIR/SERIES/INSTANCE.dcm (pseudonyms, never patient data), keeping the transfer\n"
+     "syntax and the pixel data. UIDs, patient pseudonyms and date shifts are keyed by FILE\n"
+     "(created with mode 0600 on first use; refused when group or others can read it).\n"
+     "Images that may carry burned-in text (BurnedInAnnotation YES, or US, XA and secondary\n"
+     "capture without it) are rejected (exit 4) unless --accept-burned-in.\n"
+     "\n"
+     "Options (PS3.15 Table E.1-1 options, any combination):\n"
+     "      --out DIR                     output folder\n"
+     "      --key FILE                    site key file\n"
+     "      --retain-safe-private         keep private elements on the safe list\n"
+     "      --retain-uids                 keep UIDs\n"
+     "      --retain-device-id            keep device identity\n"
+     "      --retain-institution-id       keep institution identity\n"
+     "      --retain-patient-chars        keep patient characteristics (age, sex, size...)\n"
+     "      --retain-long-full-dates      keep dates and times\n"
+     "      --retain-long-modified-dates  shift dates by a keyed per-patient offset\n"
+     "      --clean-descriptors           keep descriptions, with identifiers scrubbed\n"
+     "      --clean-structured-content    keep structured content, cleaned\n"
+     "      --clean-graphics              keep graphics and overlays, text cleaned\n"
+     "      --accept-burned-in            accept images that may carry burned-in text (flagged)\n"
+     "      --linkage FILE                record original -> pseudonym in an SQLite table (0600)\n"
      COMMON_HELP,
-     NULL},
+     cmd_anonymize},
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
      "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
      "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit.\n"
+     "tag, never the value. Exits 7 on any hit. Scans DICOM files (shards and reports later).\n"
      COMMON_HELP,
-     NULL},
+     cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH...\n"
      "\n"

@@ -7,11 +7,11 @@
 
 int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 
-#define COMMON_HELP                                                                                \
-    "\nCommon options:\n"                                                                          \
-    "  -h, --help          show this help\n"                                                       \
-    "      --log-json      log JSON lines on stderr\n"                                             \
-    "      --log-level L   debug, info, warn, error or quiet\n"                                    \
+#define COMMON_HELP                                                                      \
+    "\nCommon options:\n"                                                                \
+    "  -h, --help          show this help\n"                                             \
+    "      --log-json      log JSON lines on stderr\n"                                   \
+    "      --log-level L   debug, info, warn, error or quiet\n"                          \
     "  -j, --threads N     worker threads\n"
 
 const cli_command cli_commands[] = {
@@ -20,23 +20,24 @@ const cli_command cli_commands[] = {
      "\n"
      "Reads DICOM files, folders and DICOMDIRs under SRC, assembles 3D volumes, de-identifies\n"
      "them in memory (DICOM PS3.15 Annex E) and writes HDF5 shards and a catalog under DIR.\n"
-     "A rerun adds only what is new. Every input ends used, skipped or rejected with a "
-     "reason.\n" COMMON_HELP,
+     "A rerun adds only what is new. Every input ends used, skipped or rejected with a reason.\n"
+     COMMON_HELP,
      NULL},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
      "Applies the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (and the\n"
      "chosen options) to every DICOM file under SRC and writes the results under DIR, keeping\n"
-     "the transfer syntax and the pixel data. Pseudonyms and date shifts are keyed by "
-     "FILE.\n" COMMON_HELP,
+     "the transfer syntax and the pixel data. Pseudonyms and date shifts are keyed by FILE.\n"
+     COMMON_HELP,
      NULL},
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
      "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
      "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit.\n" COMMON_HELP,
+     "tag, never the value. Exits 7 on any hit.\n"
+     COMMON_HELP,
      NULL},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
@@ -48,38 +49,43 @@ const cli_command cli_commands[] = {
      "\n"
      "  --summary FILE   also write the run summary as JSON\n"
      "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
-     "  --max-voxels N   reject images and volumes of more than N voxels (default "
-     "2^31)\n" COMMON_HELP,
+     "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
+     COMMON_HELP,
      cmd_inspect},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --shards DIR --out DIR [--study FILE] [OPTIONS]\n"
      "\n"
      "Trains the 3D masked autoencoder (ViT encoder, 75% masking) on random crops of the\n"
-     "shards, writing checkpoints that resume bit-exactly and a safetensors export.\n" COMMON_HELP,
+     "shards, writing checkpoints that resume bit-exactly and a safetensors export.\n"
+     COMMON_HELP,
      NULL},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels FILE --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
      "Trains the detection head (and optionally the encoder) on a small labeled set, from a\n"
-     "pretraining checkpoint or from scratch, with patient-level folds.\n" COMMON_HELP,
+     "pretraining checkpoint or from scratch, with patient-level folds.\n"
+     COMMON_HELP,
      NULL},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE [OPTIONS]\n"
      "\n"
      "Sliding-window inference over whole volumes; writes candidates (LPS mm, probability,\n"
-     "size) and a volume-level score as CSV and JSON.\n" COMMON_HELP,
+     "size) and a volume-level score as CSV and JSON.\n"
+     COMMON_HELP,
      NULL},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
      "Writes report.json, report.md and report.html: ROC and AUC, FROC and CPM (LUNA16),\n"
-     "bootstrap confidence intervals, k-fold results and full provenance.\n" COMMON_HELP,
+     "bootstrap confidence intervals, k-fold results and full provenance.\n"
+     COMMON_HELP,
      NULL},
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]\n"
      "\n"
      "Runs ingest, pretrain, finetune (MAE and from scratch), predict and validate as the study\n"
-     "file says, skipping stages whose inputs did not change.\n" COMMON_HELP,
+     "file says, skipping stages whose inputs did not change.\n"
+     COMMON_HELP,
      NULL},
 };
 

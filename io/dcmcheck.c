@@ -446,8 +446,12 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
     }
     const struct ts_row *ts = ts_find(facts->transfer_syntax);
     if (!ts) {
+        /* A transfer syntax UID is not patient data, but damaged bytes are not printed. */
+        int uid_ok = facts->transfer_syntax[0] != 0;
+        for (const char *p = facts->transfer_syntax; *p; p++)
+            if (!((*p >= '0' && *p <= '9') || *p == '.')) uid_ok = 0;
         s = VS_FAIL(err, VS_ERR_FORMAT, "%s: unsupported transfer syntax %s", path,
-                    facts->transfer_syntax);
+                    uid_ok ? facts->transfer_syntax : "(not a valid UID)");
         goto done;
     }
     w.big_endian = ts->big_endian;

@@ -88,6 +88,11 @@ static const struct {
     {"1.2.840.10008.5.1.4.1.1.77.", "visible light image"},
 };
 
+/* Photometric interpretations named in reasons; anything else is not echoed. */
+static const char *const colour_models[] = {
+    "RGB",     "YBR_FULL", "YBR_FULL_422",  "YBR_PARTIAL_422", "YBR_PARTIAL_420",
+    "YBR_ICT", "YBR_RCT",  "PALETTE COLOR", "MONOCHROME1",     "MONOCHROME2"};
+
 /* Projection radiographs: one-slice volumes without patient geometry. */
 static const char *const projection_modalities[] = {"CR", "DX", "MG", "XA", "RF", "IO", "PX"};
 
@@ -203,9 +208,10 @@ static const char *classify(file_rec *r, dcm_state *st, char *buf, size_t n) {
     }
     if (h->samples != 1 || (strcmp(h->photometric, "MONOCHROME1") != 0 &&
                             strcmp(h->photometric, "MONOCHROME2") != 0)) {
-        snprintf(buf, n, "colour image (%.16s, %d samples per pixel)",
-                 h->photometric[0] ? h->photometric : "no PhotometricInterpretation",
-                 (int)h->samples);
+        const char *pi = "unrecognised PhotometricInterpretation";
+        for (size_t i = 0; i < sizeof colour_models / sizeof colour_models[0]; i++)
+            if (strcmp(h->photometric, colour_models[i]) == 0) pi = colour_models[i];
+        snprintf(buf, n, "colour image (%s, %d samples per pixel)", pi, (int)h->samples);
         return buf;
     }
     if (has_component(h->image_type, "MOSAIC")) return "Siemens MOSAIC image (not supported)";
@@ -300,6 +306,13 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
         dcmfile_free(f);
         return VS_OK;
     }
+    /* Modality reaches summaries and volumes: keep it to the characters a code string has. */
+    for (char *p = r->h.modality; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
+    for (char *p = r->h.body_part; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
     if (r->h.is_dicomdir) {
         dir_ctx c = {.s = s, .st = VS_OK, .err = err};
         snprintf(c.base, sizeof c.base, "%s", path);

@@ -113,3 +113,85 @@ class Checks:
     def done(self):
         print("%s: %d checks passed, %d failed" % (self.name, self.passed, len(self.failed)))
         sys.exit(1 if self.failed else 0)
+
+
+def phantom(rows, cols, n, seed=1):
+    """Realistic-ish CT content in HU: body ellipse, organs, bone ring, noise; (n, rows, cols) int16."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:rows, 0:cols]
+    cy, cx = rows / 2.0, cols / 2.0
+    out = np.empty((n, rows, cols), np.int16)
+    for k in range(n):
+        r = ((x - cx) / (0.45 * cols)) ** 2 + ((y - cy) / (0.38 * rows)) ** 2
+        img = np.full((rows, cols), -1000.0)
+        img[r < 1] = 40.0
+        img[(r < 1) & (r > 0.85)] = 700.0 + 50 * np.sin(k / 3.0)
+        lung = ((x - cx * 0.65) / (0.12 * cols)) ** 2 + ((y - cy) / (0.2 * rows)) ** 2
+        img[lung < 1] = -850.0
+        lesion = ((x - cx * 1.3) ** 2 + (y - cy * 0.9) ** 2) < (0.05 * cols * (1 + 0.3 * np.cos(k / 2.0))) ** 2
+        img[lesion] = 60.0
+        img += rng.normal(0, 12, img.shape)
+        out[k] = np.clip(np.round(img), -1024, 3071).astype(np.int16)
+    return out
+
+
+def write_series(folder, hu, iop, positions, spacing=(0.7, 0.8), modality="CT", slope=1.0,
+                 intercept=-1024.0, instance_numbers=None, names=None, padding=None,
+                 bits_stored=12, series_uid="1.2.826.0.1.3680043.9.7611.1.1", seed=7,
+                 transfer_syntax=None, study_uid="1.2.826.0.1.3680043.9.7611.1.0"):
+    """Write one slice per position with pydicom: stored = (hu - intercept) / slope, unsigned,
+    BitsStored bits. Returns the list of paths."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    n = len(positions)
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2" if modality == "CT" else "1.2.840.10008.5.1.4.1.1.4"
+        meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[series_uid, str(k), str(seed)])
+        meta.TransferSyntaxUID = transfer_syntax or ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.PatientName, ds.PatientID = "Test^Phantom", "PHANTOM01"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.FrameOfReferenceUID = study_uid + ".9"
+        ds.Modality = modality
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.SeriesNumber, ds.AcquisitionNumber = 3, 1
+        ds.InstanceNumber = int(instance_numbers[k]) if instance_numbers is not None else k + 1
+        ds.ImagePositionPatient = ["%.6f" % v for v in positions[k]]
+        ds.ImageOrientationPatient = ["%.8f" % v for v in iop]
+        ds.PixelSpacing = ["%.6f" % spacing[0], "%.6f" % spacing[1]]
+        ds.SliceThickness = "1.0"
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
+        ds.RescaleSlope, ds.RescaleIntercept = "%g" % slope, "%g" % intercept
+        stored = np.round((hu[k].astype(np.float64) - intercept) / slope).astype(np.uint16)
+        if padding is not None:
+            ds.PixelPaddingValue = padding
+            stored[:2, :] = padding
+        ds.PixelData = stored.tobytes()
+        name = names[k] if names is not None else "IM%04d.dcm" % k
+        p = os.path.join(folder, name)
+        ds.save_as(p, write_like_original=False)
+        paths.append(p)
+    return paths
+
+
+def positions_along(origin, step, n):
+    return [np.asarray(origin, float) + k * np.asarray(step, float) for k in range(n)]
+
+
+def oblique_iop(deg_a=20.0, deg_b=12.0):
+    """Row and column cosines of an axial plane rotated about two axes."""
+    a, b = np.radians(deg_a), np.radians(deg_b)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    m = rx @ rz
+    return list(m[:, 0]) + list(m[:, 1])

@@ -19,8 +19,8 @@ import tempfile
 import numpy as np
 import pydicom
 
-from dicom_common import (DUMP, Checks, affine, corpora, dump, finish, phantom, positions_along,
-                          reference_frame, write_series)
+from dicom_common import (Checks, affine, corpora, dump, finish, oblique_iop, phantom,
+                          positions_along, reference_frame, write_enhanced, write_series)
 
 c = Checks("dicom_assembly")
 tmp = tempfile.mkdtemp(prefix="vs_asm_")
@@ -104,6 +104,25 @@ for mono in ("MONOCHROME2", "MONOCHROME1"):
         dss = [pydicom.dcmread(p) for p in paths]
         ref = finish(np.stack([reference_frame(ds, ds.pixel_array) for ds in dss]))
         c.check(v[0].dtype == ref.dtype and np.array_equal(v[0], ref), "%s: masking/padding rules differ" % mono)
+
+# Enhanced CT: one multi-frame file, frames stored out of order, equals the same slices written
+# as a classic single-frame series
+iop_o = oblique_iop(25, 8)
+n_o = np.cross(iop_o[:3], iop_o[3:])
+pos_o = positions_along([-30.0, -70.0, 5.0], 1.5 * n_o, 12)
+frame_order = np.random.default_rng(4).permutation(12)
+mf = write_enhanced(os.path.join(tmp, "enhanced.dcm"), hu, iop_o, pos_o, frame_order=frame_order)
+d = os.path.join(tmp, "classic")
+write_series(d, hu, iop_o, pos_o, series_uid="1.2.826.0.1.3680043.9.7611.21.1")
+s1, v1 = dump([mf])
+s2, v2 = dump([d])
+c.check(s1["volumes"] == 1 and s2["volumes"] == 1, "enhanced: %s" % reasons(s1))
+if s1["volumes"] == 1 and s2["volumes"] == 1:
+    c.check(np.array_equal(v1[0], v2[0]) and np.array_equal(v1[0], hu), "enhanced voxels differ from the classic series")
+    g1, g2 = s1["volume_list"][0], s2["volume_list"][0]
+    c.check(all(np.allclose(g1[k], g2[k], atol=1e-9) for k in ("spacing", "origin", "direction")),
+            "enhanced geometry differs from the classic series")
+    c.check(g1["files"] == 1, "enhanced volume should come from one file")
 
 # damaged copies of real files
 src_dir = corpora()[0]

@@ -195,3 +195,54 @@ def oblique_iop(deg_a=20.0, deg_b=12.0):
     rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     m = rx @ rz
     return list(m[:, 0]) + list(m[:, 1])
+
+
+def write_enhanced(path, hu, iop, positions, spacing=(0.7, 0.8), slope=1.0, intercept=-1024.0,
+                   frame_order=None, series_uid="1.2.826.0.1.3680043.9.7611.20.1"):
+    """One Enhanced CT multi-frame file: per-frame PlanePositionSequence, shared orientation,
+    pixel measures and rescale. frame_order permutes which slice each frame holds."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    n = len(positions)
+    order = list(range(n)) if frame_order is None else list(frame_order)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[series_uid, "mf"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = "Test^Enhanced", "PHANTOM02"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = series_uid + ".0", series_uid
+    ds.FrameOfReferenceUID = series_uid + ".9"
+    ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SeriesNumber, ds.InstanceNumber = 5, 1
+    ds.Rows, ds.Columns, ds.NumberOfFrames = hu.shape[1], hu.shape[2], n
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    shared = Dataset()
+    po = Dataset(); po.ImageOrientationPatient = ["%.8f" % v for v in iop]
+    pm = Dataset(); pm.PixelSpacing = ["%.6f" % spacing[0], "%.6f" % spacing[1]]; pm.SliceThickness = "1.0"
+    pv = Dataset(); pv.RescaleSlope, pv.RescaleIntercept, pv.RescaleType = "%g" % slope, "%g" % intercept, "HU"
+    shared.PlaneOrientationSequence = Sequence([po])
+    shared.PixelMeasuresSequence = Sequence([pm])
+    shared.PixelValueTransformationSequence = Sequence([pv])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per = []
+    frames = []
+    for f in range(n):
+        k = order[f]
+        it = Dataset()
+        pp = Dataset(); pp.ImagePositionPatient = ["%.6f" % v for v in positions[k]]
+        it.PlanePositionSequence = Sequence([pp])
+        fc = Dataset(); fc.InStackPositionNumber = k + 1
+        it.FrameContentSequence = Sequence([fc])
+        per.append(it)
+        frames.append(np.round((hu[k].astype(np.float64) - intercept) / slope).astype(np.uint16))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per)
+    ds.PixelData = np.stack(frames).tobytes()
+    ds.save_as(path, write_like_original=False)
+    return path

@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 
 from dicom_common import (Checks, affine, corpora, dump, oblique_iop, phantom, positions_along,
-                          write_series)
+                          write_enhanced, write_series)
 
 c = Checks("dicom_vs_dcm2niix")
 tmp = tempfile.mkdtemp(prefix="vs_d2n_")
@@ -46,6 +46,13 @@ pos2 = positions_along([12.0, -80.0, -60.0], 3.0 * n2, 9)[::-1]  # files written
 write_series(os.path.join(tmp, "sag"), hu2, iop2, pos2, spacing=(1.1, 0.9), modality="MR", slope=2.0,
              intercept=-1000.0, series_uid="1.2.826.0.1.3680043.9.7611.3.1")
 series["sag"] = os.path.join(tmp, "sag")
+
+os.makedirs(os.path.join(tmp, "enhanced"))
+iop3 = oblique_iop(-15, 20)
+write_enhanced(os.path.join(tmp, "enhanced", "mf.dcm"), phantom(30, 34, 10, seed=6), iop3,
+               positions_along([5.0, -20.0, 40.0], 2.0 * np.cross(iop3[:3], iop3[3:]), 10),
+               frame_order=np.random.default_rng(8).permutation(10))
+series["enhanced"] = os.path.join(tmp, "enhanced")
 
 
 def nifti_of(folder):

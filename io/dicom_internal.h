@@ -51,9 +51,16 @@ vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, vs_error *err);
 void dcm_header_free(dcm_header *h);
 
 /* Decode frame `frame` into buf as native-endian samples of BitsAllocated bits
- * (buf_bytes == Rows*Columns*Samples*BitsAllocated/8). */
+ * (buf_bytes == Rows*Columns*Samples*BitsAllocated/8). *is_signed is -1, or 0/1 when the
+ * codestream itself says whether samples are signed (JPEG 2000), which then wins over
+ * PixelRepresentation, as pydicom and dcm2niix decide. */
 vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment, void *buf,
-                               uint64_t buf_bytes, vs_error *err);
+                               uint64_t buf_bytes, int *is_signed, vs_error *err);
+
+/* JPEG 2000 (dicom_j2k.cc, OpenJPEG): is `ts` one of its UIDs; decode one grey frame. */
+int dcmshim_is_jpeg2000(const char *ts);
+vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, uint64_t buf_bytes,
+                             int *is_signed, vs_error *err);
 
 /* Referenced files of a DICOMDIR: calls add(ctx, relative_path_with_slashes) for each. */
 vs_status dcmshim_dicomdir_files(dcmfile *f, void (*add)(void *ctx, const char *rel), void *ctx,

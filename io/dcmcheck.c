@@ -392,7 +392,8 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
 vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
                         vs_error *err) {
     memset(facts, 0, sizeof *facts);
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO named by a DICOMDIR must not hang the run; it is refused below. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the file", path);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

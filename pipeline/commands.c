@@ -10,6 +10,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
+int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -64,12 +65,18 @@ const cli_command cli_commands[] = {
      COMMON_HELP,
      cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
-     "Usage: vesalius inspect PATH...\n"
+     "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"
-     "Prints what vesalius sees in PATH: series and volumes with their geometry for DICOM,\n"
-     "volumes and attributes for shards, configuration and step for checkpoints.\n"
+     "Prints what vesalius sees in PATH: for DICOM files, folders and DICOMDIRs every volume\n"
+     "(shape, voxel type, spacing, origin, direction in LPS mm, modality, file count) and the\n"
+     "account of every file: used, skipped or rejected with its reason. No names, IDs or UIDs.\n"
+     "Exits 4 when some input was rejected.\n"
+     "\n"
+     "  --summary FILE   also write the run summary as JSON\n"
+     "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
+     "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
      COMMON_HELP,
-     NULL},
+     cmd_inspect},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"

@@ -1,11 +1,13 @@
-/* cmd_inspect.c — `vesalius inspect PATH...`: what vesalius sees in DICOM input.
+/* cmd_inspect.c — `vesalius inspect PATH...`: what vesalius sees in DICOM input or shards.
  *
+ * Shard files and folders (and ingest output folders) go to inspect_shard.c.
  * For DICOM files, folders and DICOMDIRs: every volume (shape, voxel type, spacing, origin,
  * direction, modality, kind, file count) and the account of every file (used, skipped,
  * rejected with reasons). Nothing identifying is printed: no names, IDs, UIDs or dates.
  * Exit 4 when some input was rejected. */
 #include "cli.h"
 #include "dicom.h"
+#include "inspect.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -96,6 +98,15 @@ int cmd_inspect(int argc, char **argv) {
     if (optind >= argc) return cli_usage_error("inspect", "no PATH given");
 
     vs_error err;
+    int all_shards = 1;
+    for (int i = optind; i < argc; i++) all_shards &= inspect_is_shard_path(argv[i]);
+    if (all_shards) {
+        int code = VS_EXIT_OK;
+        for (int i = optind; i < argc; i++)
+            if (inspect_shard_path(argv[i], &err) != VS_OK && code == VS_EXIT_OK)
+                code = cli_fail("inspect", &err);
+        return code;
+    }
     dcm_scan *s = NULL;
     vs_status st = dcm_scan_open(&opt, &s, &err);
     for (int i = optind; !st && i < argc; i++)

@@ -11,6 +11,7 @@ int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
 int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
+int cmd_verify(int argc, char **argv);
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -70,13 +71,21 @@ const cli_command cli_commands[] = {
      "Prints what vesalius sees in PATH: for DICOM files, folders and DICOMDIRs every volume\n"
      "(shape, voxel type, spacing, origin, direction in LPS mm, modality, file count) and the\n"
      "account of every file: used, skipped or rejected with its reason. No names, IDs or UIDs.\n"
-     "Exits 4 when some input was rejected.\n"
+     "For a shard file (*.h5), a shard folder or an ingest output folder: every volume and its\n"
+     "attributes. Exits 4 when some DICOM input was rejected.\n"
      "\n"
      "  --summary FILE   also write the run summary as JSON\n"
      "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
      "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
      COMMON_HELP,
      cmd_inspect},
+    {"verify", "re-check every shard checksum in an ingest output folder",
+     "Usage: vesalius verify DIR\n"
+     "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
+     "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
+     "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
+     COMMON_HELP,
+     cmd_verify},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"

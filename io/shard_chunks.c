@@ -1,0 +1,205 @@
+/* shard_chunks.c — parallel chunk filtering for the shard writer.
+ *
+ * HDF5 runs its filter pipeline (shuffle → deflate → Fletcher-32) in the calling thread, one
+ * chunk at a time. Here worker threads apply the same filters to a batch of chunks and the
+ * calling thread writes them in chunk order with H5Dwrite_chunk, so the file is byte-identical
+ * whatever the thread count, and readers (HDF5, h5py) undo the filters as usual.
+ *
+ * Invariants:
+ *   1. The bytes of a filtered chunk are exactly what HDF5's own filters produce: shuffle as
+ *      H5Zshuffle.c, zlib stream of compress2 at the level, Fletcher-32 as H5checksum.c
+ *      appended little-endian (H5Zfletcher32.c). Edge chunks are full-size, zero-padded.
+ *   2. At most `batch` filtered chunks are held in memory at once.
+ */
+#include "shard_h5.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, sums folded every 360. */
+static uint32_t fletcher32(const uint8_t *data, size_t n_bytes) {
+    size_t len = n_bytes / 2;
+    uint32_t sum1 = 0, sum2 = 0;
+    while (len) {
+        size_t t = len > 360 ? 360 : len;
+        len -= t;
+        do {
+            sum1 += (uint32_t)(((uint16_t)data[0]) << 8) | ((uint16_t)data[1]);
+            data += 2;
+            sum2 += sum1;
+        } while (--t);
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if (n_bytes % 2) {
+        sum1 += (uint32_t)(((uint16_t)*data) << 8);
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    return (sum2 << 16) | sum1;
+}
+
+typedef struct chunk_job {
+    const uint8_t *voxels;
+    hsize_t dims[3], chunk[3], grid[3]; /* grid: chunks per axis */
+    size_t es, chunk_bytes;
+    int level;
+    /* the batch */
+    hsize_t first; /* linear index of the batch's first chunk */
+    int n, n_threads;
+    uint8_t **raw, **shuf, **out; /* per slot: (chunk_bytes), (chunk_bytes), (bound + 4) */
+    size_t *out_len;
+    int *failed;
+} chunk_job;
+
+static void chunk_origin(const chunk_job *j, hsize_t index, hsize_t at[3]) {
+    at[2] = (index % j->grid[2]) * j->chunk[2];
+    at[1] = (index / j->grid[2] % j->grid[1]) * j->chunk[1];
+    at[0] = (index / j->grid[2] / j->grid[1]) * j->chunk[0];
+}
+
+/* Copy chunk `index` out of the volume (zero-padded), shuffle, deflate, append Fletcher-32. */
+static void filter_chunk(chunk_job *j, int slot) {
+    hsize_t at[3];
+    chunk_origin(j, j->first + (hsize_t)slot, at);
+    uint8_t *raw = j->raw[slot], *shuf = j->shuf[slot], *out = j->out[slot];
+    memset(raw, 0, j->chunk_bytes);
+    hsize_t nz = j->dims[0] - at[0] < j->chunk[0] ? j->dims[0] - at[0] : j->chunk[0];
+    hsize_t ny = j->dims[1] - at[1] < j->chunk[1] ? j->dims[1] - at[1] : j->chunk[1];
+    hsize_t nx = j->dims[2] - at[2] < j->chunk[2] ? j->dims[2] - at[2] : j->chunk[2];
+    for (hsize_t z = 0; z < nz; z++)
+        for (hsize_t y = 0; y < ny; y++)
+            memcpy(raw + ((z * j->chunk[1] + y) * j->chunk[2]) * j->es,
+                   j->voxels +
+                       (((at[0] + z) * j->dims[1] + at[1] + y) * j->dims[2] + at[2]) * j->es,
+                   nx * j->es);
+    size_t n_elem = j->chunk_bytes / j->es;
+    for (size_t b = 0; b < j->es; b++)
+        for (size_t i = 0; i < n_elem; i++)
+            shuf[b * n_elem + i] = raw[i * j->es + b];
+    size_t len = j->chunk_bytes;
+    if (j->level > 0) {
+        uLongf dlen = compressBound((uLong)j->chunk_bytes);
+        if (compress2(out, &dlen, shuf, (uLong)j->chunk_bytes, j->level) != Z_OK) {
+            j->failed[slot] = 1;
+            return;
+        }
+        len = dlen;
+    } else {
+        memcpy(out, shuf, len);
+    }
+    uint32_t f = fletcher32(out, len);
+    for (int k = 0; k < 4; k++)
+        out[len + (size_t)k] = (uint8_t)(f >> (8 * k));
+    j->out_len[slot] = len + 4;
+    j->failed[slot] = 0;
+}
+
+typedef struct worker_arg {
+    chunk_job *job;
+    int id;
+} worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *a = p;
+    for (int s = a->id; s < a->job->n; s += a->job->n_threads)
+        filter_chunk(a->job, s);
+    return NULL;
+}
+
+/* Filter the batch's chunks, in worker threads when n_threads > 1. */
+static int filter_batch(chunk_job *j) {
+    if (j->n_threads <= 1 || j->n == 1) {
+        for (int s = 0; s < j->n; s++)
+            filter_chunk(j, s);
+        return 0;
+    }
+    pthread_t th[64];
+    worker_arg args[64];
+    int started = 0;
+    for (int t = 0; t < j->n_threads && t < 64; t++) {
+        args[t] = (worker_arg){j, t};
+        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) break;
+        started++;
+    }
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    /* Slots of threads that did not start are done here. */
+    for (int t = started; t < j->n_threads; t++)
+        for (int s = t; s < j->n; s += j->n_threads)
+            filter_chunk(j, s);
+    return 0;
+}
+
+static void free_slots(chunk_job *j, int batch) {
+    for (int s = 0; s < batch; s++) {
+        if (j->raw) free(j->raw[s]);
+        if (j->shuf) free(j->shuf[s]);
+        if (j->out) free(j->out[s]);
+    }
+    free(j->raw);
+    free(j->shuf);
+    free(j->out);
+    free(j->out_len);
+    free(j->failed);
+}
+
+vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, const hsize_t dims[3],
+                             const hsize_t chunk[3], size_t es, int level, int n_threads,
+                             vs_error *err) {
+    chunk_job j;
+    memset(&j, 0, sizeof j);
+    j.voxels = voxels;
+    j.es = es;
+    j.level = level;
+    j.n_threads = n_threads < 1 ? 1 : n_threads > 64 ? 64 : n_threads;
+    j.chunk_bytes = es;
+    hsize_t total = 1;
+    for (int a = 0; a < 3; a++) {
+        j.dims[a] = dims[a];
+        j.chunk[a] = chunk[a];
+        j.grid[a] = (dims[a] + chunk[a] - 1) / chunk[a];
+        j.chunk_bytes *= (size_t)chunk[a];
+        total *= j.grid[a];
+    }
+    int batch = 4 * j.n_threads;
+    size_t bound = (size_t)compressBound((uLong)j.chunk_bytes);
+    if (bound < j.chunk_bytes) bound = j.chunk_bytes;
+    j.raw = calloc((size_t)batch, sizeof *j.raw);
+    j.shuf = calloc((size_t)batch, sizeof *j.shuf);
+    j.out = calloc((size_t)batch, sizeof *j.out);
+    j.out_len = calloc((size_t)batch, sizeof *j.out_len);
+    j.failed = calloc((size_t)batch, sizeof *j.failed);
+    vs_status st = VS_OK;
+    if (!j.raw || !j.shuf || !j.out || !j.out_len || !j.failed) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
+        goto done;
+    }
+    for (int s = 0; s < batch; s++)
+        if (!(j.raw[s] = malloc(j.chunk_bytes)) || !(j.shuf[s] = malloc(j.chunk_bytes)) ||
+            !(j.out[s] = malloc(bound + 4))) {
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
+            goto done;
+        }
+    for (hsize_t first = 0; first < total && st == VS_OK; first += (hsize_t)batch) {
+        j.first = first;
+        j.n = total - first < (hsize_t)batch ? (int)(total - first) : batch;
+        filter_batch(&j);
+        for (int s = 0; s < j.n && st == VS_OK; s++) {
+            hsize_t at[3];
+            chunk_origin(&j, first + (hsize_t)s, at);
+            if (j.failed[s])
+                st = VS_FAIL(err, VS_ERR_LIBRARY, "%s: zlib failed to compress a chunk", path);
+            else if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, at, j.out_len[s], j.out[s]) < 0)
+                st = shard_h5_fail(err, path, "cannot write a chunk");
+        }
+    }
+done:
+    free_slots(&j, batch);
+    return st;
+}

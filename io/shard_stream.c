@@ -1,0 +1,159 @@
+/* shard_stream.c — a crop stream with a prefetch thread. Crop n is shard_set_crop with an rng
+ * seeded (seed, n), so the sequence does not depend on timing or on where a run resumed.
+ *
+ * Invariants:
+ *   1. consumed <= produced <= consumed + depth; slot n % depth holds crop n once produced > n.
+ *   2. Only the producer thread touches the shard set while the thread runs.
+ */
+#include "shard.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct shard_stream {
+    shard_set *set;
+    uint64_t seed;
+    int size[3];
+    float pad;
+    int depth; /* 0: no thread, crops made on demand */
+    size_t n_floats;
+    float *buf; /* (depth, Sz, Sy, Sx) */
+    shard_crop_info *info;
+    vs_status *status;
+    vs_error *errs;
+    uint64_t produced, consumed;
+    int stop, failed, running;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static vs_status make_crop(shard_stream *st, uint64_t n, float *out, shard_crop_info *info,
+                           vs_error *err) {
+    rng r;
+    rng_seed(&r, st->seed, n);
+    return shard_set_crop(st->set, &r, st->size, st->pad, out, info, err);
+}
+
+static void *producer(void *arg) {
+    shard_stream *st = arg;
+    pthread_mutex_lock(&st->mu);
+    while (!st->stop && !st->failed) {
+        if (st->produced - st->consumed >= (uint64_t)st->depth) {
+            pthread_cond_wait(&st->cv, &st->mu);
+            continue;
+        }
+        uint64_t n = st->produced;
+        size_t slot = (size_t)(n % (uint64_t)st->depth);
+        pthread_mutex_unlock(&st->mu);
+        vs_status s =
+            make_crop(st, n, st->buf + slot * st->n_floats, &st->info[slot], &st->errs[slot]);
+        pthread_mutex_lock(&st->mu);
+        st->status[slot] = s;
+        if (s != VS_OK) st->failed = 1;
+        st->produced = n + 1;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+static vs_status start(shard_stream *st, vs_error *err) {
+    if (st->depth == 0) return VS_OK;
+    st->stop = st->failed = 0;
+    if (pthread_create(&st->thread, NULL, producer, st) != 0)
+        return VS_FAIL(err, VS_ERR_ENV, "cannot start the crop prefetch thread");
+    st->running = 1;
+    return VS_OK;
+}
+
+static void halt(shard_stream *st) {
+    if (!st->running) return;
+    pthread_mutex_lock(&st->mu);
+    st->stop = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->thread, NULL);
+    st->running = 0;
+}
+
+vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
+                            int depth, shard_stream **out, vs_error *err) {
+    *out = NULL;
+    if (depth < 0 || depth > 1024)
+        return VS_FAIL(err, VS_ERR_USAGE, "prefetch depth %d is outside 0..1024", depth);
+    for (int a = 0; a < 3; a++)
+        if (size[a] < 1 || size[a] > 4096)
+            return VS_FAIL(err, VS_ERR_USAGE, "crop edge %d is outside 1..4096", size[a]);
+    shard_stream *st = calloc(1, sizeof *st);
+    if (!st) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a crop stream");
+    st->set = s;
+    st->seed = seed;
+    memcpy(st->size, size, sizeof st->size);
+    st->pad = pad_value;
+    st->depth = depth;
+    st->n_floats = (size_t)size[0] * (size_t)size[1] * (size_t)size[2];
+    int slots = depth ? depth : 1;
+    st->buf = malloc((size_t)slots * st->n_floats * sizeof *st->buf);
+    st->info = calloc((size_t)slots, sizeof *st->info);
+    st->status = calloc((size_t)slots, sizeof *st->status);
+    st->errs = calloc((size_t)slots, sizeof *st->errs);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    vs_status rc = VS_OK;
+    if (!st->buf || !st->info || !st->status || !st->errs)
+        rc = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %d prefetched crops", slots);
+    if (rc == VS_OK) rc = start(st, err);
+    if (rc != VS_OK) {
+        shard_stream_close(st);
+        return rc;
+    }
+    *out = st;
+    return VS_OK;
+}
+
+vs_status shard_stream_next(shard_stream *st, float *out, shard_crop_info *info, vs_error *err) {
+    if (st->depth == 0) {
+        vs_status s = make_crop(st, st->consumed, out, info, err);
+        if (s == VS_OK) st->consumed++;
+        return s;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (st->produced == st->consumed)
+        pthread_cond_wait(&st->cv, &st->mu);
+    size_t slot = (size_t)(st->consumed % (uint64_t)st->depth);
+    vs_status s = st->status[slot];
+    pthread_mutex_unlock(&st->mu);
+    if (s != VS_OK) {
+        const vs_error *e = &st->errs[slot];
+        return vs_error_set(err, s, e->src_file, e->src_line, "%s", e->msg);
+    }
+    memcpy(out, st->buf + slot * st->n_floats, st->n_floats * sizeof *out);
+    if (info) *info = st->info[slot];
+    pthread_mutex_lock(&st->mu);
+    st->consumed++;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return VS_OK;
+}
+
+uint64_t shard_stream_position(const shard_stream *st) { return st->consumed; }
+
+vs_status shard_stream_seek(shard_stream *st, uint64_t n, vs_error *err) {
+    halt(st);
+    st->produced = st->consumed = n;
+    return start(st, err);
+}
+
+void shard_stream_close(shard_stream *st) {
+    if (!st) return;
+    halt(st);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->buf);
+    free(st->info);
+    free(st->status);
+    free(st->errs);
+    free(st);
+}

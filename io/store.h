@@ -1,0 +1,73 @@
+/* store.h — the ingest output folder: shards written and sealed in turn, the catalog committed
+ * after each seal, one run at a time. This is the API `vesalius ingest` calls per volume.
+ *
+ *   OUT/shards/shard-NNNNNN.h5   sealed shards (io/shard.h)
+ *   OUT/catalog.sqlite           the catalog (io/catalog.h), WAL mode
+ *   OUT/.lock                    flock'ed by the run in progress
+ *
+ * Invariants:
+ *   1. Only one process writes OUT at a time (flock on OUT/.lock; a second waits up to the
+ *      timeout, then fails with VS_ERR_BUSY).
+ *   2. Volumes are committed to the catalog only after their shard was sealed (renamed and
+ *      synced); the catalog never names a volume that is not on disk in a sealed shard.
+ *   3. store_open recovers from a killed run: it removes `.tmp` shards and sealed shards the
+ *      catalog does not know (sealed but killed before the commit), and forgets catalog shards
+ *      missing from disk (their sources are ingested again). After recovery, an ingest of the
+ *      same inputs in the same order gives the same shards and catalog as an uninterrupted run.
+ *   4. Memory is bounded by one volume plus the index of the open shard.
+ */
+#ifndef VS_STORE_H
+#define VS_STORE_H
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "shard.h"
+#include "status.h"
+#include "volume.h"
+
+typedef struct store store;
+
+typedef struct store_options {
+    shard_options shard;
+    uint64_t shard_max_bytes; /* seal a shard once its file reaches this size */
+    int lock_timeout_ms;      /* how long to wait for another run's lock (0: fail at once) */
+    const char *run_params;   /* JSON recorded with the run, or NULL */
+} store_options;
+
+/* Default shard options, 1 GiB shards, no lock wait. */
+void store_options_default(store_options *o);
+
+typedef struct store_summary {
+    int n_volumes;             /* volumes written this run (a rebuilt series counts once) */
+    int n_replaced;            /* of those, series that superseded an older volume */
+    int n_rejected, n_skipped; /* files recorded as rejected / skipped this run */
+    int n_shards;              /* shards sealed this run */
+    int n_recovered;           /* leftover files removed or shards forgotten by recovery */
+} store_summary;
+
+/* Create OUT (and OUT/shards) if needed, take the lock, open the catalog, recover, start a run. */
+vs_status store_open(const char *out_dir, const store_options *opt, store **out, vs_error *err);
+
+/* Whether a file still needs ingesting (catalog_file_check). */
+vs_status store_file_check(store *s, const catalog_source *src, catalog_file_status *status,
+                           vs_error *err);
+/* The source paths of the live volume of a series (to rebuild it with new files). */
+vs_status store_series_sources(store *s, const char *series_key,
+                               int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
+
+/* Write one volume built from n_src files. It becomes visible (catalog and readers) when its
+ * shard is sealed: when the shard is full, or at store_close. A failure here leaves the store
+ * unusable except for store_abort. */
+vs_status store_put(store *s, const volume *v, const shard_extra *extra, const catalog_source *src,
+                    int n_src, vs_error *err);
+/* Record a file skipped or rejected with its reason (committed at once). */
+vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
+                       vs_error *err);
+
+/* Seal the open shard, commit it, close the run record and release the lock; frees s. */
+vs_status store_close(store *s, store_summary *summary, vs_error *err);
+/* Drop the open shard (its volumes are not committed), release everything; frees s. */
+void store_abort(store *s);
+
+#endif

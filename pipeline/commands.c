@@ -83,6 +83,7 @@ const cli_command cli_commands[] = {
      "  --shards DIR           shard folder (SHA-256 of its *.h5 set goes into the provenance)\n"
      "  --bootstrap N          bootstrap resamples over patients (default 1000; 0: no CIs)\n"
      "  --seed S               bootstrap seed (default 1)\n"
+     "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
      "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
      COMMON_HELP,
      cmd_validate},

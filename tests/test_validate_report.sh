@@ -21,7 +21,8 @@ validate() { # validate OUTDIR [EXTRA...]
     --predictions "$d/predictions_scratch.jsonl" --out "$out" \
     --train-log "$d/pretrain.log" --train-log finetune-mae="$d/finetune_mae.log" \
     --train-log finetune-scratch="$d/finetune_scratch.log" --preview mae-recon="$d/preview.png" \
-    --study "$d/study.yaml" --shards "$d/shards" --seed 3 --operating-point 0.5 "$@"
+    --study "$d/study.yaml" --shards "$d/shards" --seed 3 --operating-point 0.5 \
+    --record-seed pretrain=11 --record-seed finetune=12 "$@"
 }
 
 validate "$t/r1" 2>"$t/err1"; expect "first run exits 0" 0 $?
@@ -85,7 +86,7 @@ need(ins[("labels", "labels.csv")] == sha(d + "/labels.csv") == p["labels_sha256
 need(ins[("predictions", "predictions_scratch.jsonl")] == sha(d + "/predictions_scratch.jsonl"), "predictions hash")
 need(p["study_sha256"] == sha(d + "/study.yaml"), "study hash")
 need(p["shards"] == {"sha256": shards_sha, "n_files": 3}, "shard-set hash equals the sha256sum pipeline")
-need(p["seeds"] == {"bootstrap": 3} and p["git_revision"] and p["vesalius_version"] and p["cpu_model"], "seeds, version, revision, CPU")
+need(p["seeds"] == {"bootstrap": 3, "pretrain": 11, "finetune": 12} and p["git_revision"] and p["vesalius_version"] and p["cpu_model"], "seeds, version, revision, CPU")
 need({l["name"] for l in p["libraries"]} >= {"DCMTK", "ITK", "HDF5", "zlib", "OpenBLAS"}, "library versions")
 need(len(p["splits"]["assignment_sha256"]) == 64 and len(p["splits"]["folds"]) == 10, "splits recorded")
 need(all(k in r1["definitions"] for k in ("auc", "roc", "froc", "cpm", "hit", "ap", "bootstrap", "folds", "brier")), "definitions in words")
@@ -114,6 +115,8 @@ grep -q "is labeled but has no prediction row in arm mae" "$t/err" && ok "missin
 "$V" validate --labels "$d/labels.csv" --out "$t/r7" 2>/dev/null; expect "missing --predictions is a usage error" 2 $?
 "$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" --out "$t/r7" --bootstrap -3 2>/dev/null
 expect "negative --bootstrap is a usage error" 2 $?
+"$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" --out "$t/r7" --record-seed bootstrap=4 2>/dev/null
+expect "--record-seed cannot replace the bootstrap seed" 2 $?
 
 # the HTML in a real browser
 if [ -x /usr/bin/chromium ]; then

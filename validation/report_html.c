@@ -270,8 +270,7 @@ static void svg_comparison(report_text *t, const report_results *res) {
             }
             plot_dot(&p, ci->value, y, arm_color[a]);
         }
-    const char *names[REPORT_N_ARMS], *colors[REPORT_N_ARMS];
-    plot_end(&p, names, colors, arm_legend(res, names, colors));
+    plot_end(&p, NULL, NULL, 0); /* each row is labeled with its arm: no legend */
 }
 
 /* ---- tables ---------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "report.h"
+#include "report_text.h"
 
 static char g_dir[] = "/tmp/vs_inputs_XXXXXX";
 
@@ -194,6 +195,34 @@ static void test_train_log_and_preview(void **state) {
     report_input_free(&in);
 }
 
+/* The one number format of report.json and the text reports. */
+static void test_number_format(void **state) {
+    (void)state;
+    static const struct {
+        double v;
+        int json;
+        const char *want;
+    } cases[] = {
+        {0.5, 1, "0.5"},
+        {1.0, 1, "1.0"},
+        {-0.0, 1, "0.0"},
+        {-1e-12, 1, "0.0"},
+        {1.0 / 3, 1, "0.3333333333"},
+        {-2.25, 1, "-2.25"},
+        {1e30, 1, "1000000000000000019884624838656.0"},
+        {NAN, 1, "null"},
+        {INFINITY, 1, "null"},
+        {1.0 / 3, 0, "0.333"},
+        {NAN, 0, "n/a"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        report_text t = {0};
+        report_text_num(&t, cases[i].v, cases[i].json);
+        assert_string_equal(t.p, cases[i].want);
+        report_text_free(&t);
+    }
+}
+
 static int setup(void **state) {
     (void)state;
     return mkdtemp(g_dir) ? 0 : -1;
@@ -208,10 +237,9 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv_and_jsonl_agree),
-        cmocka_unit_test(test_bad_predictions),
-        cmocka_unit_test(test_bad_labels),
-        cmocka_unit_test(test_train_log_and_preview),
+        cmocka_unit_test(test_csv_and_jsonl_agree), cmocka_unit_test(test_bad_predictions),
+        cmocka_unit_test(test_bad_labels),          cmocka_unit_test(test_train_log_and_preview),
+        cmocka_unit_test(test_number_format),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

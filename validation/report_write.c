@@ -57,7 +57,7 @@ void report_text_printf(report_text *t, const char *fmt, ...) {
 
 /* Fixed-point with `decimals` digits; whatever the C locale, the separator is '.'. */
 void report_text_fixed(report_text *t, double v, int decimals) {
-    char buf[64];
+    char buf[400]; /* %.10f of the largest double is 320 characters */
     snprintf(buf, sizeof buf, "%.*f", decimals, v);
     for (char *p = buf; *p; p++)
         if (*p != '-' && (*p < '0' || *p > '9')) *p = '.';
@@ -74,7 +74,7 @@ void report_text_num(report_text *t, double v, int json) {
         report_text_fixed(t, v, 3);
         return;
     }
-    char buf[64];
+    char buf[400]; /* %.10f of the largest double is 320 characters */
     snprintf(buf, sizeof buf, "%.10f", v);
     for (char *p = buf; *p; p++)
         if (*p != '-' && (*p < '0' || *p > '9')) *p = '.';

@@ -94,6 +94,28 @@ need(t not in open(t + "/r1/report.json").read(), "no folder layout in report.js
 sys.exit(1 if errs else 0)
 PY
 
+# input order does not matter: shuffled rows give the same report apart from the input hashes
+mkdir -p "$t/shuf"
+{ head -n 1 "$d/predictions_mae.csv"; tail -n +2 "$d/predictions_mae.csv" | shuf --random-source=<(yes); } >"$t/shuf/predictions_mae.csv"
+shuf --random-source=<(yes) "$d/predictions_scratch.jsonl" >"$t/shuf/predictions_scratch.jsonl"
+{ head -n 1 "$d/labels.csv"; tail -n +2 "$d/labels.csv" | tac; } >"$t/shuf/labels.csv"
+"$V" validate --labels "$t/shuf/labels.csv" --predictions "$t/shuf/predictions_mae.csv" \
+  --predictions "$t/shuf/predictions_scratch.jsonl" --out "$t/r8" --seed 3 2>/dev/null
+expect "shuffled inputs exit 0" 0 $?
+"$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" \
+  --predictions "$d/predictions_scratch.jsonl" --out "$t/r9" --seed 3 2>/dev/null
+/usr/bin/python3 - "$t/r8/report.json" "$t/r9/report.json" <<'PY' && ok "shuffled rows give the same report" || bad "shuffled rows change the report"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for r in (a, b):
+    del r["run_time"], r["provenance"]["inputs"], r["provenance"]["labels_sha256"]
+sys.exit(0 if a == b and open(sys.argv[1]).read() != open(sys.argv[2]).read() else 1)
+PY
+
+# self-contained: nothing loaded from elsewhere
+if grep -qE '(src|href)="(https?:|//|file:)|<script|<link' "$t/r1/report.html"; then bad "report.html loads something from outside"
+else ok "report.html is self-contained"; fi
+
 # nothing identifying: the generator planted identifiers in extra columns and log messages
 for phi in 'DOE^JOHN' 19650412 MRN-4471923; do
   if grep -rqF -- "$phi" "$t/r1"; then bad "report holds planted identifier $phi"; else ok "no $phi in any report"; fi

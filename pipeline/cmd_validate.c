@@ -138,7 +138,12 @@ static int parse_args(int argc, char **argv, validate_args *a) {
                                    argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
+    /* `--predictions a.csv b.jsonl`: files after the option (left over by getopt) are more
+     * predictions, as the usage line FILE... promises. */
+    if (optind < argc && !a->n_predictions)
+        return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
+    for (; optind < argc; optind++)
+        if (add_file(a->predictions, &a->n_predictions, argv[optind], "--predictions")) return -1;
     if (!a->n_predictions || !a->labels || !a->out)
         return cli_usage_error("validate", "--predictions, --labels and --out are required");
     if (a->opt.n_ops == 0) a->opt.ops[a->opt.n_ops++] = 0.5;

@@ -74,7 +74,7 @@ const cli_command cli_commands[] = {
      "bootstrap confidence intervals, k-fold results and full provenance. Input forms are\n"
      "in validation/FORMATS.md, the report.json schema in validation/REPORT_SCHEMA.md.\n"
      "\n"
-     "  --predictions FILE     candidates and volume scores (CSV or JSON lines); repeatable\n"
+     "  --predictions FILE...  candidates and volume scores (CSV or JSON lines); repeatable\n"
      "  --labels FILE          lesions and volume labels (CSV or JSON lines)\n"
      "  --out DIR              where the three report files go (created if missing)\n"
      "  --train-log [NAME=]FILE  JSON-lines training log (\"train.step\" events); repeatable\n"

@@ -103,7 +103,8 @@ shuf --random-source=<(yes) "$d/predictions_scratch.jsonl" >"$t/shuf/predictions
   --predictions "$t/shuf/predictions_scratch.jsonl" --out "$t/r8" --seed 3 2>/dev/null
 expect "shuffled inputs exit 0" 0 $?
 "$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" \
-  --predictions "$d/predictions_scratch.jsonl" --out "$t/r9" --seed 3 2>/dev/null
+  "$d/predictions_scratch.jsonl" --out "$t/r9" --seed 3 2>/dev/null
+expect "--predictions takes several files" 0 $?
 /usr/bin/python3 - "$t/r8/report.json" "$t/r9/report.json" <<'PY' && ok "shuffled rows give the same report" || bad "shuffled rows change the report"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
@@ -139,6 +140,8 @@ grep -q "is labeled but has no prediction row in arm mae" "$t/err" && ok "missin
 expect "negative --bootstrap is a usage error" 2 $?
 "$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" --out "$t/r7" --record-seed bootstrap=4 2>/dev/null
 expect "--record-seed cannot replace the bootstrap seed" 2 $?
+"$V" validate stray.csv --labels "$d/labels.csv" --out "$t/r7" 2>/dev/null
+expect "a file without --predictions is a usage error" 2 $?
 
 # the HTML in a real browser
 if [ -x /usr/bin/chromium ]; then

@@ -27,28 +27,58 @@ typedef struct validate_args {
     int n_train_logs;
     const char *previews[MAX_FILES];
     int n_previews;
+    report_seed seeds[MAX_FILES];
+    int n_seeds;
     const char *labels, *out, *study, *shards;
     report_options opt;
 } validate_args;
 
 static const struct option opts[] = {
-    {"predictions", required_argument, 0, 'p'},
-    {"labels", required_argument, 0, 'l'},
-    {"out", required_argument, 0, 'o'},
-    {"train-log", required_argument, 0, 't'},
-    {"preview", required_argument, 0, 'v'},
-    {"study", required_argument, 0, 's'},
-    {"shards", required_argument, 0, 'd'},
-    {"bootstrap", required_argument, 0, 'b'},
-    {"seed", required_argument, 0, 'S'},
-    {"operating-point", required_argument, 0, 'P'},
-    {0, 0, 0, 0},
+    {"predictions", required_argument, 0, 'p'}, {"labels", required_argument, 0, 'l'},
+    {"out", required_argument, 0, 'o'},         {"train-log", required_argument, 0, 't'},
+    {"preview", required_argument, 0, 'v'},     {"study", required_argument, 0, 's'},
+    {"shards", required_argument, 0, 'd'},      {"bootstrap", required_argument, 0, 'b'},
+    {"seed", required_argument, 0, 'S'},        {"operating-point", required_argument, 0, 'P'},
+    {"record-seed", required_argument, 0, 'R'}, {0, 0, 0, 0},
 };
 
 static int add_file(const char **list, int *n, const char *arg, const char *opt) {
     if (*n >= MAX_FILES)
         return cli_usage_error("validate", "at most %d %s options", MAX_FILES, opt);
     list[(*n)++] = arg;
+    return 0;
+}
+
+/* --record-seed NAME=N: a seed used upstream, kept in the provenance block. The name takes
+ * the key alphabet and must not clash with "bootstrap" or an earlier name. */
+static int parse_seed(const char *arg, validate_args *a) {
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : 0;
+    int ok =
+        eq && len > 0 && len <= REPORT_NAME_MAX && a->n_seeds < MAX_FILES &&
+        strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+    char *end = NULL;
+    unsigned long long v = 0;
+    if (ok) {
+        errno = 0;
+        v = strtoull(eq + 1, &end, 10);
+        ok = !errno && end && !*end && eq[1] >= '0' && eq[1] <= '9';
+    }
+    if (ok) {
+        report_seed *s = &a->seeds[a->n_seeds];
+        memcpy(s->name, arg, len);
+        s->name[len] = '\0';
+        ok = strcmp(s->name, "bootstrap") != 0;
+        for (int i = 0; ok && i < a->n_seeds; i++)
+            ok = strcmp(a->seeds[i].name, s->name) != 0;
+        s->value = v;
+    }
+    if (!ok)
+        return cli_usage_error("validate",
+                               "--record-seed wants NAME=N (NAME: 1-64 of A-Z a-z 0-9 . _ -, not "
+                               "'bootstrap' and not repeated; N: a whole number), not '%s'",
+                               arg);
+    a->n_seeds++;
     return 0;
 }
 
@@ -100,12 +130,20 @@ static int parse_args(int argc, char **argv, validate_args *a) {
             a->opt.ops[a->opt.n_ops++] = v;
             break;
         }
+        case 'R':
+            if (parse_seed(optarg, a) != 0) return VS_EXIT_USAGE;
+            break;
         default:
             return cli_usage_error("validate", "unknown option or missing value '%s'",
                                    argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
+    /* `--predictions a.csv b.jsonl`: files after the option (left over by getopt) are more
+     * predictions, as the usage line FILE... promises. */
+    if (optind < argc && !a->n_predictions)
+        return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
+    for (; optind < argc; optind++)
+        if (add_file(a->predictions, &a->n_predictions, argv[optind], "--predictions")) return -1;
     if (!a->n_predictions || !a->labels || !a->out)
         return cli_usage_error("validate", "--predictions, --labels and --out are required");
     if (a->opt.n_ops == 0) a->opt.ops[a->opt.n_ops++] = 0.5;
@@ -223,8 +261,15 @@ int cmd_validate(int argc, char **argv) {
     snprintf(libs[n_lv].name, sizeof libs[n_lv].name, "OpenBLAS");
     snprintf(libs[n_lv].version, sizeof libs[n_lv].version, "%s", blas_version());
     cpu_model(cpu, sizeof cpu);
-    prov = (report_provenance){VESALIUS_VERSION, vs_git_revision,    libs, n_lv + 1, cpu,
-                               g_cli.threads,    blas_get_threads(), 0,    "",       0};
+    prov.vesalius_version = VESALIUS_VERSION;
+    prov.git_revision = vs_git_revision;
+    prov.libs = libs;
+    prov.n_libs = n_lv + 1;
+    prov.seeds = a.seeds;
+    prov.n_seeds = a.n_seeds;
+    prov.cpu_model = cpu;
+    prov.threads = g_cli.threads;
+    prov.blas_threads = blas_get_threads();
 
     vs_status s = make_dir(a.out, &err);
     if (s == VS_OK) s = read_inputs(&a, &in, &err);

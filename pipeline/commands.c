@@ -135,7 +135,7 @@ const cli_command cli_commands[] = {
      "bootstrap confidence intervals, k-fold results and full provenance. Input forms are\n"
      "in validation/FORMATS.md, the report.json schema in validation/REPORT_SCHEMA.md.\n"
      "\n"
-     "  --predictions FILE     candidates and volume scores (CSV or JSON lines); repeatable\n"
+     "  --predictions FILE...  candidates and volume scores (CSV or JSON lines); repeatable\n"
      "  --labels FILE          lesions and volume labels (CSV or JSON lines)\n"
      "  --out DIR              where the three report files go (created if missing)\n"
      "  --train-log [NAME=]FILE  JSON-lines training log (\"train.step\" events); repeatable\n"
@@ -144,6 +144,7 @@ const cli_command cli_commands[] = {
      "  --shards DIR           shard folder (SHA-256 of its *.h5 set goes into the provenance)\n"
      "  --bootstrap N          bootstrap resamples over patients (default 1000; 0: no CIs)\n"
      "  --seed S               bootstrap seed (default 1)\n"
+     "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
      "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
      COMMON_HELP,
      cmd_validate},

@@ -21,7 +21,8 @@ validate() { # validate OUTDIR [EXTRA...]
     --predictions "$d/predictions_scratch.jsonl" --out "$out" \
     --train-log "$d/pretrain.log" --train-log finetune-mae="$d/finetune_mae.log" \
     --train-log finetune-scratch="$d/finetune_scratch.log" --preview mae-recon="$d/preview.png" \
-    --study "$d/study.yaml" --shards "$d/shards" --seed 3 --operating-point 0.5 "$@"
+    --study "$d/study.yaml" --shards "$d/shards" --seed 3 --operating-point 0.5 \
+    --record-seed pretrain=11 --record-seed finetune=12 "$@"
 }
 
 validate "$t/r1" 2>"$t/err1"; expect "first run exits 0" 0 $?
@@ -85,13 +86,36 @@ need(ins[("labels", "labels.csv")] == sha(d + "/labels.csv") == p["labels_sha256
 need(ins[("predictions", "predictions_scratch.jsonl")] == sha(d + "/predictions_scratch.jsonl"), "predictions hash")
 need(p["study_sha256"] == sha(d + "/study.yaml"), "study hash")
 need(p["shards"] == {"sha256": shards_sha, "n_files": 3}, "shard-set hash equals the sha256sum pipeline")
-need(p["seeds"] == {"bootstrap": 3} and p["git_revision"] and p["vesalius_version"] and p["cpu_model"], "seeds, version, revision, CPU")
+need(p["seeds"] == {"bootstrap": 3, "pretrain": 11, "finetune": 12} and p["git_revision"] and p["vesalius_version"] and p["cpu_model"], "seeds, version, revision, CPU")
 need({l["name"] for l in p["libraries"]} >= {"DCMTK", "ITK", "HDF5", "zlib", "OpenBLAS"}, "library versions")
 need(len(p["splits"]["assignment_sha256"]) == 64 and len(p["splits"]["folds"]) == 10, "splits recorded")
 need(all(k in r1["definitions"] for k in ("auc", "roc", "froc", "cpm", "hit", "ap", "bootstrap", "folds", "brier")), "definitions in words")
 need(t not in open(t + "/r1/report.json").read(), "no folder layout in report.json")
 sys.exit(1 if errs else 0)
 PY
+
+# input order does not matter: shuffled rows give the same report apart from the input hashes
+mkdir -p "$t/shuf"
+{ head -n 1 "$d/predictions_mae.csv"; tail -n +2 "$d/predictions_mae.csv" | shuf --random-source=<(yes); } >"$t/shuf/predictions_mae.csv"
+shuf --random-source=<(yes) "$d/predictions_scratch.jsonl" >"$t/shuf/predictions_scratch.jsonl"
+{ head -n 1 "$d/labels.csv"; tail -n +2 "$d/labels.csv" | tac; } >"$t/shuf/labels.csv"
+"$V" validate --labels "$t/shuf/labels.csv" --predictions "$t/shuf/predictions_mae.csv" \
+  --predictions "$t/shuf/predictions_scratch.jsonl" --out "$t/r8" --seed 3 2>/dev/null
+expect "shuffled inputs exit 0" 0 $?
+"$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" \
+  "$d/predictions_scratch.jsonl" --out "$t/r9" --seed 3 2>/dev/null
+expect "--predictions takes several files" 0 $?
+/usr/bin/python3 - "$t/r8/report.json" "$t/r9/report.json" <<'PY' && ok "shuffled rows give the same report" || bad "shuffled rows change the report"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for r in (a, b):
+    del r["run_time"], r["provenance"]["inputs"], r["provenance"]["labels_sha256"]
+sys.exit(0 if a == b and open(sys.argv[1]).read() != open(sys.argv[2]).read() else 1)
+PY
+
+# self-contained: nothing loaded from elsewhere
+if grep -qE '(src|href)="(https?:|//|file:)|<script|<link' "$t/r1/report.html"; then bad "report.html loads something from outside"
+else ok "report.html is self-contained"; fi
 
 # nothing identifying: the generator planted identifiers in extra columns and log messages
 for phi in 'DOE^JOHN' 19650412 MRN-4471923; do
@@ -114,6 +138,10 @@ grep -q "is labeled but has no prediction row in arm mae" "$t/err" && ok "missin
 "$V" validate --labels "$d/labels.csv" --out "$t/r7" 2>/dev/null; expect "missing --predictions is a usage error" 2 $?
 "$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" --out "$t/r7" --bootstrap -3 2>/dev/null
 expect "negative --bootstrap is a usage error" 2 $?
+"$V" validate --labels "$d/labels.csv" --predictions "$d/predictions_mae.csv" --out "$t/r7" --record-seed bootstrap=4 2>/dev/null
+expect "--record-seed cannot replace the bootstrap seed" 2 $?
+"$V" validate stray.csv --labels "$d/labels.csv" --out "$t/r7" 2>/dev/null
+expect "a file without --predictions is a usage error" 2 $?
 
 # the HTML in a real browser
 if [ -x /usr/bin/chromium ]; then

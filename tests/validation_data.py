@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""validation_data.py OUT_DIR [SEED] — a realistic, deterministic validation study.
+"""validation_data.py OUT_DIR [SEED [N_SERIES]] — a realistic, deterministic validation study.
 
 Simulates what `vesalius predict` writes for 40 labeled CT scans from 32 patients (about half
 with 1-3 tumours of 5-30 mm, some lesions marked irrelevant), in 5 patient-level folds, for two
@@ -17,7 +17,8 @@ rnd = random.Random(seed)
 os.makedirs(out, exist_ok=True)
 PLANTED = ["DOE^JOHN", "19650412", "MRN-4471923"]
 
-n_series, n_patients, k = 40, 32, 5
+n_series = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+n_patients, k = n_series * 4 // 5, 5
 patients = ["P%04d" % (1000 + i) for i in range(n_patients)]
 series = []
 for i in range(n_series):

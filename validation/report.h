@@ -90,6 +90,12 @@ typedef struct report_input {
     size_t n_files;
 } report_input;
 
+/* A seed used upstream (pretraining, fine-tuning, splits), recorded for the reader. */
+typedef struct report_seed {
+    char name[REPORT_NAME_MAX + 1];
+    uint64_t value;
+} report_seed;
+
 typedef struct report_lib {
     char name[32];
     char version[128];
@@ -101,6 +107,8 @@ typedef struct report_provenance {
     const char *git_revision;
     const report_lib *libs;
     int n_libs;
+    const report_seed *seeds; /* besides the bootstrap seed, which comes from the options */
+    int n_seeds;
     const char *cpu_model;
     int threads;      /* --threads as given; 0: default */
     int blas_threads; /* OpenBLAS's thread count */

@@ -270,8 +270,7 @@ static void svg_comparison(report_text *t, const report_results *res) {
             }
             plot_dot(&p, ci->value, y, arm_color[a]);
         }
-    const char *names[REPORT_N_ARMS], *colors[REPORT_N_ARMS];
-    plot_end(&p, names, colors, arm_legend(res, names, colors));
+    plot_end(&p, NULL, NULL, 0); /* each row is labeled with its arm: no legend */
 }
 
 /* ---- tables ---------------------------------------------------------------------------- */
@@ -380,6 +379,9 @@ static void provenance_rows(report_text *t, const report_input *in, const report
                        row1);
     report_text_printf(t, "%sbootstrap%s%u resamples of patients, seed %llu%s", row0, sep,
                        res->opt.n_bootstrap, (unsigned long long)res->opt.seed, row1);
+    for (int i = 0; i < p->n_seeds; i++)
+        report_text_printf(t, "%sseed %s%s%llu%s", row0, p->seeds[i].name, sep,
+                           (unsigned long long)p->seeds[i].value, row1);
     for (size_t i = 0; i < in->n_files; i++)
         report_text_printf(t, "%s%s %s%ssha256 %s%s", row0, in->files[i].role, in->files[i].name,
                            sep, in->files[i].sha256, row1);

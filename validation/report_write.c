@@ -57,7 +57,7 @@ void report_text_printf(report_text *t, const char *fmt, ...) {
 
 /* Fixed-point with `decimals` digits; whatever the C locale, the separator is '.'. */
 void report_text_fixed(report_text *t, double v, int decimals) {
-    char buf[64];
+    char buf[400]; /* %.10f of the largest double is 320 characters */
     snprintf(buf, sizeof buf, "%.*f", decimals, v);
     for (char *p = buf; *p; p++)
         if (*p != '-' && (*p < '0' || *p > '9')) *p = '.';
@@ -74,7 +74,7 @@ void report_text_num(report_text *t, double v, int json) {
         report_text_fixed(t, v, 3);
         return;
     }
-    char buf[64];
+    char buf[400]; /* %.10f of the largest double is 320 characters */
     snprintf(buf, sizeof buf, "%.10f", v);
     for (char *p = buf; *p; p++)
         if (*p != '-' && (*p < '0' || *p > '9')) *p = '.';
@@ -428,7 +428,10 @@ static void json_provenance(report_text *t, const report_input *in, const report
     jstr(t, p->cpu_model ? p->cpu_model : "unknown");
     report_text_printf(t, ",\n    \"threads\": %d, \"blas_threads\": %d,\n", p->threads,
                        p->blas_threads);
-    report_text_printf(t, "    \"seeds\": {\"bootstrap\": %" PRIu64 "},\n", res->opt.seed);
+    report_text_printf(t, "    \"seeds\": {\"bootstrap\": %" PRIu64, res->opt.seed);
+    for (int i = 0; i < p->n_seeds; i++)
+        report_text_printf(t, ", \"%s\": %" PRIu64, p->seeds[i].name, p->seeds[i].value);
+    report_text_put(t, "},\n");
     report_text_put(t, "    \"inputs\": [");
     const char *study = NULL;
     for (size_t i = 0; i < in->n_files; i++) {

@@ -53,4 +53,4 @@ demo: deps build
 	./$(BUILD)/vesalius run studies/demo/demo.yaml
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

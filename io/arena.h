@@ -14,6 +14,10 @@
 
 #include "status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct arena {
     unsigned char *base;
     size_t cap;
@@ -29,4 +33,7 @@ size_t arena_mark(const arena *a);
 void arena_reset(arena *a, size_t mark);
 void arena_free(arena *a);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -5,8 +5,10 @@
  * through dcmfile_impl.hh. No exception crosses this boundary.
  *
  * Invariants:
- *   1. dcmfile_load never asks DCMTK to allocate more than the limits allow: lengths are
- *      validated against the file size before the dataset is loaded.
+ *   1. dcmfile_load never asks DCMTK to allocate more than the limits allow: dcmfile_check
+ *      walks every element header first and refuses any length that points past its
+ *      container, any invalid VR, nesting deeper than 24 levels, an unsupported transfer
+ *      syntax, an image over the voxel limit and native pixel data shorter than the image.
  *   2. A failed load returns VS_ERR_FORMAT (bad data) or VS_ERR_IO (cannot read) with one
  *      line naming the file and the reason, and *out is NULL.
  */
@@ -15,27 +17,54 @@
 
 #include <stdint.h>
 
-#include "status.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* Inside extern "C": the C++ shims call vs_error_set, which is a C function. */
+#include "status.h"
+
 typedef struct dcmfile dcmfile;
 
 typedef struct dcmfile_limits {
-    uint64_t max_file_bytes;   /* refuse larger files (0: 4 GiB) */
-    uint64_t max_voxels;       /* refuse Rows*Columns*Frames above this (0: 2^31) */
+    uint64_t max_file_bytes; /* refuse larger files (0: 4 GiB) */
+    uint64_t max_voxels;     /* refuse Rows*Columns*Frames above this (0: 2^31) */
 } dcmfile_limits;
 
+/* What dcmfile_check learned from a file's structure (no header values beyond these). */
+typedef struct dcmfile_facts {
+    int is_dicom; /* 0: the bytes do not look like DICOM at all (skip, not reject) */
+    int has_meta; /* a 128-byte preamble, "DICM" and the meta group were present */
+    char transfer_syntax[65];
+    uint64_t file_bytes;
+    int has_pixel_data;     /* (7FE0,0010) at the top level */
+    int pixel_encapsulated; /* compressed: fragments, not a native value */
+    uint64_t pixel_length;  /* native value length in bytes */
+    uint32_t rows, cols, frames, samples, bits_allocated; /* 0 when absent */
+} dcmfile_facts;
+
+/* Walk the file's element structure without DCMTK (see invariant 1). On failure returns
+ * VS_ERR_FORMAT (or VS_ERR_IO) with one line naming the file and the reason; facts->is_dicom
+ * then tells garbage-that-claims-to-be-DICOM (reject) from other files (skip). */
+vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
+                        vs_error *err);
+
+/* dcmfile_check, then DCMTK's load. Values over 4 KiB (pixel data) stay on disk until asked. */
 vs_status dcmfile_load(const char *path, const dcmfile_limits *limits, dcmfile **out,
                        vs_error *err);
+/* dcmfile_load that also returns the structure facts, filled even when the load fails. */
+vs_status dcmfile_load_facts(const char *path, const dcmfile_limits *limits, dcmfile **out,
+                             dcmfile_facts *facts, vs_error *err);
 /* Write with the file's own transfer syntax and fresh meta information. */
 vs_status dcmfile_save(dcmfile *f, const char *path, vs_error *err);
 void dcmfile_free(dcmfile *f);
 
 /* The transfer syntax UID of the loaded file ("" when unknown). */
 const char *dcmfile_transfer_syntax(const dcmfile *f);
+/* The path the file was loaded from. */
+const char *dcmfile_path(const dcmfile *f);
+/* The facts dcmfile_check found when the file was loaded. */
+const dcmfile_facts *dcmfile_get_facts(const dcmfile *f);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@ struct dcmfile {
     DcmFileFormat ff;
     std::string path;
     std::string transfer_syntax;
+    dcmfile_facts facts;
     DcmDataset *dataset() { return ff.getDataset(); }
 };
 

@@ -3,6 +3,10 @@
 #ifndef VS_LIBINFO_H
 #define VS_LIBINFO_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lib_version {
     const char *name;  /* "DCMTK" */
     char version[96];  /* as the library reports it at run time */
@@ -12,4 +16,7 @@ typedef struct lib_version {
 /* Fill up to max entries with the io/ libraries (DCMTK, ITK, HDF5, zlib, ...); returns count. */
 int libinfo_io(lib_version *out, int max);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

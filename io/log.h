@@ -13,6 +13,10 @@
 
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_QUIET } log_level;
 
 typedef struct log_config {
@@ -47,4 +51,7 @@ void log_event(log_level level, const char *event, const char *msg, const char *
 /* Write s as a JSON string literal (with quotes) to f; escapes control characters. */
 void log_json_string(FILE *f, const char *s);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -8,6 +8,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct progress {
     const char *label;
     uint64_t total; /* 0: unknown */
@@ -27,4 +31,7 @@ char *progress_format(const progress *p, double now, char *buf, int n);
 /* Monotonic seconds. */
 double progress_now(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

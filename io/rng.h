@@ -17,6 +17,10 @@
 
 #include "status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rng {
     uint64_t state;
     uint64_t inc; /* always odd */
@@ -41,4 +45,7 @@ void rng_shuffle_u32(rng *r, uint32_t *a, uint32_t n);
 void rng_save(const rng *r, uint8_t out[RNG_STATE_BYTES]);
 vs_status rng_load(rng *r, const uint8_t in[RNG_STATE_BYTES], vs_error *err);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

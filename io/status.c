@@ -51,8 +51,9 @@ vs_status vs_error_prefix(vs_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     char joined[VS_ERROR_MSG_MAX];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
-    memcpy(err->msg, joined, sizeof err->msg);
+    int n = snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
+    if (n < 0) return err->code; /* keep the message as it was */
+    memcpy(err->msg, joined, sizeof err->msg); /* truncated to one record when too long */
     one_line(err->msg);
     return err->code;
 }

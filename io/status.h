@@ -15,6 +15,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" { /* the DCMTK and ITK shims call these from C++ */
+#endif
+
 typedef enum vs_status {
     VS_OK = 0,
     VS_ERR_USAGE,    /* bad arguments or options */
@@ -65,4 +69,7 @@ void vs_error_clear(vs_error *err);
 int vs_size_mul(size_t a, size_t b, size_t *out);
 int vs_size_add(size_t a, size_t b, size_t *out);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

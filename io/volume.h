@@ -25,6 +25,10 @@
 
 #include "status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum vol_dtype {
     VOL_INT16 = 1,   /* stored values after an exact integer rescale (CT HU, most MR) */
     VOL_FLOAT32 = 2, /* anything that is not exact in int16, and preprocessed volumes */
@@ -69,4 +73,7 @@ void volume_update_affine(volume *v);
 void volume_index_to_lps(const volume *v, const double ijk[3], double lps[3]);
 vs_status volume_lps_to_index(const volume *v, const double lps[3], double ijk[3], vs_error *err);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,103 +1,132 @@
-/* cmd_inspect.c — `vesalius inspect PATH...`: what vesalius sees in a file or folder.
- * Built for shards (a shard file, a shard folder, or an ingest output folder); a kind of
- * input is one row of `inspectors`, so DICOM and checkpoints add a row each. */
+/* cmd_inspect.c — `vesalius inspect PATH...`: what vesalius sees in DICOM input or shards.
+ *
+ * Shard files and folders (and ingest output folders) go to inspect_shard.c.
+ * For DICOM files, folders and DICOMDIRs: every volume (shape, voxel type, spacing, origin,
+ * direction, modality, kind, file count) and the account of every file (used, skipped,
+ * rejected with reasons). Nothing identifying is printed: no names, IDs, UIDs or dates.
+ * Exit 4 when some input was rejected. */
 #include "cli.h"
+#include "dicom.h"
+#include "inspect.h"
 #include "log.h"
-#include "shard.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-/* ctx: the last object printed (a header line starts each new one). */
-static int print_attr(void *ctx, const char *object, const char *name, const char *value) {
-    char *last = ctx;
-    if (strcmp(last, object) != 0) printf("  %s\n", object);
-    snprintf(last, 128, "%s", object);
-    printf("    %-22s %s\n", name, value);
-    return 0;
+static void print_volume(FILE *out, const dcm_series *v) {
+    const volume *vol = dcm_series_volume(v);
+    const double *d = vol->direction;
+    fprintf(out, "volume %d: %s %s, %lld x %lld x %lld (slices x rows x columns), %s%s\n",
+            dcm_series_index(v), vol->modality[0] ? vol->modality : "?",
+            dcm_kind_name(dcm_series_kind(v)), (long long)vol->n_slices, (long long)vol->n_rows,
+            (long long)vol->n_cols, vol_dtype_name(vol->dtype),
+            dcm_series_resampled(v) ? ", resampled to even slice spacing" : "");
+    fprintf(out, "  spacing   %.6g %.6g %.6g mm (column, row, slice)\n", vol->spacing[0],
+            vol->spacing[1], vol->spacing[2]);
+    fprintf(out, "  origin    %.3f %.3f %.3f mm (LPS)\n", vol->origin[0], vol->origin[1],
+            vol->origin[2]);
+    fprintf(out, "  direction i (%.5f %.5f %.5f)  j (%.5f %.5f %.5f)  k (%.5f %.5f %.5f)\n", d[0],
+            d[3], d[6], d[1], d[4], d[7], d[2], d[5], d[8]);
+    fprintf(out, "  files     %d\n", dcm_series_n_files(v));
 }
 
-static vs_status inspect_shard(const char *path, vs_error *err) {
-    printf("%s\n", path);
-    char last[128] = "";
-    return shard_each_text(path, print_attr, last, err);
-}
-
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* Every sealed shard in dir (or dir/shards), in name order. */
-static vs_status inspect_shard_dir(const char *dir, vs_error *err) {
-    char sub[4200];
-    snprintf(sub, sizeof sub, "%s/shards", dir);
-    struct stat st;
-    if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) dir = sub;
-    struct dirent **names = NULL;
-    int n = scandir(dir, &names, NULL, alphasort);
-    if (n < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot list the folder", dir);
-    vs_status rc = VS_OK;
-    int found = 0;
-    for (int i = 0; i < n; i++) {
-        if (rc == VS_OK && strncmp(names[i]->d_name, "shard-", 6) == 0 &&
-            has_suffix(names[i]->d_name, ".h5")) {
-            char path[4400];
-            snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
-            rc = inspect_shard(path, err);
-            found++;
-        }
-        free(names[i]);
+/* Skipped files by reason (counts), rejected files one per line. */
+static void print_account(FILE *out, const dcm_scan *s) {
+    dcm_counts c;
+    dcm_scan_counts(s, &c);
+    fprintf(out, "files: %lld (%lld used in %lld volumes, %lld skipped, %lld rejected)\n",
+            (long long)c.files, (long long)c.used, (long long)c.volumes, (long long)c.skipped,
+            (long long)c.rejected);
+    int64_t n = dcm_scan_n_files(s);
+    char *done = calloc((size_t)n + 1, 1);
+    for (int64_t i = 0; done && i < n; i++) {
+        if (done[i] || dcm_scan_file_state(s, i) != DCM_SKIPPED) continue;
+        const char *why = dcm_scan_file_reason(s, i);
+        int64_t count = 0;
+        for (int64_t j = i; j < n; j++)
+            if (!done[j] && dcm_scan_file_state(s, j) == DCM_SKIPPED &&
+                strcmp(dcm_scan_file_reason(s, j), why) == 0) {
+                done[j] = 1;
+                count++;
+            }
+        fprintf(out, "  skipped %lld: %s\n", (long long)count, why);
     }
-    free(names);
-    if (rc == VS_OK && !found)
-        rc = VS_FAIL(err, VS_ERR_FORMAT, "%s: no shards in this folder", dir);
-    return rc;
+    free(done);
+    for (int64_t i = 0; i < n; i++)
+        if (dcm_scan_file_state(s, i) == DCM_REJECTED)
+            fprintf(out, "  rejected %s: %s\n", dcm_scan_file_path(s, i),
+                    dcm_scan_file_reason(s, i));
 }
 
-typedef struct inspector {
-    int is_dir;         /* 1: for folders; 0: for files */
-    const char *suffix; /* file name ending it recognises ("" for any folder) */
-    vs_status (*run)(const char *path, vs_error *err);
-} inspector;
-
-static const inspector inspectors[] = {
-    {0, ".h5", inspect_shard},
-    {1, "", inspect_shard_dir},
-};
+static vs_status write_summary(const dcm_scan *s, const char *path, vs_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the summary", path);
+    vs_status st = dcm_scan_write_summary(s, f, err);
+    if (fclose(f) != 0 && !st) st = VS_FAIL(err, VS_ERR_IO, "%s: cannot write the summary", path);
+    return st;
+}
 
 int cmd_inspect(int argc, char **argv) {
-    static const struct option opts[] = {{0, 0, 0, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
-        return cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
-    if (optind >= argc) return cli_usage_error("inspect", "give at least one PATH");
-    int exit_code = VS_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        vs_error err;
-        struct stat st;
-        vs_status rc;
-        if (stat(argv[i], &st) != 0) {
-            rc = VS_FAIL(&err, VS_ERR_IO, "%s: no such file or folder", argv[i]);
-        } else {
-            const inspector *found = NULL;
-            for (size_t k = 0; k < sizeof inspectors / sizeof inspectors[0]; k++)
-                if (inspectors[k].is_dir == !!S_ISDIR(st.st_mode) &&
-                    has_suffix(argv[i], inspectors[k].suffix))
-                    found = &inspectors[k];
-            rc = found ? found->run(argv[i], &err)
-                       : VS_FAIL(&err, VS_ERR_FORMAT,
-                                 "%s: not a shard or shard folder (this build inspects shards)",
-                                 argv[i]);
+    static const struct option opts[] = {
+        {"summary", required_argument, 0, 's'},
+        {"resample", no_argument, 0, 'r'},
+        {"max-voxels", required_argument, 0, 'm'},
+        {0, 0, 0, 0},
+    };
+    const char *summary = NULL;
+    dcm_options opt = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': summary = optarg; break;
+        case 'r': opt.resample_uneven = 1; break;
+        case 'm': {
+            char *end = NULL;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (!end || *end || v == 0)
+                return cli_usage_error("inspect", "--max-voxels wants a positive number, not '%s'",
+                                       optarg);
+            opt.limits.max_voxels = v;
+            opt.max_volume_voxels = v;
+            break;
         }
-        if (rc != VS_OK) {
-            int code = cli_fail("inspect", &err);
-            if (exit_code == VS_EXIT_OK) exit_code = code;
+        default: return cli_usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    return exit_code;
+    if (optind >= argc) return cli_usage_error("inspect", "no PATH given");
+
+    vs_error err;
+    int all_shards = 1;
+    for (int i = optind; i < argc; i++) all_shards &= inspect_is_shard_path(argv[i]);
+    if (all_shards) {
+        int code = VS_EXIT_OK;
+        for (int i = optind; i < argc; i++)
+            if (inspect_shard_path(argv[i], &err) != VS_OK && code == VS_EXIT_OK)
+                code = cli_fail("inspect", &err);
+        return code;
+    }
+    dcm_scan *s = NULL;
+    vs_status st = dcm_scan_open(&opt, &s, &err);
+    for (int i = optind; !st && i < argc; i++)
+        st = dcm_scan_add(s, argv[i], &err);
+    if (!st) st = dcm_scan_group(s, &err);
+    while (!st) {
+        dcm_series *v = NULL;
+        st = dcm_scan_next(s, &v, &err);
+        if (st || !v) break;
+        print_volume(stdout, v);
+        dcm_series_free(v);
+    }
+    if (!st) print_account(stdout, s);
+    if (!st && summary) st = write_summary(s, summary, &err);
+    if (st) {
+        dcm_scan_close(s);
+        return cli_fail("inspect", &err);
+    }
+    dcm_counts counts;
+    dcm_scan_counts(s, &counts);
+    dcm_scan_close(s);
+    return counts.rejected ? VS_EXIT_REJECTS : VS_EXIT_OK;
 }

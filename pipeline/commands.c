@@ -5,7 +5,12 @@
 
 #include <stddef.h>
 
-int cmd_inspect(int argc, char **argv);
+int cmd_demo_cohort(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
+int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
+int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
+int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 int cmd_verify(int argc, char **argv);
 
 #define COMMON_HELP                                                                      \
@@ -28,41 +33,87 @@ const cli_command cli_commands[] = {
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
      "Applies the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (and the\n"
-     "chosen options) to every DICOM file under SRC and writes the results under DIR, keeping\n"
-     "the transfer syntax and the pixel data. Pseudonyms and date shifts are keyed by FILE.\n"
+     "chosen options) to every DICOM file under SRC, at every sequence depth, and writes the\n"
+     "results as DIR/SERIES/INSTANCE.dcm (pseudonyms, never patient data), keeping the transfer\n"
+     "syntax and the pixel data. UIDs, patient pseudonyms and date shifts are keyed by FILE\n"
+     "(created with mode 0600 on first use; refused when group or others can read it).\n"
+     "Images that may carry burned-in text (BurnedInAnnotation YES, or US, XA and secondary\n"
+     "capture without it) are rejected (exit 4) unless --accept-burned-in.\n"
+     "\n"
+     "Options (PS3.15 Table E.1-1 options, any combination):\n"
+     "      --out DIR                     output folder\n"
+     "      --key FILE                    site key file\n"
+     "      --retain-safe-private         keep private elements on the safe list\n"
+     "      --retain-uids                 keep UIDs\n"
+     "      --retain-device-id            keep device identity\n"
+     "      --retain-institution-id       keep institution identity\n"
+     "      --retain-patient-chars        keep patient characteristics (age, sex, size...)\n"
+     "      --retain-long-full-dates      keep dates and times\n"
+     "      --retain-long-modified-dates  shift dates by a keyed per-patient offset\n"
+     "      --clean-descriptors           keep descriptions, with identifiers scrubbed\n"
+     "      --clean-structured-content    keep structured content, cleaned\n"
+     "      --clean-graphics              keep graphics and overlays, text cleaned\n"
+     "      --accept-burned-in            accept images that may carry burned-in text (flagged)\n"
+     "      --linkage FILE                record original -> pseudonym in an SQLite table (0600)\n"
      COMMON_HELP,
-     NULL},
+     cmd_anonymize},
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
      "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
      "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit.\n"
+     "tag, never the value. Exits 7 on any hit. Scans DICOM files (shards and reports later).\n"
      COMMON_HELP,
-     NULL},
+     cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
-     "Usage: vesalius inspect PATH...\n"
+     "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"
-     "Prints what vesalius sees in PATH: series and volumes with their geometry for DICOM,\n"
-     "volumes and attributes for shards, configuration and step for checkpoints.\n"
-     "Built so far: a shard file (*.h5), a shard folder, or an ingest output folder.\n"
+     "Prints what vesalius sees in PATH: for DICOM files, folders and DICOMDIRs every volume\n"
+     "(shape, voxel type, spacing, origin, direction in LPS mm, modality, file count) and the\n"
+     "account of every file: used, skipped or rejected with its reason. No names, IDs or UIDs.\n"
+     "For a shard file (*.h5), a shard folder or an ingest output folder: every volume and its\n"
+     "attributes. Exits 4 when some DICOM input was rejected.\n"
+     "\n"
+     "  --summary FILE   also write the run summary as JSON\n"
+     "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
+     "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
      COMMON_HELP,
      cmd_inspect},
     {"verify", "re-check every shard checksum in an ingest output folder",
      "Usage: vesalius verify DIR\n"
-     "\n"
      "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
      "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
      "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
      COMMON_HELP,
      cmd_verify},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
-     "Usage: vesalius pretrain --shards DIR --out DIR [--study FILE] [OPTIONS]\n"
+     "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"
-     "Trains the 3D masked autoencoder (ViT encoder, 75% masking) on random crops of the\n"
-     "shards, writing checkpoints that resume bit-exactly and a safetensors export.\n"
+     "Trains the masked autoencoder (ViT encoder over the visible patches, 75% masking) on\n"
+     "random crops, writing DIR/checkpoint.ckpt (every --checkpoint-every steps, at the end and\n"
+     "on SIGINT/SIGTERM; resumes bit-exactly), DIR/model.safetensors (the PyTorch twin's\n"
+     "state_dict names) and DIR/preview.png (held-out mid slice: input | masked | recon).\n"
+     "\n"
+     "Data:\n"
+     "  --shards DIR          training shards (needs the shard reader; not in this build yet)\n"
+     "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
+     "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
+     "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"
+     "Model (sizes are S or Z,Y,X):\n"
+     "  --crop S  --patch S   crop and patch voxels (96, 16; 2D: --crop 1,224,224 --patch 1,16,16)\n"
+     "  --dim --depth --heads               encoder (192, 6, 3)\n"
+     "  --dec-dim --dec-depth --dec-heads   decoder (128, 2, 4); --mlp-ratio (4)\n"
+     "  --mask-ratio R        fraction of patches hidden (0.75)\n"
+     "  --target norm|plain   per-patch normalised targets (norm, the twin) or plain voxels\n"
+     "  --visible-weight W    loss weight of visible patches (0, the twin)\n"
+     "Training:\n"
+     "  --batch B (8)  --accum A (1)  --steps N (1000)  --seed S (0)\n"
+     "  --lr (1.5e-4)  --min-lr (0)  --warmup N (0)  cosine schedule to --steps\n"
+     "  --weight-decay (0.05)  --no-decay-norms  --clip NORM (0: off)\n"
+     "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation\n"
+     "  --checkpoint-every N (500)  --log-every N (10)\n"
      COMMON_HELP,
-     NULL},
+     cmd_pretrain},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels FILE --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
@@ -81,9 +132,22 @@ const cli_command cli_commands[] = {
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
      "Writes report.json, report.md and report.html: ROC and AUC, FROC and CPM (LUNA16),\n"
-     "bootstrap confidence intervals, k-fold results and full provenance.\n"
+     "bootstrap confidence intervals, k-fold results and full provenance. Input forms are\n"
+     "in validation/FORMATS.md, the report.json schema in validation/REPORT_SCHEMA.md.\n"
+     "\n"
+     "  --predictions FILE...  candidates and volume scores (CSV or JSON lines); repeatable\n"
+     "  --labels FILE          lesions and volume labels (CSV or JSON lines)\n"
+     "  --out DIR              where the three report files go (created if missing)\n"
+     "  --train-log [NAME=]FILE  JSON-lines training log (\"train.step\" events); repeatable\n"
+     "  --preview [NAME=]PNG   MAE reconstruction preview to embed; repeatable\n"
+     "  --study FILE           study file (its SHA-256 goes into the provenance)\n"
+     "  --shards DIR           shard folder (SHA-256 of its *.h5 set goes into the provenance)\n"
+     "  --bootstrap N          bootstrap resamples over patients (default 1000; 0: no CIs)\n"
+     "  --seed S               bootstrap seed (default 1)\n"
+     "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
+     "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
      COMMON_HELP,
-     NULL},
+     cmd_validate},
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]\n"
      "\n"
@@ -91,6 +155,18 @@ const cli_command cli_commands[] = {
      "file says, skipping stages whose inputs did not change.\n"
      COMMON_HELP,
      NULL},
+    {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
+     "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
+     "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
+     "\n"
+     "Writes procedural CT and MR studies (anatomy, noise, MR bias fields, varied spacing,\n"
+     "orientation, slice order and transfer syntax), a few radiographs, fake identifying values\n"
+     "in the headers, and a labeled CT subset with tumours: DIR/dicom/, DIR/labels/annotations.csv\n"
+     "(LUNA16 style, LPS mm), DIR/labels/volumes.csv and DIR/phi.txt (every planted identifier).\n"
+     "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 96x96\n"
+     "slices, 40-64 slices. The same seed writes the same bytes.\n"
+     COMMON_HELP,
+     cmd_demo_cohort},
 };
 
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -19,8 +19,8 @@ contains "inspect shows the retained UID" "$t/o" "series_instance_uid  *2.25.123
 check "inspect lists all three volumes" 3 "$(grep -c '^  /volumes/' "$t/o")"
 "$V" inspect "$t/nothing" >"$t/o" 2>&1; check "inspect a missing path exits 3" 3 $?
 echo hi >"$t/x.txt"
-"$V" inspect "$t/x.txt" >"$t/o" 2>&1; check "inspect an unknown file exits 1" 1 $?
-contains "and says what it inspects" "$t/o" "x.txt: not a shard"
+"$V" inspect "$t/x.txt" >"$t/o" 2>&1; check "inspect a file that is neither shard nor DICOM exits 0" 0 $?
+contains "and counts it as skipped" "$t/o" "skipped 1: not DICOM"
 
 "$V" verify "$t/out" >"$t/o" 2>&1; check "verify a clean folder exits 0" 0 $?
 contains "verify counts" "$t/o" "verify: 2 shards, 3 volumes, 0 corrupt shards, 0 corrupt volumes"

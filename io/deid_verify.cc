@@ -1,0 +1,209 @@
+// deid_verify.cc — deid_verify_file: scan a DICOM file for what de-identification must not
+// leave behind. Hits name the file and the tag path, never the value.
+#include "deid_internal.h"
+#include "dcmfile_impl.hh"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcelem.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcvr.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <strings.h>
+#include <vector>
+
+namespace {
+
+struct scan {
+    const char *path;
+    const char *const *phi;
+    int n_phi;
+    deid_hit_fn fn;
+    void *user;
+    int hits = 0;
+    unsigned char opt[DEID_N_OPTIONS] = {0};
+};
+
+void hit(scan &s, const std::string &where, const char *what) {
+    deid_hit h;
+    h.path = s.path;
+    snprintf(h.where, sizeof h.where, "%s", where.c_str());
+    h.what = what;
+    s.hits++;
+    if (s.fn) s.fn(&h, s.user);
+}
+
+std::string tag_str(const DcmTag &t) {
+    char b[16];
+    snprintf(b, sizeof b, "(%04X,%04X)", t.getGroup(), t.getElement());
+    return b;
+}
+
+bool contains_ci(const std::string &hay, const char *needle) {
+    size_t n = strlen(needle);
+    if (n == 0 || n > hay.size()) return false;
+    for (size_t i = 0; i + n <= hay.size(); i++)
+        if (strncasecmp(hay.c_str() + i, needle, n) == 0) return true;
+    return false;
+}
+
+bool is_string_vr(DcmEVR vr) {
+    static const DcmEVR text[] = {EVR_AE, EVR_AS, EVR_CS, EVR_DA, EVR_DS, EVR_DT,
+                                  EVR_IS, EVR_LO, EVR_LT, EVR_PN, EVR_SH, EVR_ST,
+                                  EVR_TM, EVR_UC, EVR_UI, EVR_UR, EVR_UT};
+    for (DcmEVR t : text)
+        if (vr == t) return true;
+    return false;
+}
+
+// The options a file declares in DeidentificationMethodCodeSequence.
+void read_declared(scan &s, DcmDataset *ds) {
+    for (int k = 0;; k++) {
+        DcmItem *item = nullptr;
+        if (ds->findAndGetSequenceItem(DCM_DeidentificationMethodCodeSequence, item, k).bad())
+            break;
+        OFString code;
+        item->findAndGetOFString(DCM_CodeValue, code);
+        for (int o = 0; o < DEID_N_OPTIONS; o++)
+            if (code == deid_option_code((deid_option)o)) s.opt[o] = 1;
+    }
+}
+
+bool is_empty(DcmElement *el) {
+    if (el->ident() == EVR_SQ) return OFstatic_cast(DcmSequenceOfItems *, el)->card() == 0;
+    return el->getLength() == 0;
+}
+
+void check_uids(scan &s, DcmElement *el, const std::string &where) {
+    OFString v;
+    if (el->getOFStringArray(v).bad()) return;
+    size_t start = 0;
+    for (;;) {
+        size_t p = v.find('\\', start);
+        std::string u = v.substr(start, p == OFString_npos ? OFString_npos : p - start).c_str();
+        while (!u.empty() && (u.back() == ' ' || u.back() == '\0'))
+            u.pop_back();
+        if (!u.empty() && !deid_uid_is_standard(u.c_str()) && !deid_uid_is_pseudonym(u.c_str())) {
+            hit(s, where, "UID not of the 2.25 pseudonym form");
+            return;
+        }
+        if (p == OFString_npos) return;
+        start = p + 1;
+    }
+}
+
+void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth);
+
+void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &where, int depth) {
+    DcmTag tag = el->getTag();
+    Uint16 g = tag.getGroup(), e = tag.getElement();
+    bool kept = false; // the declared options keep this attribute as it was
+    if (g & 1) {
+        bool safe = false;
+        OFString creator;
+        if (s.opt[DEID_OPT_RETAIN_SAFE_PRIVATE]) {
+            if (e >= 0x10 && e <= 0xFF)
+                safe = el->getOFString(creator, 0).good() &&
+                       deid_private_creator_is_safe(creator.c_str(), g);
+            else if (e >= 0x1000 && item->findAndGetOFString(DcmTagKey(g, e >> 8), creator).good())
+                safe = deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF));
+        }
+        if (!safe) hit(s, where, "private attribute");
+    } else if (const deid_rule *r = deid_rule_find(g, e)) {
+        deid_action a = deid_rule_resolve(r, s.opt);
+        bool combined = r->basic >= DEID_ZD;
+        if (a == DEID_X && (!combined || !is_empty(el)))
+            hit(s, where, "attribute the profile removes");
+        kept = a == DEID_K; // e.g. Device UID under Retain Device Identity
+    }
+    if (el->ident() == EVR_UI && !kept && !s.opt[DEID_OPT_RETAIN_UIDS] &&
+        !deid_uid_tag_is_class(g, e))
+        check_uids(s, el, where);
+    if (s.n_phi > 0 && is_string_vr(el->ident())) {
+        OFString v;
+        if (el->getOFStringArray(v).good()) {
+            std::string val(v.c_str(), v.size());
+            for (int k = 0; k < s.n_phi; k++)
+                if (contains_ci(val, s.phi[k])) {
+                    hit(s, where, "listed identifier in a text value");
+                    break;
+                }
+        }
+    }
+    if (el->ident() == EVR_SQ) {
+        DcmSequenceOfItems *sq = OFstatic_cast(DcmSequenceOfItems *, el);
+        for (unsigned long k = 0; k < sq->card(); k++)
+            scan_item(s, sq->getItem(k), where + "[" + std::to_string(k) + "].", depth + 1);
+    }
+}
+
+void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
+    if (depth > 64) {
+        hit(s, prefix, "sequence nesting deeper than 64 (not scanned)");
+        return;
+    }
+    for (unsigned long i = 0; i < item->card(); i++) {
+        DcmElement *el = item->getElement(i);
+        scan_element(s, item, el, prefix + tag_str(el->getTag()), depth);
+    }
+}
+
+vs_status scan_raw(scan &s, vs_error *err) {
+    FILE *f = fopen(s.path, "rb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file", s.path);
+    std::vector<char> buf;
+    char chunk[1 << 16];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf.insert(buf.end(), chunk, chunk + n);
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) return VS_FAIL(err, VS_ERR_IO, "%s: read error", s.path);
+    for (int k = 0; k < s.n_phi; k++) {
+        size_t l = strlen(s.phi[k]);
+        if (l == 0) continue;
+        const void *p = memmem(buf.data(), buf.size(), s.phi[k], l);
+        if (p) {
+            char where[64];
+            snprintf(where, sizeof where, "raw bytes at offset %zu",
+                     (size_t)((const char *)p - buf.data()));
+            hit(s, where, "listed identifier in the raw bytes");
+        }
+    }
+    return VS_OK;
+}
+
+} // namespace
+
+extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi,
+                                      deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
+    dcmfile *f = nullptr;
+    vs_status st = dcmfile_load(path, nullptr, &f, err);
+    if (st != VS_OK) return st;
+    scan s;
+    s.path = path;
+    s.phi = phi;
+    s.n_phi = n_phi;
+    s.fn = fn;
+    s.user = user;
+    try {
+        DcmDataset *ds = f->dataset();
+        read_declared(s, ds);
+        OFString removed;
+        if (ds->findAndGetOFString(DCM_PatientIdentityRemoved, removed).bad() || removed != "YES")
+            hit(s, "(0012,0062)", "PatientIdentityRemoved is not YES");
+        scan_item(s, f->ff.getMetaInfo(), "meta ", 0);
+        scan_item(s, ds, "", 0);
+    } catch (...) {
+        dcmfile_free(f);
+        return VS_FAIL(err, VS_ERR_LIBRARY, "%s: scanning failed inside DCMTK", path);
+    }
+    dcmfile_free(f);
+    st = scan_raw(s, err);
+    *n_hits += s.hits;
+    return st;
+}

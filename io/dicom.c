@@ -1,0 +1,706 @@
+/* dicom.c — scan files, folders and DICOMDIRs; classify, group and account for every file.
+ * Volume assembly lives in dicom_assemble.c; DCMTK calls in dicom_dcmtk.cc. */
+#include "dicom_scan.h"
+
+#include "log.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- a small string set (open addressing, FNV-1a), for real paths and SOP instances ---- */
+
+typedef struct str_set {
+    char **slot;
+    size_t cap, n;
+} str_set;
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Insert a copy of s; returns 1 if added, 0 if present, -1 when out of memory. */
+static int str_set_add(str_set *t, const char *s) {
+    if (t->n * 2 >= t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 1024;
+        char **ns = calloc(ncap, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->slot[i]) continue;
+            size_t j = fnv1a(t->slot[i]) & (ncap - 1);
+            while (ns[j])
+                j = (j + 1) & (ncap - 1);
+            ns[j] = t->slot[i];
+        }
+        free(t->slot);
+        t->slot = ns;
+        t->cap = ncap;
+    }
+    size_t j = fnv1a(s) & (t->cap - 1);
+    while (t->slot[j]) {
+        if (strcmp(t->slot[j], s) == 0) return 0;
+        j = (j + 1) & (t->cap - 1);
+    }
+    if (!(t->slot[j] = strdup(s))) return -1;
+    t->n++;
+    return 1;
+}
+
+static void str_set_free(str_set *t) {
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slot[i]);
+    free(t->slot);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- the scan ---- */
+
+struct dcm_scan {
+    dcm_options opt;
+    file_rec *files;
+    int64_t n_files, cap_files;
+    str_set seen_paths, seen_dirs;
+    group *groups;
+    int n_groups, next_group;
+    vol_info *vols;
+    int n_vols;
+    int grouped;
+};
+
+/* Non-image objects: skipped, by SOP class prefix. */
+static const struct {
+    const char *prefix;
+    const char *reason;
+} skip_classes[] = {
+    {"1.2.840.10008.5.1.4.1.1.88.", "structured report or key object selection (SR/KO)"},
+    {"1.2.840.10008.5.1.4.1.1.11.", "presentation state (PR)"},
+    {"1.2.840.10008.5.1.4.1.1.481.", "radiotherapy object (RT)"},
+    {"1.2.840.10008.5.1.4.1.1.9.", "waveform"},
+    {"1.2.840.10008.5.1.4.1.1.66", "segmentation, registration or fiducials object"},
+    {"1.2.840.10008.5.1.4.1.1.104.", "encapsulated document"},
+    {"1.2.840.10008.5.1.4.1.1.6", "ultrasound image (no volume geometry)"},
+    {"1.2.840.10008.5.1.4.1.1.77.", "visible light image"},
+};
+
+/* Photometric interpretations named in reasons; anything else is not echoed. */
+static const char *const colour_models[] = {
+    "RGB",     "YBR_FULL", "YBR_FULL_422",  "YBR_PARTIAL_422", "YBR_PARTIAL_420",
+    "YBR_ICT", "YBR_RCT",  "PALETTE COLOR", "MONOCHROME1",     "MONOCHROME2"};
+
+/* Projection radiographs: one-slice volumes without patient geometry. */
+static const char *const projection_modalities[] = {"CR", "DX", "MG", "XA", "RF", "IO", "PX"};
+
+const char *dcm_state_name(dcm_state st) {
+    static const char *const names[] = {"pending", "used", "skipped", "rejected"};
+    return st <= DCM_REJECTED ? names[st] : "unknown";
+}
+
+const char *dcm_kind_name(dcm_kind k) {
+    static const char *const names[] = {"original", "derived", "localizer"};
+    return k <= DCM_KIND_LOCALIZER ? names[k] : "unknown";
+}
+
+vs_status dcm_scan_open(const dcm_options *opt, dcm_scan **out, vs_error *err) {
+    *out = NULL;
+    dcmshim_register_codecs();
+    dcm_scan *s = calloc(1, sizeof *s);
+    if (!s) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (opt) s->opt = *opt;
+    if (!s->opt.spacing_tolerance) s->opt.spacing_tolerance = 0.01;
+    if (!s->opt.max_volume_voxels) s->opt.max_volume_voxels = 1ull << 31;
+    *out = s;
+    return VS_OK;
+}
+
+void dcm_scan_close(dcm_scan *s) {
+    if (!s) return;
+    for (int64_t i = 0; i < s->n_files; i++) {
+        free(s->files[i].path);
+        free(s->files[i].reason);
+        dcm_header_free(&s->files[i].h);
+    }
+    free(s->files);
+    for (int i = 0; i < s->n_groups; i++)
+        free(s->groups[i].s);
+    free(s->groups);
+    free(s->vols);
+    str_set_free(&s->seen_paths);
+    str_set_free(&s->seen_dirs);
+    free(s);
+}
+
+static file_rec *new_record(dcm_scan *s, const char *path, vs_error *err) {
+    if (s->n_files == s->cap_files) {
+        int64_t ncap = s->cap_files ? s->cap_files * 2 : 256;
+        file_rec *nf = realloc(s->files, (size_t)ncap * sizeof *nf);
+        if (!nf) {
+            VS_FAIL(err, VS_ERR_NOMEM, "out of memory for file records");
+            return NULL;
+        }
+        s->files = nf;
+        s->cap_files = ncap;
+    }
+    file_rec *r = &s->files[s->n_files];
+    memset(r, 0, sizeof *r);
+    r->volume = -1;
+    if (!(r->path = strdup(path))) {
+        VS_FAIL(err, VS_ERR_NOMEM, "out of memory for file records");
+        return NULL;
+    }
+    s->n_files++;
+    return r;
+}
+
+/* Set a final state; `reason` may start with "PATH: " (from a vs_error), which is dropped. */
+static void settle(file_rec *r, dcm_state st, const char *reason) {
+    size_t n = strlen(r->path);
+    if (reason && strncmp(reason, r->path, n) == 0 && strncmp(reason + n, ": ", 2) == 0)
+        reason += n + 2;
+    free(r->reason);
+    r->reason = strdup(reason ? reason : "");
+    r->state = st;
+    if (st != DCM_PENDING && st != DCM_USED) dcm_header_free(&r->h);
+}
+
+static int has_component(const char *image_type, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = image_type; *p;) {
+        const char *e = strchr(p, '\\');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, word, n) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static dcm_kind kind_of(const char *image_type) {
+    if (has_component(image_type, "LOCALIZER")) return DCM_KIND_LOCALIZER;
+    if (strncmp(image_type, "DERIVED", 7) == 0 || has_component(image_type, "SECONDARY"))
+        return DCM_KIND_DERIVED;
+    return DCM_KIND_ORIGINAL;
+}
+
+static int iop_valid(const double *iop) {
+    double a = iop[0] * iop[0] + iop[1] * iop[1] + iop[2] * iop[2];
+    double b = iop[3] * iop[3] + iop[4] * iop[4] + iop[5] * iop[5];
+    double d = iop[0] * iop[3] + iop[1] * iop[4] + iop[2] * iop[5];
+    return fabs(a - 1) < 1e-2 && fabs(b - 1) < 1e-2 && fabs(d) < 1e-2;
+}
+
+/* Decide skip / reject / pending for an image header; returns the reason or NULL. */
+static const char *classify(file_rec *r, dcm_state *st, char *buf, size_t n) {
+    dcm_header *h = &r->h;
+    *st = DCM_SKIPPED;
+    for (size_t i = 0; i < sizeof skip_classes / sizeof skip_classes[0]; i++)
+        if (strncmp(h->sop_class, skip_classes[i].prefix, strlen(skip_classes[i].prefix)) == 0)
+            return skip_classes[i].reason;
+    if (!h->has_pixel_data) return "no pixel data (not an image)";
+    if (h->frames_problem) {
+        *st = DCM_REJECTED;
+        return h->frames_problem;
+    }
+    if (h->samples != 1 || (strcmp(h->photometric, "MONOCHROME1") != 0 &&
+                            strcmp(h->photometric, "MONOCHROME2") != 0)) {
+        const char *pi = "unrecognised PhotometricInterpretation";
+        for (size_t i = 0; i < sizeof colour_models / sizeof colour_models[0]; i++)
+            if (strcmp(h->photometric, colour_models[i]) == 0) pi = colour_models[i];
+        snprintf(buf, n, "colour image (%s, %d samples per pixel)", pi, (int)h->samples);
+        return buf;
+    }
+    if (has_component(h->image_type, "MOSAIC")) return "Siemens MOSAIC image (not supported)";
+    *st = DCM_REJECTED;
+    if (h->rows < 1 || h->cols < 1) return "Rows or Columns missing or zero";
+    if (h->bits_allocated != 8 && h->bits_allocated != 16 && h->bits_allocated != 32) {
+        snprintf(buf, n, "BitsAllocated %d is not supported", (int)h->bits_allocated);
+        return buf;
+    }
+    if (h->bits_stored < 1 || h->bits_stored > h->bits_allocated ||
+        h->high_bit >= h->bits_allocated || h->high_bit + 1 < h->bits_stored)
+        return "BitsStored / HighBit inconsistent with BitsAllocated";
+    if (h->pixel_rep != 0 && h->pixel_rep != 1) return "PixelRepresentation is neither 0 nor 1";
+    int geometry = 1;
+    for (int32_t f = 0; f < h->frames; f++)
+        if (!h->frame[f].has_ipp || !h->frame[f].has_iop) geometry = 0;
+    if (h->frames > 1 && !h->enhanced) {
+        *st = DCM_SKIPPED;
+        return "multi-frame image without per-frame geometry (cine, NM or dose grid)";
+    }
+    if (!geometry) {
+        int proj = 0;
+        for (size_t i = 0; i < sizeof projection_modalities / sizeof projection_modalities[0]; i++)
+            if (strcmp(h->modality, projection_modalities[i]) == 0) proj = 1;
+        if (!proj || h->frames != 1) {
+            *st = DCM_SKIPPED;
+            return "no patient geometry (ImagePositionPatient/ImageOrientationPatient) and not a "
+                   "projection radiograph";
+        }
+        r->projection = 1;
+        if (h->frame[0].spacing[0] <= 0 || h->frame[0].spacing[1] <= 0)
+            return "radiograph without PixelSpacing or ImagerPixelSpacing";
+        return NULL;
+    }
+    for (int32_t f = 0; f < h->frames; f++) {
+        if (!iop_valid(h->frame[f].iop))
+            return "ImageOrientationPatient is not two orthogonal unit vectors";
+        if (h->frame[f].spacing[0] <= 0 || h->frame[f].spacing[1] <= 0)
+            return "PixelSpacing missing or not positive";
+    }
+    return NULL;
+}
+
+static vs_status add_file(dcm_scan *s, const char *path, vs_error *err);
+
+typedef struct dir_ctx {
+    dcm_scan *s;
+    char base[PATH_MAX];
+    vs_status st;
+    vs_error *err;
+    int n;
+} dir_ctx;
+
+static void dicomdir_add(void *p, const char *rel) {
+    dir_ctx *c = p;
+    if (c->st) return;
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", c->base, rel);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        /* Media file IDs are upper case; the copy on disk may not be. */
+        for (char *q = path + strlen(c->base) + 1; *q; q++)
+            if (*q >= 'A' && *q <= 'Z') *q = (char)(*q - 'A' + 'a');
+        if (stat(path, &st) != 0) snprintf(path, sizeof path, "%s/%s", c->base, rel);
+    }
+    c->n++;
+    c->st = add_file(c->s, path, c->err);
+}
+
+static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
+    char real[PATH_MAX];
+    const char *key = realpath(path, real) ? real : path;
+    int added = str_set_add(&s->seen_paths, key);
+    if (added < 0) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (added == 0) return VS_OK; /* the same file reached twice (DICOMDIR and its folder) */
+    file_rec *r = new_record(s, path, err);
+    if (!r) return err->code;
+    int64_t ri = s->n_files - 1; /* a DICOMDIR adds records, which may move the array */
+    dcmfile *f = NULL;
+    dcmfile_facts facts;
+    vs_error e;
+    if (dcmfile_load_facts(path, &s->opt.limits, &f, &facts, &e) != VS_OK) {
+        if (e.code == VS_ERR_IO)
+            settle(r, DCM_REJECTED, e.msg);
+        else
+            settle(r, facts.is_dicom ? DCM_REJECTED : DCM_SKIPPED,
+                   facts.is_dicom ? e.msg : "not DICOM");
+        return VS_OK;
+    }
+    if (dcmshim_read_header(f, &r->h, &e) != VS_OK) {
+        settle(r, DCM_REJECTED, e.msg);
+        dcmfile_free(f);
+        return VS_OK;
+    }
+    /* Modality reaches summaries and volumes: keep it to the characters a code string has. */
+    for (char *p = r->h.modality; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
+    for (char *p = r->h.body_part; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
+    if (r->h.is_dicomdir) {
+        dir_ctx c = {.s = s, .st = VS_OK, .err = err};
+        snprintf(c.base, sizeof c.base, "%s", path);
+        char *slash = strrchr(c.base, '/');
+        if (slash)
+            *slash = 0;
+        else
+            strcpy(c.base, ".");
+        vs_error de;
+        vs_status ds = dcmshim_dicomdir_files(f, dicomdir_add, &c, &de);
+        dcmfile_free(f);
+        if (c.st) return c.st;
+        char why[96];
+        snprintf(why, sizeof why, "DICOMDIR (its %d referenced files were read)", c.n);
+        settle(&s->files[ri], ds ? DCM_REJECTED : DCM_SKIPPED, ds ? de.msg : why);
+        return VS_OK;
+    }
+    dcmfile_free(f);
+    char buf[160];
+    dcm_state st;
+    const char *why = classify(r, &st, buf, sizeof buf);
+    r->kind = kind_of(r->h.image_type);
+    if (why) settle(r, st, why);
+    return VS_OK;
+}
+
+static vs_status add_dir(dcm_scan *s, const char *path, int depth, vs_error *err) {
+    char real[PATH_MAX];
+    if (realpath(path, real)) {
+        int added = str_set_add(&s->seen_dirs, real);
+        if (added < 0) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+        if (added == 0) return VS_OK;
+    }
+    if (depth > 64) return VS_OK;
+    DIR *d = opendir(path);
+    if (!d) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the folder", path);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    vs_status st = VS_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort: folders are small, order must be fixed */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n && !st; i++) {
+        char child[PATH_MAX * 2];
+        snprintf(child, sizeof child, "%s/%s", path, names[i]);
+        struct stat sb;
+        if (lstat(child, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode))
+            st = add_dir(s, child, depth + 1, err);
+        else if (S_ISREG(sb.st_mode) ||
+                 (S_ISLNK(sb.st_mode) && stat(child, &sb) == 0 && S_ISREG(sb.st_mode)))
+            st = add_file(s, child, err);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return st;
+}
+
+vs_status dcm_scan_add(dcm_scan *s, const char *path, vs_error *err) {
+    if (s->grouped) return VS_FAIL(err, VS_ERR_INTERNAL, "dcm_scan_add after dcm_scan_group");
+    struct stat sb;
+    if (stat(path, &sb) != 0) return VS_FAIL(err, VS_ERR_IO, "%s: no such file or folder", path);
+    if (S_ISDIR(sb.st_mode)) return add_dir(s, path, 0, err);
+    return add_file(s, path, err);
+}
+
+/* ---- grouping ---- */
+
+static int cmp_path(const void *a, const void *b) {
+    return strcmp(((const file_rec *)a)->path, ((const file_rec *)b)->path);
+}
+
+static int cmp_int(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
+
+static const file_rec *g_files; /* for qsort comparators (grouping is single-threaded) */
+
+/* The volume key of a slice: everything that must be equal inside one volume. */
+static int cmp_slice_key(const void *pa, const void *pb) {
+    const slice_ref *a = pa, *b = pb;
+    const file_rec *fa = &g_files[a->file], *fb = &g_files[b->file];
+    const dcm_header *ha = &fa->h, *hb = &fb->h;
+    int c;
+    if ((c = strcmp(ha->patient_id, hb->patient_id))) return c;
+    if ((c = strcmp(ha->study_uid, hb->study_uid))) return c;
+    if ((c = strcmp(ha->series_uid, hb->series_uid))) return c;
+    if ((c = cmp_int(fa->projection, fb->projection))) return c;
+    if (fa->projection) return cmp_int(a->file, b->file); /* each radiograph alone */
+    if ((c = cmp_int(fa->kind, fb->kind))) return c;
+    if ((c = strcmp(ha->image_type, hb->image_type))) return c;
+    if ((c = cmp_int(ha->rows, hb->rows))) return c;
+    if ((c = cmp_int(ha->cols, hb->cols))) return c;
+    /* dcm2niix's default (-m 2) merges CT acquisitions; so do we. */
+    if (strcmp(ha->modality, "CT") != 0 && (c = cmp_int(ha->acquisition, hb->acquisition)))
+        return c;
+    if ((c = cmp_int(ha->echo, hb->echo))) return c;
+    if ((c = cmp_int(ha->temporal, hb->temporal))) return c;
+    const dcm_frame *ra = &ha->frame[a->frame], *rb = &hb->frame[b->frame];
+    if ((c = cmp_int(ra->temporal, rb->temporal))) return c;
+    for (int i = 0; i < 6; i++)
+        if ((c = cmp_int(llround(ra->iop[i] * 1e4), llround(rb->iop[i] * 1e4)))) return c;
+    if ((c = cmp_int(llround(ra->spacing[0] * 1e4), llround(rb->spacing[0] * 1e4)))) return c;
+    if ((c = cmp_int(llround(ra->spacing[1] * 1e4), llround(rb->spacing[1] * 1e4)))) return c;
+    if ((c = cmp_int(a->file, b->file))) return c;
+    return cmp_int(a->frame, b->frame);
+}
+
+static int same_volume(const slice_ref *a, const slice_ref *b) {
+    /* The fields of cmp_slice_key, without its final file/frame tie-breakers. */
+    const file_rec *fa = &g_files[a->file], *fb = &g_files[b->file];
+    if (fa->projection || fb->projection) return 0;
+    const dcm_header *ha = &fa->h, *hb = &fb->h;
+    if (strcmp(ha->patient_id, hb->patient_id) || strcmp(ha->study_uid, hb->study_uid) ||
+        strcmp(ha->series_uid, hb->series_uid) || fa->kind != fb->kind ||
+        strcmp(ha->image_type, hb->image_type) || ha->rows != hb->rows || ha->cols != hb->cols ||
+        (strcmp(ha->modality, "CT") != 0 && ha->acquisition != hb->acquisition) ||
+        ha->echo != hb->echo || ha->temporal != hb->temporal)
+        return 0;
+    const dcm_frame *ra = &ha->frame[a->frame], *rb = &hb->frame[b->frame];
+    if (ra->temporal != rb->temporal) return 0;
+    for (int i = 0; i < 6; i++)
+        if (llround(ra->iop[i] * 1e4) != llround(rb->iop[i] * 1e4)) return 0;
+    for (int i = 0; i < 2; i++)
+        if (llround(ra->spacing[i] * 1e4) != llround(rb->spacing[i] * 1e4)) return 0;
+    return 1;
+}
+
+static int cmp_group(const void *pa, const void *pb) {
+    return cmp_int(((const group *)pa)->first_file, ((const group *)pb)->first_file);
+}
+
+/* Later copies of one SOP instance (same UID in another file) are skipped; the first path in
+ * byte order wins, so the choice does not depend on the order files were given. */
+static vs_status skip_duplicate_instances(dcm_scan *s, vs_error *err) {
+    str_set uids = {0};
+    for (int64_t i = 0; i < s->n_files; i++) {
+        file_rec *r = &s->files[i];
+        if (r->state != DCM_PENDING || !r->h.sop_instance[0]) continue;
+        int added = str_set_add(&uids, r->h.sop_instance);
+        if (added < 0) {
+            str_set_free(&uids);
+            return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+        }
+        if (added == 0)
+            settle(r, DCM_SKIPPED,
+                   "duplicate SOP instance (the same image is in an "
+                   "earlier file)");
+    }
+    str_set_free(&uids);
+    return VS_OK;
+}
+
+vs_status dcm_scan_group(dcm_scan *s, vs_error *err) {
+    if (s->grouped) return VS_OK;
+    s->grouped = 1;
+    qsort(s->files, (size_t)s->n_files, sizeof *s->files, cmp_path);
+    vs_status st = skip_duplicate_instances(s, err);
+    if (st) return st;
+    size_t n_slices = 0;
+    for (int64_t i = 0; i < s->n_files; i++)
+        if (s->files[i].state == DCM_PENDING) n_slices += (size_t)s->files[i].h.frames;
+    if (n_slices == 0) return VS_OK;
+    slice_ref *all = malloc(n_slices * sizeof *all);
+    if (!all) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for %zu slices", n_slices);
+    size_t k = 0;
+    for (int64_t i = 0; i < s->n_files; i++) {
+        if (s->files[i].state != DCM_PENDING) continue;
+        for (int32_t f = 0; f < s->files[i].h.frames; f++)
+            all[k++] = (slice_ref){(int32_t)i, f};
+    }
+    g_files = s->files;
+    qsort(all, n_slices, sizeof *all, cmp_slice_key);
+    size_t n_groups = 0;
+    for (size_t i = 0; i < n_slices; i++)
+        if (i == 0 || !same_volume(&all[i - 1], &all[i])) n_groups++;
+    s->groups = calloc(n_groups, sizeof *s->groups);
+    if (!s->groups) {
+        free(all);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for %zu groups", n_groups);
+    }
+    for (size_t i = 0, g = 0; i < n_slices;) {
+        size_t j = i + 1;
+        while (j < n_slices && same_volume(&all[j - 1], &all[j]))
+            j++;
+        group *gr = &s->groups[g++];
+        gr->n = (int32_t)(j - i);
+        gr->s = malloc((size_t)gr->n * sizeof *gr->s);
+        if (!gr->s) {
+            s->n_groups = (int)g;
+            free(all);
+            return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for a group");
+        }
+        memcpy(gr->s, all + i, (size_t)gr->n * sizeof *gr->s);
+        gr->first_file = gr->s[0].file;
+        for (int32_t m = 0; m < gr->n; m++)
+            if (gr->s[m].file < gr->first_file) gr->first_file = gr->s[m].file;
+        i = j;
+    }
+    s->n_groups = (int)n_groups;
+    free(all);
+    qsort(s->groups, n_groups, sizeof *s->groups, cmp_group);
+    return VS_OK;
+}
+
+int dcm_scan_n_groups(const dcm_scan *s) { return s->n_groups; }
+
+/* ---- the iterator ---- */
+
+static vs_status remember_volume(dcm_scan *s, const dcm_series *v, vs_error *err) {
+    vol_info *nv = realloc(s->vols, (size_t)(s->n_vols + 1) * sizeof *nv);
+    if (!nv) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    s->vols = nv;
+    vol_info *i = &s->vols[s->n_vols++];
+    memset(i, 0, sizeof *i);
+    i->index = v->index;
+    i->kind = v->kind;
+    snprintf(i->modality, sizeof i->modality, "%s", v->vol.modality);
+    snprintf(i->dtype, sizeof i->dtype, "%s", vol_dtype_name(v->vol.dtype));
+    i->shape[0] = v->vol.n_slices;
+    i->shape[1] = v->vol.n_rows;
+    i->shape[2] = v->vol.n_cols;
+    memcpy(i->spacing, v->vol.spacing, sizeof i->spacing);
+    memcpy(i->origin, v->vol.origin, sizeof i->origin);
+    memcpy(i->direction, v->vol.direction, sizeof i->direction);
+    i->n_files = v->n_files;
+    i->resampled = v->resampled;
+    return VS_OK;
+}
+
+vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err) {
+    *out = NULL;
+    if (!s->grouped) {
+        vs_status st = dcm_scan_group(s, err);
+        if (st) return st;
+    }
+    while (s->next_group < s->n_groups) {
+        group *g = &s->groups[s->next_group++];
+        dcm_series *v = NULL;
+        vs_error e;
+        vs_status st = dcm_assemble(&s->opt, s->files, g, s->n_vols, &v, &e);
+        if (st == VS_ERR_FORMAT || st == VS_ERR_NOMEM) {
+            for (int32_t i = 0; i < g->n; i++)
+                if (s->files[g->s[i].file].state == DCM_PENDING)
+                    settle(&s->files[g->s[i].file], DCM_REJECTED, e.msg);
+            log_warn("volume of %d slices rejected: %s", (int)g->n, e.msg);
+            continue;
+        }
+        if (st) {
+            *err = e;
+            return st;
+        }
+        for (int32_t i = 0; i < g->n; i++) {
+            file_rec *r = &s->files[g->s[i].file];
+            if (r->state != DCM_PENDING) continue;
+            settle(r, DCM_USED, "");
+            r->volume = v->index;
+        }
+        st = remember_volume(s, v, err);
+        if (st) {
+            dcm_series_free(v);
+            return st;
+        }
+        *out = v;
+        return VS_OK;
+    }
+    return VS_OK;
+}
+
+const volume *dcm_series_volume(const dcm_series *v) { return &v->vol; }
+volume *dcm_series_volume_mut(dcm_series *v) { return &v->vol; }
+int dcm_series_n_files(const dcm_series *v) { return v->n_files; }
+dcmfile *dcm_series_file(dcm_series *v, int i) { return v->files[i]; }
+dcm_kind dcm_series_kind(const dcm_series *v) { return v->kind; }
+int dcm_series_index(const dcm_series *v) { return v->index; }
+int dcm_series_resampled(const dcm_series *v) { return v->resampled; }
+
+void dcm_series_free(dcm_series *v) {
+    if (!v) return;
+    for (int i = 0; i < v->n_files; i++)
+        dcmfile_free(v->files[i]);
+    free(v->files);
+    volume_free(&v->vol);
+    free(v);
+}
+
+/* ---- accounting ---- */
+
+void dcm_scan_counts(const dcm_scan *s, dcm_counts *c) {
+    memset(c, 0, sizeof *c);
+    c->files = s->n_files;
+    for (int64_t i = 0; i < s->n_files; i++) {
+        switch (s->files[i].state) {
+        case DCM_USED: c->used++; break;
+        case DCM_SKIPPED: c->skipped++; break;
+        case DCM_REJECTED: c->rejected++; break;
+        case DCM_PENDING: c->pending++; break;
+        }
+    }
+    c->volumes = s->n_vols;
+}
+
+int64_t dcm_scan_n_files(const dcm_scan *s) { return s->n_files; }
+const char *dcm_scan_file_path(const dcm_scan *s, int64_t i) { return s->files[i].path; }
+dcm_state dcm_scan_file_state(const dcm_scan *s, int64_t i) { return s->files[i].state; }
+const char *dcm_scan_file_reason(const dcm_scan *s, int64_t i) {
+    return s->files[i].reason ? s->files[i].reason : "";
+}
+int dcm_scan_file_volume(const dcm_scan *s, int64_t i) { return s->files[i].volume; }
+
+static void json_vec(FILE *f, const double *v, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%.17g", i ? "," : "", v[i]);
+    fputc(']', f);
+}
+
+static void write_file_list(const dcm_scan *s, FILE *f, dcm_state st) {
+    int first = 1;
+    fputc('[', f);
+    for (int64_t i = 0; i < s->n_files; i++) {
+        const file_rec *r = &s->files[i];
+        if (r->state != st) continue;
+        fputs(first ? "\n  {\"path\":" : ",\n  {\"path\":", f);
+        first = 0;
+        log_json_string(f, r->path);
+        if (st == DCM_USED)
+            fprintf(f, ",\"volume\":%d}", r->volume);
+        else {
+            fputs(",\"reason\":", f);
+            log_json_string(f, r->reason ? r->reason : "");
+            fputc('}', f);
+        }
+    }
+    fputs(first ? "]" : "\n ]", f);
+}
+
+vs_status dcm_scan_write_summary(const dcm_scan *s, FILE *f, vs_error *err) {
+    dcm_counts c;
+    dcm_scan_counts(s, &c);
+    fprintf(f,
+            "{\"schema\":\"vesalius.dicom-summary/1\",\"files\":%lld,\"used\":%lld,"
+            "\"skipped\":%lld,\"rejected\":%lld,\"pending\":%lld,\"volumes\":%lld,\n"
+            " \"volume_list\":[",
+            (long long)c.files, (long long)c.used, (long long)c.skipped, (long long)c.rejected,
+            (long long)c.pending, (long long)c.volumes);
+    for (int i = 0; i < s->n_vols; i++) {
+        const vol_info *v = &s->vols[i];
+        fprintf(f, "%s\n  {\"index\":%d,\"kind\":\"%s\",\"modality\":", i ? "," : "", v->index,
+                dcm_kind_name(v->kind));
+        log_json_string(f, v->modality);
+        fprintf(f, ",\"dtype\":\"%s\",\"shape\":[%lld,%lld,%lld],\"spacing\":", v->dtype,
+                (long long)v->shape[0], (long long)v->shape[1], (long long)v->shape[2]);
+        json_vec(f, v->spacing, 3);
+        fputs(",\"origin\":", f);
+        json_vec(f, v->origin, 3);
+        fputs(",\"direction\":", f);
+        json_vec(f, v->direction, 9);
+        fprintf(f, ",\"files\":%d,\"resampled\":%s}", v->n_files, v->resampled ? "true" : "false");
+    }
+    fputs(s->n_vols ? "\n ],\n \"used_files\":" : "],\n \"used_files\":", f);
+    write_file_list(s, f, DCM_USED);
+    fputs(",\n \"skipped_files\":", f);
+    write_file_list(s, f, DCM_SKIPPED);
+    fputs(",\n \"rejected_files\":", f);
+    write_file_list(s, f, DCM_REJECTED);
+    fputs("}\n", f);
+    if (ferror(f)) return VS_FAIL(err, VS_ERR_IO, "cannot write the run summary");
+    return VS_OK;
+}

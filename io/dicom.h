@@ -1,0 +1,113 @@
+/* dicom.h — DICOM files, folders and DICOMDIRs in; 3D volumes and an account of every file out.
+ *
+ * Three steps, streaming, memory bounded by one series:
+ *   1. dcm_scan_add: read the headers (never the pixels) of a file, a directory tree or a
+ *      DICOMDIR's referenced files; each file gets a record: pending, skipped or rejected.
+ *   2. dcm_scan_group: patient -> study -> series -> volume. A series is split where it mixes
+ *      orientation, rows/columns, echo, temporal position, acquisition number (not for CT,
+ *      as dcm2niix's default merge does) or image type; localizers and derived images are
+ *      their own volumes.
+ *   3. dcm_scan_next: load, decode and assemble ONE volume; the caller gets the volume and
+ *      the dcmfile handles of its files (for de-identification in memory) and frees them
+ *      with dcm_series_free before asking for the next. A volume that cannot be assembled
+ *      (missing slices, uneven spacing, decode failure) rejects its files and the iterator
+ *      moves on.
+ * dcm_scan_write_summary writes the machine-readable account (counts, every skip and reject
+ * with its path and reason); it never holds header values.
+ *
+ * Volume conventions are those of volume.h: voxels [slice][row][col], slices in increasing
+ * position along the normal (IOP row x column cosines), geometry in index order, LPS mm.
+ * Pixel rules, in order: BitsStored masking and sign extension (PixelRepresentation); the
+ * MONOCHROME1 inversion on stored values (unsigned: 2^BitsStored-1-v, signed: -1-v);
+ * RescaleSlope/Intercept in double; PixelPaddingValue voxels become the smallest non-padding
+ * value of the volume. The result is int16 when every slope and intercept is an integer and
+ * every value fits, otherwise float32. The pseudonymous keys of the volume are left empty.
+ *
+ * Invariants:
+ *   1. Every path given (or found) ends in exactly one state: used (in one volume), skipped
+ *      or rejected, each with a reason that names no header value.
+ *   2. At most one volume's voxels and dcmfile handles are alive at a time (per scan).
+ *   3. The same files in any order, with any InstanceNumbers, give the same volumes.
+ */
+#ifndef VS_DICOM_H
+#define VS_DICOM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dcmfile.h"
+#include "status.h"
+#include "volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dcm_options {
+    dcmfile_limits limits;      /* per file: bytes and Rows x Columns x Frames */
+    uint64_t max_volume_voxels; /* refuse a volume larger than this (0: 2^31) */
+    int resample_uneven;        /* 1: resample missing-slice / uneven series to the median step */
+    double spacing_tolerance;   /* relative slice-step deviation allowed (0: 0.01) */
+} dcm_options;
+
+typedef enum dcm_state {
+    DCM_PENDING = 0, /* scanned, not yet assembled */
+    DCM_USED,
+    DCM_SKIPPED,
+    DCM_REJECTED,
+} dcm_state;
+
+typedef enum dcm_kind { DCM_KIND_ORIGINAL = 0, DCM_KIND_DERIVED, DCM_KIND_LOCALIZER } dcm_kind;
+
+typedef struct dcm_counts {
+    int64_t files, used, skipped, rejected, pending;
+    int64_t volumes; /* assembled so far */
+} dcm_counts;
+
+typedef struct dcm_scan dcm_scan;
+typedef struct dcm_series dcm_series;
+
+vs_status dcm_scan_open(const dcm_options *opt, dcm_scan **out, vs_error *err);
+void dcm_scan_close(dcm_scan *s);
+
+/* Add a file, a directory (recursively, entries in byte order) or a DICOMDIR. Bad files are
+ * recorded, not returned as errors; the call fails only when `path` itself cannot be read. */
+vs_status dcm_scan_add(dcm_scan *s, const char *path, vs_error *err);
+
+/* Sort and group what was added; call once, after the last dcm_scan_add. */
+vs_status dcm_scan_group(dcm_scan *s, vs_error *err);
+/* Number of volumes grouping produced (before assembly may reject some). */
+int dcm_scan_n_groups(const dcm_scan *s);
+
+/* Assemble the next volume. *out is NULL when there is none left. Returns a failure only for
+ * conditions that stop the whole run (out of memory for bookkeeping, a bug). */
+vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err);
+
+const volume *dcm_series_volume(const dcm_series *v);
+volume *dcm_series_volume_mut(dcm_series *v);
+int dcm_series_n_files(const dcm_series *v);
+dcmfile *dcm_series_file(dcm_series *v, int i); /* in slice order */
+dcm_kind dcm_series_kind(const dcm_series *v);
+int dcm_series_index(const dcm_series *v); /* 0-based volume number in this scan */
+int dcm_series_resampled(const dcm_series *v);
+/* Free the volume and every handle; NULL is fine. */
+void dcm_series_free(dcm_series *v);
+
+void dcm_scan_counts(const dcm_scan *s, dcm_counts *out);
+/* Per-file records, in sorted path order. */
+int64_t dcm_scan_n_files(const dcm_scan *s);
+const char *dcm_scan_file_path(const dcm_scan *s, int64_t i);
+dcm_state dcm_scan_file_state(const dcm_scan *s, int64_t i);
+const char *dcm_scan_file_reason(const dcm_scan *s, int64_t i); /* "" when used */
+int dcm_scan_file_volume(const dcm_scan *s, int64_t i);         /* -1 unless used */
+
+/* The run summary as one JSON object (schema "vesalius.dicom-summary/1"). */
+vs_status dcm_scan_write_summary(const dcm_scan *s, FILE *f, vs_error *err);
+
+const char *dcm_state_name(dcm_state st);
+const char *dcm_kind_name(dcm_kind k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,153 @@
+/* mae_data.c — the in-memory crop source and the procedural smoke-test volumes. */
+#include "mae_data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct vol_source {
+    const volume *vols;
+    int n;
+    mae_aug aug;
+} vol_source;
+
+static float voxel_at(const volume *v, size_t i) {
+    switch (v->dtype) {
+    case VOL_INT16: return (float)((const int16_t *)v->voxels)[i];
+    case VOL_UINT8: return (float)((const uint8_t *)v->voxels)[i];
+    default: return ((const float *)v->voxels)[i];
+    }
+}
+
+static vs_status vol_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
+    vol_source *s = ctx;
+    size_t cv = (size_t)crop[0] * crop[1] * crop[2];
+    for (int b = 0; b < B; b++) {
+        int vi = (int)rng_below(r, (uint32_t)s->n);
+        const volume *v = &s->vols[vi];
+        int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
+        int o[3], flip[3];
+        for (int a = 0; a < 3; a++) {
+            if (dims[a] < crop[a])
+                return VS_FAIL(err, VS_ERR_FORMAT, "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop",
+                               vi, (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1], crop[2]);
+            o[a] = (int)rng_below(r, (uint32_t)(dims[a] - crop[a] + 1));
+        }
+        for (int a = 0; a < 3; a++) flip[a] = rng_float(r) < s->aug.flip[a];
+        float scale = 1.0f + s->aug.scale * (2.0f * rng_float(r) - 1.0f);
+        float shift = s->aug.shift * (2.0f * rng_float(r) - 1.0f);
+        float *dst = out + (size_t)b * cv;
+        for (int z = 0; z < crop[0]; z++)
+            for (int y = 0; y < crop[1]; y++) {
+                int sz = o[0] + (flip[0] ? crop[0] - 1 - z : z);
+                int sy = o[1] + (flip[1] ? crop[1] - 1 - y : y);
+                size_t row = ((size_t)sz * dims[1] + (size_t)sy) * dims[2] + (size_t)o[2];
+                float *d = dst + ((size_t)z * crop[1] + y) * crop[2];
+                for (int x = 0; x < crop[2]; x++) {
+                    int sx = flip[2] ? crop[2] - 1 - x : x;
+                    d[x] = voxel_at(v, row + (size_t)sx) * scale + shift;
+                }
+            }
+    }
+    return VS_OK;
+}
+
+/* The in-memory source keeps no state of its own: the trainer's rng is the whole position. */
+static vs_status vol_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
+    (void)ctx, (void)buf, (void)err;
+    *len = 0;
+    return VS_OK;
+}
+
+static vs_status vol_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
+    (void)ctx, (void)buf;
+    if (len != 0) return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not an in-memory source's");
+    return VS_OK;
+}
+
+static void vol_close(void *ctx) { free(ctx); }
+
+vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const mae_aug *aug,
+                             vs_error *err) {
+    memset(src, 0, sizeof *src);
+    if (n < 1) return VS_FAIL(err, VS_ERR_CONFIG, "no volumes to train on");
+    for (int a = 0; a < 3; a++)
+        if (!(aug->flip[a] >= 0.0f && aug->flip[a] <= 1.0f))
+            return VS_FAIL(err, VS_ERR_CONFIG, "flip probability must be in [0, 1]");
+    if (!(aug->scale >= 0.0f && aug->scale < 1.0f) || !(aug->shift >= 0.0f))
+        return VS_FAIL(err, VS_ERR_CONFIG, "intensity scale must be in [0, 1) and shift >= 0");
+    vol_source *s = calloc(1, sizeof *s);
+    if (!s) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the volume source");
+    s->vols = vols, s->n = n, s->aug = *aug;
+    src->ctx = s;
+    src->name = "volumes";
+    src->fill = vol_fill, src->save = vol_save, src->load = vol_load, src->close = vol_close;
+    return VS_OK;
+}
+
+void mae_source_close(mae_source *src) {
+    if (src->close && src->ctx) src->close(src->ctx);
+    memset(src, 0, sizeof *src);
+}
+
+/* ------------------------------------------------------------------- synthetic volumes */
+typedef struct ellipsoid {
+    double c[3], r[3]; /* centre and radii in normalised coordinates [-1, 1] */
+    float value, texture;
+} ellipsoid;
+
+static double unif(rng *r, double lo, double hi) { return lo + (hi - lo) * rng_double(r); }
+
+static double ell_dist(const ellipsoid *e, const double p[3]) {
+    double s = 0.0;
+    for (int a = 0; a < 3; a++) {
+        double d = (p[a] - e->c[a]) / e->r[a];
+        s += d * d;
+    }
+    return s;
+}
+
+vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_error *err) {
+    memset(v, 0, sizeof *v);
+    vs_status st = volume_alloc(v, nz, ny, nx, VOL_FLOAT32, 0, err);
+    if (st != VS_OK) return st;
+    for (int a = 0; a < 3; a++) v->spacing[a] = 1.0;
+    for (int a = 0; a < 3; a++) v->direction[a * 3 + a] = 1.0;
+    volume_update_affine(v);
+    snprintf(v->modality, sizeof v->modality, "OT");
+    snprintf(v->units, sizeof v->units, "arbitrary");
+    ellipsoid body = {{0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
+    ellipsoid organs[6];
+    int n_org = 3 + (int)rng_below(r, 4);
+    for (int i = 0; i < n_org; i++) {
+        for (int a = 0; a < 3; a++) {
+            organs[i].c[a] = unif(r, -0.45, 0.45);
+            organs[i].r[a] = unif(r, 0.12, 0.35);
+        }
+        organs[i].value = (float)unif(r, 0.35, 0.9);
+        organs[i].texture = (float)unif(r, 2.0, 9.0);
+    }
+    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1), spine_r = unif(r, 0.07, 0.12);
+    double bias[3] = {unif(r, -0.15, 0.15), unif(r, -0.15, 0.15), unif(r, -0.15, 0.15)};
+    float *vox = v->voxels;
+    for (int z = 0; z < nz; z++)
+        for (int y = 0; y < ny; y++)
+            for (int x = 0; x < nx; x++) {
+                double p[3] = {nz > 1 ? 2.0 * z / (nz - 1) - 1.0 : 0.0, 2.0 * y / (ny - 1) - 1.0,
+                               2.0 * x / (nx - 1) - 1.0};
+                double val = 0.0;
+                if (ell_dist(&body, p) <= 1.0) {
+                    val = body.value;
+                    for (int i = 0; i < n_org; i++)
+                        if (ell_dist(&organs[i], p) <= 1.0)
+                            val = organs[i].value *
+                                  (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
+                    double dy = p[1] - spine_y, dx = p[2] - spine_x;
+                    if (dy * dy + dx * dx <= spine_r * spine_r) val = 1.2;
+                    val *= 1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2];
+                }
+                vox[((size_t)z * ny + y) * nx + x] = (float)(val + 0.03 * rng_normal(r));
+            }
+    return VS_OK;
+}

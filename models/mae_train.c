@@ -1,0 +1,430 @@
+/* mae_train.c — the pretraining loop and its checkpoints (see mae_train.h). */
+#include "mae_train.h"
+
+#include "log.h"
+#include "nn.h"
+#include "progress.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoints and safetensors are written in host order, which must be little-endian"
+#endif
+
+struct mae_trainer {
+    mae_train_config cfg;
+    mae *m;
+    adamw opt;
+    rng r;        /* crops, augmentation and masks */
+    mae_source *src;
+    float *batch; /* (B, Sz, Sy, Sx) */
+    int32_t *ids; /* (B, K) */
+};
+
+/* ----------------------------------------------------------------------------- config */
+void mae_train_config_default(mae_train_config *c) {
+    memset(c, 0, sizeof *c);
+    mae_config_default(&c->model);
+    adamw_config_default(&c->opt);
+    c->aug.flip[0] = c->aug.flip[1] = c->aug.flip[2] = 0.5f;
+    c->aug.scale = 0.1f;
+    c->aug.shift = 0.1f;
+    c->accum = 1;
+    c->steps = 1000;
+    c->seed = 0;
+    c->ckpt_every = 500;
+    c->log_every = 10;
+}
+
+vs_status mae_train_config_check(const mae_train_config *c, vs_error *err) {
+    vs_status st = mae_config_check(&c->model, err);
+    if (st == VS_OK) st = adamw_config_check(&c->opt, err);
+    if (st != VS_OK) return st;
+    if (c->accum < 1 || c->accum > 4096)
+        return VS_FAIL(err, VS_ERR_CONFIG, "gradient accumulation must be 1..4096, not %d", c->accum);
+    if (c->steps < 1) return VS_FAIL(err, VS_ERR_CONFIG, "steps must be >= 1, not %ld", c->steps);
+    if (c->ckpt_every < 0 || c->log_every < 0)
+        return VS_FAIL(err, VS_ERR_CONFIG, "checkpoint and log intervals must be >= 0");
+    return VS_OK;
+}
+
+/* The checkpointed configuration: one row per field, stored as 8 bytes each. */
+enum { CF_INT, CF_LONG, CF_U64, CF_FLOAT, CF_DOUBLE };
+typedef struct cfg_field {
+    const char *name;
+    int type;
+    size_t off;
+} cfg_field;
+
+#define CFG(name, type, member) {name, type, offsetof(mae_train_config, member)}
+static const cfg_field cfg_fields[] = {
+    CFG("crop_z", CF_INT, model.crop[0]),     CFG("crop_y", CF_INT, model.crop[1]),
+    CFG("crop_x", CF_INT, model.crop[2]),     CFG("patch_z", CF_INT, model.patch[0]),
+    CFG("patch_y", CF_INT, model.patch[1]),   CFG("patch_x", CF_INT, model.patch[2]),
+    CFG("dim", CF_INT, model.dim),            CFG("depth", CF_INT, model.depth),
+    CFG("heads", CF_INT, model.heads),        CFG("dec_dim", CF_INT, model.dec_dim),
+    CFG("dec_depth", CF_INT, model.dec_depth), CFG("dec_heads", CF_INT, model.dec_heads),
+    CFG("mlp_ratio", CF_INT, model.mlp_ratio), CFG("mask_ratio", CF_DOUBLE, model.mask_ratio),
+    CFG("norm_pix", CF_INT, model.norm_pix),  CFG("vis_weight", CF_FLOAT, model.vis_weight),
+    CFG("batch", CF_INT, model.batch),        CFG("lr", CF_DOUBLE, opt.lr),
+    CFG("min_lr", CF_DOUBLE, opt.min_lr),     CFG("warmup_steps", CF_LONG, opt.warmup_steps),
+    CFG("total_steps", CF_LONG, opt.total_steps), CFG("beta1", CF_DOUBLE, opt.beta1),
+    CFG("beta2", CF_DOUBLE, opt.beta2),       CFG("eps", CF_DOUBLE, opt.eps),
+    CFG("weight_decay", CF_DOUBLE, opt.weight_decay), CFG("decay_all", CF_INT, opt.decay_all),
+    CFG("clip", CF_DOUBLE, opt.clip),         CFG("flip_z", CF_FLOAT, aug.flip[0]),
+    CFG("flip_y", CF_FLOAT, aug.flip[1]),     CFG("flip_x", CF_FLOAT, aug.flip[2]),
+    CFG("scale", CF_FLOAT, aug.scale),        CFG("shift", CF_FLOAT, aug.shift),
+    CFG("accum", CF_INT, accum),              CFG("steps", CF_LONG, steps),
+    CFG("seed", CF_U64, seed),
+};
+#define N_CFG_FIELDS ((int)(sizeof cfg_fields / sizeof cfg_fields[0]))
+
+/* Field i as 8 bytes (int64 for integers, double for reals) and as text for messages. */
+static void cfg_get(const mae_train_config *c, int i, uint8_t out[8], char *txt, size_t n) {
+    const char *p = (const char *)c + cfg_fields[i].off;
+    int64_t iv = 0;
+    double dv = 0.0;
+    int is_int = 1;
+    switch (cfg_fields[i].type) {
+    case CF_INT: iv = *(const int *)p; break;
+    case CF_LONG: iv = *(const long *)p; break;
+    case CF_U64: memcpy(&iv, p, 8); break;
+    case CF_FLOAT: dv = *(const float *)p, is_int = 0; break;
+    default: dv = *(const double *)p, is_int = 0; break;
+    }
+    if (is_int) {
+        memcpy(out, &iv, 8);
+        if (cfg_fields[i].type == CF_U64) snprintf(txt, n, "%llu", (unsigned long long)iv);
+        else snprintf(txt, n, "%lld", (long long)iv);
+    } else {
+        memcpy(out, &dv, 8);
+        snprintf(txt, n, "%.9g", dv);
+    }
+}
+
+static void cfg_text(const uint8_t v[8], int i, char *txt, size_t n) {
+    int64_t iv;
+    double dv;
+    memcpy(&iv, v, 8), memcpy(&dv, v, 8);
+    int t = cfg_fields[i].type;
+    if (t == CF_FLOAT || t == CF_DOUBLE) snprintf(txt, n, "%.9g", dv);
+    else if (t == CF_U64) snprintf(txt, n, "%llu", (unsigned long long)iv);
+    else snprintf(txt, n, "%lld", (long long)iv);
+}
+
+/* ---------------------------------------------------------------------------- trainer */
+vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae_source *src,
+                             vs_error *err) {
+    *out = NULL;
+    vs_status st = mae_train_config_check(cfg, err);
+    if (st != VS_OK) return st;
+    mae_trainer *t = calloc(1, sizeof *t);
+    if (!t) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the trainer");
+    t->cfg = *cfg;
+    t->src = src;
+    st = mae_create(&t->m, &cfg->model, err);
+    if (st != VS_OK) goto fail;
+    int n_seg = mae_n_tensors(t->m);
+    adamw_segment *segs = calloc((size_t)n_seg, sizeof *segs);
+    if (!segs) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the optimizer's table");
+        goto fail;
+    }
+    for (int i = 0; i < n_seg; i++) {
+        const mae_tensor *tt = mae_tensor_at(t->m, i);
+        segs[i] = (adamw_segment){tt->offset, tt->size, tt->no_decay};
+    }
+    st = adamw_init(&t->opt, &cfg->opt, mae_n_params(t->m), segs, n_seg, err);
+    free(segs);
+    if (st != VS_OK) goto fail;
+    t->batch = malloc(mae_crop_voxels(&cfg->model) * (size_t)cfg->model.batch * sizeof(float));
+    t->ids = malloc((size_t)cfg->model.batch * mae_n_keep(&cfg->model) * sizeof(int32_t));
+    if (!t->batch || !t->ids) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a batch of %d crops", cfg->model.batch);
+        goto fail;
+    }
+    rng init;
+    rng_seed(&init, cfg->seed, 0); /* weights: their own stream, independent of the data */
+    mae_init_weights(t->m, &init);
+    rng_seed(&t->r, cfg->seed, 1);
+    *out = t;
+    return VS_OK;
+fail:
+    mae_trainer_destroy(t);
+    return st;
+}
+
+void mae_trainer_destroy(mae_trainer *t) {
+    if (!t) return;
+    mae_destroy(t->m);
+    adamw_free(&t->opt);
+    free(t->batch), free(t->ids);
+    free(t);
+}
+
+mae *mae_trainer_model(mae_trainer *t) { return t->m; }
+long mae_trainer_step(const mae_trainer *t) { return t->opt.step; }
+
+static void log_step(const mae_trainer *t, float loss, double lr, double gnorm, double sps) {
+    char s_step[32], s_loss[32], s_lr[32], s_gn[32], s_sps[32], msg[160];
+    snprintf(s_step, sizeof s_step, "%ld", t->opt.step);
+    snprintf(s_loss, sizeof s_loss, "%.6f", loss);
+    snprintf(s_lr, sizeof s_lr, "%.4g", lr);
+    snprintf(s_gn, sizeof s_gn, "%.4g", gnorm);
+    snprintf(s_sps, sizeof s_sps, "%.2f", sps);
+    snprintf(msg, sizeof msg, "step %ld/%ld loss %.5f lr %.3g", t->opt.step, t->cfg.steps, loss, lr);
+    const char *fields[] = {"step", s_step, "loss", s_loss, "lr", s_lr, "grad_norm", s_gn,
+                            "samples_per_s", s_sps, NULL};
+    log_event(LOG_INFO, "pretrain.step", msg, fields);
+}
+
+/* One update: accum micro-batches, then AdamW. */
+static vs_status train_step(mae_trainer *t, float *loss_out, double *lr, double *gnorm,
+                            vs_error *err) {
+    const mae_config *mc = &t->cfg.model;
+    mae_zero_grad(t->m);
+    double sum = 0.0;
+    for (int a = 0; a < t->cfg.accum; a++) {
+        vs_status st = t->src->fill(t->src->ctx, &t->r, mc->batch, mc->crop, t->batch, err);
+        if (st == VS_OK) st = mae_sample_mask(t->m, &t->r, t->ids, err);
+        float loss = 0.0f;
+        if (st == VS_OK) st = mae_forward(t->m, t->batch, t->ids, &loss, err);
+        if (st != VS_OK) return st;
+        if (!isfinite(loss))
+            return VS_FAIL(err, VS_ERR_INTERNAL, "the loss is not finite at step %ld (lower the learning rate or enable clipping)",
+                           t->opt.step + 1);
+        mae_backward(t->m);
+        sum += loss;
+    }
+    *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, lr);
+    *loss_out = (float)(sum / t->cfg.accum);
+    return VS_OK;
+}
+
+vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char *ckpt_path,
+                          volatile sig_atomic_t *stop, vs_error *err) {
+    if (until > t->cfg.steps) until = t->cfg.steps;
+    progress bar;
+    progress_begin(&bar, "pretrain", (uint64_t)until, "step");
+    progress_update(&bar, (uint64_t)t->opt.step);
+    double t_log = progress_now();
+    long s_log = t->opt.step;
+    vs_status st = VS_OK;
+    while (t->opt.step < until) {
+        float loss = 0.0f;
+        double lr = 0.0, gnorm = 0.0;
+        st = train_step(t, &loss, &lr, &gnorm, err);
+        if (st != VS_OK) break;
+        if (losses) losses[t->opt.step - 1] = loss;
+        progress_update(&bar, (uint64_t)t->opt.step);
+        if (t->cfg.log_every && (t->opt.step % t->cfg.log_every == 0 || t->opt.step == until)) {
+            double now = progress_now();
+            double sps = (double)(t->opt.step - s_log) * t->cfg.accum * t->cfg.model.batch /
+                         (now - t_log > 1e-9 ? now - t_log : 1e-9);
+            log_step(t, loss, lr, gnorm, sps);
+            t_log = now, s_log = t->opt.step;
+        }
+        int interrupted = stop && *stop;
+        int due = t->cfg.ckpt_every && t->opt.step % t->cfg.ckpt_every == 0;
+        if (ckpt_path && (interrupted || (due && t->opt.step < until))) {
+            st = mae_trainer_save(t, ckpt_path, err);
+            if (st != VS_OK) break;
+        }
+        if (interrupted) {
+            progress_end(&bar);
+            log_info("stopped by a signal at step %ld; the checkpoint resumes it", t->opt.step);
+            return VS_FAIL(err, VS_ERR_INTERRUPTED, "stopped by a signal at step %ld (checkpoint %s)",
+                           t->opt.step, ckpt_path ? ckpt_path : "not written");
+        }
+    }
+    progress_end(&bar);
+    if (st == VS_OK && ckpt_path) st = mae_trainer_save(t, ckpt_path, err);
+    return st;
+}
+
+/* ------------------------------------------------------------------------- checkpoints */
+#define CKPT_MAGIC "VSMAECKP"
+#define CKPT_VERSION 1u
+
+typedef struct hfile { /* a FILE with a running FNV-1a 64 of every byte through it */
+    FILE *f;
+    uint64_t h;
+    int ok;
+} hfile;
+
+static void fnv(uint64_t *h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t x = *h;
+    for (size_t i = 0; i < n; i++) x = (x ^ b[i]) * 0x100000001b3ULL;
+    *h = x;
+}
+
+static void hput(hfile *w, const void *p, size_t n) {
+    if (!w->ok) return;
+    fnv(&w->h, p, n);
+    if (n && fwrite(p, 1, n, w->f) != n) w->ok = 0;
+}
+
+static void hget(hfile *r, void *p, size_t n) {
+    if (!r->ok) return;
+    if (n && fread(p, 1, n, r->f) != n) {
+        r->ok = 0;
+        return;
+    }
+    fnv(&r->h, p, n);
+}
+
+vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *err) {
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) { /* make the rename itself durable; a failure here loses nothing written */
+        (void)fsync(fd);
+        close(fd);
+    }
+    return VS_OK;
+}
+
+vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return VS_FAIL(err, VS_ERR_IO, "checkpoint path is too long: %s", path);
+    uint8_t sbuf[MAE_SOURCE_STATE_MAX];
+    size_t slen = 0;
+    vs_status st = t->src->save(t->src->ctx, sbuf, &slen, err);
+    if (st != VS_OK) return st;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    hfile w = {f, 0xcbf29ce484222325ULL, 1};
+    uint32_t version = CKPT_VERSION, nf = N_CFG_FIELDS, slen32 = (uint32_t)slen;
+    hput(&w, CKPT_MAGIC, 8);
+    hput(&w, &version, 4);
+    hput(&w, &nf, 4);
+    for (int i = 0; i < N_CFG_FIELDS; i++) {
+        uint8_t v[8];
+        char txt[40];
+        cfg_get(&t->cfg, i, v, txt, sizeof txt);
+        hput(&w, v, 8);
+    }
+    int64_t step = t->opt.step;
+    int32_t threads = nn_threads();
+    uint8_t rs[RNG_STATE_BYTES];
+    rng_save(&t->r, rs);
+    hput(&w, &step, 8);
+    hput(&w, rs, RNG_STATE_BYTES);
+    hput(&w, &threads, 4);
+    hput(&w, &slen32, 4);
+    hput(&w, sbuf, slen);
+    uint64_t n = mae_n_params(t->m);
+    hput(&w, &n, 8);
+    hput(&w, mae_params(t->m), n * sizeof(float));
+    hput(&w, t->opt.m, n * sizeof(float));
+    hput(&w, t->opt.v, n * sizeof(float));
+    uint64_t h = w.h;
+    hput(&w, &h, 8);
+    if (!w.ok) {
+        int e = errno;
+        fclose(f);
+        remove(tmp);
+        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    return mae_file_commit(f, tmp, path, err);
+}
+
+/* Read and check the header; leaves r positioned at the parameter count. */
+static vs_status load_header(mae_trainer *t, hfile *r, const char *path, int64_t *step,
+                             uint8_t rs[RNG_STATE_BYTES], int32_t *threads, uint8_t *sbuf,
+                             uint32_t *slen, vs_error *err) {
+    char magic[8];
+    uint32_t version = 0, nf = 0;
+    hget(r, magic, 8);
+    hget(r, &version, 4);
+    hget(r, &nf, 4);
+    if (!r->ok || memcmp(magic, CKPT_MAGIC, 8) != 0)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint", path);
+    if (version != CKPT_VERSION || nf != N_CFG_FIELDS)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s is checkpoint version %u with %u fields; this vesalius reads version %u with %d",
+                       path, version, nf, CKPT_VERSION, N_CFG_FIELDS);
+    for (int i = 0; i < N_CFG_FIELDS; i++) {
+        uint8_t have[8], want[8];
+        char thave[40], twant[40];
+        hget(r, have, 8);
+        cfg_get(&t->cfg, i, want, twant, sizeof twant);
+        if (r->ok && memcmp(have, want, 8) != 0) {
+            cfg_text(have, i, thave, sizeof thave);
+            return VS_FAIL(err, VS_ERR_CONFIG, "checkpoint %s was written with %s=%s but this run has %s=%s; refusing to resume (start a new output folder or use the same settings)",
+                           path, cfg_fields[i].name, thave, cfg_fields[i].name, twant);
+        }
+    }
+    hget(r, step, 8);
+    hget(r, rs, RNG_STATE_BYTES);
+    hget(r, threads, 4);
+    hget(r, slen, 4);
+    if (!r->ok || *slen > MAE_SOURCE_STATE_MAX || *step < 0 || *step > t->cfg.steps)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);
+    hget(r, sbuf, *slen);
+    return VS_OK;
+}
+
+vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
+    hfile r = {f, 0xcbf29ce484222325ULL, 1};
+    int64_t step = 0;
+    int32_t threads = 0;
+    uint32_t slen = 0;
+    uint8_t rs[RNG_STATE_BYTES], sbuf[MAE_SOURCE_STATE_MAX];
+    float *buf = NULL;
+    vs_status st = load_header(t, &r, path, &step, rs, &threads, sbuf, &slen, err);
+    if (st != VS_OK) goto done;
+    uint64_t n = 0, h_file = 0;
+    hget(&r, &n, 8);
+    if (!r.ok || n != mae_n_params(t->m)) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: holds %llu parameters, the model has %zu", path,
+                     (unsigned long long)n, mae_n_params(t->m));
+        goto done;
+    }
+    buf = malloc(3 * n * sizeof(float)); /* read fully and verify before touching the run */
+    if (!buf) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %llu parameters to load", (unsigned long long)n);
+        goto done;
+    }
+    hget(&r, buf, 3 * n * sizeof(float));
+    uint64_t h = r.h;
+    if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
+    if (!r.ok || h != h_file) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)", path);
+        goto done;
+    }
+    rng saved;
+    st = rng_load(&saved, rs, err);
+    if (st == VS_OK) st = t->src->load(t->src->ctx, sbuf, slen, err);
+    if (st != VS_OK) goto done;
+    t->r = saved;
+    t->opt.step = step;
+    memcpy(mae_params(t->m), buf, n * sizeof(float));
+    memcpy(t->opt.m, buf + n, n * sizeof(float));
+    memcpy(t->opt.v, buf + 2 * n, n * sizeof(float));
+    if (threads != nn_threads())
+        log_warn("checkpoint %s was written with %d threads and resumes with %d: the run stays valid but is no longer bit-identical to an uninterrupted one",
+                 path, (int)threads, nn_threads());
+done:
+    free(buf);
+    fclose(f);
+    return st;
+}

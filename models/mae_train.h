@@ -1,0 +1,80 @@
+/* mae_train.h — the pretraining loop: batches from a mae_source, masks, forward, backward,
+ * AdamW; logging; checkpoints that resume bit-exactly; the safetensors export.
+ *
+ * Checkpoint file (little-endian), written atomically (temp file, fsync, rename, fsync dir):
+ *   "VSMAECKP" | u32 version | u32 n_fields | n_fields x (f64 config value)
+ *   | i64 step | 16 B rng state | i32 threads | u32 source-state length | source state
+ *   | u64 n_params | params (f32) | first moments (f32) | second moments (f32)
+ *   | u64 FNV-1a of every preceding byte
+ * The config fields are the rows of one table (mae_train.c), so a mismatch names the field.
+ *
+ * Invariants:
+ *   1. One rng (seeded from the config) draws every crop, augmentation and mask, in a fixed
+ *      order; with the step, parameters and moments it is the whole state of a run.
+ *   2. Stop after k steps, load the checkpoint, continue: the same losses and final
+ *      parameters, bit for bit, as an uninterrupted run at the same thread count.
+ *   3. A checkpoint whose configuration differs from the run's is refused with a message that
+ *      names the first differing field; a truncated or corrupted one is refused too.
+ */
+#ifndef VS_MAE_TRAIN_H
+#define VS_MAE_TRAIN_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#include "adamw.h"
+#include "mae.h"
+#include "mae_data.h"
+#include "status.h"
+
+typedef struct mae_train_config {
+    mae_config model;
+    adamw_config opt;
+    mae_aug aug;
+    int accum;       /* micro-batches per update */
+    long steps;      /* updates in the whole run */
+    uint64_t seed;
+    /* not part of the checkpointed configuration: */
+    long ckpt_every; /* 0: only at the end and on a signal */
+    long log_every;  /* JSON/human log line every N steps (0: never) */
+} mae_train_config;
+
+void mae_train_config_default(mae_train_config *c);
+vs_status mae_train_config_check(const mae_train_config *c, vs_error *err);
+
+typedef struct mae_trainer mae_trainer;
+
+/* A fresh run: weights initialised from the seed, zero moments, step 0. */
+vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae_source *src,
+                             vs_error *err);
+void mae_trainer_destroy(mae_trainer *t);
+mae *mae_trainer_model(mae_trainer *t);
+long mae_trainer_step(const mae_trainer *t);
+
+/* Run updates until step == until (<= cfg.steps). losses (optional) receives the mean loss of
+ * update s at losses[s]. Saves ckpt_path (when not NULL) every ckpt_every steps and at the end.
+ * When *stop becomes non-zero (a signal), saves and returns VS_ERR_INTERRUPTED. */
+vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char *ckpt_path,
+                          volatile sig_atomic_t *stop, vs_error *err);
+
+/* Write / read the checkpoint (see the file comment). Loading checks the configuration
+ * against the trainer's and restores step, rng, parameters, moments and the source state. */
+vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err);
+vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err);
+
+/* The parameters as safetensors (F32, the twin's state_dict names and shapes, including its
+ * fixed position-embedding buffers "pos" and "dec_pos"), written atomically. */
+vs_status mae_export_safetensors(const mae *m, const char *path, vs_error *err);
+
+/* Mid-slice preview PNG of one crop: input | masked input | reconstruction, side by side,
+ * 8-bit grey windowed to the input's range, of sample 0 of batch (B, Sz, Sy, Sx) with
+ * ids_keep (B, K). Runs a forward pass (overwrites the kept activations; no gradient). */
+vs_status mae_preview_png(mae *m, const float *batch, const int32_t *ids_keep, const char *path,
+                          vs_error *err);
+
+/* Atomic file write helpers shared by the writers above: open path.tmp, then commit
+ * (fflush, fsync, rename, fsync of the directory) or abort (remove the temp file). */
+vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *err);
+
+#endif

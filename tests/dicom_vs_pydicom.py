@@ -1,0 +1,152 @@
+"""vesalius's DICOM reader against pydicom, on the test files Debian's pydicom and nibabel ship.
+
+1. The whole corpus in one scan: every regular file is used, skipped or rejected exactly once,
+   and every skip and reject has a reason.
+2. Each file on its own: the reader never fails; for every image pydicom can decode, the voxels
+   equal pydicom's pixel_array under the documented pixel rules (dicom_common.reference_frame).
+3. Known answers: truncated, wrong-VR, missing-slice and colour files end as they must.
+4. The same images re-encoded by DCMTK's own tools (JPEG lossless, JPEG-LS, RLE, deflated, big
+   endian) decode to the same voxels as pydicom's decode of the original.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pydicom
+
+from dicom_common import Checks, all_files, corpora, dump, finish, reference_frame
+
+c = Checks("dicom_vs_pydicom")
+roots = corpora()
+files = all_files(roots)
+
+# 1. one scan over everything
+summary, vols = dump(roots)
+seen = {}
+for state in ("used", "skipped", "rejected"):
+    for rec in summary[state + "_files"]:
+        rp = os.path.realpath(rec["path"])
+        c.check(rp not in seen, "%s listed twice (%s and %s)" % (rec["path"], seen.get(rp), state))
+        seen[rp] = state
+        if state != "used":
+            c.check(bool(rec["reason"]), "%s %s without a reason" % (rec["path"], state))
+real = {os.path.realpath(p) for p in files}
+missing = real - set(seen)
+c.check(not missing, "files never accounted for: %s" % sorted(missing)[:5])
+c.check(summary["pending"] == 0, "files left pending")
+c.check(summary["files"] == len(real), "summary counts %d files, the corpus has %d" % (summary["files"], len(real)))
+print("corpus: %d files: %d used in %d volumes, %d skipped, %d rejected" % (
+    summary["files"], summary["used"], summary["volumes"], summary["skipped"], summary["rejected"]))
+
+
+def decodable(ds):
+    try:
+        return ds.pixel_array
+    except Exception:
+        return None
+
+
+def compare(path, vol, ref_ds_list, label):
+    """vol (slices, rows, cols) against the pydicom datasets stacked in the same order."""
+    frames = []
+    for ds in ref_ds_list:
+        arr = decodable(ds)
+        if arr is None:
+            return False
+        frames.append(reference_frame(ds, arr))
+    ref = finish(np.stack(frames))
+    ok = vol.dtype == ref.dtype and vol.shape == ref.shape and np.array_equal(vol, ref)
+    worst = float(np.max(np.abs(vol.astype(np.float64) - ref.astype(np.float64)))) if vol.shape == ref.shape else -1
+    c.check(ok, "%s: voxels differ from pydicom (%s %s vs %s %s, worst %g)" % (
+        label, vol.dtype, vol.shape, ref.dtype, ref.shape, worst))
+    return True
+
+
+# 2. each file alone
+compared = 0
+for p in files:
+    try:
+        s, v = dump([p])
+    except Exception as e:  # the reader must never fail on a bad file
+        c.check(False, "%s: %s" % (p, e))
+        continue
+    mine = [r for k in ("used", "skipped", "rejected") for r in s[k + "_files"] if r["path"] == p]
+    c.check(len(mine) == 1 and s["pending"] == 0, "%s: not accounted once" % p)
+    if s["used"] != 1 or s["files"] != 1:
+        continue
+    try:
+        ds = pydicom.dcmread(p, force=True)
+    except Exception:
+        continue
+    if decodable(ds) is None and os.path.basename(p).startswith("MR_small_"):
+        ds = pydicom.dcmread(os.path.join(roots[0], "MR_small.dcm"))  # same image, other syntax
+    if compare(p, v[0], [ds], os.path.basename(p)):
+        compared += 1
+print("compared %d single files with pydicom" % compared)
+c.check(compared >= 10, "too few files compared with pydicom (%d)" % compared)
+
+# multi-slice volumes of the corpus scan, stacked by pydicom in position order
+for vinfo in summary["volume_list"]:
+    if vinfo["shape"][0] < 2:
+        continue
+    paths = [r["path"] for r in summary["used_files"] if r["volume"] == vinfo["index"]]
+    dss = [pydicom.dcmread(p) for p in paths]
+    n = np.cross(np.array(dss[0].ImageOrientationPatient[:3], float), np.array(dss[0].ImageOrientationPatient[3:], float))
+    dss.sort(key=lambda d: float(np.dot(n, np.array(d.ImagePositionPatient, float))))
+    compare(paths[0], vols[vinfo["index"]], dss, "volume %d" % vinfo["index"])
+
+# 3. known answers
+def state_of(name):
+    for state in ("used", "skipped", "rejected"):
+        for rec in summary[state + "_files"]:
+            if rec["path"].endswith(name):
+                return state, rec.get("reason", "")
+    return None, None
+
+expect = [
+    ("MR_truncated.dcm", "rejected", "past the end"),
+    ("rtplan_truncated.dcm", "rejected", "past the end"),
+    ("badVR.dcm", "rejected", "NumberOfFrames"),
+    ("77654033/CT2/17106", "rejected", "missing slices"),
+    ("SC_rgb_rle.dcm", "skipped", "colour"),
+    ("rtdose.dcm", "skipped", "radiotherapy"),
+    ("test-SR.dcm", "skipped", "structured report"),
+    ("README.txt", "skipped", "not DICOM"),
+    ("CT_small.dcm", "used", ""),
+    ("77654033/CR1/6154", "used", ""),
+]
+for name, want, why in expect:
+    st, reason = state_of(name)
+    c.check(st == want and why in (reason or ""), "%s: %s (%s), expected %s (%s)" % (name, st, reason, want, why))
+
+# 4. DCMTK re-encodings of grey images, against pydicom's decode of the original
+pyd = roots[0]
+tools = [
+    ("dcmcjpeg", ["+el"], "jpeg-lossless"),
+    ("dcmcjpeg", ["+e1"], "jpeg-lossless-sv1"),
+    ("dcmcjpls", [], "jpeg-ls"),
+    ("dcmcrle", [], "rle"),
+    ("dcmconv", ["+td"], "deflated"),
+    ("dcmconv", ["+tb"], "big-endian"),
+    ("dcmconv", ["+ti"], "implicit"),
+]
+tmp = tempfile.mkdtemp(prefix="vs_enc_")
+for src in ("CT_small.dcm", "MR_small.dcm", os.path.join("dicomdirtests", "77654033", "CR1", "6154")):
+    orig = pydicom.dcmread(os.path.join(pyd, src))
+    for tool, args, label in tools:
+        if not shutil.which(tool):
+            c.check(False, "%s is not installed (Debian package dcmtk)" % tool)
+            continue
+        out = os.path.join(tmp, "%s.%s.dcm" % (os.path.basename(src), label))
+        r = subprocess.run([tool, *args, os.path.join(pyd, src), out], capture_output=True, text=True)
+        if r.returncode != 0:
+            c.check(False, "%s %s failed: %s" % (tool, label, r.stderr[-300:]))
+            continue
+        s, v = dump([out])
+        c.check(s["used"] == 1, "%s as %s: not used (%s)" % (src, label, s["rejected_files"] + s["skipped_files"]))
+        if s["used"] == 1:
+            compare(out, v[0], [orig], "%s as %s" % (src, label))
+shutil.rmtree(tmp)
+c.done()

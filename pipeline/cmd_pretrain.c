@@ -1,12 +1,13 @@
 /* cmd_pretrain.c — `vesalius pretrain`: train the masked autoencoder, checkpoint, export.
  *
- * Data: --shards DIR once the shard reader is merged; until then only --synthetic N, which
- * trains on N procedurally generated volumes (models/mae_data.h) as a smoke test of the whole
- * loop. Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's
+ * Data: --shards DIR (an ingest output folder or a shard folder; random crops through
+ * models/mae_shards.h, prefetched), or --synthetic N, which trains on N procedurally generated
+ * volumes (models/mae_data.h) as a smoke test of the whole loop. Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's
  * state_dict names) and preview.png (mid slice of a held-out crop: input | masked | recon).
  */
 #include "cli.h"
 #include "log.h"
+#include "mae_shards.h"
 #include "mae_train.h"
 #include "nn.h"
 
@@ -213,10 +214,6 @@ static int run_pretrain(pretrain_opts *o) {
     const char *cmd = "pretrain";
     vs_error err;
     vs_status st;
-    if (o->shards) {
-        VS_FAIL(&err, VS_ERR_ENV, "--shards: this build has no shard reader yet (io/shard is not merged); use --synthetic N for a smoke test");
-        return cli_fail(cmd, &err);
-    }
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
         VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
         return cli_fail(cmd, &err);
@@ -242,9 +239,17 @@ static int run_pretrain(pretrain_opts *o) {
     mae_source src = {0};
     mae_trainer *t = NULL;
     st = VS_OK;
-    for (int i = 0; i <= n && st == VS_OK; i++)
+    if (o->shards) {
+        /* crops from the shards; the preview crop (vols[0]) is drawn apart from training */
+        mae_shards_config sc = {o->shards, {NULL, NULL, {0, 0, 0}}, {0, 0, 0}, 0.0f, o->cfg.seed,
+                                2 * o->cfg.model.batch, 1};
+        memcpy(sc.crop, o->cfg.model.crop, sizeof sc.crop);
+        st = mae_source_shards(&src, &sc, &o->cfg.aug, &err);
+        if (st == VS_OK) st = mae_shards_preview_crop(&sc, &vols[n], &err);
+    }
+    for (int i = 0; i <= n && st == VS_OK && !o->shards; i++)
         st = mae_synthetic_volume(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2], &vr, &err);
-    if (st == VS_OK) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
+    if (st == VS_OK && !o->shards) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
     if (st == VS_OK) st = mae_trainer_create(&t, &o->cfg, &src, &err);
     if (st == VS_OK && have_ckpt) {
         st = mae_trainer_load(t, ckpt, &err);
@@ -252,8 +257,11 @@ static int run_pretrain(pretrain_opts *o) {
     }
     if (st == VS_OK) {
         const mae_config *mc = &o->cfg.model;
-        log_info("pretraining %zu parameters on %d synthetic volumes (smoke-test data): crop %dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d threads",
-                 mae_n_params(mae_trainer_model(t)), n, mc->crop[0], mc->crop[1], mc->crop[2],
+        char data[4200];
+        if (o->shards) snprintf(data, sizeof data, "the shards in %s", o->shards);
+        else snprintf(data, sizeof data, "%d synthetic volumes (smoke-test data)", n);
+        log_info("pretraining %zu parameters on %s: crop %dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d threads",
+                 mae_n_params(mae_trainer_model(t)), data, mc->crop[0], mc->crop[1], mc->crop[2],
                  mc->patch[0], mc->patch[1], mc->patch[2], mc->batch, o->cfg.accum, o->cfg.steps, nn_threads());
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

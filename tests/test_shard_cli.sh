@@ -26,6 +26,13 @@ contains "and counts it as skipped" "$t/o" "skipped 1: not DICOM"
 contains "verify counts" "$t/o" "verify: 2 shards, 3 volumes, 0 corrupt shards, 0 corrupt volumes"
 "$V" verify >"$t/o" 2>&1; check "verify without DIR is a usage error" 2 $?
 
+# pretraining reads the shards (a tiny model, a few steps)
+"$V" pretrain --out "$t/mae" --shards "$t/out" --crop 16 --patch 8 --dim 32 --depth 1 --heads 2 \
+  --dec-dim 32 --dec-depth 1 --dec-heads 2 --batch 2 --steps 3 >"$t/o" 2>&1
+check "pretrain --shards exits 0" 0 $?
+contains "pretrain says it trains on the shards" "$t/o" "on the shards in $t/out"
+check "pretrain wrote checkpoint, export and preview" 3 "$(ls "$t/mae" | grep -c -E '^(checkpoint.ckpt|model.safetensors|preview.png)$')"
+
 # damage: truncate shard 2, make shard 1 claim a newer schema
 s2="$t/out/shards/shard-000002.h5"
 truncate -s $(($(stat -c %s "$s2") / 2)) "$s2"

@@ -3,7 +3,8 @@
  *   bench_shard write DIR RAW NZ NY NX T    seal one shard (chunk 64³, shuffle+deflate 4,
  *                                           fletcher32, fsync) with T filter threads;
  *                                           prints {"seconds":…,"mb_s":…}
- *   bench_shard crops DIR N EDGE DEPTH      N random EDGE³ crops (DEPTH>0: prefetch stream);
+ *   bench_shard crops DIR N EDGE DEPTH [MB] N random EDGE³ crops (DEPTH>0: prefetch stream,
+ *                                           2 threads; MB: decompressed-chunk cache);
  *                                           prints {"crops_s":…} */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,12 @@ int main(int argc, char **argv) {
         volume_free(&v);
         return 0;
     }
-    if (argc == 6 && strcmp(argv[1], "crops") == 0) {
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "crops") == 0) {
         int n = atoi(argv[3]), e = atoi(argv[4]), depth = atoi(argv[5]);
         int size[3] = {e, e, e};
         shard_set *s = NULL;
         if (shard_set_open(argv[2], NULL, &s, &err)) return fail(&err);
+        if (argc == 7 && shard_set_cache(s, (size_t)atoll(argv[6]) << 20, &err)) return fail(&err);
         float *buf = malloc((size_t)e * e * e * sizeof *buf);
         shard_stream *st = NULL;
         if (shard_stream_open(s, 7, size, 0.0f, depth, depth ? 2 : 1, &st, &err)) return fail(&err);

@@ -444,11 +444,10 @@ vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *
     row->first_voxel = w->n_voxels;
     hsize_t chunk[3];
     chunk_dims(w, dims, chunk);
-    /* The SHA-256 runs beside the chunk filters when there are threads to spare. */
+    /* The SHA-256 runs in its own thread beside the chunk filters (it only reads voxels). */
     checksum_job cj = {v->voxels, volume_n_voxels(v) * vol_dtype_size(v->dtype), row->checksum};
     pthread_t sum_thread;
-    int threaded =
-        w->opt.threads > 1 && pthread_create(&sum_thread, NULL, checksum_thread, &cj) == 0;
+    int threaded = pthread_create(&sum_thread, NULL, checksum_thread, &cj) == 0;
     if (!threaded) checksum_thread(&cj);
 
     if ((space = H5Screate_simple(3, dims, NULL)) < 0 ||

@@ -31,10 +31,10 @@
 #define SHARD_CHECKSUM_MAX 72 /* "sha256:" + 64 hex digits */
 
 typedef struct shard_options {
-    int chunk[3];       /* chunk edge per axis (slice, row, column), clipped to the volume */
-    int deflate_level;  /* zlib level 0..9 (after the shuffle filter) */
-    int retain_uids;    /* 1: store series_instance_uid (the Retain UIDs option) */
-    int threads;        /* threads filtering chunks (the bytes do not depend on it) */
+    int chunk[3];      /* chunk edge per axis (slice, row, column), clipped to the volume */
+    int deflate_level; /* zlib level 0..9 (after the shuffle filter) */
+    int retain_uids;   /* 1: store series_instance_uid (the Retain UIDs option) */
+    int threads; /* threads filtering chunks (+1 for the SHA-256); bytes do not depend on it */
     const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
@@ -101,6 +101,10 @@ typedef struct shard_filter {
 vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set **out,
                          vs_error *err);
 void shard_set_close(shard_set *s);
+/* Keep up to `bytes` of decompressed chunks between reads (0: none, the default). Random crops
+ * of a set that fits mostly become copies; results do not depend on it. Call before crops. */
+vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err);
+void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses);
 int shard_set_count(const shard_set *s);
 int shard_set_n_shards(const shard_set *s);
 int shard_set_n_skipped(const shard_set *s);

@@ -79,9 +79,16 @@ static void filter_chunk(chunk_job *j, int slot) {
                        (((at[0] + z) * j->dims[1] + at[1] + y) * j->dims[2] + at[2]) * j->es,
                    nx * j->es);
     size_t n_elem = j->chunk_bytes / j->es;
-    for (size_t b = 0; b < j->es; b++)
-        for (size_t i = 0; i < n_elem; i++)
-            shuf[b * n_elem + i] = raw[i * j->es + b];
+    if (j->es == 2) { /* int16, the common case, without the inner stride */
+        for (size_t i = 0; i < n_elem; i++) {
+            shuf[i] = raw[2 * i];
+            shuf[n_elem + i] = raw[2 * i + 1];
+        }
+    } else {
+        for (size_t b = 0; b < j->es; b++)
+            for (size_t i = 0; i < n_elem; i++)
+                shuf[b * n_elem + i] = raw[i * j->es + b];
+    }
     size_t len = j->chunk_bytes;
     if (j->level > 0) {
         uLongf dlen = compressBound((uLong)j->chunk_bytes);
@@ -308,7 +315,7 @@ static vs_status unfilter(const shard_chunk_layout *l, uint32_t mask, uint8_t *s
 
 vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
                                 const int64_t start[3], const int64_t size[3], float *out,
-                                vs_error *err) {
+                                shard_cache *cache, int volume, vs_error *err) {
     size_t es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
     size_t chunk_bytes = es * (size_t)(l->chunk[0] * l->chunk[1] * l->chunk[2]);
     size_t cap = (size_t)compressBound((uLong)chunk_bytes) + 64;
@@ -327,6 +334,13 @@ vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_lay
         for (hsize_t cy = c0[1]; cy <= c1[1] && st == VS_OK; cy++)
             for (hsize_t cx = c0[2]; cx <= c1[2] && st == VS_OK; cx++) {
                 hsize_t at[3] = {cz * l->chunk[0], cy * l->chunk[1], cx * l->chunk[2]}, n = 0;
+                uint64_t key = ((uint64_t)cz << 42) | ((uint64_t)cy << 21) | (uint64_t)cx;
+                const uint8_t *hit = cache ? shard_cache_get(cache, volume, key) : NULL;
+                if (hit) {
+                    copy_box(hit, t, l->chunk, at, start, size, out);
+                    shard_cache_release(cache, volume, key);
+                    continue;
+                }
                 uint32_t mask = 0;
                 if (H5Dget_chunk_storage_size(d, at, &n) < 0 || n == 0 || n > cap ||
                     H5Dread_chunk(d, H5P_DEFAULT, at, &mask, stored) < 0) {
@@ -343,6 +357,9 @@ vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_lay
                     break;
                 }
                 copy_box(raw, t, l->chunk, at, start, size, out);
+                if (cache && shard_cache_put(cache, volume, key, raw, chunk_bytes) &&
+                    !(raw = malloc(chunk_bytes)))
+                    st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk buffer");
             }
 done:
     free(stored);

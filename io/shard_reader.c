@@ -27,6 +27,7 @@ struct shard_set {
     shard_chunk_layout *layout; /* per volume, filled on first read */
     unsigned char *layout_known;
     pthread_mutex_t mu; /* guards bad, n_bad, layout (crops run in several threads) */
+    shard_cache *cache; /* decompressed chunks, or NULL */
 };
 
 /* ---- listing and loading ------------------------------------------------------------- */
@@ -307,7 +308,21 @@ void shard_set_close(shard_set *s) {
     free(s->layout);
     free(s->layout_known);
     pthread_mutex_destroy(&s->mu);
+    shard_cache_destroy(s->cache);
     free(s);
+}
+
+vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err) {
+    shard_cache_destroy(s->cache);
+    s->cache = NULL;
+    if (bytes && !(s->cache = shard_cache_create(bytes)))
+        return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk cache");
+    return VS_OK;
+}
+
+void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses) {
+    *hits = *misses = 0;
+    if (s->cache) shard_cache_stats(s->cache, hits, misses);
 }
 
 int shard_set_count(const shard_set *s) { return s->n; }
@@ -411,7 +426,7 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
     shard_chunk_layout l = s->layout[i];
     pthread_mutex_unlock(&s->mu);
     if (l.fast) {
-        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, err);
+        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i, err);
         H5Dclose(d);
         return st;
     }

@@ -138,6 +138,7 @@ vs_status mae_source_shards(mae_source *src, const mae_shards_config *cfg, const
                      s->dir);
     else if (st == VS_OK && shard_set_count(s->set) == 0)
         st = VS_FAIL(err, VS_ERR_CONFIG, "%s: no volume in the shards matches the filter", s->dir);
+    if (st == VS_OK) st = shard_set_cache(s->set, cfg->cache_bytes, err);
     if (st == VS_OK)
         st = shard_stream_open(s->set, cfg->seed, cfg->crop, cfg->pad_value, cfg->prefetch,
                                cfg->threads < 1 ? 1 : cfg->threads, &s->stream, err);

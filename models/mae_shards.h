@@ -24,8 +24,9 @@ typedef struct mae_shards_config {
     int crop[3];         /* (z, y, x): the trainer's crop; smaller volumes are padded */
     float pad_value;     /* value of padding (e.g. -1000 for raw CT, 0 after normalisation) */
     uint64_t seed;
-    int prefetch; /* crops kept ready (0: none, made on demand) */
-    int threads;  /* prefetch threads */
+    int prefetch;       /* crops kept ready (0: none, made on demand) */
+    int threads;        /* prefetch threads */
+    size_t cache_bytes; /* decompressed chunks kept between crops (0: none) */
 } mae_shards_config;
 
 vs_status mae_source_shards(mae_source *src, const mae_shards_config *cfg, const mae_aug *aug,

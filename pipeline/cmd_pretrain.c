@@ -241,8 +241,9 @@ static int run_pretrain(pretrain_opts *o) {
     st = VS_OK;
     if (o->shards) {
         /* crops from the shards; the preview crop (vols[0]) is drawn apart from training */
+        /* 512 MB of decompressed chunks: a small cohort's crops become copies */
         mae_shards_config sc = {o->shards, {NULL, NULL, {0, 0, 0}}, {0, 0, 0}, 0.0f, o->cfg.seed,
-                                2 * o->cfg.model.batch, 1};
+                                2 * o->cfg.model.batch, 1, (size_t)512 << 20};
         memcpy(sc.crop, o->cfg.model.crop, sizeof sc.crop);
         st = mae_source_shards(&src, &sc, &o->cfg.aug, &err);
         if (st == VS_OK) st = mae_shards_preview_crop(&sc, &vols[n], &err);

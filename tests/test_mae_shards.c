@@ -44,6 +44,7 @@ static mae_shards_config config(int prefetch, int threads) {
     c.seed = 77;
     c.prefetch = prefetch;
     c.threads = threads;
+    c.cache_bytes = threads > 1 ? (size_t)8 << 20 : 0; /* with or without a chunk cache */
     return c;
 }
 

@@ -1,10 +1,12 @@
-/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files for
- * what de-identification must not leave behind. One line per hit on stdout, naming the file,
+/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files and
+ * training shards (*.h5: every attribute and index string) for what de-identification must
+ * not leave behind. One line per hit on stdout, naming the file,
  * the tag path and the kind of hit, never the value. Exit 7 on any hit. */
 #include "cli.h"
 #include "deid.h"
 #include "filelist.h"
 #include "log.h"
+#include "shard.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -59,6 +61,32 @@ static void print_hit(const deid_hit *h, void *user) {
     printf("%s: %s: %s\n", h->path, h->where, h->what);
 }
 
+/* A shard: every attribute value, index string and dataset name against the identifiers. */
+typedef struct shard_scan {
+    const char *path;
+    const phi_list *phi;
+    int *n_hits;
+} shard_scan;
+
+static int scan_shard_text(void *ctx, const char *object, const char *name, const char *value) {
+    const shard_scan *sc = ctx;
+    for (int i = 0; i < sc->phi->n; i++) {
+        if (strcasestr(value, sc->phi->items[i]))
+            printf("%s: %s attribute %s: a known identifier\n", sc->path, object, name);
+        else if (strcasestr(object, sc->phi->items[i]))
+            printf("%s: %s: a known identifier in the object name\n", sc->path, object);
+        else
+            continue;
+        (*sc->n_hits)++;
+    }
+    return 0;
+}
+
+static int is_shard(const char *path) {
+    size_t n = strlen(path);
+    return n > 3 && strcmp(path + n - 3, ".h5") == 0;
+}
+
 int cmd_verify_deid(int argc, char **argv) {
     static const struct option opts[] = {{"phi-list", required_argument, 0, 1000}, {0, 0, 0, 0}};
     const char *phi_path = NULL;
@@ -85,8 +113,13 @@ int cmd_verify_deid(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < files.n; i++) {
-        s = deid_verify_file(files.paths[i], (const char *const *)phi.items, phi.n, print_hit, NULL,
-                             &n_hits, &err);
+        if (is_shard(files.paths[i])) {
+            shard_scan sc = {files.paths[i], &phi, &n_hits};
+            s = shard_each_text(files.paths[i], scan_shard_text, &sc, &err);
+        } else {
+            s = deid_verify_file(files.paths[i], (const char *const *)phi.items, phi.n, print_hit,
+                                 NULL, &n_hits, &err);
+        }
         if (s != VS_OK) {
             log_error("%s", err.msg);
             n_bad++;

@@ -26,6 +26,15 @@ contains "and counts it as skipped" "$t/o" "skipped 1: not DICOM"
 contains "verify counts" "$t/o" "verify: 2 shards, 3 volumes, 0 corrupt shards, 0 corrupt volumes"
 "$V" verify >"$t/o" 2>&1; check "verify without DIR is a usage error" 2 $?
 
+# verify-deid scans shards: clean ones pass, a planted identifier is found (and not printed)
+printf 'Doe^John\nMRN4711\nSt Elsewhere\n' >"$t/phi.txt"
+"$V" verify-deid "$t/out/shards" --phi-list "$t/phi.txt" >"$t/o" 2>&1; check "verify-deid on clean shards exits 0" 0 $?
+mkdir "$t/planted"; cp "$t/out/shards/shard-000001.h5" "$t/planted/"
+/usr/bin/python3 -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['volumes/ct-0004'].attrs['body_part']='CHEST ST ELSEWHERE'; f.close()" "$t/planted/shard-000001.h5"
+"$V" verify-deid "$t/planted" --phi-list "$t/phi.txt" >"$t/o" 2>&1; check "verify-deid on a planted shard exits 7" 7 $?
+contains "names the shard, dataset and attribute" "$t/o" "shard-000001.h5: /volumes/ct-0004 attribute body_part: a known identifier"
+check "never prints the identifier" 0 "$(grep -ci 'elsewhere' "$t/o")"
+
 # pretraining reads the shards (a tiny model, a few steps)
 "$V" pretrain --out "$t/mae" --shards "$t/out" --crop 16 --patch 8 --dim 32 --depth 1 --heads 2 \
   --dec-dim 32 --dec-depth 1 --dec-heads 2 --batch 2 --steps 3 >"$t/o" 2>&1

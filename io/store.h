@@ -10,9 +10,11 @@
  *      timeout, then fails with VS_ERR_BUSY).
  *   2. Volumes are committed to the catalog only after their shard was sealed (renamed and
  *      synced); the catalog never names a volume that is not on disk in a sealed shard.
- *   3. store_open recovers from a killed run: it removes `.tmp` shards and sealed shards the
- *      catalog does not know (sealed but killed before the commit), and forgets catalog shards
- *      missing from disk (their sources are ingested again). After recovery, an ingest of the
+ *   3. store_open recovers from a killed run: it removes `.tmp` shards and the sealed shard the
+ *      catalog does not know whose sequence is the next one (sealed but killed before the
+ *      commit), and forgets catalog shards missing from disk (their sources are ingested
+ *      again). Any other shard unknown to the catalog stops the run (VS_ERR_ENV): a lost or
+ *      foreign catalog never makes it delete shards. After recovery, an ingest of the
  *      same inputs in the same order gives the same shards and catalog as an uninterrupted run.
  *   4. Memory is bounded by one volume plus the index of the open shard.
  */

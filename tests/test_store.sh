@@ -60,6 +60,13 @@ for seed in 1 2 3 4 5; do
   "$tool" verify "$out" >/dev/null; check "seed $seed: verify clean" 0 $?
 done
 
+# A catalog that is not this folder's (here: lost) makes the run stop instead of deleting shards.
+mv "$t/ref/catalog.sqlite" "$t/catalog.saved"
+"$tool" ingest "$t/ref" "$t/src" $max >/dev/null 2>"$t/lost.err"; check "a lost catalog stops the run" 1 $?
+check "and says which shard it does not know" 1 "$(grep -c 'shard-000002.h5: the catalog does not know this shard' "$t/lost.err")"
+check "no shard was deleted" "$(wc -l <"$t/ref.sums")" "$(ls "$t/ref/shards" | grep -c '\.h5$')"
+rm -f "$t/ref/catalog.sqlite"*; mv "$t/catalog.saved" "$t/ref/catalog.sqlite"
+
 # Rerun with nothing new.
 "$tool" ingest "$t/ref" "$t/src" $max >"$t/again.json"; check "rerun with no new files exits 5" 5 $?
 check "rerun wrote nothing" '{"volumes":0,"replaced":0,"rejected":0,"shards":0,"recovered":0}' "$(cat "$t/again.json")"

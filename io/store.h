@@ -17,6 +17,17 @@
  *      foreign catalog never makes it delete shards. After recovery, an ingest of the
  *      same inputs in the same order gives the same shards and catalog as an uninterrupted run.
  *   4. Memory is bounded by one volume plus the index of the open shard.
+ *
+ * The ingest loop (one series in flight):
+ *   store_open(OUT, opt)                       opt.shard.threads = --threads, lock timeout, ...
+ *   for each input file: store_file_check      UNCHANGED → skip (no read at all)
+ *   for each series with a NEW or CHANGED file:
+ *       store_series_sources(series_key)       the files it was built from before, to rebuild
+ *       read + de-identify (io/dicom, io/deid) → volume; prep_apply(volume, study's options)
+ *       store_put(volume, {applied, uid}, all its files)   VS_ERR_FORMAT: refused, go on
+ *   store_record(file, REJECTED|SKIPPED, reason) for files that made no volume
+ *   store_each_reject → the run summary's reject list; store_close → counts
+ *   (nothing written and nothing rejected → exit 5; rejects → exit 4; VS_ERR_BUSY → exit 6)
  */
 #ifndef VS_STORE_H
 #define VS_STORE_H

@@ -38,11 +38,13 @@ check "the run lists its 8 rejects" 8 "$(grep -c '^rejected ' "$t/ref.json")"
 check "the refused series' files are rejected with the reason" 2 "$(grep -c "^rejected fbad_.*: series key 'bad/key' is not" "$t/ref.json")"
 check "several shards" 1 "$([ "$(wc -l <"$t/ref.sums")" -ge 4 ] && echo 1 || echo 0)"
 
-for seed in 1 2 3 4 5; do
+for seed in 1 2 3 4 5 6 7 8 9; do
   out="$t/kill$seed"
-  # kill at a seed-dependent instant: after 0.05-0.95 s of a run slowed to ~20 ms a volume
-  delay=$(awk -v s="$seed" 'BEGIN{srand(s); printf "%.2f", 0.05 + 0.9 * rand()}')
-  VS_STORE_SLOW_MS=20 "$tool" ingest "$out" "$t/src" $max >/dev/null 2>&1 &
+  # kill at a seed-dependent instant: seeds 1-5 after 0.05-0.95 s of a run slowed to ~20 ms a
+  # volume; seeds 6-9 after 0.01-0.3 s of a full-speed run (inside writes, seals and commits)
+  if [ "$seed" -le 5 ]; then slow=20; span=0.9; else slow=0; span=0.29; fi
+  delay=$(awk -v s="$seed" -v span="$span" 'BEGIN{srand(s); printf "%.3f", 0.01 + span * rand()}')
+  VS_STORE_SLOW_MS=$slow "$tool" ingest "$out" "$t/src" $max >/dev/null 2>&1 &
   bg=$!
   sleep "$delay"
   kill -9 "$bg" 2>/dev/null; wait "$bg" 2>/dev/null; bg=""

@@ -485,7 +485,9 @@ static vs_status linkage_open(deid_ctx *ctx, const char *path, vs_error *err) {
         return s;
     }
     sqlite3_busy_timeout(ctx->linkage, 5000);
+    /* WAL: one sync per checkpoint, not per row; SQLite gives -wal/-shm the database's mode */
     const char *sql =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
         "CREATE TABLE IF NOT EXISTS linkage (kind TEXT NOT NULL, original TEXT NOT NULL,"
         " pseudonym TEXT NOT NULL, PRIMARY KEY (kind, original));";
     if (sqlite3_exec(ctx->linkage, sql, NULL, NULL, NULL) != SQLITE_OK) {

@@ -26,6 +26,7 @@ struct walker {
     const unsigned char *opt;
     deid_file_result *res;
     int shift_days;
+    bool cleaning = false; // inside a sequence being cleaned (action C): free text is scrubbed
     std::vector<std::string> idents; // identifiers to scrub from free text, longest first
     std::vector<const char *> ident_ptrs;
     OFCondition fail = EC_Normal;
@@ -213,6 +214,7 @@ deid_action default_action(const walker &w, const DcmTag &tag, const char *vr) {
                        deid_uid_tag_is_class(tag.getGroup(), tag.getElement())
                    ? DEID_K
                    : DEID_U;
+    if (w.cleaning && vr_is(vr, "LO SH ST LT UT UC PN")) return DEID_C;
     if (vr_is(vr, "DA DT")) { // any other date is temporal information too
         if (w.opt[DEID_OPT_RETAIN_FULL_DATES]) return DEID_K;
         return w.opt[DEID_OPT_RETAIN_MODIFIED_DATES] ? DEID_C : DEID_X;
@@ -233,16 +235,18 @@ bool private_remove(walker &w, DcmItem *item, const DcmTag &tag, DcmElement *el)
     return !deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF));
 }
 
-// Apply one action; returns true when the element must be removed from its item.
 // Action C by VR: sequences cleaned inside, dates shifted (Modified Dates), AE titles keyed,
 // text scrubbed of identifiers. Overlay and curve bitmaps are graphics the Clean Graphics
 // option keeps (no OCR here: flagged); any other binary value cannot be cleaned: zeroed.
 void clean(walker &w, DcmElement *el, const deid_rule *rule, const char *vr, int depth) {
     OFString s;
     char ae[17];
-    if (vr_is(vr, "SQ"))
+    if (vr_is(vr, "SQ")) {
+        bool outer = w.cleaning;
+        w.cleaning = true;
         walk_sequence(w, el, depth);
-    else if (vr_is(vr, "DA DT"))
+        w.cleaning = outer;
+    } else if (vr_is(vr, "DA DT"))
         shift_dates(w, el, vr[1] == 'T');
     else if (vr_is(vr, "AE") && el->getOFString(s, 0).good() && !s.empty()) {
         deid_ae_key(w.ctx, s.c_str(), ae);
@@ -255,6 +259,7 @@ void clean(walker &w, DcmElement *el, const deid_rule *rule, const char *vr, int
         dummy(w, el, vr);
 }
 
+// Apply one action; returns true when the element must be removed from its item.
 bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const char *vr,
          int depth) {
     deid_file_result *r = w.res;
@@ -266,9 +271,13 @@ bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const 
         note(w, sq ? OFstatic_cast(DcmSequenceOfItems *, el)->clear() : el->clear(), el);
         return false;
     case DEID_D:
-        if (sq)
-            walk_sequence(w, el, depth);
-        else if (vr_is(vr, "UI"))
+        if (sq) { // a dummy sequence: one empty item (the content is what identifies)
+            DcmSequenceOfItems *seq = OFstatic_cast(DcmSequenceOfItems *, el);
+            OFCondition c = seq->clear();
+            if (c.good()) c = seq->insert(new DcmItem());
+            note(w, c, el);
+            r->n_dummied++;
+        } else if (vr_is(vr, "UI"))
             map_uids(w, el, false);
         else
             dummy(w, el, vr), r->n_dummied++;

@@ -75,12 +75,18 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
     lvl3.ObservationDateTime = "20221231090000"
     lvl3.UID = uid(4000, patient)
     lvl2 = Dataset()
-    lvl2.ContentSequence = Sequence([lvl3])
+    lvl2.PrimaryAnatomicStructureSequence = Sequence([lvl3])
     lvl2.VerifyingObserverName = "House^Gregory"
     lvl1 = Dataset()
     lvl1.AnatomicRegionModifierSequence = Sequence([lvl2])
     lvl1.CodeValue, lvl1.CodingSchemeDesignator, lvl1.CodeMeaning = "T-D3000", "SRT", "Chest"
     ds.AnatomicRegionSequence = Sequence([lvl1])
+    # structured content with free text: a dummy under the basic profile, cleaned on request
+    text = Dataset()
+    text.ValueType, text.TextValue = "TEXT", "Findings for %s %s (%s), see 2022-12-31" % (
+        name.split("^")[1], name.split("^")[0], pid)
+    text.PersonName = name
+    ds.ContentSequence = Sequence([text])
     if refs:  # reference another file: must stay resolvable after de-identification
         inst = Dataset()
         inst.ReferencedSOPClassUID, inst.ReferencedSOPInstanceUID = refs
@@ -128,7 +134,8 @@ def main():
         f.write("\n".join(PHI) + "\n")
 
     # 1. basic profile and with clean descriptors: no planted byte survives
-    for label, flags in (("basic", []), ("clean-descriptors", ["--clean-descriptors"])):
+    for label, flags in (("basic", []), ("clean-descriptors", ["--clean-descriptors"]),
+                         ("clean-structured-content", ["--clean-structured-content"])):
         out = os.path.join(W, "out-" + label)
         rc, log = run(["anonymize", src, "--out", out, "--key", key] + flags)
         check(rc == 0, "%s: anonymize exits 0 (%d: %s)" % (label, rc, log.strip()[-200:]))
@@ -151,6 +158,12 @@ def main():
             byn = {int(pydicom.dcmread(f).InstanceNumber): pydicom.dcmread(f) for f in files}
             desc = str(byn[1].StudyDescription)
             check(desc.startswith("CT chest for * *"), "clean-descriptors: description kept, names scrubbed (%s)" % desc)
+        if label == "basic":
+            sr = pydicom.dcmread(files[0]).ContentSequence
+            check(len(sr) == 1 and len(sr[0]) == 0, "basic: Content Sequence (D) is a dummy of one empty item")
+        if label == "clean-structured-content":
+            tv = str(pydicom.dcmread(files[0]).ContentSequence[0].TextValue)
+            check(tv == "Findings for * * (*), see *", "clean-structured-content: free text scrubbed (%s)" % tv)
 
     rc, log = run(["verify-deid", src, "--phi-list", phi])
     check(rc == 7, "verify-deid fails with exit 7 on the input (%d)" % rc)
@@ -193,7 +206,7 @@ def main():
             o = pydicom.dcmread(f)
             d = datetime.date(int(o.StudyDate[:4]), int(o.StudyDate[4:6]), int(o.StudyDate[6:8]))
             shift = (d - datetime.date(2023, 1, 5)).days
-            b = o.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0].ContentSequence[0].ObservationDateTime
+            b = o.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0].PrimaryAnatomicStructureSequence[0].ObservationDateTime
             age = (datetime.date(int(b[:4]), int(b[4:6]), int(b[6:8])) - d).days  # 3 levels down
             shifts.setdefault((run_no, o.PatientID), set()).add((shift, age, o.SOPInstanceUID))
     p1 = oa.PatientID

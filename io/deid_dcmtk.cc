@@ -10,6 +10,7 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvr.h>
+#include <dcmtk/oflog/oflog.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -438,6 +439,13 @@ vs_status apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err)
 }
 
 } // namespace
+
+extern "C" void deid_dcmtk_quiet(void) {
+    try {
+        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    } catch (...) {
+    }
+}
 
 extern "C" vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err) {
     memset(res, 0, sizeof *res);

@@ -107,7 +107,7 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
 
 
 def run(args, want=None):
-    p = subprocess.run([V] + args, capture_output=True, text=True)
+    p = subprocess.run([V] + args, capture_output=True, text=True, errors="replace")
     return p.returncode, p.stdout + p.stderr
 
 
@@ -244,6 +244,36 @@ def main():
     check(rc == 0 and stat.S_IMODE(os.stat(link).st_mode) == 0o600, "linkage table created with mode 0600")
     rows = dict(sqlite3.connect(link).execute("SELECT original, pseudonym FROM linkage WHERE kind='patient'").fetchall())
     check(rows.get("MRN4711") == p1 and len(rows) == 2, "linkage maps each patient ID to its pseudonym")
+
+    # 7. hostile inputs: never a crash, every bad file rejected with its name, the rest written
+    bad = os.path.join(W, "bad")
+    os.makedirs(bad, exist_ok=True)
+    good = open(os.path.join(src, "a.dcm"), "rb").read()
+    with open(os.path.join(bad, "notes.txt"), "w") as f:
+        f.write("not DICOM\n")
+    open(os.path.join(bad, "truncated.dcm"), "wb").write(good[:700])
+    rng = np.random.default_rng(7)
+    for k in range(24):  # bytes flipped in the header (after the preamble, before the pixels)
+        b = bytearray(good)
+        for pos in rng.integers(132, len(good) - 40, 6):
+            b[pos] = int(rng.integers(0, 256))
+        open(os.path.join(bad, "flip%02d.dcm" % k), "wb").write(bytes(b))
+    out = os.path.join(W, "out-bad")
+    rc, log = run(["anonymize", bad, "--out", out, "--key", key])
+    check(rc in (0, 4), "corrupted inputs: exit 0 or 4, no crash (%d)" % rc)
+    check("notes.txt: rejected" in log and "truncated.dcm: rejected" in log, "non-DICOM and truncated files rejected by name")
+    n_rej = log.count(": rejected:")
+    m = re.search(r"(\d+) of 26 files de-identified", log)
+    n_ok = int(m.group(1)) if m else -1  # corrupted copies of one instance share one output name
+    check(n_ok + n_rej == 26 and len(outputs(out)) <= n_ok, "every input written or rejected (%d + %d)" % (n_ok, n_rej))
+    for f in outputs(out):
+        raw = open(f, "rb").read()
+        if any(p.encode() in raw for p in PHI if p != "134501"):
+            check(False, "no planted value in the output of a corrupted input %s" % os.path.basename(f))
+    rc, log = run(["verify-deid", os.path.join(bad, "notes.txt")])
+    check(rc == 1 and "notes.txt" in log, "verify-deid names a file it cannot read, exit 1 (%d)" % rc)
+    rc, _ = run(["anonymize", src, "--out", os.path.join(W, "out-x")])
+    check(rc == 2, "anonymize without --key is a usage error (%d)" % rc)
 
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0

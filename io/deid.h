@@ -58,6 +58,8 @@ typedef struct deid_options {
 const char *deid_option_flag(deid_option o);
 const char *deid_option_code(deid_option o);
 const char *deid_option_meaning(deid_option o);
+/* The option named by its flag ("retain-uids", as in a study file), or -1. */
+int deid_option_from_flag(const char *flag);
 
 #define DEID_KEY_MAX 65 /* pseudonymous keys: at most 64 characters + NUL */
 

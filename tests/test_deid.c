@@ -134,6 +134,17 @@ static void test_text_clean(void **state) {
     assert_string_equal(out, "abc");
 }
 
+static void test_option_names(void **state) {
+    (void)state;
+    for (int o = 0; o < DEID_N_OPTIONS; o++) {
+        assert_int_equal(deid_option_from_flag(deid_option_flag((deid_option)o)), o);
+        const char *code = deid_option_code((deid_option)o);
+        assert_true(strcmp(code, "113103") >= 0 && strcmp(code, "113112") <= 0); /* CID 7050 */
+    }
+    assert_int_equal(deid_option_from_flag("retain-everything"), -1);
+    assert_null(deid_option_flag(DEID_N_OPTIONS));
+}
+
 static void test_private_safe_list(void **state) {
     (void)state;
     assert_true(deid_private_is_safe("SIEMENS MR HEADER ", 0x0019, 0x0C));
@@ -202,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_text_clean),
         cmocka_unit_test(test_private_safe_list),
         cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_option_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

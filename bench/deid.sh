@@ -45,6 +45,7 @@ for i in range(n):
     ds.save_as(os.path.join(out, "IM%04d.dcm" % i), write_like_original=False)
 PY
 cp -r "$t/src" "$t/peer"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$t/site.key" && chmod 600 "$t/site.key"
 sync
 
 # vesalius: the whole profile (every depth, UIDs, markers), new files in a new folder.

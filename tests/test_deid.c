@@ -191,6 +191,21 @@ static void test_key_file(void **state) {
     assert_null(a);
     assert_non_null(strstr(err.msg, "chmod 600"));
     chmod(path, 0600);
+    /* a linkage table others can read is refused too */
+    char link[80];
+    snprintf(link, sizeof link, "%s/link.sqlite", dir);
+    FILE *lf = fopen(link, "w");
+    fclose(lf);
+    chmod(link, 0644);
+    opt.linkage_path = link;
+    assert_int_equal(deid_open(&opt, path, &a, &err), VS_ERR_ENV);
+    assert_non_null(strstr(err.msg, "linkage table"));
+    chmod(link, 0600);
+    assert_int_equal(deid_open(&opt, path, &a, &err), VS_OK);
+    assert_int_equal(deid_linkage_put(a, "patient", "MRN1", "VSX", &err), VS_OK);
+    deid_close(a);
+    unlink(link);
+    opt.linkage_path = NULL;
     /* contradicting date options */
     opt.option[DEID_OPT_RETAIN_FULL_DATES] = opt.option[DEID_OPT_RETAIN_MODIFIED_DATES] = 1;
     assert_int_equal(deid_open(&opt, path, &a, &err), VS_ERR_CONFIG);

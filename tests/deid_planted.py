@@ -97,10 +97,10 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
     ds.add_new(0x00290010, "LO", "ACME PRIVATE")
     ds.add_new(0x00291001, "LO", "secret-vendor-note")
     ds.add_new(0x00291002, "PN", name)
-    ds.Rows = ds.Columns = 4
+    ds.Rows = ds.Columns = 64  # 8 KiB: above DCMTK's lazy-load limit, so copied from the source
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.PixelData = (np.arange(16, dtype=np.int16) * (n + 3)).tobytes()
+    ds.PixelData = (np.arange(64 * 64, dtype=np.int16) * (n + 3)).tobytes()
     ds.is_little_endian, ds.is_implicit_VR = True, ts == ImplicitVRLittleEndian
     ds.save_as(path, write_like_original=False)
     return ds

@@ -288,8 +288,10 @@ bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const 
             walk_sequence(w, el, depth);
         else if (vr_is(vr, "UI"))
             map_uids(w, el, !rule);
-        else // a UID we cannot read as one (UN in implicit VR files): removed, the stricter way
-            return r->n_removed++, true;
+        else { // a UID we cannot read as one (UN in implicit VR files): removed, the stricter way
+            r->n_removed++;
+            return true;
+        }
         return false;
     case DEID_C:
         r->n_cleaned++;

@@ -21,6 +21,9 @@
 namespace {
 
 const int kMaxDepth = 64; // deeper nesting is removed outright (hostile files)
+// Past this many identifiers, scrubbing would cost idents x text length: text under action C
+// is emptied instead (the stricter way).
+const size_t kMaxIdents = 4096;
 
 struct walker {
     deid_ctx *ctx;
@@ -30,6 +33,7 @@ struct walker {
     bool cleaning = false; // inside a sequence being cleaned (action C): free text is scrubbed
     std::vector<std::string> idents; // identifiers to scrub from free text, longest first
     std::vector<const char *> ident_ptrs;
+    bool too_many_idents = false;
     OFCondition fail = EC_Normal;
     DcmTagKey fail_tag;
 };
@@ -138,6 +142,7 @@ void finish_idents(walker &w) {
         return a.size() != b.size() ? a.size() > b.size() : a < b;
     });
     w.idents.erase(std::unique(w.idents.begin(), w.idents.end()), w.idents.end());
+    w.too_many_idents = w.idents.size() > kMaxIdents;
     for (const auto &s : w.idents)
         w.ident_ptrs.push_back(s.c_str());
 }
@@ -186,6 +191,10 @@ void shift_dates(walker &w, DcmElement *el, bool dt) {
 void clean_text(walker &w, DcmElement *el) {
     OFString s;
     if (el->getOFStringArray(s).bad() || s.empty()) return;
+    if (w.too_many_idents) {
+        note(w, el->putString(""), el);
+        return;
+    }
     std::vector<char> out(s.size() + 1);
     deid_text_clean(s.c_str(), w.ident_ptrs.data(), (int)w.ident_ptrs.size(), out.data(),
                     out.size());

@@ -13,6 +13,7 @@
 #include <dcmtk/oflog/oflog.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -454,8 +455,9 @@ vs_status apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err)
 } // namespace
 
 extern "C" void deid_dcmtk_quiet(void) {
+    static std::once_flag once;
     try {
-        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
     } catch (...) {
     }
 }

@@ -225,6 +225,11 @@ static int run_pretrain(pretrain_opts *o) {
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.ckpt", o->out);
     snprintf(export_path, sizeof export_path, "%s/model.safetensors", o->out);
     snprintf(preview, sizeof preview, "%s/preview.png", o->out);
+    struct sigaction sa; /* from here on a signal stops at the next step, with a checkpoint */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int have_ckpt = access(ckpt, F_OK) == 0;
     if (have_ckpt && !o->resume)
         return cli_usage_error(cmd, "%s already holds a checkpoint; pass --resume to continue it or choose another --out", o->out);
@@ -255,11 +260,6 @@ static int run_pretrain(pretrain_opts *o) {
         log_info("pretraining %zu parameters on %d synthetic volumes (smoke-test data): crop %dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d threads",
                  mae_n_params(mae_trainer_model(t)), n, mc->crop[0], mc->crop[1], mc->crop[2],
                  mc->patch[0], mc->patch[1], mc->patch[2], mc->batch, o->cfg.accum, o->cfg.steps, nn_threads());
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
         st = mae_trainer_run(t, o->cfg.steps, NULL, ckpt, &g_stop, &err);
     }
     vs_error err2; /* the export and preview also follow an interruption */

@@ -53,9 +53,11 @@ static int fx_load(fixture *f, const char *name) {
         memcpy(&dtype, f->buf + off + 4 + len, 4);
         memcpy(&count, f->buf + off + 8 + len, 4);
         r->dtype = (int)dtype, r->count = count;
-        r->data = f->buf + off + 12 + len;
+        if (off + 12 + len + 4L * count > size) return -1;
+        r->data = malloc(4 * (size_t)count + 4); /* its own allocation: aligned for its type */
+        if (!r->data) return -1;
+        memcpy(r->data, f->buf + off + 12 + len, 4 * (size_t)count);
         off += 12 + len + 4L * count;
-        if (off > size) return -1;
     }
     return 0;
 }
@@ -66,7 +68,10 @@ static const fx_record *fx_get(const fixture *f, const char *name) {
     return NULL;
 }
 
-static void fx_free(fixture *f) { free(f->buf); }
+static void fx_free(fixture *f) {
+    for (int i = 0; i < f->n; i++) free(f->rec[i].data);
+    free(f->buf);
+}
 
 /* Fill cfg from the "config" record; returns the number of AdamW steps recorded. */
 static int fx_config(const fixture *f, mae_config *c) {

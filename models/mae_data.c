@@ -30,11 +30,15 @@ static vs_status vol_fill(void *ctx, rng *r, int B, const int crop[3], float *ou
         int o[3], flip[3];
         for (int a = 0; a < 3; a++) {
             if (dims[a] < crop[a])
-                return VS_FAIL(err, VS_ERR_FORMAT, "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop",
-                               vi, (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1], crop[2]);
+                return VS_FAIL(
+                    err, VS_ERR_FORMAT,
+                    "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop", vi,
+                    (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1],
+                    crop[2]);
             o[a] = (int)rng_below(r, (uint32_t)(dims[a] - crop[a] + 1));
         }
-        for (int a = 0; a < 3; a++) flip[a] = rng_float(r) < s->aug.flip[a];
+        for (int a = 0; a < 3; a++)
+            flip[a] = rng_float(r) < s->aug.flip[a];
         float scale = 1.0f + s->aug.scale * (2.0f * rng_float(r) - 1.0f);
         float shift = s->aug.shift * (2.0f * rng_float(r) - 1.0f);
         float *dst = out + (size_t)b * cv;
@@ -62,7 +66,9 @@ static vs_status vol_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
 
 static vs_status vol_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
     (void)ctx, (void)buf;
-    if (len != 0) return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not an in-memory source's");
+    if (len != 0)
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "the checkpoint's data-source state is not an in-memory source's");
     return VS_OK;
 }
 
@@ -112,12 +118,15 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
     memset(v, 0, sizeof *v);
     vs_status st = volume_alloc(v, nz, ny, nx, VOL_FLOAT32, 0, err);
     if (st != VS_OK) return st;
-    for (int a = 0; a < 3; a++) v->spacing[a] = 1.0;
-    for (int a = 0; a < 3; a++) v->direction[a * 3 + a] = 1.0;
+    for (int a = 0; a < 3; a++)
+        v->spacing[a] = 1.0;
+    for (int a = 0; a < 3; a++)
+        v->direction[a * 3 + a] = 1.0;
     volume_update_affine(v);
     snprintf(v->modality, sizeof v->modality, "OT");
     snprintf(v->units, sizeof v->units, "arbitrary");
-    ellipsoid body = {{0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
+    ellipsoid body = {
+        {0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
     ellipsoid organs[6];
     int n_org = 3 + (int)rng_below(r, 4);
     for (int i = 0; i < n_org; i++) {
@@ -128,7 +137,8 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
         organs[i].value = (float)unif(r, 0.35, 0.9);
         organs[i].texture = (float)unif(r, 2.0, 9.0);
     }
-    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1), spine_r = unif(r, 0.07, 0.12);
+    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1),
+           spine_r = unif(r, 0.07, 0.12);
     double bias[3] = {unif(r, -0.15, 0.15), unif(r, -0.15, 0.15), unif(r, -0.15, 0.15)};
     float *vox = v->voxels;
     for (int z = 0; z < nz; z++)
@@ -141,8 +151,9 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
                     val = body.value;
                     for (int i = 0; i < n_org; i++)
                         if (ell_dist(&organs[i], p) <= 1.0)
-                            val = organs[i].value *
-                                  (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
+                            val =
+                                organs[i].value *
+                                (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
                     double dy = p[1] - spine_y, dx = p[2] - spine_x;
                     if (dy * dy + dx * dx <= spine_r * spine_r) val = 1.2;
                     val *= 1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2];

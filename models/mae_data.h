@@ -34,9 +34,9 @@ typedef struct mae_source {
 
 /* Augmentation of each crop, applied in this order: flips, then x * scale + shift. */
 typedef struct mae_aug {
-    float flip[3];   /* probability of flipping axis z, y, x */
-    float scale;     /* scale drawn from [1 - scale, 1 + scale] */
-    float shift;     /* shift drawn from [-shift, shift] */
+    float flip[3]; /* probability of flipping axis z, y, x */
+    float scale;   /* scale drawn from [1 - scale, 1 + scale] */
+    float shift;   /* shift drawn from [-shift, shift] */
 } mae_aug;
 
 /* A source over n volumes (not copied: they must outlive the source). Every volume must be at

@@ -159,7 +159,7 @@ static void fd_model(const char *file) {
     mae_forward(m, img, ids, &loss, &err);
     mae_backward(m);
     static const char *names[] = {"patch_embed.weight", "patch_embed.bias", "mask_token",
-                                  "dec_embed.weight", "dec_pred.weight", "dec_pred.bias"};
+                                  "dec_embed.weight",   "dec_pred.weight",  "dec_pred.bias"};
     int fails = 0;
     for (int k = 0; k < 6; k++) {
         const mae_tensor *t = mae_tensor_find(m, names[k]);
@@ -173,7 +173,8 @@ static void fd_model(const char *file) {
             double bv = -1.0;
             for (size_t i = 0; i < t->size; i++) {
                 int seen = 0;
-                for (int q = 0; q < pick; q++) seen |= chosen[q] == i;
+                for (int q = 0; q < pick; q++)
+                    seen |= chosen[q] == i;
                 if (!seen && fabs(g[i]) > bv) bv = fabs(g[i]), best = i;
             }
             chosen[pick] = best;
@@ -208,10 +209,8 @@ static void test_model_fd(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_twin_3d),
-        cmocka_unit_test(test_twin_3d_one_thread),
-        cmocka_unit_test(test_twin_2d_recipe),
-        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_twin_3d),        cmocka_unit_test(test_twin_3d_one_thread),
+        cmocka_unit_test(test_twin_2d_recipe), cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_model_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -303,6 +303,7 @@ static int run_pretrain(pretrain_opts *o) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     int have_ckpt = access(ckpt, F_OK) == 0;
+    if (!have_ckpt && o->resume) log_info("%s holds no checkpoint yet: starting a new run", o->out);
     if (have_ckpt && !o->resume)
         return cli_usage_error(
             cmd,

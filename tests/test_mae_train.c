@@ -271,6 +271,26 @@ static void test_accumulation_and_clipping(void **state) {
     mae_trainer_destroy(t);
 }
 
+/* Weight decay on every tensor by default (the twin); --no-decay-norms skips no_decay ones. */
+static void test_weight_decay_exclusion(void **state) {
+    (void)state;
+    adamw_segment segs[2] = {{0, 4, 0}, {4, 4, 1}}; /* a weight, then a norm/bias */
+    float g[8] = {0}, p[8];
+    vs_error err;
+    for (int all = 0; all < 2; all++) {
+        adamw_config c;
+        adamw_config_default(&c);
+        c.lr = 0.1, c.weight_decay = 0.5, c.decay_all = all;
+        adamw o;
+        assert_int_equal(adamw_init(&o, &c, 8, segs, 2, &err), VS_OK);
+        for (int i = 0; i < 8; i++) p[i] = 1.0f;
+        adamw_update(&o, p, g, 1, NULL); /* zero gradient: only the decay moves p */
+        for (int i = 0; i < 4; i++) assert_true(p[i] == 0.95f);
+        for (int i = 4; i < 8; i++) assert_true(p[i] == (all ? 0.95f : 1.0f));
+        adamw_free(&o);
+    }
+}
+
 static void test_lr_schedule(void **state) {
     (void)state;
     adamw_config c;
@@ -342,6 +362,7 @@ int main(void) {
         cmocka_unit_test(test_crops_and_augmentation),
         cmocka_unit_test(test_accumulation_and_clipping),
         cmocka_unit_test(test_lr_schedule),
+        cmocka_unit_test(test_weight_decay_exclusion),
         cmocka_unit_test(test_preview_png),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

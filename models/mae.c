@@ -229,8 +229,8 @@ static void build_table(mae *m, int cap) {
     m->t_pred_b = table_add(m, cap, "dec_pred.bias", 1, PV, 0, 0, 1);
 }
 
-static float *P(const mae *m, int ix) { return m->params + m->tensors[ix].offset; }
-static float *G(const mae *m, int ix) { return m->grads + m->tensors[ix].offset; }
+static float *param_of(const mae *m, int ix) { return m->params + m->tensors[ix].offset; }
+static float *grad_of(const mae *m, int ix) { return m->grads + m->tensors[ix].offset; }
 
 /* ------------------------------------------------------------------ position embedding */
 /* The twin's sincos_3d generalised to a (gz, gy, gx) grid: d3 = 2 (dim / 6) channels per
@@ -580,7 +580,8 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * K; i++)
         patch_get(m, img + (size_t)(i / K) * crop, m->ids_keep[i], m->xv + (size_t)i * PV);
-    nn_linear_forward(m->resid[0], m->xv, P(m, m->t_pe_w), P(m, m->t_pe_b), B * K, PV, D);
+    nn_linear_forward(m->resid[0], m->xv, param_of(m, m->t_pe_w), param_of(m, m->t_pe_b), B * K, PV,
+                      D);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * K; i++) {
         const float *pe = m->pos + (size_t)m->ids_keep[i] * D;
@@ -594,11 +595,12 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
         block_forward(&m->eb[l], &w, m->resid[l], m->resid[l + 1], B, K, D, c->heads,
                       c->mlp_ratio * D);
     }
-    nn_layernorm_forward(m->enc_n, m->enc_mean, m->enc_rstd, m->resid[c->depth], P(m, m->t_norm_w),
-                         P(m, m->t_norm_b), B * K, D);
-    nn_linear_forward(m->dec_in, m->enc_n, P(m, m->t_de_w), P(m, m->t_de_b), B * K, D, Dd);
+    nn_layernorm_forward(m->enc_n, m->enc_mean, m->enc_rstd, m->resid[c->depth],
+                         param_of(m, m->t_norm_w), param_of(m, m->t_norm_b), B * K, D);
+    nn_linear_forward(m->dec_in, m->enc_n, param_of(m, m->t_de_w), param_of(m, m->t_de_b), B * K, D,
+                      Dd);
     /* unshuffle: kept tokens at their places, the mask token elsewhere, + dec_pos */
-    const float *mt = P(m, m->t_mask);
+    const float *mt = param_of(m, m->t_mask);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * N; i++) {
         int s = m->slot[i];
@@ -614,14 +616,15 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
         block_forward(&m->db[l], &w, m->dresid[l], m->dresid[l + 1], B, N, Dd, c->dec_heads,
                       c->mlp_ratio * Dd);
     }
-    nn_layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, m->dresid[c->dec_depth], P(m, m->t_dnorm_w),
-                         P(m, m->t_dnorm_b), B * N, Dd);
+    nn_layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, m->dresid[c->dec_depth],
+                         param_of(m, m->t_dnorm_w), param_of(m, m->t_dnorm_b), B * N, Dd);
     /* predict only the rows that carry loss */
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < m->R; r++)
         memcpy(m->lrows + (size_t)r * Dd, m->dn + (size_t)m->loss_tok[r] * Dd,
                (size_t)Dd * sizeof(float));
-    nn_linear_forward(m->pred, m->lrows, P(m, m->t_pred_w), P(m, m->t_pred_b), m->R, Dd, PV);
+    nn_linear_forward(m->pred, m->lrows, param_of(m, m->t_pred_w), param_of(m, m->t_pred_b), m->R,
+                      Dd, PV);
     *loss = loss_forward(m);
     return VS_OK;
 }
@@ -631,17 +634,17 @@ void mae_backward(mae *m) {
     const mae_config *c = &m->cfg;
     int B = c->batch, N = m->N, K = m->K, PV = m->PV, D = c->dim, Dd = c->dec_dim;
     size_t Td = (size_t)B * N, Te = (size_t)B * K;
-    nn_linear_backward(m->g_lrows, G(m, m->t_pred_w), G(m, m->t_pred_b), m->dpred, m->lrows,
-                       P(m, m->t_pred_w), m->R, Dd, PV);
+    nn_linear_backward(m->g_lrows, grad_of(m, m->t_pred_w), grad_of(m, m->t_pred_b), m->dpred,
+                       m->lrows, param_of(m, m->t_pred_w), m->R, Dd, PV);
     /* scatter loss rows back; rows without loss have zero gradient */
     memset(m->g_ln, 0, Td * Dd * sizeof(float));
     for (int r = 0; r < m->R; r++)
         memcpy(m->g_ln + (size_t)m->loss_tok[r] * Dd, m->g_lrows + (size_t)r * Dd,
                (size_t)Dd * sizeof(float));
     memset(m->g_res, 0, Td * Dd * sizeof(float));
-    nn_layernorm_backward(m->g_res, G(m, m->t_dnorm_w), G(m, m->t_dnorm_b), m->g_ln,
-                          m->dresid[c->dec_depth], P(m, m->t_dnorm_w), m->dn_mean, m->dn_rstd,
-                          (int)Td, Dd);
+    nn_layernorm_backward(m->g_res, grad_of(m, m->t_dnorm_w), grad_of(m, m->t_dnorm_b), m->g_ln,
+                          m->dresid[c->dec_depth], param_of(m, m->t_dnorm_w), m->dn_mean,
+                          m->dn_rstd, (int)Td, Dd);
     for (int l = c->dec_depth - 1; l >= 0; l--) {
         mae_block_w w, gw;
         block_w(m, m->params, m->t_dblocks + l * BK_COUNT, &w);
@@ -650,7 +653,7 @@ void mae_backward(mae *m) {
                        c->mlp_ratio * Dd);
     }
     /* un-unshuffle: kept rows go to dec_embed, masked rows to the mask token (in token order) */
-    float *gmt = G(m, m->t_mask);
+    float *gmt = grad_of(m, m->t_mask);
     for (size_t i = 0; i < Td; i++) {
         int s = m->slot[i];
         const float *g = m->g_res + i * Dd;
@@ -660,12 +663,12 @@ void mae_backward(mae *m) {
             for (int d = 0; d < Dd; d++)
                 gmt[d] += g[d];
     }
-    nn_linear_backward(m->g_ln, G(m, m->t_de_w), G(m, m->t_de_b), m->g_att, m->enc_n,
-                       P(m, m->t_de_w), (int)Te, D, Dd);
+    nn_linear_backward(m->g_ln, grad_of(m, m->t_de_w), grad_of(m, m->t_de_b), m->g_att, m->enc_n,
+                       param_of(m, m->t_de_w), (int)Te, D, Dd);
     memset(m->g_res, 0, Te * D * sizeof(float));
-    nn_layernorm_backward(m->g_res, G(m, m->t_norm_w), G(m, m->t_norm_b), m->g_ln,
-                          m->resid[c->depth], P(m, m->t_norm_w), m->enc_mean, m->enc_rstd, (int)Te,
-                          D);
+    nn_layernorm_backward(m->g_res, grad_of(m, m->t_norm_w), grad_of(m, m->t_norm_b), m->g_ln,
+                          m->resid[c->depth], param_of(m, m->t_norm_w), m->enc_mean, m->enc_rstd,
+                          (int)Te, D);
     for (int l = c->depth - 1; l >= 0; l--) {
         mae_block_w w, gw;
         block_w(m, m->params, m->t_blocks + l * BK_COUNT, &w);
@@ -674,8 +677,8 @@ void mae_backward(mae *m) {
                        c->mlp_ratio * D);
     }
     /* the position embedding is fixed; the patches are data: only weight gradients */
-    nn_linear_backward(NULL, G(m, m->t_pe_w), G(m, m->t_pe_b), m->g_res, m->xv, P(m, m->t_pe_w),
-                       (int)Te, PV, D);
+    nn_linear_backward(NULL, grad_of(m, m->t_pe_w), grad_of(m, m->t_pe_b), m->g_res, m->xv,
+                       param_of(m, m->t_pe_w), (int)Te, PV, D);
 }
 
 /* ---------------------------------------------------------------------- reconstruction */

@@ -37,7 +37,7 @@ typedef struct mae_block_act {
     float *atty;                      /* (T, C) attention output before proj */
     float *x_mid;                     /* (T, C) residual after attention */
     float *ln2, *ln2_mean, *ln2_rstd; /* (T, C) */
-    float *h, *g;                     /* (T, hidden) fc1 out, gelu out */
+    float *h, *g, *cdf;               /* (T, hidden) fc1 out, gelu out, Phi(h) */
 } mae_block_act;
 
 struct mae {
@@ -272,7 +272,7 @@ static void layout_block(mae_block_act *ba, arena *a, size_t *count, size_t T, s
     ba->qkv = TAKEF(T * 3 * C), ba->att = TAKEF(att), ba->atty = TAKEF(T * C);
     ba->x_mid = TAKEF(T * C);
     ba->ln2 = TAKEF(T * C), ba->ln2_mean = TAKEF(T), ba->ln2_rstd = TAKEF(T);
-    ba->h = TAKEF(T * hidden), ba->g = TAKEF(T * hidden);
+    ba->h = TAKEF(T * hidden), ba->g = TAKEF(T * hidden), ba->cdf = TAKEF(T * hidden);
 }
 
 static size_t max3(size_t a, size_t b, size_t c) {
@@ -476,7 +476,7 @@ static void block_forward(mae_block_act *a, const mae_block_w *w, const float *x
     nn_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->t[BK_LN2W], w->t[BK_LN2B],
                          T, C);
     nn_linear_forward(a->h, a->ln2, w->t[BK_FC1W], w->t[BK_FC1B], T, C, hidden);
-    nn_gelu_forward(a->g, a->h, (size_t)T * hidden);
+    nn_gelu_forward(a->g, a->cdf, a->h, (size_t)T * hidden);
     nn_linear_forward(x_out, a->g, w->t[BK_FC2W], w->t[BK_FC2B], T, hidden, C);
     nn_residual_forward(x_out, x_out, a->x_mid, (size_t)T * C);
 }
@@ -489,7 +489,7 @@ static void block_backward(mae *m, const mae_block_act *a, const mae_block_w *w,
     /* x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))) */
     nn_linear_backward(m->g_big, gw->t[BK_FC2W], gw->t[BK_FC2B], dres, a->g, w->t[BK_FC2W], T,
                        hidden, C);
-    nn_gelu_backward(m->g_big, m->g_big, a->h, (size_t)T * hidden);
+    nn_gelu_backward(m->g_big, m->g_big, a->h, a->cdf, (size_t)T * hidden);
     nn_linear_backward(m->g_ln, gw->t[BK_FC1W], gw->t[BK_FC1B], m->g_big, a->ln2, w->t[BK_FC1W], T,
                        C, hidden);
     nn_layernorm_backward(dres, gw->t[BK_LN2W], gw->t[BK_LN2B], m->g_ln, a->x_mid, w->t[BK_LN2W],

@@ -159,23 +159,25 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
 #define NN_INV_SQRT2 0.70710678118654752440f
 #define NN_INV_SQRT_2PI 0.39894228040143267794f
 
-void nn_gelu_forward(float *out, const float *inp, size_t n) {
+void nn_gelu_forward(float *out, float *cdf, const float *inp, size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < nn; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * NN_INV_SQRT2));
+        float x = inp[i], c = 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
+        out[i] = x * c;
+        if (cdf) cdf[i] = c;
     }
 }
 
-void nn_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void nn_gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf,
+                      size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < nn; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
+        float c = cdf ? cdf[i] : 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
         float pdf = NN_INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] = dout[i] * (cdf + x * pdf);
+        dinp[i] = dout[i] * (c + x * pdf);
     }
 }
 

@@ -145,7 +145,8 @@ static void run_case(int kind, int M, int K, int N, int NH) {
     static const char *names[] = {"linear", "layernorm", "gelu", "attention"};
     if (kind == 0) nn_linear_forward(out, x, w, b, M, K, N);
     if (kind == 1) nn_layernorm_forward(out, mean, rstd, x, w, b, M, K);
-    if (kind == 2) nn_gelu_forward(out, x, c.nx);
+    float *cdf = malloc(c.nx * sizeof *cdf);
+    if (kind == 2) nn_gelu_forward(out, cdf, x, c.nx);
     if (kind == 3) nn_attention_forward(out, att, x, M, K, N, NH);
     double *ref = malloc(c.nout * sizeof *ref), fw = 0, fs = 0;
     naive_forward(&c, ref);
@@ -166,7 +167,13 @@ static void run_case(int kind, int M, int K, int N, int NH) {
         for (size_t i = 0; i < c.nx; i++)
             dx[i] -= 2.0f;
     }
-    if (kind == 2) nn_gelu_backward(dx, rr, x, c.nx);
+    if (kind == 2) {
+        nn_gelu_backward(dx, rr, x, NULL, c.nx); /* recomputed Phi, then the cached one */
+        float *dx2 = malloc(c.nx * sizeof *dx2);
+        nn_gelu_backward(dx2, rr, x, cdf, c.nx);
+        assert_memory_equal(dx, dx2, c.nx * sizeof *dx);
+        free(dx2);
+    }
     if (kind == 3) nn_attention_backward(dx, att_scratch, rr, x, att, M, K, N, NH);
     for (size_t i = 0; i < c.nw; i++)
         dw[i] -= 1.0f;
@@ -175,7 +182,7 @@ static void run_case(int kind, int M, int K, int N, int NH) {
     fails += fd_check("d input", &c, c.x, c.nx, dx);
     if (c.nw) fails += fd_check("d weight", &c, c.w, c.nw, dw);
     if (c.nb) fails += fd_check("d bias", &c, c.b, c.nb, db);
-    free(d), free(f), free(mean), free(rstd), free(att), free(att_scratch), free(ref);
+    free(cdf), free(d), free(f), free(mean), free(rstd), free(att), free(att_scratch), free(ref);
     assert_int_equal(fails, 0);
 }
 

@@ -88,20 +88,23 @@ double adamw_grad_norm(const float *g, size_t n) {
 
 /* torch 1.13 _single_tensor_adamw, element by element, in float with double scalars cast as
  * torch casts them. */
-static void adamw_segment_update(adamw *o, float *p, const float *g, size_t lo, size_t hi,
+static void adamw_segment_update(adamw *o, float *p_, const float *g_, size_t lo, size_t hi,
                                  float gscale, float decay, float step_size, float bc2_sqrt) {
     float b1 = (float)o->cfg.beta1, b2 = (float)o->cfg.beta2, eps = (float)o->cfg.eps;
     float one_b1 = (float)(1.0 - o->cfg.beta1), one_b2 = (float)(1.0 - o->cfg.beta2);
-    long long L = (long long)lo, H = (long long)hi;
-#pragma omp parallel for schedule(static)
-    for (long long i = L; i < H; i++) {
+    /* distinct arrays: restrict lets the loop vectorise (sqrt and divide included) */
+    float *restrict p = p_ + lo, *restrict mm = o->m + lo, *restrict vv = o->v + lo;
+    const float *restrict g = g_ + lo;
+    long long n = (long long)(hi - lo);
+#pragma omp parallel for simd schedule(static)
+    for (long long i = 0; i < n; i++) {
         float gi = g[i] * gscale;
-        p[i] = p[i] * decay;
-        float m = o->m[i] * b1 + gi * one_b1;
-        float v = o->v[i] * b2 + one_b2 * gi * gi;
-        o->m[i] = m, o->v[i] = v;
+        float pi = p[i] * decay;
+        float m = mm[i] * b1 + gi * one_b1;
+        float v = vv[i] * b2 + one_b2 * gi * gi;
+        mm[i] = m, vv[i] = v;
         float denom = sqrtf(v) / bc2_sqrt + eps;
-        p[i] = p[i] + (-step_size) * (m / denom);
+        p[i] = pi + (-step_size) * (m / denom);
     }
 }
 

@@ -39,6 +39,11 @@ typedef struct mae_aug {
     float shift;   /* shift drawn from [-shift, shift] */
 } mae_aug;
 
+/* Augment one crop x (Sz, Sy, Sx) in place: draws 3 flips, a scale and a shift from r (in that
+ * order, always), flips, then x * scale + shift. Every source applies it to each crop it reads
+ * (a shard-stream adapter: shard_stream_next, then mae_augment with the trainer's rng). */
+void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x);
+
 /* A source over n volumes (not copied: they must outlive the source). Every volume must be at
  * least as large as the crop on every axis (checked at the first fill, naming the volume). */
 vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const mae_aug *aug,

@@ -165,7 +165,7 @@ static void test_crops_and_augmentation(void **state) {
     int crop[3] = {3, 4, 5};
     for (int mode = 0; mode < 2; mode++) {
         mae_aug aug = {{0, 0, 0}, 0, 0};
-        if (mode) aug = (mae_aug){{1, 0, 1}, 0.2f, 3.0f}; /* always flip z and x; scale, shift */
+        if (mode) aug = (mae_aug){{1, 1, 1}, 0.2f, 3.0f}; /* always flip every axis; scale, shift */
         mae_source s;
         assert_int_equal(mae_source_volumes(&s, &v, 1, &aug, &err), VS_OK);
         rng r;
@@ -176,14 +176,14 @@ static void test_crops_and_augmentation(void **state) {
             for (int b = 0; b < 2; b++) {
                 const float *c = out + b * 60;
                 /* source index offset of crop voxel (z, y, x) from crop voxel (0, 0, 0) */
-                float scale = (c[5] - c[0]) / 11.0f; /* one y step is 11 voxels */
+                float scale = (mode ? c[0] - c[5] : c[5] - c[0]) / 11.0f; /* a y step: 11 voxels */
                 float tol = mode ? 1e-4f * fabsf(c[59]) + 1e-3f : 0.0f;
                 if (!mode) assert_true(scale == 1.0f);
                 assert_true(scale >= 0.8f - 1e-4f && scale <= 1.2f + 1e-4f);
                 for (int z = 0; z < 3; z++)
                     for (int y = 0; y < 4; y++)
                         for (int x = 0; x < 5; x++) {
-                            int d = (mode ? -z : z) * 99 + y * 11 + (mode ? -x : x);
+                            int d = (mode ? -1 : 1) * (z * 99 + y * 11 + x);
                             float got = c[(z * 4 + y) * 5 + x];
                             assert_true(fabsf(got - c[0] - scale * (float)d) <= tol);
                         }
@@ -283,10 +283,13 @@ static void test_weight_decay_exclusion(void **state) {
         c.lr = 0.1, c.weight_decay = 0.5, c.decay_all = all;
         adamw o;
         assert_int_equal(adamw_init(&o, &c, 8, segs, 2, &err), VS_OK);
-        for (int i = 0; i < 8; i++) p[i] = 1.0f;
+        for (int i = 0; i < 8; i++)
+            p[i] = 1.0f;
         adamw_update(&o, p, g, 1, NULL); /* zero gradient: only the decay moves p */
-        for (int i = 0; i < 4; i++) assert_true(p[i] == 0.95f);
-        for (int i = 4; i < 8; i++) assert_true(p[i] == (all ? 0.95f : 1.0f));
+        for (int i = 0; i < 4; i++)
+            assert_true(p[i] == 0.95f);
+        for (int i = 4; i < 8; i++)
+            assert_true(p[i] == (all ? 0.95f : 1.0f));
         adamw_free(&o);
     }
 }

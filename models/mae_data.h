@@ -34,10 +34,15 @@ typedef struct mae_source {
 
 /* Augmentation of each crop, applied in this order: flips, then x * scale + shift. */
 typedef struct mae_aug {
-    float flip[3];   /* probability of flipping axis z, y, x */
-    float scale;     /* scale drawn from [1 - scale, 1 + scale] */
-    float shift;     /* shift drawn from [-shift, shift] */
+    float flip[3]; /* probability of flipping axis z, y, x */
+    float scale;   /* scale drawn from [1 - scale, 1 + scale] */
+    float shift;   /* shift drawn from [-shift, shift] */
 } mae_aug;
+
+/* Augment one crop x (Sz, Sy, Sx) in place: draws 3 flips, a scale and a shift from r (in that
+ * order, always), flips, then x * scale + shift. Every source applies it to each crop it reads
+ * (a shard-stream adapter: shard_stream_next, then mae_augment with the trainer's rng). */
+void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x);
 
 /* A source over n volumes (not copied: they must outlive the source). Every volume must be at
  * least as large as the crop on every axis (checked at the first fill, naming the volume). */

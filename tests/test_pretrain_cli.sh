@@ -34,7 +34,7 @@ long="$tiny --steps 1500 --checkpoint-every 100"
 "$V" pretrain $long --out "$t/full" >"$t/out" 2>&1; check "uninterrupted run" 0 $?
 "$V" pretrain $long --out "$t/int" >"$t/out" 2>&1 &
 pid=$!
-sleep 0.3
+for _ in $(seq 200); do [ -s "$t/int/checkpoint.ckpt" ] && break; sleep 0.05; done # running, past step 100
 kill -TERM $pid
 wait $pid; rc=$?
 if [ $rc = 0 ]; then

@@ -50,6 +50,12 @@ vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const m
                              vs_error *err);
 void mae_source_close(mae_source *src);
 
+/* A source over the sealed shards in dir (io/shard.h), volumes of one modality (NULL: all):
+ * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), then
+ * the augmentation drawn from the trainer's rng. Its state (the stream position) resumes. */
+vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
+                            const int crop[3], const mae_aug *aug, int threads, vs_error *err);
+
 /* A procedural smoke-test volume (float32, (nz, ny, nx)): a body ellipsoid with a smooth bias
  * field, a few textured organ ellipsoids, a bright spine-like cylinder and Gaussian noise.
  * For testing the pipeline end to end without patient data; nothing clinical. */

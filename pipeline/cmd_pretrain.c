@@ -1,14 +1,15 @@
 /* cmd_pretrain.c — `vesalius pretrain`: train the masked autoencoder, checkpoint, export.
  *
- * Data: --shards DIR once the shard reader is merged; until then only --synthetic N, which
- * trains on N procedurally generated volumes (models/mae_data.h) as a smoke test of the whole
- * loop. Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's
+ * Data: --shards DIR (an ingest output folder or its shards/ folder; random crops of every
+ * volume, or of one --modality), or --synthetic N, which trains on N procedurally generated
+ * volumes (models/mae_data.h) as a smoke test of the whole loop. Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's
  * state_dict names) and preview.png (mid slice of a held-out crop: input | masked | recon).
  */
 #include "cli.h"
 #include "log.h"
 #include "mae_train.h"
 #include "nn.h"
+#include "shard.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +29,7 @@ static void on_signal(int sig) {
 
 typedef struct pretrain_opts {
     mae_train_config cfg;
-    const char *out, *shards;
+    const char *out, *shards, *modality;
     int synthetic; /* number of procedural volumes (0: none) */
     int synth_size[3];
     int resume;
@@ -93,12 +94,14 @@ enum {
     O_SHIFT,
     O_SEED,
     O_CKPT,
-    O_LOG
+    O_LOG,
+    O_MODALITY
 };
 
 static const struct option pretrain_long[] = {
     {"out", required_argument, 0, O_OUT},
     {"shards", required_argument, 0, O_SHARDS},
+    {"modality", required_argument, 0, O_MODALITY},
     {"synthetic", required_argument, 0, O_SYNTH},
     {"synthetic-size", required_argument, 0, O_SYNTH_SIZE},
     {"resume", no_argument, 0, O_RESUME},
@@ -185,6 +188,7 @@ static int apply_opt(pretrain_opts *o, int opt, const char *arg) {
     switch (opt) {
     case O_OUT: o->out = arg; return 0;
     case O_SHARDS: o->shards = arg; return 0;
+    case O_MODALITY: o->modality = arg; return 0;
     case O_RESUME: o->resume = 1; return 0;
     case O_NODECAY: o->cfg.opt.decay_all = 0; return 0;
     case O_SYNTH:
@@ -257,14 +261,17 @@ static int parse_args(pretrain_opts *o, int argc, char **argv) {
     return VS_EXIT_OK;
 }
 
-/* The held-out preview batch: fixed crops (no augmentation) and a fixed mask. */
-static vs_status write_preview(mae_trainer *t, const volume *held, const char *path,
-                               vs_error *err) {
+/* The preview batch: fixed crops (no augmentation) and a fixed mask, from the held-out
+ * synthetic volume, or from the shards through a stream of its own fixed seed (crops of
+ * volumes smaller than the crop are padded there). */
+static vs_status write_preview(mae_trainer *t, const volume *held, const char *shard_dir,
+                               const char *modality, const char *path, vs_error *err) {
     mae *m = mae_trainer_model(t);
     const mae_config *c = mae_get_config(m);
     mae_aug none = {{0, 0, 0}, 0, 0};
     mae_source src;
-    vs_status st = mae_source_volumes(&src, held, 1, &none, err);
+    vs_status st = shard_dir ? mae_source_shards(&src, shard_dir, modality, 0x9e3779b9u, c->crop, &none, 1, err)
+                             : mae_source_volumes(&src, held, 1, &none, err);
     if (st != VS_OK) return st;
     float *batch = malloc(mae_crop_voxels(c) * (size_t)c->batch * sizeof *batch);
     int32_t *ids = malloc((size_t)c->batch * mae_n_keep(c) * sizeof *ids);
@@ -283,12 +290,6 @@ static int run_pretrain(pretrain_opts *o) {
     const char *cmd = "pretrain";
     vs_error err;
     vs_status st;
-    if (o->shards) {
-        VS_FAIL(&err, VS_ERR_ENV,
-                "--shards: this build has no shard reader yet (io/shard is not merged); use "
-                "--synthetic N for a smoke test");
-        return cli_fail(cmd, &err);
-    }
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
         VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
         return cli_fail(cmd, &err);
@@ -311,8 +312,15 @@ static int run_pretrain(pretrain_opts *o) {
             o->out);
     nn_set_threads(g_cli.threads > 0 ? g_cli.threads : nn_threads());
 
-    /* N training volumes and one held out for the preview, from their own seeded stream */
-    int n = o->synthetic;
+    /* Synthetic: N training volumes and one held out for the preview, from their own seeded
+     * stream. Shards: crops of every volume (of --modality), streamed. */
+    int n = o->shards ? 0 : o->synthetic;
+    char shard_dir[4200] = "";
+    if (o->shards) {
+        struct stat sb;
+        snprintf(shard_dir, sizeof shard_dir, "%s/shards", o->shards);
+        if (stat(shard_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) snprintf(shard_dir, sizeof shard_dir, "%s", o->shards);
+    }
     volume *vols = calloc((size_t)n + 1, sizeof *vols);
     if (!vols) {
         VS_FAIL(&err, VS_ERR_NOMEM, "cannot allocate %d volumes", n);
@@ -323,10 +331,13 @@ static int run_pretrain(pretrain_opts *o) {
     mae_source src = {0};
     mae_trainer *t = NULL;
     st = VS_OK;
-    for (int i = 0; i <= n && st == VS_OK; i++)
+    for (int i = 0; i <= n && st == VS_OK && !o->shards; i++) /* n + 1: one held out */
         st = mae_synthetic_volume(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2],
                                   &vr, &err);
-    if (st == VS_OK) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
+    if (st == VS_OK && !o->shards) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
+    if (st == VS_OK && o->shards)
+        st = mae_source_shards(&src, shard_dir, o->modality, o->cfg.seed, o->cfg.model.crop,
+                               &o->cfg.aug, nn_threads(), &err);
     if (st == VS_OK) st = mae_trainer_create(&t, &o->cfg, &src, &err);
     if (st == VS_OK && have_ckpt) {
         st = mae_trainer_load(t, ckpt, &err);
@@ -334,9 +345,9 @@ static int run_pretrain(pretrain_opts *o) {
     }
     if (st == VS_OK) {
         const mae_config *mc = &o->cfg.model;
-        log_info("pretraining %zu parameters on %d synthetic volumes (smoke-test data): crop "
+        log_info("pretraining %zu parameters on %s: crop "
                  "%dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d threads",
-                 mae_n_params(mae_trainer_model(t)), n, mc->crop[0], mc->crop[1], mc->crop[2],
+                 mae_n_params(mae_trainer_model(t)), o->shards ? "the shards' volumes" : "synthetic volumes (smoke-test data)", mc->crop[0], mc->crop[1], mc->crop[2],
                  mc->patch[0], mc->patch[1], mc->patch[2], mc->batch, o->cfg.accum, o->cfg.steps,
                  nn_threads());
         st = mae_trainer_run(t, o->cfg.steps, NULL, ckpt, &g_stop, &err);
@@ -345,7 +356,8 @@ static int run_pretrain(pretrain_opts *o) {
     vs_status st2 = VS_OK;
     if (t && (st == VS_OK || st == VS_ERR_INTERRUPTED)) {
         st2 = mae_export_safetensors(mae_trainer_model(t), export_path, &err2);
-        if (st2 == VS_OK) st2 = write_preview(t, &vols[n], preview, &err2);
+        if (st2 == VS_OK)
+            st2 = write_preview(t, &vols[n], o->shards ? shard_dir : NULL, o->modality, preview, &err2);
         if (st2 == VS_OK) log_info("wrote %s, %s and %s", ckpt, export_path, preview);
     }
     mae_trainer_destroy(t);

@@ -18,8 +18,8 @@ done
 contains "says to pass --resume" "$t/out" "resume"
 "$V" pretrain $tiny --steps 6 --resume --out "$t/a" >"$t/out" 2>&1; check "resume with other settings is refused" 2 $?
 contains "names the differing field" "$t/out" "steps=5"
-"$V" pretrain --out "$t/b" --shards "$t" >"$t/out" 2>&1; check "--shards without the reader" 3 $?
-contains "says the shard reader is missing" "$t/out" "shard reader"
+"$V" pretrain --out "$t/b" --shards "$t/none" >"$t/out" 2>&1; check "--shards naming a missing folder" 3 $?
+contains "names the folder" "$t/out" "cannot list the shard folder"
 "$V" pretrain --synthetic 2 >"$t/out" 2>&1; check "--out is required" 2 $?
 "$V" pretrain --out "$t/c" --synthetic 2 --crop 30 --patch 8 >"$t/out" 2>&1; check "crop not a multiple of patch" 2 $?
 contains "names crop and patch" "$t/out" "not a multiple of patch"

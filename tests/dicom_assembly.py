@@ -124,6 +124,41 @@ if s1["volumes"] == 1 and s2["volumes"] == 1:
             "enhanced geometry differs from the classic series")
     c.check(g1["files"] == 1, "enhanced volume should come from one file")
 
+# a series mixing two echoes (and one localizer) becomes one volume per echo, localizer apart
+d = os.path.join(tmp, "echoes")
+paths = write_series(d, hu[:6], AX, pos[:6], modality="MR", slope=1, intercept=0,
+                     series_uid="1.2.826.0.1.3680043.9.7611.9.1")
+paths2 = write_series(d, hu[6:12], AX, pos[:6], modality="MR", slope=1, intercept=0,
+                      series_uid="1.2.826.0.1.3680043.9.7611.9.1", names=["E2_%d.dcm" % k for k in range(6)], seed=8)
+for m, p in enumerate(paths + paths2):
+    ds = pydicom.dcmread(p)
+    ds.EchoNumbers = 1 if p in paths else 2
+    if m == 0:
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.save_as(p)
+s, v = dump([d])
+kinds = sorted((x["kind"], x["shape"][0]) for x in s["volume_list"])
+c.check(kinds == [("localizer", 1), ("original", 5), ("original", 6)], "echo/localizer split: %s" % kinds)
+
+# projection radiographs: DX with ImagerPixelSpacing only, single-frame XA; multi-frame XA skipped
+cr = os.path.join(corpora()[0], "dicomdirtests", "77654033", "CR1", "6154")
+d = os.path.join(tmp, "proj")
+os.makedirs(d)
+for m, (mod, frames) in enumerate((("DX", 1), ("XA", 1), ("XA", 2))):
+    ds = pydicom.dcmread(cr)
+    ds.Modality = mod
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".%d" % (m + 1)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+        ds.PixelData = ds.PixelData * frames
+    ds.save_as(os.path.join(d, "%s_%d.dcm" % (mod, frames)))
+s, v = dump([d])
+mods = sorted(x["modality"] for x in s["volume_list"])
+c.check(mods == ["DX", "XA"] and all(x["spacing"][:2] == [0.1, 0.1] for x in s["volume_list"]),
+        "radiographs: %s" % s["volume_list"])
+sk = [r["reason"] for r in s["skipped_files"] if r["path"].endswith("XA_2.dcm")]
+c.check(len(sk) == 1 and "multi-frame" in sk[0], "multi-frame XA: %s" % sk)
+
 # damaged copies of real files
 src_dir = corpora()[0]
 bad = os.path.join(tmp, "bad")

@@ -232,12 +232,15 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
         }
         if (len > end - pos)
             return fail(w, tag, "length field points past the end of its container");
-        int is_sq = explicit_vr
-                        ? strcmp(vr, "SQ") == 0
-                        : (len >= 8 && rd16(w, pos) == 0xFFFE && rd16(w, pos + 2) == 0xE000);
+        /* Implicit VR, or UN (which DCMTK may re-read as a sequence from its dictionary): a
+         * value that starts with an item tag is walked as a sequence too. */
+        int looks_sq = len >= 8 && rd16(w, pos) == 0xFFFE && rd16(w, pos + 2) == 0xE000;
+        int is_sq =
+            explicit_vr ? strcmp(vr, "SQ") == 0 || (strcmp(vr, "UN") == 0 && looks_sq) : looks_sq;
         if (is_sq) {
             size_t dummy;
-            vs_status s = walk_items(w, tag, pos, pos + len, 0, explicit_vr, depth, 0, &dummy);
+            int sub_explicit = explicit_vr && strcmp(vr, "UN") != 0;
+            vs_status s = walk_items(w, tag, pos, pos + len, 0, sub_explicit, depth, 0, &dummy);
             if (s) return s;
         } else if (depth == 0) {
             vs_status s = note_fact(w, tag, explicit_vr ? vr : NULL, pos, len);

@@ -52,6 +52,15 @@ static int str_set_add(str_set *t, const char *s) {
     return 1;
 }
 
+/* The stored copy of s (added if new), or NULL when out of memory. */
+static const char *str_set_intern(str_set *t, const char *s) {
+    if (str_set_add(t, s) < 0) return NULL;
+    size_t j = fnv1a(s) & (t->cap - 1);
+    while (strcmp(t->slot[j], s) != 0)
+        j = (j + 1) & (t->cap - 1);
+    return t->slot[j];
+}
+
 static void str_set_free(str_set *t) {
     for (size_t i = 0; i < t->cap; i++)
         free(t->slot[i]);
@@ -66,6 +75,7 @@ struct dcm_scan {
     file_rec *files;
     int64_t n_files, cap_files;
     str_set seen_paths, seen_dirs;
+    str_set strings; /* interned header strings shared by the files of a series */
     group *groups;
     int n_groups, next_group;
     vol_info *vols;
@@ -132,6 +142,7 @@ void dcm_scan_close(dcm_scan *s) {
     free(s->vols);
     str_set_free(&s->seen_paths);
     str_set_free(&s->seen_dirs);
+    str_set_free(&s->strings);
     free(s);
 }
 
@@ -281,6 +292,32 @@ static void dicomdir_add(void *p, const char *rel) {
     c->st = add_file(c->s, path, c->err);
 }
 
+/* Keep a code string to the characters it may hold: it reaches summaries and volumes. */
+static void sanitize_cs(char *p) {
+    for (; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
+}
+
+/* Point h's strings at the scan's pool; the SOP instance UID is the file's own. */
+static vs_status intern_header(dcm_scan *s, dcm_header *h, dcm_header_text *t) {
+    sanitize_cs(t->modality);
+    sanitize_cs(t->body_part);
+    h->sop_class = str_set_intern(&s->strings, t->sop_class);
+    h->study_uid = str_set_intern(&s->strings, t->study_uid);
+    h->series_uid = str_set_intern(&s->strings, t->series_uid);
+    h->patient_id = str_set_intern(&s->strings, t->patient_id);
+    h->modality = str_set_intern(&s->strings, t->modality);
+    h->body_part = str_set_intern(&s->strings, t->body_part);
+    h->photometric = str_set_intern(&s->strings, t->photometric);
+    h->image_type = str_set_intern(&s->strings, t->image_type);
+    h->sop_instance = strdup(t->sop_instance);
+    if (!h->sop_class || !h->study_uid || !h->series_uid || !h->patient_id || !h->modality ||
+        !h->body_part || !h->photometric || !h->image_type || !h->sop_instance)
+        return VS_ERR_NOMEM;
+    return VS_OK;
+}
+
 static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
     char real[PATH_MAX];
     const char *key = realpath(path, real) ? real : path;
@@ -301,18 +338,16 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
                    facts.is_dicom ? e.msg : "not DICOM");
         return VS_OK;
     }
-    if (dcmshim_read_header(f, &r->h, &e) != VS_OK) {
+    dcm_header_text text;
+    if (dcmshim_read_header(f, &r->h, &text, &e) != VS_OK) {
         settle(r, DCM_REJECTED, e.msg);
         dcmfile_free(f);
         return VS_OK;
     }
-    /* Modality reaches summaries and volumes: keep it to the characters a code string has. */
-    for (char *p = r->h.modality; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
-            *p = '?';
-    for (char *p = r->h.body_part; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
-            *p = '?';
+    if (intern_header(s, &r->h, &text) != VS_OK) {
+        dcmfile_free(f);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for header strings");
+    }
     if (r->h.is_dicomdir) {
         dir_ctx c = {.s = s, .st = VS_OK, .err = err};
         snprintf(c.base, sizeof c.base, "%s", path);
@@ -472,18 +507,20 @@ static vs_status skip_duplicate_instances(dcm_scan *s, vs_error *err) {
     str_set uids = {0};
     for (int64_t i = 0; i < s->n_files; i++) {
         file_rec *r = &s->files[i];
-        if (r->state != DCM_PENDING || !r->h.sop_instance[0]) continue;
+        if (r->state != DCM_PENDING || !r->h.sop_instance || !r->h.sop_instance[0]) continue;
         int added = str_set_add(&uids, r->h.sop_instance);
         if (added < 0) {
             str_set_free(&uids);
             return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
         }
         if (added == 0)
-            settle(r, DCM_SKIPPED,
-                   "duplicate SOP instance (the same image is in an "
-                   "earlier file)");
+            settle(r, DCM_SKIPPED, "duplicate SOP instance (the same image is in an earlier file)");
     }
     str_set_free(&uids);
+    for (int64_t i = 0; i < s->n_files; i++) { /* not needed any more */
+        free(s->files[i].h.sop_instance);
+        s->files[i].h.sop_instance = NULL;
+    }
     return VS_OK;
 }
 

@@ -130,6 +130,9 @@ static vs_status note_fact(walk *w, uint32_t tag, const char *vr, size_t pos, ui
                            w->path);
         w->facts->frames = (uint32_t)n;
     } else if (tag == 0x7FE00010u) {
+        if (vr && strcmp(vr, "OB") != 0 && strcmp(vr, "OW") != 0 && strcmp(vr, "UN") != 0)
+            return VS_FAIL(w->err, VS_ERR_FORMAT, "%s: PixelData has the wrong VR (%s)", w->path,
+                           vr);
         w->facts->has_pixel_data = 1;
         w->facts->pixel_length = len;
     }

@@ -271,8 +271,9 @@ extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *
         if (dcmshim_is_jpeg2000(f->transfer_syntax.c_str()))
             return dcmshim_decode_j2k(f, frame, buf, buf_bytes, is_signed, err);
         DcmElement *e = nullptr;
-        if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
-            return VS_FAIL(err, VS_ERR_FORMAT, "no pixel data");
+        // Only a DcmPixelData may be cast as one (a damaged VR makes DCMTK build another class).
+        if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)
+            return VS_FAIL(err, VS_ERR_FORMAT, "no usable pixel data element");
         DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
         Uint32 need = 0;
         if (pd->getUncompressedFrameSize(ds, need).bad() || need > buf_bytes)

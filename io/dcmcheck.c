@@ -376,11 +376,13 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     uint64_t max_vox = limits && limits->max_voxels ? limits->max_voxels : DEFAULT_MAX_VOXELS;
     uint64_t frames = f->frames ? f->frames : 1;
     uint64_t vox = (uint64_t)f->rows * f->cols * frames; /* < 2^64: 16 + 16 + 31 bits */
+    if (f->rows == 0 || f->cols == 0) /* nothing to decode; frames must not size anything */
+        return frames > 1 ? VS_FAIL(w->err, VS_ERR_FORMAT, "%s: frames without a size", w->path)
+                          : VS_OK;
     if (vox > max_vox)
         return VS_FAIL(w->err, VS_ERR_FORMAT,
-                       "%s: image of %ux%ux%llu voxels exceeds the limit of "
-                       "%llu",
-                       w->path, (unsigned)f->rows, (unsigned)f->cols, (unsigned long long)frames,
+                       "%s: image of %ux%ux%llu voxels exceeds the limit of %llu", w->path,
+                       (unsigned)f->rows, (unsigned)f->cols, (unsigned long long)frames,
                        (unsigned long long)max_vox);
     /* Colour images are skipped, never decoded; YBR_FULL_422 is legitimately shorter. */
     if (f->pixel_encapsulated || f->samples > 1) return VS_OK;
@@ -389,9 +391,8 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     uint64_t need = (bits + 7) / 8;
     if (f->pixel_length < need)
         return VS_FAIL(w->err, VS_ERR_FORMAT,
-                       "%s: pixel data holds %llu bytes but Rows x Columns x "
-                       "Frames x Samples x BitsAllocated needs %llu",
-                       w->path, (unsigned long long)f->pixel_length, (unsigned long long)need);
+                       "%s: pixel data holds %llu bytes, the image needs %llu", w->path,
+                       (unsigned long long)f->pixel_length, (unsigned long long)need);
     return VS_OK;
 }
 

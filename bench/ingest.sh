@@ -37,6 +37,9 @@ out="$work/nii"; mkdir -p "$out"
 t_v=$(best "$v" --threads 1 inspect "$series")
 t_d=$(best dcm2niix -z n -b n -o "$out" -f vol "$series")
 "$v" inspect "$series" | head -1
+# Memory: one series in flight; the int16 volume itself is n x 512 x 512 x 2 bytes.
+rss=$(/usr/bin/time -f %M "$v" inspect "$series" 2>&1 >/dev/null | tail -1)
+echo "vesalius peak RSS: $((rss / 1024)) MB for a $((n * 512 * 512 * 2 / 1000000)) MB int16 volume"
 rate() { awk -v m="$mb" -v t="$1" 'BEGIN{printf "%.0f", m/t}'; }
 printf '%-10s %10s %10s\n' tool seconds MB/s
 printf '%-10s %10.3f %10s\n' vesalius "$t_v" "$(rate "$t_v")"

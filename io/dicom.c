@@ -688,6 +688,31 @@ static void json_vec(FILE *f, const double *v, int n) {
     fputc(']', f);
 }
 
+/* A path as a JSON string: file names are bytes, JSON is UTF-8, so bytes that do not form
+ * valid UTF-8 are written as U+FFFD instead of making the summary unreadable. */
+static void json_path(FILE *f, const char *path) {
+    char buf[4096 * 3 + 1];
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)path;
+    while (*p && o + 4 < sizeof buf) {
+        int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = n > 0;
+        for (int k = 1; ok && k < n; k++)
+            ok = (p[k] >> 6) == 2;
+        if (!ok) {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+            continue;
+        }
+        memcpy(buf + o, p, (size_t)n);
+        o += (size_t)n;
+        p += n;
+    }
+    buf[o] = 0;
+    log_json_string(f, buf);
+}
+
 static void write_file_list(const dcm_scan *s, FILE *f, dcm_state st) {
     int first = 1;
     fputc('[', f);
@@ -696,7 +721,7 @@ static void write_file_list(const dcm_scan *s, FILE *f, dcm_state st) {
         if (r->state != st) continue;
         fputs(first ? "\n  {\"path\":" : ",\n  {\"path\":", f);
         first = 0;
-        log_json_string(f, r->path);
+        json_path(f, r->path);
         if (st == DCM_USED)
             fprintf(f, ",\"volume\":%d}", r->volume);
         else {

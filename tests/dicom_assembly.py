@@ -159,6 +159,16 @@ c.check(mods == ["DX", "XA"] and all(x["spacing"][:2] == [0.1, 0.1] for x in s["
 sk = [r["reason"] for r in s["skipped_files"] if r["path"].endswith("XA_2.dcm")]
 c.check(len(sk) == 1 and "multi-frame" in sk[0], "multi-frame XA: %s" % sk)
 
+# Enhanced with two temporal positions over the same 6 slice positions: two volumes
+pos6 = pos_o[:6] + pos_o[:6]
+mf2 = write_enhanced(os.path.join(tmp, "enhanced4d.dcm"), hu, iop_o, pos6, temporal=[1] * 6 + [2] * 6,
+                     series_uid="1.2.826.0.1.3680043.9.7611.22.1")
+s4, v4 = dump([mf2])
+c.check(s4["volumes"] == 2 and all(x["shape"][0] == 6 for x in s4["volume_list"]),
+        "enhanced 4D: %s %s" % ([x["shape"] for x in s4["volume_list"]], reasons(s4)))
+if s4["volumes"] == 2:
+    c.check(np.array_equal(v4[0], hu[:6]) and np.array_equal(v4[1], hu[6:]), "enhanced 4D voxels")
+
 # damaged copies of real files
 src_dir = corpora()[0]
 bad = os.path.join(tmp, "bad")

@@ -46,7 +46,7 @@ extern "C" {
 typedef struct dcm_options {
     dcmfile_limits limits;      /* per file: bytes and Rows x Columns x Frames */
     uint64_t max_volume_voxels; /* refuse a volume larger than this (0: 2^31) */
-    int resample_uneven;        /* 1: resample missing-slice / uneven series to the median step */
+    int resample_uneven;        /* 1: resample uneven series and gaps of up to 4 steps */
     double spacing_tolerance;   /* relative slice-step deviation allowed (0: 0.01) */
 } dcm_options;
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_RESAMPLE_GAP 4.0 /* slice steps; a larger gap is rejected even with resampling */
+
 typedef struct pos_slice {
     slice_ref r;
     double s; /* position along the normal, mm */
@@ -220,13 +222,17 @@ static vs_status order_slices(const dcm_options *opt, file_rec *files, pos_slice
             return VS_FAIL(err, VS_ERR_FORMAT, "uneven slice spacing: steps from %.3f to %.3f mm",
                            dmin, dmax);
         }
+        /* Interpolating across more than a few missing slices would invent anatomy. */
+        if (dmax > MAX_RESAMPLE_GAP * m)
+            return VS_FAIL(err, VS_ERR_FORMAT,
+                           "missing slices: a gap of %.3f mm is too large to "
+                           "resample (slice step %.3f mm)",
+                           dmax, m);
         *resample = 1;
         double k = floor(span / m + 0.5);
         if (k < 1 || k > 65535)
-            return VS_FAIL(err, VS_ERR_FORMAT,
-                           "cannot resample %.3f mm in "
-                           "steps of %.3f mm",
-                           span, m);
+            return VS_FAIL(err, VS_ERR_FORMAT, "cannot resample %.3f mm in steps of %.3f mm", span,
+                           m);
         *n_out = (int32_t)k + 1;
     }
     for (int c = 0; c < 3; c++)

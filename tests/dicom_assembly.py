@@ -49,6 +49,13 @@ if s["volumes"] == 1:
     c.check(np.max(np.abs(vol[5] - mid)) < 1e-3, "gap slice is not the mean of its neighbours")
     c.check(abs(s["volume_list"][0]["spacing"][2] - 2.0) < 1e-9, "resampled spacing")
 
+# a gap of many slices is not resampled
+d = os.path.join(tmp, "biggap")
+keep2 = [0, 1, 2, 9, 10, 11]
+write_series(d, hu[keep2], AX, [pos[k] for k in keep2], series_uid="1.2.826.0.1.3680043.9.7611.4.2")
+s, v = dump([d], extra=["--resample"])
+c.check(s["volumes"] == 0 and "too large to resample" in reasons(s), "big gap: %s" % reasons(s))
+
 # uneven spacing
 pos_u = [p.copy() for p in pos]
 for k in range(7, 12):

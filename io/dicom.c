@@ -447,6 +447,10 @@ static int cmp_int(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
 
 static const file_rec *g_files; /* for qsort comparators (grouping is single-threaded) */
 
+/* A radiograph is a volume by itself; so is a file without a SeriesInstanceUID, which cannot be
+ * told apart from other series (its own frames may still form one volume). */
+static int alone(const file_rec *r) { return r->projection || !r->h.series_uid[0]; }
+
 /* The volume key of a slice: everything that must be equal inside one volume. */
 static int cmp_slice_key(const void *pa, const void *pb) {
     const slice_ref *a = pa, *b = pb;
@@ -456,8 +460,9 @@ static int cmp_slice_key(const void *pa, const void *pb) {
     if ((c = strcmp(ha->patient_id, hb->patient_id))) return c;
     if ((c = strcmp(ha->study_uid, hb->study_uid))) return c;
     if ((c = strcmp(ha->series_uid, hb->series_uid))) return c;
-    if ((c = cmp_int(fa->projection, fb->projection))) return c;
-    if (fa->projection) return cmp_int(a->file, b->file); /* each radiograph alone */
+    if ((c = cmp_int(alone(fa), alone(fb)))) return c;
+    if (alone(fa))
+        return cmp_int(a->file, b->file) ? cmp_int(a->file, b->file) : cmp_int(a->frame, b->frame);
     if ((c = cmp_int(fa->kind, fb->kind))) return c;
     if ((c = strcmp(ha->image_type, hb->image_type))) return c;
     if ((c = cmp_int(ha->rows, hb->rows))) return c;
@@ -480,7 +485,7 @@ static int cmp_slice_key(const void *pa, const void *pb) {
 static int same_volume(const slice_ref *a, const slice_ref *b) {
     /* The fields of cmp_slice_key, without its final file/frame tie-breakers. */
     const file_rec *fa = &g_files[a->file], *fb = &g_files[b->file];
-    if (fa->projection || fb->projection) return 0;
+    if (alone(fa) || alone(fb)) return a->file == b->file && !fa->projection;
     const dcm_header *ha = &fa->h, *hb = &fb->h;
     if (strcmp(ha->patient_id, hb->patient_id) || strcmp(ha->study_uid, hb->study_uid) ||
         strcmp(ha->series_uid, hb->series_uid) || fa->kind != fb->kind ||

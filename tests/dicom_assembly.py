@@ -147,6 +147,16 @@ s, v = dump([d])
 kinds = sorted((x["kind"], x["shape"][0]) for x in s["volume_list"])
 c.check(kinds == [("localizer", 1), ("original", 5), ("original", 6)], "echo/localizer split: %s" % kinds)
 
+# files without SeriesInstanceUID are never merged into one volume
+d = os.path.join(tmp, "noseries")
+paths = write_series(d, hu[:3], AX, pos[:3], series_uid="1.2.826.0.1.3680043.9.7611.10.1")
+for p in paths:
+    ds = pydicom.dcmread(p)
+    del ds.SeriesInstanceUID
+    ds.save_as(p)
+s, v = dump([d])
+c.check(s["volumes"] == 3 and all(x["shape"][0] == 1 for x in s["volume_list"]), "series-less files merged")
+
 # projection radiographs: DX with ImagerPixelSpacing only, single-frame XA; multi-frame XA skipped
 cr = os.path.join(corpora()[0], "dicomdirtests", "77654033", "CR1", "6154")
 d = os.path.join(tmp, "proj")

@@ -7,6 +7,7 @@
 
 int cmd_demo_cohort(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
@@ -174,12 +175,23 @@ const cli_command cli_commands[] = {
      COMMON_HELP,
      cmd_validate},
     {"run", "run a whole study from its YAML file, resumably",
-     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]\n"
+     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
      "\n"
-     "Runs ingest, pretrain, finetune (MAE and from scratch), predict and validate as the study\n"
-     "file says, skipping stages whose inputs did not change.\n"
+     "Runs the study's stages in order (ingest, pretrain), each as its own process with its log\n"
+     "in OUT/logs/STAGE.jsonl, and records what each consumed and produced (SHA-256) in\n"
+     "OUT/stages/. A stage whose inputs and settings did not change is skipped; ingest always\n"
+     "looks for new files. Killed at any point (even kill -9), a rerun continues where it was:\n"
+     "pretraining resumes its checkpoint. The run log is OUT/run.jsonl.\n"
+     "\n"
+     "  --stages LIST     only these stages (comma-separated)\n"
+     "  --from STAGE      run STAGE and every later stage even if up to date\n"
+     "  --dry-run         print the plan and why each stage would run; change nothing\n"
+     "  --lock-timeout S  wait up to S seconds for another run of this study (default 0)\n"
+     "\n"
+     "Exit: 0 done, 4 done with rejected inputs, 5 nothing to do, 6 another run holds the\n"
+     "output folder, 1 a stage failed, 2 a study-file error (file, line and key named).\n"
      COMMON_HELP,
-     NULL},
+     cmd_run},
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"

@@ -552,6 +552,7 @@ static float loss_forward(mae *m) {
             const float *restrict tt = t;
             float muf = (float)mu, invf = (float)inv, k = (float)(scale * m->loss_w[r]);
             double w = m->loss_w[r], s = 0.0; /* plain targets: mu 0, inv 1, target = t exactly */
+#pragma omp simd reduction(+ : s)
             for (int j = 0; j < PV; j++) {
                 float d = p[j] - (tt[j] - muf) * invf;
                 s += (double)d * d;

@@ -108,10 +108,12 @@ void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
         const float *x = inp + (size_t)m * C;
         float *y = out + (size_t)m * C;
         float mu = 0.0f;
+#pragma omp simd reduction(+ : mu)
         for (int c = 0; c < C; c++)
             mu += x[c];
         mu /= (float)C;
         float var = 0.0f;
+#pragma omp simd reduction(+ : var)
         for (int c = 0; c < C; c++) {
             float d = x[c] - mu;
             var += d * d;
@@ -136,6 +138,7 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
             const float *dy = dout + (size_t)m * C, *x = inp + (size_t)m * C;
             float mu = mean[m], s = rstd[m];
             float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
             for (int c = 0; c < C; c++) {
                 float dn = gamma[c] * dy[c];
                 dnorm_mean += dn;

@@ -66,4 +66,4 @@ echo "1 thread, per CPU-second: C $c_cpu samples, twin $p_cpu samples: ${cpu_rat
 echo "load after: $(uptime | sed 's/.*load average/load average/')"
 echo "C GF/s counts the matmuls the C trainer does (visible-patch embedding, masked-row head);"
 echo "twin GF/s counts the twin's own (all patches embedded and predicted)."
-echo "mae: $head"
+echo "mae: $head; 1 thread per CPU-second ${cpu_ratio}x twin"

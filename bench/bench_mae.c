@@ -52,8 +52,6 @@ int main(int argc, char **argv) {
     mae_init_weights(m, &r);
     adamw_config oc;
     adamw_config_default(&oc);
-    const mae_tensor *t0 = mae_tensor_at(m, 0);
-    (void)t0;
     adamw_segment seg = {0, mae_n_params(m), 0};
     adamw opt;
     size_t nvox = mae_crop_voxels(&cfg) * (size_t)cfg.batch;

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
         mae_zero_grad(m);
         mae_forward(m, img, ids, &loss, &err);
         mae_backward(m);
-        adamw_update(&opt, mae_params(m), mae_grads(m), 1, NULL);
+        adamw_update(&opt, mae_params(m), mae_grads(m), 1, 0, NULL);
         if (s >= warmup) {
             times[s - warmup] = progress_now() - t;
             cpu[s - warmup] = cpu_now() - c0;

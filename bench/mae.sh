@@ -53,7 +53,17 @@ for t in 1 2; do
   echo "        (state = params+grads+moments $((state / 1048576)) MB, activations $((acts / 1048576)) MB, twin RSS $((p_rss / 1024)) MB)"
   head="$head${head:+; }${c_sps} samples/s = ${ratio}x twin at $t thread$([ "$t" = 1 ] || echo s), ${frac}% of sgemm, RSS ${bound}x state+acts"
 done
+# Load-independent check at 1 thread: throughput per CPU-second of each process (the twin's own
+# timer switched to time.process_time). On a busy machine this is what a free core would give.
+c_cpu=$(OMP_WAIT_POLICY=passive "$b/bench_mae" 1 "$steps" 2 | num samples_per_cpu_s)
+p_cpu=$(/usr/bin/python3 -c 'import sys, time
+time.perf_counter = time.process_time  # the twin times its steps with perf_counter
+p = sys.argv[1]; sys.argv = sys.argv[1:]
+exec(compile(open(p).read(), p, "exec"), {"__name__": "__main__"})' "$twin" --threads 1 \
+  --omp-wait-policy passive --steps "$steps" --warmup 2 | grep '^{' | num samples_per_s)
+cpu_ratio=$(awk -v a="$c_cpu" -v b="$p_cpu" 'BEGIN{printf "%.2f", a/b}')
+echo "1 thread, per CPU-second: C $c_cpu samples, twin $p_cpu samples: ${cpu_ratio}x"
 echo "load after: $(uptime | sed 's/.*load average/load average/')"
 echo "C GF/s counts the matmuls the C trainer does (visible-patch embedding, masked-row head);"
 echo "twin GF/s counts the twin's own (all patches embedded and predicted)."
-echo "mae: $head"
+echo "mae: $head; 1 thread per CPU-second ${cpu_ratio}x twin"

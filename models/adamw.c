@@ -108,10 +108,12 @@ static void adamw_segment_update(adamw *o, float *p_, const float *g_, size_t lo
     }
 }
 
-double adamw_update(adamw *o, float *params, const float *grads, int accum, double *lr_out) {
+double adamw_update(adamw *o, float *params, const float *grads, int accum, int want_norm,
+                    double *lr_out) {
     double lr = adamw_lr(&o->cfg, o->step);
     double inv_accum = 1.0 / (accum > 0 ? accum : 1);
-    double norm = adamw_grad_norm(grads, o->n) * inv_accum;
+    double norm = -1.0;
+    if (want_norm || o->cfg.clip > 0.0) norm = adamw_grad_norm(grads, o->n) * inv_accum;
     double scale = inv_accum;
     if (o->cfg.clip > 0.0 && norm > o->cfg.clip) scale *= o->cfg.clip / (norm + 1e-6);
     o->step++;

@@ -57,7 +57,9 @@ double adamw_lr(const adamw_config *c, long step);
 double adamw_grad_norm(const float *g, size_t n);
 
 /* One update from the gradient SUM of `accum` micro-batches: scales by 1/accum, clips the
- * global norm, steps. Returns the (averaged, unclipped) gradient norm; *lr_out gets the lr. */
-double adamw_update(adamw *o, float *params, const float *grads, int accum, double *lr_out);
+ * global norm, steps. Returns the (averaged, unclipped) gradient norm, or -1 when it was not
+ * needed (no clipping and want_norm 0: one pass over the gradients saved); *lr_out gets the lr. */
+double adamw_update(adamw *o, float *params, const float *grads, int accum, int want_norm,
+                    double *lr_out);
 
 #endif

@@ -454,9 +454,11 @@ static void patch_get(const mae *m, const float *img, int n, float *out) {
 /* Mean and 1/sqrt(unbiased var + 1e-6) of a patch, in double (the twin's target normaliser). */
 static void patch_stats(const float *t, int n, double *mean, double *inv_std) {
     double s = 0.0;
+#pragma omp simd reduction(+ : s)
     for (int j = 0; j < n; j++)
         s += t[j];
     double mu = s / n, v = 0.0;
+#pragma omp simd reduction(+ : v)
     for (int j = 0; j < n; j++)
         v += ((double)t[j] - mu) * ((double)t[j] - mu);
     *mean = mu;
@@ -552,6 +554,7 @@ static float loss_forward(mae *m) {
             const float *restrict tt = t;
             float muf = (float)mu, invf = (float)inv, k = (float)(scale * m->loss_w[r]);
             double w = m->loss_w[r], s = 0.0; /* plain targets: mu 0, inv 1, target = t exactly */
+#pragma omp simd reduction(+ : s)
             for (int j = 0; j < PV; j++) {
                 float d = p[j] - (tt[j] - muf) * invf;
                 s += (double)d * d;

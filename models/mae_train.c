@@ -212,8 +212,8 @@ static void log_step(const mae_trainer *t, float loss, double lr, double gnorm, 
 }
 
 /* One update: accum micro-batches, then AdamW. */
-static vs_status train_step(mae_trainer *t, float *loss_out, double *lr, double *gnorm,
-                            vs_error *err) {
+static vs_status train_step(mae_trainer *t, int want_norm, float *loss_out, double *lr,
+                            double *gnorm, vs_error *err) {
     const mae_config *mc = &t->cfg.model;
     mae_zero_grad(t->m);
     double sum = 0.0;
@@ -231,7 +231,7 @@ static vs_status train_step(mae_trainer *t, float *loss_out, double *lr, double 
         mae_backward(t->m);
         sum += loss;
     }
-    *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, lr);
+    *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, want_norm, lr);
     *loss_out = (float)(sum / t->cfg.accum);
     return VS_OK;
 }
@@ -248,7 +248,9 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
     while (t->opt.step < until) {
         float loss = 0.0f;
         double lr = 0.0, gnorm = 0.0;
-        st = train_step(t, &loss, &lr, &gnorm, err);
+        long next = t->opt.step + 1; /* the norm is computed when logged or clipped */
+        int logs = t->cfg.log_every && (next % t->cfg.log_every == 0 || next == until);
+        st = train_step(t, logs, &loss, &lr, &gnorm, err);
         if (st != VS_OK) break;
         if (losses) losses[t->opt.step - 1] = loss;
         progress_update(&bar, (uint64_t)t->opt.step);

@@ -255,12 +255,12 @@ static void test_accumulation_and_clipping(void **state) {
     assert_int_equal(adamw_init(&o2, &oc, n, &seg, 1, &err), VS_OK);
     float *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb), *gs = malloc(n * sizeof *gs);
     memcpy(pa, p0, n * sizeof *pa), memcpy(pb, p0, n * sizeof *pb);
-    double norm = adamw_update(&o1, pa, mae_grads(m), 2, NULL); /* accum 2 of 2g, clipped */
+    double norm = adamw_update(&o1, pa, mae_grads(m), 2, 1, NULL); /* accum 2 of 2g, clipped */
     assert_true(fabs(norm - sqrt(s)) <= 1e-6 * sqrt(s));
     double k = 0.25 * sqrt(s) / (sqrt(s) + 1e-6);
     for (size_t i = 0; i < n; i++)
         gs[i] = (float)(g1[i] * k);
-    adamw_update(&o2, pb, gs, 1, NULL);
+    adamw_update(&o2, pb, gs, 1, 0, NULL);
     double worst = 0.0;
     for (size_t i = 0; i < n; i++)
         worst = fmax(worst, fabs((double)pa[i] - pb[i]));
@@ -285,7 +285,8 @@ static void test_weight_decay_exclusion(void **state) {
         assert_int_equal(adamw_init(&o, &c, 8, segs, 2, &err), VS_OK);
         for (int i = 0; i < 8; i++)
             p[i] = 1.0f;
-        adamw_update(&o, p, g, 1, NULL); /* zero gradient: only the decay moves p */
+        /* zero gradient: only the decay moves p; no clipping, no norm asked: none computed */
+        assert_true(adamw_update(&o, p, g, 1, 0, NULL) == -1.0);
         for (int i = 0; i < 4; i++)
             assert_true(p[i] == 0.95f);
         for (int i = 4; i < 8; i++)

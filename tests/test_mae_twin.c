@@ -80,7 +80,7 @@ static void check_fixture(const char *file, int threads) {
         mae_zero_grad(m);
         assert_int_equal(mae_forward(m, img, step_ids + s * per_step, &loss, &err), VS_OK);
         mae_backward(m);
-        adamw_update(&opt, mae_params(m), mae_grads(m), 1, NULL);
+        adamw_update(&opt, mae_params(m), mae_grads(m), 1, 0, NULL);
         double e = fabs((double)loss - step_losses[s]) / fabs(step_losses[s]);
         printf("  step %2d loss C %.7f twin %.7f rel %.2e%s\n", s, loss, step_losses[s], e,
                e > TOL ? "  FAIL" : "");

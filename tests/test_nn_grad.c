@@ -132,7 +132,7 @@ static void run_case(int kind, int M, int K, int N, int NH) {
     float *f = calloc(8 * big, sizeof *f);
     c.x = d, c.w = d + c.nx, c.b = c.w + c.nw, c.r = c.b + c.nb;
     float *x = f, *w = x + c.nx, *b = w + c.nw, *rr = b + c.nb, *out = rr + c.nout;
-    float *dx = out + c.nout, *dw = dx + c.nx, *db = dw + c.nw, *scratch = db + c.nb;
+    float *dx = out + c.nout, *dw = dx + c.nx, *db = dw + c.nw;
     fill(&r, c.x, x, c.nx, kind == 3 ? 0.8 : 1.0, kind == 1 ? 0.5 : 0.0);
     fill(&r, c.w, w, c.nw, 0.5, kind == 1 ? 1.0 : 0.0);
     fill(&r, c.b, b, c.nb, 0.3, 0.0);
@@ -141,7 +141,6 @@ static void run_case(int kind, int M, int K, int N, int NH) {
     float *att = malloc((size_t)M * NH * K * K * sizeof *att);
     float *att_scratch =
         malloc((size_t)nn_threads() * nn_attention_scratch(K) * sizeof *att_scratch);
-    (void)scratch;
     static const char *names[] = {"linear", "layernorm", "gelu", "attention"};
     if (kind == 0) nn_linear_forward(out, x, w, b, M, K, N);
     if (kind == 1) nn_layernorm_forward(out, mean, rstd, x, w, b, M, K);

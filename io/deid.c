@@ -2,6 +2,7 @@
  * HMAC-SHA256), the site key file, date shifting, free-text cleaning and the SQLite linkage
  * table. The DCMTK side (walking datasets) is in deid_dcmtk.cc and deid_verify.cc. */
 #include "deid_internal.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +43,12 @@ const char *deid_option_code(deid_option o) {
 }
 const char *deid_option_meaning(deid_option o) {
     return (unsigned)o < DEID_N_OPTIONS ? option_rows[o].meaning : NULL;
+}
+
+int deid_option_from_flag(const char *flag) {
+    for (int o = 0; o < DEID_N_OPTIONS; o++)
+        if (strcmp(option_rows[o].flag, flag) == 0) return o;
+    return -1;
 }
 
 /* --- the profile ---------------------------------------------------------------------------- */
@@ -439,6 +446,8 @@ static vs_status key_create(const char *path, unsigned char key[32], vs_error *e
         unlink(path);
         return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the key file", path);
     }
+    log_warn("created a new site key %s (mode 0600): every pseudonym depends on it, keep it safe",
+             path);
     return VS_OK;
 }
 
@@ -485,7 +494,9 @@ static vs_status linkage_open(deid_ctx *ctx, const char *path, vs_error *err) {
         return s;
     }
     sqlite3_busy_timeout(ctx->linkage, 5000);
+    /* WAL: one sync per checkpoint, not per row; SQLite gives -wal/-shm the database's mode */
     const char *sql =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
         "CREATE TABLE IF NOT EXISTS linkage (kind TEXT NOT NULL, original TEXT NOT NULL,"
         " pseudonym TEXT NOT NULL, PRIMARY KEY (kind, original));";
     if (sqlite3_exec(ctx->linkage, sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -528,6 +539,7 @@ vs_status deid_open(const deid_options *opt, const char *key_path, deid_ctx **ou
                        "the full-dates and modified-dates options exclude each other");
     if (!key_path || !key_path[0]) return VS_FAIL(err, VS_ERR_USAGE, "a key file is required");
     if (sodium_init() < 0) return VS_FAIL(err, VS_ERR_LIBRARY, "libsodium failed to initialise");
+    deid_dcmtk_quiet();
     deid_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     ctx->opt = *opt;

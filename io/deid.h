@@ -58,6 +58,8 @@ typedef struct deid_options {
 const char *deid_option_flag(deid_option o);
 const char *deid_option_code(deid_option o);
 const char *deid_option_meaning(deid_option o);
+/* The option named by its flag ("retain-uids", as in a study file), or -1. */
+int deid_option_from_flag(const char *flag);
 
 #define DEID_KEY_MAX 65 /* pseudonymous keys: at most 64 characters + NUL */
 
@@ -68,7 +70,9 @@ typedef struct deid_file_result {
     int graphics_kept;     /* overlay/curve bitmaps kept under Clean Graphics */
     int date_shift_days;   /* applied shift (Modified Dates option), else 0 */
     int n_removed, n_emptied, n_dummied, n_uids, n_cleaned, n_private_removed;
-    char patient_key[DEID_KEY_MAX]; /* pseudonyms of the ORIGINAL identifiers */
+    /* pseudonyms of the ORIGINAL identifiers: patient_key from PatientID + IssuerOfPatientID
+     * (PatientName + PatientBirthDate when the ID is empty), the others from the UIDs */
+    char patient_key[DEID_KEY_MAX];
     char study_key[DEID_KEY_MAX];
     char series_key[DEID_KEY_MAX];
     char instance_key[DEID_KEY_MAX]; /* of the SOP Instance UID: a safe output file name */

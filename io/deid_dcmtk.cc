@@ -10,8 +10,10 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvr.h>
+#include <dcmtk/oflog/oflog.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,14 +22,19 @@
 namespace {
 
 const int kMaxDepth = 64; // deeper nesting is removed outright (hostile files)
+// Past this many identifiers, scrubbing would cost idents x text length: text under action C
+// is emptied instead (the stricter way).
+const size_t kMaxIdents = 4096;
 
 struct walker {
     deid_ctx *ctx;
     const unsigned char *opt;
     deid_file_result *res;
     int shift_days;
+    bool cleaning = false; // inside a sequence being cleaned (action C): free text is scrubbed
     std::vector<std::string> idents; // identifiers to scrub from free text, longest first
     std::vector<const char *> ident_ptrs;
+    bool too_many_idents = false;
     OFCondition fail = EC_Normal;
     DcmTagKey fail_tag;
 };
@@ -136,6 +143,7 @@ void finish_idents(walker &w) {
         return a.size() != b.size() ? a.size() > b.size() : a < b;
     });
     w.idents.erase(std::unique(w.idents.begin(), w.idents.end()), w.idents.end());
+    w.too_many_idents = w.idents.size() > kMaxIdents;
     for (const auto &s : w.idents)
         w.ident_ptrs.push_back(s.c_str());
 }
@@ -184,6 +192,10 @@ void shift_dates(walker &w, DcmElement *el, bool dt) {
 void clean_text(walker &w, DcmElement *el) {
     OFString s;
     if (el->getOFStringArray(s).bad() || s.empty()) return;
+    if (w.too_many_idents) {
+        note(w, el->putString(""), el);
+        return;
+    }
     std::vector<char> out(s.size() + 1);
     deid_text_clean(s.c_str(), w.ident_ptrs.data(), (int)w.ident_ptrs.size(), out.data(),
                     out.size());
@@ -213,6 +225,7 @@ deid_action default_action(const walker &w, const DcmTag &tag, const char *vr) {
                        deid_uid_tag_is_class(tag.getGroup(), tag.getElement())
                    ? DEID_K
                    : DEID_U;
+    if (w.cleaning && vr_is(vr, "LO SH ST LT UT UC PN")) return DEID_C;
     if (vr_is(vr, "DA DT")) { // any other date is temporal information too
         if (w.opt[DEID_OPT_RETAIN_FULL_DATES]) return DEID_K;
         return w.opt[DEID_OPT_RETAIN_MODIFIED_DATES] ? DEID_C : DEID_X;
@@ -233,16 +246,18 @@ bool private_remove(walker &w, DcmItem *item, const DcmTag &tag, DcmElement *el)
     return !deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF));
 }
 
-// Apply one action; returns true when the element must be removed from its item.
 // Action C by VR: sequences cleaned inside, dates shifted (Modified Dates), AE titles keyed,
 // text scrubbed of identifiers. Overlay and curve bitmaps are graphics the Clean Graphics
 // option keeps (no OCR here: flagged); any other binary value cannot be cleaned: zeroed.
 void clean(walker &w, DcmElement *el, const deid_rule *rule, const char *vr, int depth) {
     OFString s;
     char ae[17];
-    if (vr_is(vr, "SQ"))
+    if (vr_is(vr, "SQ")) {
+        bool outer = w.cleaning;
+        w.cleaning = true;
         walk_sequence(w, el, depth);
-    else if (vr_is(vr, "DA DT"))
+        w.cleaning = outer;
+    } else if (vr_is(vr, "DA DT"))
         shift_dates(w, el, vr[1] == 'T');
     else if (vr_is(vr, "AE") && el->getOFString(s, 0).good() && !s.empty()) {
         deid_ae_key(w.ctx, s.c_str(), ae);
@@ -255,6 +270,7 @@ void clean(walker &w, DcmElement *el, const deid_rule *rule, const char *vr, int
         dummy(w, el, vr);
 }
 
+// Apply one action; returns true when the element must be removed from its item.
 bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const char *vr,
          int depth) {
     deid_file_result *r = w.res;
@@ -266,9 +282,13 @@ bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const 
         note(w, sq ? OFstatic_cast(DcmSequenceOfItems *, el)->clear() : el->clear(), el);
         return false;
     case DEID_D:
-        if (sq)
-            walk_sequence(w, el, depth);
-        else if (vr_is(vr, "UI"))
+        if (sq) { // a dummy sequence: one empty item (the content is what identifies)
+            DcmSequenceOfItems *seq = OFstatic_cast(DcmSequenceOfItems *, el);
+            OFCondition c = seq->clear();
+            if (c.good()) c = seq->insert(new DcmItem());
+            note(w, c, el);
+            r->n_dummied++;
+        } else if (vr_is(vr, "UI"))
             map_uids(w, el, false);
         else
             dummy(w, el, vr), r->n_dummied++;
@@ -278,6 +298,10 @@ bool act(walker &w, DcmElement *el, const deid_rule *rule, deid_action a, const 
             walk_sequence(w, el, depth);
         else if (vr_is(vr, "UI"))
             map_uids(w, el, !rule);
+        else { // a UID we cannot read as one (UN in implicit VR files): removed, the stricter way
+            r->n_removed++;
+            return true;
+        }
         return false;
     case DEID_C:
         r->n_cleaned++;
@@ -429,6 +453,14 @@ vs_status apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err)
 }
 
 } // namespace
+
+extern "C" void deid_dcmtk_quiet(void) {
+    static std::once_flag once;
+    try {
+        std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
+    } catch (...) {
+    }
+}
 
 extern "C" vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err) {
     memset(res, 0, sizeof *res);

@@ -87,6 +87,10 @@ struct deid_ctx {
     pthread_mutex_t lock;    /* guards linkage */
 };
 
+/* Silence DCMTK's own logger: its parser warnings can quote header bytes, and every failure
+ * reaches us as an OFCondition anyway (invariant 5 of deid.h). */
+void deid_dcmtk_quiet(void);
+
 /* HMAC-SHA256(key, domain || 0x00 || msg). */
 void deid_hmac(const deid_ctx *ctx, const char *domain, const char *msg, unsigned char out[32]);
 /* AE-title pseudonym (Clean under Retain Device Identity): "AE" + 12 base32 chars. */

@@ -182,6 +182,7 @@ vs_status scan_raw(scan &s, vs_error *err) {
 extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi,
                                       deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
     dcmfile *f = nullptr;
+    deid_dcmtk_quiet();
     vs_status st = dcmfile_load(path, nullptr, &f, err);
     if (st != VS_OK) return st;
     scan s;

@@ -40,7 +40,8 @@ static vs_status mkdir_p(const char *dir, vs_error *err) {
 
 /* One file: load, de-identify, write to a temporary name, rename. A file that is not DICOM
  * or is rejected is logged and skipped; a write or library failure stops the run. */
-static vs_status do_file(job *jb, const char *src, vs_error *err) {
+static vs_status do_file(job *jb, int i, vs_error *err) {
+    const char *src = jb->files->paths[i];
     dcmfile *f = NULL;
     vs_error e;
     if (dcmfile_load(src, NULL, &f, &e) != VS_OK) {
@@ -57,7 +58,8 @@ static vs_status do_file(job *jb, const char *src, vs_error *err) {
         char dir[4096], tmp[4200], dst[4200];
         snprintf(dir, sizeof dir, "%s/%s", jb->out_dir, res.series_key);
         snprintf(dst, sizeof dst, "%s/%s.dcm", dir, res.instance_key);
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, res.instance_key);
+        /* per input: two inputs holding one instance must not share a temporary file */
+        snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
         s = mkdir_p(dir, err);
         if (s == VS_OK) s = dcmfile_save(f, tmp, err);
         if (s == VS_OK && rename(tmp, dst) != 0)
@@ -86,7 +88,7 @@ static void *worker(void *arg) {
         int i = atomic_fetch_add(&jb->next, 1);
         if (stop || i >= jb->files->n) break;
         vs_error e;
-        vs_status s = do_file(jb, jb->files->paths[i], &e);
+        vs_status s = do_file(jb, i, &e);
         pthread_mutex_lock(&jb->lock);
         if (s != VS_OK && !jb->failed) {
             jb->failed = 1;

@@ -75,12 +75,18 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
     lvl3.ObservationDateTime = "20221231090000"
     lvl3.UID = uid(4000, patient)
     lvl2 = Dataset()
-    lvl2.ContentSequence = Sequence([lvl3])
+    lvl2.PrimaryAnatomicStructureSequence = Sequence([lvl3])
     lvl2.VerifyingObserverName = "House^Gregory"
     lvl1 = Dataset()
     lvl1.AnatomicRegionModifierSequence = Sequence([lvl2])
     lvl1.CodeValue, lvl1.CodingSchemeDesignator, lvl1.CodeMeaning = "T-D3000", "SRT", "Chest"
     ds.AnatomicRegionSequence = Sequence([lvl1])
+    # structured content with free text: a dummy under the basic profile, cleaned on request
+    text = Dataset()
+    text.ValueType, text.TextValue = "TEXT", "Findings for %s %s (%s), see 2022-12-31" % (
+        name.split("^")[1], name.split("^")[0], pid)
+    text.PersonName = name
+    ds.ContentSequence = Sequence([text])
     if refs:  # reference another file: must stay resolvable after de-identification
         inst = Dataset()
         inst.ReferencedSOPClassUID, inst.ReferencedSOPInstanceUID = refs
@@ -91,17 +97,17 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
     ds.add_new(0x00290010, "LO", "ACME PRIVATE")
     ds.add_new(0x00291001, "LO", "secret-vendor-note")
     ds.add_new(0x00291002, "PN", name)
-    ds.Rows = ds.Columns = 4
+    ds.Rows = ds.Columns = 64  # 8 KiB: above DCMTK's lazy-load limit, so copied from the source
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.PixelData = (np.arange(16, dtype=np.int16) * (n + 3)).tobytes()
+    ds.PixelData = (np.arange(64 * 64, dtype=np.int16) * (n + 3)).tobytes()
     ds.is_little_endian, ds.is_implicit_VR = True, ts == ImplicitVRLittleEndian
     ds.save_as(path, write_like_original=False)
     return ds
 
 
 def run(args, want=None):
-    p = subprocess.run([V] + args, capture_output=True, text=True)
+    p = subprocess.run([V] + args, capture_output=True, text=True, errors="replace")
     return p.returncode, p.stdout + p.stderr
 
 
@@ -128,7 +134,8 @@ def main():
         f.write("\n".join(PHI) + "\n")
 
     # 1. basic profile and with clean descriptors: no planted byte survives
-    for label, flags in (("basic", []), ("clean-descriptors", ["--clean-descriptors"])):
+    for label, flags in (("basic", []), ("clean-descriptors", ["--clean-descriptors"]),
+                         ("clean-structured-content", ["--clean-structured-content"])):
         out = os.path.join(W, "out-" + label)
         rc, log = run(["anonymize", src, "--out", out, "--key", key] + flags)
         check(rc == 0, "%s: anonymize exits 0 (%d: %s)" % (label, rc, log.strip()[-200:]))
@@ -151,6 +158,12 @@ def main():
             byn = {int(pydicom.dcmread(f).InstanceNumber): pydicom.dcmread(f) for f in files}
             desc = str(byn[1].StudyDescription)
             check(desc.startswith("CT chest for * *"), "clean-descriptors: description kept, names scrubbed (%s)" % desc)
+        if label == "basic":
+            sr = pydicom.dcmread(files[0]).ContentSequence
+            check(len(sr) == 1 and len(sr[0]) == 0, "basic: Content Sequence (D) is a dummy of one empty item")
+        if label == "clean-structured-content":
+            tv = str(pydicom.dcmread(files[0]).ContentSequence[0].TextValue)
+            check(tv == "Findings for * * (*), see *", "clean-structured-content: free text scrubbed (%s)" % tv)
 
     rc, log = run(["verify-deid", src, "--phi-list", phi])
     check(rc == 7, "verify-deid fails with exit 7 on the input (%d)" % rc)
@@ -193,7 +206,7 @@ def main():
             o = pydicom.dcmread(f)
             d = datetime.date(int(o.StudyDate[:4]), int(o.StudyDate[4:6]), int(o.StudyDate[6:8]))
             shift = (d - datetime.date(2023, 1, 5)).days
-            b = o.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0].ContentSequence[0].ObservationDateTime
+            b = o.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0].PrimaryAnatomicStructureSequence[0].ObservationDateTime
             age = (datetime.date(int(b[:4]), int(b[4:6]), int(b[6:8])) - d).days  # 3 levels down
             shifts.setdefault((run_no, o.PatientID), set()).add((shift, age, o.SOPInstanceUID))
     p1 = oa.PatientID
@@ -231,6 +244,48 @@ def main():
     check(rc == 0 and stat.S_IMODE(os.stat(link).st_mode) == 0o600, "linkage table created with mode 0600")
     rows = dict(sqlite3.connect(link).execute("SELECT original, pseudonym FROM linkage WHERE kind='patient'").fetchall())
     check(rows.get("MRN4711") == p1 and len(rows) == 2, "linkage maps each patient ID to its pseudonym")
+
+    # 7. hostile inputs: never a crash, every bad file rejected with its name, the rest written
+    bad = os.path.join(W, "bad")
+    os.makedirs(bad, exist_ok=True)
+    good = open(os.path.join(src, "a.dcm"), "rb").read()
+    with open(os.path.join(bad, "notes.txt"), "w") as f:
+        f.write("not DICOM\n")
+    open(os.path.join(bad, "truncated.dcm"), "wb").write(good[:700])
+    rng = np.random.default_rng(7)
+    for k in range(24):  # bytes flipped in the header (after the preamble, before the pixels)
+        b = bytearray(good)
+        for pos in rng.integers(132, len(good) - 40, 6):
+            b[pos] = int(rng.integers(0, 256))
+        open(os.path.join(bad, "flip%02d.dcm" % k), "wb").write(bytes(b))
+    out = os.path.join(W, "out-bad")
+    rc, log = run(["anonymize", bad, "--out", out, "--key", key])
+    check(rc in (0, 4), "corrupted inputs: exit 0 or 4, no crash (%d)" % rc)
+    check("notes.txt: rejected" in log and "truncated.dcm: rejected" in log, "non-DICOM and truncated files rejected by name")
+    n_rej = log.count(": rejected:")
+    m = re.search(r"(\d+) of 26 files de-identified", log)
+    n_ok = int(m.group(1)) if m else -1  # corrupted copies of one instance share one output name
+    check(n_ok + n_rej == 26 and len(outputs(out)) <= n_ok, "every input written or rejected (%d + %d)" % (n_ok, n_rej))
+    for f in outputs(out):
+        raw = open(f, "rb").read()
+        if any(p.encode() in raw for p in PHI if p != "134501"):
+            check(False, "no planted value in the output of a corrupted input %s" % os.path.basename(f))
+    rc, log = run(["verify-deid", os.path.join(bad, "notes.txt")])
+    check(rc == 1 and "notes.txt" in log, "verify-deid names a file it cannot read, exit 1 (%d)" % rc)
+    rc, _ = run(["anonymize", src, "--out", os.path.join(W, "out-x")])
+    check(rc == 2, "anonymize without --key is a usage error (%d)" % rc)
+
+    # 8. a file with more identifiers than the scrubber takes: cleaned text is emptied instead
+    many = os.path.join(W, "many")
+    os.makedirs(many, exist_ok=True)
+    m = make(os.path.join(many, "m.dcm"), 0, 9)
+    m.OtherPatientNames = ["Alias%04d^Person%04d" % (k, k) for k in range(2000)]
+    m.save_as(os.path.join(many, "m.dcm"), write_like_original=False)
+    out = os.path.join(W, "out-many")
+    rc, _ = run(["anonymize", many, "--out", out, "--key", key, "--clean-descriptors"])
+    o = pydicom.dcmread(outputs(out)[0]) if rc == 0 and outputs(out) else None
+    check(o is not None and "StudyDescription" in o and not o.StudyDescription and not o.SeriesDescription,
+          "too many identifiers: cleaned descriptions are emptied, not half-scrubbed")
 
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0

@@ -134,6 +134,17 @@ static void test_text_clean(void **state) {
     assert_string_equal(out, "abc");
 }
 
+static void test_option_names(void **state) {
+    (void)state;
+    for (int o = 0; o < DEID_N_OPTIONS; o++) {
+        assert_int_equal(deid_option_from_flag(deid_option_flag((deid_option)o)), o);
+        const char *code = deid_option_code((deid_option)o);
+        assert_true(strcmp(code, "113103") >= 0 && strcmp(code, "113112") <= 0); /* CID 7050 */
+    }
+    assert_int_equal(deid_option_from_flag("retain-everything"), -1);
+    assert_null(deid_option_flag(DEID_N_OPTIONS));
+}
+
 static void test_private_safe_list(void **state) {
     (void)state;
     assert_true(deid_private_is_safe("SIEMENS MR HEADER ", 0x0019, 0x0C));
@@ -180,6 +191,21 @@ static void test_key_file(void **state) {
     assert_null(a);
     assert_non_null(strstr(err.msg, "chmod 600"));
     chmod(path, 0600);
+    /* a linkage table others can read is refused too */
+    char link[80];
+    snprintf(link, sizeof link, "%s/link.sqlite", dir);
+    FILE *lf = fopen(link, "w");
+    fclose(lf);
+    chmod(link, 0644);
+    opt.linkage_path = link;
+    assert_int_equal(deid_open(&opt, path, &a, &err), VS_ERR_ENV);
+    assert_non_null(strstr(err.msg, "linkage table"));
+    chmod(link, 0600);
+    assert_int_equal(deid_open(&opt, path, &a, &err), VS_OK);
+    assert_int_equal(deid_linkage_put(a, "patient", "MRN1", "VSX", &err), VS_OK);
+    deid_close(a);
+    unlink(link);
+    opt.linkage_path = NULL;
     /* contradicting date options */
     opt.option[DEID_OPT_RETAIN_FULL_DATES] = opt.option[DEID_OPT_RETAIN_MODIFIED_DATES] = 1;
     assert_int_equal(deid_open(&opt, path, &a, &err), VS_ERR_CONFIG);
@@ -202,6 +228,7 @@ int main(void) {
         cmocka_unit_test(test_text_clean),
         cmocka_unit_test(test_private_safe_list),
         cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_option_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

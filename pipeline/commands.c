@@ -177,7 +177,8 @@ const cli_command cli_commands[] = {
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
      "\n"
-     "Runs the study's stages in order (ingest, pretrain), each as its own process with its log\n"
+     "Runs the study's stages in order (ingest, pretrain, finetune-mae, finetune-scratch,\n"
+     "validate; the last three when the study has labels), each as its own process with its log\n"
      "in OUT/logs/STAGE.jsonl, and records what each consumed and produced (SHA-256) in\n"
      "OUT/stages/. A stage whose inputs and settings did not change is skipped; ingest always\n"
      "looks for new files. Killed at any point (even kill -9), a rerun continues where it was:\n"

@@ -470,6 +470,28 @@ static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */
+/* Where the report is and its headline (the per-arm AUC and CPM lines `vesalius validate`
+ * logged last), at the end of every run that has a report. */
+static void print_headline(run_ctx *c) {
+    char path[PATH_MAX + 32], line[4096], last[2][512] = {"", ""};
+    snprintf(path, sizeof path, "%s/report/report.html", c->out);
+    if (access(path, F_OK) != 0) return;
+    snprintf(path, sizeof path, "%s/logs/validate.jsonl", c->out);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        static const char *const arms[2] = {"\"msg\":\"mae: AUC", "\"msg\":\"scratch: AUC"};
+        for (int a = 0; a < 2; a++) {
+            const char *m = strstr(line, arms[a]);
+            const char *end = m ? strchr(m + 7, '"') : NULL;
+            if (end) snprintf(last[a], sizeof last[a], "%.*s", (int)(end - m - 7), m + 7);
+        }
+    }
+    if (f) fclose(f);
+    run_event(c, NULL, "run.report", "report: %s/report/report.html (report.json beside it)", c->out);
+    for (int a = 0; a < 2; a++)
+        if (last[a][0]) run_event(c, NULL, "run.headline", "%s", last[a]);
+}
+
 static int selected(const runner_options *o, const char *name) {
     if (!o->stages) return 1;
     size_t n = strlen(name);
@@ -643,6 +665,7 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
     }
     if (!opt->dry_run && code == VS_EXIT_OK) {
         code = rejects ? VS_EXIT_REJECTS : worked ? VS_EXIT_OK : VS_EXIT_NOTHING;
+        print_headline(&c);
         run_event(&c, NULL, "run.done", "%s", code == VS_EXIT_NOTHING ? "nothing to do" : rejects ? "done, with rejected inputs (see ingest/ingest-summary.json)" : "done");
     }
     if (c.runlog) fclose(c.runlog);

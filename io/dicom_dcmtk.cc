@@ -270,6 +270,9 @@ extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *
         DcmElement *e = nullptr;
         if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
             return VS_FAIL(err, VS_ERR_FORMAT, "no pixel data");
+        // (7FE0,0010) with a VR other than OB/OW (e.g. OV) is not a DcmPixelData
+        if (e->ident() != EVR_PixelData)
+            return VS_FAIL(err, VS_ERR_FORMAT, "pixel data of an unexpected VR");
         DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
         Uint32 need = 0;
         if (pd->getUncompressedFrameSize(ds, need).bad() || need > buf_bytes)

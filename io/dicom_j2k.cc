@@ -56,6 +56,8 @@ vs_status frame_bytes(dcmfile *f, uint32_t frame, std::vector<unsigned char> &ou
     DcmElement *e = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
         return VS_FAIL(err, VS_ERR_FORMAT, "no pixel data");
+    if (e->ident() != EVR_PixelData) // another VR (e.g. OV) is not a DcmPixelData
+        return VS_FAIL(err, VS_ERR_FORMAT, "pixel data of an unexpected VR");
     DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
     DcmPixelSequence *seq = nullptr;
     E_TransferSyntax xs = ds->getOriginalXfer();

@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_mae: out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < nvox; i++) img[i] = (float)rng_normal(&r);
+    for (size_t i = 0; i < nvox; i++)
+        img[i] = (float)rng_normal(&r);
     float loss = 0.0f;
     for (int s = 0; s < warmup + steps; s++) {
         double t = progress_now();
@@ -79,9 +80,8 @@ int main(int argc, char **argv) {
            "\"step_s_median\":%.5f,\"samples_per_s\":%.3f,\"flops_per_sample\":%.0f,"
            "\"gflops_per_s\":%.2f,\"state_bytes\":%zu,\"activation_bytes\":%zu,"
            "\"peak_rss_bytes\":%ld,\"loss\":%.5f}\n",
-           threads, cfg.batch, cfg.crop[2], cfg.patch[2], mae_n_params(m), med,
-           cfg.batch / med, flops, flops * cfg.batch / med / 1e9, state, acts,
-           ru.ru_maxrss * 1024L, loss);
+           threads, cfg.batch, cfg.crop[2], cfg.patch[2], mae_n_params(m), med, cfg.batch / med,
+           flops, flops * cfg.batch / med / 1e9, state, acts, ru.ru_maxrss * 1024L, loss);
     adamw_free(&opt);
     mae_destroy(m);
     free(img), free(ids), free(times);

@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         if (shard_set_open(argv[2], NULL, &s, &err)) return fail(&err);
         float *buf = malloc((size_t)e * e * e * sizeof *buf);
         shard_stream *st = NULL;
-        if (shard_stream_open(s, 7, size, 0.0f, depth, &st, &err)) return fail(&err);
+        if (shard_stream_open(s, 7, size, 0.0f, depth, depth ? 2 : 1, &st, &err)) return fail(&err);
         double t0 = now();
         for (int i = 0; i < n; i++)
             if (shard_stream_next(st, buf, NULL, &err)) return fail(&err);

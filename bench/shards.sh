@@ -40,5 +40,5 @@ printf '%-34s %10s %10s %8s\n' measure vesalius h5py ratio
 printf '%-34s %10s %10s %8s\n' "write MB/s, 1 thread (incl. fsync)" "$ours_w1" "$peer_w" "$(awk -v a="$ours_w1" -v b="$peer_w" 'BEGIN{printf "%.2fx", a/b}')"
 printf '%-34s %10s %10s %8s\n' "write MB/s, 2 threads" "$ours_w" "$peer_w" "$(awk -v a="$ours_w" -v b="$peer_w" 'BEGIN{printf "%.2fx", a/b}')"
 printf '%-34s %10s %10s %8s\n' "random ${edge}^3 crops/s (sync)" "$ours_r" "$peer_r" "$(awk -v a="$ours_r" -v b="$peer_r" 'BEGIN{printf "%.2fx", a/b}')"
-printf '%-34s %10s %10s\n' "random ${edge}^3 crops/s (prefetch 4)" "$ours_p" "-"
+printf '%-34s %10s %10s\n' "random ${edge}^3 crops/s (prefetch, 2 thr)" "$ours_p" "-"
 echo "shards: write ${ours_w} MB/s at 2 threads, ${ours_w1} MB/s at 1 ($(awk -v a="$ours_w" -v b="$peer_w" 'BEGIN{printf "%.2f", a/b}')x h5py), ${edge}^3 crops ${ours_r}/s ($(awk -v a="$ours_r" -v b="$peer_r" 'BEGIN{printf "%.2f", a/b}')x h5py)"

@@ -356,7 +356,7 @@ static vs_status check_volume(const shard_writer *w, const volume *v, vs_error *
     if (shard_dtype_file_type(v->dtype) < 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "series %s: unknown voxel type", v->series_key);
     if (!affine_consistent(v))
-        return VS_FAIL(err, VS_ERR_INTERNAL,
+        return VS_FAIL(err, VS_ERR_FORMAT,
                        "series %s: the affine does not match spacing/origin/direction",
                        v->series_key);
     return VS_OK;

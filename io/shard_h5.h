@@ -59,4 +59,17 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
                              const hsize_t chunk[3], size_t es, int level, int n_threads,
                              vs_error *err);
 
+/* How a volume dataset is chunked and filtered, for the fast box reader. */
+typedef struct shard_chunk_layout {
+    int fast; /* 1: shuffle [+ deflate] + Fletcher-32, which shard_read_box_chunks undoes */
+    hsize_t chunk[3];
+    int filter_at[3]; /* pipeline position of shuffle, deflate, Fletcher-32 (-1: absent) */
+} shard_chunk_layout;
+int shard_chunk_layout_of(hid_t d, shard_chunk_layout *l);
+/* Read the box start..start+size of dataset d as float32 by reading raw chunks and undoing
+ * their filters outside HDF5 (so several threads decompress at once). */
+vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
+                                const int64_t start[3], const int64_t size[3], float *out,
+                                vs_error *err);
+
 #endif

@@ -190,6 +190,11 @@ static vs_status seal(store *s, vs_error *err) {
     if (!s->writer) return VS_OK;
     shard_writer *w = s->writer;
     s->writer = NULL;
+    if (s->n_pend == 0) { /* every volume offered to it was refused: no empty shards */
+        shard_writer_abort(w);
+        s->next_sequence = s->writer_sequence;
+        return VS_OK;
+    }
     vs_status st = shard_writer_seal(w, err);
     if (st != VS_OK) return st;
     catalog_volume *cv = calloc((size_t)(s->n_pend ? s->n_pend : 1), sizeof *cv);
@@ -284,6 +289,13 @@ vs_status store_record(store *s, const catalog_source *src, catalog_state state,
     if (st == VS_OK && state == CATALOG_REJECTED) s->sum.n_rejected++;
     if (st == VS_OK && state == CATALOG_SKIPPED) s->sum.n_skipped++;
     return st;
+}
+
+vs_status store_each_reject(store *s,
+                            int (*fn)(void *ctx, const char *path, const char *state,
+                                      const char *reason),
+                            void *ctx, vs_error *err) {
+    return catalog_each_reject(s->cat, s->run_id, fn, ctx, err);
 }
 
 vs_status store_close(store *s, store_summary *summary, vs_error *err) {

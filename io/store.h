@@ -57,13 +57,20 @@ vs_status store_series_sources(store *s, const char *series_key,
                                int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
 
 /* Write one volume built from n_src files. It becomes visible (catalog and readers) when its
- * shard is sealed: when the shard is full, or at store_close. A failure here leaves the store
- * unusable except for store_abort. */
+ * shard is sealed: when the shard is full, or at store_close. VS_ERR_FORMAT means the volume
+ * was refused (shard_writer_add) and nothing was written: record its files as rejected and go
+ * on. After any other failure the store is unusable except for store_abort. */
 vs_status store_put(store *s, const volume *v, const shard_extra *extra, const catalog_source *src,
                     int n_src, vs_error *err);
 /* Record a file skipped or rejected with its reason (committed at once). */
 vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
                        vs_error *err);
+
+/* Call fn for each file skipped or rejected by this run (for the run summary). */
+vs_status store_each_reject(store *s,
+                            int (*fn)(void *ctx, const char *path, const char *state,
+                                      const char *reason),
+                            void *ctx, vs_error *err);
 
 /* Seal the open shard, commit it, close the run record and release the lock; frees s. */
 vs_status store_close(store *s, store_summary *summary, vs_error *err);

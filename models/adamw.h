@@ -19,13 +19,13 @@
 #include "status.h"
 
 typedef struct adamw_config {
-    double lr;           /* peak learning rate */
-    double min_lr;       /* cosine floor */
-    long warmup_steps;   /* linear warmup from lr / warmup_steps */
-    long total_steps;    /* cosine ends here; 0: constant lr after warmup */
+    double lr;         /* peak learning rate */
+    double min_lr;     /* cosine floor */
+    long warmup_steps; /* linear warmup from lr / warmup_steps */
+    long total_steps;  /* cosine ends here; 0: constant lr after warmup */
     double beta1, beta2, eps, weight_decay;
-    int decay_all;       /* 1: decay every parameter (twin); 0: skip norms, biases, mask token */
-    double clip;         /* max global gradient norm; 0: no clipping */
+    int decay_all; /* 1: decay every parameter (twin); 0: skip norms, biases, mask token */
+    double clip;   /* max global gradient norm; 0: no clipping */
 } adamw_config;
 
 typedef struct adamw_segment {
@@ -36,8 +36,8 @@ typedef struct adamw_segment {
 typedef struct adamw {
     adamw_config cfg;
     size_t n;
-    float *m, *v;  /* (n) moments, the parameters' layout */
-    long step;     /* updates done */
+    float *m, *v; /* (n) moments, the parameters' layout */
+    long step;    /* updates done */
     adamw_segment *segs;
     int n_segs;
 } adamw;

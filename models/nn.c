@@ -57,7 +57,8 @@ void nn_linear_forward(float *out, const float *inp, const float *w, const float
         if (hi > lo) {
             float beta = 0.0f;
             if (b) {
-                for (int m = lo; m < hi; m++) memcpy(out + (size_t)m * N, b, (size_t)N * sizeof *b);
+                for (int m = lo; m < hi; m++)
+                    memcpy(out + (size_t)m * N, b, (size_t)N * sizeof *b);
                 beta = 1.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.0f,
@@ -85,7 +86,8 @@ void nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
             if (db)
                 for (int m = 0; m < M; m++) {
                     const float *row = dout + (size_t)m * N;
-                    for (int n = lo; n < hi; n++) db[n] += row[n];
+                    for (int n = lo; n < hi; n++)
+                        db[n] += row[n];
                 }
         }
     }
@@ -99,7 +101,8 @@ void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
         const float *x = inp + (size_t)m * C;
         float *y = out + (size_t)m * C;
         float mu = 0.0f;
-        for (int c = 0; c < C; c++) mu += x[c];
+        for (int c = 0; c < C; c++)
+            mu += x[c];
         mu /= (float)C;
         float var = 0.0f;
         for (int c = 0; c < C; c++) {
@@ -108,7 +111,8 @@ void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
         }
         var /= (float)C; /* biased, as torch.nn.LayerNorm */
         float s = 1.0f / sqrtf(var + NN_LN_EPS);
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mu) * s * gamma[c] + beta[c];
+        for (int c = 0; c < C; c++)
+            y[c] = (x[c] - mu) * s * gamma[c] + beta[c];
         mean[m] = mu;
         rstd[m] = s;
     }
@@ -155,30 +159,33 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
 #define NN_INV_SQRT2 0.70710678118654752440f
 #define NN_INV_SQRT_2PI 0.39894228040143267794f
 
-void nn_gelu_forward(float *out, const float *inp, size_t n) {
+void nn_gelu_forward(float *out, float *cdf, const float *inp, size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < nn; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * NN_INV_SQRT2));
+        float x = inp[i], c = 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
+        out[i] = x * c;
+        if (cdf) cdf[i] = c;
     }
 }
 
-void nn_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void nn_gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf,
+                      size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < nn; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
+        float c = cdf ? cdf[i] : 0.5f * (1.0f + erff(x * NN_INV_SQRT2));
         float pdf = NN_INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] = dout[i] * (cdf + x * pdf);
+        dinp[i] = dout[i] * (c + x * pdf);
     }
 }
 
 void nn_residual_forward(float *out, const float *a, const float *b, size_t n) {
     long long nn = (long long)n;
 #pragma omp parallel for schedule(static)
-    for (long long i = 0; i < nn; i++) out[i] = a[i] + b[i];
+    for (long long i = 0; i < nn; i++)
+        out[i] = a[i] + b[i];
 }
 
 /* ---------------------------------------------------------------------------- attention */
@@ -194,19 +201,21 @@ void nn_attention_forward(float *out, float *att, const float *qkv, int B, int T
         const float *k = q + C, *v = q + 2 * C;
         float *p = att + (size_t)bh * T * T;
         /* p (T, T) = scale * q k^T, then softmax by rows */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, k, C3, 0.0f,
-                    p, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, k, C3, 0.0f, p,
+                    T);
         for (int i = 0; i < T; i++) {
             float *row = p + (size_t)i * T;
             float mx = row[0];
-            for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 1; j < T; j++)
+                mx = row[j] > mx ? row[j] : mx;
             float sum = 0.0f;
             for (int j = 0; j < T; j++) {
                 row[j] = expf(row[j] - mx);
                 sum += row[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < T; j++) row[j] *= inv;
+            for (int j = 0; j < T; j++)
+                row[j] *= inv;
         }
         /* out (T, hd) = p v */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, v, C3, 0.0f,
@@ -228,8 +237,8 @@ void nn_attention_backward(float *dqkv, float *scratch, const float *dout, const
         const float *dy = dout + (size_t)b * T * C + (size_t)h * hd;
         float *dp = scratch + (size_t)nn_thread_id() * nn_attention_scratch(T);
         /* dp (T, T) = dy v^T;  dv (T, hd) = p^T dy */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, C, v, C3, 0.0f,
-                    dp, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, dp,
+                    T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, p, T, dy, C, 0.0f, dv,
                     C3);
         /* softmax backward: ds = p * (dp - sum_j p dp) */
@@ -237,13 +246,15 @@ void nn_attention_backward(float *dqkv, float *scratch, const float *dout, const
             const float *pr = p + (size_t)i * T;
             float *dr = dp + (size_t)i * T;
             float dot = 0.0f;
-            for (int j = 0; j < T; j++) dot += pr[j] * dr[j];
-            for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - dot);
+            for (int j = 0; j < T; j++)
+                dot += pr[j] * dr[j];
+            for (int j = 0; j < T; j++)
+                dr[j] = pr[j] * (dr[j] - dot);
         }
         /* dq = scale ds k;  dk = scale ds^T q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dp, T, k, C3, 0.0f,
                     dq, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q, C3, 0.0f, dk,
-                    C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dp, T, q, C3, 0.0f,
+                    dk, C3);
     }
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 int cmd_demo_cohort(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
@@ -25,10 +26,32 @@ const cli_command cli_commands[] = {
      "Usage: vesalius ingest SRC... --out DIR --key FILE [--study FILE] [OPTIONS]\n"
      "\n"
      "Reads DICOM files, folders and DICOMDIRs under SRC, assembles 3D volumes, de-identifies\n"
-     "them in memory (DICOM PS3.15 Annex E) and writes HDF5 shards and a catalog under DIR.\n"
-     "A rerun adds only what is new. Every input ends used, skipped or rejected with a reason.\n"
+     "their headers in memory (DICOM PS3.15 Annex E), preprocesses them and writes HDF5 shards\n"
+     "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json. One series is\n"
+     "in flight at a time. A rerun adds only what is new; a series that gained files is rebuilt.\n"
+     "Every input file ends used, skipped or rejected with its reason. Exit 4 when something was\n"
+     "rejected, 5 when nothing was new, 6 when another run holds DIR.\n"
+     "\n"
+     "  --study FILE          take sources, key, de-identification, preprocessing and shard\n"
+     "                        settings from a study file (flags below override it)\n"
+     "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
+     "  --preprocess SPEC     none, or a list of: reorient, spacing=XxYxZ, nearest,\n"
+     "                        ct-window=LO:HI, n4, percentile=LO:HI, crop=T, margin=N\n"
+     "  --shard-mb N          close a shard above N MiB (default 1024)\n"
+     "  --chunk S,R,C         HDF5 chunk shape (default 64,64,64)\n"
+     "  --deflate N           zlib level 0-9 (default 4)\n"
+     "  --max-voxels N        reject images and volumes above N voxels (default 2^31)\n"
+     "  --resample            resample series with missing slices or uneven spacing\n"
+     "  --keep-localizers     also store localizer images (skipped by default)\n"
+     "  --lock-timeout S      wait up to S seconds for another run's lock (default 0)\n"
+     "  --accept-burned-in    accept images that may carry burned-in text (flagged)\n"
+     "  --linkage FILE        honest-broker linkage table (SQLite, 0600)\n"
+     "  --retain-safe-private, --retain-uids, --retain-device-id, --retain-institution-id,\n"
+     "  --retain-patient-chars, --retain-long-full-dates, --retain-long-modified-dates,\n"
+     "  --clean-descriptors, --clean-structured-content, --clean-graphics\n"
+     "                        the options of the confidentiality profile\n"
      COMMON_HELP,
-     NULL},
+     cmd_ingest},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -99,10 +122,12 @@ const cli_command cli_commands[] = {
      "Trains the masked autoencoder (ViT encoder over the visible patches, 75% masking) on\n"
      "random crops, writing DIR/checkpoint.ckpt (every --checkpoint-every steps, at the end and\n"
      "on SIGINT/SIGTERM; resumes bit-exactly), DIR/model.safetensors (the PyTorch twin's\n"
-     "state_dict names) and DIR/preview.png (held-out mid slice: input | masked | recon).\n"
+     "state_dict names) and DIR/preview.png (a mid slice: input | masked | recon).\n"
      "\n"
      "Data:\n"
-     "  --shards DIR          training shards (needs the shard reader; not in this build yet)\n"
+     "  --shards DIR          an ingest output folder (or its shards/): random crops, padded\n"
+     "                        where a volume is smaller than the crop\n"
+     "  --modality M          only volumes of this modality (CT, MR, DX, ...)\n"
      "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
      "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"

@@ -25,6 +25,8 @@ for s in $(seq 1 48); do
   done
 done
 for r in 1 2 3 4 5 6; do echo "garbage $r" >"$t/src/junk$r.txt"; n=$((n + 1)); done
+# a series whose volume the shard writer refuses (a key that is not a safe dataset name)
+for k in 1 2; do printf 'series bad/key\nslice %d\n' $k >"$t/src/fbad_$k.dcm"; n=$((n + 1)); done
 echo "sources: $n files"
 
 "$tool" ingest "$t/ref" "$t/src" $max >"$t/ref.json"; check "uninterrupted run exits 4 (rejects)" 4 $?
@@ -32,6 +34,8 @@ echo "sources: $n files"
 (cd "$t/ref/shards" && sha256sum shard-*.h5) >"$t/ref.sums"
 check "every source accounted for once" "$n" "$(grep -c '^source|' "$t/ref.dump")"
 check "48 live volumes" 48 "$(grep -c '^volume|.*|live|' "$t/ref.dump")"
+check "the run lists its 8 rejects" 8 "$(grep -c '^rejected ' "$t/ref.json")"
+check "the refused series' files are rejected with the reason" 2 "$(grep -c "^rejected fbad_.*: series key 'bad/key' is not" "$t/ref.json")"
 check "several shards" 1 "$([ "$(wc -l <"$t/ref.sums")" -ge 4 ] && echo 1 || echo 0)"
 
 for seed in 1 2 3 4 5; do

@@ -155,6 +155,26 @@ for src in reports + [runlog]:
         open(bad, "w").write("\n".join(ls))
         expect_hit(bad, "%s planted in %s" % (label, base), "line %d column" % (k + 1), what)
 
+# ---- what `vesalius ingest` writes (issue 5): shards, catalog, run summary, run log --------
+cohort, ing = os.path.join(W, "cohort"), os.path.join(W, "ingest")
+r = subprocess.run([V, "demo-cohort", "--out", cohort, "--unlabeled", "2", "--labeled", "1", "--radiographs", "0",
+                    "--matrix", "32", "--slices", "8:10", "--seed", "5"], capture_output=True, text=True)
+check(r.returncode == 0, "demo cohort written (%s)" % r.stderr.strip()[-200:])
+r = subprocess.run([V, "--log-json", "ingest", cohort + "/dicom", "--out", ing, "--key", os.path.join(W, "ingest.key"),
+                    "--preprocess", "none", "-j", "1"], capture_output=True, text=True)
+check(r.returncode == 0, "ingest exits 0 (%s)" % r.stderr.strip()[-200:])
+ing_log = os.path.join(W, "ingest.log")
+open(ing_log, "w").write(r.stderr)
+cohort_phi = os.path.join(cohort, "phi.txt")
+outputs = [os.path.join(ing, "shards"), os.path.join(ing, "catalog.sqlite"), os.path.join(ing, "ingest-summary.json"), ing_log]
+p = subprocess.run([V, "verify-deid", "--phi-list", cohort_phi] + outputs, capture_output=True, text=True)
+n_shards = len([f for f in os.listdir(os.path.join(ing, "shards")) if f.endswith(".h5")])
+check(p.returncode == 0 and n_shards > 0,
+      "ingest output (%d shards, catalog, summary, log) passes with the cohort's identifier list (%d: %s)"
+      % (n_shards, p.returncode, (p.stdout + p.stderr).strip()[-300:]))
+p = subprocess.run([V, "verify-deid", "--phi-list", cohort_phi, cohort + "/dicom"], capture_output=True, text=True)
+check(p.returncode == 7 and "listed identifier" in p.stdout, "the same cohort's DICOM input is caught (%d)" % p.returncode)
+
 # a binary file that is neither DICOM nor HDF5: raw bytes only
 raw = os.path.join(W, "blob.bin")
 open(raw, "wb").write(b"\x00\x01\x02" * 100 + b"MRN-4471923" + b"\x00" * 50)

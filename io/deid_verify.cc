@@ -26,7 +26,9 @@ struct scan {
     void *user;
     int hits = 0;
     unsigned char opt[DEID_N_OPTIONS] = {0};
-    std::vector<std::string> ui_values; // every UID of a UI element: the raw scan skips them
+    // values the raw scan must not flag as UIDs: every UI value (checked here) and the text of
+    // attributes the profile keeps (e.g. SoftwareVersions "1.0.0.20170515")
+    std::vector<std::string> accepted;
 };
 
 void hit(scan &s, const std::string &where, const char *what) {
@@ -79,7 +81,7 @@ bool is_empty(DcmElement *el) {
     return el->getLength() == 0;
 }
 
-// The values of a UI element, trailing padding removed.
+// The values of a string element (split at backslashes), trailing padding removed.
 std::vector<std::string> uid_values(DcmElement *el) {
     std::vector<std::string> out;
     OFString v;
@@ -128,11 +130,16 @@ void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &whe
             hit(s, where, "attribute the profile removes");
         kept = a == DEID_K; // e.g. Device UID under Retain Device Identity
     }
+    // text the profile keeps: K under the declared options, or a standard attribute not in it
+    bool text_kept = !(g & 1) && (kept || !deid_rule_find(g, e));
     if (el->ident() == EVR_UI) {
         std::vector<std::string> uids = uid_values(el);
         if (!kept && !s.opt[DEID_OPT_RETAIN_UIDS] && !deid_uid_tag_is_class(g, e))
             check_uids(s, uids, where);
-        s.ui_values.insert(s.ui_values.end(), uids.begin(), uids.end());
+        s.accepted.insert(s.accepted.end(), uids.begin(), uids.end());
+    } else if (text_kept && is_string_vr(el->ident())) {
+        std::vector<std::string> values = uid_values(el);
+        s.accepted.insert(s.accepted.end(), values.begin(), values.end());
     }
     if (s.n_phi > 0 && is_string_vr(el->ident())) {
         OFString v;
@@ -193,7 +200,7 @@ extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, 
     // UIDs outside UI elements (in text, UN, OB values) are what the raw scan adds
     std::vector<const char *> allowed;
     try {
-        for (const std::string &u : s.ui_values)
+        for (const std::string &u : s.accepted)
             allowed.push_back(u.c_str());
     } catch (...) {
         return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory scanning", path);

@@ -57,6 +57,7 @@ def make(path, patient, n, modality="CT", ts=ExplicitVRLittleEndian, burned=True
     ds.FrameOfReferenceUID = uid(3000, patient)
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, birth
     ds.PatientAddress, ds.PatientTelephoneNumbers = "12 Baker Street", "555-0199"
+    ds.SoftwareVersions = "1.0.0.20170515"  # kept by the profile; looks like a UID to a byte scan
     ds.StudyDate, ds.SeriesDate, ds.AcquisitionDate, ds.ContentDate = "20230105", "20230105", "20230105", "20230105"
     ds.StudyTime, ds.ContentTime = "134501", "134501"
     ds.AcquisitionDateTime = "20230105134501"

@@ -84,9 +84,16 @@ const cli_command cli_commands[] = {
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
-     "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
-     "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit. Scans DICOM files (shards and reports later).\n"
+     "Scans each file by what it holds (folders recursively) and names the file and where\n"
+     "(tag path, shard attribute, line and column, byte offset), never the value. Exits 7 on\n"
+     "any hit.\n"
+     "  DICOM   attributes the confidentiality profile forbids, private tags, UIDs not of the\n"
+     "          2.25 pseudonym form\n"
+     "  shards  every object, attribute and index field the shard schema does not define, UIDs\n"
+     "          other than 2.25 pseudonyms (series_instance_uid only under Retain UIDs)\n"
+     "  text    reports, JSON-lines logs, any other text: UIDs of an organisation's root\n"
+     "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
+     "          and line, and in the raw bytes of every file\n"
      COMMON_HELP,
      cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",

@@ -1,12 +1,11 @@
-/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files and
- * training shards (*.h5: every attribute and index string) for what de-identification must
- * not leave behind. One line per hit on stdout, naming the file,
- * the tag path and the kind of hit, never the value. Exit 7 on any hit. */
+/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files,
+ * shards, reports, logs and any other file for what de-identification must not leave behind
+ * (deid_verify_path). One line per hit on stdout, naming the file, where in it and the kind of
+ * hit, never the value. Exit 7 on any hit. */
 #include "cli.h"
 #include "deid.h"
 #include "filelist.h"
 #include "log.h"
-#include "shard.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -61,32 +60,6 @@ static void print_hit(const deid_hit *h, void *user) {
     printf("%s: %s: %s\n", h->path, h->where, h->what);
 }
 
-/* A shard: every attribute value, index string and dataset name against the identifiers. */
-typedef struct shard_scan {
-    const char *path;
-    const phi_list *phi;
-    int *n_hits;
-} shard_scan;
-
-static int scan_shard_text(void *ctx, const char *object, const char *name, const char *value) {
-    const shard_scan *sc = ctx;
-    for (int i = 0; i < sc->phi->n; i++) {
-        if (strcasestr(value, sc->phi->items[i]))
-            printf("%s: %s attribute %s: a known identifier\n", sc->path, object, name);
-        else if (strcasestr(object, sc->phi->items[i]))
-            printf("%s: %s: a known identifier in the object name\n", sc->path, object);
-        else
-            continue;
-        (*sc->n_hits)++;
-    }
-    return 0;
-}
-
-static int is_shard(const char *path) {
-    size_t n = strlen(path);
-    return n > 3 && strcmp(path + n - 3, ".h5") == 0;
-}
-
 int cmd_verify_deid(int argc, char **argv) {
     static const struct option opts[] = {{"phi-list", required_argument, 0, 1000}, {0, 0, 0, 0}};
     const char *phi_path = NULL;
@@ -113,20 +86,15 @@ int cmd_verify_deid(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < files.n; i++) {
-        if (is_shard(files.paths[i])) {
-            shard_scan sc = {files.paths[i], &phi, &n_hits};
-            s = shard_each_text(files.paths[i], scan_shard_text, &sc, &err);
-        } else {
-            s = deid_verify_file(files.paths[i], (const char *const *)phi.items, phi.n, print_hit,
-                                 NULL, &n_hits, &err);
-        }
+        s = deid_verify_path(files.paths[i], (const char *const *)phi.items, phi.n, print_hit, NULL,
+                             &n_hits, &err);
         if (s != VS_OK) {
             log_error("%s", err.msg);
             n_bad++;
         }
     }
     fflush(stdout);
-    log_info("%d files scanned, %d hits, %d not readable as DICOM", files.n, n_hits, n_bad);
+    log_info("%d files scanned, %d hits, %d not readable", files.n, n_hits, n_bad);
     if (n_hits > 0)
         rc = VS_EXIT_FOUND;
     else if (n_bad > 0)

@@ -84,9 +84,16 @@ const cli_command cli_commands[] = {
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
-     "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
-     "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit. Scans DICOM files (shards and reports later).\n"
+     "Scans each file by what it holds (folders recursively) and names the file and where\n"
+     "(tag path, shard attribute, line and column, byte offset), never the value. Exits 7 on\n"
+     "any hit.\n"
+     "  DICOM   attributes the confidentiality profile forbids, private tags, UIDs not of the\n"
+     "          2.25 pseudonym form\n"
+     "  shards  every object, attribute and index field the shard schema does not define, UIDs\n"
+     "          other than 2.25 pseudonyms (series_instance_uid only under Retain UIDs)\n"
+     "  text    reports, JSON-lines logs, any other text: UIDs of an organisation's root\n"
+     "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
+     "          and line, and in the raw bytes of every file\n"
      COMMON_HELP,
      cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
@@ -177,7 +184,8 @@ const cli_command cli_commands[] = {
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
      "\n"
-     "Runs the study's stages in order (ingest, pretrain), each as its own process with its log\n"
+     "Runs the study's stages in order (ingest, pretrain, finetune-mae, finetune-scratch,\n"
+     "validate; the last three when the study has labels), each as its own process with its log\n"
      "in OUT/logs/STAGE.jsonl, and records what each consumed and produced (SHA-256) in\n"
      "OUT/stages/. A stage whose inputs and settings did not change is skipped; ingest always\n"
      "looks for new files. Killed at any point (even kill -9), a rerun continues where it was:\n"

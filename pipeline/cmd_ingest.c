@@ -145,7 +145,7 @@ static vs_status ingest_volume(ingest_run *r, dcm_series *v, vs_error *err) {
         }
     }
     if (s == VS_OK) {
-        shard_extra extra = {applied, NULL};
+        shard_extra extra = {applied, cfg->deid.option[DEID_OPT_RETAIN_UIDS] ? dcm_series_uid(v) : NULL};
         vs_error perr;
         s = store_put(r->st, vol, &extra, srcs, n, &perr);
         if (s == VS_ERR_FORMAT) { /* the shard writer refused this volume; the rest goes on */

@@ -41,6 +41,17 @@ for s in sorted(glob.glob(sys.argv[1]+'/shards/*.h5')):
     h=h5py.File(s,'r'); rows += [(k, h['volumes'][k].attrs['checksum']) for k in h['volumes']]
 print('\n'.join('%s %s' % r for r in sorted(rows)))" "$1"; }
 if [ "$(list "$t/full")" = "$(list "$t/killed")" ]; then echo "ok: killed and resumed equals uninterrupted"; else echo "FAIL: killed run differs"; fails=$((fails + 1)); fi
+# Retain UIDs: the shards keep each volume's original SeriesInstanceUID
+"$V" ingest "$t/c/dicom" --out "$t/ru" --key "$t/k" --preprocess none --retain-uids 2>/dev/null
+/usr/bin/python3 - "$t/c" "$t/ru" <<'PY' && echo "ok: --retain-uids keeps the original series UIDs" || fails=$((fails + 1))
+import glob, sys, h5py, pydicom
+uids = {pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID for f in glob.glob(sys.argv[1] + '/dicom/*/*/*.dcm')}
+kept = [h5py.File(s, 'r')['volumes'][k].attrs.get('series_instance_uid') for s in glob.glob(sys.argv[2] + '/shards/*.h5') for k in h5py.File(s, 'r')['volumes']]
+kept = [k.decode() if isinstance(k, bytes) else k for k in kept]
+bad = [k for k in kept if k not in uids]
+print('FAIL: %d volumes without their original UID' % len(bad) if bad or not kept else '', end='')
+sys.exit(1 if bad or not kept else 0)
+PY
 "$V" ingest "$t/c/dicom" --out "$t/o2" 2>/dev/null; check "missing --key is a usage error" 2 $?
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -25,7 +25,8 @@ grep -q "truncated.dcm" "$t/o/ingest-summary.json" && echo "ok: the damaged file
 n=$(/usr/bin/python3 -c "import h5py,glob,sys; print(sum(len(h5py.File(s,'r')['volumes']) for s in glob.glob(sys.argv[1]+'/shards/*.h5')))" "$t/o")
 [ "$n" = 11 ] && echo "ok: 11 volumes after the new series" || { echo "FAIL: $n volumes, wanted 11"; fails=$((fails + 1)); }
 # a second run while one holds the lock
-flock "$t/o/.lock" sleep 4 & sleep 0.5
+flock "$t/o/.lock" sleep 4 & holder=$!
+for _ in $(seq 100); do flock -n "$t/o/.lock" true 2>/dev/null || break; sleep 0.05; done # held by now
 "$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess none 2>/dev/null; check "concurrent run refused" 6 $?
 wait
 # kill -9 mid-run, rerun: same volumes as an uninterrupted run

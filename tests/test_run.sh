@@ -47,7 +47,8 @@ grep -q "pretrain: up to date" "$t/log" && echo "ok: pretrain skipped" || { echo
 "$V" run "$t/a.yaml" --dry-run >"$t/plan" 2>&1; check "dry run" 0 $?
 grep -q "pretrain *up to date" "$t/plan" && echo "ok: the plan says pretrain is up to date" || { echo "FAIL: plan"; cat "$t/plan"; fails=$((fails + 1)); }
 # another run holds the folder
-flock "$t/a/.run.lock" sleep 3 & sleep 0.3
+flock "$t/a/.run.lock" sleep 3 & holder=$!
+for _ in $(seq 100); do flock -n "$t/a/.run.lock" true 2>/dev/null || break; sleep 0.05; done # held by now
 "$V" run "$t/a.yaml" 2>/dev/null; check "concurrent run refused" 6 $?
 wait
 # kill -9 during pretraining, then rerun; compare with an uninterrupted run

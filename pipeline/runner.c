@@ -154,7 +154,8 @@ typedef struct stage {
     int (*applies)(const run_ctx *c); /* NULL: always; 0: the study does not call for it */
     /* Build the command line and list the upstream hashes it consumes ("name hash\n" lines). */
     vs_status (*command)(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err);
-    const char *outputs[MAX_OUTPUTS]; /* files below OUT/<name>/ whose hashes the record keeps */
+    const char *outputs[MAX_OUTPUTS]; /* files below OUT/<dir>/ whose hashes the record keeps */
+    const char *dir;                  /* the stage's output folder below OUT (NULL: its name) */
     vs_status (*after)(run_ctx *c, vs_error *err); /* publish this stage's hashes downstream */
 } stage;
 
@@ -371,11 +372,11 @@ static vs_status validate_command(run_ctx *c, arglist *a, char *inputs, size_t c
 }
 
 static const stage stages[] = {
-    {"ingest", 1, NULL, ingest_command, {NULL}, ingest_after},
-    {"pretrain", 0, NULL, pretrain_command, {"model.safetensors", "checkpoint.ckpt", "preview.png", NULL}, pretrain_after},
-    {"finetune-mae", 0, has_labels, finetune_mae_command, {"predictions-mae.csv", "labels.csv", "splits.csv", NULL}, NULL},
-    {"finetune-scratch", 0, has_labels, finetune_scratch_command, {"predictions-scratch.csv", "labels.csv", "splits.csv", NULL}, NULL},
-    {"validate", 0, has_labels, validate_command, {"report.json", "report.html", "report.md", NULL}, NULL},
+    {"ingest", 1, NULL, ingest_command, {NULL}, NULL, ingest_after},
+    {"pretrain", 0, NULL, pretrain_command, {"model.safetensors", "checkpoint.ckpt", "preview.png", NULL}, NULL, pretrain_after},
+    {"finetune-mae", 0, has_labels, finetune_mae_command, {"predictions-mae.csv", "labels.csv", "splits.csv", NULL}, NULL, NULL},
+    {"finetune-scratch", 0, has_labels, finetune_scratch_command, {"predictions-scratch.csv", "labels.csv", "splits.csv", NULL}, NULL, NULL},
+    {"validate", 0, has_labels, validate_command, {"report.json", "report.html", "report.md", NULL}, "report", NULL},
 };
 enum { N_STAGES = (int)(sizeof stages / sizeof stages[0]) };
 
@@ -413,7 +414,7 @@ static vs_status record_now(run_ctx *c, const stage *sg, const char *in_hash, ch
     }
     for (int i = 0; i < MAX_OUTPUTS && sg->outputs[i]; i++) {
         char path[PATH_MAX + 64], h[HEX];
-        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->name, sg->outputs[i]);
+        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->dir ? sg->dir : sg->name, sg->outputs[i]);
         vs_status s = report_sha256_file(path, h, err);
         if (s != VS_OK) return s;
         used += (size_t)snprintf(buf + used, cap - used, "%s\n    \"%s\": \"%s\"", i ? "," : "", sg->outputs[i], h);
@@ -622,7 +623,7 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
         /* invariant 2: a started stage with other inputs starts over */
         char started_path[PATH_MAX + 32], started[HEX + 2] = "", dir[PATH_MAX + 32];
         snprintf(started_path, sizeof started_path, "%s/stages/%s.started", c.out, sg->name);
-        snprintf(dir, sizeof dir, "%s/%s", c.out, sg->name);
+        snprintf(dir, sizeof dir, "%s/%s", c.out, sg->dir ? sg->dir : sg->name);
         read_small(started_path, started, sizeof started);
         if (!sg->incremental && strcmp(started, in_hash) != 0) {
             st = rm_rf(dir, &err);

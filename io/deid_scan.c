@@ -29,6 +29,9 @@ static int is_uid_char(unsigned char c) { return (c >= '0' && c <= '9') || c == 
 /* Invariant 2 on the run s[0..n) (already stripped of leading and trailing dots). */
 static int run_is_org_uid(const char *s, size_t n) {
     if (n < 10 || n > 255 || s[0] > '2' || s[1] != '.') return 0;
+    /* 2.25 is the UUID arc: never an organisation's root, whatever digits follow (in binary
+     * files a pseudonym can run into the digits of the next field). */
+    if (memcmp(s, "2.25.", 5) == 0) return 0;
     int arcs = 1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '.') continue;

@@ -81,6 +81,9 @@ struct dcm_scan {
     vol_info *vols;
     int n_vols;
     int grouped;
+    int (*known)(void *ctx, const char *const *paths, int n); /* see dcm_scan_set_known */
+    void *known_ctx;
+    int n_known;
 };
 
 /* Non-image objects: skipped, by SOP class prefix. */
@@ -606,6 +609,30 @@ static vs_status remember_volume(dcm_scan *s, const dcm_series *v, vs_error *err
     return VS_OK;
 }
 
+void dcm_scan_set_known(dcm_scan *s, int (*known)(void *ctx, const char *const *paths, int n),
+                        void *ctx) {
+    s->known = known;
+    s->known_ctx = ctx;
+}
+
+int dcm_scan_n_known(const dcm_scan *s) { return s->n_known; }
+
+/* A group the caller already holds: settle its files without reading their pixels. */
+static int group_known(dcm_scan *s, const group *g) {
+    const char **paths = malloc(sizeof *paths * (size_t)(g->n ? g->n : 1));
+    if (!paths) return 0; /* assemble it instead: correct, only slower */
+    for (int32_t i = 0; i < g->n; i++) paths[i] = s->files[g->s[i].file].path;
+    int known = s->known(s->known_ctx, paths, g->n);
+    free(paths);
+    if (!known) return 0;
+    for (int32_t i = 0; i < g->n; i++) {
+        file_rec *r = &s->files[g->s[i].file];
+        if (r->state == DCM_PENDING) settle(r, DCM_SKIPPED, "unchanged since an earlier run");
+    }
+    s->n_known++;
+    return 1;
+}
+
 vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err) {
     *out = NULL;
     if (!s->grouped) {
@@ -614,6 +641,7 @@ vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err) {
     }
     while (s->next_group < s->n_groups) {
         group *g = &s->groups[s->next_group++];
+        if (s->known && group_known(s, g)) continue;
         dcm_series *v = NULL;
         vs_error e;
         vs_status st = dcm_assemble(&s->opt, s->files, g, s->n_vols, &v, &e);

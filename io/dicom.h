@@ -82,6 +82,13 @@ vs_status dcm_scan_group(dcm_scan *s, vs_error *err);
 /* Number of volumes grouping produced (before assembly may reject some). */
 int dcm_scan_n_groups(const dcm_scan *s);
 
+/* Incremental runs: before assembling a volume, dcm_scan_next asks known(ctx, paths, n) about
+ * its files (a path may repeat for multi-frame files); when it returns 1 the volume is not read
+ * and its files end skipped ("unchanged since an earlier run"). dcm_scan_n_known counts them. */
+void dcm_scan_set_known(dcm_scan *s, int (*known)(void *ctx, const char *const *paths, int n),
+                        void *ctx);
+int dcm_scan_n_known(const dcm_scan *s);
+
 /* Assemble the next volume. *out is NULL when there is none left. Returns a failure only for
  * conditions that stop the whole run (out of memory for bookkeeping, a bug). */
 vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err);

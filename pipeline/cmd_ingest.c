@@ -80,6 +80,20 @@ static vs_status all_unchanged(ingest_run *r, dcm_series *v, int *yes, vs_error 
     return VS_OK;
 }
 
+/* dcm_scan's question before it reads a volume's pixels: are all its files in the catalog,
+ * unchanged? Then the volume is already in a shard and is not read again. */
+static int volume_known(void *ctx, const char *const *paths, int n) {
+    ingest_run *r = ctx;
+    for (int i = 0; i < n; i++) {
+        catalog_source src;
+        catalog_file_status fs;
+        vs_error ignore;
+        source_of(paths[i], &src);
+        if (store_file_check(r->st, &src, &fs, &ignore) != VS_OK || fs != CATALOG_FILE_UNCHANGED) return 0;
+    }
+    return 1;
+}
+
 /* De-identify every header of v in memory; fill the volume's keys. *reason is set (and the
  * volume must be rejected) when de-identification refuses a file. */
 static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t cap,
@@ -228,6 +242,7 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
     if (s == VS_OK) s = dcm_scan_open(&cfg->dcm, &scan, err);
     for (int i = 0; s == VS_OK && i < cfg->n_sources; i++) s = dcm_scan_add(scan, cfg->sources[i], err);
     if (s == VS_OK) s = dcm_scan_group(scan, err);
+    if (s == VS_OK) dcm_scan_set_known(scan, volume_known, &r);
     progress bar;
     progress_begin(&bar, "ingest", (uint64_t)(s == VS_OK ? dcm_scan_n_groups(scan) : 0), "volumes");
     for (uint64_t done = 0; s == VS_OK;) {
@@ -239,6 +254,7 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
         progress_update(&bar, ++done);
     }
     progress_end(&bar);
+    if (scan) r.n_unchanged += dcm_scan_n_known(scan);
     if (s == VS_OK) s = record_scan_states(&r, scan, err);
     char summary_path[4200];
     snprintf(summary_path, sizeof summary_path, "%s/ingest-summary.json", cfg->out);

@@ -403,6 +403,22 @@ static void test_overfit(void **state) {
         det_result_free(&pr);
     }
     det_destroy(d);
+    /* same seed and inputs -> same bits, with validation and early stopping in the loop */
+    tc.steps = 30, tc.eval_every = 10, tc.val_crops = 8, tc.opt.total_steps = 30;
+    det *twin[2];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(det_create(&twin[k], &tc.det, &err), VS_OK);
+        rng_seed(&wr, tc.seed, 0);
+        det_init_weights(twin[k], &wr);
+        assert_int_equal(det_train(twin[k], &tc, items, 3, items + 3, 1, NULL, NULL, &res, &err),
+                         VS_OK);
+        assert_true(res.best_step > 0 && isfinite(res.best_val_loss));
+    }
+    assert_memory_equal(det_head_params(twin[0]), det_head_params(twin[1]),
+                        det_head_n_params(twin[0]) * sizeof(float));
+    assert_memory_equal(mae_params(det_encoder(twin[0])), mae_params(det_encoder(twin[1])),
+                        mae_n_params(det_encoder(twin[0])) * sizeof(float));
+    det_destroy(twin[0]), det_destroy(twin[1]);
     for (int i = 0; i < NV; i++)
         volume_free(&vols[i]);
 }

@@ -17,6 +17,7 @@
 #include "nn.h"
 #include "shard.h"
 #include "splits.h"
+#include "study.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +34,8 @@ typedef struct ft_opts {
     const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm;
     int folds, only_fold;
     double val_fraction;
+    study *st; /* --study: its finetune, labels, deid.key_file, seed and output are defaults */
+    char shards_buf[4096], out_buf[4096];
 } ft_opts;
 
 /* The labeled cohort in memory. */
@@ -75,7 +78,8 @@ enum {
     O_POSW,
     O_WINDOW,
     O_SEED,
-    O_OVERLAP
+    O_OVERLAP,
+    O_STUDY
 };
 static const struct option ft_long[] = {
     {"shards", required_argument, 0, O_SHARDS},
@@ -109,9 +113,9 @@ static const struct option ft_long[] = {
     {"window", required_argument, 0, O_WINDOW},
     {"seed", required_argument, 0, O_SEED},
     {"overlap", required_argument, 0, O_OVERLAP},
+    {"study", required_argument, 0, O_STUDY},
     {0, 0, 0, 0},
 };
-
 
 static int triple(const char *s, int v[3]) {
     int n = sscanf(s, "%d,%d,%d", &v[0], &v[1], &v[2]);
@@ -162,9 +166,49 @@ static int apply(ft_opts *o, int opt, const char *a) {
     case O_WINDOW: bad = sscanf(a, "%f:%f", &dc->window[0], &dc->window[1]) != 2; break;
     case O_SEED: bad = detcli_number(a, 0, 9e15, &v), o->tc.seed = (uint64_t)v; break;
     case O_OVERLAP: bad = detcli_number(a, 0, 64, &v), o->po.overlap = (int)v; break;
+    case O_STUDY: break; /* applied before the other options */
     default: return -1;
     }
     return bad ? -1 : 0;
+}
+
+/* The study's settings as defaults (options given on the command line override them). */
+static void apply_study(ft_opts *o, const study *s, int arm_mae) {
+    const study_finetune *f = &s->finetune;
+    det_train_config *tc = &o->tc;
+    tc->det.probe = f->mode == STUDY_TUNE_PROBE;
+    o->folds = f->folds, tc->steps = f->steps, tc->det.enc.batch = f->batch;
+    tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
+    o->val_fraction = f->val_fraction, tc->patience = f->patience;
+    tc->det.gamma = f->loss == STUDY_LOSS_BCE ? 0.0f : (float)f->focal_gamma;
+    tc->det.pos_weight = (float)f->pos_weight;
+    tc->seed = (uint64_t)s->seed;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_POINTS) o->points = s->labels.file;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_VOLUME) o->vol_labels = s->labels.file;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_MASKS) o->masks = s->labels.file;
+    if (s->deid.key_file) o->key = s->deid.key_file;
+    snprintf(o->shards_buf, sizeof o->shards_buf, "%s/shards", s->output);
+    snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", s->output,
+             arm_mae ? "mae" : "scratch");
+    o->shards = o->shards_buf, o->out = o->out_buf;
+}
+
+/* Load --study FILE (if any) before the other options are applied. */
+static int pre_study(ft_opts *o, int argc, char **argv) {
+    const char *path = NULL;
+    int arm_mae = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--study") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--study=", 8) == 0)
+            path = argv[i] + 8;
+        if (strcmp(argv[i], "--init") == 0 || strncmp(argv[i], "--init=", 7) == 0) arm_mae = 1;
+    }
+    if (!path) return VS_EXIT_OK;
+    vs_error err;
+    if (study_load(path, &o->st, &err) != VS_OK) return cli_fail("finetune", &err);
+    apply_study(o, o->st, arm_mae);
+    return VS_EXIT_OK;
 }
 
 static int parse(ft_opts *o, int argc, char **argv) {
@@ -173,6 +217,8 @@ static int parse(ft_opts *o, int argc, char **argv) {
     det_train_config_default(&o->tc);
     det_predict_opts_default(&o->po);
     o->folds = 5, o->only_fold = -1, o->val_fraction = 0.2;
+    int rc = pre_study(o, argc, argv);
+    if (rc != VS_EXIT_OK) return rc;
     int opt;
     while ((opt = getopt_long(argc, argv, "", ft_long, NULL)) != -1) {
         if (opt == '?')
@@ -421,8 +467,14 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
 int cmd_finetune(int argc, char **argv) {
     ft_opts o;
     int rc = parse(&o, argc, argv);
-    if (rc != VS_EXIT_OK) return rc;
-    nn_set_threads(g_cli.threads > 0 ? g_cli.threads : nn_threads());
-    vs_error err;
-    return finetune(&o, &err) == VS_OK ? VS_EXIT_OK : cli_fail("finetune", &err);
+    if (rc == VS_EXIT_OK) {
+        int threads = g_cli.threads > 0           ? g_cli.threads
+                      : o.st && o.st->threads > 0 ? o.st->threads
+                                                  : nn_threads();
+        nn_set_threads(threads);
+        vs_error err;
+        rc = finetune(&o, &err) == VS_OK ? VS_EXIT_OK : cli_fail("finetune", &err);
+    }
+    study_free(o.st);
+    return rc;
 }

@@ -126,6 +126,8 @@ const cli_command cli_commands[] = {
      "Writes DIR/splits.csv, labels.csv, ARM-foldF.det, train-ARM-foldF.jsonl and\n"
      "predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads).\n"
      "\n"
+     "  --study FILE          defaults from the study file: finetune and labels sections, the site\n"
+     "                        key, seed, threads; --shards OUTPUT/shards, --out OUTPUT/finetune-ARM\n"
      "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm)\n"
      "  --volume-labels CSV   seriesuid,label (0/1)\n"
      "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n"

@@ -17,7 +17,7 @@ arch="--crop 16 --patch 4 --dim 32 --depth 2 --heads 2"
   --target plain --visible-weight 0.5 -j 1 --log-level warn --out "$t/mae" >"$t/out" 2>&1
 check "pretraining" 0 $?
 common="--shards $t/shards --labels $t/annotations.csv --volume-labels $t/volumes.csv --key $t/site.key \
-  --folds 3 --steps 60 --batch 4 --eval-every 20 --patience 3 --lr 2e-3 --loss bce --pos-weight 2 -j 1 --log-level warn"
+  --folds 3 --steps 40 --batch 4 --eval-every 20 --patience 3 --lr 2e-3 --loss bce --pos-weight 2 -j 1 --log-level warn"
 "$V" finetune $common --init "$t/mae/checkpoint.ckpt" --out "$t/ft-mae" >"$t/out" 2>&1; check "finetune from the MAE" 0 $?
 "$V" finetune $common $arch --hidden 64 --out "$t/ft-scratch" >"$t/out" 2>&1; check "finetune from scratch" 0 $?
 for f in splits.csv labels.csv mae-fold0.det mae-fold2.det train-mae-fold1.jsonl predictions-mae.csv predictions-mae.jsonl; do
@@ -62,6 +62,31 @@ for f in glob.glob(f"{t}/hm/*.nii.gz"):
     assert img.shape == (8, 8, 5), img.shape  # (x, y, z) tokens of 32 x 32 x 20 voxels in 4^3 patches
     assert abs(float(np.asarray(img.dataobj).max()) - score[key]) < 1e-5
 PY
+
+# a study file supplies the labels, key, seed, folds and training settings; options override
+mkdir -p "$t/study-out" && ln -s "$t/shards" "$t/study-out/shards"
+cat >"$t/study.yaml" <<YAML
+name: det-test
+output: study-out
+seed: 3
+threads: 1
+deid:
+  key_file: site.key
+labels:
+  format: points
+  file: annotations.csv
+finetune:
+  mode: probe
+  folds: 3
+  steps: 30
+  batch: 4
+  lr: 0.002
+  loss: bce
+  pos_weight: 2
+YAML
+"$V" finetune --study "$t/study.yaml" $arch --log-level warn >"$t/out" 2>&1; check "finetune from a study file" 0 $?
+[ -s "$t/study-out/finetune-scratch/predictions-scratch.csv" ] && echo "ok: study output folder" || { echo "FAIL: no study outputs"; fails=$((fails + 1)); }
+contains "the study's seed made the folds" "$t/study-out/finetune-scratch/splits.csv" "seed=3"
 
 "$V" finetune $common --key "$t/missing.key" --out "$t/x" >"$t/out" 2>&1; check "missing site key" 3 $?
 printf 'seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,oops,4\n' >"$t/bad.csv"

@@ -9,6 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
+
+static double cpu_now(void) { /* CPU seconds of the whole process (every thread) */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -45,31 +52,36 @@ int main(int argc, char **argv) {
     mae_init_weights(m, &r);
     adamw_config oc;
     adamw_config_default(&oc);
-    const mae_tensor *t0 = mae_tensor_at(m, 0);
-    (void)t0;
     adamw_segment seg = {0, mae_n_params(m), 0};
     adamw opt;
     size_t nvox = mae_crop_voxels(&cfg) * (size_t)cfg.batch;
     float *img = malloc(nvox * sizeof *img);
     int32_t *ids = malloc((size_t)cfg.batch * mae_n_keep(&cfg) * sizeof *ids);
     double *times = malloc((size_t)steps * sizeof *times);
-    if (!img || !ids || !times || adamw_init(&opt, &oc, mae_n_params(m), &seg, 1, &err) != VS_OK) {
+    double *cpu = malloc((size_t)steps * sizeof *cpu);
+    if (!img || !ids || !times || !cpu || adamw_init(&opt, &oc, mae_n_params(m), &seg, 1, &err) != VS_OK) {
         fprintf(stderr, "bench_mae: out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < nvox; i++) img[i] = (float)rng_normal(&r);
+    for (size_t i = 0; i < nvox; i++)
+        img[i] = (float)rng_normal(&r);
     float loss = 0.0f;
     for (int s = 0; s < warmup + steps; s++) {
-        double t = progress_now();
+        double t = progress_now(), c0 = cpu_now();
         mae_sample_mask(m, &r, ids, &err);
         mae_zero_grad(m);
         mae_forward(m, img, ids, &loss, &err);
         mae_backward(m);
-        adamw_update(&opt, mae_params(m), mae_grads(m), 1, NULL);
-        if (s >= warmup) times[s - warmup] = progress_now() - t;
+        adamw_update(&opt, mae_params(m), mae_grads(m), 1, 0, NULL);
+        if (s >= warmup) {
+            times[s - warmup] = progress_now() - t;
+            cpu[s - warmup] = cpu_now() - c0;
+        }
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = times[steps / 2];
+    qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
+    double cpu_med = cpu[steps / 2];
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double flops = mae_train_flops_per_sample(&cfg);
@@ -78,12 +90,13 @@ int main(int argc, char **argv) {
     printf("{\"threads\":%d,\"batch\":%d,\"size\":%d,\"patch\":%d,\"params\":%zu,"
            "\"step_s_median\":%.5f,\"samples_per_s\":%.3f,\"flops_per_sample\":%.0f,"
            "\"gflops_per_s\":%.2f,\"state_bytes\":%zu,\"activation_bytes\":%zu,"
-           "\"peak_rss_bytes\":%ld,\"loss\":%.5f}\n",
-           threads, cfg.batch, cfg.crop[2], cfg.patch[2], mae_n_params(m), med,
-           cfg.batch / med, flops, flops * cfg.batch / med / 1e9, state, acts,
-           ru.ru_maxrss * 1024L, loss);
+           "\"peak_rss_bytes\":%ld,\"cpu_s_median\":%.5f,\"samples_per_cpu_s\":%.3f,"
+           "\"loss\":%.5f}\n",
+           threads, cfg.batch, cfg.crop[2], cfg.patch[2], mae_n_params(m), med, cfg.batch / med,
+           flops, flops * cfg.batch / med / 1e9, state, acts, ru.ru_maxrss * 1024L, cpu_med,
+           cfg.batch / cpu_med, loss);
     adamw_free(&opt);
     mae_destroy(m);
-    free(img), free(ids), free(times);
+    free(img), free(ids), free(times), free(cpu);
     return 0;
 }

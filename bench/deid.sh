@@ -44,38 +44,62 @@ for i in range(n):
     ds.is_little_endian, ds.is_implicit_VR = True, False
     ds.save_as(os.path.join(out, "IM%04d.dcm" % i), write_like_original=False)
 PY
-cp -r "$t/src" "$t/peer"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$t/site.key" && chmod 600 "$t/site.key"
-sync
 
-# vesalius: the whole profile (every depth, UIDs, markers), new files in a new folder.
-/usr/bin/time -f "%e %U %S" -o "$t/ours.time" \
-  "$V" anonymize "$t/src" --out "$t/out" --key "$t/site.key" --log-level warn
-read -r ours ours_u ours_s <"$t/ours.time"
-
-# dcmodify: the same files, one invocation, deleting every exact-tag X attribute of our table
-# (top level only, no UIDs, no markers: strictly less work), in place without backups.
+# dcmodify's arguments: every exact-tag X attribute of our table (top level only, no UIDs, no
+# markers: strictly less work than the profile) and the private tags, in place, no backups.
 args=()
 while read -r tag; do args+=(-ea "(${tag:0:4},${tag:4:4})"); done < <(
   sed -n 's/^    {0x\([0-9A-F]\{8\}\), 0xFFFFFFFF, "[^"]*", [0-9], DEID_X,.*/\1/p' "$root/io/deid_profile.c" |
   grep -v '^000[02]')
-/usr/bin/time -f "%e %U %S" -o "$t/peer.time" \
-  dcmodify -q -nb -imt "${args[@]}" -ea "(0029,0010)" -ea "(0029,1001)" "$t/peer"/*.dcm
-read -r peer peer_u peer_s <"$t/peer.time"
-# the way site scripts usually call it: one dcmodify per file (for information only)
-cp -r "$t/src" "$t/loop"
-t0=$(date +%s.%N)
-for f in "$t/loop"/*.dcm; do dcmodify -q -nb -imt "${args[@]}" -ea "(0029,0010)" -ea "(0029,1001)" "$f"; done
-loop=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+args+=(-ea "(0029,0010)" -ea "(0029,1001)")
 
-nout=$(find "$t/out" -name '*.dcm' | wc -l)
-[ "$nout" -eq "$n" ] || { echo "deid: only $nout of $n files written" >&2; exit 1; }
-printf '%-10s %8s %10s %10s %10s\n' tool files wall_s user_s sys_s
-printf '%-10s %8s %10s %10s %10s\n' vesalius "$n" "$ours" "$ours_u" "$ours_s" \
-  dcmodify "$n" "$peer" "$peer_u" "$peer_s"
-echo "dcmodify: one invocation, $((${#args[@]} / 2 + 2)) -ea tags; vesalius: all cores ($(nproc)), load $(cut -d' ' -f1 /proc/loadavg)"
-echo "dcmodify once per file (site-script style): $loop s wall"
-awk -v a="$ours_u" -v b="$ours_s" -v c="$peer_u" -v d="$peer_s" \
-  'BEGIN{printf "CPU time (user+sys): vesalius %.2f s, dcmodify %.2f s, ratio %.1fx\n", a+b, c+d, (c+d)/(a+b)}'
-awk -v a="$ours" -v b="$peer" -v n="$n" \
-  'BEGIN{printf "deid: %d CT files in %.2f s (%.0f files/s), %.1fx faster than dcmodify (%.2f s)\n", n, a, n/a, b/a, b}'
+# Every timed run starts alike: the source files in the page cache (read just before), the
+# previous run's written pages flushed (sync), so no run pays for another's writeback.
+timed() { # timed NAME CMD... -> "$t/NAME.time" holds "wall user sys"
+  local name=$1; shift
+  cat "$t"/src/*.dcm >/dev/null
+  sync
+  /usr/bin/time -f "%e %U %S" -o "$t/$name.time" "$@"
+}
+cp -r "$t/src" "$t/peer"
+timed peer dcmodify -q -nb -imt "${args[@]}" "$t/peer"/*.dcm
+nthreads=$(nproc)
+timed one "$V" --threads 1 anonymize "$t/src" --out "$t/out1" --key "$t/site.key" --log-level warn
+timed all "$V" --threads "$nthreads" anonymize "$t/src" --out "$t/outN" --key "$t/site.key" --log-level warn
+cp -r "$t/src" "$t/peer2" # dcmodify a second time, so the peer's noise shows
+timed peer2 dcmodify -q -nb -imt "${args[@]}" "$t/peer2"/*.dcm
+# the floor for writing new files: copying the folder (cp uses copy_file_range too)
+timed copy cp -r "$t/src" "$t/copy"
+
+for d in out1 outN; do
+  nout=$(find "$t/$d" -name '*.dcm' | wc -l)
+  [ "$nout" -eq "$n" ] || { echo "deid: only $nout of $n files written ($d)" >&2; exit 1; }
+done
+diff -r "$t/out1" "$t/outN" >/dev/null || { echo "deid: 1-thread and $nthreads-thread outputs differ" >&2; exit 1; }
+
+if [ -n "${LOOP:-}" ]; then # the way site scripts often call it: one dcmodify per file (information)
+  cp -r "$t/src" "$t/loop"
+  t0=$(date +%s.%N)
+  for f in "$t/loop"/*.dcm; do dcmodify -q -nb -imt "${args[@]}" "$f"; done
+  echo "dcmodify once per file (site-script style): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}') s wall"
+fi
+
+printf '%-22s %8s %10s %10s %10s\n' run files wall_s user_s sys_s
+for r in peer:dcmodify peer2:"dcmodify (again)" one:"vesalius 1 thread" all:"vesalius $nthreads threads" \
+  copy:"cp -r (copy floor)"; do
+  read -r w u s <"$t/${r%%:*}.time"
+  printf '%-22s %8s %10s %10s %10s\n' "${r#*:}" "$n" "$w" "$u" "$s"
+done
+echo "dcmodify: one invocation, $((${#args[@]} / 2)) -ea tags; load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores; outputs of 1 and $nthreads threads identical"
+read -r pw pu ps <"$t/peer.time"; read -r pw2 pu2 ps2 <"$t/peer2.time"
+read -r ow ou os <"$t/one.time"; read -r aw au as <"$t/all.time"; read -r cw cu cs <"$t/copy.time"
+echo "copying the same files with cp -r: $cw s wall; vesalius with $nthreads threads takes $(awk -v a="$aw" -v c="$cw" 'BEGIN{printf "%.2f", a/c}')x that time"
+awk -v pw="$pw" -v pw2="$pw2" -v pc="$(echo "$pu $ps $pu2 $ps2" | awk '{print ($1+$2+$3+$4)/2}')" \
+  -v ow="$ow" -v oc="$(echo "$ou $os" | awk '{print $1+$2}')" -v aw="$aw" -v n="$n" -v k="$nthreads" '
+  BEGIN {
+    p = (pw + pw2) / 2
+    printf "CPU time (user+sys): vesalius 1 thread %.2f s, dcmodify %.2f s (mean of two): %.1fx\n", oc, pc, pc / oc
+    printf "deid: %d CT files, vesalius %.2f s with 1 thread (%.1fx dcmodify), %.2f s with %d threads (%.1fx); dcmodify %.2f s\n",
+      n, ow, p / ow, aw, k, p / aw, p
+  }'

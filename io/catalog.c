@@ -327,6 +327,31 @@ vs_status catalog_shard_known(catalog *c, const char *shard_name, int *known, vs
     return st;
 }
 
+vs_status catalog_each_reject(catalog *c, int64_t run_id,
+                              int (*fn)(void *ctx, const char *path, const char *state,
+                                        const char *reason),
+                              void *ctx, vs_error *err) {
+    sqlite3_stmt *s = NULL;
+    vs_status st = prepare(c,
+                           "SELECT path, state, COALESCE(reason, '') FROM sources"
+                           " WHERE state != 'used' AND (?1 = 0 OR run_id = ?1) ORDER BY path",
+                           &s, err);
+    if (st != VS_OK) return st;
+    if (sqlite3_bind_int64(s, 1, run_id) != SQLITE_OK) {
+        st = db_fail(c, err, "cannot list rejects");
+        goto done;
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 0),
+               (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2)))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = db_fail(c, err, "cannot list rejects");
+done:
+    sqlite3_finalize(s);
+    return st;
+}
+
 vs_status catalog_series_live(catalog *c, const char *series_key, int *live, vs_error *err) {
     int64_t n = 0;
     vs_status st = query_int(c, "SELECT COUNT(*) FROM volumes WHERE series_key=? AND state='live'",

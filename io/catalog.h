@@ -87,6 +87,12 @@ vs_status catalog_forget_shard(catalog *c, const char *shard_name, vs_error *err
 /* Call fn for each source path of the live volume of series_key (sorted by path). */
 vs_status catalog_series_sources(catalog *c, const char *series_key,
                                  int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
+/* Call fn for each file skipped or rejected in run_id (0: in any run), sorted by path, with
+ * its state and reason: the reject list of a run summary. */
+vs_status catalog_each_reject(catalog *c, int64_t run_id,
+                              int (*fn)(void *ctx, const char *path, const char *state,
+                                        const char *reason),
+                              void *ctx, vs_error *err);
 /* 1 if series_key has a live volume. */
 vs_status catalog_series_live(catalog *c, const char *series_key, int *live, vs_error *err);
 /* Counts for summaries and tests. */

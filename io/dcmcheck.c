@@ -130,6 +130,9 @@ static vs_status note_fact(walk *w, uint32_t tag, const char *vr, size_t pos, ui
                            w->path);
         w->facts->frames = (uint32_t)n;
     } else if (tag == 0x7FE00010u) {
+        if (vr && strcmp(vr, "OB") != 0 && strcmp(vr, "OW") != 0 && strcmp(vr, "UN") != 0)
+            return VS_FAIL(w->err, VS_ERR_FORMAT, "%s: PixelData has the wrong VR (%s)", w->path,
+                           vr);
         w->facts->has_pixel_data = 1;
         w->facts->pixel_length = len;
     }
@@ -232,12 +235,15 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
         }
         if (len > end - pos)
             return fail(w, tag, "length field points past the end of its container");
-        int is_sq = explicit_vr
-                        ? strcmp(vr, "SQ") == 0
-                        : (len >= 8 && rd16(w, pos) == 0xFFFE && rd16(w, pos + 2) == 0xE000);
+        /* Implicit VR, or UN (which DCMTK may re-read as a sequence from its dictionary): a
+         * value that starts with an item tag is walked as a sequence too. */
+        int looks_sq = len >= 8 && rd16(w, pos) == 0xFFFE && rd16(w, pos + 2) == 0xE000;
+        int is_sq =
+            explicit_vr ? strcmp(vr, "SQ") == 0 || (strcmp(vr, "UN") == 0 && looks_sq) : looks_sq;
         if (is_sq) {
             size_t dummy;
-            vs_status s = walk_items(w, tag, pos, pos + len, 0, explicit_vr, depth, 0, &dummy);
+            int sub_explicit = explicit_vr && strcmp(vr, "UN") != 0;
+            vs_status s = walk_items(w, tag, pos, pos + len, 0, sub_explicit, depth, 0, &dummy);
             if (s) return s;
         } else if (depth == 0) {
             vs_status s = note_fact(w, tag, explicit_vr ? vr : NULL, pos, len);
@@ -370,11 +376,13 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     uint64_t max_vox = limits && limits->max_voxels ? limits->max_voxels : DEFAULT_MAX_VOXELS;
     uint64_t frames = f->frames ? f->frames : 1;
     uint64_t vox = (uint64_t)f->rows * f->cols * frames; /* < 2^64: 16 + 16 + 31 bits */
+    if (f->rows == 0 || f->cols == 0) /* nothing to decode; frames must not size anything */
+        return frames > 1 ? VS_FAIL(w->err, VS_ERR_FORMAT, "%s: frames without a size", w->path)
+                          : VS_OK;
     if (vox > max_vox)
         return VS_FAIL(w->err, VS_ERR_FORMAT,
-                       "%s: image of %ux%ux%llu voxels exceeds the limit of "
-                       "%llu",
-                       w->path, (unsigned)f->rows, (unsigned)f->cols, (unsigned long long)frames,
+                       "%s: image of %ux%ux%llu voxels exceeds the limit of %llu", w->path,
+                       (unsigned)f->rows, (unsigned)f->cols, (unsigned long long)frames,
                        (unsigned long long)max_vox);
     /* Colour images are skipped, never decoded; YBR_FULL_422 is legitimately shorter. */
     if (f->pixel_encapsulated || f->samples > 1) return VS_OK;
@@ -383,9 +391,8 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     uint64_t need = (bits + 7) / 8;
     if (f->pixel_length < need)
         return VS_FAIL(w->err, VS_ERR_FORMAT,
-                       "%s: pixel data holds %llu bytes but Rows x Columns x "
-                       "Frames x Samples x BitsAllocated needs %llu",
-                       w->path, (unsigned long long)f->pixel_length, (unsigned long long)need);
+                       "%s: pixel data holds %llu bytes, the image needs %llu", w->path,
+                       (unsigned long long)f->pixel_length, (unsigned long long)need);
     return VS_OK;
 }
 

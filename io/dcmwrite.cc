@@ -127,7 +127,8 @@ extern "C" vs_status dcmw_put_pixels(dcmw *w, uint16_t rows, uint16_t cols, uint
 // trailing NUL: write it, which makes output deterministic.
 static void zero_fragment_padding(DcmDataset *ds) {
     DcmElement *el = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el) return;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el || el->ident() != EVR_PixelData)
+        return;
     DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
     DcmPixelSequence *seq = nullptr;
     E_TransferSyntax xs = EXS_Unknown;

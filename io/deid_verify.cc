@@ -26,6 +26,9 @@ struct scan {
     void *user;
     int hits = 0;
     unsigned char opt[DEID_N_OPTIONS] = {0};
+    // values the raw scan must not flag as UIDs: every UI value (checked here) and the text of
+    // attributes the profile keeps (e.g. SoftwareVersions "1.0.0.20170515")
+    std::vector<std::string> accepted;
 };
 
 void hit(scan &s, const std::string &where, const char *what) {
@@ -78,22 +81,29 @@ bool is_empty(DcmElement *el) {
     return el->getLength() == 0;
 }
 
-void check_uids(scan &s, DcmElement *el, const std::string &where) {
+// The values of a string element (split at backslashes), trailing padding removed.
+std::vector<std::string> uid_values(DcmElement *el) {
+    std::vector<std::string> out;
     OFString v;
-    if (el->getOFStringArray(v).bad()) return;
+    if (el->getOFStringArray(v).bad()) return out;
     size_t start = 0;
     for (;;) {
         size_t p = v.find('\\', start);
         std::string u = v.substr(start, p == OFString_npos ? OFString_npos : p - start).c_str();
         while (!u.empty() && (u.back() == ' ' || u.back() == '\0'))
             u.pop_back();
-        if (!u.empty() && !deid_uid_is_standard(u.c_str()) && !deid_uid_is_pseudonym(u.c_str())) {
+        if (!u.empty()) out.push_back(u);
+        if (p == OFString_npos) return out;
+        start = p + 1;
+    }
+}
+
+void check_uids(scan &s, const std::vector<std::string> &uids, const std::string &where) {
+    for (const std::string &u : uids)
+        if (!deid_uid_is_standard(u.c_str()) && !deid_uid_is_pseudonym(u.c_str())) {
             hit(s, where, "UID not of the 2.25 pseudonym form");
             return;
         }
-        if (p == OFString_npos) return;
-        start = p + 1;
-    }
 }
 
 void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth);
@@ -120,9 +130,17 @@ void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &whe
             hit(s, where, "attribute the profile removes");
         kept = a == DEID_K; // e.g. Device UID under Retain Device Identity
     }
-    if (el->ident() == EVR_UI && !kept && !s.opt[DEID_OPT_RETAIN_UIDS] &&
-        !deid_uid_tag_is_class(g, e))
-        check_uids(s, el, where);
+    // text the profile keeps: K under the declared options, or a standard attribute not in it
+    bool text_kept = !(g & 1) && (kept || !deid_rule_find(g, e));
+    if (el->ident() == EVR_UI) {
+        std::vector<std::string> uids = uid_values(el);
+        if (!kept && !s.opt[DEID_OPT_RETAIN_UIDS] && !deid_uid_tag_is_class(g, e))
+            check_uids(s, uids, where);
+        s.accepted.insert(s.accepted.end(), uids.begin(), uids.end());
+    } else if (text_kept && is_string_vr(el->ident())) {
+        std::vector<std::string> values = uid_values(el);
+        s.accepted.insert(s.accepted.end(), values.begin(), values.end());
+    }
     if (s.n_phi > 0 && is_string_vr(el->ident())) {
         OFString v;
         if (el->getOFStringArray(v).good()) {
@@ -152,31 +170,6 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
     }
 }
 
-vs_status scan_raw(scan &s, vs_error *err) {
-    FILE *f = fopen(s.path, "rb");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file", s.path);
-    std::vector<char> buf;
-    char chunk[1 << 16];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf.insert(buf.end(), chunk, chunk + n);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) return VS_FAIL(err, VS_ERR_IO, "%s: read error", s.path);
-    for (int k = 0; k < s.n_phi; k++) {
-        size_t l = strlen(s.phi[k]);
-        if (l == 0) continue;
-        const void *p = memmem(buf.data(), buf.size(), s.phi[k], l);
-        if (p) {
-            char where[64];
-            snprintf(where, sizeof where, "raw bytes at offset %zu",
-                     (size_t)((const char *)p - buf.data()));
-            hit(s, where, "listed identifier in the raw bytes");
-        }
-    }
-    return VS_OK;
-}
-
 } // namespace
 
 extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi,
@@ -204,7 +197,16 @@ extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, 
         return VS_FAIL(err, VS_ERR_LIBRARY, "%s: scanning failed inside DCMTK", path);
     }
     dcmfile_free(f);
-    st = scan_raw(s, err);
+    // UIDs outside UI elements (in text, UN, OB values) are what the raw scan adds
+    std::vector<const char *> allowed;
+    try {
+        for (const std::string &u : s.accepted)
+            allowed.push_back(u.c_str());
+    } catch (...) {
+        return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory scanning", path);
+    }
+    st = deid_scan_raw(path, phi, n_phi, allowed.data(), (int)allowed.size(), fn, user, &s.hits,
+                       err);
     *n_hits += s.hits;
     return st;
 }

@@ -52,6 +52,15 @@ static int str_set_add(str_set *t, const char *s) {
     return 1;
 }
 
+/* The stored copy of s (added if new), or NULL when out of memory. */
+static const char *str_set_intern(str_set *t, const char *s) {
+    if (str_set_add(t, s) < 0) return NULL;
+    size_t j = fnv1a(s) & (t->cap - 1);
+    while (strcmp(t->slot[j], s) != 0)
+        j = (j + 1) & (t->cap - 1);
+    return t->slot[j];
+}
+
 static void str_set_free(str_set *t) {
     for (size_t i = 0; i < t->cap; i++)
         free(t->slot[i]);
@@ -66,6 +75,7 @@ struct dcm_scan {
     file_rec *files;
     int64_t n_files, cap_files;
     str_set seen_paths, seen_dirs;
+    str_set strings; /* interned header strings shared by the files of a series */
     group *groups;
     int n_groups, next_group;
     vol_info *vols;
@@ -132,6 +142,7 @@ void dcm_scan_close(dcm_scan *s) {
     free(s->vols);
     str_set_free(&s->seen_paths);
     str_set_free(&s->seen_dirs);
+    str_set_free(&s->strings);
     free(s);
 }
 
@@ -281,6 +292,32 @@ static void dicomdir_add(void *p, const char *rel) {
     c->st = add_file(c->s, path, c->err);
 }
 
+/* Keep a code string to the characters it may hold: it reaches summaries and volumes. */
+static void sanitize_cs(char *p) {
+    for (; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
+            *p = '?';
+}
+
+/* Point h's strings at the scan's pool; the SOP instance UID is the file's own. */
+static vs_status intern_header(dcm_scan *s, dcm_header *h, dcm_header_text *t) {
+    sanitize_cs(t->modality);
+    sanitize_cs(t->body_part);
+    h->sop_class = str_set_intern(&s->strings, t->sop_class);
+    h->study_uid = str_set_intern(&s->strings, t->study_uid);
+    h->series_uid = str_set_intern(&s->strings, t->series_uid);
+    h->patient_id = str_set_intern(&s->strings, t->patient_id);
+    h->modality = str_set_intern(&s->strings, t->modality);
+    h->body_part = str_set_intern(&s->strings, t->body_part);
+    h->photometric = str_set_intern(&s->strings, t->photometric);
+    h->image_type = str_set_intern(&s->strings, t->image_type);
+    h->sop_instance = strdup(t->sop_instance);
+    if (!h->sop_class || !h->study_uid || !h->series_uid || !h->patient_id || !h->modality ||
+        !h->body_part || !h->photometric || !h->image_type || !h->sop_instance)
+        return VS_ERR_NOMEM;
+    return VS_OK;
+}
+
 static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
     char real[PATH_MAX];
     const char *key = realpath(path, real) ? real : path;
@@ -301,18 +338,16 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
                    facts.is_dicom ? e.msg : "not DICOM");
         return VS_OK;
     }
-    if (dcmshim_read_header(f, &r->h, &e) != VS_OK) {
+    dcm_header_text text;
+    if (dcmshim_read_header(f, &r->h, &text, &e) != VS_OK) {
         settle(r, DCM_REJECTED, e.msg);
         dcmfile_free(f);
         return VS_OK;
     }
-    /* Modality reaches summaries and volumes: keep it to the characters a code string has. */
-    for (char *p = r->h.modality; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
-            *p = '?';
-    for (char *p = r->h.body_part; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == ' '))
-            *p = '?';
+    if (intern_header(s, &r->h, &text) != VS_OK) {
+        dcmfile_free(f);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for header strings");
+    }
     if (r->h.is_dicomdir) {
         dir_ctx c = {.s = s, .st = VS_OK, .err = err};
         snprintf(c.base, sizeof c.base, "%s", path);
@@ -412,6 +447,10 @@ static int cmp_int(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
 
 static const file_rec *g_files; /* for qsort comparators (grouping is single-threaded) */
 
+/* A radiograph is a volume by itself; so is a file without a SeriesInstanceUID, which cannot be
+ * told apart from other series (its own frames may still form one volume). */
+static int alone(const file_rec *r) { return r->projection || !r->h.series_uid[0]; }
+
 /* The volume key of a slice: everything that must be equal inside one volume. */
 static int cmp_slice_key(const void *pa, const void *pb) {
     const slice_ref *a = pa, *b = pb;
@@ -421,8 +460,9 @@ static int cmp_slice_key(const void *pa, const void *pb) {
     if ((c = strcmp(ha->patient_id, hb->patient_id))) return c;
     if ((c = strcmp(ha->study_uid, hb->study_uid))) return c;
     if ((c = strcmp(ha->series_uid, hb->series_uid))) return c;
-    if ((c = cmp_int(fa->projection, fb->projection))) return c;
-    if (fa->projection) return cmp_int(a->file, b->file); /* each radiograph alone */
+    if ((c = cmp_int(alone(fa), alone(fb)))) return c;
+    if (alone(fa))
+        return cmp_int(a->file, b->file) ? cmp_int(a->file, b->file) : cmp_int(a->frame, b->frame);
     if ((c = cmp_int(fa->kind, fb->kind))) return c;
     if ((c = strcmp(ha->image_type, hb->image_type))) return c;
     if ((c = cmp_int(ha->rows, hb->rows))) return c;
@@ -445,7 +485,7 @@ static int cmp_slice_key(const void *pa, const void *pb) {
 static int same_volume(const slice_ref *a, const slice_ref *b) {
     /* The fields of cmp_slice_key, without its final file/frame tie-breakers. */
     const file_rec *fa = &g_files[a->file], *fb = &g_files[b->file];
-    if (fa->projection || fb->projection) return 0;
+    if (alone(fa) || alone(fb)) return a->file == b->file && !fa->projection;
     const dcm_header *ha = &fa->h, *hb = &fb->h;
     if (strcmp(ha->patient_id, hb->patient_id) || strcmp(ha->study_uid, hb->study_uid) ||
         strcmp(ha->series_uid, hb->series_uid) || fa->kind != fb->kind ||
@@ -472,18 +512,20 @@ static vs_status skip_duplicate_instances(dcm_scan *s, vs_error *err) {
     str_set uids = {0};
     for (int64_t i = 0; i < s->n_files; i++) {
         file_rec *r = &s->files[i];
-        if (r->state != DCM_PENDING || !r->h.sop_instance[0]) continue;
+        if (r->state != DCM_PENDING || !r->h.sop_instance || !r->h.sop_instance[0]) continue;
         int added = str_set_add(&uids, r->h.sop_instance);
         if (added < 0) {
             str_set_free(&uids);
             return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
         }
         if (added == 0)
-            settle(r, DCM_SKIPPED,
-                   "duplicate SOP instance (the same image is in an "
-                   "earlier file)");
+            settle(r, DCM_SKIPPED, "duplicate SOP instance (the same image is in an earlier file)");
     }
     str_set_free(&uids);
+    for (int64_t i = 0; i < s->n_files; i++) { /* not needed any more */
+        free(s->files[i].h.sop_instance);
+        s->files[i].h.sop_instance = NULL;
+    }
     return VS_OK;
 }
 
@@ -610,6 +652,7 @@ dcmfile *dcm_series_file(dcm_series *v, int i) { return v->files[i]; }
 dcm_kind dcm_series_kind(const dcm_series *v) { return v->kind; }
 int dcm_series_index(const dcm_series *v) { return v->index; }
 int dcm_series_resampled(const dcm_series *v) { return v->resampled; }
+const char *dcm_series_uid(const dcm_series *v) { return v->series_uid; }
 
 void dcm_series_free(dcm_series *v) {
     if (!v) return;
@@ -651,6 +694,31 @@ static void json_vec(FILE *f, const double *v, int n) {
     fputc(']', f);
 }
 
+/* A path as a JSON string: file names are bytes, JSON is UTF-8, so bytes that do not form
+ * valid UTF-8 are written as U+FFFD instead of making the summary unreadable. */
+static void json_path(FILE *f, const char *path) {
+    char buf[4096 * 3 + 1];
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)path;
+    while (*p && o + 4 < sizeof buf) {
+        int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = n > 0;
+        for (int k = 1; ok && k < n; k++)
+            ok = (p[k] >> 6) == 2;
+        if (!ok) {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+            continue;
+        }
+        memcpy(buf + o, p, (size_t)n);
+        o += (size_t)n;
+        p += n;
+    }
+    buf[o] = 0;
+    log_json_string(f, buf);
+}
+
 static void write_file_list(const dcm_scan *s, FILE *f, dcm_state st) {
     int first = 1;
     fputc('[', f);
@@ -659,7 +727,7 @@ static void write_file_list(const dcm_scan *s, FILE *f, dcm_state st) {
         if (r->state != st) continue;
         fputs(first ? "\n  {\"path\":" : ",\n  {\"path\":", f);
         first = 0;
-        log_json_string(f, r->path);
+        json_path(f, r->path);
         if (st == DCM_USED)
             fprintf(f, ",\"volume\":%d}", r->volume);
         else {

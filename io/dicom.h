@@ -20,13 +20,16 @@
  * Pixel rules, in order: BitsStored masking and sign extension (PixelRepresentation); the
  * MONOCHROME1 inversion on stored values (unsigned: 2^BitsStored-1-v, signed: -1-v);
  * RescaleSlope/Intercept in double; PixelPaddingValue voxels become the smallest non-padding
- * value of the volume. The result is int16 when every slope and intercept is an integer and
- * every value fits, otherwise float32. The pseudonymous keys of the volume are left empty.
+ * value of the volume. The result is int16 when every value is an exact integer that fits,
+ * otherwise float32. A JPEG 2000 codestream's own signedness wins over PixelRepresentation.
+ * The pseudonymous keys of the volume are left empty.
  *
  * Invariants:
  *   1. Every path given (or found) ends in exactly one state: used (in one volume), skipped
  *      or rejected, each with a reason that names no header value.
- *   2. At most one volume's voxels and dcmfile handles are alive at a time (per scan).
+ *   2. The scan itself holds no voxels and no dcmfile handles between calls: a caller that
+ *      frees each series before the next keeps one series in memory (about 1.1x its voxel
+ *      bytes for int16 volumes, at most 2x otherwise) plus a few hundred bytes per file.
  *   3. The same files in any order, with any InstanceNumbers, give the same volumes.
  */
 #ifndef VS_DICOM_H
@@ -46,7 +49,7 @@ extern "C" {
 typedef struct dcm_options {
     dcmfile_limits limits;      /* per file: bytes and Rows x Columns x Frames */
     uint64_t max_volume_voxels; /* refuse a volume larger than this (0: 2^31) */
-    int resample_uneven;        /* 1: resample missing-slice / uneven series to the median step */
+    int resample_uneven;        /* 1: resample uneven series and gaps of up to 4 steps */
     double spacing_tolerance;   /* relative slice-step deviation allowed (0: 0.01) */
 } dcm_options;
 
@@ -90,6 +93,9 @@ dcmfile *dcm_series_file(dcm_series *v, int i); /* in slice order */
 dcm_kind dcm_series_kind(const dcm_series *v);
 int dcm_series_index(const dcm_series *v); /* 0-based volume number in this scan */
 int dcm_series_resampled(const dcm_series *v);
+/* The original SeriesInstanceUID ("" when absent). An identifier: kept in memory, written only
+ * to a shard under the Retain UIDs option, never logged. */
+const char *dcm_series_uid(const dcm_series *v);
 /* Free the volume and every handle; NULL is fine. */
 void dcm_series_free(dcm_series *v);
 

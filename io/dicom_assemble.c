@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_RESAMPLE_GAP 4.0 /* slice steps; a larger gap is rejected even with resampling */
+
 typedef struct pos_slice {
     slice_ref r;
     double s; /* position along the normal, mm */
@@ -49,35 +51,98 @@ typedef struct pixel_rules {
 
 typedef struct pixel_stats {
     int int16_ok; /* every value so far is an integer in int16 range */
+    int overflow; /* the direct int16 path met a value outside int16 */
     int64_t n_padding;
     double min; /* smallest non-padding value */
 } pixel_stats;
 
-/* raw: (rows*cols) samples of bits_allocated bits, native endian -> out: (rows*cols) float32,
- * NaN where the stored value is the padding value. */
-static void convert_frame(const void *raw, size_t n, const pixel_rules *p, float *out,
-                          pixel_stats *st) {
+/* raw: (n) samples of bits_allocated bits, native endian -> sv: (n) stored values after
+ * BitsStored masking and PixelRepresentation sign extension. One loop per sample width. */
+static void stored_values(const void *raw, size_t n, const pixel_rules *p, int64_t *sv) {
     const int shift = p->high_bit + 1 - p->bits_stored;
     const uint32_t mask = p->bits_stored >= 32 ? 0xFFFFFFFFu : (1u << p->bits_stored) - 1;
-    const uint32_t sign = 1u << (p->bits_stored - 1);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = p->bits_allocated == 8    ? ((const uint8_t *)raw)[i]
-                     : p->bits_allocated == 16 ? ((const uint16_t *)raw)[i]
-                                               : ((const uint32_t *)raw)[i];
-        u = (u >> shift) & mask;
-        int64_t v = u;
-        if (p->pixel_rep && (u & sign)) v -= (int64_t)mask + 1;
-        if (p->has_padding && v == p->padding) {
-            out[i] = NAN;
-            st->n_padding++;
-            continue;
-        }
-        if (p->mono1) v = p->pixel_rep ? -1 - v : (int64_t)mask - v;
-        double y = (double)v * p->slope + p->intercept;
-        if (st->int16_ok && (y < -32768.0 || y > 32767.0 || y != floor(y))) st->int16_ok = 0;
-        if (y < st->min) st->min = y;
-        out[i] = (float)y;
+    const int64_t sign = p->pixel_rep ? (int64_t)1 << (p->bits_stored - 1) : 0;
+    /* (u ^ sign) - sign sign-extends a masked value; with sign == 0 it is the identity. */
+#define STORED_LOOP(T)                                                                             \
+    for (size_t i = 0; i < n; i++)                                                                 \
+        sv[i] = ((int64_t)((((const T *)raw)[i] >> shift) & mask) ^ sign) - sign;
+    if (p->bits_allocated == 8) {
+        STORED_LOOP(uint8_t)
+    } else if (p->bits_allocated == 16) {
+        STORED_LOOP(uint16_t)
+    } else {
+        STORED_LOOP(uint32_t)
     }
+#undef STORED_LOOP
+}
+
+/* sv: (n) stored values -> out: (n) float32 under padding, MONOCHROME1 and rescale; NaN marks
+ * padding. Integer slope and intercept take an exact integer path. */
+static void rescale_values(const int64_t *sv, size_t n, const pixel_rules *p, float *out,
+                           pixel_stats *st) {
+    const int64_t mask = p->bits_stored >= 32 ? 0xFFFFFFFFll : ((int64_t)1 << p->bits_stored) - 1;
+    const int64_t inv_base = p->pixel_rep ? -1 : mask; /* MONOCHROME1: base - v */
+    const int inv = p->mono1;
+    double lo = INFINITY, hi = -INFINITY;
+    int integral = p->slope == floor(p->slope) && p->intercept == floor(p->intercept) &&
+                   fabs(p->slope) < 65536 && fabs(p->intercept) < 1e9;
+    if (integral) {
+        const int64_t a = (int64_t)p->slope, b = (int64_t)p->intercept;
+        int64_t ilo = INT64_MAX, ihi = INT64_MIN;
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = inv ? inv_base - sv[i] : sv[i];
+            int64_t y = v * a + b;
+            ilo = y < ilo ? y : ilo;
+            ihi = y > ihi ? y : ihi;
+            out[i] = (float)y;
+        }
+        if (n) lo = (double)ilo, hi = (double)ihi;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            int64_t v = inv ? inv_base - sv[i] : sv[i];
+            double y = (double)v * p->slope + p->intercept;
+            if (y != floor(y)) st->int16_ok = 0;
+            lo = y < lo ? y : lo;
+            hi = y > hi ? y : hi;
+            out[i] = (float)y;
+        }
+    }
+    if (p->has_padding) { /* padding is a stored value: find it again and take it out */
+        lo = INFINITY;
+        hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            if (sv[i] == p->padding) {
+                out[i] = NAN;
+                st->n_padding++;
+                continue;
+            }
+            lo = out[i] < lo ? out[i] : lo;
+            hi = out[i] > hi ? out[i] : hi;
+        }
+        /* out[] is float: re-check exactness where the float path may have rounded */
+        if (!integral)
+            for (size_t i = 0; i < n && st->int16_ok; i++)
+                if (out[i] == out[i] && out[i] != floorf(out[i])) st->int16_ok = 0;
+    }
+    if (lo < -32768.0 || hi > 32767.0) st->int16_ok = 0;
+    if (lo < st->min) st->min = lo;
+}
+
+/* The direct path (see predict_int16): integer rescale straight into int16 voxels. */
+static void rescale_values_i16(const int64_t *sv, size_t n, const pixel_rules *p, int16_t *out,
+                               pixel_stats *st) {
+    const int64_t mask = p->bits_stored >= 32 ? 0xFFFFFFFFll : ((int64_t)1 << p->bits_stored) - 1;
+    const int64_t inv_base = p->pixel_rep ? -1 : mask;
+    const int64_t a = (int64_t)p->slope, b = (int64_t)p->intercept;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = p->mono1 ? inv_base - sv[i] : sv[i];
+        int64_t y = v * a + b;
+        lo = y < lo ? y : lo;
+        hi = y > hi ? y : hi;
+        out[i] = (int16_t)y;
+    }
+    if (lo < -32768 || hi > 32767) st->overflow = 1;
 }
 
 static void rules_of(const dcm_header *h, const dcm_frame *fr, pixel_rules *p) {
@@ -157,13 +222,17 @@ static vs_status order_slices(const dcm_options *opt, file_rec *files, pos_slice
             return VS_FAIL(err, VS_ERR_FORMAT, "uneven slice spacing: steps from %.3f to %.3f mm",
                            dmin, dmax);
         }
+        /* Interpolating across more than a few missing slices would invent anatomy. */
+        if (dmax > MAX_RESAMPLE_GAP * m)
+            return VS_FAIL(err, VS_ERR_FORMAT,
+                           "missing slices: a gap of %.3f mm is too large to "
+                           "resample (slice step %.3f mm)",
+                           dmax, m);
         *resample = 1;
         double k = floor(span / m + 0.5);
         if (k < 1 || k > 65535)
-            return VS_FAIL(err, VS_ERR_FORMAT,
-                           "cannot resample %.3f mm in "
-                           "steps of %.3f mm",
-                           span, m);
+            return VS_FAIL(err, VS_ERR_FORMAT, "cannot resample %.3f mm in steps of %.3f mm", span,
+                           m);
         *n_out = (int32_t)k + 1;
     }
     for (int c = 0; c < 3; c++)
@@ -211,14 +280,20 @@ static vs_status load_files(const dcm_options *opt, file_rec *files, const pos_s
 }
 
 /* Decode every slice into stack (n, rows, cols) float32 under the pixel rules. */
+/* Decode every slice into stack (n, rows, cols): float32, or int16 when i16 is not NULL. */
 static vs_status decode_slices(file_rec *files, const pos_slice *ps, int32_t n, dcm_series *v,
-                               const int32_t *slice_file, float *stack, pixel_stats *stats,
-                               vs_error *err) {
+                               const int32_t *slice_file, float *stack, int16_t *i16,
+                               pixel_stats *stats, vs_error *err) {
     const dcm_header *h0 = &files[ps[0].r.file].h;
     size_t plane = (size_t)h0->rows * (size_t)h0->cols;
     size_t max_bytes = plane * 4;
     void *raw = malloc(max_bytes);
-    if (!raw) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for a frame");
+    int64_t *sv = malloc(plane * sizeof *sv);
+    if (!raw || !sv) {
+        free(raw);
+        free(sv);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for a frame");
+    }
     vs_status st = VS_OK;
     uint32_t fragment = 0;
     int32_t last_file = -1;
@@ -237,9 +312,14 @@ static vs_status decode_slices(file_rec *files, const pos_slice *ps, int32_t n, 
         pixel_rules rules;
         rules_of(&r->h, &r->h.frame[ps[i].r.frame], &rules);
         if (is_signed >= 0) rules.pixel_rep = is_signed;
-        convert_frame(raw, plane, &rules, stack + (size_t)i * plane, stats);
+        stored_values(raw, plane, &rules, sv);
+        if (i16)
+            rescale_values_i16(sv, plane, &rules, i16 + (size_t)i * plane, stats);
+        else
+            rescale_values(sv, plane, &rules, stack + (size_t)i * plane, stats);
     }
     free(raw);
+    free(sv);
     return st;
 }
 
@@ -309,6 +389,25 @@ static vs_status finish_values(volume *vol, const pixel_stats *st, int allow_int
     return VS_OK;
 }
 
+/* True when every slice's rescale is integral, no padding is declared and every value the
+ * stored bits can hold maps into int16: then voxels go straight to int16, with no float stack.
+ * (A JPEG 2000 codestream may still disagree on signedness; rescale_values_i16 notices.) */
+static int predict_int16(file_rec *files, const pos_slice *ps, int32_t n) {
+    for (int32_t i = 0; i < n; i++) {
+        const dcm_header *h = &files[ps[i].r.file].h;
+        const dcm_frame *fr = &h->frame[ps[i].r.frame];
+        if (h->has_padding || fr->slope != floor(fr->slope) ||
+            fr->intercept != floor(fr->intercept) || fabs(fr->slope) > 65536 ||
+            fabs(fr->intercept) > 65536 || h->bits_stored > 30)
+            return 0;
+        double lo = h->pixel_rep ? -ldexp(1, h->bits_stored - 1) : 0;
+        double hi = h->pixel_rep ? ldexp(1, h->bits_stored - 1) - 1 : ldexp(1, h->bits_stored) - 1;
+        double y0 = lo * fr->slope + fr->intercept, y1 = hi * fr->slope + fr->intercept;
+        if (fmin(y0, y1) < -32768 || fmax(y0, y1) > 32767) return 0;
+    }
+    return 1;
+}
+
 vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int index,
                        dcm_series **out, vs_error *err) {
     *out = NULL;
@@ -343,11 +442,12 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     }
     v->index = index;
     v->kind = r0->kind;
+    if (h0->series_uid) snprintf(v->series_uid, sizeof v->series_uid, "%s", h0->series_uid);
     v->resampled = resample;
     st = load_files(opt, files, ps, n, v, slice_file, err);
     if (st) goto fail;
     size_t plane = (size_t)h0->rows * (size_t)h0->cols;
-    pixel_stats stats = {1, 0, INFINITY};
+    pixel_stats stats = {1, 0, 0, INFINITY};
     if (resample) {
         stack = malloc((size_t)n * plane * sizeof *stack);
         if (!stack) {
@@ -355,9 +455,20 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
             goto fail;
         }
     }
+    if (!resample && predict_int16(files, ps, n)) {
+        st = volume_alloc(&v->vol, n_out, h0->rows, h0->cols, VOL_INT16, opt->max_volume_voxels,
+                          err);
+        if (st) goto fail;
+        st = decode_slices(files, ps, n, v, slice_file, NULL, v->vol.voxels, &stats, err);
+        if (st) goto fail;
+        if (!stats.overflow) goto done;
+        volume_free(&v->vol); /* the codestream disagreed with the header: the general path */
+        stats = (pixel_stats){1, 0, 0, INFINITY};
+    }
     st = volume_alloc(&v->vol, n_out, h0->rows, h0->cols, VOL_FLOAT32, opt->max_volume_voxels, err);
     if (st) goto fail;
-    st = decode_slices(files, ps, n, v, slice_file, resample ? stack : v->vol.voxels, &stats, err);
+    st = decode_slices(files, ps, n, v, slice_file, resample ? stack : v->vol.voxels, NULL, &stats,
+                       err);
     if (st) goto fail;
     if (resample) {
         if (stats.n_padding) { /* fill padding before interpolating across it */
@@ -369,6 +480,7 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     }
     st = finish_values(&v->vol, &stats, !resample, err);
     if (st) goto fail;
+done:
     fill_geometry(&v->vol, h0, f0, projection, origin, step);
     snprintf(v->vol.units, sizeof v->vol.units, "%s",
              strcmp(h0->modality, "CT") == 0 ? "HU" : "arbitrary");

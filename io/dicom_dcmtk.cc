@@ -203,24 +203,25 @@ static void read_padding(DcmDataset *ds, dcm_header *h) {
     }
 }
 
-extern "C" vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, vs_error *err) {
+extern "C" vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_text *t,
+                                         vs_error *err) {
     memset(h, 0, sizeof *h);
+    memset(t, 0, sizeof *t);
     try {
         DcmDataset *ds = f->dataset();
         DcmMetaInfo *meta = f->ff.getMetaInfo();
-        get_str(ds, DCM_SOPClassUID, h->sop_class, sizeof h->sop_class);
-        if (!h->sop_class[0] && meta)
-            get_str(meta, DCM_MediaStorageSOPClassUID, h->sop_class, sizeof h->sop_class);
-        h->is_dicomdir = strcmp(h->sop_class, "1.2.840.10008.1.3.10") == 0;
-        get_str(ds, DCM_SOPInstanceUID, h->sop_instance, sizeof h->sop_instance);
-        get_str(ds, DCM_StudyInstanceUID, h->study_uid, sizeof h->study_uid);
-        get_str(ds, DCM_SeriesInstanceUID, h->series_uid, sizeof h->series_uid);
-        get_str(ds, DCM_PatientID, h->patient_id, sizeof h->patient_id);
-        get_str(ds, DCM_FrameOfReferenceUID, h->frame_of_ref, sizeof h->frame_of_ref);
-        get_str(ds, DCM_Modality, h->modality, sizeof h->modality);
-        get_str(ds, DCM_BodyPartExamined, h->body_part, sizeof h->body_part);
-        get_str(ds, DCM_PhotometricInterpretation, h->photometric, sizeof h->photometric);
-        get_image_type(ds, h->image_type, sizeof h->image_type);
+        get_str(ds, DCM_SOPClassUID, t->sop_class, sizeof t->sop_class);
+        if (!t->sop_class[0] && meta)
+            get_str(meta, DCM_MediaStorageSOPClassUID, t->sop_class, sizeof t->sop_class);
+        h->is_dicomdir = strcmp(t->sop_class, "1.2.840.10008.1.3.10") == 0;
+        get_str(ds, DCM_SOPInstanceUID, t->sop_instance, sizeof t->sop_instance);
+        get_str(ds, DCM_StudyInstanceUID, t->study_uid, sizeof t->study_uid);
+        get_str(ds, DCM_SeriesInstanceUID, t->series_uid, sizeof t->series_uid);
+        get_str(ds, DCM_PatientID, t->patient_id, sizeof t->patient_id);
+        get_str(ds, DCM_Modality, t->modality, sizeof t->modality);
+        get_str(ds, DCM_BodyPartExamined, t->body_part, sizeof t->body_part);
+        get_str(ds, DCM_PhotometricInterpretation, t->photometric, sizeof t->photometric);
+        get_image_type(ds, t->image_type, sizeof t->image_type);
         const dcmfile_facts *fa = &f->facts;
         h->has_pixel_data = fa->has_pixel_data;
         h->rows = (int32_t)fa->rows;
@@ -255,6 +256,8 @@ extern "C" vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, vs_error *er
 extern "C" void dcm_header_free(dcm_header *h) {
     free(h->frame);
     h->frame = nullptr;
+    free(h->sop_instance);
+    h->sop_instance = nullptr;
 }
 
 extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment,
@@ -268,8 +271,9 @@ extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *
         if (dcmshim_is_jpeg2000(f->transfer_syntax.c_str()))
             return dcmshim_decode_j2k(f, frame, buf, buf_bytes, is_signed, err);
         DcmElement *e = nullptr;
-        if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
-            return VS_FAIL(err, VS_ERR_FORMAT, "no pixel data");
+        // Only a DcmPixelData may be cast as one (a damaged VR makes DCMTK build another class).
+        if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)
+            return VS_FAIL(err, VS_ERR_FORMAT, "no usable pixel data element");
         DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
         Uint32 need = 0;
         if (pd->getUncompressedFrameSize(ds, need).bad() || need > buf_bytes)

@@ -24,13 +24,20 @@ typedef struct dcm_frame {
     int32_t temporal; /* temporal position / stack distinction for enhanced objects */
 } dcm_frame;
 
-/* The header fields the reader needs. Identifying strings (UIDs, patient ID) only ever serve
- * as grouping keys in memory; they are never printed or written. */
-typedef struct dcm_header {
+/* The header strings as read; dicom.c interns the repeated ones (one copy per scan). */
+typedef struct dcm_header_text {
     char sop_class[65], sop_instance[65], study_uid[65], series_uid[65], patient_id[65];
-    char frame_of_ref[65];
     char modality[17], body_part[65], photometric[17];
     char image_type[96];
+} dcm_header_text;
+
+/* The header fields the reader needs, kept per file for the whole scan (a few hundred bytes:
+ * the strings point into the scan's pool). Identifying strings (UIDs, patient ID) only ever
+ * serve as grouping keys in memory; they are never printed or written. */
+typedef struct dcm_header {
+    const char *sop_class, *study_uid, *series_uid, *patient_id; /* interned */
+    const char *modality, *body_part, *photometric, *image_type; /* interned */
+    char *sop_instance; /* owned; freed once duplicates are settled */
     int32_t rows, cols, frames, samples, bits_allocated, bits_stored, high_bit, pixel_rep;
     int has_pixel_data, has_padding;
     int32_t padding; /* PixelPaddingValue as stored (US or SS) */
@@ -46,8 +53,9 @@ typedef struct dcm_header {
 /* Register DCMTK's RLE, JPEG and JPEG-LS decoders (once, thread-safe). */
 void dcmshim_register_codecs(void);
 
-/* Fill h from a loaded file. Fails (VS_ERR_FORMAT) on values that cannot be parsed. */
-vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, vs_error *err);
+/* Fill h's numbers and t's strings from a loaded file (h's string pointers are left NULL).
+ * Fails (VS_ERR_FORMAT) on values that cannot be parsed. */
+vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_text *t, vs_error *err);
 void dcm_header_free(dcm_header *h);
 
 /* Decode frame `frame` into buf as native-endian samples of BitsAllocated bits

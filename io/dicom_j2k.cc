@@ -54,8 +54,8 @@ void quiet(const char *, void *) {}
 vs_status frame_bytes(dcmfile *f, uint32_t frame, std::vector<unsigned char> &out, vs_error *err) {
     DcmDataset *ds = f->dataset();
     DcmElement *e = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
-        return VS_FAIL(err, VS_ERR_FORMAT, "no pixel data");
+    if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)
+        return VS_FAIL(err, VS_ERR_FORMAT, "no usable pixel data element");
     DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
     DcmPixelSequence *seq = nullptr;
     E_TransferSyntax xs = ds->getOriginalXfer();

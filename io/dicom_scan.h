@@ -45,6 +45,7 @@ struct dcm_series {
     dcm_kind kind;
     int index;
     int resampled;
+    char series_uid[65]; /* original SeriesInstanceUID: only for the Retain UIDs option */
 };
 
 /* Assemble group g into a new series; on a bad group return VS_ERR_FORMAT with a reason

@@ -356,7 +356,7 @@ static vs_status check_volume(const shard_writer *w, const volume *v, vs_error *
     if (shard_dtype_file_type(v->dtype) < 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "series %s: unknown voxel type", v->series_key);
     if (!affine_consistent(v))
-        return VS_FAIL(err, VS_ERR_INTERNAL,
+        return VS_FAIL(err, VS_ERR_FORMAT,
                        "series %s: the affine does not match spacing/origin/direction",
                        v->series_key);
     return VS_OK;
@@ -444,11 +444,10 @@ vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *
     row->first_voxel = w->n_voxels;
     hsize_t chunk[3];
     chunk_dims(w, dims, chunk);
-    /* The SHA-256 runs beside the chunk filters when there are threads to spare. */
+    /* The SHA-256 runs in its own thread beside the chunk filters (it only reads voxels). */
     checksum_job cj = {v->voxels, volume_n_voxels(v) * vol_dtype_size(v->dtype), row->checksum};
     pthread_t sum_thread;
-    int threaded =
-        w->opt.threads > 1 && pthread_create(&sum_thread, NULL, checksum_thread, &cj) == 0;
+    int threaded = pthread_create(&sum_thread, NULL, checksum_thread, &cj) == 0;
     if (!threaded) checksum_thread(&cj);
 
     if ((space = H5Screate_simple(3, dims, NULL)) < 0 ||

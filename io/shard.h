@@ -31,10 +31,10 @@
 #define SHARD_CHECKSUM_MAX 72 /* "sha256:" + 64 hex digits */
 
 typedef struct shard_options {
-    int chunk[3];       /* chunk edge per axis (slice, row, column), clipped to the volume */
-    int deflate_level;  /* zlib level 0..9 (after the shuffle filter) */
-    int retain_uids;    /* 1: store series_instance_uid (the Retain UIDs option) */
-    int threads;        /* threads filtering chunks (the bytes do not depend on it) */
+    int chunk[3];      /* chunk edge per axis (slice, row, column), clipped to the volume */
+    int deflate_level; /* zlib level 0..9 (after the shuffle filter) */
+    int retain_uids;   /* 1: store series_instance_uid (the Retain UIDs option) */
+    int threads; /* threads filtering chunks (+1 for the SHA-256); bytes do not depend on it */
     const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
@@ -70,8 +70,9 @@ void shard_name(uint64_t sequence, char *buf, size_t cap);
  * folder is not writable, VS_ERR_LIBRARY when HDF5 refuses. */
 vs_status shard_writer_open(const char *dir, uint64_t sequence, const shard_options *opt,
                             shard_writer **out, vs_error *err);
-/* Append one volume. Refuses (VS_ERR_FORMAT) a bad series key, a key already in this shard,
- * an empty volume or an affine that does not match its geometry. On failure the shard is
+/* Append one volume. Refuses with VS_ERR_FORMAT, before touching the file (the shard stays
+ * usable), a bad series key, a key already in this shard, an empty volume, an unknown voxel
+ * type or an affine that does not match its geometry. After any other failure the shard is
  * unusable: abort it. `entry` (may be NULL) receives the index row. */
 vs_status shard_writer_add(shard_writer *w, const volume *v, const shard_extra *extra,
                            shard_entry *entry, vs_error *err);
@@ -100,6 +101,10 @@ typedef struct shard_filter {
 vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set **out,
                          vs_error *err);
 void shard_set_close(shard_set *s);
+/* Keep up to `bytes` of decompressed chunks between reads (0: none, the default). Random crops
+ * of a set that fits mostly become copies; results do not depend on it. Call before crops. */
+vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err);
+void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses);
 int shard_set_count(const shard_set *s);
 int shard_set_n_shards(const shard_set *s);
 int shard_set_n_skipped(const shard_set *s);
@@ -148,12 +153,14 @@ vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_erro
 /* ---- a prefetching crop stream for training --------------------------------------------- */
 
 /* Crop n of the stream is shard_set_crop with rng_seed(seed, n): the sequence depends only on
- * (seed, n), so a trainer saves n (shard_stream_position) and resumes with shard_stream_seek.
- * A background thread keeps up to `depth` crops ready. */
+ * (seed, n), not on threads or timing, so a trainer saves n (shard_stream_position) and resumes
+ * with shard_stream_seek. `threads` background threads keep up to `depth` crops ready (they
+ * decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
+ * stream runs, only it may use the shard set. */
 typedef struct shard_stream shard_stream;
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            int depth, shard_stream **out, vs_error *err);
+                            int depth, int threads, shard_stream **out, vs_error *err);
 /* Copy the next crop to out (blocking until it is ready). */
 vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
                             vs_error *err);

@@ -79,9 +79,16 @@ static void filter_chunk(chunk_job *j, int slot) {
                        (((at[0] + z) * j->dims[1] + at[1] + y) * j->dims[2] + at[2]) * j->es,
                    nx * j->es);
     size_t n_elem = j->chunk_bytes / j->es;
-    for (size_t b = 0; b < j->es; b++)
-        for (size_t i = 0; i < n_elem; i++)
-            shuf[b * n_elem + i] = raw[i * j->es + b];
+    if (j->es == 2) { /* int16, the common case, without the inner stride */
+        for (size_t i = 0; i < n_elem; i++) {
+            shuf[i] = raw[2 * i];
+            shuf[n_elem + i] = raw[2 * i + 1];
+        }
+    } else {
+        for (size_t b = 0; b < j->es; b++)
+            for (size_t i = 0; i < n_elem; i++)
+                shuf[b * n_elem + i] = raw[i * j->es + b];
+    }
     size_t len = j->chunk_bytes;
     if (j->level > 0) {
         uLongf dlen = compressBound((uLong)j->chunk_bytes);
@@ -201,5 +208,162 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
     }
 done:
     free_slots(&j, batch);
+    return st;
+}
+
+/* ---- reading boxes without HDF5's filter pipeline -------------------------------------- */
+
+/* HDF5 holds one global lock in a thread-safe build, and decompression inside H5Dread runs
+ * under it. Reading raw chunks (H5Dread_chunk, quick) and undoing the filters here lets
+ * several prefetch threads decompress at once. Only for the pipelines shards use. */
+
+int shard_chunk_layout_of(hid_t d, shard_chunk_layout *l) {
+    memset(l, 0, sizeof *l);
+    l->filter_at[0] = l->filter_at[1] = l->filter_at[2] = -1;
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0) return -1;
+    int ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 3, l->chunk) == 3;
+    int n = ok ? H5Pget_nfilters(dcpl) : -1;
+    ok = ok && n >= 2 && n <= 3;
+    static const H5Z_filter_t order[3] = {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE,
+                                          H5Z_FILTER_FLETCHER32};
+    int next = 0;
+    for (int i = 0; ok && i < n; i++) {
+        unsigned flags = 0, cfg = 0;
+        size_t nel = 0;
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &nel, NULL, 0, NULL, &cfg);
+        while (next < 3 && order[next] != id)
+            next++;
+        if (next == 3)
+            ok = 0;
+        else
+            l->filter_at[next++] = i;
+    }
+    /* shuffle and Fletcher-32 are required; deflate is optional (level 0) */
+    l->fast = ok && l->filter_at[0] == 0 && l->filter_at[2] >= 0;
+    H5Pclose(dcpl);
+    return 0;
+}
+
+static void copy_box(const uint8_t *raw, vol_dtype t, const hsize_t chunk[3], const hsize_t at[3],
+                     const int64_t start[3], const int64_t size[3], float *out) {
+    int64_t lo[3], hi[3];
+    for (int a = 0; a < 3; a++) {
+        lo[a] = start[a] > (int64_t)at[a] ? start[a] : (int64_t)at[a];
+        int64_t e1 = start[a] + size[a], e2 = (int64_t)(at[a] + chunk[a]);
+        hi[a] = e1 < e2 ? e1 : e2;
+    }
+    for (int64_t z = lo[0]; z < hi[0]; z++)
+        for (int64_t y = lo[1]; y < hi[1]; y++) {
+            size_t src = ((size_t)(z - (int64_t)at[0]) * chunk[1] + (size_t)(y - (int64_t)at[1])) *
+                             chunk[2] +
+                         (size_t)(lo[2] - (int64_t)at[2]);
+            float *dst = out +
+                         ((size_t)(z - start[0]) * (size_t)size[1] + (size_t)(y - start[1])) *
+                             (size_t)size[2] +
+                         (size_t)(lo[2] - start[2]);
+            size_t n = (size_t)(hi[2] - lo[2]);
+            switch (t) {
+            case VOL_INT16: {
+                const int16_t *s = (const int16_t *)raw + src;
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = s[i];
+            } break;
+            case VOL_FLOAT32: memcpy(dst, (const float *)raw + src, n * sizeof *dst); break;
+            case VOL_UINT8: {
+                const uint8_t *s = raw + src;
+                for (size_t i = 0; i < n; i++)
+                    dst[i] = s[i];
+            } break;
+            }
+        }
+}
+
+/* Undo Fletcher-32, deflate and shuffle of one stored chunk into raw (chunk_bytes). A filter
+ * whose bit is set in mask was skipped when the chunk was written. */
+static vs_status unfilter(const shard_chunk_layout *l, uint32_t mask, uint8_t *stored, size_t n,
+                          uint8_t *tmp, uint8_t *raw, size_t chunk_bytes, size_t es,
+                          const char *path) {
+    (void)path;
+    if (!(mask & (1u << l->filter_at[2]))) {
+        if (n < 4) return VS_ERR_FORMAT;
+        uint32_t want = 0;
+        for (int k = 0; k < 4; k++)
+            want |= (uint32_t)stored[n - 4 + (size_t)k] << (8 * k);
+        n -= 4;
+        if (fletcher32(stored, n) != want) return VS_ERR_FORMAT;
+    }
+    const uint8_t *cur = stored;
+    if (l->filter_at[1] >= 0 && !(mask & (1u << l->filter_at[1]))) {
+        uLongf len = (uLongf)chunk_bytes;
+        if (uncompress(tmp, &len, stored, (uLong)n) != Z_OK || len != chunk_bytes)
+            return VS_ERR_FORMAT;
+        cur = tmp;
+    } else if (n != chunk_bytes) {
+        return VS_ERR_FORMAT;
+    }
+    if (mask & 1u) {
+        memcpy(raw, cur, chunk_bytes);
+    } else {
+        size_t n_elem = chunk_bytes / es;
+        for (size_t b = 0; b < es; b++)
+            for (size_t i = 0; i < n_elem; i++)
+                raw[i * es + b] = cur[b * n_elem + i];
+    }
+    return VS_OK;
+}
+
+vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
+                                const int64_t start[3], const int64_t size[3], float *out,
+                                shard_cache *cache, int volume, vs_error *err) {
+    size_t es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
+    size_t chunk_bytes = es * (size_t)(l->chunk[0] * l->chunk[1] * l->chunk[2]);
+    size_t cap = (size_t)compressBound((uLong)chunk_bytes) + 64;
+    uint8_t *stored = malloc(cap), *tmp = malloc(chunk_bytes), *raw = malloc(chunk_bytes);
+    vs_status st = VS_OK;
+    if (!stored || !tmp || !raw) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
+        goto done;
+    }
+    hsize_t c0[3], c1[3];
+    for (int a = 0; a < 3; a++) {
+        c0[a] = (hsize_t)start[a] / l->chunk[a];
+        c1[a] = (hsize_t)(start[a] + size[a] - 1) / l->chunk[a];
+    }
+    for (hsize_t cz = c0[0]; cz <= c1[0] && st == VS_OK; cz++)
+        for (hsize_t cy = c0[1]; cy <= c1[1] && st == VS_OK; cy++)
+            for (hsize_t cx = c0[2]; cx <= c1[2] && st == VS_OK; cx++) {
+                hsize_t at[3] = {cz * l->chunk[0], cy * l->chunk[1], cx * l->chunk[2]}, n = 0;
+                uint64_t key = ((uint64_t)cz << 42) | ((uint64_t)cy << 21) | (uint64_t)cx;
+                const uint8_t *hit = cache ? shard_cache_get(cache, volume, key) : NULL;
+                if (hit) {
+                    copy_box(hit, t, l->chunk, at, start, size, out);
+                    shard_cache_release(cache, volume, key);
+                    continue;
+                }
+                uint32_t mask = 0;
+                if (H5Dget_chunk_storage_size(d, at, &n) < 0 || n == 0 || n > cap ||
+                    H5Dread_chunk(d, H5P_DEFAULT, at, &mask, stored) < 0) {
+                    st = shard_h5_fail(err, path, "cannot read a chunk (corrupt data)");
+                    break;
+                }
+                if (unfilter(l, mask, stored, (size_t)n, tmp, raw, chunk_bytes, es, path) !=
+                    VS_OK) {
+                    st = VS_FAIL(err, VS_ERR_FORMAT,
+                                 "%s: chunk at (%llu, %llu, %llu) fails its checksum or does not "
+                                 "decompress (corrupt data)",
+                                 path, (unsigned long long)at[0], (unsigned long long)at[1],
+                                 (unsigned long long)at[2]);
+                    break;
+                }
+                copy_box(raw, t, l->chunk, at, start, size, out);
+                if (cache && shard_cache_put(cache, volume, key, raw, chunk_bytes) &&
+                    !(raw = malloc(chunk_bytes)))
+                    st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk buffer");
+            }
+done:
+    free(stored);
+    free(tmp);
+    free(raw);
     return st;
 }

@@ -59,4 +59,28 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
                              const hsize_t chunk[3], size_t es, int level, int n_threads,
                              vs_error *err);
 
+/* How a volume dataset is chunked and filtered, for the fast box reader. */
+typedef struct shard_chunk_layout {
+    int fast; /* 1: shuffle [+ deflate] + Fletcher-32, which shard_read_box_chunks undoes */
+    hsize_t chunk[3];
+    int filter_at[3]; /* pipeline position of shuffle, deflate, Fletcher-32 (-1: absent) */
+} shard_chunk_layout;
+int shard_chunk_layout_of(hid_t d, shard_chunk_layout *l);
+/* Decompressed chunks kept between crops (io/shard_cache.c), thread-safe. */
+typedef struct shard_cache shard_cache;
+shard_cache *shard_cache_create(size_t budget); /* NULL when out of memory */
+void shard_cache_destroy(shard_cache *c);
+/* The cached bytes of (volume, chunk), pinned until shard_cache_release; NULL on a miss. */
+const uint8_t *shard_cache_get(shard_cache *c, int volume, uint64_t chunk);
+void shard_cache_release(shard_cache *c, int volume, uint64_t chunk);
+/* Offer raw (malloc'ed): 1 if the cache took it (and will free it), 0 if the caller keeps it. */
+int shard_cache_put(shard_cache *c, int volume, uint64_t chunk, uint8_t *raw, size_t bytes);
+void shard_cache_stats(shard_cache *c, uint64_t *hits, uint64_t *misses);
+
+/* Read the box start..start+size of dataset d as float32 by reading raw chunks and undoing
+ * their filters outside HDF5 (so several threads decompress at once). */
+vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
+                                const int64_t start[3], const int64_t size[3], float *out,
+                                shard_cache *cache /* or NULL */, int volume, vs_error *err);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +22,12 @@ struct shard_set {
     shard_entry *entries; /* live volumes after dedup and filter, in (sequence, position) order */
     int *entry_file;      /* index into files */
     int n;
-    int *alive; /* volumes crops may still draw from (a failed read drops one) */
-    int n_alive;
+    unsigned char *bad; /* volumes that failed to read: crops skip them */
+    int n_bad;
+    shard_chunk_layout *layout; /* per volume, filled on first read */
+    unsigned char *layout_known;
+    pthread_mutex_t mu; /* guards bad, n_bad, layout (crops run in several threads) */
+    shard_cache *cache; /* decompressed chunks, or NULL */
 };
 
 /* ---- listing and loading ------------------------------------------------------------- */
@@ -210,15 +215,16 @@ static vs_status resolve(shard_set *s, candidate *c, int n, const shard_filter *
     if (kept > 1) qsort(c, (size_t)kept, sizeof *c, cmp_seq_pos);
     s->entries = calloc((size_t)(kept ? kept : 1), sizeof *s->entries);
     s->entry_file = calloc((size_t)(kept ? kept : 1), sizeof *s->entry_file);
-    s->alive = calloc((size_t)(kept ? kept : 1), sizeof *s->alive);
-    if (!s->entries || !s->entry_file || !s->alive)
+    s->bad = calloc((size_t)(kept ? kept : 1), 1);
+    s->layout = calloc((size_t)(kept ? kept : 1), sizeof *s->layout);
+    s->layout_known = calloc((size_t)(kept ? kept : 1), 1);
+    if (!s->entries || !s->entry_file || !s->bad || !s->layout || !s->layout_known)
         return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the shard set index");
     for (int i = 0; i < kept; i++) {
         s->entries[i] = c[i].e;
         s->entry_file[i] = c[i].file;
-        s->alive[i] = i;
     }
-    s->n = s->n_alive = kept;
+    s->n = kept;
     return VS_OK;
 }
 
@@ -258,6 +264,7 @@ vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set 
     shard_set *s = calloc(1, sizeof *s);
     candidate *cands = NULL;
     int n_c = 0, cap_c = 0;
+    if (s) pthread_mutex_init(&s->mu, NULL);
     if (!s || !(s->files = calloc((size_t)(n_names ? n_names : 1), sizeof *s->files))) {
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a shard set");
         goto fail;
@@ -297,8 +304,25 @@ void shard_set_close(shard_set *s) {
     free(s->files);
     free(s->entries);
     free(s->entry_file);
-    free(s->alive);
+    free(s->bad);
+    free(s->layout);
+    free(s->layout_known);
+    pthread_mutex_destroy(&s->mu);
+    shard_cache_destroy(s->cache);
     free(s);
+}
+
+vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err) {
+    shard_cache_destroy(s->cache);
+    s->cache = NULL;
+    if (bytes && !(s->cache = shard_cache_create(bytes)))
+        return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk cache");
+    return VS_OK;
+}
+
+void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses) {
+    *hits = *misses = 0;
+    if (s->cache) shard_cache_stats(s->cache, hits, misses);
 }
 
 int shard_set_count(const shard_set *s) { return s->n; }
@@ -394,12 +418,21 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
     for (int a = 0; a < 3; a++)
         if (start[a] < 0 || size[a] < 1 || start[a] + size[a] > e->shape[a])
             return VS_FAIL(err, VS_ERR_USAGE, "box outside volume %s", e->key);
-    hsize_t off[3], cnt[3];
-    for (int a = 0; a < 3; a++)
-        off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
     vs_status st = VS_OK;
     hid_t d = open_volume(f->file, e->key), fs = -1, ms = -1;
     if (d < 0) return shard_h5_fail(err, f->path, "cannot open a volume dataset");
+    pthread_mutex_lock(&s->mu);
+    if (!s->layout_known[i] && shard_chunk_layout_of(d, &s->layout[i]) == 0) s->layout_known[i] = 1;
+    shard_chunk_layout l = s->layout[i];
+    pthread_mutex_unlock(&s->mu);
+    if (l.fast) {
+        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i, err);
+        H5Dclose(d);
+        return st;
+    }
+    hsize_t off[3], cnt[3];
+    for (int a = 0; a < 3; a++)
+        off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
     if ((fs = H5Dget_space(d)) < 0 ||
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
         (ms = H5Screate_simple(3, cnt, NULL)) < 0) {
@@ -417,12 +450,19 @@ done:
 
 /* ---- random crops -------------------------------------------------------------------- */
 
-/* Draw the volume and the box for one crop (no I/O). */
-static int draw_crop(const shard_set *s, rng *r, const int size[3], shard_crop_info *info,
-                     int64_t count[3]) {
-    int slot = (int)rng_below(r, (uint32_t)s->n_alive);
-    const shard_entry *e = &s->entries[s->alive[slot]];
-    info->volume = s->alive[slot];
+/* Draw the volume (skipping ones known bad) and the box for one crop (no I/O). */
+static void draw_crop(shard_set *s, rng *r, const int size[3], shard_crop_info *info,
+                      int64_t count[3]) {
+    int v;
+    for (;;) {
+        v = (int)rng_below(r, (uint32_t)s->n);
+        pthread_mutex_lock(&s->mu);
+        int bad = s->bad[v];
+        pthread_mutex_unlock(&s->mu);
+        if (!bad) break;
+    }
+    const shard_entry *e = &s->entries[v];
+    info->volume = v;
     for (int a = 0; a < 3; a++) {
         int64_t dim = e->shape[a], want = size[a];
         if (dim >= want) {
@@ -435,14 +475,38 @@ static int draw_crop(const shard_set *s, rng *r, const int size[3], shard_crop_i
             count[a] = dim;
         }
     }
-    return slot;
 }
 
-static void drop_alive(shard_set *s, int slot) {
-    /* Shift, not swap, so the remaining order stays canonical (ascending). */
-    memmove(&s->alive[slot], &s->alive[slot + 1],
-            (size_t)(s->n_alive - slot - 1) * sizeof *s->alive);
-    s->n_alive--;
+/* Mark v bad; 1 if this call marked it (so the warning is printed once). */
+static int mark_bad(shard_set *s, int v) {
+    pthread_mutex_lock(&s->mu);
+    int first = !s->bad[v];
+    if (first) s->bad[v] = 1, s->n_bad++;
+    pthread_mutex_unlock(&s->mu);
+    return first;
+}
+
+static int all_bad(shard_set *s) {
+    pthread_mutex_lock(&s->mu);
+    int all = s->n_bad >= s->n;
+    pthread_mutex_unlock(&s->mu);
+    return all;
+}
+
+/* Copy a (count) box into the (size) crop at offset, padding the rest. */
+static void place_box(const float *box, const int64_t count[3], const int size[3],
+                      const int64_t offset[3], float pad_value, float *out) {
+    size_t n_out = (size_t)size[0] * (size_t)size[1] * (size_t)size[2];
+    for (size_t k = 0; k < n_out; k++)
+        out[k] = pad_value;
+    for (int64_t z = 0; z < count[0]; z++)
+        for (int64_t y = 0; y < count[1]; y++)
+            memcpy(out +
+                       ((size_t)(z + offset[0]) * (size_t)size[1] + (size_t)(y + offset[1])) *
+                           (size_t)size[2] +
+                       (size_t)offset[2],
+                   box + ((size_t)z * (size_t)count[1] + (size_t)y) * (size_t)count[2],
+                   (size_t)count[2] * sizeof *box);
 }
 
 vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_value, float *out,
@@ -453,10 +517,9 @@ vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_valu
     for (int a = 0; a < 3; a++)
         if (size[a] < 1 || size[a] > 4096)
             return VS_FAIL(err, VS_ERR_USAGE, "crop edge %d is outside 1..4096", size[a]);
-    size_t n_out = (size_t)size[0] * (size_t)size[1] * (size_t)size[2];
-    while (s->n_alive > 0) {
+    while (!all_bad(s)) {
         int64_t count[3];
-        int slot = draw_crop(s, r, size, info, count);
+        draw_crop(s, r, size, info, count);
         int padded = count[0] != size[0] || count[1] != size[1] || count[2] != size[2];
         float *box = out;
         if (padded) {
@@ -465,25 +528,14 @@ vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_valu
         }
         vs_error e2;
         vs_status st = shard_set_read_box(s, info->volume, info->start, count, box, &e2);
-        if (st == VS_OK && padded) {
-            for (size_t k = 0; k < n_out; k++)
-                out[k] = pad_value;
-            for (int64_t z = 0; z < count[0]; z++)
-                for (int64_t y = 0; y < count[1]; y++)
-                    memcpy(out +
-                               ((size_t)(z + info->offset[0]) * (size_t)size[1] +
-                                (size_t)(y + info->offset[1])) *
-                                   (size_t)size[2] +
-                               (size_t)info->offset[2],
-                           box + ((size_t)z * (size_t)count[1] + (size_t)y) * (size_t)count[2],
-                           (size_t)count[2] * sizeof *box);
-        }
+        if (st == VS_OK && padded) place_box(box, count, size, info->offset, pad_value, out);
         if (padded) free(box);
         if (st == VS_OK) return VS_OK;
         if (st == VS_ERR_NOMEM)
             return vs_error_set(err, st, e2.src_file, e2.src_line, "%s", e2.msg);
-        log_warn("skipping volume %s: %s", s->entries[info->volume].key, e2.msg);
-        drop_alive(s, slot);
+        /* A volume that fails always fails: skipping it keeps crops deterministic. */
+        if (mark_bad(s, info->volume))
+            log_warn("skipping volume %s: %s", s->entries[info->volume].key, e2.msg);
     }
     return VS_FAIL(err, VS_ERR_FORMAT, "no readable volume is left in the shard set");
 }

@@ -1,15 +1,20 @@
-/* shard_stream.c — a crop stream with a prefetch thread. Crop n is shard_set_crop with an rng
- * seeded (seed, n), so the sequence does not depend on timing or on where a run resumed.
+/* shard_stream.c — a crop stream with prefetch threads. Crop n is shard_set_crop with an rng
+ * seeded (seed, n), so the sequence depends neither on timing nor on the thread count nor on
+ * where a run resumed.
  *
  * Invariants:
- *   1. consumed <= produced <= consumed + depth; slot n % depth holds crop n once produced > n.
- *   2. Only the producer thread touches the shard set while the thread runs.
+ *   1. consumed <= claimed <= consumed + depth: a producer claims crop n (the next unclaimed)
+ *      only when its slot n % depth is free, and sets ready[slot] = n + 1 when it is done.
+ *   2. The consumer takes crop `consumed` only when ready[consumed % depth] == consumed + 1,
+ *      then frees the slot (ready = 0).
  */
 #include "shard.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define STREAM_MAX_THREADS 16
 
 struct shard_stream {
     shard_set *set;
@@ -22,9 +27,10 @@ struct shard_stream {
     shard_crop_info *info;
     vs_status *status;
     vs_error *errs;
-    uint64_t produced, consumed;
-    int stop, failed, running;
-    pthread_t thread;
+    uint64_t *ready;
+    uint64_t claimed, consumed;
+    int stop, n_threads, running;
+    pthread_t threads[STREAM_MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -39,20 +45,19 @@ static vs_status make_crop(shard_stream *st, uint64_t n, float *out, shard_crop_
 static void *producer(void *arg) {
     shard_stream *st = arg;
     pthread_mutex_lock(&st->mu);
-    while (!st->stop && !st->failed) {
-        if (st->produced - st->consumed >= (uint64_t)st->depth) {
+    while (!st->stop) {
+        if (st->claimed - st->consumed >= (uint64_t)st->depth) {
             pthread_cond_wait(&st->cv, &st->mu);
             continue;
         }
-        uint64_t n = st->produced;
+        uint64_t n = st->claimed++;
         size_t slot = (size_t)(n % (uint64_t)st->depth);
         pthread_mutex_unlock(&st->mu);
         vs_status s =
             make_crop(st, n, st->buf + slot * st->n_floats, &st->info[slot], &st->errs[slot]);
         pthread_mutex_lock(&st->mu);
         st->status[slot] = s;
-        if (s != VS_OK) st->failed = 1;
-        st->produced = n + 1;
+        st->ready[slot] = n + 1;
         pthread_cond_broadcast(&st->cv);
     }
     pthread_mutex_unlock(&st->mu);
@@ -61,10 +66,14 @@ static void *producer(void *arg) {
 
 static vs_status start(shard_stream *st, vs_error *err) {
     if (st->depth == 0) return VS_OK;
-    st->stop = st->failed = 0;
-    if (pthread_create(&st->thread, NULL, producer, st) != 0)
-        return VS_FAIL(err, VS_ERR_ENV, "cannot start the crop prefetch thread");
-    st->running = 1;
+    st->stop = 0;
+    memset(st->ready, 0, (size_t)st->depth * sizeof *st->ready);
+    for (int t = 0; t < st->n_threads; t++) {
+        if (pthread_create(&st->threads[t], NULL, producer, st) != 0) break;
+        st->running++;
+    }
+    /* Fewer threads than asked give the same crops, only slower. */
+    if (!st->running) return VS_FAIL(err, VS_ERR_ENV, "cannot start the crop prefetch thread");
     return VS_OK;
 }
 
@@ -74,15 +83,19 @@ static void halt(shard_stream *st) {
     st->stop = 1;
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
-    pthread_join(st->thread, NULL);
+    for (int t = 0; t < st->running; t++)
+        pthread_join(st->threads[t], NULL);
     st->running = 0;
 }
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            int depth, shard_stream **out, vs_error *err) {
+                            int depth, int threads, shard_stream **out, vs_error *err) {
     *out = NULL;
     if (depth < 0 || depth > 1024)
         return VS_FAIL(err, VS_ERR_USAGE, "prefetch depth %d is outside 0..1024", depth);
+    if (threads < 1 || threads > STREAM_MAX_THREADS)
+        return VS_FAIL(err, VS_ERR_USAGE, "prefetch threads %d is outside 1..%d", threads,
+                       STREAM_MAX_THREADS);
     for (int a = 0; a < 3; a++)
         if (size[a] < 1 || size[a] > 4096)
             return VS_FAIL(err, VS_ERR_USAGE, "crop edge %d is outside 1..4096", size[a]);
@@ -93,16 +106,18 @@ vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], floa
     memcpy(st->size, size, sizeof st->size);
     st->pad = pad_value;
     st->depth = depth;
+    st->n_threads = threads;
     st->n_floats = (size_t)size[0] * (size_t)size[1] * (size_t)size[2];
     int slots = depth ? depth : 1;
     st->buf = malloc((size_t)slots * st->n_floats * sizeof *st->buf);
     st->info = calloc((size_t)slots, sizeof *st->info);
     st->status = calloc((size_t)slots, sizeof *st->status);
     st->errs = calloc((size_t)slots, sizeof *st->errs);
+    st->ready = calloc((size_t)slots, sizeof *st->ready);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     vs_status rc = VS_OK;
-    if (!st->buf || !st->info || !st->status || !st->errs)
+    if (!st->buf || !st->info || !st->status || !st->errs || !st->ready)
         rc = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %d prefetched crops", slots);
     if (rc == VS_OK) rc = start(st, err);
     if (rc != VS_OK) {
@@ -119,19 +134,20 @@ vs_status shard_stream_next(shard_stream *st, float *out, shard_crop_info *info,
         if (s == VS_OK) st->consumed++;
         return s;
     }
-    pthread_mutex_lock(&st->mu);
-    while (st->produced == st->consumed)
-        pthread_cond_wait(&st->cv, &st->mu);
     size_t slot = (size_t)(st->consumed % (uint64_t)st->depth);
+    pthread_mutex_lock(&st->mu);
+    while (st->ready[slot] != st->consumed + 1)
+        pthread_cond_wait(&st->cv, &st->mu);
     vs_status s = st->status[slot];
     pthread_mutex_unlock(&st->mu);
-    if (s != VS_OK) {
+    if (s != VS_OK) { /* the crop stays unconsumed: the next call reports it again */
         const vs_error *e = &st->errs[slot];
         return vs_error_set(err, s, e->src_file, e->src_line, "%s", e->msg);
     }
     memcpy(out, st->buf + slot * st->n_floats, st->n_floats * sizeof *out);
     if (info) *info = st->info[slot];
     pthread_mutex_lock(&st->mu);
+    st->ready[slot] = 0;
     st->consumed++;
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
@@ -142,7 +158,7 @@ uint64_t shard_stream_position(const shard_stream *st) { return st->consumed; }
 
 vs_status shard_stream_seek(shard_stream *st, uint64_t n, vs_error *err) {
     halt(st);
-    st->produced = st->consumed = n;
+    st->claimed = st->consumed = n;
     return start(st, err);
 }
 
@@ -155,5 +171,6 @@ void shard_stream_close(shard_stream *st) {
     free(st->info);
     free(st->status);
     free(st->errs);
+    free(st->ready);
     free(st);
 }

@@ -110,29 +110,46 @@ static vs_status forget_missing(store *s, vs_error *err) {
     return st;
 }
 
-/* Remove .tmp shards and sealed shards the catalog does not know. */
+/* Remove .tmp shards, and the one sealed shard a run killed between rename and commit leaves:
+ * the catalog does not know it and its sequence is the next one. Any other unknown shard means
+ * the catalog is not this folder's (lost or replaced): refuse rather than delete data. */
 static vs_status remove_leftovers(store *s, vs_error *err) {
-    DIR *d = opendir(s->shard_dir);
-    if (!d) return VS_FAIL(err, VS_ERR_IO, "%s: cannot list the folder", s->shard_dir);
-    struct dirent *e;
+    struct dirent **names = NULL;
+    int n = scandir(s->shard_dir, &names, NULL, alphasort);
+    if (n < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot list the folder", s->shard_dir);
     vs_status st = VS_OK;
-    while (st == VS_OK && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (strncmp(e->d_name, "shard-", 6) != 0) continue;
-        int tmp = n > 7 && strcmp(e->d_name + n - 7, ".h5.tmp") == 0;
-        int sealed = n > 3 && strcmp(e->d_name + n - 3, ".h5") == 0;
-        if (!tmp && !sealed) continue;
-        int known = 0;
-        if (sealed && (st = catalog_shard_known(s->cat, e->d_name, &known, err)) != VS_OK) break;
-        if (known) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", s->shard_dir, e->d_name);
-        log_info("removing %s left by an interrupted run", path);
-        if (unlink(path) != 0)
-            st = VS_FAIL(err, VS_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-        s->sum.n_recovered++;
-    }
-    closedir(d);
+    /* Pass 0 checks every unknown sealed shard before pass 1 removes anything. */
+    for (int pass = 0; pass < 2 && st == VS_OK; pass++)
+        for (int i = 0; i < n && st == VS_OK; i++) {
+            const char *name = names[i]->d_name;
+            size_t len = strlen(name);
+            if (strncmp(name, "shard-", 6) != 0) continue;
+            int tmp = len > 7 && strcmp(name + len - 7, ".h5.tmp") == 0;
+            int sealed = len > 3 && strcmp(name + len - 3, ".h5") == 0;
+            if (!tmp && !sealed) continue;
+            int known = 0;
+            if (sealed && (st = catalog_shard_known(s->cat, name, &known, err)) != VS_OK) break;
+            if (known) continue;
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", s->shard_dir, name);
+            unsigned long long seq = 0;
+            if (pass == 0) {
+                if (sealed && (sscanf(name, "shard-%llu.h5", &seq) != 1 ||
+                               seq != (unsigned long long)s->next_sequence))
+                    st = VS_FAIL(err, VS_ERR_ENV,
+                                 "%s: the catalog does not know this shard; restore "
+                                 "%s/catalog.sqlite or move the shards away",
+                                 path, s->out_dir);
+                continue;
+            }
+            log_info("removing %s left by an interrupted run", path);
+            if (unlink(path) != 0)
+                st = VS_FAIL(err, VS_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+            s->sum.n_recovered++;
+        }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
     return st;
 }
 
@@ -152,8 +169,9 @@ vs_status store_open(const char *out_dir, const store_options *opt, store **out,
     vs_status st;
     if ((st = make_dir(s->out_dir, err)) != VS_OK || (st = make_dir(s->shard_dir, err)) != VS_OK ||
         (st = take_lock(s, err)) != VS_OK || (st = catalog_open(cat_path, &s->cat, err)) != VS_OK ||
-        (st = forget_missing(s, err)) != VS_OK || (st = remove_leftovers(s, err)) != VS_OK ||
+        (st = forget_missing(s, err)) != VS_OK ||
         (st = catalog_next_sequence(s->cat, &s->next_sequence, err)) != VS_OK ||
+        (st = remove_leftovers(s, err)) != VS_OK ||
         (st = catalog_run_begin(s->cat, opt->run_params, &s->run_id, err)) != VS_OK)
         goto fail;
     *out = s;
@@ -190,6 +208,11 @@ static vs_status seal(store *s, vs_error *err) {
     if (!s->writer) return VS_OK;
     shard_writer *w = s->writer;
     s->writer = NULL;
+    if (s->n_pend == 0) { /* every volume offered to it was refused: no empty shards */
+        shard_writer_abort(w);
+        s->next_sequence = s->writer_sequence;
+        return VS_OK;
+    }
     vs_status st = shard_writer_seal(w, err);
     if (st != VS_OK) return st;
     catalog_volume *cv = calloc((size_t)(s->n_pend ? s->n_pend : 1), sizeof *cv);
@@ -284,6 +307,13 @@ vs_status store_record(store *s, const catalog_source *src, catalog_state state,
     if (st == VS_OK && state == CATALOG_REJECTED) s->sum.n_rejected++;
     if (st == VS_OK && state == CATALOG_SKIPPED) s->sum.n_skipped++;
     return st;
+}
+
+vs_status store_each_reject(store *s,
+                            int (*fn)(void *ctx, const char *path, const char *state,
+                                      const char *reason),
+                            void *ctx, vs_error *err) {
+    return catalog_each_reject(s->cat, s->run_id, fn, ctx, err);
 }
 
 vs_status store_close(store *s, store_summary *summary, vs_error *err) {

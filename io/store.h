@@ -10,11 +10,24 @@
  *      timeout, then fails with VS_ERR_BUSY).
  *   2. Volumes are committed to the catalog only after their shard was sealed (renamed and
  *      synced); the catalog never names a volume that is not on disk in a sealed shard.
- *   3. store_open recovers from a killed run: it removes `.tmp` shards and sealed shards the
- *      catalog does not know (sealed but killed before the commit), and forgets catalog shards
- *      missing from disk (their sources are ingested again). After recovery, an ingest of the
+ *   3. store_open recovers from a killed run: it removes `.tmp` shards and the sealed shard the
+ *      catalog does not know whose sequence is the next one (sealed but killed before the
+ *      commit), and forgets catalog shards missing from disk (their sources are ingested
+ *      again). Any other shard unknown to the catalog stops the run (VS_ERR_ENV): a lost or
+ *      foreign catalog never makes it delete shards. After recovery, an ingest of the
  *      same inputs in the same order gives the same shards and catalog as an uninterrupted run.
  *   4. Memory is bounded by one volume plus the index of the open shard.
+ *
+ * The ingest loop (one series in flight):
+ *   store_open(OUT, opt)                       opt.shard.threads = --threads, lock timeout, ...
+ *   for each input file: store_file_check      UNCHANGED → skip (no read at all)
+ *   for each series with a NEW or CHANGED file:
+ *       store_series_sources(series_key)       the files it was built from before, to rebuild
+ *       read + de-identify (io/dicom, io/deid) → volume; prep_apply(volume, study's options)
+ *       store_put(volume, {applied, uid}, all its files)   VS_ERR_FORMAT: refused, go on
+ *   store_record(file, REJECTED|SKIPPED, reason) for files that made no volume
+ *   store_each_reject → the run summary's reject list; store_close → counts
+ *   (nothing written and nothing rejected → exit 5; rejects → exit 4; VS_ERR_BUSY → exit 6)
  */
 #ifndef VS_STORE_H
 #define VS_STORE_H
@@ -57,13 +70,20 @@ vs_status store_series_sources(store *s, const char *series_key,
                                int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
 
 /* Write one volume built from n_src files. It becomes visible (catalog and readers) when its
- * shard is sealed: when the shard is full, or at store_close. A failure here leaves the store
- * unusable except for store_abort. */
+ * shard is sealed: when the shard is full, or at store_close. VS_ERR_FORMAT means the volume
+ * was refused (shard_writer_add) and nothing was written: record its files as rejected and go
+ * on. After any other failure the store is unusable except for store_abort. */
 vs_status store_put(store *s, const volume *v, const shard_extra *extra, const catalog_source *src,
                     int n_src, vs_error *err);
 /* Record a file skipped or rejected with its reason (committed at once). */
 vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
                        vs_error *err);
+
+/* Call fn for each file skipped or rejected by this run (for the run summary). */
+vs_status store_each_reject(store *s,
+                            int (*fn)(void *ctx, const char *path, const char *state,
+                                      const char *reason),
+                            void *ctx, vs_error *err);
 
 /* Seal the open shard, commit it, close the run record and release the lock; frees s. */
 vs_status store_close(store *s, store_summary *summary, vs_error *err);

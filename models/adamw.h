@@ -19,13 +19,13 @@
 #include "status.h"
 
 typedef struct adamw_config {
-    double lr;           /* peak learning rate */
-    double min_lr;       /* cosine floor */
-    long warmup_steps;   /* linear warmup from lr / warmup_steps */
-    long total_steps;    /* cosine ends here; 0: constant lr after warmup */
+    double lr;         /* peak learning rate */
+    double min_lr;     /* cosine floor */
+    long warmup_steps; /* linear warmup from lr / warmup_steps */
+    long total_steps;  /* cosine ends here; 0: constant lr after warmup */
     double beta1, beta2, eps, weight_decay;
-    int decay_all;       /* 1: decay every parameter (twin); 0: skip norms, biases, mask token */
-    double clip;         /* max global gradient norm; 0: no clipping */
+    int decay_all; /* 1: decay every parameter (twin); 0: skip norms, biases, mask token */
+    double clip;   /* max global gradient norm; 0: no clipping */
 } adamw_config;
 
 typedef struct adamw_segment {
@@ -36,8 +36,8 @@ typedef struct adamw_segment {
 typedef struct adamw {
     adamw_config cfg;
     size_t n;
-    float *m, *v;  /* (n) moments, the parameters' layout */
-    long step;     /* updates done */
+    float *m, *v; /* (n) moments, the parameters' layout */
+    long step;    /* updates done */
     adamw_segment *segs;
     int n_segs;
 } adamw;
@@ -57,7 +57,9 @@ double adamw_lr(const adamw_config *c, long step);
 double adamw_grad_norm(const float *g, size_t n);
 
 /* One update from the gradient SUM of `accum` micro-batches: scales by 1/accum, clips the
- * global norm, steps. Returns the (averaged, unclipped) gradient norm; *lr_out gets the lr. */
-double adamw_update(adamw *o, float *params, const float *grads, int accum, double *lr_out);
+ * global norm, steps. Returns the (averaged, unclipped) gradient norm, or -1 when it was not
+ * needed (no clipping and want_norm 0: one pass over the gradients saved); *lr_out gets the lr. */
+double adamw_update(adamw *o, float *params, const float *grads, int accum, int want_norm,
+                    double *lr_out);
 
 #endif

@@ -207,7 +207,7 @@ vs_status det_forward(det *d, const float *img, const float *tgt, float *loss, v
     if (st != VS_OK) return st;
     if (d->H) {
         nn_linear_forward(d->h, d->feat, d->w1, d->b1, d->M, d->D, d->H);
-        nn_gelu_forward(d->g, d->h, (size_t)d->M * d->H);
+        nn_gelu_forward(d->g, NULL, d->h, (size_t)d->M * d->H);
         nn_linear_forward(d->out, d->g, d->w2, d->b2, d->M, d->H, DET_OUT);
     } else {
         nn_linear_forward(d->out, d->feat, d->w2, d->b2, d->M, d->D, DET_OUT);
@@ -221,7 +221,7 @@ void det_backward(det *d) {
     float *dfeat = d->cfg.probe ? NULL : d->dfeat;
     if (d->H) {
         nn_linear_backward(d->dg, d->gw2, d->gb2, d->dout, d->g, d->w2, d->M, d->H, DET_OUT);
-        nn_gelu_backward(d->dg, d->dg, d->h, (size_t)d->M * d->H);
+        nn_gelu_backward(d->dg, d->dg, d->h, NULL, (size_t)d->M * d->H);
         nn_linear_backward(dfeat, d->gw1, d->gb1, d->dg, d->feat, d->w1, d->M, d->D, d->H);
     } else {
         nn_linear_backward(dfeat, d->gw2, d->gb2, d->dout, d->feat, d->w2, d->M, d->D, DET_OUT);
@@ -275,6 +275,7 @@ vs_status det_config_from_mae(det_config *c, const char *mae_ckpt, vs_error *err
     if (st != VS_OK) return st;
     for (int i = 0; i < N_ARCH; i++)
         *(int *)((char *)&c->enc + arch_fields[i].off) = arch_int(&pc.model, i);
+    memcpy(c->enc.crop, pc.model.crop, sizeof c->enc.crop); /* the window pretraining saw */
     c->enc.mask_ratio = pc.model.mask_ratio, c->enc.norm_pix = pc.model.norm_pix;
     c->enc.vis_weight = pc.model.vis_weight;
     return VS_OK;

@@ -71,8 +71,8 @@ void det_init_weights(det *d, rng *r);
 /* Copy the encoder weights of a pretraining checkpoint (models/mae_train.h). Refuses, naming
  * the first differing field, a checkpoint whose architecture differs from the detector's. */
 vs_status det_load_mae(det *d, const char *mae_ckpt, vs_error *err);
-/* Take the encoder architecture (patch, widths, depths, heads) of a pretraining checkpoint
- * into c, keeping c's crop, batch and head settings. */
+/* Take the encoder architecture (patch, widths, depths, heads) and the crop of a pretraining
+ * checkpoint into c, keeping c's batch and head settings. */
 vs_status det_config_from_mae(det_config *c, const char *mae_ckpt, vs_error *err);
 
 /* Targets (N, 5) of one crop for lesions in crop voxel coordinates (invariant 4): row t is

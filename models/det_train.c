@@ -224,9 +224,9 @@ static double optim_step(trainer *t) {
                 ge[t->g_off[g] + i] *= f;
     }
     double lr = 0.0, lg;
-    adamw_update(&t->head, det_head_params(t->d), gh, 1, &lr);
+    adamw_update(&t->head, det_head_params(t->d), gh, 1, 0, &lr);
     for (int g = 0; g < t->n_groups; g++)
-        adamw_update(&t->groups[g], mae_params(m) + t->g_off[g], ge + t->g_off[g], 1, &lg);
+        adamw_update(&t->groups[g], mae_params(m) + t->g_off[g], ge + t->g_off[g], 1, 0, &lg);
     return lr;
 }
 

@@ -11,8 +11,19 @@
 
 /* One transformer block's tensors, in table order (the twin's Block). */
 enum {
-    BK_LN1W, BK_LN1B, BK_QKVW, BK_QKVB, BK_PROJW, BK_PROJB,
-    BK_LN2W, BK_LN2B, BK_FC1W, BK_FC1B, BK_FC2W, BK_FC2B, BK_COUNT
+    BK_LN1W,
+    BK_LN1B,
+    BK_QKVW,
+    BK_QKVB,
+    BK_PROJW,
+    BK_PROJB,
+    BK_LN2W,
+    BK_LN2B,
+    BK_FC1W,
+    BK_FC1B,
+    BK_FC2W,
+    BK_FC2B,
+    BK_COUNT
 };
 
 typedef struct mae_block_w { /* pointers into params or grads */
@@ -26,7 +37,7 @@ typedef struct mae_block_act {
     float *atty;                      /* (T, C) attention output before proj */
     float *x_mid;                     /* (T, C) residual after attention */
     float *ln2, *ln2_mean, *ln2_rstd; /* (T, C) */
-    float *h, *g;                     /* (T, hidden) fc1 out, gelu out */
+    float *h, *g, *cdf;               /* (T, hidden) fc1 out, gelu out, Phi(h) */
 } mae_block_act;
 
 struct mae {
@@ -48,21 +59,21 @@ struct mae {
 
     arena act;
     /* encoder */
-    float *xv;         /* (B*K, PV) visible patches */
-    float **resid;     /* depth+1 of (B*K, D) */
-    mae_block_act *eb; /* depth */
+    float *xv;                          /* (B*K, PV) visible patches */
+    float **resid;                      /* depth+1 of (B*K, D) */
+    mae_block_act *eb;                  /* depth */
     float *enc_n, *enc_mean, *enc_rstd; /* (B*K, D) */
-    float *dec_in;     /* (B*K, Dd) */
+    float *dec_in;                      /* (B*K, Dd) */
     /* decoder */
-    float **dresid;    /* dec_depth+1 of (B*N, Dd) */
+    float **dresid; /* dec_depth+1 of (B*N, Dd) */
     mae_block_act *db;
     float *dn, *dn_mean, *dn_rstd; /* (B*N, Dd) */
-    float *lrows;      /* (R, Dd) dec_norm rows that carry loss */
-    float *pred;       /* (R, PV) */
-    float *dpred;      /* (R, PV) gradient of the loss, computed with it */
-    float *patch_tmp;  /* (threads, PV) one target patch per thread */
-    int n_threads;     /* the thread count the scratch buffers were sized for */
-    double *row_loss;  /* (R) */
+    float *lrows;                  /* (R, Dd) dec_norm rows that carry loss */
+    float *pred;                   /* (R, PV) */
+    float *dpred;                  /* (R, PV) gradient of the loss, computed with it */
+    float *patch_tmp;              /* (threads, PV) one target patch per thread */
+    int n_threads;                 /* the thread count the scratch buffers were sized for */
+    double *row_loss;              /* (R) */
     /* gradient scratch */
     float *g_res, *g_big, *g_qkv, *g_att, *g_ln, *g_lrows, *g_scratch;
     /* indices */
@@ -103,21 +114,24 @@ vs_status mae_config_check(const mae_config *c, vs_error *err) {
     static const char *axis[3] = {"z", "y", "x"};
     for (int a = 0; a < 3; a++) {
         if (c->crop[a] < 1 || c->crop[a] > 4096 || c->patch[a] < 1 || c->patch[a] > c->crop[a])
-            return VS_FAIL(err, VS_ERR_CONFIG, "crop %s=%d and patch %s=%d must satisfy 1 <= patch <= crop <= 4096",
+            return VS_FAIL(err, VS_ERR_CONFIG,
+                           "crop %s=%d and patch %s=%d must satisfy 1 <= patch <= crop <= 4096",
                            axis[a], c->crop[a], axis[a], c->patch[a]);
         if (c->crop[a] % c->patch[a])
-            return VS_FAIL(err, VS_ERR_CONFIG, "crop %s=%d is not a multiple of patch %s=%d", axis[a],
-                           c->crop[a], axis[a], c->patch[a]);
+            return VS_FAIL(err, VS_ERR_CONFIG, "crop %s=%d is not a multiple of patch %s=%d",
+                           axis[a], c->crop[a], axis[a], c->patch[a]);
     }
     if (c->dim < 6 || c->dec_dim < 6 || c->dim > 8192 || c->dec_dim > 8192)
-        return VS_FAIL(err, VS_ERR_CONFIG, "widths must be 6..8192 (dim %d, decoder dim %d)", c->dim,
-                       c->dec_dim);
+        return VS_FAIL(err, VS_ERR_CONFIG, "widths must be 6..8192 (dim %d, decoder dim %d)",
+                       c->dim, c->dec_dim);
     if (c->heads < 1 || c->dim % c->heads || c->dec_heads < 1 || c->dec_dim % c->dec_heads)
-        return VS_FAIL(err, VS_ERR_CONFIG, "widths must be divisible by head counts (dim %d / %d heads, decoder %d / %d)",
-                       c->dim, c->heads, c->dec_dim, c->dec_heads);
+        return VS_FAIL(
+            err, VS_ERR_CONFIG,
+            "widths must be divisible by head counts (dim %d / %d heads, decoder %d / %d)", c->dim,
+            c->heads, c->dec_dim, c->dec_heads);
     if (c->depth < 1 || c->depth > 64 || c->dec_depth < 1 || c->dec_depth > 64)
-        return VS_FAIL(err, VS_ERR_CONFIG, "depths must be 1..64 (encoder %d, decoder %d)", c->depth,
-                       c->dec_depth);
+        return VS_FAIL(err, VS_ERR_CONFIG, "depths must be 1..64 (encoder %d, decoder %d)",
+                       c->depth, c->dec_depth);
     if (c->mlp_ratio < 1 || c->mlp_ratio > 16)
         return VS_FAIL(err, VS_ERR_CONFIG, "mlp ratio must be 1..16, not %d", c->mlp_ratio);
     if (!(c->mask_ratio > 0.0 && c->mask_ratio < 1.0))
@@ -131,7 +145,8 @@ vs_status mae_config_check(const mae_config *c, vs_error *err) {
     long long n = mae_n_tokens(c);
     int k = mae_n_keep(c);
     if (n > 65536 || k < 1 || k >= n)
-        return VS_FAIL(err, VS_ERR_CONFIG, "%lld tokens keeping %d: need 1 <= kept < tokens <= 65536", n, k);
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%lld tokens keeping %d: need 1 <= kept < tokens <= 65536", n, k);
     if (c->norm_pix && mae_patch_voxels(c) < 2)
         return VS_FAIL(err, VS_ERR_CONFIG, "normalised targets need patches of at least 2 voxels");
     return VS_OK;
@@ -169,10 +184,10 @@ static int table_add(mae *m, int cap, const char *name, int ndim, int s0, int s1
 }
 
 static int table_block(mae *m, int cap, const char *prefix, int i, int d, int hidden) {
-    static const char *names[BK_COUNT] = {
-        "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-        "attn.proj.bias", "norm2.weight", "norm2.bias", "fc1.weight", "fc1.bias",
-        "fc2.weight", "fc2.bias"};
+    static const char *names[BK_COUNT] = {"norm1.weight",  "norm1.bias",       "attn.qkv.weight",
+                                          "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
+                                          "norm2.weight",  "norm2.bias",       "fc1.weight",
+                                          "fc1.bias",      "fc2.weight",       "fc2.bias"};
     /* (rows, cols) of each; cols 0 means a vector */
     int rows[BK_COUNT] = {d, d, 3 * d, 3 * d, d, d, d, d, hidden, hidden, d, d};
     int cols[BK_COUNT] = {0, 0, d, 0, d, 0, 0, 0, d, 0, hidden, 0};
@@ -187,7 +202,8 @@ static int table_block(mae *m, int cap, const char *prefix, int i, int d, int hi
 }
 
 static void block_w(const mae *m, float *base, int first, mae_block_w *w) {
-    for (int j = 0; j < BK_COUNT; j++) w->t[j] = base + m->tensors[first + j].offset;
+    for (int j = 0; j < BK_COUNT; j++)
+        w->t[j] = base + m->tensors[first + j].offset;
 }
 
 static void build_table(mae *m, int cap) {
@@ -214,8 +230,8 @@ static void build_table(mae *m, int cap) {
     m->t_pred_b = table_add(m, cap, "dec_pred.bias", 1, PV, 0, 0, 1);
 }
 
-static float *P(const mae *m, int ix) { return m->params + m->tensors[ix].offset; }
-static float *G(const mae *m, int ix) { return m->grads + m->tensors[ix].offset; }
+static float *param_of(const mae *m, int ix) { return m->params + m->tensors[ix].offset; }
+static float *grad_of(const mae *m, int ix) { return m->grads + m->tensors[ix].offset; }
 
 /* ------------------------------------------------------------------ position embedding */
 /* The twin's sincos_3d generalised to a (gz, gy, gx) grid: d3 = 2 (dim / 6) channels per
@@ -257,7 +273,7 @@ static void layout_block(mae_block_act *ba, arena *a, size_t *count, size_t T, s
     ba->qkv = TAKEF(T * 3 * C), ba->att = TAKEF(att), ba->atty = TAKEF(T * C);
     ba->x_mid = TAKEF(T * C);
     ba->ln2 = TAKEF(T * C), ba->ln2_mean = TAKEF(T), ba->ln2_rstd = TAKEF(T);
-    ba->h = TAKEF(T * hidden), ba->g = TAKEF(T * hidden);
+    ba->h = TAKEF(T * hidden), ba->g = TAKEF(T * hidden), ba->cdf = TAKEF(T * hidden);
 }
 
 static size_t max3(size_t a, size_t b, size_t c) {
@@ -272,12 +288,14 @@ static void layout(mae *m, arena *a, size_t *count) {
     size_t He = (size_t)c->mlp_ratio * D, Hd = (size_t)c->mlp_ratio * Dd;
     size_t Te = B * K, Td = m->enc_only ? 0 : B * N;
     m->xv = TAKEF(Te * PV);
-    for (int l = 0; l <= c->depth; l++) m->resid[l] = TAKEF(Te * D);
+    for (int l = 0; l <= c->depth; l++)
+        m->resid[l] = TAKEF(Te * D);
     for (int l = 0; l < c->depth; l++)
         layout_block(&m->eb[l], a, count, Te, D, He, B * (size_t)c->heads * K * K);
     m->enc_n = TAKEF(Te * D), m->enc_mean = TAKEF(Te), m->enc_rstd = TAKEF(Te);
     m->dec_in = TAKEF(Te * Dd);
-    for (int l = 0; l <= c->dec_depth; l++) m->dresid[l] = TAKEF(Td * Dd);
+    for (int l = 0; l <= c->dec_depth; l++)
+        m->dresid[l] = TAKEF(Td * Dd);
     for (int l = 0; l < c->dec_depth; l++)
         layout_block(&m->db[l], a, count, Td, Dd, Hd, Td ? B * (size_t)c->dec_heads * N * N : 0);
     m->dn = TAKEF(Td * Dd), m->dn_mean = TAKEF(Td), m->dn_rstd = TAKEF(Td);
@@ -303,7 +321,8 @@ static vs_status create(mae **out, const mae_config *cfg, int enc_only, vs_error
     mae *m = calloc(1, sizeof *m);
     if (!m) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
-    for (int a = 0; a < 3; a++) m->grid[a] = cfg->crop[a] / cfg->patch[a];
+    for (int a = 0; a < 3; a++)
+        m->grid[a] = cfg->crop[a] / cfg->patch[a];
     m->N = mae_n_tokens(cfg), m->K = mae_n_keep(cfg), m->PV = mae_patch_voxels(cfg);
     m->rows_per_sample = cfg->vis_weight > 0.0f ? m->N : m->N - m->K;
     m->enc_only = enc_only;
@@ -379,12 +398,15 @@ void mae_init_weights(mae *m, rng *r) {
         float *p = m->params + t->offset;
         int is_norm_w = strstr(t->name, "norm") && strstr(t->name, ".weight");
         if (i == m->t_mask) {
-            for (size_t j = 0; j < t->size; j++) p[j] = (float)(0.02 * rng_normal(r));
+            for (size_t j = 0; j < t->size; j++)
+                p[j] = (float)(0.02 * rng_normal(r));
         } else if (is_norm_w) {
-            for (size_t j = 0; j < t->size; j++) p[j] = 1.0f;
+            for (size_t j = 0; j < t->size; j++)
+                p[j] = 1.0f;
         } else if (t->ndim == 2) { /* xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
             double a = sqrt(6.0 / (double)(t->shape[0] + t->shape[1]));
-            for (size_t j = 0; j < t->size; j++) p[j] = (float)((2.0 * rng_double(r) - 1.0) * a);
+            for (size_t j = 0; j < t->size; j++)
+                p[j] = (float)((2.0 * rng_double(r) - 1.0) * a);
         } else {
             memset(p, 0, t->size * sizeof *p);
         }
@@ -407,9 +429,11 @@ vs_status mae_sample_mask(const mae *m, rng *r, int32_t *ids_keep, vs_error *err
     noise_ix *tmp = malloc((size_t)m->N * sizeof *tmp);
     if (!tmp) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the masking noise");
     for (int b = 0; b < m->cfg.batch; b++) {
-        for (int n = 0; n < m->N; n++) tmp[n] = (noise_ix){rng_float(r), n};
+        for (int n = 0; n < m->N; n++)
+            tmp[n] = (noise_ix){rng_float(r), n};
         qsort(tmp, (size_t)m->N, sizeof *tmp, noise_cmp);
-        for (int k = 0; k < m->K; k++) ids_keep[(size_t)b * m->K + k] = tmp[k].ix;
+        for (int k = 0; k < m->K; k++)
+            ids_keep[(size_t)b * m->K + k] = tmp[k].ix;
     }
     free(tmp);
     return VS_OK;
@@ -441,9 +465,13 @@ static void patch_get(const mae *m, const float *img, int n, float *out) {
 /* Mean and 1/sqrt(unbiased var + 1e-6) of a patch, in double (the twin's target normaliser). */
 static void patch_stats(const float *t, int n, double *mean, double *inv_std) {
     double s = 0.0;
-    for (int j = 0; j < n; j++) s += t[j];
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < n; j++)
+        s += t[j];
     double mu = s / n, v = 0.0;
-    for (int j = 0; j < n; j++) v += ((double)t[j] - mu) * ((double)t[j] - mu);
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < n; j++)
+        v += ((double)t[j] - mu) * ((double)t[j] - mu);
     *mean = mu;
     *inv_std = 1.0 / sqrt(v / (n - 1) + 1e-6);
 }
@@ -452,14 +480,16 @@ static void patch_stats(const float *t, int n, double *mean, double *inv_std) {
 static void block_forward(mae_block_act *a, const mae_block_w *w, const float *x_in, float *x_out,
                           int B, int Tb, int C, int NH, int hidden) {
     int T = B * Tb;
-    nn_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x_in, w->t[BK_LN1W], w->t[BK_LN1B], T, C);
+    nn_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x_in, w->t[BK_LN1W], w->t[BK_LN1B], T,
+                         C);
     nn_linear_forward(a->qkv, a->ln1, w->t[BK_QKVW], w->t[BK_QKVB], T, C, 3 * C);
     nn_attention_forward(a->atty, a->att, a->qkv, B, Tb, C, NH);
     nn_linear_forward(a->x_mid, a->atty, w->t[BK_PROJW], w->t[BK_PROJB], T, C, C);
     nn_residual_forward(a->x_mid, a->x_mid, x_in, (size_t)T * C);
-    nn_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->t[BK_LN2W], w->t[BK_LN2B], T, C);
+    nn_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x_mid, w->t[BK_LN2W], w->t[BK_LN2B],
+                         T, C);
     nn_linear_forward(a->h, a->ln2, w->t[BK_FC1W], w->t[BK_FC1B], T, C, hidden);
-    nn_gelu_forward(a->g, a->h, (size_t)T * hidden);
+    nn_gelu_forward(a->g, a->cdf, a->h, (size_t)T * hidden);
     nn_linear_forward(x_out, a->g, w->t[BK_FC2W], w->t[BK_FC2B], T, hidden, C);
     nn_residual_forward(x_out, x_out, a->x_mid, (size_t)T * C);
 }
@@ -470,15 +500,19 @@ static void block_backward(mae *m, const mae_block_act *a, const mae_block_w *w,
                            int C, int NH, int hidden) {
     int T = B * Tb;
     /* x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))) */
-    nn_linear_backward(m->g_big, gw->t[BK_FC2W], gw->t[BK_FC2B], dres, a->g, w->t[BK_FC2W], T, hidden, C);
-    nn_gelu_backward(m->g_big, m->g_big, a->h, (size_t)T * hidden);
-    nn_linear_backward(m->g_ln, gw->t[BK_FC1W], gw->t[BK_FC1B], m->g_big, a->ln2, w->t[BK_FC1W], T, C, hidden);
+    nn_linear_backward(m->g_big, gw->t[BK_FC2W], gw->t[BK_FC2B], dres, a->g, w->t[BK_FC2W], T,
+                       hidden, C);
+    nn_gelu_backward(m->g_big, m->g_big, a->h, a->cdf, (size_t)T * hidden);
+    nn_linear_backward(m->g_ln, gw->t[BK_FC1W], gw->t[BK_FC1B], m->g_big, a->ln2, w->t[BK_FC1W], T,
+                       C, hidden);
     nn_layernorm_backward(dres, gw->t[BK_LN2W], gw->t[BK_LN2B], m->g_ln, a->x_mid, w->t[BK_LN2W],
                           a->ln2_mean, a->ln2_rstd, T, C);
     /* x_mid = x_in + proj(attn(qkv(ln1(x_in)))) */
-    nn_linear_backward(m->g_att, gw->t[BK_PROJW], gw->t[BK_PROJB], dres, a->atty, w->t[BK_PROJW], T, C, C);
+    nn_linear_backward(m->g_att, gw->t[BK_PROJW], gw->t[BK_PROJB], dres, a->atty, w->t[BK_PROJW], T,
+                       C, C);
     nn_attention_backward(m->g_qkv, m->g_scratch, m->g_att, a->qkv, a->att, B, Tb, C, NH);
-    nn_linear_backward(m->g_ln, gw->t[BK_QKVW], gw->t[BK_QKVB], m->g_qkv, a->ln1, w->t[BK_QKVW], T, C, 3 * C);
+    nn_linear_backward(m->g_ln, gw->t[BK_QKVW], gw->t[BK_QKVB], m->g_qkv, a->ln1, w->t[BK_QKVW], T,
+                       C, 3 * C);
     nn_layernorm_backward(dres, gw->t[BK_LN1W], gw->t[BK_LN1B], m->g_ln, x_in, w->t[BK_LN1W],
                           a->ln1_mean, a->ln1_rstd, T, C);
 }
@@ -486,12 +520,15 @@ static void block_backward(mae *m, const mae_block_act *a, const mae_block_w *w,
 /* --------------------------------------------------------------------------- forward */
 static vs_status set_indices(mae *m, const int32_t *ids_keep, vs_error *err) {
     int B = m->cfg.batch, N = m->N, K = m->K;
-    for (size_t i = 0; i < (size_t)B * N; i++) m->slot[i] = -1;
+    for (size_t i = 0; i < (size_t)B * N; i++)
+        m->slot[i] = -1;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < K; k++) {
             int32_t t = ids_keep[(size_t)b * K + k];
             if (t < 0 || t >= N || m->slot[(size_t)b * N + t] >= 0)
-                return VS_FAIL(err, VS_ERR_INTERNAL, "kept-token index %d of sample %d is out of range or repeated", (int)t, b);
+                return VS_FAIL(err, VS_ERR_INTERNAL,
+                               "kept-token index %d of sample %d is out of range or repeated",
+                               (int)t, b);
             m->slot[(size_t)b * N + t] = k;
         }
     memcpy(m->ids_keep, ids_keep, (size_t)B * K * sizeof *ids_keep);
@@ -523,20 +560,23 @@ static float loss_forward(mae *m) {
             patch_get(m, m->img + (size_t)b * crop, n, t);
             double mu = 0.0, inv = 1.0;
             if (m->cfg.norm_pix) patch_stats(t, PV, &mu, &inv);
-            const float *p = m->pred + (size_t)r * PV;
-            float *dp = m->dpred + (size_t)r * PV;
-            double w = m->loss_w[r], s = 0.0;
+            const float *restrict p = m->pred + (size_t)r * PV;
+            float *restrict dp = m->dpred + (size_t)r * PV;
+            const float *restrict tt = t;
+            float muf = (float)mu, invf = (float)inv, k = (float)(scale * m->loss_w[r]);
+            double w = m->loss_w[r], s = 0.0; /* plain targets: mu 0, inv 1, target = t exactly */
+#pragma omp simd reduction(+ : s)
             for (int j = 0; j < PV; j++) {
-                float target = m->cfg.norm_pix ? (float)(((double)t[j] - mu) * inv) : t[j];
-                float d = p[j] - target;
+                float d = p[j] - (tt[j] - muf) * invf;
                 s += (double)d * d;
-                dp[j] = (float)(scale * w * d);
+                dp[j] = k * d;
             }
             m->row_loss[r] = w * s / PV;
         }
     }
     double total = 0.0;
-    for (int r = 0; r < R; r++) total += m->row_loss[r];
+    for (int r = 0; r < R; r++)
+        total += m->row_loss[r];
     return (float)(total / m->loss_den);
 }
 
@@ -550,20 +590,23 @@ static void encoder_forward(mae *m, const float *img) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * K; i++)
         patch_get(m, img + (size_t)(i / K) * crop, m->ids_keep[i], m->xv + (size_t)i * PV);
-    nn_linear_forward(m->resid[0], m->xv, P(m, m->t_pe_w), P(m, m->t_pe_b), B * K, PV, D);
+    nn_linear_forward(m->resid[0], m->xv, param_of(m, m->t_pe_w), param_of(m, m->t_pe_b), B * K, PV,
+                      D);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * K; i++) {
         const float *pe = m->pos + (size_t)m->ids_keep[i] * D;
         float *x = m->resid[0] + (size_t)i * D;
-        for (int d = 0; d < D; d++) x[d] += pe[d];
+        for (int d = 0; d < D; d++)
+            x[d] += pe[d];
     }
     for (int l = 0; l < c->depth; l++) {
         mae_block_w w;
         block_w(m, m->params, m->t_blocks + l * BK_COUNT, &w);
-        block_forward(&m->eb[l], &w, m->resid[l], m->resid[l + 1], B, K, D, c->heads, c->mlp_ratio * D);
+        block_forward(&m->eb[l], &w, m->resid[l], m->resid[l + 1], B, K, D, c->heads,
+                      c->mlp_ratio * D);
     }
-    nn_layernorm_forward(m->enc_n, m->enc_mean, m->enc_rstd, m->resid[c->depth], P(m, m->t_norm_w),
-                         P(m, m->t_norm_b), B * K, D);
+    nn_layernorm_forward(m->enc_n, m->enc_mean, m->enc_rstd, m->resid[c->depth],
+                         param_of(m, m->t_norm_w), param_of(m, m->t_norm_b), B * K, D);
 }
 
 vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *loss,
@@ -577,16 +620,18 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
     vs_status st = set_indices(m, ids_keep, err);
     if (st != VS_OK) return st;
     encoder_forward(m, img);
-    nn_linear_forward(m->dec_in, m->enc_n, P(m, m->t_de_w), P(m, m->t_de_b), B * K, D, Dd);
+    nn_linear_forward(m->dec_in, m->enc_n, param_of(m, m->t_de_w), param_of(m, m->t_de_b), B * K, D,
+                      Dd);
     /* unshuffle: kept tokens at their places, the mask token elsewhere, + dec_pos */
-    const float *mt = P(m, m->t_mask);
+    const float *mt = param_of(m, m->t_mask);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < B * N; i++) {
         int s = m->slot[i];
         const float *src = s >= 0 ? m->dec_in + ((size_t)(i / N) * K + s) * Dd : mt;
         const float *pe = m->dec_pos + (size_t)(i % N) * Dd;
         float *x = m->dresid[0] + (size_t)i * Dd;
-        for (int d = 0; d < Dd; d++) x[d] = src[d] + pe[d];
+        for (int d = 0; d < Dd; d++)
+            x[d] = src[d] + pe[d];
     }
     for (int l = 0; l < c->dec_depth; l++) {
         mae_block_w w;
@@ -594,13 +639,15 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
         block_forward(&m->db[l], &w, m->dresid[l], m->dresid[l + 1], B, N, Dd, c->dec_heads,
                       c->mlp_ratio * Dd);
     }
-    nn_layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, m->dresid[c->dec_depth], P(m, m->t_dnorm_w),
-                         P(m, m->t_dnorm_b), B * N, Dd);
+    nn_layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, m->dresid[c->dec_depth],
+                         param_of(m, m->t_dnorm_w), param_of(m, m->t_dnorm_b), B * N, Dd);
     /* predict only the rows that carry loss */
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < m->R; r++)
-        memcpy(m->lrows + (size_t)r * Dd, m->dn + (size_t)m->loss_tok[r] * Dd, (size_t)Dd * sizeof(float));
-    nn_linear_forward(m->pred, m->lrows, P(m, m->t_pred_w), P(m, m->t_pred_b), m->R, Dd, PV);
+        memcpy(m->lrows + (size_t)r * Dd, m->dn + (size_t)m->loss_tok[r] * Dd,
+               (size_t)Dd * sizeof(float));
+    nn_linear_forward(m->pred, m->lrows, param_of(m, m->t_pred_w), param_of(m, m->t_pred_b), m->R,
+                      Dd, PV);
     *loss = loss_forward(m);
     return VS_OK;
 }
@@ -612,8 +659,9 @@ static void encoder_backward(mae *m, const float *d_enc) {
     int B = c->batch, K = m->K, PV = m->PV, D = c->dim;
     size_t Te = (size_t)B * K;
     memset(m->g_res, 0, Te * D * sizeof(float));
-    nn_layernorm_backward(m->g_res, G(m, m->t_norm_w), G(m, m->t_norm_b), d_enc,
-                          m->resid[c->depth], P(m, m->t_norm_w), m->enc_mean, m->enc_rstd, (int)Te, D);
+    nn_layernorm_backward(m->g_res, grad_of(m, m->t_norm_w), grad_of(m, m->t_norm_b), d_enc,
+                          m->resid[c->depth], param_of(m, m->t_norm_w), m->enc_mean, m->enc_rstd,
+                          (int)Te, D);
     for (int l = c->depth - 1; l >= 0; l--) {
         mae_block_w w, gw;
         block_w(m, m->params, m->t_blocks + l * BK_COUNT, &w);
@@ -622,8 +670,8 @@ static void encoder_backward(mae *m, const float *d_enc) {
                        c->mlp_ratio * D);
     }
     /* the position embedding is fixed; the patches are data: only weight gradients */
-    nn_linear_backward(NULL, G(m, m->t_pe_w), G(m, m->t_pe_b), m->g_res, m->xv, P(m, m->t_pe_w),
-                       (int)Te, PV, D);
+    nn_linear_backward(NULL, grad_of(m, m->t_pe_w), grad_of(m, m->t_pe_b), m->g_res, m->xv,
+                       param_of(m, m->t_pe_w), (int)Te, PV, D);
 }
 
 /* -------------------------------------------------------------------------- backward */
@@ -631,15 +679,17 @@ void mae_backward(mae *m) {
     const mae_config *c = &m->cfg;
     int B = c->batch, N = m->N, K = m->K, PV = m->PV, D = c->dim, Dd = c->dec_dim;
     size_t Td = (size_t)B * N, Te = (size_t)B * K;
-    nn_linear_backward(m->g_lrows, G(m, m->t_pred_w), G(m, m->t_pred_b), m->dpred, m->lrows,
-                       P(m, m->t_pred_w), m->R, Dd, PV);
+    nn_linear_backward(m->g_lrows, grad_of(m, m->t_pred_w), grad_of(m, m->t_pred_b), m->dpred,
+                       m->lrows, param_of(m, m->t_pred_w), m->R, Dd, PV);
     /* scatter loss rows back; rows without loss have zero gradient */
     memset(m->g_ln, 0, Td * Dd * sizeof(float));
     for (int r = 0; r < m->R; r++)
-        memcpy(m->g_ln + (size_t)m->loss_tok[r] * Dd, m->g_lrows + (size_t)r * Dd, (size_t)Dd * sizeof(float));
+        memcpy(m->g_ln + (size_t)m->loss_tok[r] * Dd, m->g_lrows + (size_t)r * Dd,
+               (size_t)Dd * sizeof(float));
     memset(m->g_res, 0, Td * Dd * sizeof(float));
-    nn_layernorm_backward(m->g_res, G(m, m->t_dnorm_w), G(m, m->t_dnorm_b), m->g_ln,
-                          m->dresid[c->dec_depth], P(m, m->t_dnorm_w), m->dn_mean, m->dn_rstd, (int)Td, Dd);
+    nn_layernorm_backward(m->g_res, grad_of(m, m->t_dnorm_w), grad_of(m, m->t_dnorm_b), m->g_ln,
+                          m->dresid[c->dec_depth], param_of(m, m->t_dnorm_w), m->dn_mean,
+                          m->dn_rstd, (int)Td, Dd);
     for (int l = c->dec_depth - 1; l >= 0; l--) {
         mae_block_w w, gw;
         block_w(m, m->params, m->t_dblocks + l * BK_COUNT, &w);
@@ -648,28 +698,31 @@ void mae_backward(mae *m) {
                        c->mlp_ratio * Dd);
     }
     /* un-unshuffle: kept rows go to dec_embed, masked rows to the mask token (in token order) */
-    float *gmt = G(m, m->t_mask);
+    float *gmt = grad_of(m, m->t_mask);
     for (size_t i = 0; i < Td; i++) {
         int s = m->slot[i];
         const float *g = m->g_res + i * Dd;
         if (s >= 0)
             memcpy(m->g_att + ((i / N) * K + s) * Dd, g, (size_t)Dd * sizeof(float));
         else
-            for (int d = 0; d < Dd; d++) gmt[d] += g[d];
+            for (int d = 0; d < Dd; d++)
+                gmt[d] += g[d];
     }
-    nn_linear_backward(m->g_ln, G(m, m->t_de_w), G(m, m->t_de_b), m->g_att, m->enc_n,
-                       P(m, m->t_de_w), (int)Te, D, Dd);
+    nn_linear_backward(m->g_ln, grad_of(m, m->t_de_w), grad_of(m, m->t_de_b), m->g_att, m->enc_n,
+                       param_of(m, m->t_de_w), (int)Te, D, Dd);
     encoder_backward(m, m->g_ln);
 }
 
 /* ---------------------------------------------------------------------- encoder only */
 vs_status mae_encode_forward(mae *m, const float *img, const float **feat, vs_error *err) {
-    if (!m->enc_only) return VS_FAIL(err, VS_ERR_INTERNAL, "mae_encode_forward needs mae_create_encoder");
+    if (!m->enc_only)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "mae_encode_forward needs mae_create_encoder");
     if (nn_threads() > m->n_threads)
         return VS_FAIL(err, VS_ERR_INTERNAL, "thread count rose from %d to %d after mae_create",
                        m->n_threads, nn_threads());
     for (int b = 0; b < m->cfg.batch; b++)
-        for (int n = 0; n < m->N; n++) m->ids_keep[(size_t)b * m->N + n] = n;
+        for (int n = 0; n < m->N; n++)
+            m->ids_keep[(size_t)b * m->N + n] = n;
     encoder_forward(m, img);
     *feat = m->enc_n;
     return VS_OK;
@@ -685,7 +738,8 @@ void mae_reconstruct(const mae *m, const float *img, float *recon, float *masked
     if (masked) memcpy(masked, img, total * sizeof(float));
     float *t = malloc((size_t)m->PV * sizeof *t), *fills = malloc((size_t)m->PV * sizeof *fills);
     if (!t || !fills) goto done;
-    for (int j = 0; j < m->PV; j++) fills[j] = fill;
+    for (int j = 0; j < m->PV; j++)
+        fills[j] = fill;
     for (int r = 0; r < m->R; r++) {
         int b = m->loss_tok[r] / m->N, n = m->loss_tok[r] % m->N;
         if (m->slot[m->loss_tok[r]] >= 0) continue; /* visible: keep the input */
@@ -695,7 +749,8 @@ void mae_reconstruct(const mae *m, const float *img, float *recon, float *masked
             patch_get(m, img + (size_t)b * crop, n, t);
             patch_stats(t, m->PV, &mu, &inv);
         }
-        for (int j = 0; j < m->PV; j++) t[j] = (float)(p[j] / inv + mu);
+        for (int j = 0; j < m->PV; j++)
+            t[j] = (float)(p[j] / inv + mu);
         if (recon) patch_copy(m, recon + (size_t)b * crop, n, t, 1);
         if (masked) patch_copy(m, masked + (size_t)b * crop, n, fills, 1);
     }

@@ -27,8 +27,8 @@
 #include "status.h"
 
 typedef struct mae_config {
-    int crop[3];  /* crop size in voxels, (z, y, x) */
-    int patch[3]; /* patch size in voxels, (z, y, x); each divides crop */
+    int crop[3];                       /* crop size in voxels, (z, y, x) */
+    int patch[3];                      /* patch size in voxels, (z, y, x); each divides crop */
     int dim, depth, heads;             /* encoder width D, blocks, heads */
     int dec_dim, dec_depth, dec_heads; /* decoder width Dd, blocks, heads */
     int mlp_ratio;
@@ -42,8 +42,8 @@ typedef struct mae_config {
 void mae_config_default(mae_config *c);
 /* Check sizes and divisibility; one clear message naming the bad field. */
 vs_status mae_config_check(const mae_config *c, vs_error *err);
-int mae_n_tokens(const mae_config *c);   /* N */
-int mae_n_keep(const mae_config *c);     /* K */
+int mae_n_tokens(const mae_config *c);     /* N */
+int mae_n_keep(const mae_config *c);       /* K */
 int mae_patch_voxels(const mae_config *c); /* PV */
 size_t mae_crop_voxels(const mae_config *c);
 /* Analytic matmul FLOPs of one training sample as this implementation computes it (forward,
@@ -51,12 +51,12 @@ size_t mae_crop_voxels(const mae_config *c);
 double mae_train_flops_per_sample(const mae_config *c);
 
 typedef struct mae_tensor {
-    char name[48];   /* the twin's state_dict name, e.g. "blocks.0.attn.qkv.weight" */
+    char name[48]; /* the twin's state_dict name, e.g. "blocks.0.attn.qkv.weight" */
     int ndim;
     int shape[3];
-    size_t offset;   /* in floats, into parameters / gradients / moments */
-    size_t size;     /* in floats */
-    int no_decay;    /* a norm, a bias or the mask token (AdamW option) */
+    size_t offset; /* in floats, into parameters / gradients / moments */
+    size_t size;   /* in floats */
+    int no_decay;  /* a norm, a bias or the mask token (AdamW option) */
 } mae_tensor;
 
 typedef struct mae mae;

@@ -20,6 +20,36 @@ static float voxel_at(const volume *v, size_t i) {
     }
 }
 
+/* Swap n floats of a and b. */
+static void swap_run(float *a, float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float t = a[i];
+        a[i] = b[i], b[i] = t;
+    }
+}
+
+void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x) {
+    int flip[3];
+    for (int a = 0; a < 3; a++)
+        flip[a] = rng_float(r) < aug->flip[a];
+    float scale = 1.0f + aug->scale * (2.0f * rng_float(r) - 1.0f);
+    float shift = aug->shift * (2.0f * rng_float(r) - 1.0f);
+    size_t Z = (size_t)crop[0], Y = (size_t)crop[1], X = (size_t)crop[2];
+    if (flip[0])
+        for (size_t z = 0; z < Z / 2; z++)
+            swap_run(x + z * Y * X, x + (Z - 1 - z) * Y * X, Y * X);
+    if (flip[1])
+        for (size_t z = 0; z < Z; z++)
+            for (size_t y = 0; y < Y / 2; y++)
+                swap_run(x + (z * Y + y) * X, x + (z * Y + Y - 1 - y) * X, X);
+    if (flip[2])
+        for (size_t row = 0; row < Z * Y; row++)
+            for (size_t i = 0; i < X / 2; i++)
+                swap_run(x + row * X + i, x + row * X + X - 1 - i, 1);
+    for (size_t i = 0; i < Z * Y * X; i++)
+        x[i] = x[i] * scale + shift;
+}
+
 static vs_status vol_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
     vol_source *s = ctx;
     size_t cv = (size_t)crop[0] * crop[1] * crop[2];
@@ -27,28 +57,26 @@ static vs_status vol_fill(void *ctx, rng *r, int B, const int crop[3], float *ou
         int vi = (int)rng_below(r, (uint32_t)s->n);
         const volume *v = &s->vols[vi];
         int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
-        int o[3], flip[3];
+        int o[3];
         for (int a = 0; a < 3; a++) {
             if (dims[a] < crop[a])
-                return VS_FAIL(err, VS_ERR_FORMAT, "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop",
-                               vi, (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1], crop[2]);
+                return VS_FAIL(
+                    err, VS_ERR_FORMAT,
+                    "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop", vi,
+                    (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1],
+                    crop[2]);
             o[a] = (int)rng_below(r, (uint32_t)(dims[a] - crop[a] + 1));
         }
-        for (int a = 0; a < 3; a++) flip[a] = rng_float(r) < s->aug.flip[a];
-        float scale = 1.0f + s->aug.scale * (2.0f * rng_float(r) - 1.0f);
-        float shift = s->aug.shift * (2.0f * rng_float(r) - 1.0f);
         float *dst = out + (size_t)b * cv;
         for (int z = 0; z < crop[0]; z++)
             for (int y = 0; y < crop[1]; y++) {
-                int sz = o[0] + (flip[0] ? crop[0] - 1 - z : z);
-                int sy = o[1] + (flip[1] ? crop[1] - 1 - y : y);
-                size_t row = ((size_t)sz * dims[1] + (size_t)sy) * dims[2] + (size_t)o[2];
+                size_t row =
+                    ((size_t)(o[0] + z) * dims[1] + (size_t)(o[1] + y)) * dims[2] + (size_t)o[2];
                 float *d = dst + ((size_t)z * crop[1] + y) * crop[2];
-                for (int x = 0; x < crop[2]; x++) {
-                    int sx = flip[2] ? crop[2] - 1 - x : x;
-                    d[x] = voxel_at(v, row + (size_t)sx) * scale + shift;
-                }
+                for (int x = 0; x < crop[2]; x++)
+                    d[x] = voxel_at(v, row + (size_t)x);
             }
+        mae_augment(&s->aug, r, crop, dst);
     }
     return VS_OK;
 }
@@ -62,7 +90,9 @@ static vs_status vol_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
 
 static vs_status vol_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
     (void)ctx, (void)buf;
-    if (len != 0) return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not an in-memory source's");
+    if (len != 0)
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "the checkpoint's data-source state is not an in-memory source's");
     return VS_OK;
 }
 
@@ -112,12 +142,15 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
     memset(v, 0, sizeof *v);
     vs_status st = volume_alloc(v, nz, ny, nx, VOL_FLOAT32, 0, err);
     if (st != VS_OK) return st;
-    for (int a = 0; a < 3; a++) v->spacing[a] = 1.0;
-    for (int a = 0; a < 3; a++) v->direction[a * 3 + a] = 1.0;
+    for (int a = 0; a < 3; a++)
+        v->spacing[a] = 1.0;
+    for (int a = 0; a < 3; a++)
+        v->direction[a * 3 + a] = 1.0;
     volume_update_affine(v);
     snprintf(v->modality, sizeof v->modality, "OT");
     snprintf(v->units, sizeof v->units, "arbitrary");
-    ellipsoid body = {{0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
+    ellipsoid body = {
+        {0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
     ellipsoid organs[6];
     int n_org = 3 + (int)rng_below(r, 4);
     for (int i = 0; i < n_org; i++) {
@@ -128,7 +161,8 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
         organs[i].value = (float)unif(r, 0.35, 0.9);
         organs[i].texture = (float)unif(r, 2.0, 9.0);
     }
-    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1), spine_r = unif(r, 0.07, 0.12);
+    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1),
+           spine_r = unif(r, 0.07, 0.12);
     double bias[3] = {unif(r, -0.15, 0.15), unif(r, -0.15, 0.15), unif(r, -0.15, 0.15)};
     float *vox = v->voxels;
     for (int z = 0; z < nz; z++)
@@ -141,8 +175,9 @@ vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_err
                     val = body.value;
                     for (int i = 0; i < n_org; i++)
                         if (ell_dist(&organs[i], p) <= 1.0)
-                            val = organs[i].value *
-                                  (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
+                            val =
+                                organs[i].value *
+                                (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
                     double dy = p[1] - spine_y, dx = p[2] - spine_x;
                     if (dy * dy + dx * dx <= spine_r * spine_r) val = 1.2;
                     val *= 1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2];

@@ -34,16 +34,27 @@ typedef struct mae_source {
 
 /* Augmentation of each crop, applied in this order: flips, then x * scale + shift. */
 typedef struct mae_aug {
-    float flip[3];   /* probability of flipping axis z, y, x */
-    float scale;     /* scale drawn from [1 - scale, 1 + scale] */
-    float shift;     /* shift drawn from [-shift, shift] */
+    float flip[3]; /* probability of flipping axis z, y, x */
+    float scale;   /* scale drawn from [1 - scale, 1 + scale] */
+    float shift;   /* shift drawn from [-shift, shift] */
 } mae_aug;
+
+/* Augment one crop x (Sz, Sy, Sx) in place: draws 3 flips, a scale and a shift from r (in that
+ * order, always), flips, then x * scale + shift. Every source applies it to each crop it reads
+ * (a shard-stream adapter: shard_stream_next, then mae_augment with the trainer's rng). */
+void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x);
 
 /* A source over n volumes (not copied: they must outlive the source). Every volume must be at
  * least as large as the crop on every axis (checked at the first fill, naming the volume). */
 vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const mae_aug *aug,
                              vs_error *err);
 void mae_source_close(mae_source *src);
+
+/* A source over the sealed shards in dir (io/shard.h), volumes of one modality (NULL: all):
+ * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), then
+ * the augmentation drawn from the trainer's rng. Its state (the stream position) resumes. */
+vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
+                            const int crop[3], const mae_aug *aug, int threads, vs_error *err);
 
 /* A procedural smoke-test volume (float32, (nz, ny, nx)): a body ellipsoid with a smooth bias
  * field, a few textured organ ellipsoids, a bright spine-like cylinder and Gaussian noise.

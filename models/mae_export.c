@@ -57,24 +57,29 @@ vs_status mae_export_safetensors(const mae *m, const char *path, vs_error *err) 
     }
     /* the twin's persistent buffers, so load_state_dict(strict=True) accepts the file */
     e[nt] = (st_entry){"pos", 3, {1, N, c->dim}, mae_pos_embed(m, 0), (size_t)N * c->dim};
-    e[nt + 1] = (st_entry){"dec_pos", 3, {1, N, c->dec_dim}, mae_pos_embed(m, 1), (size_t)N * c->dec_dim};
-    int ok = sb_add(&js, &len, &cap, "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"vesalius\","
-                    "\"crop\":\"%d,%d,%d\",\"patch\":\"%d,%d,%d\",\"dim\":\"%d\",\"depth\":\"%d\","
-                    "\"heads\":\"%d\",\"dec_dim\":\"%d\",\"dec_depth\":\"%d\",\"dec_heads\":\"%d\","
-                    "\"mlp_ratio\":\"%d\",\"mask_ratio\":\"%g\",\"norm_pix\":\"%d\",\"vis_weight\":\"%g\"}",
-                    c->crop[0], c->crop[1], c->crop[2], c->patch[0], c->patch[1], c->patch[2], c->dim,
-                    c->depth, c->heads, c->dec_dim, c->dec_depth, c->dec_heads, c->mlp_ratio,
-                    c->mask_ratio, c->norm_pix, c->vis_weight);
+    e[nt + 1] =
+        (st_entry){"dec_pos", 3, {1, N, c->dec_dim}, mae_pos_embed(m, 1), (size_t)N * c->dec_dim};
+    int ok = sb_add(
+        &js, &len, &cap,
+        "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"vesalius\","
+        "\"crop\":\"%d,%d,%d\",\"patch\":\"%d,%d,%d\",\"dim\":\"%d\",\"depth\":\"%d\","
+        "\"heads\":\"%d\",\"dec_dim\":\"%d\",\"dec_depth\":\"%d\",\"dec_heads\":\"%d\","
+        "\"mlp_ratio\":\"%d\",\"mask_ratio\":\"%g\",\"norm_pix\":\"%d\",\"vis_weight\":\"%g\"}",
+        c->crop[0], c->crop[1], c->crop[2], c->patch[0], c->patch[1], c->patch[2], c->dim, c->depth,
+        c->heads, c->dec_dim, c->dec_depth, c->dec_heads, c->mlp_ratio, c->mask_ratio, c->norm_pix,
+        c->vis_weight);
     size_t off = 0;
     for (int i = 0; ok && i < nt + 2; i++) {
         ok = sb_add(&js, &len, &cap, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", e[i].name);
         for (int d = 0; ok && d < e[i].ndim; d++)
             ok = sb_add(&js, &len, &cap, "%s%d", d ? "," : "", e[i].shape[d]);
-        ok = ok && sb_add(&js, &len, &cap, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * e[i].size);
+        ok = ok &&
+             sb_add(&js, &len, &cap, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * e[i].size);
         off += 4 * e[i].size;
     }
     ok = ok && sb_add(&js, &len, &cap, "}");
-    while (ok && len % 8) ok = sb_add(&js, &len, &cap, " "); /* data starts 8-byte aligned */
+    while (ok && len % 8)
+        ok = sb_add(&js, &len, &cap, " "); /* data starts 8-byte aligned */
     vs_status st = VS_OK;
     char tmp[4096];
     FILE *f = NULL;
@@ -93,7 +98,8 @@ vs_status mae_export_safetensors(const mae *m, const char *path, vs_error *err) 
     }
     uint64_t hlen = len;
     int wok = fwrite(&hlen, 8, 1, f) == 1 && fwrite(js, 1, len, f) == len;
-    for (int i = 0; wok && i < nt + 2; i++) wok = fwrite(e[i].data, 4, e[i].size, f) == e[i].size;
+    for (int i = 0; wok && i < nt + 2; i++)
+        wok = fwrite(e[i].data, 4, e[i].size, f) == e[i].size;
     if (!wok) {
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
         fclose(f);
@@ -125,7 +131,8 @@ static vs_status write_gray_png(const char *path, const uint8_t *pix, int w, int
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, (png_bytep)(pix + (size_t)y * w));
+    for (int y = 0; y < h; y++)
+        png_write_row(png, (png_bytep)(pix + (size_t)y * w));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return mae_file_commit(f, tmp, path, err);
@@ -148,7 +155,8 @@ vs_status mae_preview_png(mae *m, const float *batch, const int32_t *ids_keep, c
     if (st != VS_OK) goto done;
     const float *in = batch + (size_t)z * Sy * Sx; /* sample 0, mid slice */
     float lo = in[0], hi = in[0];
-    for (size_t i = 0; i < (size_t)Sy * Sx; i++) lo = in[i] < lo ? in[i] : lo, hi = in[i] > hi ? in[i] : hi;
+    for (size_t i = 0; i < (size_t)Sy * Sx; i++)
+        lo = in[i] < lo ? in[i] : lo, hi = in[i] > hi ? in[i] : hi;
     mae_reconstruct(m, batch, recon, masked, lo);
     const float *panels[3] = {in, masked + (size_t)z * Sy * Sx, recon + (size_t)z * Sy * Sx};
     float scale = hi > lo ? 255.0f / (hi - lo) : 0.0f;

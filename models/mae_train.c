@@ -23,7 +23,7 @@ struct mae_trainer {
     mae_train_config cfg;
     mae *m;
     adamw opt;
-    rng r;        /* crops, augmentation and masks */
+    rng r; /* crops, augmentation and masks */
     mae_source *src;
     float *batch; /* (B, Sz, Sy, Sx) */
     int32_t *ids; /* (B, K) */
@@ -49,7 +49,8 @@ vs_status mae_train_config_check(const mae_train_config *c, vs_error *err) {
     if (st == VS_OK) st = adamw_config_check(&c->opt, err);
     if (st != VS_OK) return st;
     if (c->accum < 1 || c->accum > 4096)
-        return VS_FAIL(err, VS_ERR_CONFIG, "gradient accumulation must be 1..4096, not %d", c->accum);
+        return VS_FAIL(err, VS_ERR_CONFIG, "gradient accumulation must be 1..4096, not %d",
+                       c->accum);
     if (c->steps < 1) return VS_FAIL(err, VS_ERR_CONFIG, "steps must be >= 1, not %ld", c->steps);
     if (c->ckpt_every < 0 || c->log_every < 0)
         return VS_FAIL(err, VS_ERR_CONFIG, "checkpoint and log intervals must be >= 0");
@@ -64,25 +65,43 @@ typedef struct cfg_field {
     size_t off;
 } cfg_field;
 
-#define CFG(name, type, member) {name, type, offsetof(mae_train_config, member)}
+#define CFG(name, type, member)                                                                    \
+    { name, type, offsetof(mae_train_config, member) }
 static const cfg_field cfg_fields[] = {
-    CFG("crop_z", CF_INT, model.crop[0]),     CFG("crop_y", CF_INT, model.crop[1]),
-    CFG("crop_x", CF_INT, model.crop[2]),     CFG("patch_z", CF_INT, model.patch[0]),
-    CFG("patch_y", CF_INT, model.patch[1]),   CFG("patch_x", CF_INT, model.patch[2]),
-    CFG("dim", CF_INT, model.dim),            CFG("depth", CF_INT, model.depth),
-    CFG("heads", CF_INT, model.heads),        CFG("dec_dim", CF_INT, model.dec_dim),
-    CFG("dec_depth", CF_INT, model.dec_depth), CFG("dec_heads", CF_INT, model.dec_heads),
-    CFG("mlp_ratio", CF_INT, model.mlp_ratio), CFG("mask_ratio", CF_DOUBLE, model.mask_ratio),
-    CFG("norm_pix", CF_INT, model.norm_pix),  CFG("vis_weight", CF_FLOAT, model.vis_weight),
-    CFG("batch", CF_INT, model.batch),        CFG("lr", CF_DOUBLE, opt.lr),
-    CFG("min_lr", CF_DOUBLE, opt.min_lr),     CFG("warmup_steps", CF_LONG, opt.warmup_steps),
-    CFG("total_steps", CF_LONG, opt.total_steps), CFG("beta1", CF_DOUBLE, opt.beta1),
-    CFG("beta2", CF_DOUBLE, opt.beta2),       CFG("eps", CF_DOUBLE, opt.eps),
-    CFG("weight_decay", CF_DOUBLE, opt.weight_decay), CFG("decay_all", CF_INT, opt.decay_all),
-    CFG("clip", CF_DOUBLE, opt.clip),         CFG("flip_z", CF_FLOAT, aug.flip[0]),
-    CFG("flip_y", CF_FLOAT, aug.flip[1]),     CFG("flip_x", CF_FLOAT, aug.flip[2]),
-    CFG("scale", CF_FLOAT, aug.scale),        CFG("shift", CF_FLOAT, aug.shift),
-    CFG("accum", CF_INT, accum),              CFG("steps", CF_LONG, steps),
+    CFG("crop_z", CF_INT, model.crop[0]),
+    CFG("crop_y", CF_INT, model.crop[1]),
+    CFG("crop_x", CF_INT, model.crop[2]),
+    CFG("patch_z", CF_INT, model.patch[0]),
+    CFG("patch_y", CF_INT, model.patch[1]),
+    CFG("patch_x", CF_INT, model.patch[2]),
+    CFG("dim", CF_INT, model.dim),
+    CFG("depth", CF_INT, model.depth),
+    CFG("heads", CF_INT, model.heads),
+    CFG("dec_dim", CF_INT, model.dec_dim),
+    CFG("dec_depth", CF_INT, model.dec_depth),
+    CFG("dec_heads", CF_INT, model.dec_heads),
+    CFG("mlp_ratio", CF_INT, model.mlp_ratio),
+    CFG("mask_ratio", CF_DOUBLE, model.mask_ratio),
+    CFG("norm_pix", CF_INT, model.norm_pix),
+    CFG("vis_weight", CF_FLOAT, model.vis_weight),
+    CFG("batch", CF_INT, model.batch),
+    CFG("lr", CF_DOUBLE, opt.lr),
+    CFG("min_lr", CF_DOUBLE, opt.min_lr),
+    CFG("warmup_steps", CF_LONG, opt.warmup_steps),
+    CFG("total_steps", CF_LONG, opt.total_steps),
+    CFG("beta1", CF_DOUBLE, opt.beta1),
+    CFG("beta2", CF_DOUBLE, opt.beta2),
+    CFG("eps", CF_DOUBLE, opt.eps),
+    CFG("weight_decay", CF_DOUBLE, opt.weight_decay),
+    CFG("decay_all", CF_INT, opt.decay_all),
+    CFG("clip", CF_DOUBLE, opt.clip),
+    CFG("flip_z", CF_FLOAT, aug.flip[0]),
+    CFG("flip_y", CF_FLOAT, aug.flip[1]),
+    CFG("flip_x", CF_FLOAT, aug.flip[2]),
+    CFG("scale", CF_FLOAT, aug.scale),
+    CFG("shift", CF_FLOAT, aug.shift),
+    CFG("accum", CF_INT, accum),
+    CFG("steps", CF_LONG, steps),
     CFG("seed", CF_U64, seed),
 };
 #define N_CFG_FIELDS ((int)(sizeof cfg_fields / sizeof cfg_fields[0]))
@@ -102,8 +121,10 @@ static void cfg_get(const mae_train_config *c, int i, uint8_t out[8], char *txt,
     }
     if (is_int) {
         memcpy(out, &iv, 8);
-        if (cfg_fields[i].type == CF_U64) snprintf(txt, n, "%llu", (unsigned long long)iv);
-        else snprintf(txt, n, "%lld", (long long)iv);
+        if (cfg_fields[i].type == CF_U64)
+            snprintf(txt, n, "%llu", (unsigned long long)iv);
+        else
+            snprintf(txt, n, "%lld", (long long)iv);
     } else {
         memcpy(out, &dv, 8);
         snprintf(txt, n, "%.9g", dv);
@@ -115,9 +136,12 @@ static void cfg_text(const uint8_t v[8], int i, char *txt, size_t n) {
     double dv;
     memcpy(&iv, v, 8), memcpy(&dv, v, 8);
     int t = cfg_fields[i].type;
-    if (t == CF_FLOAT || t == CF_DOUBLE) snprintf(txt, n, "%.9g", dv);
-    else if (t == CF_U64) snprintf(txt, n, "%llu", (unsigned long long)iv);
-    else snprintf(txt, n, "%lld", (long long)iv);
+    if (t == CF_FLOAT || t == CF_DOUBLE)
+        snprintf(txt, n, "%.9g", dv);
+    else if (t == CF_U64)
+        snprintf(txt, n, "%llu", (unsigned long long)iv);
+    else
+        snprintf(txt, n, "%lld", (long long)iv);
 }
 
 /* ---------------------------------------------------------------------------- trainer */
@@ -180,15 +204,16 @@ static void log_step(const mae_trainer *t, float loss, double lr, double gnorm, 
     snprintf(s_lr, sizeof s_lr, "%.4g", lr);
     snprintf(s_gn, sizeof s_gn, "%.4g", gnorm);
     snprintf(s_sps, sizeof s_sps, "%.2f", sps);
-    snprintf(msg, sizeof msg, "step %ld/%ld loss %.5f lr %.3g", t->opt.step, t->cfg.steps, loss, lr);
-    const char *fields[] = {"step", s_step, "loss", s_loss, "lr", s_lr, "grad_norm", s_gn,
-                            "samples_per_s", s_sps, NULL};
+    snprintf(msg, sizeof msg, "step %ld/%ld loss %.5f lr %.3g", t->opt.step, t->cfg.steps, loss,
+             lr);
+    const char *fields[] = {"step",      s_step, "loss",          s_loss, "lr", s_lr,
+                            "grad_norm", s_gn,   "samples_per_s", s_sps,  NULL};
     log_event(LOG_INFO, "pretrain.step", msg, fields);
 }
 
 /* One update: accum micro-batches, then AdamW. */
-static vs_status train_step(mae_trainer *t, float *loss_out, double *lr, double *gnorm,
-                            vs_error *err) {
+static vs_status train_step(mae_trainer *t, int want_norm, float *loss_out, double *lr,
+                            double *gnorm, vs_error *err) {
     const mae_config *mc = &t->cfg.model;
     mae_zero_grad(t->m);
     double sum = 0.0;
@@ -199,12 +224,14 @@ static vs_status train_step(mae_trainer *t, float *loss_out, double *lr, double 
         if (st == VS_OK) st = mae_forward(t->m, t->batch, t->ids, &loss, err);
         if (st != VS_OK) return st;
         if (!isfinite(loss))
-            return VS_FAIL(err, VS_ERR_INTERNAL, "the loss is not finite at step %ld (lower the learning rate or enable clipping)",
-                           t->opt.step + 1);
+            return VS_FAIL(
+                err, VS_ERR_INTERNAL,
+                "the loss is not finite at step %ld (lower the learning rate or enable clipping)",
+                t->opt.step + 1);
         mae_backward(t->m);
         sum += loss;
     }
-    *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, lr);
+    *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, want_norm, lr);
     *loss_out = (float)(sum / t->cfg.accum);
     return VS_OK;
 }
@@ -221,7 +248,9 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
     while (t->opt.step < until) {
         float loss = 0.0f;
         double lr = 0.0, gnorm = 0.0;
-        st = train_step(t, &loss, &lr, &gnorm, err);
+        long next = t->opt.step + 1; /* the norm is computed when logged or clipped */
+        int logs = t->cfg.log_every && (next % t->cfg.log_every == 0 || next == until);
+        st = train_step(t, logs, &loss, &lr, &gnorm, err);
         if (st != VS_OK) break;
         if (losses) losses[t->opt.step - 1] = loss;
         progress_update(&bar, (uint64_t)t->opt.step);
@@ -241,8 +270,9 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
         if (interrupted) {
             progress_end(&bar);
             log_info("stopped by a signal at step %ld; the checkpoint resumes it", t->opt.step);
-            return VS_FAIL(err, VS_ERR_INTERRUPTED, "stopped by a signal at step %ld (checkpoint %s)",
-                           t->opt.step, ckpt_path ? ckpt_path : "not written");
+            return VS_FAIL(err, VS_ERR_INTERRUPTED,
+                           "stopped by a signal at step %ld (checkpoint %s)", t->opt.step,
+                           ckpt_path ? ckpt_path : "not written");
         }
     }
     progress_end(&bar);
@@ -258,7 +288,8 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
 static void fnv(uint64_t *h, const void *p, size_t n) {
     const uint8_t *b = p;
     uint64_t x = *h;
-    for (size_t i = 0; i < n; i++) x = (x ^ b[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < n; i++)
+        x = (x ^ b[i]) * 0x100000001b3ULL;
     *h = x;
 }
 
@@ -353,8 +384,10 @@ static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int
     if (!r->ok || memcmp(magic, CKPT_MAGIC, 8) != 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint", path);
     if (version != CKPT_VERSION || nf != N_CFG_FIELDS)
-        return VS_FAIL(err, VS_ERR_FORMAT, "%s is checkpoint version %u with %u fields; this vesalius reads version %u with %d",
-                       path, version, nf, CKPT_VERSION, N_CFG_FIELDS);
+        return VS_FAIL(
+            err, VS_ERR_FORMAT,
+            "%s is checkpoint version %u with %u fields; this vesalius reads version %u with %d",
+            path, version, nf, CKPT_VERSION, N_CFG_FIELDS);
     for (int i = 0; i < N_CFG_FIELDS; i++) {
         uint8_t have[8], want[8];
         char thave[40], twant[40];
@@ -362,7 +395,9 @@ static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int
         cfg_get(&t->cfg, i, want, twant, sizeof twant);
         if (r->ok && memcmp(have, want, 8) != 0) {
             cfg_text(have, i, thave, sizeof thave);
-            return VS_FAIL(err, VS_ERR_CONFIG, "checkpoint %s was written with %s=%s but this run has %s=%s; refusing to resume (start a new output folder or use the same settings)",
+            return VS_FAIL(err, VS_ERR_CONFIG,
+                           "checkpoint %s was written with %s=%s but this run has %s=%s; refusing "
+                           "to resume (start a new output folder or use the same settings)",
                            path, cfg_fields[i].name, thave, cfg_fields[i].name, twant);
         }
     }
@@ -396,14 +431,16 @@ vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
     }
     buf = malloc(3 * n * sizeof(float)); /* read fully and verify before touching the run */
     if (!buf) {
-        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %llu parameters to load", (unsigned long long)n);
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %llu parameters to load",
+                     (unsigned long long)n);
         goto done;
     }
     mae_hfile_get(&r, buf, 3 * n * sizeof(float));
     uint64_t h = r.h;
     if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
     if (!r.ok || h != h_file) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)", path);
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)",
+                     path);
         goto done;
     }
     rng saved;
@@ -416,7 +453,8 @@ vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
     memcpy(t->opt.m, buf + n, n * sizeof(float));
     memcpy(t->opt.v, buf + 2 * n, n * sizeof(float));
     if (threads != nn_threads())
-        log_warn("checkpoint %s was written with %d threads and resumes with %d: the run stays valid but is no longer bit-identical to an uninterrupted one",
+        log_warn("checkpoint %s was written with %d threads and resumes with %d: the run stays "
+                 "valid but is no longer bit-identical to an uninterrupted one",
                  path, (int)threads, nn_threads());
 done:
     free(buf);

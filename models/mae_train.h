@@ -32,8 +32,8 @@ typedef struct mae_train_config {
     mae_config model;
     adamw_config opt;
     mae_aug aug;
-    int accum;       /* micro-batches per update */
-    long steps;      /* updates in the whole run */
+    int accum;  /* micro-batches per update */
+    long steps; /* updates in the whole run */
     uint64_t seed;
     /* not part of the checkpointed configuration: */
     long ckpt_every; /* 0: only at the end and on a signal */

@@ -42,10 +42,12 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                            const float *inp, const float *gamma, const float *mean,
                            const float *rstd, int M, int C);
 
-/* Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).  inp, out (n). */
-void nn_gelu_forward(float *out, const float *inp, size_t n);
-/* dinp = dout * GELU'(inp) (overwrite; dinp may alias dout). */
-void nn_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* Exact GELU: x Phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)).  inp, out (n); cdf (n) receives
+ * Phi(x) for the backward pass, or is NULL. */
+void nn_gelu_forward(float *out, float *cdf, const float *inp, size_t n);
+/* dinp = dout * GELU'(inp) (overwrite; dinp may alias dout); cdf from the forward pass, or
+ * NULL to recompute it. */
+void nn_gelu_backward(float *dinp, const float *dout, const float *inp, const float *cdf, size_t n);
 
 /* out = a + b (out may alias a).  (n) */
 void nn_residual_forward(float *out, const float *a, const float *b, size_t n);

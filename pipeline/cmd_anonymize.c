@@ -61,7 +61,7 @@ static vs_status do_file(job *jb, int i, vs_error *err) {
         /* per input: two inputs holding one instance must not share a temporary file */
         snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
         s = mkdir_p(dir, err);
-        if (s == VS_OK) s = dcmfile_save(f, tmp, err);
+        if (s == VS_OK) s = dcmfile_save_copy(f, tmp, NULL, err);
         if (s == VS_OK && rename(tmp, dst) != 0)
             s = VS_FAIL(err, VS_ERR_IO, "%s: cannot rename into place (%s)", dst, strerror(errno));
         if (s != VS_OK) unlink(tmp);

@@ -32,7 +32,7 @@ typedef struct ft_opts {
     det_train_config tc;
     det_predict_opts po;
     const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm;
-    int folds, only_fold;
+    int folds, only_fold, crop_given;
     double val_fraction;
     study *st; /* --study: its finetune, labels, deid.key_file, seed and output are defaults */
     char shards_buf[4096], out_buf[4096];
@@ -145,7 +145,7 @@ static int apply(ft_opts *o, int opt, const char *a) {
     case O_FOLD: bad = detcli_number(a, 0, 99, &v), o->only_fold = (int)v; break;
     case O_STEPS: bad = detcli_number(a, 1, 1e9, &v), o->tc.steps = (long)v; break;
     case O_BATCH: bad = detcli_number(a, 1, 1024, &v), dc->enc.batch = (int)v; break;
-    case O_CROP: bad = triple(a, dc->enc.crop); break;
+    case O_CROP: bad = triple(a, dc->enc.crop), o->crop_given = 1; break;
     case O_PATCH: bad = triple(a, dc->enc.patch); break;
     case O_DIM: bad = detcli_number(a, 6, 8192, &v), dc->enc.dim = (int)v; break;
     case O_DEPTH: bad = detcli_number(a, 1, 64, &v), dc->enc.depth = (int)v; break;
@@ -186,8 +186,10 @@ static void apply_study(ft_opts *o, const study *s, int arm_mae) {
     if (s->labels.file && s->labels.format == STUDY_LABELS_POINTS) o->points = s->labels.file;
     if (s->labels.file && s->labels.format == STUDY_LABELS_VOLUME) o->vol_labels = s->labels.file;
     if (s->labels.file && s->labels.format == STUDY_LABELS_MASKS) o->masks = s->labels.file;
+    if (s->labels.volumes) o->vol_labels = s->labels.volumes;
+    tc->eval_every = f->eval_every;
     if (s->deid.key_file) o->key = s->deid.key_file;
-    snprintf(o->shards_buf, sizeof o->shards_buf, "%s/shards", s->output);
+    snprintf(o->shards_buf, sizeof o->shards_buf, "%s/ingest/shards", s->output);
     snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", s->output,
              arm_mae ? "mae" : "scratch");
     o->shards = o->shards_buf, o->out = o->out_buf;
@@ -437,7 +439,10 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
         return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
     ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
+    int crop[3];
+    memcpy(crop, o->tc.det.enc.crop, sizeof crop);
     if (o->init) st = det_config_from_mae(&mo->tc.det, o->init, err);
+    if (o->crop_given) memcpy(mo->tc.det.enc.crop, crop, sizeof crop); /* --crop wins */
     if (st == VS_OK) st = det_config_check(&o->tc.det, err);
     if (st == VS_OK) st = read_labels(o, &ls, err);
     if (st == VS_OK) st = shard_set_open(o->shards, NULL, &set, err);

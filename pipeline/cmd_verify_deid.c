@@ -1,6 +1,7 @@
-/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files for
- * what de-identification must not leave behind. One line per hit on stdout, naming the file,
- * the tag path and the kind of hit, never the value. Exit 7 on any hit. */
+/* cmd_verify_deid.c — `vesalius verify-deid PATH... [--phi-list FILE]`: scan DICOM files,
+ * shards, reports, logs and any other file for what de-identification must not leave behind
+ * (deid_verify_path). One line per hit on stdout, naming the file, where in it and the kind of
+ * hit, never the value. Exit 7 on any hit. */
 #include "cli.h"
 #include "deid.h"
 #include "filelist.h"
@@ -85,7 +86,7 @@ int cmd_verify_deid(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < files.n; i++) {
-        s = deid_verify_file(files.paths[i], (const char *const *)phi.items, phi.n, print_hit, NULL,
+        s = deid_verify_path(files.paths[i], (const char *const *)phi.items, phi.n, print_hit, NULL,
                              &n_hits, &err);
         if (s != VS_OK) {
             log_error("%s", err.msg);
@@ -93,7 +94,7 @@ int cmd_verify_deid(int argc, char **argv) {
         }
     }
     fflush(stdout);
-    log_info("%d files scanned, %d hits, %d not readable as DICOM", files.n, n_hits, n_bad);
+    log_info("%d files scanned, %d hits, %d not readable", files.n, n_hits, n_bad);
     if (n_hits > 0)
         rc = VS_EXIT_FOUND;
     else if (n_bad > 0)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 
 int cmd_demo_cohort(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
@@ -27,10 +29,32 @@ const cli_command cli_commands[] = {
      "Usage: vesalius ingest SRC... --out DIR --key FILE [--study FILE] [OPTIONS]\n"
      "\n"
      "Reads DICOM files, folders and DICOMDIRs under SRC, assembles 3D volumes, de-identifies\n"
-     "them in memory (DICOM PS3.15 Annex E) and writes HDF5 shards and a catalog under DIR.\n"
-     "A rerun adds only what is new. Every input ends used, skipped or rejected with a reason.\n"
+     "their headers in memory (DICOM PS3.15 Annex E), preprocesses them and writes HDF5 shards\n"
+     "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json. One series is\n"
+     "in flight at a time. A rerun adds only what is new; a series that gained files is rebuilt.\n"
+     "Every input file ends used, skipped or rejected with its reason. Exit 4 when something was\n"
+     "rejected, 5 when nothing was new, 6 when another run holds DIR.\n"
+     "\n"
+     "  --study FILE          take sources, key, de-identification, preprocessing and shard\n"
+     "                        settings from a study file (flags below override it)\n"
+     "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
+     "  --preprocess SPEC     none, or a list of: reorient, spacing=XxYxZ, nearest,\n"
+     "                        ct-window=LO:HI, n4, percentile=LO:HI, crop=T, margin=N\n"
+     "  --shard-mb N          close a shard above N MiB (default 1024)\n"
+     "  --chunk S,R,C         HDF5 chunk shape (default 64,64,64)\n"
+     "  --deflate N           zlib level 0-9 (default 4)\n"
+     "  --max-voxels N        reject images and volumes above N voxels (default 2^31)\n"
+     "  --resample            resample series with missing slices or uneven spacing\n"
+     "  --keep-localizers     also store localizer images (skipped by default)\n"
+     "  --lock-timeout S      wait up to S seconds for another run's lock (default 0)\n"
+     "  --accept-burned-in    accept images that may carry burned-in text (flagged)\n"
+     "  --linkage FILE        honest-broker linkage table (SQLite, 0600)\n"
+     "  --retain-safe-private, --retain-uids, --retain-device-id, --retain-institution-id,\n"
+     "  --retain-patient-chars, --retain-long-full-dates, --retain-long-modified-dates,\n"
+     "  --clean-descriptors, --clean-structured-content, --clean-graphics\n"
+     "                        the options of the confidentiality profile\n"
      COMMON_HELP,
-     NULL},
+     cmd_ingest},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -62,9 +86,16 @@ const cli_command cli_commands[] = {
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
-     "Reports every attribute the confidentiality profile forbids, every private tag, every UID\n"
-     "not of the pseudonym form and every known identifier from FILE, naming the file and the\n"
-     "tag, never the value. Exits 7 on any hit. Scans DICOM files (shards and reports later).\n"
+     "Scans each file by what it holds (folders recursively) and names the file and where\n"
+     "(tag path, shard attribute, line and column, byte offset), never the value. Exits 7 on\n"
+     "any hit.\n"
+     "  DICOM   attributes the confidentiality profile forbids, private tags, UIDs not of the\n"
+     "          2.25 pseudonym form\n"
+     "  shards  every object, attribute and index field the shard schema does not define, UIDs\n"
+     "          other than 2.25 pseudonyms (series_instance_uid only under Retain UIDs)\n"
+     "  text    reports, JSON-lines logs, any other text: UIDs of an organisation's root\n"
+     "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
+     "          and line, and in the raw bytes of every file\n"
      COMMON_HELP,
      cmd_verify_deid},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
@@ -94,10 +125,12 @@ const cli_command cli_commands[] = {
      "Trains the masked autoencoder (ViT encoder over the visible patches, 75% masking) on\n"
      "random crops, writing DIR/checkpoint.ckpt (every --checkpoint-every steps, at the end and\n"
      "on SIGINT/SIGTERM; resumes bit-exactly), DIR/model.safetensors (the PyTorch twin's\n"
-     "state_dict names) and DIR/preview.png (held-out mid slice: input | masked | recon).\n"
+     "state_dict names) and DIR/preview.png (a mid slice: input | masked | recon).\n"
      "\n"
      "Data:\n"
-     "  --shards DIR          training shards (needs the shard reader; not in this build yet)\n"
+     "  --shards DIR          an ingest output folder (or its shards/): random crops, padded\n"
+     "                        where a volume is smaller than the crop\n"
+     "  --modality M          only volumes of this modality (CT, MR, DX, ...)\n"
      "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
      "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"
@@ -180,12 +213,24 @@ const cli_command cli_commands[] = {
      COMMON_HELP,
      cmd_validate},
     {"run", "run a whole study from its YAML file, resumably",
-     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]\n"
+     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
      "\n"
-     "Runs ingest, pretrain, finetune (MAE and from scratch), predict and validate as the study\n"
-     "file says, skipping stages whose inputs did not change.\n"
+     "Runs the study's stages in order (ingest, pretrain, finetune-mae, finetune-scratch,\n"
+     "validate; the last three when the study has labels), each as its own process with its log\n"
+     "in OUT/logs/STAGE.jsonl, and records what each consumed and produced (SHA-256) in\n"
+     "OUT/stages/. A stage whose inputs and settings did not change is skipped; ingest always\n"
+     "looks for new files. Killed at any point (even kill -9), a rerun continues where it was:\n"
+     "pretraining resumes its checkpoint. The run log is OUT/run.jsonl.\n"
+     "\n"
+     "  --stages LIST     only these stages (comma-separated)\n"
+     "  --from STAGE      run STAGE and every later stage even if up to date\n"
+     "  --dry-run         print the plan and why each stage would run; change nothing\n"
+     "  --lock-timeout S  wait up to S seconds for another run of this study (default 0)\n"
+     "\n"
+     "Exit: 0 done, 4 done with rejected inputs, 5 nothing to do, 6 another run holds the\n"
+     "output folder, 1 a stage failed, 2 a study-file error (file, line and key named).\n"
      COMMON_HELP,
-     NULL},
+     cmd_run},
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"

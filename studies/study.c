@@ -98,6 +98,7 @@ static const cyaml_schema_field_t pretrain_fields[] = {
 static const cyaml_schema_field_t label_fields[] = {
     CYAML_FIELD_ENUM("format", OPT, study_labels, format, label_names, N_OF(label_names)),
     CYAML_FIELD_STRING_PTR("file", OPTP, study_labels, file, 1, CYAML_UNLIMITED),
+    CYAML_FIELD_STRING_PTR("volumes", OPTP, study_labels, volumes, 1, CYAML_UNLIMITED),
     CYAML_FIELD_END};
 
 static const cyaml_schema_field_t finetune_fields[] = {
@@ -114,6 +115,7 @@ static const cyaml_schema_field_t finetune_fields[] = {
     CYAML_FIELD_FLOAT("focal_gamma", OPT, study_finetune, focal_gamma),
     CYAML_FIELD_FLOAT("pos_weight", OPT, study_finetune, pos_weight),
     CYAML_FIELD_BOOL("scratch_baseline", OPT, study_finetune, scratch_baseline),
+    CYAML_FIELD_INT("eval_every", OPT, study_finetune, eval_every),
     CYAML_FIELD_END};
 
 static const cyaml_schema_field_t validate_fields[] = {
@@ -215,6 +217,7 @@ static const field_rule rules[] = {
     R("finetune.focal_gamma", F_DBL, finetune.focal_gamma, 2, 0, 0, 0, 10),
     R("finetune.pos_weight", F_DBL, finetune.pos_weight, 1, 0, 0, 0, 10000),
     R("finetune.scratch_baseline", F_BOOL, finetune.scratch_baseline, 1, 0, 0, 0, 1),
+    R("finetune.eval_every", F_INT, finetune.eval_every, 25, 0, 0, 1, 1000000),
     R("validate.bootstrap", F_INT, validate.bootstrap, 1000, 0, 0, 0, 1000000),
 };
 #undef R
@@ -477,7 +480,8 @@ vs_status study_load(const char *path, study **out, vs_error *err) {
     if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     if (slash && slash == path) snprintf(dir, sizeof dir, "/");
     int ok = st == VS_OK && resolve(&s->output, dir) && resolve(&s->deid.key_file, dir) &&
-             resolve(&s->deid.linkage, dir) && resolve(&s->labels.file, dir);
+             resolve(&s->deid.linkage, dir) && resolve(&s->labels.file, dir) &&
+             resolve(&s->labels.volumes, dir);
     for (unsigned i = 0; ok && i < s->ingest.sources_count; i++) ok = resolve(&s->ingest.sources[i], dir);
     if (st == VS_OK && !ok) st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     if (st == VS_OK && !(s->path = dup_str(path))) st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");

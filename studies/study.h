@@ -84,6 +84,7 @@ typedef struct study_pretrain {
 typedef struct study_labels {
     study_label_format format;
     char *file;                  /* CSV (points, volume) or a folder of masks; NULL: none */
+    char *volumes;               /* CSV seriesuid,label (0/1): the labeled set incl. negatives */
 } study_labels;
 
 typedef struct study_finetune {
@@ -95,6 +96,7 @@ typedef struct study_finetune {
     study_det_loss loss;
     double focal_gamma, pos_weight;
     int scratch_baseline;        /* also train the same detector from scratch */
+    int eval_every;              /* steps between validation evaluations (early stopping) */
 } study_finetune;
 
 typedef struct study_validate {

@@ -49,6 +49,13 @@ if s["volumes"] == 1:
     c.check(np.max(np.abs(vol[5] - mid)) < 1e-3, "gap slice is not the mean of its neighbours")
     c.check(abs(s["volume_list"][0]["spacing"][2] - 2.0) < 1e-9, "resampled spacing")
 
+# a gap of many slices is not resampled
+d = os.path.join(tmp, "biggap")
+keep2 = [0, 1, 2, 9, 10, 11]
+write_series(d, hu[keep2], AX, [pos[k] for k in keep2], series_uid="1.2.826.0.1.3680043.9.7611.4.2")
+s, v = dump([d], extra=["--resample"])
+c.check(s["volumes"] == 0 and "too large to resample" in reasons(s), "big gap: %s" % reasons(s))
+
 # uneven spacing
 pos_u = [p.copy() for p in pos]
 for k in range(7, 12):
@@ -124,6 +131,61 @@ if s1["volumes"] == 1 and s2["volumes"] == 1:
             "enhanced geometry differs from the classic series")
     c.check(g1["files"] == 1, "enhanced volume should come from one file")
 
+# a series mixing two echoes (and one localizer) becomes one volume per echo, localizer apart
+d = os.path.join(tmp, "echoes")
+paths = write_series(d, hu[:6], AX, pos[:6], modality="MR", slope=1, intercept=0,
+                     series_uid="1.2.826.0.1.3680043.9.7611.9.1")
+paths2 = write_series(d, hu[6:12], AX, pos[:6], modality="MR", slope=1, intercept=0,
+                      series_uid="1.2.826.0.1.3680043.9.7611.9.1", names=["E2_%d.dcm" % k for k in range(6)], seed=8)
+for m, p in enumerate(paths + paths2):
+    ds = pydicom.dcmread(p)
+    ds.EchoNumbers = 1 if p in paths else 2
+    if m == 0:
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.save_as(p)
+s, v = dump([d])
+kinds = sorted((x["kind"], x["shape"][0]) for x in s["volume_list"])
+c.check(kinds == [("localizer", 1), ("original", 5), ("original", 6)], "echo/localizer split: %s" % kinds)
+
+# files without SeriesInstanceUID are never merged into one volume
+d = os.path.join(tmp, "noseries")
+paths = write_series(d, hu[:3], AX, pos[:3], series_uid="1.2.826.0.1.3680043.9.7611.10.1")
+for p in paths:
+    ds = pydicom.dcmread(p)
+    del ds.SeriesInstanceUID
+    ds.save_as(p)
+s, v = dump([d])
+c.check(s["volumes"] == 3 and all(x["shape"][0] == 1 for x in s["volume_list"]), "series-less files merged")
+
+# projection radiographs: DX with ImagerPixelSpacing only, single-frame XA; multi-frame XA skipped
+cr = os.path.join(corpora()[0], "dicomdirtests", "77654033", "CR1", "6154")
+d = os.path.join(tmp, "proj")
+os.makedirs(d)
+for m, (mod, frames) in enumerate((("DX", 1), ("XA", 1), ("XA", 2))):
+    ds = pydicom.dcmread(cr)
+    ds.Modality = mod
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".%d" % (m + 1)
+    if frames > 1:
+        ds.NumberOfFrames = frames
+        ds.PixelData = ds.PixelData * frames
+    ds.save_as(os.path.join(d, "%s_%d.dcm" % (mod, frames)))
+s, v = dump([d])
+mods = sorted(x["modality"] for x in s["volume_list"])
+c.check(mods == ["DX", "XA"] and all(x["spacing"][:2] == [0.1, 0.1] for x in s["volume_list"]),
+        "radiographs: %s" % s["volume_list"])
+sk = [r["reason"] for r in s["skipped_files"] if r["path"].endswith("XA_2.dcm")]
+c.check(len(sk) == 1 and "multi-frame" in sk[0], "multi-frame XA: %s" % sk)
+
+# Enhanced with two temporal positions over the same 6 slice positions: two volumes
+pos6 = pos_o[:6] + pos_o[:6]
+mf2 = write_enhanced(os.path.join(tmp, "enhanced4d.dcm"), hu, iop_o, pos6, temporal=[1] * 6 + [2] * 6,
+                     series_uid="1.2.826.0.1.3680043.9.7611.22.1")
+s4, v4 = dump([mf2])
+c.check(s4["volumes"] == 2 and all(x["shape"][0] == 6 for x in s4["volume_list"]),
+        "enhanced 4D: %s %s" % ([x["shape"] for x in s4["volume_list"]], reasons(s4)))
+if s4["volumes"] == 2:
+    c.check(np.array_equal(v4[0], hu[:6]) and np.array_equal(v4[1], hu[6:]), "enhanced 4D voxels")
+
 # damaged copies of real files
 src_dir = corpora()[0]
 bad = os.path.join(tmp, "bad")
@@ -152,6 +214,12 @@ at = blob.find(b"\xe0\x7f\x10\x00")
 blob[at + 8:at + 12] = (0xFFFFFFF0).to_bytes(4, "little")
 open(os.path.join(bad, "lying_length.dcm"), "wb").write(bytes(blob))
 n_made += 2
+
+# every input the fuzzer ever broke the reader with is kept and read again here
+crash_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "crashes")
+for f in sorted(os.listdir(crash_dir)) if os.path.isdir(crash_dir) else []:
+    shutil.copy(os.path.join(crash_dir, f), os.path.join(bad, "crash_" + f))
+    n_made += 1
 
 before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 s, v = dump([bad])

@@ -198,7 +198,7 @@ def oblique_iop(deg_a=20.0, deg_b=12.0):
 
 
 def write_enhanced(path, hu, iop, positions, spacing=(0.7, 0.8), slope=1.0, intercept=-1024.0,
-                   frame_order=None, series_uid="1.2.826.0.1.3680043.9.7611.20.1"):
+                   frame_order=None, series_uid="1.2.826.0.1.3680043.9.7611.20.1", temporal=None):
     """One Enhanced CT multi-frame file: per-frame PlanePositionSequence, shared orientation,
     pixel measures and rescale. frame_order permutes which slice each frame holds."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -239,6 +239,8 @@ def write_enhanced(path, hu, iop, positions, spacing=(0.7, 0.8), slope=1.0, inte
         pp = Dataset(); pp.ImagePositionPatient = ["%.6f" % v for v in positions[k]]
         it.PlanePositionSequence = Sequence([pp])
         fc = Dataset(); fc.InStackPositionNumber = k + 1
+        if temporal is not None:
+            fc.TemporalPositionIndex = int(temporal[k])
         it.FrameContentSequence = Sequence([fc])
         per.append(it)
         frames.append(np.round((hu[k].astype(np.float64) - intercept) / slope).astype(np.uint16))

@@ -121,6 +121,24 @@ for name, want, why in expect:
     st, reason = state_of(name)
     c.check(st == want and why in (reason or ""), "%s: %s (%s), expected %s (%s)" % (name, st, reason, want, why))
 
+# the corpus's localizers are volumes of their own
+kinds = {v["kind"] for v in summary["volume_list"]}
+c.check({"original", "derived", "localizer"} <= kinds, "volume kinds: %s" % kinds)
+
+# a DICOMDIR given alone brings exactly the files pydicom's own DICOMDIR reader lists
+ddir = os.path.join(roots[0], "dicomdirtests", "DICOMDIR")
+ref = pydicom.dcmread(ddir)
+want = set()
+for rec in ref.DirectoryRecordSequence:
+    fid = rec.get("ReferencedFileID")
+    if fid:
+        parts = [fid] if isinstance(fid, str) else list(fid)
+        want.add(os.path.realpath(os.path.join(os.path.dirname(ddir), *parts)))
+s, v = dump([ddir])
+got = {os.path.realpath(r["path"]) for k in ("used", "skipped", "rejected") for r in s[k + "_files"]}
+got.discard(os.path.realpath(ddir))
+c.check(got == want and len(want) > 0, "DICOMDIR: %d files read, pydicom lists %d" % (len(got), len(want)))
+
 # 4. DCMTK re-encodings of grey images, against pydicom's decode of the original
 pyd = roots[0]
 tools = [

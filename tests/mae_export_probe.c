@@ -1,7 +1,8 @@
 /* mae_export_probe OUTDIR — trains a tiny MAE (the twin's recipe, 32^3 crops) for 3 steps on
  * synthetic volumes, exports OUTDIR/model.safetensors, and writes OUTDIR/batch.bin with one
  * batch, its kept-token indices and the C loss on them, for test_mae_export.sh to replay in
- * the PyTorch twin. batch.bin: i32 B, i32 K, f32 loss, i32 crop[3], f32 img[B*crop], i32 ids[B*K]. */
+ * the PyTorch twin. batch.bin: i32 B, i32 K, f32 loss, i32 crop[3], f32 img[B*crop], i32 ids[B*K].
+ */
 #include "mae_train.h"
 #include "nn.h"
 
@@ -17,8 +18,10 @@ int main(int argc, char **argv) {
     mae_train_config cfg;
     mae_train_config_default(&cfg);
     mae_config *mc = &cfg.model;
-    for (int a = 0; a < 3; a++) mc->crop[a] = 32, mc->patch[a] = 8;
-    mc->dim = 48, mc->depth = 2, mc->heads = 3, mc->dec_dim = 32, mc->dec_depth = 2, mc->dec_heads = 4;
+    for (int a = 0; a < 3; a++)
+        mc->crop[a] = 32, mc->patch[a] = 8;
+    mc->dim = 48, mc->depth = 2, mc->heads = 3, mc->dec_dim = 32, mc->dec_depth = 2,
+    mc->dec_heads = 4;
     mc->batch = 2;
     cfg.steps = 3, cfg.opt.lr = 1e-3, cfg.log_every = 0, cfg.ckpt_every = 0;
     vs_error err;
@@ -48,7 +51,8 @@ int main(int argc, char **argv) {
     int32_t *ids = malloc((size_t)B * K * sizeof *ids);
     float loss = 0.0f;
     if (!img || !ids || src.fill(src.ctx, &r, B, mc->crop, img, &err) != VS_OK ||
-        mae_sample_mask(m, &r, ids, &err) != VS_OK || mae_forward(m, img, ids, &loss, &err) != VS_OK) {
+        mae_sample_mask(m, &r, ids, &err) != VS_OK ||
+        mae_forward(m, img, ids, &loss, &err) != VS_OK) {
         fprintf(stderr, "mae_export_probe: batch failed\n");
         return 1;
     }

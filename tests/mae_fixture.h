@@ -53,9 +53,11 @@ static int fx_load(fixture *f, const char *name) {
         memcpy(&dtype, f->buf + off + 4 + len, 4);
         memcpy(&count, f->buf + off + 8 + len, 4);
         r->dtype = (int)dtype, r->count = count;
-        r->data = f->buf + off + 12 + len;
+        if (off + 12 + len + 4L * count > size) return -1;
+        r->data = malloc(4 * (size_t)count + 4); /* its own allocation: aligned for its type */
+        if (!r->data) return -1;
+        memcpy(r->data, f->buf + off + 12 + len, 4 * (size_t)count);
         off += 12 + len + 4L * count;
-        if (off > size) return -1;
     }
     return 0;
 }
@@ -66,7 +68,11 @@ static const fx_record *fx_get(const fixture *f, const char *name) {
     return NULL;
 }
 
-static void fx_free(fixture *f) { free(f->buf); }
+static void fx_free(fixture *f) {
+    for (int i = 0; i < f->n; i++)
+        free(f->rec[i].data);
+    free(f->buf);
+}
 
 /* Fill cfg from the "config" record; returns the number of AdamW steps recorded. */
 static int fx_config(const fixture *f, mae_config *c) {
@@ -74,7 +80,8 @@ static int fx_config(const fixture *f, mae_config *c) {
     int32_t v[16];
     memcpy(v, r->data, sizeof v);
     mae_config_default(c);
-    for (int a = 0; a < 3; a++) c->crop[a] = v[a], c->patch[a] = v[3 + a];
+    for (int a = 0; a < 3; a++)
+        c->crop[a] = v[a], c->patch[a] = v[3 + a];
     c->dim = v[6], c->depth = v[7], c->heads = v[8];
     c->dec_dim = v[9], c->dec_depth = v[10], c->dec_heads = v[11];
     c->mlp_ratio = v[12], c->batch = v[13], c->norm_pix = v[14];
@@ -102,7 +109,8 @@ static int fx_set_params(const fixture *f, mae *m) {
         matched++;
     }
     int in_fixture = 0;
-    for (int i = 0; i < f->n; i++) in_fixture += strncmp(f->rec[i].name, "param:", 6) == 0;
+    for (int i = 0; i < f->n; i++)
+        in_fixture += strncmp(f->rec[i].name, "param:", 6) == 0;
     if (in_fixture != matched) {
         fprintf(stderr, "fixture has %d parameter tensors, the model %d\n", in_fixture, matched);
         return -1;

@@ -147,11 +147,9 @@ def fixture(twin, cfg, path, steps=10, lr=1e-3, wd=0.05):
     if cfg["crop"][0] > 1:
         img = F.avg_pool3d(img, 3, stride=1, padding=1)
     w = Writer(path)
-    keys = ["crop", "patch"]
     ints = cfg["crop"] + cfg["patch"] + [cfg[k] for k in (
         "dim", "depth", "heads", "dec_dim", "dec_depth", "dec_heads", "mlp_ratio", "batch",
         "norm_pix")] + [steps]
-    del keys
     w.put("config", ints, 1)
     w.put("mask_ratio", [cfg["mask_ratio"]], 0)
     w.put("vis_weight", [cfg["vis_weight"]], 0)

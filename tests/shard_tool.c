@@ -71,9 +71,11 @@ int main(int argc, char **argv) {
         if (shard_writer_open(p, (uint64_t)s + 1, &o, &w, &err) != VS_OK) goto fail;
         for (int i = 0; i < 2 - s; i++) {
             volume v;
-            vs_status st = s == 1   ? synth_mr(&v, 36, 64, 72, 5, "mr-0005", &err)
-                           : i == 0 ? synth_ct(&v, 70, 100, 90, 4, "ct-0004", &err)
-                                    : synth_xray(&v, 320, 256, 6, "dx-0006", &err);
+            vs_status st =
+                s == 1 ? synth_mr(&v, 36, 64, 72, 5, "2.25.329800735698586629295641978511506172918",
+                                  &err) /* a de-identified series key (io/deid) */
+                : i == 0 ? synth_ct(&v, 70, 100, 90, 4, "ct-0004", &err)
+                         : synth_xray(&v, 320, 256, 6, "dx-0006", &err);
             if (st != VS_OK) goto fail;
             const char *uid = "2.25.123456789";
             shard_extra x = {s == 1 ? "mr:n4,percentile(0.5,99.5)" : "none", uid};

@@ -93,6 +93,14 @@ static vs_status put_series(store *s, const src_file *f, int lo, int hi, vs_erro
         src[i - lo] = as_source(&f[i]);
     shard_extra x = {"none", NULL};
     st = store_put(s, &v, &x, src, hi - lo, err);
+    /* A refused volume (bad key here) rejects its files; the run goes on. */
+    if (st == VS_ERR_FORMAT) {
+        char reason[VS_ERROR_MSG_MAX];
+        snprintf(reason, sizeof reason, "%s", err->msg);
+        st = VS_OK;
+        for (int i = 0; st == VS_OK && i < hi - lo; i++)
+            st = store_record(s, &src[i], CATALOG_REJECTED, reason, err);
+    }
     free(src);
     volume_free(&v);
     const char *slow = getenv("VS_STORE_SLOW_MS");
@@ -101,6 +109,13 @@ static vs_status put_series(store *s, const src_file *f, int lo, int hi, vs_erro
         nanosleep(&ts, NULL);
     }
     return st;
+}
+
+static int print_reject(void *ctx, const char *path, const char *state, const char *reason) {
+    (void)ctx;
+    const char *base = strrchr(path, '/');
+    printf("%s %s: %s\n", state, base ? base + 1 : path, reason);
+    return 0;
 }
 
 static int ingest(const char *out, const char *src_dir, uint64_t max_bytes, int lock_ms) {
@@ -135,6 +150,11 @@ static int ingest(const char *out, const char *src_dir, uint64_t max_bytes, int 
     }
     free(f);
     if (st != VS_OK) {
+        fprintf(stderr, "store_tool: %s\n", err.msg);
+        store_abort(s);
+        return 1;
+    }
+    if (store_each_reject(s, print_reject, NULL, &err) != VS_OK) {
         fprintf(stderr, "store_tool: %s\n", err.msg);
         store_abort(s);
         return 1;

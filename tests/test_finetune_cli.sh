@@ -64,7 +64,7 @@ for f in glob.glob(f"{t}/hm/*.nii.gz"):
 PY
 
 # a study file supplies the labels, key, seed, folds and training settings; options override
-mkdir -p "$t/study-out" && ln -s "$t/shards" "$t/study-out/shards"
+mkdir -p "$t/study-out/ingest" && ln -s "$t/shards" "$t/study-out/ingest/shards"
 cat >"$t/study.yaml" <<YAML
 name: det-test
 output: study-out

@@ -17,6 +17,12 @@ grep -q "5 x 16 x 16 (slices x rows x columns), int16" "$t/clean.txt"; check "CT
 "$V" inspect --max-voxels 100 "$P/CT_small.dcm" >"$t/o" 2>&1; check "image over --max-voxels is rejected" 4 $?
 grep -q "exceeds the limit" "$t/o"; check "the voxel limit is named" 0 $?
 
+# a file name that is not UTF-8 still gives a readable JSON summary
+mkdir -p "$t/odd"; cp "$P/CT_small.dcm" "$t/odd/$(printf 'ct\377.dcm')"
+"$V" inspect "$t/odd" --summary "$t/odd.json" >/dev/null 2>&1; check "non-UTF-8 file name" 0 $?
+/usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["used"] == 1' "$t/odd.json"
+check "summary with a non-UTF-8 path is valid JSON" 0 $?
+
 /usr/bin/python3 -W ignore - "$P" "$t" <<'PY'
 import json, os, sys, pydicom
 P, t = sys.argv[1], sys.argv[2]

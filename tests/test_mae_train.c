@@ -29,7 +29,8 @@ typedef struct fixture_t {
 static void tiny_config(mae_train_config *c) {
     mae_train_config_default(c);
     mae_config *m = &c->model;
-    for (int a = 0; a < 3; a++) m->crop[a] = 16, m->patch[a] = 4;
+    for (int a = 0; a < 3; a++)
+        m->crop[a] = 16, m->patch[a] = 4;
     m->crop[0] = 12;
     m->dim = 24, m->depth = 2, m->heads = 2, m->dec_dim = 12, m->dec_depth = 1, m->dec_heads = 2;
     m->batch = 2;
@@ -61,7 +62,8 @@ static int teardown(void **state) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     if (system(cmd) != 0) return -1;
     mae_source_close(&f->src);
-    for (int i = 0; i < N_VOLS; i++) volume_free(&f->vols[i]);
+    for (int i = 0; i < N_VOLS; i++)
+        volume_free(&f->vols[i]);
     free(f);
     return 0;
 }
@@ -90,7 +92,8 @@ static void test_resume_bit_identical(void **state) {
     assert_int_equal(mae_trainer_load(b, ckpt, &err), VS_OK);
     assert_int_equal(mae_trainer_step(b), 3);
     assert_int_equal(mae_trainer_run(b, STEPS, lb, ckpt, NULL, &err), VS_OK);
-    for (int s = 0; s < STEPS; s++) printf("step %d loss %.7f resumed %.7f\n", s, la[s], lb[s]);
+    for (int s = 0; s < STEPS; s++)
+        printf("step %d loss %.7f resumed %.7f\n", s, la[s], lb[s]);
     assert_memory_equal(la, lb, sizeof la);
     mae *ma = mae_trainer_model(a), *mb = mae_trainer_model(b);
     assert_memory_equal(mae_params(ma), mae_params(mb), mae_n_params(ma) * sizeof(float));
@@ -103,7 +106,8 @@ static void test_resume_bit_identical(void **state) {
     assert_int_equal(mae_trainer_create(&c, &f->cfg, &f->src, &err), VS_OK);
     assert_int_equal(mae_trainer_load(c, ckpt, &err), VS_OK);
     assert_int_equal(mae_trainer_step(c), STEPS);
-    assert_memory_equal(mae_params(ma), mae_params(mae_trainer_model(c)), mae_n_params(ma) * sizeof(float));
+    assert_memory_equal(mae_params(ma), mae_params(mae_trainer_model(c)),
+                        mae_n_params(ma) * sizeof(float));
     mae_trainer_destroy(a), mae_trainer_destroy(b), mae_trainer_destroy(c);
 }
 
@@ -156,11 +160,12 @@ static void test_crops_and_augmentation(void **state) {
     vs_error err;
     assert_int_equal(volume_alloc(&v, 7, 9, 11, VOL_INT16, 0, &err), VS_OK);
     int16_t *vox = v.voxels;
-    for (int i = 0; i < 7 * 9 * 11; i++) vox[i] = (int16_t)i;
+    for (int i = 0; i < 7 * 9 * 11; i++)
+        vox[i] = (int16_t)i;
     int crop[3] = {3, 4, 5};
     for (int mode = 0; mode < 2; mode++) {
         mae_aug aug = {{0, 0, 0}, 0, 0};
-        if (mode) aug = (mae_aug){{1, 0, 1}, 0.2f, 3.0f}; /* always flip z and x; scale, shift */
+        if (mode) aug = (mae_aug){{1, 1, 1}, 0.2f, 3.0f}; /* always flip every axis; scale, shift */
         mae_source s;
         assert_int_equal(mae_source_volumes(&s, &v, 1, &aug, &err), VS_OK);
         rng r;
@@ -171,14 +176,14 @@ static void test_crops_and_augmentation(void **state) {
             for (int b = 0; b < 2; b++) {
                 const float *c = out + b * 60;
                 /* source index offset of crop voxel (z, y, x) from crop voxel (0, 0, 0) */
-                float scale = (c[5] - c[0]) / 11.0f; /* one y step is 11 voxels */
+                float scale = (mode ? c[0] - c[5] : c[5] - c[0]) / 11.0f; /* a y step: 11 voxels */
                 float tol = mode ? 1e-4f * fabsf(c[59]) + 1e-3f : 0.0f;
                 if (!mode) assert_true(scale == 1.0f);
                 assert_true(scale >= 0.8f - 1e-4f && scale <= 1.2f + 1e-4f);
                 for (int z = 0; z < 3; z++)
                     for (int y = 0; y < 4; y++)
                         for (int x = 0; x < 5; x++) {
-                            int d = (mode ? -z : z) * 99 + y * 11 + (mode ? -x : x);
+                            int d = (mode ? -1 : 1) * (z * 99 + y * 11 + x);
                             float got = c[(z * 4 + y) * 5 + x];
                             assert_true(fabsf(got - c[0] - scale * (float)d) <= tol);
                         }
@@ -213,7 +218,8 @@ static void test_accumulation_and_clipping(void **state) {
     mae *m = mae_trainer_model(t);
     const mae_config *c = mae_get_config(m);
     size_t n = mae_n_params(m), nv = mae_crop_voxels(c) * c->batch;
-    float *img = malloc(nv * sizeof *img), *g1 = malloc(n * sizeof *g1), *p0 = malloc(n * sizeof *p0);
+    float *img = malloc(nv * sizeof *img), *g1 = malloc(n * sizeof *g1),
+          *p0 = malloc(n * sizeof *p0);
     int32_t ids[512];
     rng r;
     rng_seed(&r, 5, 0);
@@ -235,7 +241,8 @@ static void test_accumulation_and_clipping(void **state) {
     assert_true(gdiff <= 1e-6 * gmax);
     /* the global norm against a naive double sum */
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)g1[i] * g1[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)g1[i] * g1[i];
     assert_true(fabs(adamw_grad_norm(g1, n) - sqrt(s)) <= 1e-12 * sqrt(s));
     /* clipping at c scales the gradient to norm c: the same update as the pre-scaled gradient */
     adamw_config oc;
@@ -248,18 +255,44 @@ static void test_accumulation_and_clipping(void **state) {
     assert_int_equal(adamw_init(&o2, &oc, n, &seg, 1, &err), VS_OK);
     float *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb), *gs = malloc(n * sizeof *gs);
     memcpy(pa, p0, n * sizeof *pa), memcpy(pb, p0, n * sizeof *pb);
-    double norm = adamw_update(&o1, pa, mae_grads(m), 2, NULL); /* accum 2 of 2g, clipped */
+    double norm = adamw_update(&o1, pa, mae_grads(m), 2, 1, NULL); /* accum 2 of 2g, clipped */
     assert_true(fabs(norm - sqrt(s)) <= 1e-6 * sqrt(s));
     double k = 0.25 * sqrt(s) / (sqrt(s) + 1e-6);
-    for (size_t i = 0; i < n; i++) gs[i] = (float)(g1[i] * k);
-    adamw_update(&o2, pb, gs, 1, NULL);
+    for (size_t i = 0; i < n; i++)
+        gs[i] = (float)(g1[i] * k);
+    adamw_update(&o2, pb, gs, 1, 0, NULL);
     double worst = 0.0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)pa[i] - pb[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)pa[i] - pb[i]));
     printf("clip: worst parameter difference %.3e\n", worst);
     assert_true(worst < 1e-6);
     adamw_free(&o1), adamw_free(&o2);
     free(img), free(g1), free(p0), free(pa), free(pb), free(gs);
     mae_trainer_destroy(t);
+}
+
+/* Weight decay on every tensor by default (the twin); --no-decay-norms skips no_decay ones. */
+static void test_weight_decay_exclusion(void **state) {
+    (void)state;
+    adamw_segment segs[2] = {{0, 4, 0}, {4, 4, 1}}; /* a weight, then a norm/bias */
+    float g[8] = {0}, p[8];
+    vs_error err;
+    for (int all = 0; all < 2; all++) {
+        adamw_config c;
+        adamw_config_default(&c);
+        c.lr = 0.1, c.weight_decay = 0.5, c.decay_all = all;
+        adamw o;
+        assert_int_equal(adamw_init(&o, &c, 8, segs, 2, &err), VS_OK);
+        for (int i = 0; i < 8; i++)
+            p[i] = 1.0f;
+        /* zero gradient: only the decay moves p; no clipping, no norm asked: none computed */
+        assert_true(adamw_update(&o, p, g, 1, 0, NULL) == -1.0);
+        for (int i = 0; i < 4; i++)
+            assert_true(p[i] == 0.95f);
+        for (int i = 4; i < 8; i++)
+            assert_true(p[i] == (all ? 0.95f : 1.0f));
+        adamw_free(&o);
+    }
 }
 
 static void test_lr_schedule(void **state) {
@@ -273,7 +306,8 @@ static void test_lr_schedule(void **state) {
     assert_float_equal(adamw_lr(&c, 60), 1e-5 + 0.5 * (1e-3 - 1e-5), 1e-12);
     assert_float_equal(adamw_lr(&c, 110), 1e-5, 1e-12);
     assert_float_equal(adamw_lr(&c, 500), 1e-5, 1e-12);
-    for (long s = 11; s < 110; s++) assert_true(adamw_lr(&c, s) <= adamw_lr(&c, s - 1));
+    for (long s = 11; s < 110; s++)
+        assert_true(adamw_lr(&c, s) <= adamw_lr(&c, s - 1));
 }
 
 /* The preview: 3 panels of the mid slice; the first is the input, windowed to its range. */
@@ -307,7 +341,8 @@ static void test_preview_png(void **state) {
     uint8_t *row = malloc((size_t)w);
     const float *mid = img + (size_t)(c->crop[0] / 2) * c->crop[1] * c->crop[2];
     float lo = mid[0], hi = mid[0];
-    for (int i = 0; i < c->crop[1] * c->crop[2]; i++) lo = fminf(lo, mid[i]), hi = fmaxf(hi, mid[i]);
+    for (int i = 0; i < c->crop[1] * c->crop[2]; i++)
+        lo = fminf(lo, mid[i]), hi = fmaxf(hi, mid[i]);
     int masked_dark = 0;
     for (int y = 0; y < h; y++) {
         png_read_row(png, row, NULL);
@@ -331,6 +366,7 @@ int main(void) {
         cmocka_unit_test(test_crops_and_augmentation),
         cmocka_unit_test(test_accumulation_and_clipping),
         cmocka_unit_test(test_lr_schedule),
+        cmocka_unit_test(test_weight_decay_exclusion),
         cmocka_unit_test(test_preview_png),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -80,7 +80,7 @@ static void check_fixture(const char *file, int threads) {
         mae_zero_grad(m);
         assert_int_equal(mae_forward(m, img, step_ids + s * per_step, &loss, &err), VS_OK);
         mae_backward(m);
-        adamw_update(&opt, mae_params(m), mae_grads(m), 1, NULL);
+        adamw_update(&opt, mae_params(m), mae_grads(m), 1, 0, NULL);
         double e = fabs((double)loss - step_losses[s]) / fabs(step_losses[s]);
         printf("  step %2d loss C %.7f twin %.7f rel %.2e%s\n", s, loss, step_losses[s], e,
                e > TOL ? "  FAIL" : "");
@@ -139,12 +139,79 @@ static void test_deterministic(void **state) {
     fx_free(&f);
 }
 
+/* The model's own layers (patch gather + embedding, unshuffle with the mask token, loss on the
+ * masked rows) against central differences of the float loss, at the 8 largest gradients of
+ * each tensor of the 2D recipe fixture (plain targets, visible weight 0.5) and the 3D one. */
+static void fd_model(const char *file) {
+    nn_set_threads(1);
+    fixture f;
+    assert_int_equal(fx_load(&f, file), 0);
+    mae_config cfg;
+    fx_config(&f, &cfg);
+    mae *m = NULL;
+    vs_error err;
+    assert_int_equal(mae_create(&m, &cfg, &err), VS_OK);
+    assert_int_equal(fx_set_params(&f, m), 0);
+    const float *img = fx_get(&f, "img")->data;
+    const int32_t *ids = fx_get(&f, "ids_keep")->data;
+    float loss;
+    mae_zero_grad(m);
+    mae_forward(m, img, ids, &loss, &err);
+    mae_backward(m);
+    static const char *names[] = {"patch_embed.weight", "patch_embed.bias", "mask_token",
+                                  "dec_embed.weight",   "dec_pred.weight",  "dec_pred.bias"};
+    int fails = 0;
+    for (int k = 0; k < 6; k++) {
+        const mae_tensor *t = mae_tensor_find(m, names[k]);
+        assert_non_null(t);
+        float *p = mae_params(m) + t->offset;
+        const float *g = mae_grads(m) + t->offset;
+        double worst = 0.0, gmax = 0.0;
+        size_t chosen[8];
+        for (int pick = 0; pick < 8 && pick < (int)t->size; pick++) {
+            size_t best = 0; /* the largest |g| not chosen yet */
+            double bv = -1.0;
+            for (size_t i = 0; i < t->size; i++) {
+                int seen = 0;
+                for (int q = 0; q < pick; q++)
+                    seen |= chosen[q] == i;
+                if (!seen && fabs(g[i]) > bv) bv = fabs(g[i]), best = i;
+            }
+            chosen[pick] = best;
+            gmax = fmax(gmax, bv);
+            const double h = 1e-2;
+            float o = p[best], lp, lm;
+            float up = (float)(o + h), dn = (float)(o - h);
+            p[best] = up;
+            mae_forward(m, img, ids, &lp, &err);
+            p[best] = dn;
+            mae_forward(m, img, ids, &lm, &err);
+            p[best] = o;
+            double fd = ((double)lp - lm) / ((double)up - dn);
+            worst = fmax(worst, fabs(fd - g[best]));
+        }
+        /* float loss differences over 2h carry ~1e-5 of rounding noise: absolute + relative */
+        double tol = 1e-2 * gmax + 1e-5;
+        printf("  fd %-20s worst |analytic - fd| %.3e  (max |g| %.3e, tolerance %.3e)%s\n",
+               names[k], worst, gmax, tol, worst > tol ? "  FAIL" : "");
+        fails += worst > tol;
+    }
+    mae_destroy(m);
+    fx_free(&f);
+    assert_int_equal(fails, 0);
+}
+
+static void test_model_fd(void **state) {
+    (void)state;
+    fd_model("mae_fixture_2d.bin");
+    fd_model("mae_fixture_3d.bin");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_twin_3d),
-        cmocka_unit_test(test_twin_3d_one_thread),
-        cmocka_unit_test(test_twin_2d_recipe),
-        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_twin_3d),        cmocka_unit_test(test_twin_3d_one_thread),
+        cmocka_unit_test(test_twin_2d_recipe), cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_model_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

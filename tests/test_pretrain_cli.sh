@@ -18,8 +18,8 @@ done
 contains "says to pass --resume" "$t/out" "resume"
 "$V" pretrain $tiny --steps 6 --resume --out "$t/a" >"$t/out" 2>&1; check "resume with other settings is refused" 2 $?
 contains "names the differing field" "$t/out" "steps=5"
-"$V" pretrain --out "$t/b" --shards "$t" >"$t/out" 2>&1; check "--shards without the reader" 3 $?
-contains "says the shard reader is missing" "$t/out" "shard reader"
+"$V" pretrain --out "$t/b" --shards "$t/none" >"$t/out" 2>&1; check "--shards naming a missing folder" 3 $?
+contains "names the folder" "$t/out" "cannot list the shard folder"
 "$V" pretrain --synthetic 2 >"$t/out" 2>&1; check "--out is required" 2 $?
 "$V" pretrain --out "$t/c" --synthetic 2 --crop 30 --patch 8 >"$t/out" 2>&1; check "crop not a multiple of patch" 2 $?
 contains "names crop and patch" "$t/out" "not a multiple of patch"
@@ -34,7 +34,7 @@ long="$tiny --steps 1500 --checkpoint-every 100"
 "$V" pretrain $long --out "$t/full" >"$t/out" 2>&1; check "uninterrupted run" 0 $?
 "$V" pretrain $long --out "$t/int" >"$t/out" 2>&1 &
 pid=$!
-sleep 0.3
+for _ in $(seq 200); do [ -s "$t/int/checkpoint.ckpt" ] && break; sleep 0.05; done # running, past step 100
 kill -TERM $pid
 wait $pid; rc=$?
 if [ $rc = 0 ]; then

@@ -264,6 +264,41 @@ static void test_crops(void **state) {
     free_volumes(v);
 }
 
+/* The decompressed-chunk cache changes no crop, with room for everything or for two chunks. */
+static void test_cache_changes_nothing(void **state) {
+    (void)state;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/rt", g_root);
+    vs_error err;
+    shard_set *plain = NULL, *big = NULL, *tiny = NULL;
+    assert_int_equal(shard_set_open(dir, NULL, &plain, &err), VS_OK);
+    assert_int_equal(shard_set_open(dir, NULL, &big, &err), VS_OK);
+    assert_int_equal(shard_set_open(dir, NULL, &tiny, &err), VS_OK);
+    assert_int_equal(shard_set_cache(big, 64u << 20, &err), VS_OK);
+    assert_int_equal(shard_set_cache(tiny, 2 * 16 * 32 * 32 * 4, &err), VS_OK);
+    int size[3] = {12, 40, 40};
+    size_t n = 12 * 40 * 40;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    rng ra, rb, rc;
+    rng_seed(&ra, 4, 4), rng_seed(&rb, 4, 4), rng_seed(&rc, 4, 4);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(shard_set_crop(plain, &ra, size, 0.0f, a, NULL, &err), VS_OK);
+        assert_int_equal(shard_set_crop(big, &rb, size, 0.0f, b, NULL, &err), VS_OK);
+        assert_int_equal(shard_set_crop(tiny, &rc, size, 0.0f, c, NULL, &err), VS_OK);
+        assert_memory_equal(a, b, n * sizeof *a);
+        assert_memory_equal(a, c, n * sizeof *a);
+    }
+    uint64_t hits, misses;
+    shard_set_cache_stats(big, &hits, &misses);
+    print_message("chunk cache: %llu hits, %llu misses\n", (unsigned long long)hits,
+                  (unsigned long long)misses);
+    assert_true(hits > misses);
+    free(a), free(b), free(c);
+    shard_set_close(plain);
+    shard_set_close(big);
+    shard_set_close(tiny);
+}
+
 static void test_stream_matches_sync(void **state) {
     (void)state;
     char dir[300];
@@ -275,8 +310,8 @@ static void test_stream_matches_sync(void **state) {
     int size[3] = {8, 32, 32};
     size_t n = 8 * 32 * 32;
     shard_stream *a = NULL, *b = NULL;
-    assert_int_equal(shard_stream_open(s1, 5, size, 0.0f, 4, &a, &err), VS_OK);
-    assert_int_equal(shard_stream_open(s2, 5, size, 0.0f, 0, &b, &err), VS_OK);
+    assert_int_equal(shard_stream_open(s1, 5, size, 0.0f, 6, 3, &a, &err), VS_OK);
+    assert_int_equal(shard_stream_open(s2, 5, size, 0.0f, 0, 1, &b, &err), VS_OK);
     float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *saved = malloc(n * sizeof *y);
     for (int i = 0; i < 10; i++) {
         shard_crop_info ia, ib;
@@ -454,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_identical_bytes),
         cmocka_unit_test(test_chunks_match_hdf5_filters),
         cmocka_unit_test(test_crops),
+        cmocka_unit_test(test_cache_changes_nothing),
         cmocka_unit_test(test_stream_matches_sync),
         cmocka_unit_test(test_newer_series_wins),
         cmocka_unit_test(test_corrupt_shards),

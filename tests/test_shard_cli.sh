@@ -26,6 +26,15 @@ contains "and counts it as skipped" "$t/o" "skipped 1: not DICOM"
 contains "verify counts" "$t/o" "verify: 2 shards, 3 volumes, 0 corrupt shards, 0 corrupt volumes"
 "$V" verify >"$t/o" 2>&1; check "verify without DIR is a usage error" 2 $?
 
+# verify-deid scans shards: clean ones pass, a planted identifier is found (and not printed)
+printf 'Doe^John\nMRN4711\nSt Elsewhere\n' >"$t/phi.txt"
+"$V" verify-deid "$t/out/shards" --phi-list "$t/phi.txt" >"$t/o" 2>&1; check "verify-deid on clean shards exits 0" 0 $?
+mkdir "$t/planted"; cp "$t/out/shards/shard-000001.h5" "$t/planted/"
+/usr/bin/python3 -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f['volumes/ct-0004'].attrs['body_part']='CHEST ST ELSEWHERE'; f.close()" "$t/planted/shard-000001.h5"
+"$V" verify-deid "$t/planted" --phi-list "$t/phi.txt" >"$t/o" 2>&1; check "verify-deid on a planted shard exits 7" 7 $?
+contains "names the shard" "$t/o" "shard-000001.h5"
+check "never prints the identifier" 0 "$(grep -ci 'elsewhere' "$t/o")"
+
 # damage: truncate shard 2, make shard 1 claim a newer schema
 s2="$t/out/shards/shard-000002.h5"
 truncate -s $(($(stat -c %s "$s2") / 2)) "$s2"

@@ -25,6 +25,8 @@ for s in $(seq 1 48); do
   done
 done
 for r in 1 2 3 4 5 6; do echo "garbage $r" >"$t/src/junk$r.txt"; n=$((n + 1)); done
+# a series whose volume the shard writer refuses (a key that is not a safe dataset name)
+for k in 1 2; do printf 'series bad/key\nslice %d\n' $k >"$t/src/fbad_$k.dcm"; n=$((n + 1)); done
 echo "sources: $n files"
 
 "$tool" ingest "$t/ref" "$t/src" $max >"$t/ref.json"; check "uninterrupted run exits 4 (rejects)" 4 $?
@@ -32,13 +34,17 @@ echo "sources: $n files"
 (cd "$t/ref/shards" && sha256sum shard-*.h5) >"$t/ref.sums"
 check "every source accounted for once" "$n" "$(grep -c '^source|' "$t/ref.dump")"
 check "48 live volumes" 48 "$(grep -c '^volume|.*|live|' "$t/ref.dump")"
+check "the run lists its 8 rejects" 8 "$(grep -c '^rejected ' "$t/ref.json")"
+check "the refused series' files are rejected with the reason" 2 "$(grep -c "^rejected fbad_.*: series key 'bad/key' is not" "$t/ref.json")"
 check "several shards" 1 "$([ "$(wc -l <"$t/ref.sums")" -ge 4 ] && echo 1 || echo 0)"
 
-for seed in 1 2 3 4 5; do
+for seed in 1 2 3 4 5 6 7 8 9; do
   out="$t/kill$seed"
-  # kill at a seed-dependent instant: after 0.05-0.95 s of a run slowed to ~20 ms a volume
-  delay=$(awk -v s="$seed" 'BEGIN{srand(s); printf "%.2f", 0.05 + 0.9 * rand()}')
-  VS_STORE_SLOW_MS=20 "$tool" ingest "$out" "$t/src" $max >/dev/null 2>&1 &
+  # kill at a seed-dependent instant: seeds 1-5 after 0.05-0.95 s of a run slowed to ~20 ms a
+  # volume; seeds 6-9 after 0.01-0.3 s of a full-speed run (inside writes, seals and commits)
+  if [ "$seed" -le 5 ]; then slow=20; span=0.9; else slow=0; span=0.29; fi
+  delay=$(awk -v s="$seed" -v span="$span" 'BEGIN{srand(s); printf "%.3f", 0.01 + span * rand()}')
+  VS_STORE_SLOW_MS=$slow "$tool" ingest "$out" "$t/src" $max >/dev/null 2>&1 &
   bg=$!
   sleep "$delay"
   kill -9 "$bg" 2>/dev/null; wait "$bg" 2>/dev/null; bg=""
@@ -55,6 +61,13 @@ for seed in 1 2 3 4 5; do
   check "seed $seed: no temporary shard left" 0 "$(ls "$out/shards" | grep -c tmp)"
   "$tool" verify "$out" >/dev/null; check "seed $seed: verify clean" 0 $?
 done
+
+# A catalog that is not this folder's (here: lost) makes the run stop instead of deleting shards.
+mv "$t/ref/catalog.sqlite" "$t/catalog.saved"
+"$tool" ingest "$t/ref" "$t/src" $max >/dev/null 2>"$t/lost.err"; check "a lost catalog stops the run" 1 $?
+check "and says which shard it does not know" 1 "$(grep -c 'shard-000002.h5: the catalog does not know this shard' "$t/lost.err")"
+check "no shard was deleted" "$(wc -l <"$t/ref.sums")" "$(ls "$t/ref/shards" | grep -c '\.h5$')"
+rm -f "$t/ref/catalog.sqlite"*; mv "$t/catalog.saved" "$t/ref/catalog.sqlite"
 
 # Rerun with nothing new.
 "$tool" ingest "$t/ref" "$t/src" $max >"$t/again.json"; check "rerun with no new files exits 5" 5 $?

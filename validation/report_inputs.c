@@ -454,11 +454,12 @@ vs_status report_read_train_log(report_input *in, const char *name, const char *
         int got;
         if ((s = rec_next(&rd, &r, &got, err)) != VS_OK || !got) break;
         const char *ev = rec_get(&r, "event");
-        if (!ev || strcmp(ev, "train.step") != 0) continue;
+        size_t ev_len = ev ? strlen(ev) : 0; /* train.step, pretrain.step, finetune.step, ... */
+        if (ev_len < 5 || strcmp(ev + ev_len - 5, ".step") != 0) continue;
         double step, loss;
         if (rec_double(rec_get(&r, "step"), &step) || rec_double(rec_get(&r, "loss"), &loss)) {
             s = VS_FAIL(err, VS_ERR_FORMAT,
-                        "%s line %ld: a train.step event needs numeric 'step' and 'loss'", path,
+                        "%s line %ld: a step event needs numeric 'step' and 'loss'", path,
                         rd.lineno);
             break;
         }
@@ -472,7 +473,7 @@ vs_status report_read_train_log(report_input *in, const char *name, const char *
     }
     rec_close(&rd);
     if (s == VS_OK && c.n == 0)
-        s = VS_FAIL(err, VS_ERR_FORMAT, "%s: no \"train.step\" events with step and loss", path);
+        s = VS_FAIL(err, VS_ERR_FORMAT, "%s: no step events (\"*.step\") with step and loss", path);
     if (s == VS_OK) s = report_sha256_file(path, c.sha256, err);
     report_curve *p = s == VS_OK ? realloc(in->curves, (in->n_curves + 1) * sizeof *p) : NULL;
     if (s == VS_OK && !p) s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");

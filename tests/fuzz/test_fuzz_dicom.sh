@@ -35,9 +35,11 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if ls "$src"/tests/fuzz/crashes/* >/dev/null 2>&1; then
   "$fuzz" -runs=0 "$src"/tests/fuzz/crashes/* || { echo "FAIL: a kept crash input fails again"; exit 1; }
 fi
+rc=0
 "$fuzz" "$work/corpus" -max_total_time="$secs" -rss_limit_mb=1024 -malloc_limit_mb=512 \
-  -max_len=1048576 -timeout=10 -print_final_stats=1 -artifact_prefix="$work/" 2>&1 | tail -25
-rc=${PIPESTATUS[0]}
+  -max_len=1048576 -timeout=10 -print_final_stats=1 -artifact_prefix="$work/" >"$work/log" 2>&1 || rc=$?
+grep -E "runtime error|ERROR|SUMMARY|^ +#[0-9]+ .* in (dcm|dicom|vs_|volume|LLVMFuzzer)" "$work/log" | head -40 || true
+tail -8 "$work/log"
 if ls "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-* >/dev/null 2>&1; then
   mkdir -p "$src/tests/fuzz/crashes"
   cp "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-* "$src/tests/fuzz/crashes/" 2>/dev/null || true

@@ -1,0 +1,261 @@
+/* deid_scan.c — verify-deid beyond the DICOM structure: which kind a file is, text files
+ * (reports, JSON-lines logs, anything else given) line by line, and the raw bytes of every
+ * file, for listed identifiers and for UIDs of an organisation's root.
+ *
+ * Invariants:
+ *   1. A hit names the file and where (line and column, byte offset), never the value.
+ *   2. A UID of an organisation's root is a maximal run of digits and dots of at least 10
+ *      characters that is a well-formed OID (first arc 0, 1 or 2; at least three arcs; no empty
+ *      arc; no leading zero) and is neither a 2.25 pseudonym nor a DICOM-defined
+ *      1.2.840.10008 UID. Decimal numbers (one dot) and dates ("2026.11.28": first arc > 2)
+ *      are not UIDs, so reports and logs full of numbers do not raise false alarms.
+ *   3. Listed identifiers match case-insensitively, in text and in raw bytes alike.
+ */
+#include "deid_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int is_uid_char(unsigned char c) { return (c >= '0' && c <= '9') || c == '.'; }
+
+/* Invariant 2 on the run s[0..n) (already stripped of leading and trailing dots). */
+static int run_is_org_uid(const char *s, size_t n) {
+    if (n < 10 || n > 255 || s[0] > '2' || s[1] != '.') return 0;
+    int arcs = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '.') continue;
+        if (i + 1 >= n || s[i + 1] == '.') return 0;                   /* empty arc */
+        if (s[i + 1] == '0' && i + 2 < n && s[i + 2] != '.') return 0; /* leading zero */
+        arcs++;
+    }
+    if (arcs < 3) return 0;
+    char uid[256];
+    memcpy(uid, s, n);
+    uid[n] = 0;
+    return !deid_uid_is_pseudonym(uid) && !deid_uid_is_standard(uid);
+}
+
+int deid_find_org_uid(const char *s, size_t n, size_t *pos, size_t *len) {
+    size_t i = *pos;
+    while (i < n) {
+        if (!is_uid_char((unsigned char)s[i])) {
+            i++;
+            continue;
+        }
+        size_t a = i;
+        while (i < n && is_uid_char((unsigned char)s[i]))
+            i++;
+        size_t b = i;
+        while (a < b && s[a] == '.')
+            a++;
+        while (b > a && s[b - 1] == '.')
+            b--;
+        if (run_is_org_uid(s + a, b - a)) {
+            *pos = a;
+            *len = b - a;
+            return 1;
+        }
+    }
+    *pos = n;
+    return 0;
+}
+
+/* The first case-insensitive occurrence of needle (length m) in s[0..n), or NULL. */
+static const char *find_ci(const char *s, size_t n, const char *needle, size_t m) {
+    if (m == 0 || m > n) return NULL;
+    unsigned char lo = (unsigned char)tolower((unsigned char)needle[0]);
+    unsigned char up = (unsigned char)toupper((unsigned char)needle[0]);
+    for (size_t i = 0; i + m <= n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c == lo || c == up) && strncasecmp(s + i, needle, m) == 0) return s + i;
+    }
+    return NULL;
+}
+
+const char *deid_find_phi(const char *s, size_t n, const char *const *phi, int n_phi) {
+    const char *first = NULL;
+    for (int k = 0; k < n_phi; k++) {
+        const char *p = find_ci(s, n, phi[k], strlen(phi[k]));
+        if (p && (!first || p < first)) first = p;
+    }
+    return first;
+}
+
+/* 1 when the run s[0..n) is one of allowed[], or one of them followed by fewer than 10 more
+ * digits and dots: in raw bytes a UID value of even length is followed directly by the next
+ * tag, whose group (0030-0039) can read as a digit. */
+static int uid_allowed(const char *s, size_t n, const char *const *allowed, int n_allowed) {
+    for (int k = 0; k < n_allowed; k++) {
+        size_t m = strlen(allowed[k]);
+        if (m <= n && n - m < 10 && memcmp(allowed[k], s, m) == 0) return 1;
+    }
+    return 0;
+}
+
+void deid_report(const char *path, const char *where, const char *what, deid_hit_fn fn, void *user,
+                 int *n_hits) {
+    deid_hit h;
+    h.path = path;
+    snprintf(h.where, sizeof h.where, "%s", where);
+    h.what = what;
+    (*n_hits)++;
+    if (fn) fn(&h, user);
+}
+
+int deid_scan_string(const char *path, const char *where, const char *s, size_t n,
+                     const char *const *phi, int n_phi, const char *const *allowed, int n_allowed,
+                     deid_hit_fn fn, void *user, int *n_hits) {
+    int found = 0;
+    if (n_phi > 0 && deid_find_phi(s, n, phi, n_phi)) {
+        deid_report(path, where, "listed identifier", fn, user, n_hits);
+        found++;
+    }
+    size_t pos = 0, len = 0;
+    while (deid_find_org_uid(s, n, &pos, &len)) {
+        if (!uid_allowed(s + pos, len, allowed, n_allowed)) {
+            deid_report(path, where, "UID of an organisation root (not a 2.25 pseudonym)", fn, user,
+                        n_hits);
+            found++;
+            break;
+        }
+        pos += len;
+    }
+    return found;
+}
+
+/* ---- raw bytes ------------------------------------------------------------------------ */
+
+typedef struct mapped {
+    const char *bytes;
+    size_t n;
+} mapped;
+
+static vs_status map_file(const char *path, mapped *m, vs_error *err) {
+    m->bytes = NULL;
+    m->n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file (%s)", path, strerror(errno));
+        }
+        m->bytes = p;
+        m->n = (size_t)st.st_size;
+    }
+    close(fd);
+    return VS_OK;
+}
+
+static void unmap_file(mapped *m) {
+    if (m->bytes) munmap((void *)m->bytes, m->n);
+}
+
+vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
+                        const char *const *allowed, int n_allowed, deid_hit_fn fn, void *user,
+                        int *n_hits, vs_error *err) {
+    mapped m;
+    vs_status st = map_file(path, &m, err);
+    if (st != VS_OK) return st;
+    char where[96];
+    for (int k = 0; k < n_phi; k++) {
+        const char *p = find_ci(m.bytes, m.n, phi[k], strlen(phi[k]));
+        if (!p) continue;
+        snprintf(where, sizeof where, "raw bytes at offset %zu", (size_t)(p - m.bytes));
+        deid_report(path, where, "listed identifier in the raw bytes", fn, user, n_hits);
+    }
+    size_t pos = 0, len = 0, first = 0;
+    int n_uids = 0;
+    while (deid_find_org_uid(m.bytes, m.n, &pos, &len)) {
+        if (!uid_allowed(m.bytes + pos, len, allowed, n_allowed) && n_uids++ == 0) first = pos;
+        pos += len;
+    }
+    if (n_uids > 0) {
+        snprintf(where, sizeof where, "raw bytes at offset %zu (%d in the file)", first, n_uids);
+        deid_report(path, where, "UID of an organisation root in the raw bytes", fn, user, n_hits);
+    }
+    unmap_file(&m);
+    return VS_OK;
+}
+
+/* ---- text files ----------------------------------------------------------------------- */
+
+vs_status deid_verify_text(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+                           void *user, int *n_hits, vs_error *err) {
+    mapped m;
+    vs_status st = map_file(path, &m, err);
+    if (st != VS_OK) return st;
+    char where[96];
+    long line = 1;
+    for (size_t a = 0; a < m.n; line++) {
+        const char *nl = memchr(m.bytes + a, '\n', m.n - a);
+        size_t b = nl ? (size_t)(nl - m.bytes) : m.n;
+        const char *s = m.bytes + a;
+        size_t n = b - a;
+        const char *p = n_phi > 0 ? deid_find_phi(s, n, phi, n_phi) : NULL;
+        if (p) {
+            snprintf(where, sizeof where, "line %ld column %zu", line, (size_t)(p - s) + 1);
+            deid_report(path, where, "listed identifier", fn, user, n_hits);
+        }
+        size_t pos = 0, len = 0;
+        if (deid_find_org_uid(s, n, &pos, &len)) { /* the first of the line */
+            snprintf(where, sizeof where, "line %ld column %zu", line, pos + 1);
+            deid_report(path, where, "UID of an organisation root (not a 2.25 pseudonym)", fn, user,
+                        n_hits);
+        }
+        a = b + 1;
+    }
+    unmap_file(&m);
+    return VS_OK;
+}
+
+/* ---- any file ------------------------------------------------------------------------- */
+
+typedef enum file_kind { KIND_DICOM, KIND_HDF5, KIND_TEXT, KIND_BINARY } file_kind;
+
+static vs_status sniff(const char *path, file_kind *kind, vs_error *err) {
+    static const unsigned char hdf5_sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[8192];
+    FILE *f = fopen(path, "rb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
+    size_t n = fread(head, 1, sizeof head, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return VS_FAIL(err, VS_ERR_IO, "%s: read error", path);
+    if (n >= 132 && memcmp(head + 128, "DICM", 4) == 0)
+        *kind = KIND_DICOM;
+    else if (n >= 8 && memcmp(head, hdf5_sig, 8) == 0)
+        *kind = KIND_HDF5;
+    else
+        *kind = memchr(head, 0, n) ? KIND_BINARY : KIND_TEXT;
+    return VS_OK;
+}
+
+vs_status deid_verify_path(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+                           void *user, int *n_hits, vs_error *err) {
+    file_kind kind;
+    vs_status st = sniff(path, &kind, err);
+    if (st != VS_OK) return st;
+    switch (kind) {
+    case KIND_DICOM: return deid_verify_file(path, phi, n_phi, fn, user, n_hits, err);
+    case KIND_HDF5: return deid_verify_shard(path, phi, n_phi, fn, user, n_hits, err);
+    case KIND_TEXT: return deid_verify_text(path, phi, n_phi, fn, user, n_hits, err);
+    case KIND_BINARY: break;
+    }
+    return deid_scan_raw(path, phi, n_phi, NULL, 0, fn, user, n_hits, err);
+}

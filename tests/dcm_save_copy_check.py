@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""dcm_save_copy_check.py TOOL WORK — dcmfile_save_copy (pixels copied by the kernel) writes
+the same bytes as dcmfile_save (DCMTK) on files written by pydicom, and takes the kernel path
+exactly where the layout allows it: native little-endian pixel data at the end of the file."""
+import os, subprocess, sys
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless
+
+tool, W = sys.argv[1:3]
+FAILS = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        FAILS.append(what)
+
+
+def make(path, ts=ExplicitVRLittleEndian, bits=16, rows=128, cols=96, trailing=False, group_len=False,
+         encapsulated=False, ob=False):
+    m = FileMetaDataset()
+    m.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    m.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.7.%d" % (abs(hash(path)) % 10**9)
+    m.TransferSyntaxUID = ts
+    ds = Dataset()
+    ds.file_meta = m
+    ds.SOPClassUID, ds.SOPInstanceUID = m.MediaStorageSOPClassUID, m.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.0.1.3680043.2.1125.7.2", "1.2.826.0.1.3680043.2.1125.7.3"
+    ds.PatientName, ds.PatientID, ds.StudyDate = "Doe^Jane", "MRN1234", "20230105"
+    ds.Modality, ds.BurnedInAnnotation = "CT", "NO"
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.7.9"
+    ds.ReferencedImageSequence = Sequence([item])
+    ds.add_new(0x00291001, "LO", "private")
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit, ds.PixelRepresentation = bits - 1, 0
+    rng = np.random.default_rng(rows * cols + bits)
+    pix = rng.integers(0, 2 ** (bits - 4), (rows, cols), dtype=np.uint16 if bits == 16 else np.uint8)
+    if encapsulated:
+        ds.PixelData = encapsulate([pix.tobytes()])  # RLE transfer syntax declared, opaque fragment
+        ds["PixelData"].VR = "OB"
+    else:
+        ds.PixelData = pix.astype(">u2" if ts == ExplicitVRBigEndian and bits == 16 else pix.dtype).tobytes()
+        ds["PixelData"].VR = "OB" if (bits == 8 or ob) else "OW"
+    if group_len:
+        ds.add_new(0x7FE00000, "UL", 8 + 4 + len(ds.PixelData))
+    if trailing:
+        ds.add_new(0xFFFCFFFC, "OB", b"\0" * 64)
+    ds.is_little_endian = ts != ExplicitVRBigEndian
+    ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+    ds.save_as(path, write_like_original=False)
+
+
+key = os.path.join(W, "site.key")
+cases = [  # name, make() arguments, the path dcmfile_save_copy must take
+    ("explicit-ow", {}, "copied"),
+    ("implicit", {"ts": ImplicitVRLittleEndian}, "copied"),
+    ("explicit-8bit-ob", {"bits": 8}, "copied"),
+    ("explicit-16bit-ob", {"ob": True}, "copied"),
+    ("large", {"rows": 512, "cols": 512}, "copied"),
+    ("trailing-padding", {"trailing": True}, "dcmtk"),
+    ("group-length-7fe0", {"group_len": True}, "copied"),  # de-identification drops group lengths
+    ("big-endian", {"ts": ExplicitVRBigEndian}, "dcmtk"),
+    ("encapsulated", {"ts": RLELossless, "encapsulated": True}, "dcmtk"),
+    ("small-in-memory", {"rows": 16, "cols": 16}, "dcmtk"),
+]
+for name, args, want in cases:
+    src = os.path.join(W, name + ".dcm")
+    make(src, **args)
+    slow, fast = os.path.join(W, name + ".slow"), os.path.join(W, name + ".fast")
+    r = subprocess.run([tool, key, src, slow, fast], capture_output=True, text=True)
+    if r.returncode != 0:
+        check(False, "%s: both writers succeed (%s)" % (name, r.stderr.strip()))
+        continue
+    check(r.stdout.strip() == want, "%s: dcmfile_save_copy took the %s path (%s)" % (name, want, r.stdout.strip()))
+    a, b = open(slow, "rb").read(), open(fast, "rb").read()
+    check(a == b, "%s: byte-identical to DCMTK's output (%d vs %d bytes)" % (name, len(a), len(b)))
+    o = pydicom.dcmread(fast)
+    check(o.PatientIdentityRemoved == "YES" and o.PixelData == pydicom.dcmread(src).PixelData,
+          "%s: pydicom reads the copy, pixels unchanged" % name)
+
+print("%d failed" % len(FAILS))
+sys.exit(1 if FAILS else 0)

@@ -43,6 +43,7 @@ typedef struct mae_block_act {
 struct mae {
     mae_config cfg;
     int N, K, PV, R; /* tokens, kept, patch voxels, loss rows (B * rows per sample) */
+    int enc_only;    /* mae_create_encoder: K == N, no decoder activations */
     int rows_per_sample;
     int grid[3];
 
@@ -285,7 +286,7 @@ static void layout(mae *m, arena *a, size_t *count) {
     size_t B = (size_t)c->batch, N = (size_t)m->N, K = (size_t)m->K, PV = (size_t)m->PV;
     size_t D = (size_t)c->dim, Dd = (size_t)c->dec_dim, R = (size_t)m->R;
     size_t He = (size_t)c->mlp_ratio * D, Hd = (size_t)c->mlp_ratio * Dd;
-    size_t Te = B * K, Td = B * N;
+    size_t Te = B * K, Td = m->enc_only ? 0 : B * N;
     m->xv = TAKEF(Te * PV);
     for (int l = 0; l <= c->depth; l++)
         m->resid[l] = TAKEF(Te * D);
@@ -296,7 +297,7 @@ static void layout(mae *m, arena *a, size_t *count) {
     for (int l = 0; l <= c->dec_depth; l++)
         m->dresid[l] = TAKEF(Td * Dd);
     for (int l = 0; l < c->dec_depth; l++)
-        layout_block(&m->db[l], a, count, Td, Dd, Hd, B * (size_t)c->dec_heads * N * N);
+        layout_block(&m->db[l], a, count, Td, Dd, Hd, Td ? B * (size_t)c->dec_heads * N * N : 0);
     m->dn = TAKEF(Td * Dd), m->dn_mean = TAKEF(Td), m->dn_rstd = TAKEF(Td);
     m->lrows = TAKEF(R * Dd), m->pred = TAKEF(R * PV), m->dpred = TAKEF(R * PV);
     m->row_loss = (double *)take(a, count, R, sizeof(double));
@@ -313,7 +314,7 @@ static void layout(mae *m, arena *a, size_t *count) {
     m->loss_w = TAKEF(R);
 }
 
-vs_status mae_create(mae **out, const mae_config *cfg, vs_error *err) {
+static vs_status create(mae **out, const mae_config *cfg, int enc_only, vs_error *err) {
     *out = NULL;
     vs_status st = mae_config_check(cfg, err);
     if (st != VS_OK) return st;
@@ -324,6 +325,8 @@ vs_status mae_create(mae **out, const mae_config *cfg, vs_error *err) {
         m->grid[a] = cfg->crop[a] / cfg->patch[a];
     m->N = mae_n_tokens(cfg), m->K = mae_n_keep(cfg), m->PV = mae_patch_voxels(cfg);
     m->rows_per_sample = cfg->vis_weight > 0.0f ? m->N : m->N - m->K;
+    m->enc_only = enc_only;
+    if (enc_only) m->K = m->N, m->rows_per_sample = 0;
     m->R = cfg->batch * m->rows_per_sample;
     m->n_threads = nn_threads();
     int cap = 16 + BK_COUNT * (cfg->depth + cfg->dec_depth);
@@ -354,6 +357,14 @@ vs_status mae_create(mae **out, const mae_config *cfg, vs_error *err) {
 nomem:
     mae_destroy(m);
     return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the model's parameters");
+}
+
+vs_status mae_create(mae **out, const mae_config *cfg, vs_error *err) {
+    return create(out, cfg, 0, err);
+}
+
+vs_status mae_create_encoder(mae **out, const mae_config *cfg, vs_error *err) {
+    return create(out, cfg, 1, err);
 }
 
 void mae_destroy(mae *m) {
@@ -569,15 +580,10 @@ static float loss_forward(mae *m) {
     return (float)(total / m->loss_den);
 }
 
-vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *loss,
-                      vs_error *err) {
+/* The encoder over the K tokens of m->ids_keep: m->enc_n (B*K, D) after the final norm. */
+static void encoder_forward(mae *m, const float *img) {
     const mae_config *c = &m->cfg;
-    int B = c->batch, N = m->N, K = m->K, PV = m->PV, D = c->dim, Dd = c->dec_dim;
-    if (nn_threads() > m->n_threads) /* scratch buffers are per thread */
-        return VS_FAIL(err, VS_ERR_INTERNAL, "thread count rose from %d to %d after mae_create",
-                       m->n_threads, nn_threads());
-    vs_status st = set_indices(m, ids_keep, err);
-    if (st != VS_OK) return st;
+    int B = c->batch, K = m->K, PV = m->PV, D = c->dim;
     m->img = img;
     const size_t crop = mae_crop_voxels(c);
     /* embed the visible patches only: x (B*K, D) = patch @ W^T + b + pos[token] */
@@ -601,6 +607,19 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
     }
     nn_layernorm_forward(m->enc_n, m->enc_mean, m->enc_rstd, m->resid[c->depth],
                          param_of(m, m->t_norm_w), param_of(m, m->t_norm_b), B * K, D);
+}
+
+vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *loss,
+                      vs_error *err) {
+    const mae_config *c = &m->cfg;
+    int B = c->batch, N = m->N, K = m->K, PV = m->PV, D = c->dim, Dd = c->dec_dim;
+    if (m->enc_only) return VS_FAIL(err, VS_ERR_INTERNAL, "mae_forward on an encoder-only model");
+    if (nn_threads() > m->n_threads) /* scratch buffers are per thread */
+        return VS_FAIL(err, VS_ERR_INTERNAL, "thread count rose from %d to %d after mae_create",
+                       m->n_threads, nn_threads());
+    vs_status st = set_indices(m, ids_keep, err);
+    if (st != VS_OK) return st;
+    encoder_forward(m, img);
     nn_linear_forward(m->dec_in, m->enc_n, param_of(m, m->t_de_w), param_of(m, m->t_de_b), B * K, D,
                       Dd);
     /* unshuffle: kept tokens at their places, the mask token elsewhere, + dec_pos */
@@ -631,6 +650,28 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
                       Dd, PV);
     *loss = loss_forward(m);
     return VS_OK;
+}
+
+/* Gradients of the encoder's weights from d_enc (B*K, D), the gradient at m->enc_n
+ * (consumed before m->g_ln is reused, so it may be m->g_ln). */
+static void encoder_backward(mae *m, const float *d_enc) {
+    const mae_config *c = &m->cfg;
+    int B = c->batch, K = m->K, PV = m->PV, D = c->dim;
+    size_t Te = (size_t)B * K;
+    memset(m->g_res, 0, Te * D * sizeof(float));
+    nn_layernorm_backward(m->g_res, grad_of(m, m->t_norm_w), grad_of(m, m->t_norm_b), d_enc,
+                          m->resid[c->depth], param_of(m, m->t_norm_w), m->enc_mean, m->enc_rstd,
+                          (int)Te, D);
+    for (int l = c->depth - 1; l >= 0; l--) {
+        mae_block_w w, gw;
+        block_w(m, m->params, m->t_blocks + l * BK_COUNT, &w);
+        block_w(m, m->grads, m->t_blocks + l * BK_COUNT, &gw);
+        block_backward(m, &m->eb[l], &w, &gw, m->resid[l], m->g_res, B, K, D, c->heads,
+                       c->mlp_ratio * D);
+    }
+    /* the position embedding is fixed; the patches are data: only weight gradients */
+    nn_linear_backward(NULL, grad_of(m, m->t_pe_w), grad_of(m, m->t_pe_b), m->g_res, m->xv,
+                       param_of(m, m->t_pe_w), (int)Te, PV, D);
 }
 
 /* -------------------------------------------------------------------------- backward */
@@ -669,21 +710,25 @@ void mae_backward(mae *m) {
     }
     nn_linear_backward(m->g_ln, grad_of(m, m->t_de_w), grad_of(m, m->t_de_b), m->g_att, m->enc_n,
                        param_of(m, m->t_de_w), (int)Te, D, Dd);
-    memset(m->g_res, 0, Te * D * sizeof(float));
-    nn_layernorm_backward(m->g_res, grad_of(m, m->t_norm_w), grad_of(m, m->t_norm_b), m->g_ln,
-                          m->resid[c->depth], param_of(m, m->t_norm_w), m->enc_mean, m->enc_rstd,
-                          (int)Te, D);
-    for (int l = c->depth - 1; l >= 0; l--) {
-        mae_block_w w, gw;
-        block_w(m, m->params, m->t_blocks + l * BK_COUNT, &w);
-        block_w(m, m->grads, m->t_blocks + l * BK_COUNT, &gw);
-        block_backward(m, &m->eb[l], &w, &gw, m->resid[l], m->g_res, B, K, D, c->heads,
-                       c->mlp_ratio * D);
-    }
-    /* the position embedding is fixed; the patches are data: only weight gradients */
-    nn_linear_backward(NULL, grad_of(m, m->t_pe_w), grad_of(m, m->t_pe_b), m->g_res, m->xv,
-                       param_of(m, m->t_pe_w), (int)Te, PV, D);
+    encoder_backward(m, m->g_ln);
 }
+
+/* ---------------------------------------------------------------------- encoder only */
+vs_status mae_encode_forward(mae *m, const float *img, const float **feat, vs_error *err) {
+    if (!m->enc_only)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "mae_encode_forward needs mae_create_encoder");
+    if (nn_threads() > m->n_threads)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "thread count rose from %d to %d after mae_create",
+                       m->n_threads, nn_threads());
+    for (int b = 0; b < m->cfg.batch; b++)
+        for (int n = 0; n < m->N; n++)
+            m->ids_keep[(size_t)b * m->N + n] = n;
+    encoder_forward(m, img);
+    *feat = m->enc_n;
+    return VS_OK;
+}
+
+void mae_encode_backward(mae *m, const float *dfeat) { encoder_backward(m, dfeat); }
 
 /* ---------------------------------------------------------------------- reconstruction */
 void mae_reconstruct(const mae *m, const float *img, float *recon, float *masked, float fill) {

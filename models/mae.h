@@ -91,6 +91,16 @@ vs_status mae_forward(mae *m, const float *img, const int32_t *ids_keep, float *
 void mae_backward(mae *m);
 void mae_zero_grad(mae *m);
 
+/* Encoder-only use (the detector, models/det.h): the same parameter table (so a pretraining
+ * checkpoint loads as is) but activations for all N tokens and none for the decoder; only
+ * mae_encode_forward / mae_encode_backward may run on it.
+ * img (B, Sz, Sy, Sx): *feat = (B*N, D) token features after the encoder's final norm, in
+ * z, y, x order of the patch grid (valid until the next call). backward ADDS the encoder's
+ * weight gradients from dfeat (B*N, D), the gradient at *feat. */
+vs_status mae_create_encoder(mae **out, const mae_config *cfg, vs_error *err);
+vs_status mae_encode_forward(mae *m, const float *img, const float **feat, vs_error *err);
+void mae_encode_backward(mae *m, const float *dfeat);
+
 /* After mae_forward: recon (B, Sz, Sy, Sx) = visible patches from img and masked patches from
  * the prediction (de-normalised by the patch's own mean and std when norm_pix); masked
  * (B, Sz, Sy, Sx) = img with masked patches set to fill. Either may be NULL. */

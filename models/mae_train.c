@@ -284,11 +284,6 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
 #define CKPT_MAGIC "VSMAECKP"
 #define CKPT_VERSION 1u
 
-typedef struct hfile { /* a FILE with a running FNV-1a 64 of every byte through it */
-    FILE *f;
-    uint64_t h;
-    int ok;
-} hfile;
 
 static void fnv(uint64_t *h, const void *p, size_t n) {
     const uint8_t *b = p;
@@ -298,13 +293,13 @@ static void fnv(uint64_t *h, const void *p, size_t n) {
     *h = x;
 }
 
-static void hput(hfile *w, const void *p, size_t n) {
+void mae_hfile_put(mae_hfile *w, const void *p, size_t n) {
     if (!w->ok) return;
     fnv(&w->h, p, n);
     if (n && fwrite(p, 1, n, w->f) != n) w->ok = 0;
 }
 
-static void hget(hfile *r, void *p, size_t n) {
+void mae_hfile_get(mae_hfile *r, void *p, size_t n) {
     if (!r->ok) return;
     if (n && fread(p, 1, n, r->f) != n) {
         r->ok = 0;
@@ -341,33 +336,33 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
     if (st != VS_OK) return st;
     FILE *f = fopen(tmp, "wb");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    hfile w = {f, 0xcbf29ce484222325ULL, 1};
+    mae_hfile w = {f, 0xcbf29ce484222325ULL, 1};
     uint32_t version = CKPT_VERSION, nf = N_CFG_FIELDS, slen32 = (uint32_t)slen;
-    hput(&w, CKPT_MAGIC, 8);
-    hput(&w, &version, 4);
-    hput(&w, &nf, 4);
+    mae_hfile_put(&w, CKPT_MAGIC, 8);
+    mae_hfile_put(&w, &version, 4);
+    mae_hfile_put(&w, &nf, 4);
     for (int i = 0; i < N_CFG_FIELDS; i++) {
         uint8_t v[8];
         char txt[40];
         cfg_get(&t->cfg, i, v, txt, sizeof txt);
-        hput(&w, v, 8);
+        mae_hfile_put(&w, v, 8);
     }
     int64_t step = t->opt.step;
     int32_t threads = nn_threads();
     uint8_t rs[RNG_STATE_BYTES];
     rng_save(&t->r, rs);
-    hput(&w, &step, 8);
-    hput(&w, rs, RNG_STATE_BYTES);
-    hput(&w, &threads, 4);
-    hput(&w, &slen32, 4);
-    hput(&w, sbuf, slen);
+    mae_hfile_put(&w, &step, 8);
+    mae_hfile_put(&w, rs, RNG_STATE_BYTES);
+    mae_hfile_put(&w, &threads, 4);
+    mae_hfile_put(&w, &slen32, 4);
+    mae_hfile_put(&w, sbuf, slen);
     uint64_t n = mae_n_params(t->m);
-    hput(&w, &n, 8);
-    hput(&w, mae_params(t->m), n * sizeof(float));
-    hput(&w, t->opt.m, n * sizeof(float));
-    hput(&w, t->opt.v, n * sizeof(float));
+    mae_hfile_put(&w, &n, 8);
+    mae_hfile_put(&w, mae_params(t->m), n * sizeof(float));
+    mae_hfile_put(&w, t->opt.m, n * sizeof(float));
+    mae_hfile_put(&w, t->opt.v, n * sizeof(float));
     uint64_t h = w.h;
-    hput(&w, &h, 8);
+    mae_hfile_put(&w, &h, 8);
     if (!w.ok) {
         int e = errno;
         fclose(f);
@@ -378,14 +373,14 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
 }
 
 /* Read and check the header; leaves r positioned at the parameter count. */
-static vs_status load_header(mae_trainer *t, hfile *r, const char *path, int64_t *step,
+static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int64_t *step,
                              uint8_t rs[RNG_STATE_BYTES], int32_t *threads, uint8_t *sbuf,
                              uint32_t *slen, vs_error *err) {
     char magic[8];
     uint32_t version = 0, nf = 0;
-    hget(r, magic, 8);
-    hget(r, &version, 4);
-    hget(r, &nf, 4);
+    mae_hfile_get(r, magic, 8);
+    mae_hfile_get(r, &version, 4);
+    mae_hfile_get(r, &nf, 4);
     if (!r->ok || memcmp(magic, CKPT_MAGIC, 8) != 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint", path);
     if (version != CKPT_VERSION || nf != N_CFG_FIELDS)
@@ -396,7 +391,7 @@ static vs_status load_header(mae_trainer *t, hfile *r, const char *path, int64_t
     for (int i = 0; i < N_CFG_FIELDS; i++) {
         uint8_t have[8], want[8];
         char thave[40], twant[40];
-        hget(r, have, 8);
+        mae_hfile_get(r, have, 8);
         cfg_get(&t->cfg, i, want, twant, sizeof twant);
         if (r->ok && memcmp(have, want, 8) != 0) {
             cfg_text(have, i, thave, sizeof thave);
@@ -406,20 +401,20 @@ static vs_status load_header(mae_trainer *t, hfile *r, const char *path, int64_t
                            path, cfg_fields[i].name, thave, cfg_fields[i].name, twant);
         }
     }
-    hget(r, step, 8);
-    hget(r, rs, RNG_STATE_BYTES);
-    hget(r, threads, 4);
-    hget(r, slen, 4);
+    mae_hfile_get(r, step, 8);
+    mae_hfile_get(r, rs, RNG_STATE_BYTES);
+    mae_hfile_get(r, threads, 4);
+    mae_hfile_get(r, slen, 4);
     if (!r->ok || *slen > MAE_SOURCE_STATE_MAX || *step < 0 || *step > t->cfg.steps)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);
-    hget(r, sbuf, *slen);
+    mae_hfile_get(r, sbuf, *slen);
     return VS_OK;
 }
 
 vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    hfile r = {f, 0xcbf29ce484222325ULL, 1};
+    mae_hfile r = {f, 0xcbf29ce484222325ULL, 1};
     int64_t step = 0;
     int32_t threads = 0;
     uint32_t slen = 0;
@@ -428,7 +423,7 @@ vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
     vs_status st = load_header(t, &r, path, &step, rs, &threads, sbuf, &slen, err);
     if (st != VS_OK) goto done;
     uint64_t n = 0, h_file = 0;
-    hget(&r, &n, 8);
+    mae_hfile_get(&r, &n, 8);
     if (!r.ok || n != mae_n_params(t->m)) {
         st = VS_FAIL(err, VS_ERR_FORMAT, "%s: holds %llu parameters, the model has %zu", path,
                      (unsigned long long)n, mae_n_params(t->m));
@@ -440,7 +435,7 @@ vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
                      (unsigned long long)n);
         goto done;
     }
-    hget(&r, buf, 3 * n * sizeof(float));
+    mae_hfile_get(&r, buf, 3 * n * sizeof(float));
     uint64_t h = r.h;
     if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
     if (!r.ok || h != h_file) {
@@ -463,6 +458,77 @@ vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
                  path, (int)threads, nn_threads());
 done:
     free(buf);
+    fclose(f);
+    return st;
+}
+
+/* Field i from 8 stored bytes into c (the inverse of cfg_get). */
+static void cfg_put(mae_train_config *c, int i, const uint8_t v[8]) {
+    char *p = (char *)c + cfg_fields[i].off;
+    int64_t iv;
+    double dv;
+    memcpy(&iv, v, 8), memcpy(&dv, v, 8);
+    switch (cfg_fields[i].type) {
+    case CF_INT: *(int *)p = (int)iv; break;
+    case CF_LONG: *(long *)p = (long)iv; break;
+    case CF_U64: memcpy(p, &iv, 8); break;
+    case CF_FLOAT: *(float *)p = (float)dv; break;
+    default: *(double *)p = dv; break;
+    }
+}
+
+vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *params, size_t n,
+                              vs_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
+    mae_hfile r = {f, 0xcbf29ce484222325ULL, 1};
+    vs_status st = VS_OK;
+    float *skip = NULL;
+    char magic[8];
+    uint32_t version = 0, nf = 0, slen = 0;
+    mae_hfile_get(&r, magic, 8);
+    mae_hfile_get(&r, &version, 4);
+    mae_hfile_get(&r, &nf, 4);
+    if (!r.ok || memcmp(magic, CKPT_MAGIC, 8) != 0 || version != CKPT_VERSION || nf != N_CFG_FIELDS) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint of version %u", path, CKPT_VERSION);
+        goto done;
+    }
+    mae_train_config_default(cfg);
+    for (int i = 0; i < N_CFG_FIELDS; i++) {
+        uint8_t v[8];
+        mae_hfile_get(&r, v, 8);
+        cfg_put(cfg, i, v);
+    }
+    uint8_t head[8 + RNG_STATE_BYTES + 4], sbuf[MAE_SOURCE_STATE_MAX];
+    mae_hfile_get(&r, head, sizeof head);
+    mae_hfile_get(&r, &slen, 4);
+    if (!r.ok || slen > MAE_SOURCE_STATE_MAX) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);
+        goto done;
+    }
+    mae_hfile_get(&r, sbuf, slen);
+    if (!params) goto done;
+    uint64_t nf_params = 0, h_file = 0;
+    mae_hfile_get(&r, &nf_params, 8);
+    if (!r.ok || nf_params != n) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s holds %llu parameters, the model has %zu", path,
+                     (unsigned long long)nf_params, n);
+        goto done;
+    }
+    skip = malloc(n * sizeof(float));
+    if (!skip) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %zu parameters to load", n);
+        goto done;
+    }
+    mae_hfile_get(&r, params, n * sizeof(float));
+    mae_hfile_get(&r, skip, n * sizeof(float)); /* the moments: read only for the checksum */
+    mae_hfile_get(&r, skip, n * sizeof(float));
+    uint64_t h = r.h;
+    if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
+    if (!r.ok || h != h_file)
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)", path);
+done:
+    free(skip);
     fclose(f);
     return st;
 }

@@ -63,6 +63,12 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
 vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err);
 vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err);
 
+/* Read a checkpoint for another model (the detector): *cfg receives its configuration; when
+ * params is not NULL, the n parameters (n must equal the file's count) after the checksum of
+ * the whole file is verified. VS_ERR_FORMAT naming the file when it is not a valid checkpoint. */
+vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *params, size_t n,
+                              vs_error *err);
+
 /* The parameters as safetensors (F32, the twin's state_dict names and shapes, including its
  * fixed position-embedding buffers "pos" and "dec_pos"), written atomically. */
 vs_status mae_export_safetensors(const mae *m, const char *path, vs_error *err);
@@ -72,6 +78,16 @@ vs_status mae_export_safetensors(const mae *m, const char *path, vs_error *err);
  * ids_keep (B, K). Runs a forward pass (overwrites the kept activations; no gradient). */
 vs_status mae_preview_png(mae *m, const float *batch, const int32_t *ids_keep, const char *path,
                           vs_error *err);
+
+/* A FILE with a running FNV-1a 64 of every byte written or read through it (checkpoints):
+ * start with h = 0xcbf29ce484222325 and ok = 1; ok becomes 0 at the first short I/O. */
+typedef struct mae_hfile {
+    FILE *f;
+    uint64_t h;
+    int ok;
+} mae_hfile;
+void mae_hfile_put(mae_hfile *w, const void *p, size_t n);
+void mae_hfile_get(mae_hfile *r, void *p, size_t n);
 
 /* Atomic file write helpers shared by the writers above: open path.tmp, then commit
  * (fflush, fsync, rename, fsync of the directory) or abort (remove the temp file). */

@@ -14,6 +14,8 @@ int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
 int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 int cmd_verify(int argc, char **argv);
+int cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
+int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -148,19 +150,48 @@ const cli_command cli_commands[] = {
      COMMON_HELP,
      cmd_pretrain},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
-     "Usage: vesalius finetune --shards DIR --labels FILE --out DIR [--init CHECKPOINT] [OPTIONS]\n"
+     "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
-     "Trains the detection head (and optionally the encoder) on a small labeled set, from a\n"
-     "pretraining checkpoint or from scratch, with patient-level folds.\n"
+     "Trains the detector (the MAE encoder on every token + a per-token objectness, centre and size\n"
+     "head) on the labeled volumes of the shard folder with patient-level k-fold cross-validation,\n"
+     "from a pretraining checkpoint (arm mae) or from scratch (arm scratch) by the same code path.\n"
+     "Labels name ORIGINAL SeriesInstanceUIDs and are mapped through the site key (--key).\n"
+     "Writes DIR/splits.csv, labels.csv, ARM-foldF.det, train-ARM-foldF.jsonl and\n"
+     "predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads).\n"
+     "\n"
+     "  --study FILE          defaults from the study file: finetune and labels sections, the site\n"
+     "                        key, seed, threads; --shards OUTPUT/shards, --out OUTPUT/finetune-ARM\n"
+     "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm)\n"
+     "  --volume-labels CSV   seriesuid,label (0/1)\n"
+     "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n"
+     "  --key FILE            site key (labels hold original UIDs); without it: pseudonymous keys\n"
+     "  --init CHECKPOINT     pretraining checkpoint (architecture taken from it)\n"
+     "  --arm mae|scratch     name of the arm (default: mae with --init, else scratch)\n"
+     "  --probe               frozen encoder (linear probing); default full fine-tuning\n"
+     "  --folds K (5)  --fold F (only this fold)  --val-fraction X (0.2)  --seed N (0)\n"
+     "  --steps N (300)  --batch B (4)  --lr X (1e-3)  --layer-decay X (0.75)\n"
+     "  --lesion-share X (0.5)   share of crops centred on a lesion\n"
+     "  --eval-every N (25)  --patience N (4)   early stopping on the validation patients\n"
+     "  --loss focal|bce  --gamma X (2)  --pos-weight X (1)\n"
+     "  --crop Z,Y,X (32)  --patch Z,Y,X (8)  --dim N (96)  --depth N (3)  --heads N (3)  --hidden N (64)\n"
+     "  --window LO:HI        clip intensities and map to [0, 1] (default: as stored)\n"
+     "  --overlap N (2)       window overlap in tokens when predicting the test folds\n"
      COMMON_HELP,
-     NULL},
+     cmd_finetune},
     {"predict", "detect lesions in volumes with a trained detector",
-     "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE [OPTIONS]\n"
+     "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
-     "Sliding-window inference over whole volumes; writes candidates (LPS mm, probability,\n"
-     "size) and a volume-level score as CSV and JSON.\n"
+     "Sliding-window inference over whole volumes of any size (overlapping windows merged per\n"
+     "token), candidates after non-maximum suppression with LPS position (mm), probability and\n"
+     "diameter (mm), and a volume row whose probability is the highest token probability.\n"
+     "\n"
+     "  --json FILE           also as JSON lines\n"
+     "  --heatmaps DIR        merged objectness per volume as DIR/SERIES.nii.gz\n"
+     "  --series KEY          only this volume (repeatable)\n"
+     "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
+     "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B (4)\n"
      COMMON_HELP,
-     NULL},
+     cmd_predict},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"

@@ -1,9 +1,12 @@
-// itk_prep.cc — resampling and N4 bias-field correction for io/prep, behind itk_shim.h.
-// The only ITK code of preprocessing; everything else in io/prep.c is plain C.
+// itk_prep.cc — resampling and N4 bias-field correction for io/prep, and image files (NIfTI,
+// NRRD, MetaImage) for label masks and heatmaps, behind itk_shim.h. One translation unit on
+// purpose: each ITK TU costs ~40 s to compile.
 #include "itk_shim.h"
 
 #include <itkBSplineControlPointImageFilter.h>
 #include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
 #include <itkImageRegionConstIterator.h>
 #include <itkLinearInterpolateImageFunction.h>
 #include <itkN4BiasFieldCorrectionImageFilter.h>
@@ -174,7 +177,62 @@ vs_status n4(volume *v, const uint8_t *mask_in, int shrink, int levels, int iter
     return VS_OK;
 }
 
+vs_status read_image(const char *path, volume *out, vs_error *err) {
+    auto r = itk::ImageFileReader<FloatImage>::New();
+    r->SetFileName(path);
+    r->Update();
+    FloatImage *img = r->GetOutput();
+    auto sz = img->GetLargestPossibleRegion().GetSize();
+    size_t n = (size_t)sz[0] * sz[1] * sz[2];
+    const float *px = img->GetBufferPointer();
+    int small_ints = 1; // every value an integer in 0..255: a label map, kept as uint8
+    for (size_t i = 0; i < n && small_ints; i++)
+        small_ints = px[i] >= 0.0f && px[i] <= 255.0f && px[i] == std::floor(px[i]);
+    memset(out, 0, sizeof *out);
+    vs_status st = volume_alloc(out, (int64_t)sz[2], (int64_t)sz[1], (int64_t)sz[0],
+                                small_ints ? VOL_UINT8 : VOL_FLOAT32, 0, err);
+    if (st != VS_OK) return st;
+    for (size_t i = 0; i < n; i++) {
+        if (small_ints) ((uint8_t *)out->voxels)[i] = (uint8_t)px[i];
+        else ((float *)out->voxels)[i] = px[i];
+    }
+    for (int a = 0; a < 3; a++) {
+        out->spacing[a] = img->GetSpacing()[a];
+        out->origin[a] = img->GetOrigin()[a];
+        for (int c = 0; c < 3; c++)
+            out->direction[a * 3 + c] = img->GetDirection()(a, c);
+    }
+    volume_update_affine(out);
+    return VS_OK;
+}
+
+vs_status write_image(const volume *v, const char *path) {
+    auto img = to_float_image(v);
+    auto w = itk::ImageFileWriter<FloatImage>::New();
+    w->SetFileName(path);
+    w->SetInput(img);
+    w->Update();
+    return VS_OK;
+}
+
 } // namespace
+
+extern "C" vs_status itkshim_read_image(const char *path, volume *out, vs_error *err) {
+    try {
+        return read_image(path, out, err);
+    } catch (...) {
+        volume_free(out);
+        return VS_FAIL(err, VS_ERR_FORMAT, "cannot read image %s (NIfTI, NRRD or MetaImage expected)", path);
+    }
+}
+
+extern "C" vs_status itkshim_write_image(const volume *v, const char *path, vs_error *err) {
+    try {
+        return write_image(v, path);
+    } catch (...) {
+        return VS_FAIL(err, VS_ERR_IO, "cannot write image %s", path);
+    }
+}
 
 extern "C" vs_status itkshim_resample(const volume *in, const int64_t size[3],
                                       const double spacing[3], const double origin[3],

@@ -30,6 +30,14 @@ vs_status itkshim_resample(const volume *in, const int64_t size[3], const double
 vs_status itkshim_n4(volume *v, const uint8_t *mask /* (Z, Y, X) */, int shrink, int levels,
                      int iterations, vs_error *err);
 
+/* Read a 3D image file (NIfTI .nii/.nii.gz, NRRD .nrrd/.nhdr, MetaImage .mha/.mhd; the format
+ * from the name) with its geometry in LPS (ITK's frame). Values that are all integers in
+ * 0..255 give a uint8 volume (a label map), anything else float32. Text fields are empty.
+ * VS_ERR_FORMAT naming the file when ITK cannot read it. */
+vs_status itkshim_read_image(const char *path, volume *out, vs_error *err);
+/* Write v (as float32) to path in the format its name says, with its geometry. */
+vs_status itkshim_write_image(const volume *v, const char *path, vs_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,237 @@
+/* det_predict.c — sliding-window inference over whole volumes (det.h): windows on the token
+ * grid, outputs averaged per token, local maxima, non-maximum suppression, LPS centres. */
+#include "det.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+float det_voxel(const volume *v, size_t i) {
+    switch (v->dtype) {
+    case VOL_INT16: return ((const int16_t *)v->voxels)[i];
+    case VOL_UINT8: return ((const uint8_t *)v->voxels)[i];
+    default: return ((const float *)v->voxels)[i];
+    }
+}
+
+void det_predict_opts_default(det_predict_opts *o) {
+    o->overlap = 2;
+    o->min_prob = 0.05f;
+    o->max_candidates = 32;
+    o->nms_mm = 10.0;
+}
+
+void det_result_free(det_result *r) {
+    free(r->cand);
+    free(r->heat);
+    memset(r, 0, sizeof *r);
+}
+
+/* Window starts (in tokens) along one axis of `cells` tokens: every `stride`, the last one
+ * flush with the end; one window at 0 when the axis is shorter than the window. */
+static int window_starts(int cells, int w, int stride, int *starts) {
+    int n = 0;
+    for (int s = 0;; s += stride) {
+        int t = s + w >= cells ? (cells - w > 0 ? cells - w : 0) : s;
+        if (n == 0 || starts[n - 1] != t) starts[n++] = t;
+        if (s + w >= cells) break;
+    }
+    return n;
+}
+
+/* Copy the window whose first voxel is v0 (z, y, x) into out (Sz, Sy, Sx), padding outside. */
+static void window_copy(const volume *v, const det_config *c, const int64_t v0[3], float pad,
+                        float *out) {
+    const int *crop = c->enc.crop;
+    int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
+    for (int z = 0; z < crop[0]; z++)
+        for (int y = 0; y < crop[1]; y++) {
+            float *o = out + ((size_t)z * crop[1] + y) * crop[2];
+            int64_t vz = v0[0] + z, vy = v0[1] + y;
+            for (int x = 0; x < crop[2]; x++) {
+                int64_t vx = v0[2] + x;
+                o[x] = det_input(c, (vz < dims[0] && vy < dims[1] && vx < dims[2])
+                                        ? det_voxel(v, (size_t)((vz * dims[1] + vy) * dims[2] + vx))
+                                        : pad);
+            }
+        }
+}
+
+static int cand_cmp(const void *a, const void *b) {
+    const det_candidate *x = a, *y = b;
+    if (x->probability != y->probability) return x->probability > y->probability ? -1 : 1;
+    for (int i = 2; i >= 0; i--) /* ties: by position, a total order */
+        if (x->ijk[i] != y->ijk[i]) return x->ijk[i] < y->ijk[i] ? -1 : 1;
+    return 0;
+}
+
+/* Local maxima of heat over the 26-neighbourhood (ties go to the lower index), as candidates. */
+static vs_status local_maxima(const volume *v, const int patch[3], const int cells[3],
+                              const float *heat, const double *acc, const float min_prob,
+                              det_candidate **out, int *n_out, vs_error *err) {
+    size_t nc = (size_t)cells[0] * cells[1] * cells[2], n = 0, cap = 64;
+    det_candidate *c = malloc(cap * sizeof *c);
+    if (!c) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate candidates");
+    for (size_t i = 0; i < nc; i++) {
+        float p = heat[i];
+        if (p < min_prob) continue;
+        int t[3] = {(int)(i / ((size_t)cells[1] * cells[2])), (int)((i / cells[2]) % cells[1]),
+                    (int)(i % cells[2])};
+        int is_max = 1;
+        for (int dz = -1; dz <= 1 && is_max; dz++)
+            for (int dy = -1; dy <= 1 && is_max; dy++)
+                for (int dx = -1; dx <= 1 && is_max; dx++) {
+                    int q[3] = {t[0] + dz, t[1] + dy, t[2] + dx};
+                    if ((!dz && !dy && !dx) || q[0] < 0 || q[1] < 0 || q[2] < 0 ||
+                        q[0] >= cells[0] || q[1] >= cells[1] || q[2] >= cells[2])
+                        continue;
+                    size_t j = ((size_t)q[0] * cells[1] + q[1]) * cells[2] + q[2];
+                    if (heat[j] > p || (heat[j] == p && j < i)) is_max = 0;
+                }
+        if (!is_max) continue;
+        if (n == cap) {
+            det_candidate *nc2 = realloc(c, 2 * cap * sizeof *c);
+            if (!nc2) {
+                free(c);
+                return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate candidates");
+            }
+            c = nc2, cap *= 2;
+        }
+        const double *a = acc + i * DET_OUT; /* means: prob, offsets z, y, x, log size */
+        double zyx[3];
+        for (int k = 0; k < 3; k++) {
+            double off = a[1 + k] < -0.5 ? -0.5 : a[1 + k] > 1.5 ? 1.5 : a[1 + k];
+            zyx[k] = (t[k] + off) * patch[k] - 0.5;
+        }
+        det_candidate *d = &c[n++];
+        d->ijk[0] = zyx[2], d->ijk[1] = zyx[1], d->ijk[2] = zyx[0];
+        volume_index_to_lps(v, d->ijk, d->lps);
+        d->probability = p;
+        double ls = a[4] < -5.0 ? -5.0 : a[4] > 5.0 ? 5.0 : a[4];
+        d->diameter = (float)(10.0 * exp(ls));
+    }
+    *out = c;
+    *n_out = (int)n;
+    return VS_OK;
+}
+
+static void nms(det_candidate *c, int *n, const det_predict_opts *o) {
+    qsort(c, (size_t)*n, sizeof *c, cand_cmp);
+    int kept = 0;
+    for (int i = 0; i < *n && kept < o->max_candidates; i++) {
+        int suppressed = 0;
+        for (int j = 0; j < kept && !suppressed; j++) {
+            double d2 = 0.0;
+            for (int a = 0; a < 3; a++)
+                d2 += (c[i].lps[a] - c[j].lps[a]) * (c[i].lps[a] - c[j].lps[a]);
+            double r = o->nms_mm > c[j].diameter / 2.0 ? o->nms_mm : c[j].diameter / 2.0;
+            suppressed = d2 < r * r;
+        }
+        if (!suppressed) c[kept++] = c[i];
+    }
+    *n = kept;
+}
+
+vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn fn, void *ctx,
+                           const det_predict_opts *o, det_result *res, vs_error *err) {
+    const int *crop = c->enc.crop, *patch = c->enc.patch, batch = c->enc.batch;
+    memset(res, 0, sizeof *res);
+    int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
+    int W[3], *starts[3] = {NULL, NULL, NULL}, ns[3];
+    size_t nvox = (size_t)volume_n_voxels(v);
+    if (nvox == 0) return VS_FAIL(err, VS_ERR_FORMAT, "volume %s is empty", v->series_key);
+    for (int a = 0; a < 3; a++) {
+        res->cells[a] = (int)((dims[a] + patch[a] - 1) / patch[a]);
+        W[a] = crop[a] / patch[a];
+    }
+    size_t nc = (size_t)res->cells[0] * res->cells[1] * res->cells[2];
+    size_t N = (size_t)W[0] * W[1] * W[2], cv = (size_t)crop[0] * crop[1] * crop[2];
+    double *acc = calloc(nc * DET_OUT, sizeof *acc);
+    double *wsum = calloc(nc, sizeof *wsum);
+    float *win = malloc((size_t)batch * cv * sizeof *win);
+    float *outb = malloc((size_t)batch * N * DET_OUT * sizeof *outb);
+    int(*pos)[3] = malloc((size_t)batch * sizeof *pos);
+    res->heat = malloc(nc * sizeof *res->heat);
+    vs_status st = VS_OK;
+    if (!acc || !wsum || !win || !outb || !pos || !res->heat) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate sliding-window buffers");
+        goto done;
+    }
+    for (int a = 0; a < 3; a++) {
+        starts[a] = malloc(((size_t)res->cells[a] + 1) * sizeof(int));
+        if (!starts[a]) {
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate window starts");
+            goto done;
+        }
+        int ov = o->overlap < W[a] - 1 ? o->overlap : W[a] - 1;
+        ns[a] = window_starts(res->cells[a], W[a], W[a] - (ov > 0 ? ov : 0), starts[a]);
+    }
+    float pad = det_voxel(v, 0);
+    for (size_t i = 1; i < nvox; i++)
+        pad = fminf(pad, det_voxel(v, i));
+    int n_win = ns[0] * ns[1] * ns[2];
+    for (int w0 = 0; w0 < n_win && st == VS_OK; w0 += batch) {
+        int nb = n_win - w0 < batch ? n_win - w0 : batch;
+        for (int b = 0; b < batch; b++) { /* a short last batch repeats its last window */
+            int w = w0 + (b < nb ? b : nb - 1);
+            int s[3] = {starts[0][w / (ns[1] * ns[2])], starts[1][(w / ns[2]) % ns[1]],
+                        starts[2][w % ns[2]]};
+            int64_t v0[3] = {(int64_t)s[0] * patch[0], (int64_t)s[1] * patch[1],
+                             (int64_t)s[2] * patch[2]};
+            memcpy(pos[b], s, sizeof s);
+            window_copy(v, c, v0, pad, win + (size_t)b * cv);
+        }
+        st = fn(ctx, win, batch, outb, err);
+        for (int b = 0; st == VS_OK && b < nb; b++)
+            for (size_t t = 0; t < N; t++) {
+                int tz = (int)(t / ((size_t)W[1] * W[2])), ty = (int)((t / W[2]) % W[1]),
+                    tx = (int)(t % W[2]);
+                int cz = pos[b][0] + tz, cy = pos[b][1] + ty, cx = pos[b][2] + tx;
+                if (cz >= res->cells[0] || cy >= res->cells[1] || cx >= res->cells[2]) continue;
+                size_t c = ((size_t)cz * res->cells[1] + cy) * res->cells[2] + cx;
+                const float *ob = outb + ((size_t)b * N + t) * DET_OUT;
+                /* tent weight: a token sees more context the further it is from the edges */
+                double w = (double)(tz + 1 < W[0] - tz ? tz + 1 : W[0] - tz) *
+                           (ty + 1 < W[1] - ty ? ty + 1 : W[1] - ty) *
+                           (tx + 1 < W[2] - tx ? tx + 1 : W[2] - tx);
+                acc[c * DET_OUT] += w / (1.0 + exp(-(double)ob[0]));
+                for (int k = 1; k < DET_OUT; k++)
+                    acc[c * DET_OUT + k] += w * ob[k];
+                wsum[c] += w;
+            }
+    }
+    if (st != VS_OK) goto done;
+    res->score = 0.0f;
+    for (size_t c = 0; c < nc; c++) {
+        for (int k = 0; k < DET_OUT; k++)
+            acc[c * DET_OUT + k] /= wsum[c] > 0.0 ? wsum[c] : 1.0;
+        res->heat[c] = (float)acc[c * DET_OUT];
+        if (res->heat[c] > res->score) res->score = res->heat[c];
+    }
+    st = local_maxima(v, patch, res->cells, res->heat, acc, o->min_prob, &res->cand, &res->n, err);
+    if (st == VS_OK) nms(res->cand, &res->n, o);
+done:
+    for (int a = 0; a < 3; a++)
+        free(starts[a]);
+    free(acc), free(wsum), free(win), free(outb), free(pos);
+    if (st != VS_OK) det_result_free(res);
+    return st;
+}
+
+static vs_status det_window(void *ctx, const float *win, int B, float *out, vs_error *err) {
+    det *d = ctx;
+    const det_config *c = det_get_config(d);
+    if (B != c->enc.batch)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "window batch %d != detector batch %d", B,
+                       c->enc.batch);
+    float loss;
+    vs_status st = det_forward(d, win, NULL, &loss, err);
+    if (st != VS_OK) return st;
+    memcpy(out, det_output(d), (size_t)B * mae_n_tokens(&c->enc) * DET_OUT * sizeof(float));
+    return VS_OK;
+}
+
+vs_status det_predict(det *d, const volume *v, const det_predict_opts *o, det_result *res,
+                      vs_error *err) {
+    return det_predict_grid(v, det_get_config(d), det_window, d, o, res, err);
+}

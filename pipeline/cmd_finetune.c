@@ -1,0 +1,485 @@
+/* cmd_finetune.c — `vesalius finetune`: train the detector on labeled volumes of a shard folder
+ * with patient-level k-fold cross-validation, from a pretraining checkpoint (arm "mae") or from
+ * scratch (arm "scratch") through the same code path.
+ *
+ * Outputs in --out DIR:
+ *   splits.csv                 the patient folds (studies/splits.h), reused by every rerun
+ *   labels.csv                 the labels in validation/FORMATS.md form (pseudonymous keys)
+ *   ARM-foldF.det              the detector of fold F (vesalius predict --model)
+ *   train-ARM-foldF.jsonl      training log (event train.step; validate --train-log)
+ *   predictions-ARM.csv/.jsonl each fold's test volumes (validate --predictions)
+ */
+#include "cli.h"
+#include "deid.h"
+#include "det_cli.h"
+#include "labels.h"
+#include "log.h"
+#include "nn.h"
+#include "shard.h"
+#include "splits.h"
+#include "study.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct ft_opts {
+    det_train_config tc;
+    det_predict_opts po;
+    const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm;
+    int folds, only_fold, crop_given;
+    double val_fraction;
+    study *st; /* --study: its finetune, labels, deid.key_file, seed and output are defaults */
+    char shards_buf[4096], out_buf[4096];
+} ft_opts;
+
+/* The labeled cohort in memory. */
+typedef struct cohort {
+    int n;
+    volume *vols;
+    det_lesion **les; /* per volume, voxel (z, y, x) */
+    label_series **lab;
+    char (*patient)[65];
+} cohort;
+
+enum {
+    O_SHARDS = 1000,
+    O_LABELS,
+    O_VLABELS,
+    O_MASKS,
+    O_KEY,
+    O_OUT,
+    O_INIT,
+    O_ARM,
+    O_PROBE,
+    O_FOLDS,
+    O_FOLD,
+    O_STEPS,
+    O_BATCH,
+    O_CROP,
+    O_PATCH,
+    O_DIM,
+    O_DEPTH,
+    O_HEADS,
+    O_HIDDEN,
+    O_LR,
+    O_LDECAY,
+    O_SHARE,
+    O_VALF,
+    O_PATIENCE,
+    O_EVAL,
+    O_LOSS,
+    O_GAMMA,
+    O_POSW,
+    O_WINDOW,
+    O_SEED,
+    O_OVERLAP,
+    O_STUDY
+};
+static const struct option ft_long[] = {
+    {"shards", required_argument, 0, O_SHARDS},
+    {"labels", required_argument, 0, O_LABELS},
+    {"volume-labels", required_argument, 0, O_VLABELS},
+    {"masks", required_argument, 0, O_MASKS},
+    {"key", required_argument, 0, O_KEY},
+    {"out", required_argument, 0, O_OUT},
+    {"init", required_argument, 0, O_INIT},
+    {"arm", required_argument, 0, O_ARM},
+    {"probe", no_argument, 0, O_PROBE},
+    {"folds", required_argument, 0, O_FOLDS},
+    {"fold", required_argument, 0, O_FOLD},
+    {"steps", required_argument, 0, O_STEPS},
+    {"batch", required_argument, 0, O_BATCH},
+    {"crop", required_argument, 0, O_CROP},
+    {"patch", required_argument, 0, O_PATCH},
+    {"dim", required_argument, 0, O_DIM},
+    {"depth", required_argument, 0, O_DEPTH},
+    {"heads", required_argument, 0, O_HEADS},
+    {"hidden", required_argument, 0, O_HIDDEN},
+    {"lr", required_argument, 0, O_LR},
+    {"layer-decay", required_argument, 0, O_LDECAY},
+    {"lesion-share", required_argument, 0, O_SHARE},
+    {"val-fraction", required_argument, 0, O_VALF},
+    {"patience", required_argument, 0, O_PATIENCE},
+    {"eval-every", required_argument, 0, O_EVAL},
+    {"loss", required_argument, 0, O_LOSS},
+    {"gamma", required_argument, 0, O_GAMMA},
+    {"pos-weight", required_argument, 0, O_POSW},
+    {"window", required_argument, 0, O_WINDOW},
+    {"seed", required_argument, 0, O_SEED},
+    {"overlap", required_argument, 0, O_OVERLAP},
+    {"study", required_argument, 0, O_STUDY},
+    {0, 0, 0, 0},
+};
+
+static int triple(const char *s, int v[3]) {
+    int n = sscanf(s, "%d,%d,%d", &v[0], &v[1], &v[2]);
+    if (n == 1)
+        v[1] = v[2] = v[0];
+    else if (n != 3)
+        return -1;
+    return v[0] < 1 || v[1] < 1 || v[2] < 1 ? -1 : 0;
+}
+
+/* Apply one option; -1 on a bad value. */
+static int apply(ft_opts *o, int opt, const char *a) {
+    det_config *dc = &o->tc.det;
+    double v = 0.0;
+    int bad = 0;
+    switch (opt) {
+    case O_SHARDS: o->shards = a; break;
+    case O_LABELS: o->points = a; break;
+    case O_VLABELS: o->vol_labels = a; break;
+    case O_MASKS: o->masks = a; break;
+    case O_KEY: o->key = a; break;
+    case O_OUT: o->out = a; break;
+    case O_INIT: o->init = a; break;
+    case O_ARM: o->arm = a; break;
+    case O_PROBE: dc->probe = 1; break;
+    case O_FOLDS: bad = detcli_number(a, 2, 100, &v), o->folds = (int)v; break;
+    case O_FOLD: bad = detcli_number(a, 0, 99, &v), o->only_fold = (int)v; break;
+    case O_STEPS: bad = detcli_number(a, 1, 1e9, &v), o->tc.steps = (long)v; break;
+    case O_BATCH: bad = detcli_number(a, 1, 1024, &v), dc->enc.batch = (int)v; break;
+    case O_CROP: bad = triple(a, dc->enc.crop), o->crop_given = 1; break;
+    case O_PATCH: bad = triple(a, dc->enc.patch); break;
+    case O_DIM: bad = detcli_number(a, 6, 8192, &v), dc->enc.dim = (int)v; break;
+    case O_DEPTH: bad = detcli_number(a, 1, 64, &v), dc->enc.depth = (int)v; break;
+    case O_HEADS: bad = detcli_number(a, 1, 256, &v), dc->enc.heads = (int)v; break;
+    case O_HIDDEN: bad = detcli_number(a, 0, 8192, &v), dc->hidden = (int)v; break;
+    case O_LR: bad = detcli_number(a, 1e-8, 1, &o->tc.opt.lr); break;
+    case O_LDECAY: bad = detcli_number(a, 0.01, 1, &o->tc.layer_decay); break;
+    case O_SHARE: bad = detcli_number(a, 0, 1, &o->tc.lesion_share); break;
+    case O_VALF: bad = detcli_number(a, 0, 0.9, &o->val_fraction); break;
+    case O_PATIENCE: bad = detcli_number(a, 0, 1e6, &v), o->tc.patience = (int)v; break;
+    case O_EVAL: bad = detcli_number(a, 0, 1e9, &v), o->tc.eval_every = (int)v; break;
+    case O_LOSS:
+        bad = strcmp(a, "focal") && strcmp(a, "bce");
+        if (!bad && strcmp(a, "bce") == 0) dc->gamma = 0.0f;
+        break;
+    case O_GAMMA: bad = detcli_number(a, 0, 10, &v), dc->gamma = (float)v; break;
+    case O_POSW: bad = detcli_number(a, 1e-3, 1e4, &v), dc->pos_weight = (float)v; break;
+    case O_WINDOW: bad = sscanf(a, "%f:%f", &dc->window[0], &dc->window[1]) != 2; break;
+    case O_SEED: bad = detcli_number(a, 0, 9e15, &v), o->tc.seed = (uint64_t)v; break;
+    case O_OVERLAP: bad = detcli_number(a, 0, 64, &v), o->po.overlap = (int)v; break;
+    case O_STUDY: break; /* applied before the other options */
+    default: return -1;
+    }
+    return bad ? -1 : 0;
+}
+
+/* The study's settings as defaults (options given on the command line override them). */
+static void apply_study(ft_opts *o, const study *s, int arm_mae) {
+    const study_finetune *f = &s->finetune;
+    det_train_config *tc = &o->tc;
+    tc->det.probe = f->mode == STUDY_TUNE_PROBE;
+    o->folds = f->folds, tc->steps = f->steps, tc->det.enc.batch = f->batch;
+    tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
+    o->val_fraction = f->val_fraction, tc->patience = f->patience;
+    tc->det.gamma = f->loss == STUDY_LOSS_BCE ? 0.0f : (float)f->focal_gamma;
+    tc->det.pos_weight = (float)f->pos_weight;
+    tc->seed = (uint64_t)s->seed;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_POINTS) o->points = s->labels.file;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_VOLUME) o->vol_labels = s->labels.file;
+    if (s->labels.file && s->labels.format == STUDY_LABELS_MASKS) o->masks = s->labels.file;
+    if (s->labels.volumes) o->vol_labels = s->labels.volumes;
+    tc->eval_every = f->eval_every;
+    if (s->deid.key_file) o->key = s->deid.key_file;
+    snprintf(o->shards_buf, sizeof o->shards_buf, "%s/ingest/shards", s->output);
+    snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", s->output,
+             arm_mae ? "mae" : "scratch");
+    o->shards = o->shards_buf, o->out = o->out_buf;
+}
+
+/* Load --study FILE (if any) before the other options are applied. */
+static int pre_study(ft_opts *o, int argc, char **argv) {
+    const char *path = NULL;
+    int arm_mae = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--study") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--study=", 8) == 0)
+            path = argv[i] + 8;
+        if (strcmp(argv[i], "--init") == 0 || strncmp(argv[i], "--init=", 7) == 0) arm_mae = 1;
+    }
+    if (!path) return VS_EXIT_OK;
+    vs_error err;
+    if (study_load(path, &o->st, &err) != VS_OK) return cli_fail("finetune", &err);
+    apply_study(o, o->st, arm_mae);
+    return VS_EXIT_OK;
+}
+
+static int parse(ft_opts *o, int argc, char **argv) {
+    const char *cmd = "finetune";
+    memset(o, 0, sizeof *o);
+    det_train_config_default(&o->tc);
+    det_predict_opts_default(&o->po);
+    o->folds = 5, o->only_fold = -1, o->val_fraction = 0.2;
+    int rc = pre_study(o, argc, argv);
+    if (rc != VS_EXIT_OK) return rc;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", ft_long, NULL)) != -1) {
+        if (opt == '?')
+            return cli_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
+        if (apply(o, opt, optarg) < 0)
+            return cli_usage_error(cmd, "bad value '%s' for %s", optarg ? optarg : "",
+                                   argv[optind - 2]);
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->shards || !o->out)
+        return cli_usage_error(cmd, "--shards DIR and --out DIR are required");
+    if (!o->points && !o->vol_labels && !o->masks)
+        return cli_usage_error(
+            cmd, "give labels: --labels CSV (points), --volume-labels CSV and/or --masks DIR");
+    if (!o->arm) o->arm = o->init ? "mae" : "scratch";
+    if (strcmp(o->arm, "mae") && strcmp(o->arm, "scratch"))
+        return cli_usage_error(cmd, "--arm must be mae or scratch");
+    if (o->only_fold >= o->folds) return cli_usage_error(cmd, "--fold must be below --folds");
+    o->tc.opt.total_steps = o->tc.steps;
+    return VS_EXIT_OK;
+}
+
+/* --------------------------------------------------------------------------- labels */
+static vs_status read_labels(const ft_opts *o, label_set *ls, vs_error *err) {
+    deid_ctx *key = NULL;
+    vs_status st = VS_OK;
+    if (o->key) {
+        if (access(o->key, R_OK) != 0) /* a new key would map to pseudonyms no shard holds */
+            return VS_FAIL(err, VS_ERR_ENV, "cannot read the site key %s: %s", o->key,
+                           strerror(errno));
+        deid_options dopt;
+        memset(&dopt, 0, sizeof dopt);
+        st = deid_open(&dopt, o->key, &key, err);
+    }
+    if (st == VS_OK && o->vol_labels) st = labels_read_volume(ls, o->vol_labels, key, err);
+    if (st == VS_OK && o->points) st = labels_read_points(ls, o->points, key, err);
+    if (st == VS_OK && o->masks) st = labels_scan_masks(ls, o->masks, key, err);
+    deid_close(key);
+    return st;
+}
+
+static void cohort_free(cohort *c) {
+    for (int i = 0; i < c->n; i++)
+        volume_free(&c->vols[i]), free(c->les[i]);
+    free(c->vols), free(c->les), free(c->lab), free(c->patient);
+    memset(c, 0, sizeof *c);
+}
+
+/* Read every labeled volume of the shard set; lesions to voxel coordinates. */
+static vs_status load_cohort(shard_set *set, label_set *ls, cohort *c, vs_error *err) {
+    int n = shard_set_count(set);
+    c->vols = calloc((size_t)n + 1, sizeof *c->vols);
+    c->les = calloc((size_t)n + 1, sizeof *c->les);
+    c->lab = calloc((size_t)n + 1, sizeof *c->lab);
+    c->patient = calloc((size_t)n + 1, sizeof *c->patient);
+    if (!c->vols || !c->les || !c->lab || !c->patient)
+        return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the cohort");
+    vs_status st = VS_OK;
+    for (int i = 0; i < n && st == VS_OK; i++) {
+        label_series *s = labels_find(ls, shard_set_entry(set, i)->key);
+        if (!s) continue;
+        volume *v = &c->vols[c->n];
+        st = shard_set_read(set, i, v, NULL, 0, err);
+        if (st == VS_OK) st = labels_mask_lesions(s, v, err);
+        if (st == VS_OK && !(c->les[c->n] = calloc((size_t)s->n_lesions + 1, sizeof(det_lesion))))
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate lesions");
+        for (int l = 0; st == VS_OK && l < s->n_lesions; l++) {
+            st = labels_lesion_zyx(v, &s->lesions[l], c->les[c->n][l].zyx, err);
+            c->les[c->n][l].diameter = s->lesions[l].diameter;
+        }
+        snprintf(c->patient[c->n], 65, "%s", v->patient_key[0] ? v->patient_key : v->series_key);
+        c->lab[c->n] = s;
+        c->n++;
+    }
+    if (st == VS_OK && c->n < ls->n)
+        log_warn("%d labeled series are not in the shards (a different site key, or not ingested)",
+                 ls->n - c->n);
+    if (st == VS_OK && c->n < 4)
+        st = VS_FAIL(err, VS_ERR_FORMAT,
+                     "only %d labeled volumes found in the shards; need at least 4", c->n);
+    return st;
+}
+
+static vs_status write_labels_csv(const cohort *c, const char *path, vs_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    fputs("series,patient,label,x,y,z,diameter\n", f);
+    for (int i = 0; i < c->n; i++) {
+        const label_series *s = c->lab[i];
+        int lab = labels_volume_label(s);
+        fprintf(f, "%s,%s,%d,,,,\n", s->key, c->patient[i], lab);
+        for (int l = 0; l < s->n_lesions; l++)
+            fprintf(f, "%s,%s,%d,%.3f,%.3f,%.3f,%.3f\n", s->key, c->patient[i], lab,
+                    s->lesions[l].lps[0], s->lesions[l].lps[1], s->lesions[l].lps[2],
+                    s->lesions[l].diameter);
+    }
+    return fclose(f) == 0 ? VS_OK : VS_FAIL(err, VS_ERR_IO, "cannot write %s", path);
+}
+
+/* The saved folds when present (every patient must be in them), else new ones, saved. */
+static vs_status get_splits(const ft_opts *o, const cohort *c, split_table **out, vs_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/splits.csv", o->out);
+    if (access(path, F_OK) == 0) {
+        vs_status st = splits_load(path, out, err);
+        for (int i = 0; st == VS_OK && i < c->n; i++)
+            if (splits_find(*out, c->patient[i]) < 0)
+                st = VS_FAIL(err, VS_ERR_CONFIG,
+                             "%s does not hold every labeled patient: remove it to make new folds",
+                             path);
+        if (st == VS_OK && (*out)->k != o->folds)
+            st = VS_FAIL(err, VS_ERR_CONFIG, "%s has %d folds, not %d", path, (*out)->k, o->folds);
+        return st;
+    }
+    const char **keys = calloc((size_t)c->n, sizeof *keys);
+    uint8_t *pos = calloc((size_t)c->n, 1);
+    int np = 0;
+    vs_status st = VS_OK;
+    if (!keys || !pos) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate patients");
+    for (int i = 0; st == VS_OK && i < c->n; i++) { /* unique patients; positive if any series is */
+        int j = 0;
+        while (j < np && strcmp(keys[j], c->patient[i]))
+            j++;
+        if (j == np) keys[np++] = c->patient[i];
+        pos[j] |= (uint8_t)labels_volume_label(c->lab[i]);
+    }
+    if (st == VS_OK && np < o->folds)
+        st = VS_FAIL(err, VS_ERR_CONFIG, "%d patients cannot make %d folds", np, o->folds);
+    if (st == VS_OK)
+        st = splits_make(keys, pos, (uint32_t)np, o->folds, o->val_fraction, o->tc.seed, out, err);
+    if (st == VS_OK) st = splits_save(*out, path, err);
+    free(keys), free(pos);
+    return st;
+}
+
+/* --------------------------------------------------------------------------- folds */
+typedef struct fold_log {
+    FILE *f;
+    char component[64];
+} fold_log;
+
+static void on_step(void *ctx, long step, float loss, float val_loss, double lr) {
+    fold_log *l = ctx;
+    char vl[32] = "";
+    if (isfinite(val_loss)) snprintf(vl, sizeof vl, ",\"val_loss\":\"%.6f\"", val_loss);
+    fprintf(l->f,
+            "{\"component\":\"%s\",\"event\":\"train.step\",\"step\":\"%ld\",\"loss\":\"%.6f\"%s,"
+            "\"lr\":\"%.4g\"}\n",
+            l->component, step, loss, vl, lr);
+    if (isfinite(val_loss))
+        log_info("%s step %ld loss %.4f validation loss %.4f", l->component, step, loss, val_loss);
+}
+
+static vs_status run_fold(const ft_opts *o, const cohort *c, const split_table *sp, int fold,
+                          FILE *csv, FILE *json, vs_error *err) {
+    det_item *tr = calloc((size_t)c->n, sizeof *tr), *va = calloc((size_t)c->n, sizeof *va);
+    int ntr = 0, nva = 0;
+    det *d = NULL;
+    fold_log lg = {NULL, ""};
+    vs_status st = VS_OK;
+    if (!tr || !va) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fold");
+    for (int i = 0; st == VS_OK && i < c->n; i++) {
+        split_role role = splits_role(sp, fold, (uint32_t)splits_find(sp, c->patient[i]));
+        det_item it = {&c->vols[i], c->lab[i]->n_lesions, c->les[i]};
+        if (role == SPLIT_TRAIN)
+            tr[ntr++] = it;
+        else if (role == SPLIT_VALIDATION)
+            va[nva++] = it;
+    }
+    char path[4096];
+    snprintf(lg.component, sizeof lg.component, "finetune-%s-fold%d", o->arm, fold);
+    snprintf(path, sizeof path, "%s/train-%s-fold%d.jsonl", o->out, o->arm, fold);
+    if (st == VS_OK && !(lg.f = fopen(path, "w")))
+        st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    if (st == VS_OK) st = det_create(&d, &o->tc.det, err);
+    if (st == VS_OK) {
+        rng r; /* the same initialisation in both arms; the MAE arm then overwrites the encoder */
+        rng_seed(&r, o->tc.seed, 0);
+        det_init_weights(d, &r);
+        if (o->init) st = det_load_mae(d, o->init, err);
+    }
+    det_train_result res;
+    if (st == VS_OK) {
+        log_info("fold %d: %d training, %d validation volumes (%s%s)", fold, ntr, nva, o->arm,
+                 o->tc.det.probe ? ", frozen encoder" : "");
+        st = det_train(d, &o->tc, tr, ntr, va, nva, on_step, &lg, &res, err);
+    }
+    if (st == VS_OK) {
+        log_info("fold %d: kept the weights of step %ld of %ld", fold, res.best_step,
+                 res.steps_run);
+        snprintf(path, sizeof path, "%s/%s-fold%d.det", o->out, o->arm, fold);
+        st = det_save(d, path, err);
+    }
+    for (int i = 0; st == VS_OK && i < c->n; i++) {
+        if (splits_role(sp, fold, (uint32_t)splits_find(sp, c->patient[i])) != SPLIT_TEST) continue;
+        det_result r;
+        st = det_predict(d, &c->vols[i], &o->po, &r, err);
+        if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, fold, o->arm, &r);
+        det_result_free(&r);
+    }
+    if (lg.f && fclose(lg.f) != 0 && st == VS_OK)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot write the training log");
+    det_destroy(d);
+    free(tr), free(va);
+    return st;
+}
+
+static vs_status finetune(const ft_opts *o, vs_error *err) {
+    label_set ls = {0};
+    cohort c = {0};
+    shard_set *set = NULL;
+    split_table *sp = NULL;
+    FILE *csv = NULL, *json = NULL;
+    char pcsv[4096], pjson[4096], path[4096];
+    vs_status st = VS_OK;
+    if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
+        return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
+    ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
+    int crop[3];
+    memcpy(crop, o->tc.det.enc.crop, sizeof crop);
+    if (o->init) st = det_config_from_mae(&mo->tc.det, o->init, err);
+    if (o->crop_given) memcpy(mo->tc.det.enc.crop, crop, sizeof crop); /* --crop wins */
+    if (st == VS_OK) st = det_config_check(&o->tc.det, err);
+    if (st == VS_OK) st = read_labels(o, &ls, err);
+    if (st == VS_OK) st = shard_set_open(o->shards, NULL, &set, err);
+    if (st == VS_OK) st = load_cohort(set, &ls, &c, err);
+    snprintf(path, sizeof path, "%s/labels.csv", o->out);
+    if (st == VS_OK) st = write_labels_csv(&c, path, err);
+    if (st == VS_OK) st = get_splits(o, &c, &sp, err);
+    snprintf(pcsv, sizeof pcsv, "%s/predictions-%s.csv", o->out, o->arm);
+    snprintf(pjson, sizeof pjson, "%s/predictions-%s.jsonl", o->out, o->arm);
+    if (st == VS_OK && (!(csv = fopen(pcsv, "w")) || !(json = fopen(pjson, "w"))))
+        st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", pcsv, strerror(errno));
+    if (st == VS_OK) detcli_csv_header(csv);
+    for (int f = 0; f < o->folds && st == VS_OK; f++)
+        if (o->only_fold < 0 || o->only_fold == f) st = run_fold(o, &c, sp, f, csv, json, err);
+    if (csv && fclose(csv) != 0 && st == VS_OK)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pcsv);
+    if (json && fclose(json) != 0 && st == VS_OK)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pjson);
+    if (st == VS_OK) log_info("wrote %s and %s (%d labeled volumes)", pcsv, path, c.n);
+    splits_free(sp);
+    cohort_free(&c);
+    shard_set_close(set);
+    labels_free(&ls);
+    return st;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    ft_opts o;
+    int rc = parse(&o, argc, argv);
+    if (rc == VS_EXIT_OK) {
+        int threads = g_cli.threads > 0           ? g_cli.threads
+                      : o.st && o.st->threads > 0 ? o.st->threads
+                                                  : nn_threads();
+        nn_set_threads(threads);
+        vs_error err;
+        rc = finetune(&o, &err) == VS_OK ? VS_EXIT_OK : cli_fail("finetune", &err);
+    }
+    study_free(o.st);
+    return rc;
+}

@@ -1,0 +1,221 @@
+/* cmd_predict.c — `vesalius predict`: run a detector checkpoint over whole volumes of a shard
+ * folder with sliding windows and write candidates in the form `vesalius validate` reads. */
+#include "cli.h"
+#include "det_cli.h"
+#include "itk/itk_shim.h"
+#include "log.h"
+#include "nn.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ------------------------------------------------------------------- shared with finetune */
+int detcli_number(const char *s, double lo, double hi, double *out) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || !end || *end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+void detcli_csv_header(FILE *csv) { fputs("series,fold,arm,x,y,z,probability,diameter\n", csv); }
+
+void detcli_write_rows(FILE *csv, FILE *json, const char *series, int fold, const char *arm,
+                       const det_result *r) {
+    fprintf(csv, "%s,%d,%s,,,,%.6f,\n", series, fold, arm, r->score);
+    if (json)
+        fprintf(json, "{\"series\":\"%s\",\"fold\":%d,\"arm\":\"%s\",\"probability\":%.6f}\n",
+                series, fold, arm, r->score);
+    for (int i = 0; i < r->n; i++) {
+        const det_candidate *c = &r->cand[i];
+        fprintf(csv, "%s,%d,%s,%.3f,%.3f,%.3f,%.6f,%.2f\n", series, fold, arm, c->lps[0], c->lps[1],
+                c->lps[2], c->probability, c->diameter);
+        if (json)
+            fprintf(
+                json,
+                "{\"series\":\"%s\",\"fold\":%d,\"arm\":\"%s\",\"x\":%.3f,\"y\":%.3f,\"z\":%.3f,"
+                "\"probability\":%.6f,\"diameter\":%.2f}\n",
+                series, fold, arm, c->lps[0], c->lps[1], c->lps[2], c->probability, c->diameter);
+    }
+}
+
+vs_status detcli_write_heatmap(const volume *v, const det_config *c, const det_result *r,
+                               const char *path, vs_error *err) {
+    volume h;
+    memset(&h, 0, sizeof h);
+    vs_status st = volume_alloc(&h, r->cells[0], r->cells[1], r->cells[2], VOL_FLOAT32, 0, err);
+    if (st != VS_OK) return st;
+    memcpy(h.voxels, r->heat, (size_t)volume_n_voxels(&h) * sizeof(float));
+    const int *P = c->enc.patch;
+    double centre[3] = {(P[2] - 1) / 2.0, (P[1] - 1) / 2.0, (P[0] - 1) / 2.0}; /* (i, j, k) */
+    volume_index_to_lps(v, centre, h.origin);
+    for (int a = 0; a < 3; a++)
+        h.spacing[a] = v->spacing[a] * P[2 - a];
+    memcpy(h.direction, v->direction, sizeof h.direction);
+    volume_update_affine(&h);
+    st = itkshim_write_image(&h, path, err);
+    volume_free(&h);
+    return st;
+}
+
+/* ---------------------------------------------------------------------------- command */
+typedef struct predict_opts {
+    const char *model, *shards, *out, *json, *heatmaps, *arm;
+    const char **series;
+    int n_series, fold, batch;
+    det_predict_opts det;
+} predict_opts;
+
+enum {
+    O_MODEL = 1000,
+    O_SHARDS,
+    O_OUT,
+    O_JSON,
+    O_HEAT,
+    O_SERIES,
+    O_FOLD,
+    O_ARM,
+    O_BATCH,
+    O_MINP,
+    O_OVERLAP,
+    O_MAXC,
+    O_NMS
+};
+static const struct option predict_long[] = {
+    {"model", required_argument, 0, O_MODEL},     {"shards", required_argument, 0, O_SHARDS},
+    {"out", required_argument, 0, O_OUT},         {"json", required_argument, 0, O_JSON},
+    {"heatmaps", required_argument, 0, O_HEAT},   {"series", required_argument, 0, O_SERIES},
+    {"fold", required_argument, 0, O_FOLD},       {"arm", required_argument, 0, O_ARM},
+    {"batch", required_argument, 0, O_BATCH},     {"min-prob", required_argument, 0, O_MINP},
+    {"overlap", required_argument, 0, O_OVERLAP}, {"max-candidates", required_argument, 0, O_MAXC},
+    {"nms-mm", required_argument, 0, O_NMS},      {0, 0, 0, 0},
+};
+
+
+static int parse(predict_opts *o, int argc, char **argv) {
+    const char *cmd = "predict";
+    memset(o, 0, sizeof *o);
+    det_predict_opts_default(&o->det);
+    o->arm = "mae", o->batch = 4;
+    o->series = calloc((size_t)argc + 1, sizeof *o->series);
+    if (!o->series) return cli_usage_error(cmd, "out of memory");
+    int opt;
+    double v = 0.0;
+    while ((opt = getopt_long(argc, argv, "", predict_long, NULL)) != -1) {
+        int bad = 0;
+        switch (opt) {
+        case O_MODEL: o->model = optarg; break;
+        case O_SHARDS: o->shards = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_JSON: o->json = optarg; break;
+        case O_HEAT: o->heatmaps = optarg; break;
+        case O_SERIES: o->series[o->n_series++] = optarg; break;
+        case O_ARM: o->arm = optarg; break;
+        case O_FOLD: bad = detcli_number(optarg, 0, 999, &v), o->fold = (int)v; break;
+        case O_BATCH: bad = detcli_number(optarg, 1, 256, &v), o->batch = (int)v; break;
+        case O_MINP: bad = detcli_number(optarg, 0, 1, &v), o->det.min_prob = (float)v; break;
+        case O_OVERLAP: bad = detcli_number(optarg, 0, 64, &v), o->det.overlap = (int)v; break;
+        case O_MAXC: bad = detcli_number(optarg, 1, 100000, &v), o->det.max_candidates = (int)v; break;
+        case O_NMS: bad = detcli_number(optarg, 0, 1000, &v), o->det.nms_mm = v; break;
+        default:
+            return cli_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+        if (bad) return cli_usage_error(cmd, "bad value '%s' for %s", optarg, argv[optind - 2]);
+    }
+    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->model || !o->shards || !o->out)
+        return cli_usage_error(cmd, "--model FILE, --shards DIR and --out FILE are required");
+    if (strcmp(o->arm, "mae") && strcmp(o->arm, "scratch"))
+        return cli_usage_error(cmd, "--arm must be mae or scratch");
+    return VS_EXIT_OK;
+}
+
+static int wanted(const predict_opts *o, const char *key) {
+    if (!o->n_series) return 1;
+    for (int i = 0; i < o->n_series; i++)
+        if (strcmp(o->series[i], key) == 0) return 1;
+    return 0;
+}
+
+static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE *csv, FILE *json,
+                             int *n_done, vs_error *err) {
+    vs_status st = VS_OK;
+    for (int i = 0; i < shard_set_count(set) && st == VS_OK; i++) {
+        const shard_entry *e = shard_set_entry(set, i);
+        if (!wanted(o, e->key)) continue;
+        volume v;
+        memset(&v, 0, sizeof v);
+        st = shard_set_read(set, i, &v, NULL, 0, err);
+        det_result r;
+        memset(&r, 0, sizeof r);
+        if (st == VS_OK) st = det_predict(d, &v, &o->det, &r, err);
+        if (st == VS_OK) {
+            detcli_write_rows(csv, json, e->key, o->fold, o->arm, &r);
+            (*n_done)++;
+            log_info("%s: %d candidates, volume score %.3f", e->key, r.n, r.score);
+        }
+        if (st == VS_OK && o->heatmaps) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.nii.gz", o->heatmaps, e->key);
+            st = detcli_write_heatmap(&v, det_get_config(d), &r, path, err);
+        }
+        det_result_free(&r);
+        volume_free(&v);
+    }
+    return st;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *cmd = "predict";
+    predict_opts o;
+    int rc = parse(&o, argc, argv);
+    if (rc != VS_EXIT_OK) {
+        free(o.series);
+        return rc;
+    }
+    nn_set_threads(g_cli.threads > 0 ? g_cli.threads : nn_threads());
+    vs_error err;
+    det *d = NULL;
+    shard_set *set = NULL;
+    FILE *csv = NULL, *json = NULL;
+    char tmp[4096], jtmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
+    snprintf(jtmp, sizeof jtmp, "%s.tmp", o.json ? o.json : "");
+    int n_done = 0;
+    vs_status st = det_load(&d, o.model, o.batch, &err);
+    if (st == VS_OK) st = shard_set_open(o.shards, NULL, &set, &err);
+    if (st == VS_OK && o.heatmaps && mkdir(o.heatmaps, 0755) != 0 && errno != EEXIST)
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", o.heatmaps, strerror(errno));
+    if (st == VS_OK && !(csv = fopen(tmp, "w")))
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    if (st == VS_OK && o.json && !(json = fopen(jtmp, "w")))
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", jtmp, strerror(errno));
+    if (st == VS_OK) {
+        detcli_csv_header(csv);
+        st = predict_all(&o, d, set, csv, json, &n_done, &err);
+    }
+    if (st == VS_OK && n_done == 0)
+        st = VS_FAIL(&err, VS_ERR_FORMAT, "%s holds none of the requested volumes", o.shards);
+    if (csv && (fclose(csv) != 0) && st == VS_OK)
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s", tmp);
+    if (json && (fclose(json) != 0) && st == VS_OK)
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s", jtmp);
+    if (st == VS_OK && rename(tmp, o.out) != 0)
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s: %s", o.out, strerror(errno));
+    if (st == VS_OK && o.json && rename(jtmp, o.json) != 0)
+        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s: %s", o.json, strerror(errno));
+    if (st != VS_OK)
+        remove(tmp), (void)(o.json && remove(jtmp));
+    else
+        log_info("wrote predictions for %d volumes to %s", n_done, o.out);
+    det_destroy(d);
+    shard_set_close(set);
+    free(o.series);
+    return st == VS_OK ? VS_EXIT_OK : cli_fail(cmd, &err);
+}

@@ -5,6 +5,8 @@
 #include "dcmfile_impl.hh"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcdicent.h>
 #include <dcmtk/dcmdata/dcelem.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
@@ -217,6 +219,15 @@ void dummy(walker &w, DcmElement *el, const char *vr) {
     note(w, el->putString(deid_dummy_for_vr(vr)), el);
 }
 
+// 1 when neither the profile nor DCMTK's data dictionary knows this public tag: a vendor's
+// misuse of a public group or a damaged tag number could hold anything, so it is removed.
+bool unknown_public(const DcmTag &tag) {
+    const DcmDataDictionary &dict = dcmDataDict.rdlock();
+    const DcmDictEntry *entry = dict.findEntry(tag, nullptr);
+    dcmDataDict.rdunlock();
+    return entry == nullptr;
+}
+
 // The action for an element the profile does not list.
 deid_action default_action(const walker &w, const DcmTag &tag, const char *vr) {
     if (vr_is(vr, "SQ")) return DEID_K;
@@ -330,7 +341,9 @@ void walk_item(walker &w, DcmItem *item, int depth) {
             remove = true; // group lengths are recomputed
         else {
             const deid_rule *r = deid_rule_find(tag.getGroup(), tag.getElement());
-            deid_action a = r ? deid_rule_resolve(r, w.opt) : default_action(w, tag, vr);
+            deid_action a = r                     ? deid_rule_resolve(r, w.opt)
+                            : unknown_public(tag) ? DEID_X
+                                                  : default_action(w, tag, vr);
             remove = act(w, el, r, a, vr, depth);
         }
         if (remove) delete item->remove((unsigned long)i);

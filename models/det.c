@@ -344,15 +344,7 @@ vs_status det_save(const det *d, const char *path, vs_error *err) {
     mae_hfile_put(&w, &nh, 8);
     mae_hfile_put(&w, mae_params(enc), ne * sizeof(float));
     mae_hfile_put(&w, d->head, nh * sizeof(float));
-    uint64_t h = w.h;
-    mae_hfile_put(&w, &h, 8);
-    if (!w.ok) {
-        int e = errno;
-        fclose(f);
-        remove(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    return mae_file_commit(f, tmp, path, err);
+    return mae_hfile_finish(&w, tmp, path, err);
 }
 
 vs_status det_load(det **out, const char *path, int batch, vs_error *err) {

@@ -308,6 +308,18 @@ void mae_hfile_get(mae_hfile *r, void *p, size_t n) {
     fnv(&r->h, p, n);
 }
 
+vs_status mae_hfile_finish(mae_hfile *w, const char *tmp, const char *path, vs_error *err) {
+    uint64_t h = w->h;
+    mae_hfile_put(w, &h, 8);
+    if (!w->ok) {
+        int e = errno;
+        fclose(w->f);
+        remove(tmp);
+        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+    }
+    return mae_file_commit(w->f, tmp, path, err);
+}
+
 vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *err) {
     int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -361,15 +373,7 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
     mae_hfile_put(&w, mae_params(t->m), n * sizeof(float));
     mae_hfile_put(&w, t->opt.m, n * sizeof(float));
     mae_hfile_put(&w, t->opt.v, n * sizeof(float));
-    uint64_t h = w.h;
-    mae_hfile_put(&w, &h, 8);
-    if (!w.ok) {
-        int e = errno;
-        fclose(f);
-        remove(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    return mae_file_commit(f, tmp, path, err);
+    return mae_hfile_finish(&w, tmp, path, err);
 }
 
 /* Read and check the header; leaves r positioned at the parameter count. */

@@ -92,5 +92,8 @@ void mae_hfile_get(mae_hfile *r, void *p, size_t n);
 /* Atomic file write helpers shared by the writers above: open path.tmp, then commit
  * (fflush, fsync, rename, fsync of the directory) or abort (remove the temp file). */
 vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *err);
+/* End a checksummed file written through w: append the checksum, then commit it (or remove
+ * tmp and fail naming it when any write failed). */
+vs_status mae_hfile_finish(mae_hfile *w, const char *tmp, const char *path, vs_error *err);
 
 #endif

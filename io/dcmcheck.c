@@ -79,6 +79,7 @@ typedef struct walk {
     const char *path;
     dcmfile_facts *facts;
     vs_error *err;
+    int file_offsets; /* 1: positions in buf are offsets in the file (not inflated) */
 } walk;
 
 static uint16_t rd16(const walk *w, size_t p) {
@@ -141,6 +142,12 @@ static vs_status note_fact(walk *w, uint32_t tag, const char *vr, size_t pos, ui
 
 static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr, int depth,
                                int until_delim, size_t *out);
+
+/* Where the top-level PixelData element sits, when positions are file offsets. */
+static void note_pixel_place(walk *w, size_t start, size_t end) {
+    w->facts->pixel_offset = w->file_offsets ? start : 0;
+    w->facts->pixel_end = w->file_offsets ? end : 0;
+}
 
 /* Items of a sequence between pos and end (end is the container's end when undefined). */
 static vs_status walk_items(walk *w, uint32_t sq_tag, size_t pos, size_t end, int undefined,
@@ -217,12 +224,14 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
         if (len == UNDEFINED_LENGTH) {
             if (tag == 0x7FE00010u) { /* also inside an icon image sequence */
                 if (!explicit_vr) return fail(w, tag, "encapsulated pixel data in implicit VR");
+                size_t start = pos - hdr;
+                vs_status s = walk_items(w, tag, pos, end, 1, explicit_vr, depth, 1, &pos);
+                if (s) return s;
                 if (depth == 0) {
                     w->facts->has_pixel_data = 1;
                     w->facts->pixel_encapsulated = 1;
+                    note_pixel_place(w, start, pos);
                 }
-                vs_status s = walk_items(w, tag, pos, end, 1, explicit_vr, depth, 1, &pos);
-                if (s) return s;
                 continue;
             }
             if (explicit_vr && strcmp(vr, "SQ") != 0 && strcmp(vr, "UN") != 0)
@@ -248,6 +257,7 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
         } else if (depth == 0) {
             vs_status s = note_fact(w, tag, explicit_vr ? vr : NULL, pos, len);
             if (s) return s;
+            if (tag == 0x7FE00010u) note_pixel_place(w, pos - hdr, pos + len);
         }
         pos += len;
     }
@@ -425,7 +435,7 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
     close(fd);
     if (map == MAP_FAILED) return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file", path);
 
-    walk w = {map, size, 0, path, facts, err};
+    walk w = {map, size, 0, path, facts, err, 1};
     unsigned char *inflated = NULL;
     vs_status s = VS_OK;
     size_t ds = 0;
@@ -469,6 +479,7 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
         if (s) goto done;
         w.buf = inflated;
         w.size = n;
+        w.file_offsets = 0;
         ds = 0;
     }
     size_t end_pos = 0;

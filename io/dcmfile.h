@@ -40,6 +40,10 @@ typedef struct dcmfile_facts {
     int has_pixel_data;     /* (7FE0,0010) at the top level */
     int pixel_encapsulated; /* compressed: fragments, not a native value */
     uint64_t pixel_length;  /* native value length in bytes */
+    /* Where the top-level PixelData element sits in the file: the offset of its header and the
+     * offset just past its value (past the sequence delimiter when encapsulated); both 0 when
+     * unknown (no pixel data, or a deflated dataset, whose offsets are not file offsets). */
+    uint64_t pixel_offset, pixel_end;
     uint32_t rows, cols, frames, samples, bits_allocated; /* 0 when absent */
 } dcmfile_facts;
 
@@ -57,11 +61,14 @@ vs_status dcmfile_load_facts(const char *path, const dcmfile_limits *limits, dcm
                              dcmfile_facts *facts, vs_error *err);
 /* Write with the file's own transfer syntax and fresh meta information. */
 vs_status dcmfile_save(dcmfile *f, const char *path, vs_error *err);
-/* The same bytes as dcmfile_save, faster for native little-endian pixel data still on disk at
- * the end of its source file: DCMTK writes the rest into memory (one write) and the pixel
- * value is copied from the source inside the kernel (copy_file_range). Other files go through
- * dcmfile_save. The source file must not have changed since dcmfile_load. *copied (may be
- * NULL) is 1 when the kernel copied the pixels, 0 when dcmfile_save wrote the file. */
+/* The same bytes as dcmfile_save, faster for pixel data still on disk in its source file:
+ * DCMTK writes the rest into memory (one write) and the pixel element is copied from the
+ * source inside the kernel (copy_file_range). Taken for little-endian native pixel data not
+ * in memory and for encapsulated pixel data in its original representation, when PixelData
+ * is the last element left in the dataset (what followed it in the source was removed) and the
+ * source still holds it where dcmfile_check found it; other files go through dcmfile_save.
+ * The source file must not have changed since dcmfile_load. *copied (may be NULL) is 1 when
+ * the kernel copied the pixels, 0 when dcmfile_save wrote the file. */
 vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied, vs_error *err);
 void dcmfile_free(dcmfile *f);
 

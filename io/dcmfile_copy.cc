@@ -1,16 +1,20 @@
-// dcmfile_copy.cc — dcmfile_save_copy: the bytes dcmfile_save writes, with the native pixel
-// data copied from the source file inside the kernel instead of through DCMTK's buffers.
+// dcmfile_copy.cc — dcmfile_save_copy: the bytes dcmfile_save writes, with the pixel data
+// copied from the source file inside the kernel instead of through DCMTK's buffers.
 //
-// DCMTK writes everything but the pixel data into memory (one buffer), we append the pixel
-// element's header and the value is copied by copy_file_range from where it sits in the
-// source file: no user-space copy of the pixels, one write for the header, no re-open and
-// re-read of the source through DCMTK's lazy loading. Used only when the layout makes the
-// result provably the same as dcmfile_save's (see copy_plan); otherwise dcmfile_save.
+// DCMTK writes everything but the pixel data into memory (one buffer), and the pixel element
+// is copied by copy_file_range from where it sits in the source file: no user-space copy of
+// the pixels, one write for the header, no re-open and re-read of the source through DCMTK's
+// lazy loading. Native pixel data gets DCMTK's element header and the source's value;
+// encapsulated pixel data (JPEG, JPEG-LS, JPEG 2000, RLE) is copied whole, header, items and
+// delimiter. Used only when the layout makes the result provably the same as dcmfile_save's
+// (see make_plan); otherwise dcmfile_save.
 #include "dcmfile_impl.hh"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcostrma.h>
 #include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcvr.h>
 #include <dcmtk/dcmdata/dcwcache.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -46,9 +50,9 @@ class string_stream : public DcmOutputStream {
 
 struct copy_plan {
     int src = -1;           // the source file, open
-    off_t offset = 0;       // where the pixel value starts in it
-    uint32_t length = 0;    // its length (even)
-    unsigned char head[12]; // the pixel element header dcmfile_save would write
+    off_t offset = 0;       // where the bytes to copy start in it
+    uint64_t length = 0;    // how many
+    unsigned char head[12]; // the pixel element header we write before them (native only)
     size_t head_len = 0;
 };
 
@@ -57,53 +61,111 @@ void put32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
         p[i] = (v >> (8 * i)) & 0xFF;
 }
+uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
-// 1 when the copy gives dcmfile_save's bytes: little-endian native pixel data, unchanged
-// since loading (still on disk), the last element of the dataset and of the source file (so
-// its value ends at EOF, which the header right before it confirms), no group length for
-// group 7FE0 (it would count the pixels), and the source file unchanged in size.
-bool make_plan(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
+// Native pixel data: DCMTK writes the element header (its own VR) and the value as loaded, so
+// the value unchanged since loading (not in memory: lazily read from the source) is copied,
+// after the header DCMTK would write. The source must hold this very element there (tag and
+// length; the VR may differ, OB vs OW).
+bool plan_native(dcmfile *f, DcmElement *pix, bool explicit_vr, int fd, copy_plan &p) {
     const dcmfile_facts &fa = f->facts;
-    bool explicit_vr = xs == EXS_LittleEndianExplicit;
-    if (!explicit_vr && xs != EXS_LittleEndianImplicit) return false;
-    if (!fa.has_pixel_data || fa.pixel_encapsulated || pix->ident() != EVR_PixelData ||
-        pix->valueLoaded())
-        return false;
-    DcmDataset *ds = f->dataset();
-    if (ds->card() == 0 || ds->getElement(ds->card() - 1) != pix ||
-        ds->tagExists(DcmTagKey(0x7FE0, 0x0000)))
-        return false;
+    if (pix->valueLoaded()) return false;
     uint32_t len = pix->getLengthField();
     if (len != fa.pixel_length || len % 2 != 0 || len == DCM_UndefinedLength) return false;
     std::string vr = DcmVR(pix->getVR()).getValidVRName();
     if (explicit_vr && vr != "OB" && vr != "OW") return false;
-
-    int fd = open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    struct stat st;
-    unsigned char src_head[12];
     size_t hl = explicit_vr ? 12 : 8;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != fa.file_bytes ||
-        (uint64_t)st.st_size < len + hl ||
-        pread(fd, src_head, hl, st.st_size - len - hl) != (ssize_t)hl) {
-        close(fd);
-        return false;
-    }
+    if (fa.pixel_end - fa.pixel_offset != hl + len) return false;
     put16(p.head, 0x7FE0), put16(p.head + 2, 0x0010);
     if (explicit_vr) {
         p.head[4] = (unsigned char)vr[0], p.head[5] = (unsigned char)vr[1];
         p.head[6] = p.head[7] = 0;
     }
     put32(p.head + hl - 4, len);
-    // the source holds this very element right before EOF (its VR may differ: OB vs OW)
-    if (memcmp(src_head, p.head, 4) != 0 || memcmp(src_head + hl - 4, p.head + hl - 4, 4) != 0) {
+    unsigned char src_head[12];
+    if (pread(fd, src_head, hl, (off_t)fa.pixel_offset) != (ssize_t)hl ||
+        memcmp(src_head, p.head, 4) != 0 || memcmp(src_head + hl - 4, p.head + hl - 4, 4) != 0)
+        return false;
+    p.offset = (off_t)(fa.pixel_offset + hl);
+    p.length = len;
+    p.head_len = hl;
+    return true;
+}
+
+// Encapsulated pixel data, still in its original representation: DCMTK writes the header
+// (7FE0,0010) OB 0000 FFFFFFFF, each item (FFFE,E000) with its length and bytes, and the
+// delimiter (FFFE,E0DD) 00000000. The source's element is copied whole when it is exactly
+// that: the same header, the same items (count and even lengths) as DCMTK loaded, and the
+// delimiter ending where dcmfile_check found the element's end.
+bool plan_encapsulated(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, int fd, copy_plan &p) {
+    const dcmfile_facts &fa = f->facts;
+    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pix);
+    E_TransferSyntax orig = EXS_Unknown, cur = EXS_Unknown;
+    const DcmRepresentationParameter *orig_par = nullptr, *cur_par = nullptr;
+    pd->getOriginalRepresentationKey(orig, orig_par);
+    pd->getCurrentRepresentationKey(cur, cur_par);
+    DcmPixelSequence *seq = nullptr;
+    if (orig != xs || cur != xs || orig_par != cur_par ||
+        pd->getEncapsulatedRepresentation(xs, orig_par, seq).bad() || !seq)
+        return false;
+    static const unsigned char head[12] = {0xE0, 0x7F, 0x10, 0x00, 'O',  'B',
+                                           0,    0,    0xFF, 0xFF, 0xFF, 0xFF};
+    unsigned char h[12];
+    uint64_t pos = fa.pixel_offset, end = fa.pixel_end;
+    if (pread(fd, h, 12, (off_t)pos) != 12 || memcmp(h, head, 12) != 0) return false;
+    pos += 12;
+    for (unsigned long k = 0; k < seq->card(); k++) {
+        DcmPixelItem *item = nullptr;
+        if (seq->getItem(item, k).bad() || !item || end - pos < 8 ||
+            pread(fd, h, 8, (off_t)pos) != 8)
+            return false;
+        uint32_t len = get32(h + 4);
+        if (get32(h) != 0xE000FFFEu || len % 2 != 0 || len != item->getLengthField() ||
+            end - pos - 8 < len)
+            return false;
+        pos += 8 + (uint64_t)len;
+    }
+    if (end - pos != 8 || pread(fd, h, 8, (off_t)pos) != 8 || get32(h) != 0xE0DDFFFEu ||
+        get32(h + 4) != 0)
+        return false;
+    p.offset = (off_t)fa.pixel_offset;
+    p.length = end - fa.pixel_offset;
+    p.head_len = 0;
+    return true;
+}
+
+// 1 when the copy gives dcmfile_save's bytes: little-endian pixel data (native, or
+// encapsulated in its original representation), unchanged since loading, the last element of
+// the dataset to be written (whatever followed it in the source, trailing padding or private
+// elements, was removed), no group length for group 7FE0 (it would count the pixels), and the
+// source file unchanged in size, holding the element where dcmfile_check found it.
+bool make_plan(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
+    const dcmfile_facts &fa = f->facts;
+    DcmXfer x(xs);
+    bool native = xs == EXS_LittleEndianExplicit || xs == EXS_LittleEndianImplicit;
+    bool encapsulated = x.isEncapsulated() && x.isLittleEndian() && x.isExplicitVR() &&
+                        x.getStreamCompression() == ESC_none && fa.pixel_encapsulated;
+    if ((!native && !encapsulated) || (native && fa.pixel_encapsulated)) return false;
+    if (!fa.has_pixel_data || fa.pixel_end <= fa.pixel_offset || pix->ident() != EVR_PixelData)
+        return false;
+    DcmDataset *ds = f->dataset();
+    if (ds->card() == 0 || ds->getElement(ds->card() - 1) != pix ||
+        ds->tagExists(DcmTagKey(0x7FE0, 0x0000)))
+        return false;
+    int fd = open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_size == fa.file_bytes &&
+              fa.pixel_end <= (uint64_t)st.st_size &&
+              (native ? plan_native(f, pix, xs == EXS_LittleEndianExplicit, fd, p)
+                      : plan_encapsulated(f, pix, xs, fd, p));
+    if (!ok) {
         close(fd);
         return false;
     }
     p.src = fd;
-    p.offset = st.st_size - len;
-    p.length = len;
-    p.head_len = hl;
     return true;
 }
 

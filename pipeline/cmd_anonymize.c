@@ -2,6 +2,7 @@
  * de-identified copy of every DICOM file under SRC (same transfer syntax, pixel data
  * untouched) as DIR/<series pseudonym>/<instance pseudonym>.dcm, so that no output name
  * carries patient data. Files are written to a temporary name and renamed into place. */
+#include "blas.h"
 #include "cli.h"
 #include "deid.h"
 #include "filelist.h"
@@ -137,6 +138,7 @@ int cmd_anonymize(int argc, char **argv) {
     }
     if (!out_dir || !key || optind >= argc) return cli_usage_error("anonymize", "%s", usage_hint);
 
+    blas_release_threads(); /* no BLAS here: its idle pool would only spin */
     vs_error err;
     filelist files = {0};
     deid_ctx *ctx = NULL;

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """dcm_save_copy_check.py TOOL WORK — dcmfile_save_copy (pixels copied by the kernel) writes
-the same bytes as dcmfile_save (DCMTK) on files written by pydicom, and takes the kernel path
-exactly where the layout allows it: native little-endian pixel data at the end of the file."""
+the same bytes as dcmfile_save (DCMTK) on files written by pydicom and compressed by DCMTK's own
+encoders (JPEG baseline and lossless, JPEG-LS, RLE, several fragments per frame), and takes the
+kernel path exactly where the layout allows it: little-endian pixel data, native or
+encapsulated, that ends the de-identified dataset (elements after it in the source that the
+profile removes, trailing padding and private elements, do not prevent it; one it keeps does)."""
 import os, subprocess, sys
 
 import numpy as np
@@ -9,7 +12,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless
+from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian, RLELossless)
 
 tool, W = sys.argv[1:3]
 FAILS = []
@@ -22,7 +26,7 @@ def check(cond, what):
 
 
 def make(path, ts=ExplicitVRLittleEndian, bits=16, rows=128, cols=96, trailing=False, group_len=False,
-         encapsulated=False, ob=False):
+         encapsulated=False, ob=False, frames=1, after=(), codec=None):
     m = FileMetaDataset()
     m.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
     m.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.2.1125.7.%d" % (abs(hash(path)) % 10**9)
@@ -41,7 +45,9 @@ def make(path, ts=ExplicitVRLittleEndian, bits=16, rows=128, cols=96, trailing=F
     ds.BitsAllocated = ds.BitsStored = bits
     ds.HighBit, ds.PixelRepresentation = bits - 1, 0
     rng = np.random.default_rng(rows * cols + bits)
-    pix = rng.integers(0, 2 ** (bits - 4), (rows, cols), dtype=np.uint16 if bits == 16 else np.uint8)
+    pix = rng.integers(0, 2 ** (bits - 4), (frames, rows, cols), dtype=np.uint16 if bits == 16 else np.uint8)
+    if frames > 1:
+        ds.NumberOfFrames = frames
     if encapsulated:
         ds.PixelData = encapsulate([pix.tobytes()])  # RLE transfer syntax declared, opaque fragment
         ds["PixelData"].VR = "OB"
@@ -52,9 +58,14 @@ def make(path, ts=ExplicitVRLittleEndian, bits=16, rows=128, cols=96, trailing=F
         ds.add_new(0x7FE00000, "UL", 8 + 4 + len(ds.PixelData))
     if trailing:
         ds.add_new(0xFFFCFFFC, "OB", b"\0" * 64)
+    for tag, vr, value in after:  # elements that sort after PixelData
+        ds.add_new(tag, vr, value)
     ds.is_little_endian = ts != ExplicitVRBigEndian
     ds.is_implicit_VR = ts == ImplicitVRLittleEndian
-    ds.save_as(path, write_like_original=False)
+    ds.save_as(path + ".native" if codec else path, write_like_original=False)
+    if codec:  # DCMTK's own encoder writes the encapsulated file
+        r = subprocess.run(codec + [path + ".native", path], capture_output=True, text=True)
+        check(r.returncode == 0, "%s: %s encodes the test file (%s)" % (path, codec[0], r.stderr.strip()))
 
 
 key = os.path.join(W, "site.key")
@@ -64,15 +75,35 @@ cases = [  # name, make() arguments, the path dcmfile_save_copy must take
     ("explicit-8bit-ob", {"bits": 8}, "copied"),
     ("explicit-16bit-ob", {"ob": True}, "copied"),
     ("large", {"rows": 512, "cols": 512}, "copied"),
-    ("trailing-padding", {"trailing": True}, "dcmtk"),
+    ("trailing-padding", {"trailing": True}, "copied"),  # the profile removes the padding
     ("group-length-7fe0", {"group_len": True}, "copied"),  # de-identification drops group lengths
     ("big-endian", {"ts": ExplicitVRBigEndian}, "dcmtk"),
-    ("encapsulated", {"ts": RLELossless, "encapsulated": True}, "dcmtk"),
+    ("encapsulated", {"ts": RLELossless, "encapsulated": True}, "copied"),
     ("small-in-memory", {"rows": 16, "cols": 16}, "dcmtk"),
+    ("deflated", {"ts": DeflatedExplicitVRLittleEndian}, "dcmtk"),
+    ("jpeg-baseline", {"bits": 8, "rows": 256, "cols": 256, "codec": ["dcmcjpeg", "+eb"]}, "copied"),
+    ("jpeg-lossless-16bit", {"rows": 256, "cols": 256, "codec": ["dcmcjpeg", "+e1"]}, "copied"),
+    ("jpeg-ls", {"rows": 256, "cols": 256, "codec": ["dcmcjpls"]}, "copied"),
+    ("rle-multiframe", {"frames": 3, "codec": ["dcmcrle"]}, "copied"),
+    ("jpeg-fragments", {"frames": 2, "rows": 256, "cols": 256, "codec": ["dcmcjpeg", "+e1", "+fs", "4"]},
+     "copied"),
+    ("jpeg-trailing-padding", {"trailing": True, "rows": 256, "cols": 256,
+                               "codec": ["dcmcjpeg", "+e1"]}, "copied"),
+    ("private-after-pixels", {"after": [(0x7FE10010, "LO", "ACME PIXELS"), (0x7FE11001, "OB", b"\1" * 32)]},
+     "copied"),
+    ("jpeg-private-after-pixels", {"rows": 256, "cols": 256, "codec": ["dcmcjpeg", "+e1"],
+                                   "after": [(0x7FE10010, "LO", "ACME PIXELS"), (0x7FE11001, "OB", b"\1" * 32)]},
+     "copied"),
+    ("kept-after-pixels", {"after": [(0x7FE00020, "OW", b"\2" * 64)]}, "dcmtk"),
+    ("jpeg-kept-after-pixels", {"rows": 256, "cols": 256, "codec": ["dcmcjpeg", "+e1"],
+                                "after": [(0x7FE00020, "OW", b"\2" * 64)]}, "dcmtk"),
 ]
 for name, args, want in cases:
     src = os.path.join(W, name + ".dcm")
     make(src, **args)
+    held = pydicom.dcmread(src)
+    for tag in [t for t, _, _ in args.get("after", ())] + ([0xFFFCFFFC] if args.get("trailing") else []):
+        check(tag in held, "%s: the source holds (%04X,%04X) after its pixel data" % (name, tag >> 16, tag & 0xFFFF))
     slow, fast = os.path.join(W, name + ".slow"), os.path.join(W, name + ".fast")
     r = subprocess.run([tool, key, src, slow, fast], capture_output=True, text=True)
     if r.returncode != 0:

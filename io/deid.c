@@ -134,53 +134,6 @@ int deid_uid_is_pseudonym(const char *uid) {
     return n < 39 || strcmp(d, max128) <= 0;
 }
 
-/* Retain Safe Private: vendor elements that hold acquisition parameters only (diffusion
- * b-values and directions, table speed, rotation time, pitch). A short list of our own in the
- * spirit of PS3.15 Table E.3.10-1; anything not listed is removed. */
-static const struct {
-    const char *creator;
-    uint16_t group;
-    uint8_t element; /* low byte of (gggg,xxee) */
-    const char *what;
-} safe_private[] = {
-    {"GEMS_ACQU_01", 0x0019, 0x23, "table speed"},
-    {"GEMS_ACQU_01", 0x0019, 0x24, "mid scan time"},
-    {"GEMS_ACQU_01", 0x0019, 0x27, "rotation speed"},
-    {"GEMS_PARM_01", 0x0043, 0x27, "scan pitch ratio"},
-    {"GEMS_PARM_01", 0x0043, 0x39, "diffusion b-value"},
-    {"SIEMENS MR HEADER", 0x0019, 0x0C, "diffusion b-value"},
-    {"SIEMENS MR HEADER", 0x0019, 0x0D, "diffusion directionality"},
-    {"SIEMENS MR HEADER", 0x0019, 0x0E, "diffusion gradient direction"},
-    {"SIEMENS MR HEADER", 0x0019, 0x27, "diffusion b-matrix"},
-    {"VESALIUS SAFE", 0x0071, 0x01, "test vector of the safe list (tests/test_deid.c)"},
-};
-#define N_SAFE_PRIVATE (sizeof safe_private / sizeof safe_private[0])
-
-/* Private creator values are compared without trailing spaces (the VR pads to even length). */
-static int creator_eq(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    while (na && a[na - 1] == ' ')
-        na--;
-    while (nb && b[nb - 1] == ' ')
-        nb--;
-    return na == nb && memcmp(a, b, na) == 0;
-}
-
-int deid_private_is_safe(const char *creator, uint16_t group, uint8_t element_low) {
-    for (size_t i = 0; i < N_SAFE_PRIVATE; i++)
-        if (safe_private[i].group == group && safe_private[i].element == element_low &&
-            creator_eq(safe_private[i].creator, creator))
-            return 1;
-    return 0;
-}
-
-int deid_private_creator_is_safe(const char *creator, uint16_t group) {
-    for (size_t i = 0; i < N_SAFE_PRIVATE; i++)
-        if (safe_private[i].group == group && creator_eq(safe_private[i].creator, creator))
-            return 1;
-    return 0;
-}
-
 /* Dummy values by VR (action D); each valid for its VR's length and character rules. */
 static const struct {
     const char vr[3];

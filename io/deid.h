@@ -10,7 +10,9 @@
  *      E.1-1); it is applied to every element at every nesting depth of every sequence.
  *      Combined codes are resolved by the attribute's type, the stricter action when the type
  *      is unknown. Private elements are removed unless the Retain Safe Private option is
- *      chosen and the element is in the safe list.
+ *      chosen and the element is in PS3.15 Table E.3.10-1 (io/deid_private.c), matched by
+ *      private creator and element byte within the creator's block; a creator stays only
+ *      while its block keeps an element.
  *   2. Every replaced UID is "2.25." + the decimal of 128 bits of HMAC-SHA256(key, uid): the
  *      same original gives the same pseudonym in every file and every run with the same key.
  *      Patient pseudonyms and per-patient date shifts are derived the same way.
@@ -111,11 +113,12 @@ typedef struct deid_hit {
 typedef void (*deid_hit_fn)(const deid_hit *hit, void *user);
 
 /* Scan one DICOM file: attributes the profile removes (under the options the file declares
- * in DeidentificationMethodCodeSequence), private elements outside the safe list, UIDs not of
- * the 2.25 pseudonym form (DICOM-defined 1.2.840.10008 UIDs excepted), a missing
- * PatientIdentityRemoved = YES, and any of phi[0..n_phi) in any text value (case-insensitive)
- * or in the raw bytes. Calls fn per hit and adds the count to *n_hits. A file that is not
- * DICOM is an error (VS_ERR_FORMAT) naming the file. */
+ * in DeidentificationMethodCodeSequence), private elements (all of them, or, when the file
+ * declares Retain Safe Private, those outside Table E.3.10-1 and creators of blocks without a
+ * safe element), UIDs not of the 2.25 pseudonym form (DICOM-defined 1.2.840.10008 UIDs excepted), a
+ * missing PatientIdentityRemoved = YES, and any of phi[0..n_phi) in any text value
+ * (case-insensitive) or in the raw bytes. Calls fn per hit and adds the count to *n_hits. A file
+ * that is not DICOM is an error (VS_ERR_FORMAT) naming the file. */
 vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
                            void *user, int *n_hits, vs_error *err);
 

@@ -12,6 +12,7 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvr.h>
+#include <dcmtk/dcmdata/dcvrui.h>
 #include <dcmtk/oflog/oflog.h>
 
 #include <algorithm>
@@ -244,17 +245,64 @@ deid_action default_action(const walker &w, const DcmTag &tag, const char *vr) {
     return DEID_K;
 }
 
-// 1: remove the element (a private element outside the safe list).
-bool private_remove(walker &w, DcmItem *item, const DcmTag &tag, DcmElement *el) {
+// 1 when an element of block bb of group g follows index i in item (the walk goes backwards,
+// so those are the block's elements already judged and kept).
+bool block_kept(DcmItem *item, unsigned long i, Uint16 g, Uint16 bb) {
+    for (unsigned long k = i + 1; k < item->card(); k++) {
+        DcmTag t = item->getElement(k)->getTag();
+        if (t.getGroup() != g) break;
+        if (t.getElement() >> 8 == bb) return true;
+    }
+    return false;
+}
+
+// 1: remove the private element at index i. Under Retain Safe Private, a data element
+// (gggg,bbee) stays when the creator at (gggg,00bb) of the same item, element byte ee and its
+// VR are a row of Table E.3.10-1 (io/deid_private.c, *row gets it) and its value conforms to
+// its VR (a name in a DS is not a table speed); a creator stays only while its block keeps an
+// element. Everything else private goes.
+bool private_remove(walker &w, DcmItem *item, unsigned long i, DcmElement *el, const char *vr,
+                    const deid_safe_private **row) {
+    *row = nullptr;
     if (!w.opt[DEID_OPT_RETAIN_SAFE_PRIVATE]) return true;
-    Uint16 g = tag.getGroup(), e = tag.getElement();
+    Uint16 g = el->getTag().getGroup(), e = el->getTag().getElement();
     OFString creator;
-    if (e >= 0x0010 && e <= 0x00FF)
-        return el->getOFString(creator, 0).bad() ||
-               !deid_private_creator_is_safe(creator.c_str(), g);
-    if (e < 0x1000) return true;
+    if (e >= 0x0010 && e <= 0x00FF) return !block_kept(item, i, g, e);
+    if (e < 0x1000) return true; // (gggg,0001-000F), (gggg,0100-0FFF): no creator reserves them
     if (item->findAndGetOFString(DcmTagKey(g, e >> 8), creator).bad()) return true;
-    return !deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF));
+    if (!deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF), vr)) return true;
+    if (!vr_is(vr, "SQ") && el->checkValue().bad()) return true;
+    *row = deid_private_safe_row(creator.c_str(), g, (uint8_t)(e & 0xFF));
+    return false;
+}
+
+// A kept safe private element: a sequence is walked like any other, and UIDs become
+// pseudonyms like every other instance UID (the table keeps references such as an analyzed
+// series UID; Retain UIDs keeps them as they are). A UID element read as UN (implicit VR, not
+// in DCMTK's dictionary) is replaced by a UI element first.
+void private_keep(walker &w, DcmItem *item, DcmElement *el, const char *vr,
+                  const deid_safe_private *row, int depth) {
+    if (vr_is(vr, "SQ")) {
+        walk_sequence(w, el, depth);
+        return;
+    }
+    if (!row || strcmp(row->vr, "UI") != 0 || w.opt[DEID_OPT_RETAIN_UIDS]) return;
+    if (vr_is(vr, "UI")) {
+        map_uids(w, el, true);
+        return;
+    }
+    Uint8 *bytes = nullptr;
+    std::string value;
+    if (el->getUint8Array(bytes).good() && bytes)
+        value.assign(reinterpret_cast<const char *>(bytes), el->getLength());
+    while (!value.empty() && (value.back() == '\0' || value.back() == ' '))
+        value.pop_back();
+    DcmUniqueIdentifier *ui = new DcmUniqueIdentifier(DcmTag(el->getTag(), EVR_UI));
+    OFCondition c = ui->putString(value.c_str());
+    if (c.good()) map_uids(w, ui, true);
+    if (c.good()) c = item->insert(ui, OFTrue); // replaces (and deletes) el
+    if (c.bad()) delete ui;
+    note(w, c, el);
 }
 
 // Action C by VR: sequences cleaned inside, dates shifted (Modified Dates), AE titles keyed,
@@ -335,8 +383,12 @@ void walk_item(walker &w, DcmItem *item, int depth) {
         if (depth > kMaxDepth)
             remove = true;
         else if (tag.getGroup() & 1) {
-            remove = private_remove(w, item, tag, el);
-            if (remove) w.res->n_private_removed++;
+            const deid_safe_private *row = nullptr;
+            remove = private_remove(w, item, (unsigned long)i, el, vr, &row);
+            if (remove)
+                w.res->n_private_removed++;
+            else
+                private_keep(w, item, el, vr, row, depth);
         } else if (tag.getElement() == 0x0000)
             remove = true; // group lengths are recomputed
         else {

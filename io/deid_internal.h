@@ -56,9 +56,23 @@ int deid_uid_is_standard(const char *uid);
 /* "2.25." + decimal of at most 128 bits without leading zeros. */
 int deid_uid_is_pseudonym(const char *uid);
 
-/* Retain Safe Private: 1 when (creator, group, element low byte) is in the safe list. */
-int deid_private_is_safe(const char *creator, uint16_t group, uint8_t element_low);
-int deid_private_creator_is_safe(const char *creator, uint16_t group);
+/* Retain Safe Private: PS3.15 Table E.3.10-1 (io/deid_private.c). */
+typedef struct deid_safe_private {
+    const char *creator; /* the private creator that reserves the block */
+    uint16_t group;
+    uint8_t element; /* element byte within the block: (gggg,xxee) -> ee */
+    const char *vr;  /* "DS", "OW/OB"; "" when the table gives none */
+    const char *meaning;
+} deid_safe_private;
+
+extern const deid_safe_private deid_safe_private_table[];
+extern const int deid_safe_private_n;
+
+/* The row for an element (gggg,bbee) whose block bb is reserved by creator, or NULL. */
+const deid_safe_private *deid_private_safe_row(const char *creator, uint16_t group,
+                                               uint8_t element);
+/* 1 when the row exists and allows vr (NULL: not checked; UN: unless the row is SQ). */
+int deid_private_is_safe(const char *creator, uint16_t group, uint8_t element, const char *vr);
 
 /* Dummy value of a VR for action D ("" for VRs that have none: SQ, binary, UI). */
 const char *deid_dummy_for_vr(const char *vr);
@@ -107,8 +121,8 @@ int deid_find_org_uid(const char *s, size_t n, size_t *pos, size_t *len);
 /* The first case-insensitive occurrence of any of phi[0..n_phi) in s[0..n), or NULL. */
 const char *deid_find_phi(const char *s, size_t n, const char *const *phi, int n_phi);
 /* Count one hit and pass it to fn (may be NULL). */
-void deid_report(const char *path, const char *where, const char *what, deid_hit_fn fn,
-                 void *user, int *n_hits);
+void deid_report(const char *path, const char *where, const char *what, deid_hit_fn fn, void *user,
+                 int *n_hits);
 /* Scan one text value: a listed identifier, a UID of an organisation's root other than
  * allowed[0..n_allowed). At most one hit per kind; returns the number of hits. */
 int deid_scan_string(const char *path, const char *where, const char *s, size_t n,

@@ -106,6 +106,37 @@ void check_uids(scan &s, const std::vector<std::string> &uids, const std::string
         }
 }
 
+// A private data element (gggg,bbee) the declared Retain Safe Private option keeps: its block's
+// creator (gggg,00bb) in the same item, element byte ee and VR are a row of Table E.3.10-1 and
+// its value conforms to its VR (as anonymize decides, io/deid_dcmtk.cc private_remove).
+bool private_element_safe(DcmItem *item, DcmElement *el) {
+    DcmTag t = el->getTag();
+    Uint16 g = t.getGroup(), e = t.getElement();
+    OFString creator;
+    return e >= 0x1000 && item->findAndGetOFString(DcmTagKey(g, e >> 8), creator).good() &&
+           deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF),
+                                DcmVR(el->ident()).getVRName()) &&
+           (el->ident() == EVR_SQ || el->checkValue().good());
+}
+
+// Any private element is a hit unless the file declares Retain Safe Private and the element is
+// safe, or it is the creator (gggg,00bb) of a block holding a safe element (as anonymize keeps
+// a creator only for a block that keeps an element).
+bool private_safe(const scan &s, DcmItem *item, DcmElement *el) {
+    if (!s.opt[DEID_OPT_RETAIN_SAFE_PRIVATE]) return false;
+    DcmTag t = el->getTag();
+    Uint16 g = t.getGroup(), e = t.getElement();
+    if (e < 0x10 || (e > 0xFF && e < 0x1000)) return false;
+    if (e >= 0x1000) return private_element_safe(item, el);
+    for (unsigned long k = 0; k < item->card(); k++) {
+        DcmElement *other = item->getElement(k);
+        DcmTag o = other->getTag();
+        if (o.getGroup() == g && o.getElement() >> 8 == e && private_element_safe(item, other))
+            return true;
+    }
+    return false;
+}
+
 void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth);
 
 void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &where, int depth) {
@@ -113,16 +144,10 @@ void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &whe
     Uint16 g = tag.getGroup(), e = tag.getElement();
     bool kept = false; // the declared options keep this attribute as it was
     if (g & 1) {
-        bool safe = false;
-        OFString creator;
-        if (s.opt[DEID_OPT_RETAIN_SAFE_PRIVATE]) {
-            if (e >= 0x10 && e <= 0xFF)
-                safe = el->getOFString(creator, 0).good() &&
-                       deid_private_creator_is_safe(creator.c_str(), g);
-            else if (e >= 0x1000 && item->findAndGetOFString(DcmTagKey(g, e >> 8), creator).good())
-                safe = deid_private_is_safe(creator.c_str(), g, (uint8_t)(e & 0xFF));
-        }
-        if (!safe) hit(s, where, "private attribute");
+        if (!private_safe(s, item, el))
+            hit(s, where,
+                e >= 0x10 && e <= 0xFF ? "private creator of no safe element"
+                                       : "private attribute");
     } else if (const deid_rule *r = deid_rule_find(g, e)) {
         deid_action a = deid_rule_resolve(r, s.opt);
         bool combined = r->basic >= DEID_ZD;

@@ -145,13 +145,41 @@ static void test_option_names(void **state) {
     assert_null(deid_option_flag(DEID_N_OPTIONS));
 }
 
+/* Rows of PS3.15 Table E.3.10-1 (io/deid_private.c): creator + group + element byte + VR. */
 static void test_private_safe_list(void **state) {
     (void)state;
-    assert_true(deid_private_is_safe("SIEMENS MR HEADER ", 0x0019, 0x0C));
-    assert_false(deid_private_is_safe("SIEMENS MR HEADER", 0x0019, 0x08));
-    assert_false(deid_private_is_safe("ACME", 0x0019, 0x0C));
-    assert_true(deid_private_creator_is_safe("GEMS_PARM_01", 0x0043));
-    assert_false(deid_private_creator_is_safe("GEMS_PARM_01", 0x0045));
+    assert_true(deid_private_is_safe("SIEMENS MR HEADER ", 0x0019, 0x0C, "IS")); /* B Value */
+    assert_true(deid_private_is_safe(" SIEMENS MR HEADER", 0x0019, 0x0C, "UN"));
+    assert_true(deid_private_is_safe("SIEMENS MR HEADER", 0x0019, 0x0C, NULL));
+    assert_false(deid_private_is_safe("SIEMENS MR HEADER", 0x0019, 0x0C, "LO")); /* wrong VR */
+    assert_false(deid_private_is_safe("SIEMENS MR HEADER", 0x0019, 0x08, "IS")); /* not listed */
+    assert_false(deid_private_is_safe("siemens mr header", 0x0019, 0x0C, "IS")); /* case */
+    assert_false(deid_private_is_safe("ACME", 0x0019, 0x0C, "IS"));
+    assert_false(deid_private_is_safe("SIEMENS MR HEADER", 0x0029, 0x0C, "IS")); /* group */
+    assert_true(deid_private_is_safe("GEMS_ACQU_01", 0x0019, 0x23, "DS"));       /* table speed */
+    assert_true(deid_private_is_safe("GEMS_PARM_01", 0x0043, 0x39, "IS"));
+    assert_false(deid_private_is_safe("GEMS_PARM_01", 0x0045, 0x39, "IS"));
+    /* the same element byte under different creators of one group */
+    assert_true(deid_private_is_safe("Philips Imaging DD 001", 0x2001, 0x03, "FL"));
+    assert_true(deid_private_is_safe("Philips Imaging DD 002", 0x2001, 0x03, "CS"));
+    assert_false(deid_private_is_safe("Philips Imaging DD 002", 0x2001, 0x03, "FL"));
+    assert_true(deid_private_is_safe("Philips Imaging DD 129", 0x2001, 0x00, "SQ"));
+    assert_true(deid_private_is_safe("Philips Imaging DD 001", 0x2001, 0x7D, "OB")); /* OW/OB */
+    assert_true(deid_private_is_safe("Philips Imaging DD 001", 0x2001, 0x7D, "OW"));
+    assert_false(deid_private_is_safe("Philips Imaging DD 001", 0x2001, 0x7D, "UT"));
+    assert_true(deid_private_is_safe("SIEMENS Ultrasound SC2000", 0x0119, 0x11, "FD")); /* no VR */
+    assert_true(deid_private_is_safe("NQLeft", 0x0199, 0x16, "FL"));
+    assert_false(deid_private_is_safe("NQLeft", 0x0199, 0x17, "FL"));
+    assert_true(deid_private_is_safe("HOLOGIC, Inc.", 0x7E01, 0x12, "OB"));
+    /* every row: an odd group that is not 0001-0007 or FFFF, a creator, a VR the table knows */
+    for (int i = 0; i < deid_safe_private_n; i++) {
+        const deid_safe_private *r = &deid_safe_private_table[i];
+        assert_true((r->group & 1) && r->group > 0x0007 && r->group != 0xFFFF);
+        assert_true(r->creator[0] != 0);
+        assert_ptr_equal(deid_private_safe_row(r->creator, r->group, r->element)->creator,
+                         r->creator);
+    }
+    assert_int_equal(deid_safe_private_n, 479);
 }
 
 static void test_key_file(void **state) {

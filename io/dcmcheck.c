@@ -80,6 +80,7 @@ typedef struct walk {
     dcmfile_facts *facts;
     vs_error *err;
     int file_offsets; /* 1: positions in buf are offsets in the file (not inflated) */
+    int pixel_places; /* top-level PixelData elements seen */
 } walk;
 
 static uint16_t rd16(const walk *w, size_t p) {
@@ -145,8 +146,9 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
 
 /* Where the top-level PixelData element sits, when positions are file offsets. */
 static void note_pixel_place(walk *w, size_t start, size_t end) {
-    w->facts->pixel_offset = w->file_offsets ? start : 0;
-    w->facts->pixel_end = w->file_offsets ? end : 0;
+    int again = w->pixel_places++ > 0; /* a second one: which DCMTK keeps is not ours to guess */
+    w->facts->pixel_offset = w->file_offsets && !again ? start : 0;
+    w->facts->pixel_end = w->file_offsets && !again ? end : 0;
 }
 
 /* Items of a sequence between pos and end (end is the container's end when undefined). */
@@ -435,7 +437,7 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
     close(fd);
     if (map == MAP_FAILED) return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file", path);
 
-    walk w = {map, size, 0, path, facts, err, 1};
+    walk w = {map, size, 0, path, facts, err, 1, 0};
     unsigned char *inflated = NULL;
     vs_status s = VS_OK;
     size_t ds = 0;

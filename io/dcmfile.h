@@ -42,7 +42,8 @@ typedef struct dcmfile_facts {
     uint64_t pixel_length;  /* native value length in bytes */
     /* Where the top-level PixelData element sits in the file: the offset of its header and the
      * offset just past its value (past the sequence delimiter when encapsulated); both 0 when
-     * unknown (no pixel data, or a deflated dataset, whose offsets are not file offsets). */
+     * unknown (no pixel data, a deflated dataset, whose offsets are not file offsets, or more
+     * than one top-level PixelData element). */
     uint64_t pixel_offset, pixel_end;
     uint32_t rows, cols, frames, samples, bits_allocated; /* 0 when absent */
 } dcmfile_facts;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# test_run_kill STAGE — kill -9 `vesalius run` while STAGE runs (ingest, pretrain, finetune-mae,
+# finetune-scratch or validate), rerun, and the rerun ends with the same report.json (apart from
+# its run_time line) as an uninterrupted run of the same study on the same files.
+set -u
+V=${VESALIUS:?}
+stage=${1:?stage}
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+fails=0
+check() { if [ "$2" != "$3" ]; then echo "FAIL: $1 (exit $3, wanted $2)"; fails=$((fails + 1)); else echo "ok: $1"; fi; }
+. "$(dirname "$0")/tiny_study.sh"
+study "$t/a"; study "$t/b"
+"$V" run "$t/a/study.yaml" 2>/dev/null; check "uninterrupted run" 0 $?
+# How long the stage ran uninterrupted: kill at a point inside it (a third of the way in).
+ms=$(/usr/bin/python3 -c "
+import json; ev = [json.loads(l) for l in open('$t/a/out/run.jsonl')]
+from datetime import datetime
+ts = {e['event']: datetime.fromisoformat(e['time'].rstrip('Z')) for e in ev if e.get('stage') == '$stage'}
+print(int((ts['stage.done'] - ts['stage.start']).total_seconds() * 1000 / 3))")
+"$V" run "$t/b/study.yaml" 2>/dev/null & pid=$!
+for _ in $(seq 3000); do [ -f "$t/b/out/stages/$stage.started" ] && break; sleep 0.01; done
+[ -f "$t/b/out/stages/$stage.started" ] || { echo "FAIL: $stage never started"; exit 1; }
+sleep "$(awk -v m="$ms" 'BEGIN{printf "%.3f", m / 1000}')"
+kill -9 $pid; wait $pid 2>/dev/null
+if [ -f "$t/b/out/stages/$stage.json" ]; then echo "note: $stage finished before the kill"
+else echo "ok: killed during $stage"; fi
+"$V" run "$t/b/study.yaml" 2>/dev/null; check "rerun after kill -9 during $stage" 0 $?
+if diff <(grep -v '"run_time"' "$t/a/out/report/report.json") <(grep -v '"run_time"' "$t/b/out/report/report.json") >/dev/null; then
+  echo "ok: the same report.json as the uninterrupted run"
+else
+  echo "FAIL: report.json differs after kill -9 during $stage"; fails=$((fails + 1))
+fi
+echo "$fails failed"
+[ "$fails" -eq 0 ]

@@ -38,7 +38,7 @@ typedef struct shard_options {
     const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
-/* chunk 64³, deflate 4, no UIDs, 1 thread, no params. */
+/* chunk 32³, deflate 4, no UIDs, 1 thread, no params. */
 void shard_options_default(shard_options *o);
 
 /* What the shard records about a volume besides the volume itself. */
@@ -104,6 +104,10 @@ void shard_set_close(shard_set *s);
 /* Keep up to `bytes` of decompressed chunks between reads (0: none, the default). Random crops
  * of a set that fits mostly become copies; results do not depend on it. Call before crops. */
 vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err);
+/* Inflate the chunks of one box or crop in n threads (the caller's included; default 1,
+ * at most 16). Results do not depend on it. A prefetch stream with T threads and n here
+ * runs up to T*n threads. */
+void shard_set_read_threads(shard_set *s, int n);
 void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses);
 int shard_set_count(const shard_set *s);
 int shard_set_n_shards(const shard_set *s);

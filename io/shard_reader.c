@@ -28,6 +28,7 @@ struct shard_set {
     unsigned char *layout_known;
     pthread_mutex_t mu; /* guards bad, n_bad, layout (crops run in several threads) */
     shard_cache *cache; /* decompressed chunks, or NULL */
+    int read_threads;   /* threads inflating the chunks of one box (1: the caller's alone) */
 };
 
 /* ---- listing and loading ------------------------------------------------------------- */
@@ -264,7 +265,7 @@ vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set 
     shard_set *s = calloc(1, sizeof *s);
     candidate *cands = NULL;
     int n_c = 0, cap_c = 0;
-    if (s) pthread_mutex_init(&s->mu, NULL);
+    if (s) pthread_mutex_init(&s->mu, NULL), s->read_threads = 1;
     if (!s || !(s->files = calloc((size_t)(n_names ? n_names : 1), sizeof *s->files))) {
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a shard set");
         goto fail;
@@ -318,6 +319,10 @@ vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err) {
     if (bytes && !(s->cache = shard_cache_create(bytes)))
         return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk cache");
     return VS_OK;
+}
+
+void shard_set_read_threads(shard_set *s, int n) {
+    s->read_threads = n < 1 ? 1 : n > SHARD_READ_MAX_THREADS ? SHARD_READ_MAX_THREADS : n;
 }
 
 void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses) {
@@ -426,7 +431,8 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
     shard_chunk_layout l = s->layout[i];
     pthread_mutex_unlock(&s->mu);
     if (l.fast) {
-        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i, err);
+        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i,
+                                   s->read_threads, err);
         H5Dclose(d);
         return st;
     }

@@ -41,7 +41,7 @@ const cli_command cli_commands[] = {
      "  --preprocess SPEC     none, or a list of: reorient, spacing=XxYxZ, nearest,\n"
      "                        ct-window=LO:HI, n4, percentile=LO:HI, crop=T, margin=N\n"
      "  --shard-mb N          close a shard above N MiB (default 1024)\n"
-     "  --chunk S,R,C         HDF5 chunk shape (default 64,64,64)\n"
+     "  --chunk S,R,C         HDF5 chunk shape (default 32,32,32)\n"
      "  --deflate N           zlib level 0-9 (default 4)\n"
      "  --max-voxels N        reject images and volumes above N voxels (default 2^31)\n"
      "  --resample            resample series with missing slices or uneven spacing\n"

@@ -33,13 +33,13 @@ static void free_volumes(volume v[N_VOL]) {
         volume_free(&v[i]);
 }
 
-static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n, int retain,
-                                int threads) {
+static void write_shard_chunked(const char *dir, uint64_t seq, volume *v, int n, int retain,
+                                int threads, const int chunk[3]) {
     mkdir(dir, 0700);
     shard_options o;
     shard_options_default(&o);
     o.threads = threads;
-    o.chunk[0] = 16, o.chunk[1] = 32, o.chunk[2] = 32; /* partial edge chunks everywhere */
+    memcpy(o.chunk, chunk, sizeof o.chunk);
     o.retain_uids = retain;
     o.params = "{\"test\":true}";
     shard_writer *w = NULL;
@@ -54,6 +54,12 @@ static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n,
     assert_int_equal(shard_writer_count(w), n);
     assert_true(shard_writer_bytes(w) > 0);
     assert_int_equal(shard_writer_seal(w, &err), VS_OK);
+}
+
+static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n, int retain,
+                                int threads) {
+    static const int chunk[3] = {16, 32, 32}; /* partial edge chunks everywhere */
+    write_shard_chunked(dir, seq, v, n, retain, threads, chunk);
 }
 
 static void write_shard(const char *dir, uint64_t seq, volume *v, int n, int retain) {
@@ -231,6 +237,87 @@ static void check_crop(const volume *v, const int size[3], const shard_crop_info
                 float got = crop[((size_t)z * size[1] + y) * size[2] + x];
                 if (got != want) fail_msg("crop voxel (%d,%d,%d) %g != %g", z, y, x, got, want);
             }
+}
+
+/* HDF5's own reading (H5Dread of a hyperslab as float, its filter pipeline) of box i. */
+static void h5_read_box(const char *path, const char *key, const int64_t start[3],
+                        const int64_t size[3], float *out) {
+    char name[128];
+    snprintf(name, sizeof name, "/volumes/%s", key);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = H5Dget_space(d);
+    hsize_t off[3], cnt[3];
+    for (int a = 0; a < 3; a++)
+        off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
+    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    assert_true(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) >= 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+/* The raw-chunk reader (libdeflate, our unshuffle, 1 or 3 threads per box) returns exactly
+ * what H5Dread returns, for chunk shapes that do not divide the volumes, boxes on the edges,
+ * whole volumes and volumes smaller than a chunk; padded crops match the naive copy. */
+static void test_raw_chunks_match_h5dread(void **state) {
+    (void)state;
+    volume v[N_VOL + 1];
+    make_volumes(v);
+    vs_error err;
+    assert_int_equal(synth_ct(&v[N_VOL], 3, 5, 4, 9, "ct-tiny-4", &err), VS_OK);
+    static const int chunks[4][3] = {{7, 13, 5}, {32, 32, 32}, {1, 64, 1}, {64, 64, 64}};
+    for (int c = 0; c < 4; c++) {
+        char dir[300], path[400], sub[32];
+        snprintf(sub, sizeof sub, "raw%d", c);
+        snprintf(dir, sizeof dir, "%s/%s", g_root, sub);
+        write_shard_chunked(dir, 1, v, N_VOL + 1, 0, 2, chunks[c]);
+        path_of(path, sizeof path, sub, 1);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            shard_set *s = NULL;
+            assert_int_equal(shard_set_open(dir, NULL, &s, &err), VS_OK);
+            shard_set_read_threads(s, threads);
+            rng r;
+            rng_seed(&r, 31, (uint64_t)(c * 10 + threads));
+            for (int i = 0; i < shard_set_count(s); i++) {
+                const shard_entry *e = shard_set_entry(s, i);
+                for (int b = 0; b < 12; b++) {
+                    int64_t start[3], size[3];
+                    for (int a = 0; a < 3; a++) {
+                        int64_t dim = e->shape[a];
+                        size[a] = b == 0 ? dim : 1 + (int64_t)rng_below(&r, (uint32_t)dim);
+                        /* every other box ends on the far edge of the volume */
+                        start[a] = b % 2 ? dim - size[a]
+                                         : (int64_t)rng_below(&r, (uint32_t)(dim - size[a] + 1));
+                    }
+                    size_t n = (size_t)(size[0] * size[1] * size[2]);
+                    float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+                    if (shard_set_read_box(s, i, start, size, got, &err) != VS_OK)
+                        fail_msg("%s", err.msg);
+                    h5_read_box(path, e->key, start, size, want);
+                    for (size_t k = 0; k < n; k++)
+                        if (memcmp(&got[k], &want[k], sizeof got[k]) != 0)
+                            fail_msg("chunk %dx%dx%d, %s, voxel %zu: %g != H5Dread %g",
+                                     chunks[c][0], chunks[c][1], chunks[c][2], e->key, k, got[k],
+                                     want[k]);
+                    free(got);
+                    free(want);
+                }
+            }
+            int size[3] = {6, 40, 40}; /* larger than the tiny volume on every axis */
+            float *crop = malloc(6 * 40 * 40 * sizeof *crop);
+            for (int k = 0; k < 16; k++) {
+                shard_crop_info info;
+                assert_int_equal(shard_set_crop(s, &r, size, -3.0f, crop, &info, &err), VS_OK);
+                check_crop(&v[info.volume], size, &info, crop, -3.0f);
+            }
+            free(crop);
+            shard_set_close(s);
+        }
+    }
+    for (int i = 0; i <= N_VOL; i++)
+        volume_free(&v[i]);
 }
 
 static void test_crops(void **state) {
@@ -489,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_identical_bytes),
         cmocka_unit_test(test_chunks_match_hdf5_filters),
         cmocka_unit_test(test_crops),
+        cmocka_unit_test(test_raw_chunks_match_h5dread),
         cmocka_unit_test(test_cache_changes_nothing),
         cmocka_unit_test(test_stream_matches_sync),
         cmocka_unit_test(test_newer_series_wins),

@@ -454,6 +454,39 @@ done:
     return st;
 }
 
+vs_status shard_file_read(const char *path, const char *key, volume *out, char *prep,
+                          size_t prep_cap, char *uid, size_t uid_cap, vs_error *err) {
+    shard_h5_quiet();
+    memset(out, 0, sizeof *out);
+    hid_t f;
+    int64_t seq;
+    shard_index_row *rows = NULL;
+    int n = 0, at = -1;
+    vs_status st = load_shard(path, &f, &seq, &rows, &n, err);
+    if (st != VS_OK) return st;
+    for (int i = 0; i < n && at < 0; i++)
+        if (strcmp(rows[i].key, key) == 0) at = i;
+    if (at < 0) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volume with the key asked for", path);
+        goto done;
+    }
+    shard_entry e;
+    entry_from_row(&rows[at], &e);
+    if ((st = read_volume_at(f, path, &e, out, prep, prep_cap, err)) != VS_OK) goto done;
+    uid[0] = 0;
+    hid_t d = open_volume(f, key);
+    htri_t has = d >= 0 ? H5Aexists(d, "series_instance_uid") : -1;
+    if (has < 0 ||
+        (has > 0 && shard_h5_read_attr_string(d, "series_instance_uid", uid, uid_cap) < 0))
+        st = shard_h5_fail(err, path, "cannot read series_instance_uid");
+    if (d >= 0) H5Dclose(d);
+    if (st != VS_OK) volume_free(out);
+done:
+    free(rows);
+    H5Fclose(f);
+    return st;
+}
+
 /* ---- random crops -------------------------------------------------------------------- */
 
 /* Draw the volume (skipping ones known bad) and the box for one crop (no I/O). */

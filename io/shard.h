@@ -108,6 +108,13 @@ vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err);
  * at most 16). Results do not depend on it. A prefetch stream with T threads and n here
  * runs up to T*n threads. */
 void shard_set_read_threads(shard_set *s, int n);
+/* Keep at most n shard files open (least recently used closed first, reopened on demand; at
+ * least 1). The default is 64, or an eighth of the soft limit on open files when that is less,
+ * so a set over thousands of shards stays under the fd limit. Results do not depend on it.
+ * While every open file is being read, a reader opens one more instead of waiting: the count
+ * may exceed n by the number of threads reading at that moment. */
+void shard_set_max_open(shard_set *s, int n);
+int shard_set_n_open(shard_set *s); /* files open now */
 void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses);
 int shard_set_count(const shard_set *s);
 int shard_set_n_shards(const shard_set *s);

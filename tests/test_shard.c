@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -568,6 +571,99 @@ static void test_corrupt_shards(void **state) {
     log_configure(&quiet);
 }
 
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* n crops of (8, 16, 16) from the set through a stream (threads 0: synchronous). */
+static void crops_of(shard_set *s, int threads, int n, float *out, int max_open_seen) {
+    int size[3] = {8, 16, 16};
+    shard_stream *st = NULL;
+    vs_error err;
+    assert_int_equal(shard_stream_open(s, 21, size, 0.0f, threads ? 2 * threads : 0,
+                                       threads ? threads : 1, &st, &err),
+                     VS_OK);
+    for (int i = 0; i < n; i++) {
+        if (shard_stream_next(st, out + (size_t)i * 8 * 16 * 16, NULL, &err) != VS_OK)
+            fail_msg("%s", err.msg);
+        if (max_open_seen && shard_set_n_open(s) > max_open_seen)
+            fail_msg("%d files open, limit %d", shard_set_n_open(s), max_open_seen);
+    }
+    shard_stream_close(st);
+}
+
+/* A set over more shards than it may keep open: the same crops as with every file open, never
+ * more than the limit open (plus one per reading thread), and under a low RLIMIT_NOFILE. */
+static void test_open_file_limit(void **state) {
+    (void)state;
+    enum { N_SHARDS = 14, N_CROPS = 60, CROP = 8 * 16 * 16 };
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/many", g_root);
+    vs_error err;
+    for (int k = 0; k < N_SHARDS; k++) {
+        volume v;
+        char key[32];
+        snprintf(key, sizeof key, "many-%02d", k);
+        assert_int_equal(synth_ct(&v, 10 + k % 3, 20, 24, (uint64_t)k, key, &err), VS_OK);
+        write_shard(dir, (uint64_t)k + 1, &v, 1, 0);
+        volume_free(&v);
+    }
+    float *want = malloc(N_CROPS * CROP * sizeof *want),
+          *got = malloc(N_CROPS * CROP * sizeof *got);
+    shard_set *all = NULL, *few = NULL;
+    assert_int_equal(shard_set_open(dir, NULL, &all, &err), VS_OK);
+    shard_set_max_open(all, 100);
+    assert_int_equal(shard_set_n_open(all), N_SHARDS);
+    crops_of(all, 0, N_CROPS, want, 0);
+    shard_set_close(all);
+
+    int fds0 = count_fds();
+    assert_int_equal(shard_set_open(dir, NULL, &few, &err), VS_OK);
+    shard_set_max_open(few, 3);
+    assert_int_equal(shard_set_count(few), N_SHARDS);
+    assert_true(shard_set_n_open(few) <= 3);
+    crops_of(few, 0, N_CROPS, got, 3);
+    assert_memory_equal(want, got, N_CROPS * CROP * sizeof *got);
+    assert_true(count_fds() - fds0 <= 3);
+    crops_of(few, 3, N_CROPS, got, 3 + 3); /* three prefetch threads may each pin one more */
+    assert_memory_equal(want, got, N_CROPS * CROP * sizeof *got);
+    volume r;
+    assert_int_equal(shard_set_read(few, N_SHARDS - 1, &r, NULL, 0, &err), VS_OK);
+    volume_free(&r);
+    shard_set_close(few);
+
+    /* In a child whose fd limit is far below the shard count, the default limit follows it. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)count_fds() + 8, (rlim_t)count_fds() + 8};
+        shard_set *c = NULL;
+        vs_error e2;
+        int ok = setrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+                 shard_set_open(dir, NULL, &c, &e2) == VS_OK && shard_set_n_skipped(c) == 0 &&
+                 shard_set_count(c) == N_SHARDS && shard_set_n_open(c) <= 8;
+        int size[3] = {8, 16, 16};
+        rng rr;
+        for (int i = 0; ok && i < N_CROPS; i++) {
+            rng_seed(&rr, 21, (uint64_t)i);
+            ok = shard_set_crop(c, &rr, size, 0.0f, got, NULL, &e2) == VS_OK &&
+                 memcmp(got, want + (size_t)i * CROP, CROP * sizeof *got) == 0;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(want);
+    free(got);
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/vs_test_shard_XXXXXX");
     if (!mkdtemp(g_root)) return 1;
@@ -581,6 +677,7 @@ int main(void) {
         cmocka_unit_test(test_stream_matches_sync),
         cmocka_unit_test(test_newer_series_wins),
         cmocka_unit_test(test_corrupt_shards),
+        cmocka_unit_test(test_open_file_limit),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -259,8 +259,11 @@ static void copy_box(const uint8_t *planar, vol_dtype t, const hsize_t chunk[3],
                      const hsize_t at[3], const int64_t start[3], const int64_t size[3],
                      float *out) {
     size_t n_elem = (size_t)(chunk[0] * chunk[1] * chunk[2]);
-    const uint8_t *p0 = planar, *p1 = planar + n_elem, *p2 = planar + 2 * n_elem,
-                  *p3 = planar + 3 * n_elem;
+    /* planes that exist for this type (a uint8 chunk has one, int16 two, float32 four) */
+    size_t es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
+    const uint8_t *p0 = planar, *p1 = planar + (es > 1 ? n_elem : 0),
+                  *p2 = planar + (es > 2 ? 2 * n_elem : 0),
+                  *p3 = planar + (es > 2 ? 3 * n_elem : 0);
     int64_t lo[3], hi[3];
     for (int a = 0; a < 3; a++) {
         lo[a] = start[a] > (int64_t)at[a] ? start[a] : (int64_t)at[a];

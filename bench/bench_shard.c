@@ -1,7 +1,8 @@
 /* bench_shard — shard write throughput and random crop reads, for bench/shards.sh.
  *   bench_shard gen RAW NZ NY NX            synthetic CT (int16) → raw file, for both sides
- *   bench_shard write DIR RAW NZ NY NX T C  seal one shard (chunk C³, shuffle+deflate 4,
- *                                           fletcher32, fsync) with T filter threads;
+ *   bench_shard write DIR RAW NZ NY NX T C [L]  seal one shard (chunk C³, shuffle+deflate
+ *                                           L (default 4; 0: none), fletcher32, fsync) with
+ *                                           T filter threads;
  *                                           prints the best of 3 {"seconds":…,"mb_s":…}
  *   bench_shard crops DIR N EDGE DEPTH [MB [RT]]  N random EDGE³ crops (DEPTH>0: prefetch
  *                                           stream, 2 threads; MB: decompressed-chunk cache,
@@ -38,7 +39,7 @@ int main(int argc, char **argv) {
         volume_free(&v);
         return 0;
     }
-    if (argc == 9 && strcmp(argv[1], "write") == 0) {
+    if ((argc == 9 || argc == 10) && strcmp(argv[1], "write") == 0) {
         volume v;
         /* geometry and keys from the generator, voxels from the raw file */
         if (synth_ct(&v, 1, 1, 1, 1, "bench-ct", &err)) return fail(&err);
@@ -53,6 +54,7 @@ int main(int argc, char **argv) {
         shard_options_default(&o);
         o.threads = atoi(argv[7]);
         o.chunk[0] = o.chunk[1] = o.chunk[2] = atoi(argv[8]);
+        if (argc == 10) o.deflate_level = atoi(argv[9]);
         double best = 1e30; /* best of 3: the machine is shared */
         for (int rep = 0; rep < 3; rep++) {
             shard_writer *w = NULL;

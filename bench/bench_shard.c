@@ -1,10 +1,12 @@
 /* bench_shard — shard write throughput and random crop reads, for bench/shards.sh.
  *   bench_shard gen RAW NZ NY NX            synthetic CT (int16) → raw file, for both sides
- *   bench_shard write DIR RAW NZ NY NX T    seal one shard (chunk 64³, shuffle+deflate 4,
- *                                           fletcher32, fsync) with T filter threads;
+ *   bench_shard write DIR RAW NZ NY NX T C [L]  seal one shard (chunk C³, shuffle+deflate
+ *                                           L (default 4; 0: none), fletcher32, fsync) with
+ *                                           T filter threads;
  *                                           prints the best of 3 {"seconds":…,"mb_s":…}
- *   bench_shard crops DIR N EDGE DEPTH [MB] N random EDGE³ crops (DEPTH>0: prefetch stream,
- *                                           2 threads; MB: decompressed-chunk cache);
+ *   bench_shard crops DIR N EDGE DEPTH [MB [RT]]  N random EDGE³ crops (DEPTH>0: prefetch
+ *                                           stream, 2 threads; MB: decompressed-chunk cache,
+ *                                           0 none; RT: threads inflating one crop, default 1);
  *                                           prints {"crops_s":…} */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@ int main(int argc, char **argv) {
         volume_free(&v);
         return 0;
     }
-    if (argc == 8 && strcmp(argv[1], "write") == 0) {
+    if ((argc == 9 || argc == 10) && strcmp(argv[1], "write") == 0) {
         volume v;
         /* geometry and keys from the generator, voxels from the raw file */
         if (synth_ct(&v, 1, 1, 1, 1, "bench-ct", &err)) return fail(&err);
@@ -51,6 +53,8 @@ int main(int argc, char **argv) {
         shard_options o;
         shard_options_default(&o);
         o.threads = atoi(argv[7]);
+        o.chunk[0] = o.chunk[1] = o.chunk[2] = atoi(argv[8]);
+        if (argc == 10) o.deflate_level = atoi(argv[9]);
         double best = 1e30; /* best of 3: the machine is shared */
         for (int rep = 0; rep < 3; rep++) {
             shard_writer *w = NULL;
@@ -65,12 +69,13 @@ int main(int argc, char **argv) {
         volume_free(&v);
         return 0;
     }
-    if ((argc == 6 || argc == 7) && strcmp(argv[1], "crops") == 0) {
+    if (argc >= 6 && argc <= 8 && strcmp(argv[1], "crops") == 0) {
         int n = atoi(argv[3]), e = atoi(argv[4]), depth = atoi(argv[5]);
         int size[3] = {e, e, e};
         shard_set *s = NULL;
         if (shard_set_open(argv[2], NULL, &s, &err)) return fail(&err);
-        if (argc == 7 && shard_set_cache(s, (size_t)atoll(argv[6]) << 20, &err)) return fail(&err);
+        if (argc >= 7 && shard_set_cache(s, (size_t)atoll(argv[6]) << 20, &err)) return fail(&err);
+        if (argc == 8) shard_set_read_threads(s, atoi(argv[7]));
         float *buf = malloc((size_t)e * e * e * sizeof *buf);
         shard_stream *st = NULL;
         if (shard_stream_open(s, 7, size, 0.0f, depth, depth ? 2 : 1, &st, &err)) return fail(&err);

@@ -36,7 +36,8 @@ static const char schema_sql[] =
     "  state TEXT NOT NULL CHECK(state IN ('used','skipped','rejected')), reason TEXT,"
     "  series_key TEXT, volume_id INTEGER REFERENCES volumes(id), run_id INTEGER);"
     "CREATE INDEX IF NOT EXISTS sources_series ON sources(series_key);"
-    "CREATE INDEX IF NOT EXISTS sources_instance ON sources(instance_key);";
+    "CREATE INDEX IF NOT EXISTS sources_instance ON sources(instance_key);"
+    "CREATE TABLE IF NOT EXISTS dropped_shards(name TEXT PRIMARY KEY);";
 
 static vs_status db_fail(catalog *c, vs_error *err, const char *what) {
     return VS_FAIL(err, VS_ERR_LIBRARY, "%s: %s: %s", c->path, what, sqlite3_errmsg(c->db));
@@ -429,4 +430,135 @@ vs_status catalog_count(catalog *c, const char *what, int64_t *n, vs_error *err)
         if (strcmp(count_sql[i].what, what) == 0)
             return query_int(c, count_sql[i].sql, NULL, n, err);
     return VS_FAIL(err, VS_ERR_INTERNAL, "unknown catalog count '%s'", what);
+}
+
+/* ---- compaction ---------------------------------------------------------------------- */
+
+/* Voxels of a "S,R,C" shape text (0 when malformed). */
+static int64_t shape_voxels(const char *shape) {
+    long long a = 0, b = 0, c = 0;
+    if (!shape || sscanf(shape, "%lld,%lld,%lld", &a, &b, &c) != 3) return 0;
+    return (int64_t)(a * b * c);
+}
+
+vs_status catalog_each_shard_usage(catalog *c, catalog_usage_fn fn, void *ctx, vs_error *err) {
+    sqlite3_stmt *s = NULL;
+    vs_status st = prepare(c,
+                           "SELECT h.name, h.sequence, v.shape, v.state FROM shards h"
+                           " LEFT JOIN volumes v ON v.shard_id=h.id ORDER BY h.sequence, v.id",
+                           &s, err);
+    if (st != VS_OK) return st;
+    char name[256] = "";
+    int64_t seq = 0, live = 0, all = 0;
+    int have = 0, rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(s, 0);
+        if (have && strcmp(n, name) != 0) {
+            stop = fn(ctx, name, seq, live, all);
+            live = all = 0;
+        }
+        snprintf(name, sizeof name, "%s", n);
+        seq = sqlite3_column_int64(s, 1);
+        have = 1;
+        const char *state = (const char *)sqlite3_column_text(s, 3);
+        int64_t vox = shape_voxels((const char *)sqlite3_column_text(s, 2));
+        all += vox;
+        if (state && strcmp(state, "live") == 0) live += vox;
+    }
+    if (stop)
+        rc = SQLITE_DONE;
+    else if (rc == SQLITE_DONE && have)
+        fn(ctx, name, seq, live, all);
+    if (rc != SQLITE_DONE) st = db_fail(c, err, "cannot list shard usage");
+    sqlite3_finalize(s);
+    return st;
+}
+
+vs_status catalog_shard_live_keys(catalog *c, const char *shard_name,
+                                  int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err) {
+    return each_text(c,
+                     "SELECT v.series_key FROM volumes v JOIN shards h ON v.shard_id=h.id"
+                     " WHERE h.name=?1 AND v.state='live' ORDER BY v.id",
+                     shard_name, fn, ctx, err);
+}
+
+/* Run sql with ?1 bound to arg (and ?2 to i2 when i2 >= 0); *changes gets the rows touched. */
+static vs_status exec_bound(catalog *c, const char *sql, const char *arg, int64_t i2, int *changes,
+                            vs_error *err) {
+    sqlite3_stmt *s = NULL;
+    vs_status st = prepare(c, sql, &s, err);
+    if (st != VS_OK) return st;
+    if (bind_text(s, 1, arg) != SQLITE_OK ||
+        (i2 >= 0 && sqlite3_bind_int64(s, 2, i2) != SQLITE_OK) || sqlite3_step(s) != SQLITE_DONE)
+        st = db_fail(c, err, "cannot update the catalog for compaction");
+    else if (changes)
+        *changes = sqlite3_changes(c->db);
+    sqlite3_finalize(s);
+    return st;
+}
+
+/* Take an emptied shard out of the catalog and onto the drop list (inside a transaction). */
+static vs_status drop_shard_rows(catalog *c, const char *name, vs_error *err) {
+    int64_t live = 0;
+    vs_status st = query_int(c,
+                             "SELECT COUNT(*) FROM volumes v JOIN shards h ON v.shard_id=h.id"
+                             " WHERE h.name=? AND v.state='live'",
+                             name, &live, err);
+    if (st == VS_OK && live)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "%s: shard %s still holds live volumes", c->path,
+                       name);
+    static const char *const sql[] = {
+        "UPDATE sources SET volume_id=NULL WHERE volume_id IN (SELECT v.id FROM volumes v"
+        " JOIN shards h ON v.shard_id=h.id WHERE h.name=?1)",
+        "DELETE FROM volumes WHERE shard_id IN (SELECT id FROM shards WHERE name=?1)",
+        "DELETE FROM shards WHERE name=?1",
+        "INSERT OR IGNORE INTO dropped_shards(name) VALUES(?1)",
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && st == VS_OK; i++)
+        st = exec_bound(c, sql[i], name, -1, NULL, err);
+    return st;
+}
+
+vs_status catalog_commit_compaction(catalog *c, int64_t run_id, const char *shard_name,
+                                    int64_t sequence, const char *const *keys, int n_keys,
+                                    const char *const *emptied, int n_emptied, vs_error *err) {
+    vs_status st = exec(c, "BEGIN IMMEDIATE", err);
+    if (st != VS_OK) return st;
+    if (shard_name) {
+        sqlite3_stmt *s = NULL;
+        if ((st =
+                 prepare(c, "INSERT INTO shards(name, sequence, n_volumes, run_id) VALUES(?,?,?,?)",
+                         &s, err)) != VS_OK)
+            goto done;
+        if (bind_text(s, 1, shard_name) != SQLITE_OK ||
+            sqlite3_bind_int64(s, 2, sequence) != SQLITE_OK ||
+            sqlite3_bind_int(s, 3, n_keys) != SQLITE_OK ||
+            sqlite3_bind_int64(s, 4, run_id) != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE)
+            st = db_fail(c, err, "cannot record a shard");
+        sqlite3_finalize(s);
+        int64_t id = sqlite3_last_insert_rowid(c->db);
+        for (int i = 0; i < n_keys && st == VS_OK; i++) {
+            int moved = 0;
+            st =
+                exec_bound(c, "UPDATE volumes SET shard_id=?2 WHERE series_key=?1 AND state='live'",
+                           keys[i], id, &moved, err);
+            if (st == VS_OK && moved != 1)
+                st = VS_FAIL(err, VS_ERR_INTERNAL, "%s: a moved volume has no live row", c->path);
+        }
+    }
+    for (int i = 0; i < n_emptied && st == VS_OK; i++)
+        st = drop_shard_rows(c, emptied[i], err);
+done:
+    if (st == VS_OK) return exec(c, "COMMIT", err);
+    exec(c, "ROLLBACK", NULL);
+    return st;
+}
+
+vs_status catalog_each_dropped_shard(catalog *c, int (*fn)(void *ctx, const char *name), void *ctx,
+                                     vs_error *err) {
+    return each_text(c, "SELECT name FROM dropped_shards ORDER BY name", NULL, fn, ctx, err);
+}
+
+vs_status catalog_dropped_shard_gone(catalog *c, const char *shard_name, vs_error *err) {
+    return exec_bound(c, "DELETE FROM dropped_shards WHERE name=?1", shard_name, -1, NULL, err);
 }

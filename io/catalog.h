@@ -101,4 +101,28 @@ vs_status catalog_count(catalog *c, const char *what /* "live", "retired", "used
                         ,
                         int64_t *n, vs_error *err);
 
+/* ---- compaction (io/store: store_compact) ----------------------------------------------
+ * A shard whose volumes were all superseded or moved leaves the catalog in the same
+ * transaction that moves its last live volume, and goes onto a drop list; its file is deleted
+ * after that commit, and only then does its name leave the drop list. */
+
+/* fn(ctx, shard, sequence, live voxels, all voxels) for every shard, by sequence; the voxels
+ * count every volume row the shard holds (live and retired). fn returns non-zero to stop. */
+typedef int (*catalog_usage_fn)(void *ctx, const char *shard_name, int64_t sequence,
+                                int64_t live_voxels, int64_t all_voxels);
+vs_status catalog_each_shard_usage(catalog *c, catalog_usage_fn fn, void *ctx, vs_error *err);
+/* The series keys of the live volumes of a shard, in the order they were written. */
+vs_status catalog_shard_live_keys(catalog *c, const char *shard_name,
+                                  int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err);
+/* One transaction: record shard_name (NULL: no new shard) holding the live volumes of keys,
+ * which move there, then take the emptied shards (no live volume may remain in them) out of
+ * the catalog with their retired volumes, onto the drop list. Call after the shard is sealed. */
+vs_status catalog_commit_compaction(catalog *c, int64_t run_id, const char *shard_name,
+                                    int64_t sequence, const char *const *keys, int n_keys,
+                                    const char *const *emptied, int n_emptied, vs_error *err);
+/* The drop list: shards out of the catalog whose file may still be on disk. */
+vs_status catalog_each_dropped_shard(catalog *c, int (*fn)(void *ctx, const char *name), void *ctx,
+                                     vs_error *err);
+vs_status catalog_dropped_shard_gone(catalog *c, const char *shard_name, vs_error *err);
+
 #endif

@@ -257,7 +257,8 @@ struct shard_writer {
 
 void shard_options_default(shard_options *o) {
     memset(o, 0, sizeof *o);
-    o->chunk[0] = o->chunk[1] = o->chunk[2] = 64;
+    o->chunk[0] = o->chunk[1] = o->chunk[2] =
+        32; /* bench/shards.sh: 96³ crops read ~1.7x faster than with 64³ */
     o->deflate_level = 4;
     o->threads = 1;
 }

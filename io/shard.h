@@ -38,7 +38,7 @@ typedef struct shard_options {
     const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
-/* chunk 64³, deflate 4, no UIDs, 1 thread, no params. */
+/* chunk 32³, deflate 4, no UIDs, 1 thread, no params. */
 void shard_options_default(shard_options *o);
 
 /* What the shard records about a volume besides the volume itself. */
@@ -104,6 +104,17 @@ void shard_set_close(shard_set *s);
 /* Keep up to `bytes` of decompressed chunks between reads (0: none, the default). Random crops
  * of a set that fits mostly become copies; results do not depend on it. Call before crops. */
 vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err);
+/* Inflate the chunks of one box or crop in n threads (the caller's included; default 1,
+ * at most 16). Results do not depend on it. A prefetch stream with T threads and n here
+ * runs up to T*n threads. */
+void shard_set_read_threads(shard_set *s, int n);
+/* Keep at most n shard files open (least recently used closed first, reopened on demand; at
+ * least 1). The default is 64, or an eighth of the soft limit on open files when that is less,
+ * so a set over thousands of shards stays under the fd limit. Results do not depend on it.
+ * While every open file is being read, a reader opens one more instead of waiting: the count
+ * may exceed n by the number of threads reading at that moment. */
+void shard_set_max_open(shard_set *s, int n);
+int shard_set_n_open(shard_set *s); /* files open now */
 void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses);
 int shard_set_count(const shard_set *s);
 int shard_set_n_shards(const shard_set *s);
@@ -117,6 +128,11 @@ const char *shard_set_file(const shard_set *s, int i);
  * receives the preprocessing attribute. The caller frees with volume_free. */
 vs_status shard_set_read(shard_set *s, int i, volume *out, char *preprocessing, size_t cap,
                          vs_error *err);
+/* Read the volume `key` of one shard file whole (checksum checked, as shard_set_read), with
+ * its preprocessing (prep_cap bytes) and its series_instance_uid ("" when the shard has none,
+ * uid_cap bytes): what a copy of the volume into another shard needs (compaction). */
+vs_status shard_file_read(const char *path, const char *key, volume *out, char *prep,
+                          size_t prep_cap, char *uid, size_t uid_cap, vs_error *err);
 /* Read the box start..start+size (slice, row, column) of volume i as float32; the box must lie
  * inside the volume. Touches only the chunks the box covers. */
 vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const int64_t size[3],

@@ -16,20 +16,27 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
-/* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, sums folded every 360. */
+/* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, sums folded every 360.
+ * Each block of t words adds sum1 += sum(w_i) and sum2 += t*sum1 + sum((t - i) w_i): the same
+ * uint32 arithmetic as the word-by-word loop, in a form the compiler vectorises. */
 static uint32_t fletcher32(const uint8_t *data, size_t n_bytes) {
     size_t len = n_bytes / 2;
     uint32_t sum1 = 0, sum2 = 0;
     while (len) {
         size_t t = len > 360 ? 360 : len;
         len -= t;
-        do {
-            sum1 += (uint32_t)(((uint16_t)data[0]) << 8) | ((uint16_t)data[1]);
-            data += 2;
-            sum2 += sum1;
-        } while (--t);
+        uint32_t s = 0, ws = 0;
+        for (size_t i = 0; i < t; i++) {
+            uint32_t w = (uint32_t)data[2 * i] << 8 | (uint32_t)data[2 * i + 1];
+            s += w;
+            ws += (uint32_t)(t - i) * w;
+        }
+        data += 2 * t;
+        sum2 += (uint32_t)t * sum1 + ws;
+        sum1 += s;
         sum1 = (sum1 & 0xffff) + (sum1 >> 16);
         sum2 = (sum2 & 0xffff) + (sum2 >> 16);
     }
@@ -245,14 +252,25 @@ int shard_chunk_layout_of(hid_t d, shard_chunk_layout *l) {
     return 0;
 }
 
-static void copy_box(const uint8_t *raw, vol_dtype t, const hsize_t chunk[3], const hsize_t at[3],
-                     const int64_t start[3], const int64_t size[3], float *out) {
+/* Copy the part of one chunk inside the box into out. The chunk is in shuffled (planar)
+ * order, as it comes out of inflate: plane b holds byte b (little-endian) of every element, so
+ * undoing the shuffle and converting to float is one pass over the voxels the box needs. */
+static void copy_box(const uint8_t *planar, vol_dtype t, const hsize_t chunk[3],
+                     const hsize_t at[3], const int64_t start[3], const int64_t size[3],
+                     float *out) {
+    size_t n_elem = (size_t)(chunk[0] * chunk[1] * chunk[2]);
+    /* planes that exist for this type (a uint8 chunk has one, int16 two, float32 four) */
+    size_t es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
+    const uint8_t *p0 = planar, *p1 = planar + (es > 1 ? n_elem : 0),
+                  *p2 = planar + (es > 2 ? 2 * n_elem : 0),
+                  *p3 = planar + (es > 2 ? 3 * n_elem : 0);
     int64_t lo[3], hi[3];
     for (int a = 0; a < 3; a++) {
         lo[a] = start[a] > (int64_t)at[a] ? start[a] : (int64_t)at[a];
         int64_t e1 = start[a] + size[a], e2 = (int64_t)(at[a] + chunk[a]);
         hi[a] = e1 < e2 ? e1 : e2;
     }
+    size_t n = (size_t)(hi[2] - lo[2]);
     for (int64_t z = lo[0]; z < hi[0]; z++)
         for (int64_t y = lo[1]; y < hi[1]; y++) {
             size_t src = ((size_t)(z - (int64_t)at[0]) * chunk[1] + (size_t)(y - (int64_t)at[1])) *
@@ -262,29 +280,28 @@ static void copy_box(const uint8_t *raw, vol_dtype t, const hsize_t chunk[3], co
                          ((size_t)(z - start[0]) * (size_t)size[1] + (size_t)(y - start[1])) *
                              (size_t)size[2] +
                          (size_t)(lo[2] - start[2]);
-            size_t n = (size_t)(hi[2] - lo[2]);
-            switch (t) {
-            case VOL_INT16: {
-                const int16_t *s = (const int16_t *)raw + src;
+            if (t == VOL_INT16) {
                 for (size_t i = 0; i < n; i++)
-                    dst[i] = s[i];
-            } break;
-            case VOL_FLOAT32: memcpy(dst, (const float *)raw + src, n * sizeof *dst); break;
-            case VOL_UINT8: {
-                const uint8_t *s = raw + src;
+                    dst[i] = (float)(int16_t)(uint16_t)(p0[src + i] | (p1[src + i] << 8));
+            } else if (t == VOL_FLOAT32) {
+                for (size_t i = 0; i < n; i++) {
+                    uint32_t u = (uint32_t)p0[src + i] | (uint32_t)p1[src + i] << 8 |
+                                 (uint32_t)p2[src + i] << 16 | (uint32_t)p3[src + i] << 24;
+                    memcpy(&dst[i], &u, sizeof u);
+                }
+            } else {
                 for (size_t i = 0; i < n; i++)
-                    dst[i] = s[i];
-            } break;
+                    dst[i] = p0[src + i];
             }
         }
 }
 
-/* Undo Fletcher-32, deflate and shuffle of one stored chunk into raw (chunk_bytes). A filter
- * whose bit is set in mask was skipped when the chunk was written. */
+/* Undo Fletcher-32 and deflate of one stored chunk into planar (chunk_bytes, shuffled order).
+ * A filter whose bit is set in mask was skipped when the chunk was written; a chunk stored
+ * unshuffled is shuffled here so that planar always has one layout. */
 static vs_status unfilter(const shard_chunk_layout *l, uint32_t mask, uint8_t *stored, size_t n,
-                          uint8_t *tmp, uint8_t *raw, size_t chunk_bytes, size_t es,
-                          const char *path) {
-    (void)path;
+                          struct libdeflate_decompressor *dec, uint8_t *tmp, uint8_t *planar,
+                          size_t chunk_bytes, size_t es) {
     if (!(mask & (1u << l->filter_at[2]))) {
         if (n < 4) return VS_ERR_FORMAT;
         uint32_t want = 0;
@@ -293,77 +310,151 @@ static vs_status unfilter(const shard_chunk_layout *l, uint32_t mask, uint8_t *s
         n -= 4;
         if (fletcher32(stored, n) != want) return VS_ERR_FORMAT;
     }
-    const uint8_t *cur = stored;
+    int shuffled = !(mask & 1u);
+    uint8_t *dst = shuffled ? planar : tmp;
     if (l->filter_at[1] >= 0 && !(mask & (1u << l->filter_at[1]))) {
-        uLongf len = (uLongf)chunk_bytes;
-        if (uncompress(tmp, &len, stored, (uLong)n) != Z_OK || len != chunk_bytes)
+        size_t got = 0;
+        if (libdeflate_zlib_decompress(dec, stored, n, dst, chunk_bytes, &got) !=
+                LIBDEFLATE_SUCCESS ||
+            got != chunk_bytes)
             return VS_ERR_FORMAT;
-        cur = tmp;
-    } else if (n != chunk_bytes) {
+    } else if (n == chunk_bytes) {
+        memcpy(dst, stored, n);
+    } else {
         return VS_ERR_FORMAT;
     }
-    if (mask & 1u) {
-        memcpy(raw, cur, chunk_bytes);
-    } else {
+    if (!shuffled) {
         size_t n_elem = chunk_bytes / es;
         for (size_t b = 0; b < es; b++)
             for (size_t i = 0; i < n_elem; i++)
-                raw[i * es + b] = cur[b * n_elem + i];
+                planar[b * n_elem + i] = tmp[i * es + b];
     }
     return VS_OK;
 }
 
-vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
-                                const int64_t start[3], const int64_t size[3], float *out,
-                                shard_cache *cache, int volume, vs_error *err) {
-    size_t es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
-    size_t chunk_bytes = es * (size_t)(l->chunk[0] * l->chunk[1] * l->chunk[2]);
-    size_t cap = (size_t)compressBound((uLong)chunk_bytes) + 64;
-    uint8_t *stored = malloc(cap), *tmp = malloc(chunk_bytes), *raw = malloc(chunk_bytes);
-    vs_status st = VS_OK;
-    if (!stored || !tmp || !raw) {
-        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
+/* One box read, shared by the threads that work on its chunks. */
+typedef struct box_job {
+    hid_t d;
+    const char *path;
+    const shard_chunk_layout *l;
+    vol_dtype t;
+    const int64_t *start, *size;
+    float *out;
+    shard_cache *cache;
+    int volume;
+    size_t es, chunk_bytes, cap;
+    hsize_t c0[3], n_chunks[3];
+    uint64_t total;
+    pthread_mutex_t mu; /* guards next, st, err */
+    uint64_t next;
+    vs_status st;
+    vs_error *err;
+} box_job;
+
+/* Claim the next chunk of the box; 0 when none is left or the read failed. */
+static int box_claim(box_job *j, uint64_t *index) {
+    pthread_mutex_lock(&j->mu);
+    int ok = j->st == VS_OK && j->next < j->total;
+    if (ok) *index = j->next++;
+    pthread_mutex_unlock(&j->mu);
+    return ok;
+}
+
+/* Record the first failure (the box read stops there). */
+static void box_fail(box_job *j, vs_status st, const vs_error *e) {
+    pthread_mutex_lock(&j->mu);
+    if (j->st == VS_OK) {
+        j->st = st;
+        *j->err = *e;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Read, inflate and copy chunks until the box is done; each chunk lands in a disjoint part of
+ * out, so the threads need no lock for it. */
+static void *box_worker(void *arg) {
+    box_job *j = arg;
+    vs_error e;
+    uint8_t *stored = malloc(j->cap), *tmp = malloc(j->chunk_bytes),
+            *planar = malloc(j->chunk_bytes);
+    struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
+    uint64_t k;
+    if (!stored || !tmp || !planar || !dec) {
+        box_fail(j, VS_FAIL(&e, VS_ERR_NOMEM, "cannot allocate chunk buffers"), &e);
         goto done;
     }
-    hsize_t c0[3], c1[3];
-    for (int a = 0; a < 3; a++) {
-        c0[a] = (hsize_t)start[a] / l->chunk[a];
-        c1[a] = (hsize_t)(start[a] + size[a] - 1) / l->chunk[a];
+    while (box_claim(j, &k)) {
+        hsize_t c[3] = {j->c0[0] + k / (j->n_chunks[1] * j->n_chunks[2]),
+                        j->c0[1] + k / j->n_chunks[2] % j->n_chunks[1],
+                        j->c0[2] + k % j->n_chunks[2]};
+        hsize_t at[3] = {c[0] * j->l->chunk[0], c[1] * j->l->chunk[1], c[2] * j->l->chunk[2]};
+        uint64_t key = ((uint64_t)c[0] << 42) | ((uint64_t)c[1] << 21) | (uint64_t)c[2];
+        const uint8_t *hit = j->cache ? shard_cache_get(j->cache, j->volume, key) : NULL;
+        if (hit) {
+            copy_box(hit, j->t, j->l->chunk, at, j->start, j->size, j->out);
+            shard_cache_release(j->cache, j->volume, key);
+            continue;
+        }
+        uint32_t mask = 0;
+        hsize_t n = 0;
+        if (H5Dget_chunk_storage_size(j->d, at, &n) < 0 || n == 0 || n > j->cap ||
+            H5Dread_chunk(j->d, H5P_DEFAULT, at, &mask, stored) < 0) {
+            box_fail(j, shard_h5_fail(&e, j->path, "cannot read a chunk (corrupt data)"), &e);
+            break;
+        }
+        if (unfilter(j->l, mask, stored, (size_t)n, dec, tmp, planar, j->chunk_bytes, j->es) !=
+            VS_OK) {
+            box_fail(j,
+                     VS_FAIL(&e, VS_ERR_FORMAT,
+                             "%s: chunk at (%llu, %llu, %llu) fails its checksum or does not "
+                             "decompress (corrupt data)",
+                             j->path, (unsigned long long)at[0], (unsigned long long)at[1],
+                             (unsigned long long)at[2]),
+                     &e);
+            break;
+        }
+        copy_box(planar, j->t, j->l->chunk, at, j->start, j->size, j->out);
+        if (j->cache && shard_cache_put(j->cache, j->volume, key, planar, j->chunk_bytes) &&
+            !(planar = malloc(j->chunk_bytes))) {
+            box_fail(j, VS_FAIL(&e, VS_ERR_NOMEM, "cannot allocate a chunk buffer"), &e);
+            break;
+        }
     }
-    for (hsize_t cz = c0[0]; cz <= c1[0] && st == VS_OK; cz++)
-        for (hsize_t cy = c0[1]; cy <= c1[1] && st == VS_OK; cy++)
-            for (hsize_t cx = c0[2]; cx <= c1[2] && st == VS_OK; cx++) {
-                hsize_t at[3] = {cz * l->chunk[0], cy * l->chunk[1], cx * l->chunk[2]}, n = 0;
-                uint64_t key = ((uint64_t)cz << 42) | ((uint64_t)cy << 21) | (uint64_t)cx;
-                const uint8_t *hit = cache ? shard_cache_get(cache, volume, key) : NULL;
-                if (hit) {
-                    copy_box(hit, t, l->chunk, at, start, size, out);
-                    shard_cache_release(cache, volume, key);
-                    continue;
-                }
-                uint32_t mask = 0;
-                if (H5Dget_chunk_storage_size(d, at, &n) < 0 || n == 0 || n > cap ||
-                    H5Dread_chunk(d, H5P_DEFAULT, at, &mask, stored) < 0) {
-                    st = shard_h5_fail(err, path, "cannot read a chunk (corrupt data)");
-                    break;
-                }
-                if (unfilter(l, mask, stored, (size_t)n, tmp, raw, chunk_bytes, es, path) !=
-                    VS_OK) {
-                    st = VS_FAIL(err, VS_ERR_FORMAT,
-                                 "%s: chunk at (%llu, %llu, %llu) fails its checksum or does not "
-                                 "decompress (corrupt data)",
-                                 path, (unsigned long long)at[0], (unsigned long long)at[1],
-                                 (unsigned long long)at[2]);
-                    break;
-                }
-                copy_box(raw, t, l->chunk, at, start, size, out);
-                if (cache && shard_cache_put(cache, volume, key, raw, chunk_bytes) &&
-                    !(raw = malloc(chunk_bytes)))
-                    st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk buffer");
-            }
 done:
+    if (dec) libdeflate_free_decompressor(dec);
     free(stored);
     free(tmp);
-    free(raw);
-    return st;
+    free(planar);
+    return NULL;
+}
+
+vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
+                                const int64_t start[3], const int64_t size[3], float *out,
+                                shard_cache *cache, int volume, int n_threads, vs_error *err) {
+    box_job j;
+    memset(&j, 0, sizeof j);
+    j.d = d, j.path = path, j.l = l, j.t = t, j.start = start, j.size = size, j.out = out;
+    j.cache = cache, j.volume = volume, j.err = err, j.st = VS_OK;
+    j.es = t == VOL_INT16 ? 2 : t == VOL_FLOAT32 ? 4 : 1;
+    j.chunk_bytes = j.es * (size_t)(l->chunk[0] * l->chunk[1] * l->chunk[2]);
+    j.cap = libdeflate_zlib_compress_bound(NULL, j.chunk_bytes) + 64;
+    j.total = 1;
+    for (int a = 0; a < 3; a++) {
+        j.c0[a] = (hsize_t)start[a] / l->chunk[a];
+        j.n_chunks[a] = (hsize_t)(start[a] + size[a] - 1) / l->chunk[a] - j.c0[a] + 1;
+        j.total *= j.n_chunks[a];
+    }
+    pthread_mutex_init(&j.mu, NULL);
+    /* Helpers only when there are chunks enough to share; the caller's thread works too. */
+    pthread_t th[SHARD_READ_MAX_THREADS];
+    int helpers = 0, want = n_threads < 1 ? 0 : n_threads - 1;
+    if (want > SHARD_READ_MAX_THREADS) want = SHARD_READ_MAX_THREADS;
+    if ((uint64_t)want >= j.total) want = (int)(j.total > 0 ? j.total - 1 : 0);
+    while (helpers < want && pthread_create(&th[helpers], NULL, box_worker, &j) == 0)
+        helpers++;
+    box_worker(&j);
+    for (int h = 0; h < helpers; h++)
+        pthread_join(th[h], NULL);
+    pthread_mutex_destroy(&j.mu);
+    return j.st;
 }

@@ -78,9 +78,13 @@ int shard_cache_put(shard_cache *c, int volume, uint64_t chunk, uint8_t *raw, si
 void shard_cache_stats(shard_cache *c, uint64_t *hits, uint64_t *misses);
 
 /* Read the box start..start+size of dataset d as float32 by reading raw chunks and undoing
- * their filters outside HDF5 (so several threads decompress at once). */
+ * their filters outside HDF5 (libdeflate), the box's chunks shared among n_threads threads
+ * (the caller's included). On failure out is partly written. */
+#define SHARD_READ_MAX_THREADS 16
 vs_status shard_read_box_chunks(hid_t d, const char *path, const shard_chunk_layout *l, vol_dtype t,
-                                const int64_t start[3], const int64_t size[3], float *out,
-                                shard_cache *cache /* or NULL */, int volume, vs_error *err);
+                                const int64_t start[3], const int64_t size[3],
+                                float *out /* (size0, size1, size2) */,
+                                shard_cache *cache /* or NULL */, int volume, int n_threads,
+                                vs_error *err);
 
 #endif

@@ -1,5 +1,10 @@
 /* shard_reader.c — open a shard set, list its volumes, read whole volumes, boxes and random
- * crops, and verify checksums (shard.h invariants 4 and 5). */
+ * crops, and verify checksums (shard.h invariants 4 and 5).
+ *
+ * Open files: a set over thousands of shards keeps at most max_open HDF5 files open, least
+ * recently used closed first (reopened on demand). A file being read is pinned and never
+ * closed; when every open file is pinned, a reader opens one more rather than wait, so the
+ * count exceeds max_open by at most the number of threads reading at that instant. */
 #include "shard.h"
 #include "shard_h5.h"
 #include "log.h"
@@ -7,13 +12,16 @@
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct shard_file {
     char path[4200];
-    hid_t file;
+    hid_t file; /* -1 while closed */
     int64_t sequence;
+    int pins;           /* readers using file now */
+    uint64_t last_used; /* s->clock at the last acquire */
 } shard_file;
 
 struct shard_set {
@@ -26,9 +34,85 @@ struct shard_set {
     int n_bad;
     shard_chunk_layout *layout; /* per volume, filled on first read */
     unsigned char *layout_known;
-    pthread_mutex_t mu; /* guards bad, n_bad, layout (crops run in several threads) */
-    shard_cache *cache; /* decompressed chunks, or NULL */
+    pthread_mutex_t mu;   /* guards bad, n_bad, layout (crops run in several threads) */
+    shard_cache *cache;   /* decompressed chunks, or NULL */
+    int read_threads;     /* threads inflating the chunks of one box (1: the caller's alone) */
+    int max_open, n_open; /* open HDF5 files: limit and count (guarded by mu) */
+    uint64_t clock;
 };
+
+/* ---- open files: a least-recently-used set of at most max_open ----------------------- */
+
+/* Close the least recently used unpinned open file; 0 when there is none. Holds s->mu. */
+static int evict_one(shard_set *s) {
+    int victim = -1;
+    for (int i = 0; i < s->n_files; i++) {
+        const shard_file *f = &s->files[i];
+        if (f->file >= 0 && f->pins == 0 &&
+            (victim < 0 || f->last_used < s->files[victim].last_used))
+            victim = i;
+    }
+    if (victim < 0) return 0;
+    H5Fclose(s->files[victim].file);
+    s->files[victim].file = -1;
+    s->n_open--;
+    return 1;
+}
+
+/* The open handle of file fi, pinned until file_release (opening it, and closing others
+ * beyond max_open, as needed). */
+static vs_status file_acquire(shard_set *s, int fi, hid_t *out, vs_error *err) {
+    vs_status st = VS_OK;
+    pthread_mutex_lock(&s->mu);
+    shard_file *f = &s->files[fi];
+    if (f->file < 0) {
+        while (s->n_open >= s->max_open && evict_one(s)) {
+        }
+        if ((f->file = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+            f->file = -1;
+            st = shard_h5_fail(err, f->path, "cannot reopen the shard");
+        } else {
+            s->n_open++;
+        }
+    }
+    if (st == VS_OK) {
+        f->pins++;
+        f->last_used = ++s->clock;
+        *out = f->file;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+static void file_release(shard_set *s, int fi) {
+    pthread_mutex_lock(&s->mu);
+    s->files[fi].pins--;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The default limit: 64, or an eighth of the soft limit on open files when that is less. */
+static int default_max_open(void) {
+    struct rlimit r;
+    int n = 64;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY && r.rlim_cur / 8 < 64)
+        n = (int)(r.rlim_cur / 8);
+    return n < 1 ? 1 : n;
+}
+
+void shard_set_max_open(shard_set *s, int n) {
+    pthread_mutex_lock(&s->mu);
+    s->max_open = n < 1 ? 1 : n;
+    while (s->n_open > s->max_open && evict_one(s)) {
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+int shard_set_n_open(shard_set *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_open;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
 
 /* ---- listing and loading ------------------------------------------------------------- */
 
@@ -264,7 +348,7 @@ vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set 
     shard_set *s = calloc(1, sizeof *s);
     candidate *cands = NULL;
     int n_c = 0, cap_c = 0;
-    if (s) pthread_mutex_init(&s->mu, NULL);
+    if (s) pthread_mutex_init(&s->mu, NULL), s->read_threads = 1, s->max_open = default_max_open();
     if (!s || !(s->files = calloc((size_t)(n_names ? n_names : 1), sizeof *s->files))) {
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a shard set");
         goto fail;
@@ -282,6 +366,11 @@ vs_status shard_set_open(const char *dir, const shard_filter *filter, shard_set 
         }
         st = add_candidates(&cands, &n_c, &cap_c, rows, n_rows, s->n_files, f->sequence, err);
         free(rows);
+        /* keep the first max_open files open; later ones reopen on demand */
+        if (s->n_open < s->max_open)
+            s->n_open++, f->last_used = ++s->clock;
+        else
+            H5Fclose(f->file), f->file = -1;
         s->n_files++;
         if (st != VS_OK) goto fail;
     }
@@ -318,6 +407,10 @@ vs_status shard_set_cache(shard_set *s, size_t bytes, vs_error *err) {
     if (bytes && !(s->cache = shard_cache_create(bytes)))
         return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a chunk cache");
     return VS_OK;
+}
+
+void shard_set_read_threads(shard_set *s, int n) {
+    s->read_threads = n < 1 ? 1 : n > SHARD_READ_MAX_THREADS ? SHARD_READ_MAX_THREADS : n;
 }
 
 void shard_set_cache_stats(const shard_set *s, uint64_t *hits, uint64_t *misses) {
@@ -405,28 +498,30 @@ vs_status shard_set_read(shard_set *s, int i, volume *out, char *preprocessing, 
                          vs_error *err) {
     shard_h5_quiet();
     if (i < 0 || i >= s->n) return VS_FAIL(err, VS_ERR_USAGE, "volume %d is not in the set", i);
-    const shard_file *f = &s->files[s->entry_file[i]];
-    return read_volume_at(f->file, f->path, &s->entries[i], out, preprocessing, cap, err);
+    int fi = s->entry_file[i];
+    hid_t file;
+    vs_status st = file_acquire(s, fi, &file, err);
+    if (st != VS_OK) return st;
+    st = read_volume_at(file, s->files[fi].path, &s->entries[i], out, preprocessing, cap, err);
+    file_release(s, fi);
+    return st;
 }
 
-vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const int64_t size[3],
-                             float *out, vs_error *err) {
-    shard_h5_quiet();
-    if (i < 0 || i >= s->n) return VS_FAIL(err, VS_ERR_USAGE, "volume %d is not in the set", i);
+/* shard_set_read_box on the open (pinned) file of volume i. */
+static vs_status read_box_in(shard_set *s, hid_t file, int i, const int64_t start[3],
+                             const int64_t size[3], float *out, vs_error *err) {
     const shard_entry *e = &s->entries[i];
     const shard_file *f = &s->files[s->entry_file[i]];
-    for (int a = 0; a < 3; a++)
-        if (start[a] < 0 || size[a] < 1 || start[a] + size[a] > e->shape[a])
-            return VS_FAIL(err, VS_ERR_USAGE, "box outside volume %s", e->key);
     vs_status st = VS_OK;
-    hid_t d = open_volume(f->file, e->key), fs = -1, ms = -1;
+    hid_t d = open_volume(file, e->key), fs = -1, ms = -1;
     if (d < 0) return shard_h5_fail(err, f->path, "cannot open a volume dataset");
     pthread_mutex_lock(&s->mu);
     if (!s->layout_known[i] && shard_chunk_layout_of(d, &s->layout[i]) == 0) s->layout_known[i] = 1;
     shard_chunk_layout l = s->layout[i];
     pthread_mutex_unlock(&s->mu);
     if (l.fast) {
-        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i, err);
+        st = shard_read_box_chunks(d, f->path, &l, e->dtype, start, size, out, s->cache, i,
+                                   s->read_threads, err);
         H5Dclose(d);
         return st;
     }
@@ -445,6 +540,56 @@ done:
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
     H5Dclose(d);
+    return st;
+}
+
+vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const int64_t size[3],
+                             float *out, vs_error *err) {
+    shard_h5_quiet();
+    if (i < 0 || i >= s->n) return VS_FAIL(err, VS_ERR_USAGE, "volume %d is not in the set", i);
+    const shard_entry *e = &s->entries[i];
+    for (int a = 0; a < 3; a++)
+        if (start[a] < 0 || size[a] < 1 || start[a] + size[a] > e->shape[a])
+            return VS_FAIL(err, VS_ERR_USAGE, "box outside volume %s", e->key);
+    int fi = s->entry_file[i];
+    hid_t file;
+    vs_status st = file_acquire(s, fi, &file, err);
+    if (st != VS_OK) return st;
+    st = read_box_in(s, file, i, start, size, out, err);
+    file_release(s, fi);
+    return st;
+}
+
+vs_status shard_file_read(const char *path, const char *key, volume *out, char *prep,
+                          size_t prep_cap, char *uid, size_t uid_cap, vs_error *err) {
+    shard_h5_quiet();
+    memset(out, 0, sizeof *out);
+    hid_t f;
+    int64_t seq;
+    shard_index_row *rows = NULL;
+    int n = 0, at = -1;
+    vs_status st = load_shard(path, &f, &seq, &rows, &n, err);
+    if (st != VS_OK) return st;
+    for (int i = 0; i < n && at < 0; i++)
+        if (strcmp(rows[i].key, key) == 0) at = i;
+    if (at < 0) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volume with the key asked for", path);
+        goto done;
+    }
+    shard_entry e;
+    entry_from_row(&rows[at], &e);
+    if ((st = read_volume_at(f, path, &e, out, prep, prep_cap, err)) != VS_OK) goto done;
+    uid[0] = 0;
+    hid_t d = open_volume(f, key);
+    htri_t has = d >= 0 ? H5Aexists(d, "series_instance_uid") : -1;
+    if (has < 0 ||
+        (has > 0 && shard_h5_read_attr_string(d, "series_instance_uid", uid, uid_cap) < 0))
+        st = shard_h5_fail(err, path, "cannot read series_instance_uid");
+    if (d >= 0) H5Dclose(d);
+    if (st != VS_OK) volume_free(out);
+done:
+    free(rows);
+    H5Fclose(f);
     return st;
 }
 

@@ -69,10 +69,40 @@ static vs_status take_lock(store *s, vs_error *err) {
 
 /* ---- recovery ------------------------------------------------------------------------ */
 
+/* A growing list of names (shards, series keys). */
+typedef struct name_list {
+    char **v;
+    int n, cap;
+} name_list;
+
+static int name_push(void *ctx, const char *name) {
+    name_list *l = ctx;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **g = realloc(l->v, (size_t)cap * sizeof *g);
+        if (!g) return 1;
+        l->v = g;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(name))) return 1;
+    l->n++;
+    return 0;
+}
+
+static void name_clear(name_list *l) {
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    l->n = 0;
+}
+
+static void name_free(name_list *l) {
+    name_clear(l);
+    free(l->v);
+}
+
 typedef struct missing_ctx {
     store *s;
-    char **names;
-    int n, cap;
+    name_list names;
 } missing_ctx;
 
 static int note_missing(void *ctx, const char *name) {
@@ -80,33 +110,51 @@ static int note_missing(void *ctx, const char *name) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", m->s->shard_dir, name);
     if (access(path, F_OK) == 0) return 0;
-    if (m->n == m->cap) {
-        int cap = m->cap ? 2 * m->cap : 8;
-        char **g = realloc(m->names, (size_t)cap * sizeof *g);
-        if (!g) return 1;
-        m->names = g;
-        m->cap = cap;
-    }
-    if (!(m->names[m->n] = strdup(name))) return 1;
-    m->n++;
-    return 0;
+    return name_push(&m->names, name);
 }
 
 /* Catalog shards missing from disk: forget them so their sources are ingested again. */
 static vs_status forget_missing(store *s, vs_error *err) {
-    missing_ctx m = {s, NULL, 0, 0};
+    missing_ctx m = {s, {NULL, 0, 0}};
     vs_status st = catalog_each_shard(s->cat, note_missing, &m, err);
-    for (int i = 0; i < m.n; i++) {
-        if (st == VS_OK) {
-            log_warn("shard %s/%s is in the catalog but not on disk; its volumes will be "
-                     "ingested again",
-                     s->shard_dir, m.names[i]);
-            st = catalog_forget_shard(s->cat, m.names[i], err);
-            s->sum.n_recovered++;
-        }
-        free(m.names[i]);
+    for (int i = 0; i < m.names.n && st == VS_OK; i++) {
+        log_warn("shard %s/%s is in the catalog but not on disk; its volumes will be "
+                 "ingested again",
+                 s->shard_dir, m.names.v[i]);
+        st = catalog_forget_shard(s->cat, m.names.v[i], err);
+        s->sum.n_recovered++;
     }
-    free(m.names);
+    name_free(&m.names);
+    return st;
+}
+
+static vs_status sync_dir(const char *dir, vs_error *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        if (fd >= 0) close(fd);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot sync the folder: %s", dir, strerror(errno));
+    }
+    close(fd);
+    return VS_OK;
+}
+
+/* Delete the files of shards a compaction took out of the catalog (a run killed between that
+ * commit and the unlink leaves them), then take them off the drop list. */
+static vs_status delete_dropped(store *s, vs_error *err) {
+    name_list l = {NULL, 0, 0};
+    vs_status st = catalog_each_dropped_shard(s->cat, name_push, &l, err);
+    for (int i = 0; i < l.n && st == VS_OK; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", s->shard_dir, l.v[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            st = VS_FAIL(err, VS_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        else
+            log_info("removed %s (compacted)", path);
+    }
+    if (st == VS_OK && l.n) st = sync_dir(s->shard_dir, err);
+    for (int i = 0; i < l.n && st == VS_OK; i++)
+        st = catalog_dropped_shard_gone(s->cat, l.v[i], err);
+    name_free(&l);
     return st;
 }
 
@@ -171,7 +219,7 @@ vs_status store_open(const char *out_dir, const store_options *opt, store **out,
         (st = take_lock(s, err)) != VS_OK || (st = catalog_open(cat_path, &s->cat, err)) != VS_OK ||
         (st = forget_missing(s, err)) != VS_OK ||
         (st = catalog_next_sequence(s->cat, &s->next_sequence, err)) != VS_OK ||
-        (st = remove_leftovers(s, err)) != VS_OK ||
+        (st = delete_dropped(s, err)) != VS_OK || (st = remove_leftovers(s, err)) != VS_OK ||
         (st = catalog_run_begin(s->cat, opt->run_params, &s->run_id, err)) != VS_OK)
         goto fail;
     *out = s;
@@ -334,4 +382,162 @@ void store_abort(store *s) {
     catalog_close(s->cat);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
     free(s);
+}
+
+/* ---- compaction ---------------------------------------------------------------------- */
+
+typedef struct usage_row {
+    char name[64];
+    int64_t live, all;
+} usage_row;
+
+typedef struct usage_list {
+    usage_row *rows;
+    int n, cap;
+    double min_live;
+    int64_t live, all;
+} usage_list;
+
+/* Keep the shards whose live share is below the threshold (and that hold dead voxels). */
+static int note_usage(void *ctx, const char *name, int64_t sequence, int64_t live, int64_t all) {
+    (void)sequence;
+    usage_list *u = ctx;
+    u->live += live;
+    u->all += all;
+    if (live >= all || (double)live >= u->min_live * (double)all) return 0;
+    if (u->n == u->cap) {
+        int cap = u->cap ? 2 * u->cap : 16;
+        usage_row *g = realloc(u->rows, (size_t)cap * sizeof *g);
+        if (!g) return 1;
+        u->rows = g;
+        u->cap = cap;
+    }
+    usage_row *r = &u->rows[u->n++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->live = live;
+    r->all = all;
+    return 0;
+}
+
+typedef struct compaction {
+    store *s;
+    name_list moved, emptied; /* keys in the open shard; old shards its commit empties */
+    store_compact_summary sum;
+} compaction;
+
+/* Seal the open shard (if any) and commit it with the moves and emptied shards so far. */
+static vs_status compact_commit(compaction *c, vs_error *err) {
+    store *s = c->s;
+    char name[64];
+    const char *new_name = NULL;
+    if (s->writer) {
+        shard_writer *w = s->writer;
+        s->writer = NULL;
+        vs_status st = shard_writer_seal(w, err);
+        if (st != VS_OK) return st;
+        shard_name((uint64_t)s->writer_sequence, name, sizeof name);
+        new_name = name;
+    }
+    if (!new_name && c->emptied.n == 0) return VS_OK;
+    vs_status st = catalog_commit_compaction(s->cat, s->run_id, new_name, s->writer_sequence,
+                                             (const char *const *)c->moved.v, c->moved.n,
+                                             (const char *const *)c->emptied.v, c->emptied.n, err);
+    if (st != VS_OK) return st;
+    if (new_name) {
+        c->sum.n_shards_written++;
+        s->sum.n_shards++;
+        log_info("compaction sealed %s/%s with %d volumes", s->shard_dir, new_name, c->moved.n);
+    }
+    c->sum.n_volumes_moved += c->moved.n;
+    name_clear(&c->moved);
+    name_clear(&c->emptied);
+    return VS_OK;
+}
+
+/* Copy one live volume of the old shard into the open compaction shard (opening it). A volume
+ * that does not read sets *unreadable (err says why) and is not an error. */
+static vs_status compact_move(compaction *c, const char *old_path, const char *key, int *unreadable,
+                              vs_error *err) {
+    store *s = c->s;
+    volume v;
+    char prep[256], uid[128];
+    if (shard_file_read(old_path, key, &v, prep, sizeof prep, uid, sizeof uid, err) != VS_OK) {
+        *unreadable = 1;
+        return VS_OK;
+    }
+    vs_status st = VS_OK;
+    if (!s->writer) {
+        s->writer_sequence = s->next_sequence++;
+        shard_options o = s->opt.shard;
+        o.retain_uids = 1; /* a volume keeps the UID it had: only stored where one was */
+        o.params = "{\"compacted\":true}";
+        st = shard_writer_open(s->shard_dir, (uint64_t)s->writer_sequence, &o, &s->writer, err);
+    }
+    shard_extra x = {prep, uid[0] ? uid : NULL};
+    if (st == VS_OK) st = shard_writer_add(s->writer, &v, &x, NULL, err);
+    volume_free(&v);
+    if (st == VS_OK && name_push(&c->moved, key))
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot list the moved volumes");
+    if (st == VS_OK && shard_writer_bytes(s->writer) >= s->opt.shard_max_bytes)
+        st = compact_commit(c, err);
+    return st;
+}
+
+/* Move every live volume of one shard; it is emptied with the commit of its last move. A
+ * volume that does not read (corrupt) stays where it is, and so does its shard. */
+static vs_status compact_shard(compaction *c, const char *name, vs_error *err) {
+    store *s = c->s;
+    name_list keys = {0};
+    vs_status st = catalog_shard_live_keys(s->cat, name, name_push, &keys, err);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", s->shard_dir, name);
+    int kept = 0;
+    for (int i = 0; i < keys.n && st == VS_OK; i++) {
+        int unreadable = 0;
+        vs_error e2;
+        st = compact_move(c, path, keys.v[i], &unreadable, &e2);
+        if (st != VS_OK)
+            *err = e2;
+        else if (unreadable)
+            log_warn("compaction leaves a volume where it is: %s", e2.msg), kept = 1;
+    }
+    if (st == VS_OK && !kept && name_push(&c->emptied, name))
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot list the emptied shards");
+    if (st == VS_OK) c->sum.n_shards_compacted++;
+    name_free(&keys);
+    return st;
+}
+
+vs_status store_compact(store *s, double min_live_share, store_compact_summary *sum,
+                        vs_error *err) {
+    memset(sum, 0, sizeof *sum);
+    if (s->writer || s->n_pend)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "compaction needs a store with no open shard");
+    usage_list u = {NULL, 0, 0, min_live_share, 0, 0};
+    compaction c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    vs_status st = catalog_each_shard_usage(s->cat, note_usage, &u, err);
+    c.sum.dead_voxels_before = u.all - u.live;
+    for (int i = 0; i < u.n && st == VS_OK; i++) {
+        log_info("compacting %s/%s: %.0f%% live", s->shard_dir, u.rows[i].name,
+                 u.rows[i].all ? 100.0 * (double)u.rows[i].live / (double)u.rows[i].all : 0.0);
+        st = compact_shard(&c, u.rows[i].name, err);
+    }
+    if (st == VS_OK) st = compact_commit(&c, err);
+    /* Old files go last, after the commits that took them out; recovery finishes the job. */
+    if (st == VS_OK) st = delete_dropped(s, err);
+    if (st != VS_OK && s->writer) {
+        shard_writer_abort(s->writer);
+        s->writer = NULL;
+    }
+    usage_list after = {NULL, 0, 0, 0.0, 0, 0};
+    if (st == VS_OK) st = catalog_each_shard_usage(s->cat, note_usage, &after, err);
+    c.sum.dead_voxels_after = after.all - after.live;
+    *sum = c.sum;
+    free(u.rows);
+    free(after.rows);
+    name_free(&c.moved);
+    name_free(&c.emptied);
+    return st;
 }

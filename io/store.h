@@ -85,6 +85,23 @@ vs_status store_each_reject(store *s,
                                       const char *reason),
                             void *ctx, vs_error *err);
 
+/* Compaction: volumes superseded by a rebuilt series leave dead data in older shards. Every
+ * shard whose live share (live voxels / all voxels it holds, from the catalog) is below
+ * min_live_share has its live volumes copied (checksums checked) into new shards, sealed like
+ * ingest's; each new shard is committed in one transaction that moves its volumes and takes
+ * the shards it emptied out of the catalog (onto a drop list); the emptied files are deleted
+ * last. Killed at any point, store_open's recovery (invariant 3, plus the drop list) leaves
+ * every live volume in exactly one catalogued shard. Call right after store_open, instead
+ * of store_put; then store_close. A shard with a volume that fails its checksum is left as is.
+ * Readers that opened the folder before may lose the files they hold: compact between runs. */
+typedef struct store_compact_summary {
+    int n_shards_compacted; /* old shards rewritten or dropped */
+    int n_shards_written;   /* new shards */
+    int n_volumes_moved;
+    int64_t dead_voxels_before, dead_voxels_after; /* voxels of retired volumes in shards */
+} store_compact_summary;
+vs_status store_compact(store *s, double min_live_share, store_compact_summary *sum, vs_error *err);
+
 /* Seal the open shard, commit it, close the run record and release the lock; frees s. */
 vs_status store_close(store *s, store_summary *summary, vs_error *err);
 /* Drop the open shard (its volumes are not committed), release everything; frees s. */

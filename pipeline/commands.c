@@ -14,6 +14,7 @@ int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
 int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 int cmd_verify(int argc, char **argv);
+int cmd_compact(int argc, char **argv); /* cmd_compact.c */
 int cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
 int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 
@@ -41,7 +42,7 @@ const cli_command cli_commands[] = {
      "  --preprocess SPEC     none, or a list of: reorient, spacing=XxYxZ, nearest,\n"
      "                        ct-window=LO:HI, n4, percentile=LO:HI, crop=T, margin=N\n"
      "  --shard-mb N          close a shard above N MiB (default 1024)\n"
-     "  --chunk S,R,C         HDF5 chunk shape (default 64,64,64)\n"
+     "  --chunk S,R,C         HDF5 chunk shape (default 32,32,32)\n"
      "  --deflate N           zlib level 0-9 (default 4)\n"
      "  --max-voxels N        reject images and volumes above N voxels (default 2^31)\n"
      "  --resample            resample series with missing slices or uneven spacing\n"
@@ -119,6 +120,21 @@ const cli_command cli_commands[] = {
      "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
      COMMON_HELP,
      cmd_verify},
+    {"compact", "rewrite shards left mostly dead by rebuilt series",
+     "Usage: vesalius compact DIR [--min-live F] [--shard-mb N] [--lock-timeout S]\n"
+     "\n"
+     "A series rebuilt by a later ingest leaves its old volume, dead, in an older shard. Every\n"
+     "shard of DIR whose live share (live voxels / all voxels) is below F has its live volumes\n"
+     "copied into new shards (checksums checked); the catalog moves them in one transaction per\n"
+     "new shard, and the emptied shards are deleted last. Safe to kill at any point: the next\n"
+     "compact or ingest finishes the job. Takes the same lock as ingest; run it between\n"
+     "training runs. Exits 0 when it compacted, 5 when no shard was below F, 6 when busy.\n"
+     "\n"
+     "  --min-live F       live share below which a shard is rewritten (default 0.5)\n"
+     "  --shard-mb N       close a new shard at N MiB (default 1024; fractions allowed)\n"
+     "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n"
+     COMMON_HELP,
+     cmd_compact},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"

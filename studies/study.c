@@ -176,7 +176,7 @@ static const field_rule rules[] = {
     R("preprocess.mr_percentiles", F_DBL2, preprocess.mr_percentiles, 1, 99, 0, 0, 100),
     R("preprocess.foreground_crop", F_BOOL, preprocess.foreground_crop, 0, 0, 0, 0, 1),
     R("shards.max_mb", F_I64, shards.max_mb, 1024, 0, 0, 1, 1048576),
-    R("shards.chunk", F_INT3, shards.chunk, 64, 64, 64, 1, 4096),
+    R("shards.chunk", F_INT3, shards.chunk, 32, 32, 32, 1, 4096),
     R("shards.deflate", F_INT, shards.deflate, 4, 0, 0, 0, 9),
     R("pretrain.crop", F_INT3, pretrain.crop, 96, 96, 96, 1, 4096),
     R("pretrain.patch", F_INT3, pretrain.patch, 16, 16, 16, 1, 4096),

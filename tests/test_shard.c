@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -33,13 +36,13 @@ static void free_volumes(volume v[N_VOL]) {
         volume_free(&v[i]);
 }
 
-static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n, int retain,
-                                int threads) {
+static void write_shard_chunked(const char *dir, uint64_t seq, volume *v, int n, int retain,
+                                int threads, const int chunk[3]) {
     mkdir(dir, 0700);
     shard_options o;
     shard_options_default(&o);
     o.threads = threads;
-    o.chunk[0] = 16, o.chunk[1] = 32, o.chunk[2] = 32; /* partial edge chunks everywhere */
+    memcpy(o.chunk, chunk, sizeof o.chunk);
     o.retain_uids = retain;
     o.params = "{\"test\":true}";
     shard_writer *w = NULL;
@@ -54,6 +57,12 @@ static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n,
     assert_int_equal(shard_writer_count(w), n);
     assert_true(shard_writer_bytes(w) > 0);
     assert_int_equal(shard_writer_seal(w, &err), VS_OK);
+}
+
+static void write_shard_threads(const char *dir, uint64_t seq, volume *v, int n, int retain,
+                                int threads) {
+    static const int chunk[3] = {16, 32, 32}; /* partial edge chunks everywhere */
+    write_shard_chunked(dir, seq, v, n, retain, threads, chunk);
 }
 
 static void write_shard(const char *dir, uint64_t seq, volume *v, int n, int retain) {
@@ -231,6 +240,87 @@ static void check_crop(const volume *v, const int size[3], const shard_crop_info
                 float got = crop[((size_t)z * size[1] + y) * size[2] + x];
                 if (got != want) fail_msg("crop voxel (%d,%d,%d) %g != %g", z, y, x, got, want);
             }
+}
+
+/* HDF5's own reading (H5Dread of a hyperslab as float, its filter pipeline) of box i. */
+static void h5_read_box(const char *path, const char *key, const int64_t start[3],
+                        const int64_t size[3], float *out) {
+    char name[128];
+    snprintf(name, sizeof name, "/volumes/%s", key);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = H5Dget_space(d);
+    hsize_t off[3], cnt[3];
+    for (int a = 0; a < 3; a++)
+        off[a] = (hsize_t)start[a], cnt[a] = (hsize_t)size[a];
+    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    assert_true(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out) >= 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+/* The raw-chunk reader (libdeflate, our unshuffle, 1 or 3 threads per box) returns exactly
+ * what H5Dread returns, for chunk shapes that do not divide the volumes, boxes on the edges,
+ * whole volumes and volumes smaller than a chunk; padded crops match the naive copy. */
+static void test_raw_chunks_match_h5dread(void **state) {
+    (void)state;
+    volume v[N_VOL + 1];
+    make_volumes(v);
+    vs_error err;
+    assert_int_equal(synth_ct(&v[N_VOL], 3, 5, 4, 9, "ct-tiny-4", &err), VS_OK);
+    static const int chunks[4][3] = {{7, 13, 5}, {32, 32, 32}, {1, 64, 1}, {64, 64, 64}};
+    for (int c = 0; c < 4; c++) {
+        char dir[300], path[400], sub[32];
+        snprintf(sub, sizeof sub, "raw%d", c);
+        snprintf(dir, sizeof dir, "%s/%s", g_root, sub);
+        write_shard_chunked(dir, 1, v, N_VOL + 1, 0, 2, chunks[c]);
+        path_of(path, sizeof path, sub, 1);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            shard_set *s = NULL;
+            assert_int_equal(shard_set_open(dir, NULL, &s, &err), VS_OK);
+            shard_set_read_threads(s, threads);
+            rng r;
+            rng_seed(&r, 31, (uint64_t)(c * 10 + threads));
+            for (int i = 0; i < shard_set_count(s); i++) {
+                const shard_entry *e = shard_set_entry(s, i);
+                for (int b = 0; b < 12; b++) {
+                    int64_t start[3], size[3];
+                    for (int a = 0; a < 3; a++) {
+                        int64_t dim = e->shape[a];
+                        size[a] = b == 0 ? dim : 1 + (int64_t)rng_below(&r, (uint32_t)dim);
+                        /* every other box ends on the far edge of the volume */
+                        start[a] = b % 2 ? dim - size[a]
+                                         : (int64_t)rng_below(&r, (uint32_t)(dim - size[a] + 1));
+                    }
+                    size_t n = (size_t)(size[0] * size[1] * size[2]);
+                    float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+                    if (shard_set_read_box(s, i, start, size, got, &err) != VS_OK)
+                        fail_msg("%s", err.msg);
+                    h5_read_box(path, e->key, start, size, want);
+                    for (size_t k = 0; k < n; k++)
+                        if (memcmp(&got[k], &want[k], sizeof got[k]) != 0)
+                            fail_msg("chunk %dx%dx%d, %s, voxel %zu: %g != H5Dread %g",
+                                     chunks[c][0], chunks[c][1], chunks[c][2], e->key, k, got[k],
+                                     want[k]);
+                    free(got);
+                    free(want);
+                }
+            }
+            int size[3] = {6, 40, 40}; /* larger than the tiny volume on every axis */
+            float *crop = malloc(6 * 40 * 40 * sizeof *crop);
+            for (int k = 0; k < 16; k++) {
+                shard_crop_info info;
+                assert_int_equal(shard_set_crop(s, &r, size, -3.0f, crop, &info, &err), VS_OK);
+                check_crop(&v[info.volume], size, &info, crop, -3.0f);
+            }
+            free(crop);
+            shard_set_close(s);
+        }
+    }
+    for (int i = 0; i <= N_VOL; i++)
+        volume_free(&v[i]);
 }
 
 static void test_crops(void **state) {
@@ -481,6 +571,99 @@ static void test_corrupt_shards(void **state) {
     log_configure(&quiet);
 }
 
+static int count_fds(void) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* n crops of (8, 16, 16) from the set through a stream (threads 0: synchronous). */
+static void crops_of(shard_set *s, int threads, int n, float *out, int max_open_seen) {
+    int size[3] = {8, 16, 16};
+    shard_stream *st = NULL;
+    vs_error err;
+    assert_int_equal(shard_stream_open(s, 21, size, 0.0f, threads ? 2 * threads : 0,
+                                       threads ? threads : 1, &st, &err),
+                     VS_OK);
+    for (int i = 0; i < n; i++) {
+        if (shard_stream_next(st, out + (size_t)i * 8 * 16 * 16, NULL, &err) != VS_OK)
+            fail_msg("%s", err.msg);
+        if (max_open_seen && shard_set_n_open(s) > max_open_seen)
+            fail_msg("%d files open, limit %d", shard_set_n_open(s), max_open_seen);
+    }
+    shard_stream_close(st);
+}
+
+/* A set over more shards than it may keep open: the same crops as with every file open, never
+ * more than the limit open (plus one per reading thread), and under a low RLIMIT_NOFILE. */
+static void test_open_file_limit(void **state) {
+    (void)state;
+    enum { N_SHARDS = 14, N_CROPS = 60, CROP = 8 * 16 * 16 };
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/many", g_root);
+    vs_error err;
+    for (int k = 0; k < N_SHARDS; k++) {
+        volume v;
+        char key[32];
+        snprintf(key, sizeof key, "many-%02d", k);
+        assert_int_equal(synth_ct(&v, 10 + k % 3, 20, 24, (uint64_t)k, key, &err), VS_OK);
+        write_shard(dir, (uint64_t)k + 1, &v, 1, 0);
+        volume_free(&v);
+    }
+    float *want = malloc(N_CROPS * CROP * sizeof *want),
+          *got = malloc(N_CROPS * CROP * sizeof *got);
+    shard_set *all = NULL, *few = NULL;
+    assert_int_equal(shard_set_open(dir, NULL, &all, &err), VS_OK);
+    shard_set_max_open(all, 100);
+    assert_int_equal(shard_set_n_open(all), N_SHARDS);
+    crops_of(all, 0, N_CROPS, want, 0);
+    shard_set_close(all);
+
+    int fds0 = count_fds();
+    assert_int_equal(shard_set_open(dir, NULL, &few, &err), VS_OK);
+    shard_set_max_open(few, 3);
+    assert_int_equal(shard_set_count(few), N_SHARDS);
+    assert_true(shard_set_n_open(few) <= 3);
+    crops_of(few, 0, N_CROPS, got, 3);
+    assert_memory_equal(want, got, N_CROPS * CROP * sizeof *got);
+    assert_true(count_fds() - fds0 <= 3);
+    crops_of(few, 3, N_CROPS, got, 3 + 3); /* three prefetch threads may each pin one more */
+    assert_memory_equal(want, got, N_CROPS * CROP * sizeof *got);
+    volume r;
+    assert_int_equal(shard_set_read(few, N_SHARDS - 1, &r, NULL, 0, &err), VS_OK);
+    volume_free(&r);
+    shard_set_close(few);
+
+    /* In a child whose fd limit is far below the shard count, the default limit follows it. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)count_fds() + 8, (rlim_t)count_fds() + 8};
+        shard_set *c = NULL;
+        vs_error e2;
+        int ok = setrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+                 shard_set_open(dir, NULL, &c, &e2) == VS_OK && shard_set_n_skipped(c) == 0 &&
+                 shard_set_count(c) == N_SHARDS && shard_set_n_open(c) <= 8;
+        int size[3] = {8, 16, 16};
+        rng rr;
+        for (int i = 0; ok && i < N_CROPS; i++) {
+            rng_seed(&rr, 21, (uint64_t)i);
+            ok = shard_set_crop(c, &rr, size, 0.0f, got, NULL, &e2) == VS_OK &&
+                 memcmp(got, want + (size_t)i * CROP, CROP * sizeof *got) == 0;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(want);
+    free(got);
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/vs_test_shard_XXXXXX");
     if (!mkdtemp(g_root)) return 1;
@@ -489,10 +672,12 @@ int main(void) {
         cmocka_unit_test(test_identical_bytes),
         cmocka_unit_test(test_chunks_match_hdf5_filters),
         cmocka_unit_test(test_crops),
+        cmocka_unit_test(test_raw_chunks_match_h5dread),
         cmocka_unit_test(test_cache_changes_nothing),
         cmocka_unit_test(test_stream_matches_sync),
         cmocka_unit_test(test_newer_series_wins),
         cmocka_unit_test(test_corrupt_shards),
+        cmocka_unit_test(test_open_file_limit),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

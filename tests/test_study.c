@@ -57,7 +57,7 @@ static void test_defaults_and_relative_paths(void **state) {
     assert_int_equal(s->pretrain.dim, 192);
     assert_true(s->pretrain.mask_ratio == 0.75);
     assert_int_equal(s->pretrain.crop[0], 1);
-    assert_int_equal(s->shards.chunk[1], 64);
+    assert_int_equal(s->shards.chunk[1], 32);
     assert_int_equal(s->finetune.folds, 5);
     assert_int_equal(s->validate.bootstrap, 1000);
     assert_true(s->validate.operating_points[0] == 0.5);

@@ -366,7 +366,7 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     vs_status st = volume_alloc(&v, v.n_slices, v.n_rows, v.n_cols, VOL_FLOAT32, 0, err);
     if (st != VS_OK) return st;
     int is_mr = sp->modality == MOD_MR;
-    st = phantom_render(&ph, &v, is_mr, is_mr ? 12.0 + 8.0 * rng_double(r) : 10.0 + 15.0 * rng_double(r), r, err);
+    st = phantom_render(&ph, &v, is_mr, is_mr ? 12.0 + 8.0 * rng_double(r) : 6.0 + 8.0 * rng_double(r), r, err);
     int syntax = pick_syntax(r);
     int is_signed = !is_mr && !syntaxes[syntax].compressed && rng_double(r) < 0.4;
     int order_mode = (int)rng_below(r, 3); /* 0 ascending, 1 descending, 2 shuffled instance numbers */

@@ -222,7 +222,9 @@ int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_s
         l->host = o->tissue;
         double sign = rng_u32(r) & 1 ? 1.0 : -1.0;
         switch (o->tissue) {
-        case TISSUE_LUNG: l->contrast = uniform(r, 600, 850) * contrast_scale; break; /* nodule */
+        case TISSUE_LUNG: /* a solid nodule is soft tissue (-150..+80 HU); a subtle one part-solid */
+            l->contrast = contrast_scale < 0.6 ? uniform(r, 560, 700) : uniform(r, 700, 930);
+            break;
         case TISSUE_KIDNEY: l->contrast = -uniform(r, 20, 45) * contrast_scale; break;
         default: l->contrast = sign * uniform(r, 25, 60) * contrast_scale;
         }

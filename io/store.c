@@ -1,5 +1,6 @@
 /* store.c — shards + catalog + lock + crash recovery for one ingest output folder (store.h). */
 #include "store.h"
+#include "fsdir.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -44,10 +45,7 @@ void store_options_default(store_options *o) {
     o->shard_max_bytes = (uint64_t)1 << 30;
 }
 
-static vs_status make_dir(const char *path, vs_error *err) {
-    if (mkdir(path, 0700) == 0 || errno == EEXIST) return VS_OK;
-    return VS_FAIL(err, VS_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
-}
+static vs_status make_dir(const char *path, vs_error *err) { return vs_mkdirs(path, 0700, err); }
 
 static vs_status take_lock(store *s, vs_error *err) {
     char path[4200];

@@ -3,6 +3,7 @@
  * untouched) as DIR/<series pseudonym>/<instance pseudonym>.dcm, so that no output name
  * carries patient data. Files are written to a temporary name and renamed into place. */
 #include "blas.h"
+#include "fsdir.h"
 #include "cli.h"
 #include "deid.h"
 #include "filelist.h"
@@ -34,10 +35,7 @@ typedef struct job {
     int n_done;
 } job;
 
-static vs_status mkdir_p(const char *dir, vs_error *err) {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return VS_OK;
-    return VS_FAIL(err, VS_ERR_IO, "%s: cannot create the folder (%s)", dir, strerror(errno));
-}
+static vs_status mkdir_p(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0700, err); }
 
 /* One file: load, de-identify, write to a temporary name, rename. A file that is not DICOM
  * or is rejected is logged and skipped; a write or library failure stops the run. */

@@ -10,6 +10,7 @@
  *   predictions-ARM.csv/.jsonl each fold's test volumes (validate --predictions)
  */
 #include "cli.h"
+#include "fsdir.h"
 #include "deid.h"
 #include "det_cli.h"
 #include "labels.h"
@@ -435,9 +436,8 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     split_table *sp = NULL;
     FILE *csv = NULL, *json = NULL;
     char pcsv[4096], pjson[4096], path[4096];
-    vs_status st = VS_OK;
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
-        return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
+    vs_status st = vs_mkdirs(o->out, 0755, err);
+    if (st != VS_OK) return st;
     ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
     int crop[3];
     memcpy(crop, o->tc.det.enc.crop, sizeof crop);

@@ -1,6 +1,7 @@
 /* cmd_predict.c — `vesalius predict`: run a detector checkpoint over whole volumes of a shard
  * folder with sliding windows and write candidates in the form `vesalius validate` reads. */
 #include "cli.h"
+#include "fsdir.h"
 #include "det_cli.h"
 #include "itk/itk_shim.h"
 #include "log.h"
@@ -190,8 +191,7 @@ int cmd_predict(int argc, char **argv) {
     int n_done = 0;
     vs_status st = det_load(&d, o.model, o.batch, &err);
     if (st == VS_OK) st = shard_set_open(o.shards, NULL, &set, &err);
-    if (st == VS_OK && o.heatmaps && mkdir(o.heatmaps, 0755) != 0 && errno != EEXIST)
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", o.heatmaps, strerror(errno));
+    if (st == VS_OK && o.heatmaps) st = vs_mkdirs(o.heatmaps, 0755, &err);
     if (st == VS_OK && !(csv = fopen(tmp, "w")))
         st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     if (st == VS_OK && o.json && !(json = fopen(jtmp, "w")))

@@ -6,6 +6,7 @@
  * state_dict names) and preview.png (mid slice of a held-out crop: input | masked | recon).
  */
 #include "cli.h"
+#include "fsdir.h"
 #include "log.h"
 #include "mae_train.h"
 #include "nn.h"
@@ -290,10 +291,7 @@ static int run_pretrain(pretrain_opts *o) {
     const char *cmd = "pretrain";
     vs_error err;
     vs_status st;
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
-        VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
-        return cli_fail(cmd, &err);
-    }
+    if (vs_mkdirs(o->out, 0755, &err) != VS_OK) return cli_fail(cmd, &err);
     char ckpt[4096], export_path[4096], preview[4096];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.ckpt", o->out);
     snprintf(export_path, sizeof export_path, "%s/model.safetensors", o->out);

@@ -3,6 +3,7 @@
  * Provenance that lives above validation/ (version, git revision, library versions, BLAS
  * threads, CPU) is gathered here and passed down. */
 #include "blas.h"
+#include "fsdir.h"
 #include "cli.h"
 #include "libinfo.h"
 #include "log.h"
@@ -210,25 +211,7 @@ static void utc_now(char *buf, size_t n) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* mkdir -p */
-static vs_status make_dir(const char *dir, vs_error *err) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return VS_FAIL(err, VS_ERR_USAGE, "--out path is too long");
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0') continue;
-        char keep = *c;
-        *c = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return VS_FAIL(err, VS_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
-        *c = keep;
-        if (!keep) break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return VS_FAIL(err, VS_ERR_IO, "%s: not a folder", dir);
-    return VS_OK;
-}
+static vs_status make_dir(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0755, err); }
 
 static void log_headline(const report_results *res) {
     for (int a = 0; a < REPORT_N_ARMS; a++) {

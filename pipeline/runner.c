@@ -2,6 +2,7 @@
  * invariants). Each stage is one row of `stages`: how to build its command line from the
  * study, which upstream hashes it consumes, which files it produces. */
 #include "runner.h"
+#include "fsdir.h"
 
 #include "cli.h"
 #include "log.h"
@@ -91,11 +92,7 @@ static void run_event(run_ctx *c, const char *stage, const char *event, const ch
     fflush(c->runlog);
 }
 
-static vs_status mkdir_one(const char *path, vs_error *err) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot create the folder (%s)", path, strerror(errno));
-    return VS_OK;
-}
+static vs_status mkdir_one(const char *path, vs_error *err) { return vs_mkdirs(path, 0755, err); }
 
 static vs_status mkdir_p(const char *path, vs_error *err) {
     char tmp[PATH_MAX];

@@ -1,5 +1,6 @@
 /* demo.c — the demo cohort generator (see demo.h). */
 #include "demo.h"
+#include "fsdir.h"
 
 #include "dcmwrite.h"
 #include "log.h"
@@ -491,11 +492,7 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
 }
 
 /* ---- the cohort ---------------------------------------------------------------------------- */
-static vs_status make_dir(const char *path, vs_error *err) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot create the folder (%s)", path, strerror(errno));
-    return VS_OK;
-}
+static vs_status make_dir(const char *path, vs_error *err) { return vs_mkdirs(path, 0755, err); }
 
 static vs_status write_text(const char *path, const char *text, size_t n, vs_error *err) {
     FILE *f = fopen(path, "w");

@@ -43,5 +43,14 @@ for c in $(sed -n 's/^  \([a-z-]*\) .*(not built yet)$/\1/p' "$t/help"); do
   contains "$c says it is not built" "$t/out" "not built yet"
 done
 
+# output folders are created with their missing parents (as `make demo` needs on a fresh clone),
+# and a path through a regular file fails naming that component
+"$V" demo-cohort --out "$t/new/deeper/cohort" --unlabeled 1 --labeled 4 --radiographs 0 --matrix 16 \
+  --slices 4:4 >"$t/out" 2>&1; check "demo-cohort creates missing parents" 0 $?
+[ -s "$t/new/deeper/cohort/phi.txt" ] && echo "ok: cohort written below new folders" || { echo "FAIL: no cohort"; fails=$((fails + 1)); }
+: >"$t/plainfile"
+"$V" demo-cohort --out "$t/plainfile/cohort" --unlabeled 1 --labeled 4 >"$t/out" 2>&1; check "an output below a file is an environment error" 3 $?
+contains "the error names the component" "$t/out" "plainfile"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

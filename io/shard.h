@@ -128,11 +128,15 @@ const char *shard_set_file(const shard_set *s, int i);
  * receives the preprocessing attribute. The caller frees with volume_free. */
 vs_status shard_set_read(shard_set *s, int i, volume *out, char *preprocessing, size_t cap,
                          vs_error *err);
-/* Read the volume `key` of one shard file whole (checksum checked, as shard_set_read), with
- * its preprocessing (prep_cap bytes) and its series_instance_uid ("" when the shard has none,
- * uid_cap bytes): what a copy of the volume into another shard needs (compaction). */
-vs_status shard_file_read(const char *path, const char *key, volume *out, char *prep,
-                          size_t prep_cap, char *uid, size_t uid_cap, vs_error *err);
+/* One shard file opened on its own (compaction copies its volumes into another shard): open
+ * once, read volumes by key, close. shard_src_read reads the volume `key` whole (checksum
+ * checked, as shard_set_read), with its preprocessing (prep_cap bytes) and its
+ * series_instance_uid ("" when the shard has none, uid_cap bytes). */
+typedef struct shard_src shard_src;
+vs_status shard_src_open(const char *path, shard_src **out, vs_error *err);
+vs_status shard_src_read(shard_src *s, const char *key, volume *out, char *prep, size_t prep_cap,
+                         char *uid, size_t uid_cap, vs_error *err);
+void shard_src_close(shard_src *s);
 /* Read the box start..start+size (slice, row, column) of volume i as float32; the box must lie
  * inside the volume. Touches only the chunks the box covers. */
 vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const int64_t size[3],

@@ -560,37 +560,57 @@ vs_status shard_set_read_box(shard_set *s, int i, const int64_t start[3], const 
     return st;
 }
 
-vs_status shard_file_read(const char *path, const char *key, volume *out, char *prep,
-                          size_t prep_cap, char *uid, size_t uid_cap, vs_error *err) {
+struct shard_src {
+    char path[4200];
+    hid_t file;
+    shard_index_row *rows;
+    int n;
+};
+
+vs_status shard_src_open(const char *path, shard_src **out, vs_error *err) {
+    shard_h5_quiet();
+    *out = NULL;
+    shard_src *s = calloc(1, sizeof *s);
+    if (!s) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a shard reader");
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int64_t seq;
+    vs_status st = load_shard(path, &s->file, &seq, &s->rows, &s->n, err);
+    if (st != VS_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return VS_OK;
+}
+
+vs_status shard_src_read(shard_src *s, const char *key, volume *out, char *prep, size_t prep_cap,
+                         char *uid, size_t uid_cap, vs_error *err) {
     shard_h5_quiet();
     memset(out, 0, sizeof *out);
-    hid_t f;
-    int64_t seq;
-    shard_index_row *rows = NULL;
-    int n = 0, at = -1;
-    vs_status st = load_shard(path, &f, &seq, &rows, &n, err);
-    if (st != VS_OK) return st;
-    for (int i = 0; i < n && at < 0; i++)
-        if (strcmp(rows[i].key, key) == 0) at = i;
-    if (at < 0) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volume with the key asked for", path);
-        goto done;
-    }
+    int at = -1;
+    for (int i = 0; i < s->n && at < 0; i++)
+        if (strcmp(s->rows[i].key, key) == 0) at = i;
+    if (at < 0) return VS_FAIL(err, VS_ERR_FORMAT, "%s: no volume with the key asked for", s->path);
     shard_entry e;
-    entry_from_row(&rows[at], &e);
-    if ((st = read_volume_at(f, path, &e, out, prep, prep_cap, err)) != VS_OK) goto done;
+    entry_from_row(&s->rows[at], &e);
+    vs_status st = read_volume_at(s->file, s->path, &e, out, prep, prep_cap, err);
+    if (st != VS_OK) return st;
     uid[0] = 0;
-    hid_t d = open_volume(f, key);
+    hid_t d = open_volume(s->file, key);
     htri_t has = d >= 0 ? H5Aexists(d, "series_instance_uid") : -1;
     if (has < 0 ||
         (has > 0 && shard_h5_read_attr_string(d, "series_instance_uid", uid, uid_cap) < 0))
-        st = shard_h5_fail(err, path, "cannot read series_instance_uid");
+        st = shard_h5_fail(err, s->path, "cannot read series_instance_uid");
     if (d >= 0) H5Dclose(d);
     if (st != VS_OK) volume_free(out);
-done:
-    free(rows);
-    H5Fclose(f);
     return st;
+}
+
+void shard_src_close(shard_src *s) {
+    if (!s) return;
+    free(s->rows);
+    if (s->file >= 0) H5Fclose(s->file);
+    free(s);
 }
 
 /* ---- random crops -------------------------------------------------------------------- */

@@ -454,12 +454,12 @@ static vs_status compact_commit(compaction *c, vs_error *err) {
 
 /* Copy one live volume of the old shard into the open compaction shard (opening it). A volume
  * that does not read sets *unreadable (err says why) and is not an error. */
-static vs_status compact_move(compaction *c, const char *old_path, const char *key, int *unreadable,
+static vs_status compact_move(compaction *c, shard_src *old, const char *key, int *unreadable,
                               vs_error *err) {
     store *s = c->s;
     volume v;
     char prep[256], uid[128];
-    if (shard_file_read(old_path, key, &v, prep, sizeof prep, uid, sizeof uid, err) != VS_OK) {
+    if (shard_src_read(old, key, &v, prep, sizeof prep, uid, sizeof uid, err) != VS_OK) {
         *unreadable = 1;
         return VS_OK;
     }
@@ -490,10 +490,14 @@ static vs_status compact_shard(compaction *c, const char *name, vs_error *err) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", s->shard_dir, name);
     int kept = 0;
-    for (int i = 0; i < keys.n && st == VS_OK; i++) {
+    shard_src *old = NULL;
+    vs_error e1;
+    if (st == VS_OK && keys.n && shard_src_open(path, &old, &e1) != VS_OK)
+        log_warn("compaction leaves a shard where it is: %s", e1.msg), kept = 1;
+    for (int i = 0; old && i < keys.n && st == VS_OK; i++) {
         int unreadable = 0;
         vs_error e2;
-        st = compact_move(c, path, keys.v[i], &unreadable, &e2);
+        st = compact_move(c, old, keys.v[i], &unreadable, &e2);
         if (st != VS_OK)
             *err = e2;
         else if (unreadable)
@@ -502,6 +506,7 @@ static vs_status compact_shard(compaction *c, const char *name, vs_error *err) {
     if (st == VS_OK && !kept && name_push(&c->emptied, name))
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot list the emptied shards");
     if (st == VS_OK) c->sum.n_shards_compacted++;
+    shard_src_close(old);
     name_free(&keys);
     return st;
 }

@@ -59,7 +59,7 @@ cold_cpu=$("$b" crops "$t/c" "$crops" "$edge" 8 0 1 | field cpu_ms) # CPU per co
 # crops; the stream of mae_source_shards: depth 8, 2 threads, a cache of WS+1 volumes) over an
 # archive of NVOL volumes of this size, about twice the cache, so that every entering volume
 # is read cold; timed after the first window (WS*SWAP crops), best of 3 rounds of 8 swaps.
-ws=${WS:-8}; swap=${SWAP:-128}; nvol=${NVOL:-$((2 * ws + 2))}
+ws=${WS:-8}; swap=${SWAP:-256}; nvol=${NVOL:-$((2 * ws + 2))}
 vol_mib=$(( (nz * ny * nx * 2 + 1048575) / 1048576 ))
 cache_mib=$(( (ws + 1) * vol_mib ))
 mkdir -p "$t/set"

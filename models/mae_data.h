@@ -59,7 +59,7 @@ typedef struct mae_sampling {
                         512..4096 MB; 512 MB without a working set) */
 } mae_sampling;
 
-/* W 8, R 128, auto cache: measured in bench/shards.sh (README, "Reading crops"). */
+/* W 8, R 256, auto cache: measured in bench/shards.sh (README, "Reading crops"). */
 void mae_sampling_default(mae_sampling *s);
 
 /* A source over the sealed shards in dir (io/shard.h), volumes of one modality (NULL: all):

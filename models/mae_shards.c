@@ -22,7 +22,7 @@ typedef struct shard_source {
 
 void mae_sampling_default(mae_sampling *s) {
     s->working_set = 8;
-    s->swap_every = 128;
+    s->swap_every = 256;
     s->cache_mb = 0;
 }
 

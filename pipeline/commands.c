@@ -150,7 +150,7 @@ const cli_command cli_commands[] = {
      "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
      "  --working-set W (8)   crops come from W volumes at a time, one swapped for the next of\n"
-     "                        a seeded permutation every --swap-every R (128) crops, so their\n"
+     "                        a seeded permutation every --swap-every R (256) crops, so their\n"
      "                        inflated chunks stay cached; 0: every crop from any volume\n"
      "  --chunk-cache MB      inflated chunks kept (0: auto, W+1 of the largest volumes)\n"
      "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"

@@ -207,7 +207,7 @@ static const field_rule rules[] = {
     R("pretrain.intensity_scale", F_DBL, pretrain.intensity_scale, 0.1, 0, 0, 0, 1),
     R("pretrain.intensity_shift", F_DBL, pretrain.intensity_shift, 0.1, 0, 0, 0, 1),
     R("pretrain.working_set", F_INT, pretrain.working_set, 8, 0, 0, 0, 4096),
-    R("pretrain.swap_every", F_INT, pretrain.swap_every, 128, 0, 0, 1, 1073741824),
+    R("pretrain.swap_every", F_INT, pretrain.swap_every, 256, 0, 0, 1, 1073741824),
     R("pretrain.chunk_cache_mb", F_INT, pretrain.chunk_cache_mb, 0, 0, 0, 0, 1048576),
     R("labels.format", F_ENUM, labels.format, STUDY_LABELS_POINTS, 0, 0, 0, 2),
     R("finetune.mode", F_ENUM, finetune.mode, STUDY_TUNE_FINETUNE, 0, 0, 0, 1),

@@ -41,7 +41,7 @@ static void test_example_loads(void **state) {
     assert_int_equal(s->pretrain.crop[2], 96);
     assert_true(s->pretrain.lr == 0.00015);
     assert_int_equal(s->pretrain.working_set, 8);
-    assert_int_equal(s->pretrain.swap_every, 128);
+    assert_int_equal(s->pretrain.swap_every, 256);
     assert_int_equal(s->finetune.mode, STUDY_TUNE_FINETUNE);
     assert_int_equal(s->validate.operating_points_count, 1);
     assert_null(s->deid.linkage);
@@ -60,7 +60,7 @@ static void test_defaults_and_relative_paths(void **state) {
     assert_true(s->pretrain.mask_ratio == 0.75);
     assert_int_equal(s->pretrain.crop[0], 1);
     assert_int_equal(s->pretrain.working_set, 8); /* the working-set sampler by default */
-    assert_int_equal(s->pretrain.swap_every, 128);
+    assert_int_equal(s->pretrain.swap_every, 256);
     assert_int_equal(s->pretrain.chunk_cache_mb, 0);
     assert_int_equal(s->shards.chunk[1], 32);
     assert_int_equal(s->finetune.folds, 5);

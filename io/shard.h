@@ -192,7 +192,8 @@ typedef struct shard_working_set {
 } shard_working_set;
 
 typedef struct shard_sampler shard_sampler;
-/* Fails with VS_ERR_USAGE for W outside 0..SHARD_WORKING_SET_MAX or R < 1 (when W > 0). */
+/* Fails with VS_ERR_USAGE for no volumes, W outside 0..SHARD_WORKING_SET_MAX, or R < 1 when
+ * W > 0. */
 vs_status shard_sampler_create(int n_volumes, uint64_t seed, const shard_working_set *ws,
                                shard_sampler **out, vs_error *err);
 /* Write the window of crop n (W volume indices, out holds W) and return W; 0 when there is no
@@ -205,8 +206,8 @@ void shard_sampler_destroy(shard_sampler *s);
 /* Crop n of the stream is shard_set_crop_from with rng_seed(seed, n) and the working set's
  * window of crop n (ws NULL or ws->volumes 0: shard_set_crop, uniform over every volume): the
  * sequence depends only on (seed, n), not on threads or timing, so a trainer saves n
- * (shard_stream_position) and resumes with shard_stream_seek. `threads` background threads keep up to `depth` crops ready (they
- * decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
+ * (shard_stream_position) and resumes with shard_stream_seek. `threads` background threads
+ * keep up to `depth` crops ready (they decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
  * stream runs, only it may use the shard set. */
 typedef struct shard_stream shard_stream;
 

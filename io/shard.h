@@ -156,6 +156,15 @@ typedef struct shard_crop_info {
 vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_value,
                          float *out /* (Sz, Sy, Sx) */, shard_crop_info *info, vs_error *err);
 
+/* shard_set_crop drawing the volume uniformly from `candidates` (n_candidates volume indices,
+ * repeats allowed) instead of from the whole set; NULL or 0 candidates is shard_set_crop, with
+ * the same draws. Candidates that fail to read are dropped as there; when none is left, the
+ * volume is drawn from the whole set. */
+vs_status shard_set_crop_from(shard_set *s, rng *r, const int *candidates, int n_candidates,
+                              const int size[3], float pad_value,
+                              float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
+                              vs_error *err);
+
 /* Re-read every volume of every shard in DIR and compare with its checksum; reports each
  * corrupt volume or unreadable shard as a warning line and counts them. */
 typedef struct shard_verify_result {
@@ -170,17 +179,41 @@ vs_status shard_verify_dir(const char *dir, shard_verify_result *res, vs_error *
 typedef int (*shard_text_fn)(void *ctx, const char *object, const char *name, const char *value);
 vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_error *err);
 
+/* ---- the working-set sampler (io/shard_sample.c) ------------------------------------------ */
+
+/* Crop n draws from a window of W volumes that slides by one every R crops along seeded
+ * permutations of the whole set (one per epoch): every volume enters once per epoch of N*R
+ * crops and stays for W*R, so a chunk cache holding W+1 volumes inflates each chunk about once
+ * per visit instead of once per crop. The window depends only on (N, seed, W, R, n). */
+#define SHARD_WORKING_SET_MAX 4096
+typedef struct shard_working_set {
+    int volumes;    /* W: 0 (or >= the number of volumes) is the uniform sampler over all */
+    int swap_every; /* R: crops between two swaps, >= 1 when volumes > 0 */
+} shard_working_set;
+
+typedef struct shard_sampler shard_sampler;
+/* Fails with VS_ERR_USAGE for no volumes, W outside 0..SHARD_WORKING_SET_MAX, or R < 1 when
+ * W > 0. */
+vs_status shard_sampler_create(int n_volumes, uint64_t seed, const shard_working_set *ws,
+                               shard_sampler **out, vs_error *err);
+/* Write the window of crop n (W volume indices, out holds W) and return W; 0 when there is no
+ * working set (W = 0 or W >= N: draw from every volume). Thread-safe. */
+int shard_sampler_window(shard_sampler *s, uint64_t n, int *out);
+void shard_sampler_destroy(shard_sampler *s);
+
 /* ---- a prefetching crop stream for training --------------------------------------------- */
 
-/* Crop n of the stream is shard_set_crop with rng_seed(seed, n): the sequence depends only on
- * (seed, n), not on threads or timing, so a trainer saves n (shard_stream_position) and resumes
- * with shard_stream_seek. `threads` background threads keep up to `depth` crops ready (they
- * decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
+/* Crop n of the stream is shard_set_crop_from with rng_seed(seed, n) and the working set's
+ * window of crop n (ws NULL or ws->volumes 0: shard_set_crop, uniform over every volume): the
+ * sequence depends only on (seed, n), not on threads or timing, so a trainer saves n
+ * (shard_stream_position) and resumes with shard_stream_seek. `threads` background threads
+ * keep up to `depth` crops ready (they decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
  * stream runs, only it may use the shard set. */
 typedef struct shard_stream shard_stream;
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            int depth, int threads, shard_stream **out, vs_error *err);
+                            const shard_working_set *ws, int depth, int threads,
+                            shard_stream **out, vs_error *err);
 /* Copy the next crop to out (blocking until it is ready). */
 vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
                             vs_error *err);

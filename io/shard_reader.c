@@ -615,17 +615,24 @@ void shard_src_close(shard_src *s) {
 
 /* ---- random crops -------------------------------------------------------------------- */
 
-/* Draw the volume (skipping ones known bad) and the box for one crop (no I/O). */
-static void draw_crop(shard_set *s, rng *r, const int size[3], shard_crop_info *info,
-                      int64_t count[3]) {
+static int is_bad(shard_set *s, int v) {
+    pthread_mutex_lock(&s->mu);
+    int bad = s->bad[v];
+    pthread_mutex_unlock(&s->mu);
+    return bad;
+}
+
+/* Draw the volume among the candidates (all volumes when there are none, or when every
+ * candidate is known bad), skipping ones known bad, then the box for one crop (no I/O). */
+static void draw_crop(shard_set *s, rng *r, const int *cand, int n_cand, const int size[3],
+                      shard_crop_info *info, int64_t count[3]) {
+    int any = 0;
+    for (int j = 0; j < n_cand && !any; j++)
+        any = !is_bad(s, cand[j]);
     int v;
-    for (;;) {
-        v = (int)rng_below(r, (uint32_t)s->n);
-        pthread_mutex_lock(&s->mu);
-        int bad = s->bad[v];
-        pthread_mutex_unlock(&s->mu);
-        if (!bad) break;
-    }
+    do
+        v = any ? cand[rng_below(r, (uint32_t)n_cand)] : (int)rng_below(r, (uint32_t)s->n);
+    while (is_bad(s, v));
     const shard_entry *e = &s->entries[v];
     info->volume = v;
     for (int a = 0; a < 3; a++) {
@@ -676,15 +683,24 @@ static void place_box(const float *box, const int64_t count[3], const int size[3
 
 vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_value, float *out,
                          shard_crop_info *info, vs_error *err) {
+    return shard_set_crop_from(s, r, NULL, 0, size, pad_value, out, info, err);
+}
+
+vs_status shard_set_crop_from(shard_set *s, rng *r, const int *candidates, int n_candidates,
+                              const int size[3], float pad_value, float *out,
+                              shard_crop_info *info, vs_error *err) {
     shard_crop_info tmp;
     if (!info) info = &tmp;
     memset(info, 0, sizeof *info);
     for (int a = 0; a < 3; a++)
         if (size[a] < 1 || size[a] > 4096)
             return VS_FAIL(err, VS_ERR_USAGE, "crop edge %d is outside 1..4096", size[a]);
+    for (int j = 0; candidates && j < n_candidates; j++)
+        if (candidates[j] < 0 || candidates[j] >= s->n)
+            return VS_FAIL(err, VS_ERR_USAGE, "volume %d is not in the set", candidates[j]);
     while (!all_bad(s)) {
         int64_t count[3];
-        draw_crop(s, r, size, info, count);
+        draw_crop(s, r, candidates, candidates ? n_candidates : 0, size, info, count);
         int padded = count[0] != size[0] || count[1] != size[1] || count[2] != size[2];
         float *box = out;
         if (padded) {

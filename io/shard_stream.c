@@ -1,6 +1,6 @@
-/* shard_stream.c — a crop stream with prefetch threads. Crop n is shard_set_crop with an rng
- * seeded (seed, n), so the sequence depends neither on timing nor on the thread count nor on
- * where a run resumed.
+/* shard_stream.c — a crop stream with prefetch threads. Crop n is shard_set_crop_from with an
+ * rng seeded (seed, n) and the working set's window of crop n (io/shard_sample.c), so the
+ * sequence depends neither on timing nor on the thread count nor on where a run resumed.
  *
  * Invariants:
  *   1. consumed <= claimed <= consumed + depth: a producer claims crop n (the next unclaimed)
@@ -18,6 +18,7 @@
 
 struct shard_stream {
     shard_set *set;
+    shard_sampler *sampler; /* NULL: uniform over every volume */
     uint64_t seed;
     int size[3];
     float pad;
@@ -39,7 +40,10 @@ static vs_status make_crop(shard_stream *st, uint64_t n, float *out, shard_crop_
                            vs_error *err) {
     rng r;
     rng_seed(&r, st->seed, n);
-    return shard_set_crop(st->set, &r, st->size, st->pad, out, info, err);
+    int window[SHARD_WORKING_SET_MAX];
+    int w = st->sampler ? shard_sampler_window(st->sampler, n, window) : 0;
+    return shard_set_crop_from(st->set, &r, w ? window : NULL, w, st->size, st->pad, out, info,
+                               err);
 }
 
 static void *producer(void *arg) {
@@ -89,7 +93,8 @@ static void halt(shard_stream *st) {
 }
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            int depth, int threads, shard_stream **out, vs_error *err) {
+                            const shard_working_set *ws, int depth, int threads,
+                            shard_stream **out, vs_error *err) {
     *out = NULL;
     if (depth < 0 || depth > 1024)
         return VS_FAIL(err, VS_ERR_USAGE, "prefetch depth %d is outside 0..1024", depth);
@@ -119,6 +124,8 @@ vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], floa
     vs_status rc = VS_OK;
     if (!st->buf || !st->info || !st->status || !st->errs || !st->ready)
         rc = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %d prefetched crops", slots);
+    if (rc == VS_OK && ws && ws->volumes > 0)
+        rc = shard_sampler_create(shard_set_count(s), seed, ws, &st->sampler, err);
     if (rc == VS_OK) rc = start(st, err);
     if (rc != VS_OK) {
         shard_stream_close(st);
@@ -172,5 +179,6 @@ void shard_stream_close(shard_stream *st) {
     free(st->status);
     free(st->errs);
     free(st->ready);
+    shard_sampler_destroy(st->sampler);
     free(st);
 }

@@ -50,11 +50,26 @@ vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const m
                              vs_error *err);
 void mae_source_close(mae_source *src);
 
+/* How the shard source picks volumes and how much it keeps inflated (pretrain --working-set,
+ * --swap-every, --chunk-cache; io/shard.h's working-set sampler). */
+typedef struct mae_sampling {
+    int working_set; /* W volumes the crops come from at a time; 0: uniform over every volume */
+    int swap_every;  /* R crops between two swaps of the working set */
+    int cache_mb;    /* decompressed-chunk cache in MB; 0: auto (W+1 of the largest volumes,
+                        512..4096 MB; 512 MB without a working set) */
+} mae_sampling;
+
+/* W 8, R 256, auto cache: measured in bench/shards.sh (README, "Reading crops"). */
+void mae_sampling_default(mae_sampling *s);
+
 /* A source over the sealed shards in dir (io/shard.h), volumes of one modality (NULL: all):
- * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), then
- * the augmentation drawn from the trainer's rng. Its state (the stream position) resumes. */
+ * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), drawn
+ * through the working-set sampler `smp` (NULL: the default), then the augmentation drawn from
+ * the trainer's rng. Its state (the stream position, W and R) resumes; resuming with another W
+ * or R is refused. */
 vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
-                            const int crop[3], const mae_aug *aug, int threads, vs_error *err);
+                            const int crop[3], const mae_aug *aug, const mae_sampling *smp,
+                            int threads, vs_error *err);
 
 /* A procedural smoke-test volume (float32, (nz, ny, nx)): a body ellipsoid with a smooth bias
  * field, a few textured organ ellipsoids, a bright spine-like cylinder and Gaussian noise.

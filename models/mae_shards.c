@@ -1,7 +1,7 @@
 /* mae_shards.c — the MAE's crop source over HDF5 shards (io/shard.h's prefetching stream).
  *
- * Crop n of the stream depends only on (seed, n), so the source's whole state is n: saved in
- * checkpoints, restored with shard_stream_seek. Augmentation (flips, scale, shift) draws from
+ * Crop n of the stream depends only on (seed, n) and the working set (W, R), so the source's
+ * whole state is n: saved in checkpoints with W and R, restored with shard_stream_seek. Augmentation (flips, scale, shift) draws from
  * the trainer's rng, whose state the checkpoint holds too. */
 #include "mae_data.h"
 
@@ -15,7 +15,28 @@ typedef struct shard_source {
     shard_stream *stream;
     int crop[3];
     mae_aug aug;
+    shard_working_set ws;
 } shard_source;
+
+#define STATE_BYTES 24 /* n, W, R as little-endian uint64 (8 bytes: n alone, before W and R) */
+
+void mae_sampling_default(mae_sampling *s) {
+    s->working_set = 8;
+    s->swap_every = 256;
+    s->cache_mb = 0;
+}
+
+static void put_u64(uint8_t *b, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *b) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
 
 static vs_status shards_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
     shard_source *s = ctx;
@@ -35,17 +56,26 @@ static vs_status shards_fill(void *ctx, rng *r, int B, const int crop[3], float 
 
 static vs_status shards_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
     (void)err;
-    uint64_t n = shard_stream_position(((shard_source *)ctx)->stream);
-    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(n >> (8 * i));
-    *len = 8;
+    shard_source *s = ctx;
+    put_u64(buf, shard_stream_position(s->stream));
+    put_u64(buf + 8, (uint64_t)s->ws.volumes);
+    put_u64(buf + 16, (uint64_t)s->ws.swap_every);
+    *len = STATE_BYTES;
     return VS_OK;
 }
 
 static vs_status shards_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
-    if (len != 8) return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not a shard source's");
-    uint64_t n = 0;
-    for (int i = 0; i < 8; i++) n |= (uint64_t)buf[i] << (8 * i);
-    return shard_stream_seek(((shard_source *)ctx)->stream, n, err);
+    shard_source *s = ctx;
+    if (len != 8 && len != STATE_BYTES)
+        return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not a shard source's");
+    /* 8 bytes: a checkpoint from before the working set, whose crops were uniform (W = 0) */
+    uint64_t w = len == 8 ? 0 : get_u64(buf + 8), r = len == 8 ? 0 : get_u64(buf + 16);
+    if (w != (uint64_t)s->ws.volumes || (w && r != (uint64_t)s->ws.swap_every))
+        return VS_FAIL(err, VS_ERR_USAGE,
+                       "the checkpoint was trained with --working-set %llu --swap-every %llu; resume "
+                       "it with the same (now %d and %d) or start a new run",
+                       (unsigned long long)w, (unsigned long long)r, s->ws.volumes, s->ws.swap_every);
+    return shard_stream_seek(s->stream, get_u64(buf), err);
 }
 
 static void shards_close(void *ctx) {
@@ -56,23 +86,41 @@ static void shards_close(void *ctx) {
     free(s);
 }
 
+/* The cache the sampling asks for: cache_mb, or W+1 of the largest volumes (512..4096 MB) with
+ * a working set, or 512 MB without one (a cohort that fits turns most crops into copies). */
+static size_t cache_bytes(const shard_set *set, const shard_working_set *ws, int cache_mb) {
+    if (cache_mb > 0) return (size_t)cache_mb << 20;
+    size_t lo = (size_t)512 << 20, hi = (size_t)4096 << 20, largest = 0;
+    if (ws->volumes == 0) return lo;
+    for (int i = 0; i < shard_set_count(set); i++) {
+        const shard_entry *e = shard_set_entry(set, i);
+        size_t b = (size_t)e->shape[0] * (size_t)e->shape[1] * (size_t)e->shape[2] *
+                   vol_dtype_size(e->dtype);
+        if (b > largest) largest = b;
+    }
+    size_t want = largest * (size_t)(ws->volumes + 1);
+    return want < lo ? lo : want > hi ? hi : want;
+}
+
 vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
-                            const int crop[3], const mae_aug *aug, int threads, vs_error *err) {
+                            const int crop[3], const mae_aug *aug, const mae_sampling *smp,
+                            int threads, vs_error *err) {
     memset(src, 0, sizeof *src);
+    mae_sampling dflt;
+    if (!smp) mae_sampling_default(&dflt), smp = &dflt;
     shard_source *s = calloc(1, sizeof *s);
     if (!s) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     memcpy(s->crop, crop, sizeof s->crop);
     s->aug = *aug;
+    s->ws = (shard_working_set){smp->working_set, smp->swap_every};
     shard_filter filter = {modality, NULL, {0, 0, 0}};
     vs_status st = shard_set_open(dir, &filter, &s->set, err);
     if (st == VS_OK && shard_set_count(s->set) == 0)
         st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volumes%s%s to train on", dir, modality ? " of modality " : "",
                      modality ? modality : "");
-    /* 512 MB of decompressed chunks: a cohort that fits turns most crops into copies
-     * (io/shard_cache.c); crops are the same with or without it */
-    if (st == VS_OK) st = shard_set_cache(s->set, (size_t)512 << 20, err);
+    if (st == VS_OK) st = shard_set_cache(s->set, cache_bytes(s->set, &s->ws, smp->cache_mb), err);
     if (st == VS_OK)
-        st = shard_stream_open(s->set, seed, crop, 0.0f, 4 * (threads > 0 ? threads : 1),
+        st = shard_stream_open(s->set, seed, crop, 0.0f, &s->ws, 4 * (threads > 0 ? threads : 1),
                                threads > 0 ? threads : 1, &s->stream, err);
     if (st != VS_OK) {
         shards_close(s);

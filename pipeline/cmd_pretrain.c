@@ -31,6 +31,7 @@ static void on_signal(int sig) {
 typedef struct pretrain_opts {
     mae_train_config cfg;
     const char *out, *shards, *modality;
+    mae_sampling sampling; /* --working-set, --swap-every, --chunk-cache */
     int synthetic; /* number of procedural volumes (0: none) */
     int synth_size[3];
     int resume;
@@ -96,7 +97,10 @@ enum {
     O_SEED,
     O_CKPT,
     O_LOG,
-    O_MODALITY
+    O_MODALITY,
+    O_WSET,
+    O_SWAP,
+    O_CCACHE
 };
 
 static const struct option pretrain_long[] = {
@@ -133,6 +137,9 @@ static const struct option pretrain_long[] = {
     {"seed", required_argument, 0, O_SEED},
     {"checkpoint-every", required_argument, 0, O_CKPT},
     {"log-every", required_argument, 0, O_LOG},
+    {"working-set", required_argument, 0, O_WSET},
+    {"swap-every", required_argument, 0, O_SWAP},
+    {"chunk-cache", required_argument, 0, O_CCACHE},
     {0, 0, 0, 0},
 };
 
@@ -225,6 +232,18 @@ static int apply_opt(pretrain_opts *o, int opt, const char *arg) {
         if (parse_long(arg, 0, 0x7fffffffffffffffL, &v) < 0) break;
         o->cfg.seed = (uint64_t)v;
         return 0;
+    case O_WSET:
+        if (parse_long(arg, 0, SHARD_WORKING_SET_MAX, &v) < 0) break;
+        o->sampling.working_set = (int)v;
+        return 0;
+    case O_SWAP:
+        if (parse_long(arg, 1, 1L << 30, &v) < 0) break;
+        o->sampling.swap_every = (int)v;
+        return 0;
+    case O_CCACHE:
+        if (parse_long(arg, 0, 1L << 20, &v) < 0) break;
+        o->sampling.cache_mb = (int)v;
+        return 0;
     case O_FLIP:
         if (parse_double(arg, &d) < 0) break;
         o->cfg.aug.flip[0] = o->cfg.aug.flip[1] = o->cfg.aug.flip[2] = (float)d;
@@ -242,6 +261,7 @@ static int apply_opt(pretrain_opts *o, int opt, const char *arg) {
 static int parse_args(pretrain_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     mae_train_config_default(&o->cfg);
+    mae_sampling_default(&o->sampling);
     int opt;
     while ((opt = getopt_long(argc, argv, "", pretrain_long, NULL)) != -1) {
         if (opt == '?')
@@ -270,8 +290,10 @@ static vs_status write_preview(mae_trainer *t, const volume *held, const char *s
     mae *m = mae_trainer_model(t);
     const mae_config *c = mae_get_config(m);
     mae_aug none = {{0, 0, 0}, 0, 0};
+    mae_sampling uniform = {0, 0, 0}; /* the same preview crops whatever the training sampler */
     mae_source src;
-    vs_status st = shard_dir ? mae_source_shards(&src, shard_dir, modality, 0x9e3779b9u, c->crop, &none, 1, err)
+    vs_status st = shard_dir ? mae_source_shards(&src, shard_dir, modality, 0x9e3779b9u, c->crop, &none,
+                                                 &uniform, 1, err)
                              : mae_source_volumes(&src, held, 1, &none, err);
     if (st != VS_OK) return st;
     float *batch = malloc(mae_crop_voxels(c) * (size_t)c->batch * sizeof *batch);
@@ -335,7 +357,7 @@ static int run_pretrain(pretrain_opts *o) {
     if (st == VS_OK && !o->shards) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
     if (st == VS_OK && o->shards)
         st = mae_source_shards(&src, shard_dir, o->modality, o->cfg.seed, o->cfg.model.crop,
-                               &o->cfg.aug, nn_threads(), &err);
+                               &o->cfg.aug, &o->sampling, nn_threads(), &err);
     if (st == VS_OK) st = mae_trainer_create(&t, &o->cfg, &src, &err);
     if (st == VS_OK && have_ckpt) {
         st = mae_trainer_load(t, ckpt, &err);

@@ -221,6 +221,9 @@ static vs_status pretrain_command(run_ctx *c, arglist *a, char *inputs, size_t c
     arg_add(a, "--flip=%s", p->flips ? "0.5" : "0");
     arg_add(a, "--scale=%.17g", p->intensity_scale);
     arg_add(a, "--shift=%.17g", p->intensity_shift);
+    arg_add(a, "--working-set=%d", p->working_set);
+    arg_add(a, "--swap-every=%d", p->swap_every);
+    arg_add(a, "--chunk-cache=%d", p->chunk_cache_mb);
     arg_add(a, "--seed=%lld", (long long)c->s->seed);
     arg_add(a, "--checkpoint-every=%d", p->checkpoint_every);
     arg_add(a, "--log-every=%d", p->steps >= 100 ? 10 : 1);

@@ -93,6 +93,9 @@ static const cyaml_schema_field_t pretrain_fields[] = {
     CYAML_FIELD_BOOL("flips", OPT, study_pretrain, flips),
     CYAML_FIELD_FLOAT("intensity_scale", OPT, study_pretrain, intensity_scale),
     CYAML_FIELD_FLOAT("intensity_shift", OPT, study_pretrain, intensity_shift),
+    CYAML_FIELD_INT("working_set", OPT, study_pretrain, working_set),
+    CYAML_FIELD_INT("swap_every", OPT, study_pretrain, swap_every),
+    CYAML_FIELD_INT("chunk_cache_mb", OPT, study_pretrain, chunk_cache_mb),
     CYAML_FIELD_END};
 
 static const cyaml_schema_field_t label_fields[] = {
@@ -203,6 +206,9 @@ static const field_rule rules[] = {
     R("pretrain.flips", F_BOOL, pretrain.flips, 1, 0, 0, 0, 1),
     R("pretrain.intensity_scale", F_DBL, pretrain.intensity_scale, 0.1, 0, 0, 0, 1),
     R("pretrain.intensity_shift", F_DBL, pretrain.intensity_shift, 0.1, 0, 0, 0, 1),
+    R("pretrain.working_set", F_INT, pretrain.working_set, 8, 0, 0, 0, 4096),
+    R("pretrain.swap_every", F_INT, pretrain.swap_every, 256, 0, 0, 1, 1073741824),
+    R("pretrain.chunk_cache_mb", F_INT, pretrain.chunk_cache_mb, 0, 0, 0, 0, 1048576),
     R("labels.format", F_ENUM, labels.format, STUDY_LABELS_POINTS, 0, 0, 0, 2),
     R("finetune.mode", F_ENUM, finetune.mode, STUDY_TUNE_FINETUNE, 0, 0, 0, 1),
     R("finetune.folds", F_INT, finetune.folds, 5, 0, 0, 2, 20),

@@ -79,6 +79,9 @@ typedef struct study_pretrain {
     double visible_loss_weight;  /* 0: masked patches only (twin) */
     int flips;                   /* augmentation */
     double intensity_scale, intensity_shift;
+    int working_set;             /* crops come from W volumes at a time (0: any volume) */
+    int swap_every;              /* one volume of the working set swapped every R crops */
+    int chunk_cache_mb;          /* inflated chunks kept (0: auto, W+1 of the largest volumes) */
 } study_pretrain;
 
 typedef struct study_labels {

@@ -400,8 +400,8 @@ static void test_stream_matches_sync(void **state) {
     int size[3] = {8, 32, 32};
     size_t n = 8 * 32 * 32;
     shard_stream *a = NULL, *b = NULL;
-    assert_int_equal(shard_stream_open(s1, 5, size, 0.0f, 6, 3, &a, &err), VS_OK);
-    assert_int_equal(shard_stream_open(s2, 5, size, 0.0f, 0, 1, &b, &err), VS_OK);
+    assert_int_equal(shard_stream_open(s1, 5, size, 0.0f, NULL, 6, 3, &a, &err), VS_OK);
+    assert_int_equal(shard_stream_open(s2, 5, size, 0.0f, NULL, 0, 1, &b, &err), VS_OK);
     float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *saved = malloc(n * sizeof *y);
     for (int i = 0; i < 10; i++) {
         shard_crop_info ia, ib;
@@ -586,7 +586,7 @@ static void crops_of(shard_set *s, int threads, int n, float *out, int max_open_
     int size[3] = {8, 16, 16};
     shard_stream *st = NULL;
     vs_error err;
-    assert_int_equal(shard_stream_open(s, 21, size, 0.0f, threads ? 2 * threads : 0,
+    assert_int_equal(shard_stream_open(s, 21, size, 0.0f, NULL, threads ? 2 * threads : 0,
                                        threads ? threads : 1, &st, &err),
                      VS_OK);
     for (int i = 0; i < n; i++) {

@@ -40,6 +40,8 @@ static void test_example_loads(void **state) {
     assert_string_equal(s->ingest.sources[0], "/archive/dicom");
     assert_int_equal(s->pretrain.crop[2], 96);
     assert_true(s->pretrain.lr == 0.00015);
+    assert_int_equal(s->pretrain.working_set, 8);
+    assert_int_equal(s->pretrain.swap_every, 256);
     assert_int_equal(s->finetune.mode, STUDY_TUNE_FINETUNE);
     assert_int_equal(s->validate.operating_points_count, 1);
     assert_null(s->deid.linkage);
@@ -57,6 +59,9 @@ static void test_defaults_and_relative_paths(void **state) {
     assert_int_equal(s->pretrain.dim, 192);
     assert_true(s->pretrain.mask_ratio == 0.75);
     assert_int_equal(s->pretrain.crop[0], 1);
+    assert_int_equal(s->pretrain.working_set, 8); /* the working-set sampler by default */
+    assert_int_equal(s->pretrain.swap_every, 256);
+    assert_int_equal(s->pretrain.chunk_cache_mb, 0);
     assert_int_equal(s->shards.chunk[1], 32);
     assert_int_equal(s->finetune.folds, 5);
     assert_int_equal(s->validate.bootstrap, 1000);
@@ -103,6 +108,8 @@ static void test_out_of_range(void **state) {
     (void)state;
     expect_error("name: x\noutput: o\n\npretrain:\n  mask_ratio: 1.5\n", "bad.yaml:5:",
                  "key 'pretrain.mask_ratio': value 1.5 is outside");
+    expect_error("name: x\noutput: o\npretrain:\n  swap_every: 0\n", "bad.yaml:4:",
+                 "key 'pretrain.swap_every': value 0 is outside");
     expect_error("name: x\noutput: o\nshards:\n  deflate: 12\n", "bad.yaml:4:", "shards.deflate");
     expect_error("name: x\noutput: o\npretrain:\n  crop: [96, 96, 96]\n  patch: [16, 10, 16]\n",
                  "bad.yaml:5:", "does not divide");

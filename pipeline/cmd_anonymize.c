@@ -53,7 +53,7 @@ static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
     const char *src = jb->files->paths[i];
     dcmfile *f = NULL;
     vs_error e;
-    if (dcmfile_load(src, NULL, &f, &e) != VS_OK) {
+    if (dcmfile_load_open(src, NULL, &f, &e) != VS_OK) {
         log_warn("%s: rejected: %s", src, e.msg);
         atomic_fetch_add(&jb->n_rejected, 1);
         return VS_OK;

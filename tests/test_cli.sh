@@ -70,6 +70,9 @@ mkdir "$t/alone" && cp "$V" "$t/alone/vesalius"
 contains "the error names the core library" "$t/out" "cannot load .*libvesalius_core.so"
 "$t/alone/vesalius" --version >"$t/out" 2>&1; check "--version without the core is an environment error" 3 $?
 "$t/alone/vesalius" inspect --help >"$t/out" 2>&1; check "help needs no core" 0 $?
+cp "$(ldd "$V" | sed -n 's/.*libsodium[^ ]* => \([^ ]*\).*/\1/p')" "$t/alone/libvesalius_core.so"
+"$t/alone/vesalius" verify "$t/anon" >"$t/out" 2>&1; check "another library in the core's place is an environment error" 3 $?
+contains "the error says it is not the core" "$t/out" "not a vesalius core library"
 
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -26,7 +26,8 @@ int cmd_demo_cohort(int argc, char **argv) {
         {"labeled", required_argument, 0, 'l'},    {"radiographs", required_argument, 0, 'r'},
         {"matrix", required_argument, 0, 'm'},     {"slices", required_argument, 0, 's'},
         {"seed", required_argument, 0, 'S'},       {"positive-share", required_argument, 0, 'p'},
-        {0, 0, 0, 0}};
+        {"contrast", required_argument, 0, 'c'},   {"diameter", required_argument, 0, 'd'},
+        {"subtle-share", required_argument, 0, 't'}, {0, 0, 0, 0}};
     int opt, a, b;
     while ((opt = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (opt) {
@@ -44,6 +45,17 @@ int cmd_demo_cohort(int argc, char **argv) {
         case 'S': c.seed = strtoull(optarg, NULL, 10); break;
         case 'p': c.positive_share = atof(optarg);
             if (c.positive_share < 0 || c.positive_share > 1) return cli_usage_error("demo-cohort", "--positive-share wants 0 to 1");
+            break;
+        case 'c': c.contrast = atof(optarg);
+            if (!(c.contrast > 0 && c.contrast <= 20)) return cli_usage_error("demo-cohort", "--contrast wants a factor in (0, 20]");
+            break;
+        case 'd':
+            if (sscanf(optarg, "%lf:%lf", &c.min_diameter, &c.max_diameter) != 2 || !(c.min_diameter >= 2) ||
+                !(c.max_diameter >= c.min_diameter) || c.max_diameter > 80)
+                return cli_usage_error("demo-cohort", "--diameter wants MIN:MAX mm (2 to 80), not '%s'", optarg);
+            break;
+        case 't': c.subtle_share = atof(optarg);
+            if (c.subtle_share < 0 || c.subtle_share > 1) return cli_usage_error("demo-cohort", "--subtle-share wants 0 to 1");
             break;
         default: return cli_usage_error("demo-cohort", "unknown option '%s'", argv[optind - 1]);
         }

@@ -263,13 +263,16 @@ const cli_command cli_commands[] = {
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
+     "                            [--contrast K] [--diameter MIN:MAX] [--subtle-share F]\n"
      "\n"
      "Writes procedural CT and MR studies (anatomy, noise, MR bias fields, varied spacing,\n"
      "orientation, slice order and transfer syntax), a few radiographs, fake identifying values\n"
      "in the headers, and a labeled CT subset with tumours: DIR/dicom/, DIR/labels/annotations.csv\n"
      "(LUNA16 style, LPS mm), DIR/labels/volumes.csv and DIR/phi.txt (every planted identifier).\n"
      "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 96x96\n"
-     "slices, 40-64 slices. The same seed writes the same bytes.\n"
+     "slices, 40-64 slices; tumours 5-30 mm, 30% subtle; --contrast K multiplies the contrast of\n"
+     "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a factor\n"
+     "under 0.6 makes them part-solid). The same seed writes the same bytes.\n"
      COMMON_HELP,
      CORE(cmd_demo_cohort)},
 };

@@ -38,6 +38,7 @@ void demo_config_default(demo_config *c) {
     c->subtle_share = 0.3;
     c->min_diameter = 5.0;
     c->max_diameter = 30.0;
+    c->contrast = 1.0;
 }
 
 /* ---- identities: fake but realistic values, all planted identifiers ---------------------- */
@@ -351,7 +352,7 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     for (int tries = 0; so->n_lesions < want && tries < 60; tries++) {
         double d = c->min_diameter + (c->max_diameter - c->min_diameter) * pow(rng_double(r), 1.5);
         double scale = rng_double(r) < c->subtle_share ? 0.35 + 0.2 * rng_double(r) : 0.7 + 0.5 * rng_double(r);
-        if (!phantom_add_lesion(&ph, r, d, scale)) continue;
+        if (!phantom_add_lesion(&ph, r, d, scale * c->contrast)) continue;
         phantom_lesion *l = &ph.lesions[ph.n_lesions - 1];
         if (!inside(&v, l->center, d / 2.0 / v.spacing[0] + 1.0)) {
             ph.n_lesions--; /* outside this series' field of view */

@@ -36,6 +36,7 @@ typedef struct demo_config {
     double oblique_share;   /* share of series acquired obliquely */
     double subtle_share;    /* share of tumours with low contrast */
     double min_diameter, max_diameter; /* tumour diameters, mm */
+    double contrast;        /* multiplies solid-organ tumours' contrast (1: default) */
     int threads;            /* 0: all cores */
 } demo_config;
 

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""demo_check.py COHORT_DIR — checks a generated demo cohort with pydicom (independent of
+"""demo_check.py COHORT_DIR [CONTRASTS_OUT] — checks a generated demo cohort with pydicom (independent of
 vesalius): every file reads; the mix of modalities and transfer syntaxes is there; every
 labeled tumour's world position lies inside its series as pydicom's geometry says, and the
 larger tumours differ from their surroundings there; planted identifiers are in the headers.
-Prints what failed and exits 1 on any failure."""
+Prints what failed and exits 1 on any failure. With CONTRASTS_OUT, writes one line per checked
+tumour: its position and its mean inside minus the mean of a ring around it (HU)."""
 import glob, os, subprocess, sys, tempfile
 import numpy as np, pydicom
 
@@ -52,7 +53,7 @@ positive = {u for u, lab in vols if lab == '1'}
 if not labels: fails.append('no tumours in annotations.csv')
 for u, lab in vols:
     if u not in series: fails.append('labeled series %s has no files' % u)
-checked = 0
+checked, contrasts = 0, []
 for uid, x, y, z, d in labels:
     if uid not in positive: fails.append('annotated series %s is not labeled positive' % uid)
     vol, m, p0 = volume(uid)
@@ -69,8 +70,10 @@ for uid, x, y, z, d in labels:
         if inside_.size < 4 or around.size < 4: continue  # too close to the volume's edge to judge
         inner, ring = inside_.mean(), around.mean()
         checked += 1
+        contrasts.append('%s,%s,%s %.1f' % (x, y, z, inner - ring))
         if abs(inner - ring) < 5: fails.append('tumour of %s mm at %s,%s,%s is invisible (%.1f vs %.1f HU)' % (d, x, y, z, inner, ring))
 print('tumours: %d, contrast checked on %d' % (len(labels), checked))
+if len(sys.argv) > 2: open(sys.argv[2], 'w').write(''.join(c + '\n' for c in contrasts))
 
 phi = [l for l in open(os.path.join(root, 'phi.txt')).read().splitlines() if l]
 blob = b''.join(open(p, 'rb').read() for v in list(series.values())[:3] for p in v[:2])

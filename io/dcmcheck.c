@@ -408,11 +408,12 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     return VS_OK;
 }
 
-vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
-                        vs_error *err) {
+vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
+                            dcmfile_src *src, vs_error *err) {
     memset(facts, 0, sizeof *facts);
+    src->fd = -1, src->bytes = NULL, src->size = 0;
     /* O_NONBLOCK: a FIFO named by a DICOMDIR must not hang the run; it is refused below. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the file", path);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -434,8 +435,10 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
     }
     size_t size = (size_t)st.st_size;
     unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file", path);
+    if (map == MAP_FAILED) {
+        close(fd);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file", path);
+    }
 
     walk w = {map, size, 0, path, facts, err, 1, 0};
     unsigned char *inflated = NULL;
@@ -489,6 +492,25 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
     if (!s) s = check_image(&w, limits);
 done:
     free(inflated);
-    munmap(map, size);
+    if (s != VS_OK) {
+        munmap(map, size);
+        close(fd);
+        return s;
+    }
+    src->fd = fd, src->bytes = map, src->size = size;
+    return VS_OK;
+}
+
+void dcmfile_src_close(dcmfile_src *src, int keep_fd) {
+    if (src->bytes) munmap((void *)src->bytes, src->size);
+    if (src->fd >= 0 && !keep_fd) close(src->fd);
+    src->fd = -1, src->bytes = NULL, src->size = 0;
+}
+
+vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
+                        vs_error *err) {
+    dcmfile_src src;
+    vs_status s = dcmfile_check_src(path, limits, facts, &src, err);
+    if (s == VS_OK) dcmfile_src_close(&src, 0);
     return s;
 }

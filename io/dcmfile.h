@@ -54,9 +54,30 @@ typedef struct dcmfile_facts {
 vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
                         vs_error *err);
 
-/* dcmfile_check, then DCMTK's load. Values over 4 KiB (pixel data) stay on disk until asked. */
+/* A checked file still open: its descriptor and its bytes, mapped read-only. */
+typedef struct dcmfile_src {
+    int fd;                     /* -1 when closed */
+    const unsigned char *bytes; /* NULL when unmapped */
+    size_t size;
+} dcmfile_src;
+
+/* dcmfile_check that leaves the file open and mapped in *src (so that DCMTK parses the header
+ * from the bytes already mapped instead of opening the file again). On failure nothing is left
+ * open: src->fd is -1 and src->bytes NULL. Release with dcmfile_src_close. */
+vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
+                            dcmfile_src *src, vs_error *err);
+/* Unmap src, and close its descriptor unless keep_fd (the caller then owns src->fd). */
+void dcmfile_src_close(dcmfile_src *src, int keep_fd);
+
+/* dcmfile_check, then DCMTK's parse of the checked bytes (the file is opened once). Values over
+ * 4 KiB (pixel data) stay on disk until asked, then read by path. */
 vs_status dcmfile_load(const char *path, const dcmfile_limits *limits, dcmfile **out,
                        vs_error *err);
+/* dcmfile_load that keeps the source open until dcmfile_free (one descriptor per loaded file),
+ * so that dcmfile_save_copy copies the pixels from it instead of opening the file a third time.
+ * For callers that hold one file at a time per thread (anonymize), not a whole series. */
+vs_status dcmfile_load_open(const char *path, const dcmfile_limits *limits, dcmfile **out,
+                            vs_error *err);
 /* dcmfile_load that also returns the structure facts, filled even when the load fails. */
 vs_status dcmfile_load_facts(const char *path, const dcmfile_limits *limits, dcmfile **out,
                              dcmfile_facts *facts, vs_error *err);
@@ -68,7 +89,8 @@ vs_status dcmfile_save(dcmfile *f, const char *path, vs_error *err);
  * in memory and for encapsulated pixel data in its original representation, when PixelData
  * is the last element left in the dataset (what followed it in the source was removed) and the
  * source still holds it where dcmfile_check found it; other files go through dcmfile_save.
- * The source file must not have changed since dcmfile_load. *copied (may be NULL) is 1 when
+ * The source file must not have changed since dcmfile_load. The source is the descriptor
+ * dcmfile_load_open kept, else the file opened again by path. *copied (may be NULL) is 1 when
  * the kernel copied the pixels, 0 when dcmfile_save wrote the file. */
 vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied, vs_error *err);
 void dcmfile_free(dcmfile *f);

@@ -50,6 +50,7 @@ class string_stream : public DcmOutputStream {
 
 struct copy_plan {
     int src = -1;           // the source file, open
+    bool own_src = false;   // opened here (else the dcmfile's, kept by dcmfile_load_open)
     off_t offset = 0;       // where the bytes to copy start in it
     uint64_t length = 0;    // how many
     unsigned char head[12]; // the pixel element header we write before them (native only)
@@ -154,7 +155,7 @@ bool make_plan(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
     if (ds->card() == 0 || ds->getElement(ds->card() - 1) != pix ||
         ds->tagExists(DcmTagKey(0x7FE0, 0x0000)))
         return false;
-    int fd = open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = f->fd >= 0 ? f->fd : open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     struct stat st;
     bool ok = fstat(fd, &st) == 0 && (uint64_t)st.st_size == fa.file_bytes &&
@@ -162,11 +163,17 @@ bool make_plan(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
               (native ? plan_native(f, pix, xs == EXS_LittleEndianExplicit, fd, p)
                       : plan_encapsulated(f, pix, xs, fd, p));
     if (!ok) {
-        close(fd);
+        if (fd != f->fd) close(fd);
         return false;
     }
     p.src = fd;
+    p.own_src = fd != f->fd;
     return true;
+}
+
+void release(copy_plan &p) {
+    if (p.src >= 0 && p.own_src) close(p.src);
+    p.src = -1;
 }
 
 // DCMTK's bytes of f without its pixel element (put back before returning).
@@ -237,12 +244,12 @@ extern "C" vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied
             return dcmfile_save(f, path, err);
         OFCondition c = write_header(f, pix, xs, header);
         if (c.bad()) {
-            close(p.src);
+            release(p);
             return VS_FAIL(err, VS_ERR_IO, "%s: cannot write DICOM (%s)", path, c.text());
         }
         header.append(reinterpret_cast<const char *>(p.head), p.head_len);
     } catch (...) {
-        if (p.src >= 0) close(p.src);
+        release(p);
         return VS_FAIL(err, VS_ERR_IO, "%s: DICOM writer failed", path);
     }
     int dst = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -250,7 +257,7 @@ extern "C" vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied
               copy_range(p.src, p.offset, dst, p.length);
     int saved = errno;
     if (dst >= 0 && close(dst) != 0 && ok) ok = false, saved = errno;
-    close(p.src);
+    release(p);
     if (!ok) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write DICOM (%s)", path, strerror(saved));
     if (copied) *copied = 1;
     return VS_OK;

@@ -1,13 +1,10 @@
 #include "cli.h"
 
-#include "blas.h"
-#include "libinfo.h"
 #include "log.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
-
-extern const char *const vs_git_revision;
 
 cli_common g_cli = {0, LOG_INFO, 0};
 
@@ -53,10 +50,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return VS_EXIT_USAGE;
 }
 
-void cli_print_version(void) {
-    printf("vesalius %s (git %s)\n", VESALIUS_VERSION, vs_git_revision);
-    lib_version libs[16];
-    int n = libinfo_io(libs, 16);
-    for (int i = 0; i < n; i++) printf("  %-10s %s\n", libs[i].name, libs[i].version);
-    printf("  %-10s %s\n", "OpenBLAS", blas_version());
+int cli_run(const cli_command *cmd, int argc, char **argv) {
+    log_config cfg = {(log_level)g_cli.log_level, g_cli.log_json, NULL, cmd->name};
+    log_configure(&cfg);
+    if (!cmd->run) {
+        vs_error err;
+        VS_FAIL(&err, VS_ERR_INTERNAL, "the '%s' command is not built yet in this version",
+                cmd->name);
+        return cli_fail(cmd->name, &err);
+    }
+    optind = 0; /* reset getopt for the command's own parsing */
+    opterr = 0;
+    return cmd->run(argc, argv);
 }

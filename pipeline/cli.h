@@ -47,8 +47,21 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
-/* Print version lines (vesalius, git revision, every linked library) to stdout. */
-void cli_print_version(void);
+/* The row of the command table named name, or NULL. */
+const cli_command *cli_find(const char *name);
+/* Run a command with argv[0] its name and the common options already in g_cli: configure
+ * logging for it, refuse one not built yet (exit 1), reset getopt and call its entry point. */
+int cli_run(const cli_command *cmd, int argc, char **argv);
+
+/* Print version lines (vesalius, git revision, every linked library) to stdout and return the
+ * exit code: 3 when the core library cannot be loaded to name its libraries (pipeline/front.c). */
+int cli_print_version(void);
+
+/* The lean front (the `vesalius` executable) runs the commands it links itself; every other
+ * command runs in libvesalius_core.so beside it, loaded on first use (pipeline/front.c). In the
+ * front build their rows' entry point is cli_run_core, which hands argv and g_cli to the core.
+ * Exit 3 with one line naming the library when it is missing or from another build. */
+int cli_run_core(int argc, char **argv);
 
 extern const cli_command cli_commands[];
 extern const int cli_n_commands;

@@ -2,7 +2,6 @@
  * de-identified copy of every DICOM file under SRC (same transfer syntax, pixel data
  * untouched) as DIR/<series pseudonym>/<instance pseudonym>.dcm, so that no output name
  * carries patient data. Files are written to a temporary name and renamed into place. */
-#include "blas.h"
 #include "fsdir.h"
 #include "cli.h"
 #include "deid.h"
@@ -37,13 +36,24 @@ typedef struct job {
 
 static vs_status mkdir_p(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0700, err); }
 
+/* The series folder dir, created once per worker for a run of files of one series: the file
+ * list is sorted, so a series' files mostly come one after another; made holds the last
+ * folder this worker created (a miss costs one vs_mkdirs, as every file did before). */
+static vs_status series_dir(const char *dir, char made[4096], vs_error *err) {
+    if (strcmp(dir, made) == 0) return VS_OK;
+    vs_status s = mkdir_p(dir, err);
+    if (s == VS_OK) snprintf(made, 4096, "%s", dir);
+    return s;
+}
+
 /* One file: load, de-identify, write to a temporary name, rename. A file that is not DICOM
- * or is rejected is logged and skipped; a write or library failure stops the run. */
-static vs_status do_file(job *jb, int i, vs_error *err) {
+ * or is rejected is logged and skipped; a write or library failure stops the run. made: the
+ * worker's last series folder (series_dir). */
+static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
     const char *src = jb->files->paths[i];
     dcmfile *f = NULL;
     vs_error e;
-    if (dcmfile_load(src, NULL, &f, &e) != VS_OK) {
+    if (dcmfile_load_open(src, NULL, &f, &e) != VS_OK) {
         log_warn("%s: rejected: %s", src, e.msg);
         atomic_fetch_add(&jb->n_rejected, 1);
         return VS_OK;
@@ -59,7 +69,7 @@ static vs_status do_file(job *jb, int i, vs_error *err) {
         snprintf(dst, sizeof dst, "%s/%s.dcm", dir, res.instance_key);
         /* per input: two inputs holding one instance must not share a temporary file */
         snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
-        s = mkdir_p(dir, err);
+        s = series_dir(dir, made, err);
         if (s == VS_OK) s = dcmfile_save_copy(f, tmp, NULL, err);
         if (s == VS_OK && rename(tmp, dst) != 0)
             s = VS_FAIL(err, VS_ERR_IO, "%s: cannot rename into place (%s)", dst, strerror(errno));
@@ -80,6 +90,7 @@ static vs_status do_file(job *jb, int i, vs_error *err) {
 
 static void *worker(void *arg) {
     job *jb = arg;
+    char made[4096] = "";
     for (;;) {
         pthread_mutex_lock(&jb->lock);
         int stop = jb->failed;
@@ -87,7 +98,7 @@ static void *worker(void *arg) {
         int i = atomic_fetch_add(&jb->next, 1);
         if (stop || i >= jb->files->n) break;
         vs_error e;
-        vs_status s = do_file(jb, i, &e);
+        vs_status s = do_file(jb, i, made, &e);
         pthread_mutex_lock(&jb->lock);
         if (s != VS_OK && !jb->failed) {
             jb->failed = 1;
@@ -136,7 +147,6 @@ int cmd_anonymize(int argc, char **argv) {
     }
     if (!out_dir || !key || optind >= argc) return cli_usage_error("anonymize", "%s", usage_hint);
 
-    blas_release_threads(); /* no BLAS here: its idle pool would only spin */
     vs_error err;
     filelist files = {0};
     deid_ctx *ctx = NULL;

@@ -1,9 +1,22 @@
 /* commands.c — the command table: one row per command, its help text and its entry point.
  * A command whose entry point is NULL is planned but not built yet: `--help` describes it,
- * running it says so and exits 1. */
+ * running it says so and exits 1.
+ *
+ * The table is compiled twice: into libvesalius_core.so, where every row names its entry
+ * point, and into the lean `vesalius` front (VS_FRONT), which links only the commands that need
+ * no HDF5, ITK or BLAS (their rows name the entry point bare); a row whose entry point is
+ * wrapped in CORE() runs in the core library there (cli_run_core, pipeline/front.c). A new
+ * command goes in CORE() unless the front links everything it needs. */
 #include "cli.h"
 
+#ifdef VS_FRONT
+#define CORE(entry) cli_run_core
+#else
+#define CORE(entry) entry
+#endif
+
 #include <stddef.h>
+#include <string.h>
 
 int cmd_demo_cohort(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
@@ -55,7 +68,7 @@ const cli_command cli_commands[] = {
      "  --clean-descriptors, --clean-structured-content, --clean-graphics\n"
      "                        the options of the confidentiality profile\n"
      COMMON_HELP,
-     cmd_ingest},
+     CORE(cmd_ingest)},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -98,7 +111,7 @@ const cli_command cli_commands[] = {
      "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
      "          and line, and in the raw bytes of every file\n"
      COMMON_HELP,
-     cmd_verify_deid},
+     CORE(cmd_verify_deid)},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"
@@ -112,14 +125,14 @@ const cli_command cli_commands[] = {
      "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
      "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
      COMMON_HELP,
-     cmd_inspect},
+     CORE(cmd_inspect)},
     {"verify", "re-check every shard checksum in an ingest output folder",
      "Usage: vesalius verify DIR\n"
      "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
      "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
      "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
      COMMON_HELP,
-     cmd_verify},
+     CORE(cmd_verify)},
     {"compact", "rewrite shards left mostly dead by rebuilt series",
      "Usage: vesalius compact DIR [--min-live F] [--shard-mb N] [--lock-timeout S]\n"
      "\n"
@@ -134,7 +147,7 @@ const cli_command cli_commands[] = {
      "  --shard-mb N       close a new shard at N MiB (default 1024; fractions allowed)\n"
      "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n"
      COMMON_HELP,
-     cmd_compact},
+     CORE(cmd_compact)},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
      "\n"
@@ -168,7 +181,7 @@ const cli_command cli_commands[] = {
      "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation\n"
      "  --checkpoint-every N (500)  --log-every N (10)\n"
      COMMON_HELP,
-     cmd_pretrain},
+     CORE(cmd_pretrain)},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
@@ -197,7 +210,7 @@ const cli_command cli_commands[] = {
      "  --window LO:HI        clip intensities and map to [0, 1] (default: as stored)\n"
      "  --overlap N (2)       window overlap in tokens when predicting the test folds\n"
      COMMON_HELP,
-     cmd_finetune},
+     CORE(cmd_finetune)},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
@@ -211,7 +224,7 @@ const cli_command cli_commands[] = {
      "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
      "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B (4)\n"
      COMMON_HELP,
-     cmd_predict},
+     CORE(cmd_predict)},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
@@ -231,7 +244,7 @@ const cli_command cli_commands[] = {
      "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
      "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
      COMMON_HELP,
-     cmd_validate},
+     CORE(cmd_validate)},
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
      "\n"
@@ -250,7 +263,7 @@ const cli_command cli_commands[] = {
      "Exit: 0 done, 4 done with rejected inputs, 5 nothing to do, 6 another run holds the\n"
      "output folder, 1 a stage failed, 2 a study-file error (file, line and key named).\n"
      COMMON_HELP,
-     cmd_run},
+     CORE(cmd_run)},
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
@@ -265,7 +278,13 @@ const cli_command cli_commands[] = {
      "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a factor\n"
      "under 0.6 makes them part-solid). The same seed writes the same bytes.\n"
      COMMON_HELP,
-     cmd_demo_cohort},
+     CORE(cmd_demo_cohort)},
 };
 
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
+
+const cli_command *cli_find(const char *name) {
+    for (int i = 0; i < cli_n_commands; i++)
+        if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
+    return NULL;
+}

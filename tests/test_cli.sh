@@ -52,5 +52,27 @@ done
 "$V" demo-cohort --out "$t/plainfile/cohort" --unlabeled 1 --labeled 4 >"$t/out" 2>&1; check "an output below a file is an environment error" 3 $?
 contains "the error names the component" "$t/out" "plainfile"
 
+# The lean front: `vesalius` itself loads none of HDF5, ITK, OpenBLAS or GDCM (anonymize runs
+# without them); every other command loads libvesalius_core.so from the executable's folder,
+# and without it says so (exit 3) while anonymize still works.
+core="$(dirname "$V")/libvesalius_core.so"
+ldd "$V" >"$t/ldd" 2>&1
+for lib in hdf5 ITK openblas gdcm curl; do
+  if grep -qi "$lib" "$t/ldd"; then echo "FAIL: the front loads $lib"; fails=$((fails + 1)); else echo "ok: the front does not load $lib"; fi
+done
+ldd "$core" >"$t/ldd" 2>&1
+contains "the core library loads HDF5" "$t/ldd" "hdf5"
+mkdir "$t/alone" && cp "$V" "$t/alone/vesalius"
+"$t/alone/vesalius" anonymize "$t/new/deeper/cohort/dicom" --out "$t/anon" --key "$t/site.key" \
+  --log-level error >"$t/out" 2>&1; check "anonymize runs without the core library" 0 $?
+[ "$(find "$t/anon" -name '*.dcm' | wc -l)" -gt 0 ] && echo "ok: files anonymized without the core" || { echo "FAIL: nothing written"; fails=$((fails + 1)); }
+"$t/alone/vesalius" inspect "$t/anon" >"$t/out" 2>&1; check "a core command without the core is an environment error" 3 $?
+contains "the error names the core library" "$t/out" "cannot load .*libvesalius_core.so"
+"$t/alone/vesalius" --version >"$t/out" 2>&1; check "--version without the core is an environment error" 3 $?
+"$t/alone/vesalius" inspect --help >"$t/out" 2>&1; check "help needs no core" 0 $?
+cp "$(ldd "$V" | sed -n 's/.*libsodium[^ ]* => \([^ ]*\).*/\1/p')" "$t/alone/libvesalius_core.so"
+"$t/alone/vesalius" verify "$t/anon" >"$t/out" 2>&1; check "another library in the core's place is an environment error" 3 $?
+contains "the error says it is not the core" "$t/out" "not a vesalius core library"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

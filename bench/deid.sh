@@ -55,22 +55,33 @@ while read -r tag; do args+=(-ea "(${tag:0:4},${tag:4:4})"); done < <(
 args+=(-ea "(0029,0010)" -ea "(0029,1001)")
 
 # Every timed run starts alike: the source files in the page cache (read just before), the
-# previous run's written pages flushed (sync), so no run pays for another's writeback.
-timed() { # timed NAME CMD... -> "$t/NAME.time" holds "wall user sys"
+# previous run's written pages flushed (sync), so no run pays for another's writeback. Wall time
+# by the shell's microsecond clock; user and sys from /usr/bin/time (10 ms resolution).
+timed() { # timed NAME CMD... -> appends "wall user sys" to "$t/NAME.runs"
   local name=$1; shift
   cat "$t"/src/*.dcm >/dev/null
   sync
-  /usr/bin/time -f "%e %U %S" -o "$t/$name.time" "$@"
+  local t0=$EPOCHREALTIME
+  /usr/bin/time -f "%U %S" -o "$t/$name.cpu" "$@"
+  local t1=$EPOCHREALTIME
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b - a}') $(cat "$t/$name.cpu")" >>"$t/$name.runs"
 }
-cp -r "$t/src" "$t/peer"
-timed peer dcmodify -q -nb -imt "${args[@]}" "$t/peer"/*.dcm
+median() { # median FIELD FILE
+  awk -v f="$1" '{print $f}' "$2" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+# ROUNDS rounds (default 5), the four runs interleaved in each, so drift in the machine's state
+# (page cache, file-system allocation) falls on all of them alike; every figure is a median.
+rounds=${ROUNDS:-5}
 nthreads=$(nproc)
-timed one "$V" --threads 1 anonymize "$t/src" --out "$t/out1" --key "$t/site.key" --log-level warn
-timed all "$V" --threads "$nthreads" anonymize "$t/src" --out "$t/outN" --key "$t/site.key" --log-level warn
-cp -r "$t/src" "$t/peer2" # dcmodify a second time, so the peer's noise shows
-timed peer2 dcmodify -q -nb -imt "${args[@]}" "$t/peer2"/*.dcm
-# the floor for writing new files: copying the folder (cp uses copy_file_range too)
-timed copy cp -r "$t/src" "$t/copy"
+for r in $(seq "$rounds"); do
+  rm -rf "$t/peer" "$t/out1" "$t/outN" "$t/copy"
+  cp -r "$t/src" "$t/peer" # dcmodify edits in place: a fresh copy each round (not timed)
+  timed peer dcmodify -q -nb -imt "${args[@]}" "$t/peer"/*.dcm
+  timed one "$V" --threads 1 anonymize "$t/src" --out "$t/out1" --key "$t/site.key" --log-level warn
+  timed all "$V" --threads "$nthreads" anonymize "$t/src" --out "$t/outN" --key "$t/site.key" --log-level warn
+  # the floor for writing new files: copying the folder (cp uses copy_file_range too)
+  timed copy cp -r "$t/src" "$t/copy"
+done
 
 for d in out1 outN; do
   nout=$(find "$t/$d" -name '*.dcm' | wc -l)
@@ -85,21 +96,21 @@ if [ -n "${LOOP:-}" ]; then # the way site scripts often call it: one dcmodify p
   echo "dcmodify once per file (site-script style): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}') s wall"
 fi
 
-printf '%-22s %8s %10s %10s %10s\n' run files wall_s user_s sys_s
-for r in peer:dcmodify peer2:"dcmodify (again)" one:"vesalius 1 thread" all:"vesalius $nthreads threads" \
-  copy:"cp -r (copy floor)"; do
-  read -r w u s <"$t/${r%%:*}.time"
-  printf '%-22s %8s %10s %10s %10s\n' "${r#*:}" "$n" "$w" "$u" "$s"
+printf '%-22s %8s %10s %10s %10s %16s\n' run files wall_s user_s sys_s "wall min..max"
+for r in peer:dcmodify one:"vesalius 1 thread" all:"vesalius $nthreads threads" copy:"cp -r (copy floor)"; do
+  f="$t/${r%%:*}.runs"
+  printf '%-22s %8s %10s %10s %10s %16s\n' "${r#*:}" "$n" "$(median 1 "$f")" "$(median 2 "$f")" "$(median 3 "$f")" \
+    "$(sort -g "$f" | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo ".." hi}')"
 done
-echo "dcmodify: one invocation, $((${#args[@]} / 2)) -ea tags; load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores; outputs of 1 and $nthreads threads identical"
-read -r pw pu ps <"$t/peer.time"; read -r pw2 pu2 ps2 <"$t/peer2.time"
-read -r ow ou os <"$t/one.time"; read -r aw au as <"$t/all.time"; read -r cw cu cs <"$t/copy.time"
+fs=$(stat -f -c %T "$t")
+echo "medians of $rounds interleaved rounds; dcmodify: one invocation, $((${#args[@]} / 2)) -ea tags; files on $fs ($t); load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores; outputs of 1 and $nthreads threads identical"
+pw=$(median 1 "$t/peer.runs"); pc=$(awk '{print $2 + $3}' "$t/peer.runs" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+ow=$(median 1 "$t/one.runs"); oc=$(awk '{print $2 + $3}' "$t/one.runs" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+aw=$(median 1 "$t/all.runs"); cw=$(median 1 "$t/copy.runs")
 echo "copying the same files with cp -r: $cw s wall; vesalius with $nthreads threads takes $(awk -v a="$aw" -v c="$cw" 'BEGIN{printf "%.2f", a/c}')x that time"
-awk -v pw="$pw" -v pw2="$pw2" -v pc="$(echo "$pu $ps $pu2 $ps2" | awk '{print ($1+$2+$3+$4)/2}')" \
-  -v ow="$ow" -v oc="$(echo "$ou $os" | awk '{print $1+$2}')" -v aw="$aw" -v n="$n" -v k="$nthreads" '
+awk -v pw="$pw" -v pc="$pc" -v ow="$ow" -v oc="$oc" -v aw="$aw" -v n="$n" -v k="$nthreads" '
   BEGIN {
-    p = (pw + pw2) / 2
-    printf "CPU time (user+sys): vesalius 1 thread %.2f s, dcmodify %.2f s (mean of two): %.1fx\n", oc, pc, pc / oc
-    printf "deid: %d CT files, vesalius %.2f s with 1 thread (%.1fx dcmodify), %.2f s with %d threads (%.1fx); dcmodify %.2f s\n",
-      n, ow, p / ow, aw, k, p / aw, p
+    printf "CPU time (user+sys): vesalius 1 thread %.2f s, dcmodify %.2f s: %.1fx\n", oc, pc, pc / oc
+    printf "deid: %d CT files, vesalius %.3f s with 1 thread (%.1fx dcmodify), %.3f s with %d threads (%.1fx); dcmodify %.3f s (medians)\n",
+      n, ow, pw / ow, aw, k, pw / aw, pw
   }'

@@ -1,5 +1,7 @@
 #include "rng.h"
 
+#include "le.h"
+
 #include <math.h>
 
 #define PCG_MULT 6364136223846793005ULL
@@ -53,25 +55,15 @@ void rng_shuffle_u32(rng *r, uint32_t *a, uint32_t n) {
     }
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 void rng_save(const rng *r, uint8_t out[RNG_STATE_BYTES]) {
-    put_u64(out, r->state);
-    put_u64(out + 8, r->inc);
+    le_put_u64(out, r->state);
+    le_put_u64(out + 8, r->inc);
 }
 
 vs_status rng_load(rng *r, const uint8_t in[RNG_STATE_BYTES], vs_error *err) {
-    uint64_t inc = get_u64(in + 8);
+    uint64_t inc = le_get_u64(in + 8);
     if ((inc & 1u) == 0) return VS_FAIL(err, VS_ERR_FORMAT, "saved RNG state is invalid (even increment)");
-    r->state = get_u64(in);
+    r->state = le_get_u64(in);
     r->inc = inc;
     return VS_OK;
 }

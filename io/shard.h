@@ -207,8 +207,8 @@ void shard_sampler_destroy(shard_sampler *s);
  * window of crop n (ws NULL or ws->volumes 0: shard_set_crop, uniform over every volume): the
  * sequence depends only on (seed, n), not on threads or timing, so a trainer saves n
  * (shard_stream_position) and resumes with shard_stream_seek. `threads` background threads
- * keep up to `depth` crops ready (they decompress in parallel); depth 0 makes each crop on demand in the caller's thread. While a
- * stream runs, only it may use the shard set. */
+ * keep up to `depth` crops ready (they decompress in parallel); depth 0 makes each crop on
+ * demand in the caller's thread. While a stream runs, only it may use the shard set. */
 typedef struct shard_stream shard_stream;
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,

@@ -1,10 +1,12 @@
 /* mae_shards.c — the MAE's crop source over HDF5 shards (io/shard.h's prefetching stream).
  *
  * Crop n of the stream depends only on (seed, n) and the working set (W, R), so the source's
- * whole state is n: saved in checkpoints with W and R, restored with shard_stream_seek. Augmentation (flips, scale, shift) draws from
- * the trainer's rng, whose state the checkpoint holds too. */
+ * whole state is n: saved in checkpoints with W and R, restored with shard_stream_seek.
+ * Augmentation (flips, scale, shift) draws from the trainer's rng, whose state the checkpoint
+ * holds too. */
 #include "mae_data.h"
 
+#include "le.h"
 #include "shard.h"
 
 #include <stdlib.h>
@@ -26,18 +28,6 @@ void mae_sampling_default(mae_sampling *s) {
     s->cache_mb = 0;
 }
 
-static void put_u64(uint8_t *b, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *b) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
-}
-
 static vs_status shards_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
     shard_source *s = ctx;
     if (memcmp(crop, s->crop, sizeof s->crop) != 0)
@@ -57,9 +47,9 @@ static vs_status shards_fill(void *ctx, rng *r, int B, const int crop[3], float 
 static vs_status shards_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
     (void)err;
     shard_source *s = ctx;
-    put_u64(buf, shard_stream_position(s->stream));
-    put_u64(buf + 8, (uint64_t)s->ws.volumes);
-    put_u64(buf + 16, (uint64_t)s->ws.swap_every);
+    le_put_u64(buf, shard_stream_position(s->stream));
+    le_put_u64(buf + 8, (uint64_t)s->ws.volumes);
+    le_put_u64(buf + 16, (uint64_t)s->ws.swap_every);
     *len = STATE_BYTES;
     return VS_OK;
 }
@@ -69,13 +59,13 @@ static vs_status shards_load(void *ctx, const uint8_t *buf, size_t len, vs_error
     if (len != 8 && len != STATE_BYTES)
         return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not a shard source's");
     /* 8 bytes: a checkpoint from before the working set, whose crops were uniform (W = 0) */
-    uint64_t w = len == 8 ? 0 : get_u64(buf + 8), r = len == 8 ? 0 : get_u64(buf + 16);
+    uint64_t w = len == 8 ? 0 : le_get_u64(buf + 8), r = len == 8 ? 0 : le_get_u64(buf + 16);
     if (w != (uint64_t)s->ws.volumes || (w && r != (uint64_t)s->ws.swap_every))
         return VS_FAIL(err, VS_ERR_USAGE,
                        "the checkpoint was trained with --working-set %llu --swap-every %llu; resume "
                        "it with the same (now %d and %d) or start a new run",
                        (unsigned long long)w, (unsigned long long)r, s->ws.volumes, s->ws.swap_every);
-    return shard_stream_seek(s->stream, get_u64(buf), err);
+    return shard_stream_seek(s->stream, le_get_u64(buf), err);
 }
 
 static void shards_close(void *ctx) {

@@ -1,6 +1,7 @@
 /* cmd_demo.c — `vesalius demo-cohort`: write the synthetic demo cohort (studies/demo.h). */
 #include "cli.h"
 #include "demo.h"
+#include "det_cli.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -43,19 +44,27 @@ int cmd_demo_cohort(int argc, char **argv) {
             c.max_slices = b;
             break;
         case 'S': c.seed = strtoull(optarg, NULL, 10); break;
-        case 'p': c.positive_share = atof(optarg);
-            if (c.positive_share < 0 || c.positive_share > 1) return cli_usage_error("demo-cohort", "--positive-share wants 0 to 1");
+        case 'p':
+            if (detcli_number(optarg, 0, 1, &c.positive_share) != 0)
+                return cli_usage_error("demo-cohort", "--positive-share wants 0 to 1, not '%s'", optarg);
             break;
-        case 'c': c.contrast = atof(optarg);
-            if (!(c.contrast > 0 && c.contrast <= 20)) return cli_usage_error("demo-cohort", "--contrast wants a factor in (0, 20]");
+        case 'c':
+            if (detcli_number(optarg, 1e-3, 20, &c.contrast) != 0)
+                return cli_usage_error("demo-cohort", "--contrast wants a factor in (0, 20], not '%s'", optarg);
             break;
-        case 'd':
-            if (sscanf(optarg, "%lf:%lf", &c.min_diameter, &c.max_diameter) != 2 || !(c.min_diameter >= 2) ||
-                !(c.max_diameter >= c.min_diameter) || c.max_diameter > 80)
+        case 'd': { /* MIN:MAX, each checked whole */
+            char lo[32] = "";
+            const char *colon = strchr(optarg, ':');
+            if (colon && colon > optarg && colon - optarg < (long)sizeof lo)
+                memcpy(lo, optarg, (size_t)(colon - optarg));
+            if (!lo[0] || detcli_number(lo, 2, 80, &c.min_diameter) != 0 ||
+                detcli_number(colon + 1, c.min_diameter, 80, &c.max_diameter) != 0)
                 return cli_usage_error("demo-cohort", "--diameter wants MIN:MAX mm (2 to 80), not '%s'", optarg);
             break;
-        case 't': c.subtle_share = atof(optarg);
-            if (c.subtle_share < 0 || c.subtle_share > 1) return cli_usage_error("demo-cohort", "--subtle-share wants 0 to 1");
+        }
+        case 't':
+            if (detcli_number(optarg, 0, 1, &c.subtle_share) != 0)
+                return cli_usage_error("demo-cohort", "--subtle-share wants 0 to 1, not '%s'", optarg);
             break;
         default: return cli_usage_error("demo-cohort", "unknown option '%s'", argv[optind - 1]);
         }

@@ -32,6 +32,8 @@ if cmp -s "$t/k1/labels/annotations.csv" "$t/k3/labels/annotations.csv" &&
 else echo "FAIL: --contrast 3 did not scale the tumours' contrast"; paste "$t/k1.txt" "$t/k3.txt"; fails=$((fails + 1)); fi
 "$V" demo-cohort --out "$t/d" --diameter 1:4 >/dev/null 2>&1; rc=$?
 [ "$rc" = 2 ] && echo "ok: bad --diameter is a usage error" || { echo "FAIL: bad --diameter exit $rc"; fails=$((fails + 1)); }
+"$V" demo-cohort --out "$t/d" --contrast 3x >/dev/null 2>&1; rc=$?
+[ "$rc" = 2 ] && echo "ok: a --contrast that is not a number is a usage error" || { echo "FAIL: --contrast 3x exit $rc"; fails=$((fails + 1)); }
 "$V" demo-cohort --out "$t/d" --matrix 8 >/dev/null 2>&1; rc=$?
 [ "$rc" = 2 ] && echo "ok: bad --matrix is a usage error" || { echo "FAIL: bad --matrix exit $rc"; fails=$((fails + 1)); }
 echo "$fails failed"

@@ -5,6 +5,7 @@
  * libvesalius_core.so (pipeline/front.c), so that a command that needs no HDF5, ITK or BLAS
  * does not pay for loading them (some 80 shared libraries, ~25 ms per start). */
 #include "cli.h"
+#include "dcmdict.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -135,5 +136,8 @@ int main(int argc, char **argv) {
     }
     sub_argc = out;
     sub_argv[sub_argc] = NULL;
+    /* DCMTK's dictionary from the built-in table rather than its text files (io/dcmdict.h):
+     * here, while the process has one thread and has not touched DCMTK. */
+    dcmdict_install();
     return cli_run(cmd, sub_argc, sub_argv);
 }

@@ -80,6 +80,9 @@ enum {
     O_WINDOW,
     O_SEED,
     O_OVERLAP,
+    O_FLIP,
+    O_SCALE,
+    O_SHIFT,
     O_STUDY
 };
 static const struct option ft_long[] = {
@@ -114,6 +117,9 @@ static const struct option ft_long[] = {
     {"window", required_argument, 0, O_WINDOW},
     {"seed", required_argument, 0, O_SEED},
     {"overlap", required_argument, 0, O_OVERLAP},
+    {"flip", required_argument, 0, O_FLIP},
+    {"scale", required_argument, 0, O_SCALE},
+    {"shift", required_argument, 0, O_SHIFT},
     {"study", required_argument, 0, O_STUDY},
     {0, 0, 0, 0},
 };
@@ -167,6 +173,12 @@ static int apply(ft_opts *o, int opt, const char *a) {
     case O_WINDOW: bad = sscanf(a, "%f:%f", &dc->window[0], &dc->window[1]) != 2; break;
     case O_SEED: bad = detcli_number(a, 0, 9e15, &v), o->tc.seed = (uint64_t)v; break;
     case O_OVERLAP: bad = detcli_number(a, 0, 64, &v), o->po.overlap = (int)v; break;
+    case O_FLIP:
+        bad = detcli_number(a, 0, 1, &v);
+        o->tc.aug.flip[0] = o->tc.aug.flip[1] = o->tc.aug.flip[2] = (float)v;
+        break;
+    case O_SCALE: bad = detcli_number(a, 0, 1, &v), o->tc.aug.scale = (float)v; break;
+    case O_SHIFT: bad = detcli_number(a, 0, 1, &v), o->tc.aug.shift = (float)v; break;
     case O_STUDY: break; /* applied before the other options */
     default: return -1;
     }
@@ -184,6 +196,10 @@ static void apply_study(ft_opts *o, const study *s, int arm_mae) {
     tc->det.gamma = f->loss == STUDY_LOSS_BCE ? 0.0f : (float)f->focal_gamma;
     tc->det.pos_weight = (float)f->pos_weight;
     tc->seed = (uint64_t)s->seed;
+    /* the same augmentations as pretraining */
+    tc->aug.flip[0] = tc->aug.flip[1] = tc->aug.flip[2] = s->pretrain.flips ? 0.5f : 0.0f;
+    tc->aug.scale = (float)s->pretrain.intensity_scale;
+    tc->aug.shift = (float)s->pretrain.intensity_shift;
     if (s->labels.file && s->labels.format == STUDY_LABELS_POINTS) o->points = s->labels.file;
     if (s->labels.file && s->labels.format == STUDY_LABELS_VOLUME) o->vol_labels = s->labels.file;
     if (s->labels.file && s->labels.format == STUDY_LABELS_MASKS) o->masks = s->labels.file;

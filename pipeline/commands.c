@@ -209,6 +209,8 @@ const cli_command cli_commands[] = {
      "  --crop Z,Y,X (32)  --patch Z,Y,X (8)  --dim N (96)  --depth N (3)  --heads N (3)  --hidden N (64)\n"
      "  --window LO:HI        clip intensities and map to [0, 1] (default: as stored)\n"
      "  --overlap N (2)       window overlap in tokens when predicting the test folds\n"
+     "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation (with --study:\n"
+     "                        the pretrain section's flips, intensity_scale, intensity_shift)\n"
      COMMON_HELP,
      CORE(cmd_finetune)},
     {"predict", "detect lesions in volumes with a trained detector",

@@ -87,6 +87,16 @@ YAML
 "$V" finetune --study "$t/study.yaml" $arch --log-level warn >"$t/out" 2>&1; check "finetune from a study file" 0 $?
 [ -s "$t/study-out/finetune-scratch/predictions-scratch.csv" ] && echo "ok: study output folder" || { echo "FAIL: no study outputs"; fails=$((fails + 1)); }
 contains "the study's seed made the folds" "$t/study-out/finetune-scratch/splits.csv" "seed=3"
+# augmentation: the study's pretrain section (flips, intensity_scale, intensity_shift), or options
+one="$arch --fold 0 --steps 10 --log-level warn"
+"$V" finetune --study "$t/study.yaml" $one --out "$t/aug-default" >"$t/out" 2>&1; check "finetune, default augmentation" 0 $?
+"$V" finetune --study "$t/study.yaml" $one --flip 0 --scale 0 --shift 0 --out "$t/aug-off" >"$t/out" 2>&1
+check "finetune, augmentation off by options" 0 $?
+sed 's/^labels:/pretrain:\n  flips: false\n  intensity_scale: 0\n  intensity_shift: 0\nlabels:/' "$t/study.yaml" >"$t/study-noaug.yaml"
+"$V" finetune --study "$t/study-noaug.yaml" $one --out "$t/aug-study" >"$t/out" 2>&1; check "finetune, augmentation off by the study" 0 $?
+cmp -s "$t/aug-off/scratch-fold0.det" "$t/aug-study/scratch-fold0.det"; check "the study's augmentation reaches finetune" 0 $?
+cmp -s "$t/aug-off/scratch-fold0.det" "$t/aug-default/scratch-fold0.det"; check "augmentation changes the detector" 1 $?
+"$V" finetune --study "$t/study.yaml" $one --shift 2 --out "$t/x" >"$t/out" 2>&1; check "a shift above 1 is refused" 2 $?
 
 "$V" finetune $common --key "$t/missing.key" --out "$t/x" >"$t/out" 2>&1; check "missing site key" 3 $?
 printf 'seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,oops,4\n' >"$t/bad.csv"

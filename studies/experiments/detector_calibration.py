@@ -1,5 +1,6 @@
-# detector_calibration.py OUT FTDIR STEPS cnn|vit LO HI — can ANY small detector learn the cohort's lesions?
-# Trains a small PyTorch 3D CNN or a ViT of the detector's size (not project code) with the detector's
+# detector_calibration.py OUT FTDIR STEPS cnn|vit|hybrid LO HI — can ANY small detector learn the cohort's lesions?
+# Trains a small PyTorch 3D CNN, a ViT of the detector's size, or that ViT on a convolutional stem (hybrid: three
+# conv layers, stride 8 in all, one 64-channel token per 8^3 voxels) (not project code) with the detector's
 # protocol (32^3 crops, half centred on lesions, focal loss on the 8^3 token holding a centre) on the
 # training patients of fold 0 (FTDIR/labels.csv and splits.csv, as `vesalius finetune` writes them),
 # stored intensities windowed to [LO, HI]; prints the volume AUC (max token probability) on the
@@ -44,10 +45,22 @@ class ViT(nn.Module):
         if x.shape[1] == 64: x = x + s.pos
         for blk in s.blocks: x = blk(x)
         return s.head(s.norm(x)).reshape(b, 1, gz, gy, gx)
-net = ViT() if kind == 'vit' else nn.Sequential(nn.Conv3d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 32, 3, 2, 1), nn.ReLU(),
+class Hybrid(ViT):
+    def __init__(s, dim=96):
+        super().__init__(dim)
+        s.stem = nn.Sequential(nn.Conv3d(1, 16, 3, 2, 1), nn.GELU(), nn.Conv3d(16, 32, 3, 2, 1), nn.GELU(),
+                               nn.Conv3d(32, 64, 3, 2, 1), nn.GELU())
+        s.emb = nn.Linear(64, dim)
+    def forward(s, v):
+        b = v.shape[0]; f = s.stem(v); gz, gy, gx = f.shape[2:]
+        x = s.emb(f.flatten(2).transpose(1, 2))
+        if x.shape[1] == 64: x = x + s.pos
+        for blk in s.blocks: x = blk(x)
+        return s.head(s.norm(x)).reshape(b, 1, gz, gy, gx)
+net = ViT() if kind == 'vit' else Hybrid() if kind == 'hybrid' else nn.Sequential(nn.Conv3d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 32, 3, 2, 1), nn.ReLU(),
                     nn.Conv3d(32, 32, 3, padding=1), nn.ReLU(), nn.Conv3d(32, 64, 3, 2, 1), nn.ReLU(),
                     nn.Conv3d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv3d(64, 64, 3, 2, 1), nn.ReLU(), nn.Conv3d(64, 1, 1))
-nn.init.constant_((net.head[-1] if kind == 'vit' else net[-1]).bias, math.log(0.01 / 0.99))
+nn.init.constant_((net.head[-1] if kind != 'cnn' else net[-1]).bias, math.log(0.01 / 0.99))
 opt = torch.optim.AdamW(net.parameters(), 1e-3)
 def crop(s, c=None):
     arr, L = V[s]; S = np.array(arr.shape)
@@ -70,13 +83,15 @@ for step in range(steps):
     lo = net(x); p = torch.sigmoid(lo)
     ce = F.binary_cross_entropy_with_logits(lo, t, reduction='none')
     pt = p * t + (1 - p) * (1 - t); loss = (ce * (1 - pt) ** 2 * (0.25 * t + 0.75 * (1 - t))).sum() / max(1, t.sum())
-    opt.zero_grad(); loss.backward(); opt.step()
+    opt.zero_grad(); loss.backward()
+    if kind == 'hybrid': nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # diverged unclipped at lr 1e-3
+    opt.step()
     if step % 250 == 0: print(step, float(loss), flush=True)
 def score(s):
     arr = V[s][0]; P = [(-n) % 8 for n in arr.shape]
     x = np.pad(arr, [(0, p) for p in P])
     with torch.no_grad():
-        if kind != 'vit': return float(torch.sigmoid(net(torch.tensor(x)[None, None])).max())
+        if kind == 'cnn': return float(torch.sigmoid(net(torch.tensor(x)[None, None])).max())
         P2 = [(-n) % 32 for n in arr.shape]; x = np.pad(arr, [(0, p) for p in P2]); m = 0
         for z in range(0, x.shape[0], 32):
             for y in range(0, x.shape[1], 32):

@@ -223,7 +223,7 @@ static const field_rule rules[] = {
     R("finetune.focal_gamma", F_DBL, finetune.focal_gamma, 2, 0, 0, 0, 10),
     R("finetune.pos_weight", F_DBL, finetune.pos_weight, 1, 0, 0, 0, 10000),
     R("finetune.scratch_baseline", F_BOOL, finetune.scratch_baseline, 1, 0, 0, 0, 1),
-    R("finetune.eval_every", F_INT, finetune.eval_every, 25, 0, 0, 1, 1000000),
+    R("finetune.eval_every", F_INT, finetune.eval_every, 25, 0, 0, 0, 1000000),
     R("validate.bootstrap", F_INT, validate.bootstrap, 1000, 0, 0, 0, 1000000),
 };
 #undef R

@@ -33,9 +33,10 @@ extern "C" int dcmdict_install(void) {
     // DCMTK builds its global dictionary on first use from DCMDICTPATH (else its default files):
     // pointed at an empty file it holds only its skeleton, and the table goes in after.
     if (setenv(DCM_DICT_ENVIRONMENT_VARIABLE, "/dev/null", 1) != 0) return 0;
-    int installed = 0;
+    int installed = 0, locked = 0, added = 0;
     try {
         DcmDataDictionary &d = dcmDataDict.wrlock();
+        locked = 1;
         if (d.isDictionaryLoaded() && d.numberOfEntries() == 0) {
             for (int i = 0; i < dcmdict_n_normal + dcmdict_n_repeating; i++) {
                 const dcmdict_row *r = &dcmdict_rows[i];
@@ -46,17 +47,18 @@ extern "C" int dcmdict_install(void) {
                 e->setGroupRangeRestriction((DcmDictRangeRestriction)r->group_restriction);
                 e->setElementRangeRestriction((DcmDictRangeRestriction)r->element_restriction);
                 d.addEntry(e);
+                added = 1;
             }
             installed = 1;
         }
-        dcmDataDict.wrunlock();
-    } catch (...) {
+    } catch (...) { /* an allocation failed: DCMTK reloads its files below */
         installed = 0;
     }
+    if (locked) dcmDataDict.wrunlock();
     unsetenv(DCM_DICT_ENVIRONMENT_VARIABLE);
-    if (!installed) { // created before us (or empty): leave it to DCMTK, with its own files
+    if (!installed) { // created before us, empty, or half filled: DCMTK's own files
         DcmDataDictionary &d = dcmDataDict.wrlock();
-        if (d.numberOfEntries() == 0) d.reloadDictionaries(OFTrue, OFTrue);
+        if (added || d.numberOfEntries() == 0) d.reloadDictionaries(OFTrue, OFTrue);
         dcmDataDict.wrunlock();
     }
     return installed;

@@ -50,7 +50,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$t/site.key" && chmod 600 
 # markers: strictly less work than the profile) and the private tags, in place, no backups.
 args=()
 while read -r tag; do args+=(-ea "(${tag:0:4},${tag:4:4})"); done < <(
-  sed -n 's/^    {0x\([0-9A-F]\{8\}\), 0xFFFFFFFF, "[^"]*", [0-9], DEID_X,.*/\1/p' "$root/io/deid_profile.c" |
+  sed -n 's/^    {0x\([0-9A-F]\{8\}\), 0xFFFFFFFF, "[^"]*", [0-9], DEID_X,.*/\1/p' "$root/io/deid/deid_profile.c" |
   grep -v '^000[02]')
 args+=(-ea "(0029,0010)" -ea "(0029,1001)")
 

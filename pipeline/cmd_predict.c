@@ -3,7 +3,7 @@
 #include "cli.h"
 #include "fsdir.h"
 #include "det_cli.h"
-#include "itk/itk_shim.h"
+#include "itk_shim.h"
 #include "log.h"
 #include "nn.h"
 #include "shard.h"

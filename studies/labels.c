@@ -1,7 +1,7 @@
 /* labels.c — label import (labels.h): LUNA16 points, volume labels, label masks. */
 #include "labels.h"
 
-#include "itk/itk_shim.h"
+#include "itk_shim.h"
 
 #include <ctype.h>
 #include <dirent.h>

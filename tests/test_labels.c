@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "itk/itk_shim.h"
+#include "itk_shim.h"
 #include "labels.h"
 
 #include <math.h>

@@ -9,8 +9,8 @@
 extern "C" { /* status.h and volume.h are C headers without their own guards */
 #endif
 
-#include "../status.h"
-#include "../volume.h"
+#include "status.h"
+#include "volume.h"
 
 /* ITK's full version string, e.g. "5.2.1". */
 const char *itkshim_version(void);

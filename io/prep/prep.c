@@ -1,7 +1,7 @@
 /* prep.c — preprocessing steps (prep.h). Reorient, crop, intensity steps in C; resampling and
  * N4 through the ITK shim (io/itk/itk_prep.cc). */
 #include "prep.h"
-#include "itk/itk_shim.h"
+#include "itk_shim.h"
 
 #include <math.h>
 #include <stdio.h>

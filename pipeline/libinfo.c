@@ -1,7 +1,7 @@
 #include "libinfo.h"
 
 #include "dcmtk_shim.h"
-#include "itk/itk_shim.h"
+#include "itk_shim.h"
 
 #include <hdf5.h>
 #include <stdio.h>

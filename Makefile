@@ -14,7 +14,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test demo sanitize clean
+.PHONY: all build deps test unit demo sanitize clean
 
 all: build
 
@@ -40,6 +40,10 @@ build:
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The fast loop while editing: the unit tests alone (seconds). `make test` runs them too.
+unit: deps build
+	cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own folder.
 sanitize: deps

@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 n=${N:-1000}
 B=${B:-1000}
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-/usr/bin/python3 "$here/../tests/validation_data.py" "$t" 7 "$n"
+/usr/bin/python3 "$here/../tests/fixtures/validation_data.py" "$t" 7 "$n"
 start=$(date +%s.%N)
 "$VESALIUS_BUILD/vesalius" validate --log-level warn --labels "$t/labels.csv" \
   --predictions "$t/predictions_mae.csv" --predictions "$t/predictions_scratch.jsonl" \

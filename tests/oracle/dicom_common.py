@@ -1,4 +1,4 @@
-"""Shared helpers for the DICOM reader tests: run tests/dicom_dump, load its volumes, and the
+"""Shared helpers for the DICOM reader tests: run tests/tools/dicom_dump, load its volumes, and the
 reference pixel rules (io/dicom.h) written independently with pydicom and numpy."""
 import json
 import os

@@ -119,7 +119,7 @@ check("one class: no report written", not os.path.exists(os.path.join(out, "repo
 
 # ---- FROC / CPM / AP: Python twin of LUNA16's evaluation on the realistic study ----
 sim = os.path.join(work, "sim")
-subprocess.run(["/usr/bin/python3", os.path.join(HERE, "validation_data.py"), sim], check=True)
+subprocess.run(["/usr/bin/python3", os.path.join(HERE, "..", "fixtures", "validation_data.py"), sim], check=True)
 lesions = {}
 series = set()
 with open(os.path.join(sim, "labels.csv")) as f:

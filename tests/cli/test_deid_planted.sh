@@ -7,4 +7,4 @@ set -u
 V=${VESALIUS:?VESALIUS must name the built binary}
 SRC=${VESALIUS_SRC:?}
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-/usr/bin/python3 "$SRC/tests/deid_planted.py" "$V" "$t"
+/usr/bin/python3 "$SRC/tests/cli/deid_planted.py" "$V" "$t"

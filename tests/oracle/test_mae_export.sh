@@ -13,4 +13,4 @@ if [ -z "$twin" ]; then echo "SKIP: the PyTorch twin mae3d_ref.py is not found (
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then echo "SKIP: python3-torch is missing"; exit 77; fi
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 "$probe" "$t" || { echo "FAIL: mae_export_probe"; exit 1; }
-/usr/bin/python3 "$src/tests/mae_export_check.py" "$twin" "$t"
+/usr/bin/python3 "$src/tests/oracle/mae_export_check.py" "$twin" "$t"

@@ -9,4 +9,4 @@ SRC=${VESALIUS_SRC:?}
 REF=${VESALIUS_DICOM_REFERENCE:-$SRC/../shared/reference/dicom}
 [ -d "$REF" ] || [ -n "${VESALIUS_DICOM_REFERENCE:-}" ] || REF=$SRC/../../shared/reference/dicom
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-/usr/bin/python3 "$SRC/tests/deid_profile_check.py" "$V" "$REF" "$t"
+/usr/bin/python3 "$SRC/tests/oracle/deid_profile_check.py" "$V" "$REF" "$t"

@@ -15,14 +15,14 @@ if diff -rq "$t/a" "$t/c" >/dev/null; then echo "FAIL: another seed gave the sam
 else echo "ok: another seed, another cohort"; fi
 n=$(find "$t/a/dicom" -name '*.dcm' | wc -l)
 [ "$n" -gt 100 ] && echo "ok: $n files" || { echo "FAIL: only $n files"; fails=$((fails + 1)); }
-/usr/bin/python3 "$SRC/tests/demo_check.py" "$t/a" || fails=$((fails + 1))
+/usr/bin/python3 "$SRC/tests/cli/demo_check.py" "$t/a" || fails=$((fails + 1))
 # --contrast scales every tumour's contrast and nothing else: same seed and diameters, same
 # tumours where they were (soft-tissue ones 3x their contrast; lung nodules are solid either way)
 few="--unlabeled 0 --labeled 8 --radiographs 0 --matrix 48 --slices 16:24 --positive-share 1 --diameter 16:24 --subtle-share 0"
 "$V" demo-cohort --out "$t/k1" $few --seed 7 >/dev/null 2>&1 && "$V" demo-cohort --out "$t/k3" $few --seed 7 --contrast 3 >/dev/null 2>&1 ||
   { echo "FAIL: generator with --contrast"; fails=$((fails + 1)); }
 for k in k1 k3; do # (a CT-only cohort misses the mix the full check wants; only contrasts are read)
-  /usr/bin/python3 "$SRC/tests/demo_check.py" "$t/$k" "$t/$k.txt" >/dev/null
+  /usr/bin/python3 "$SRC/tests/cli/demo_check.py" "$t/$k" "$t/$k.txt" >/dev/null
   [ -s "$t/$k.txt" ] || { echo "FAIL: no tumour contrasts measured in the $k cohort"; fails=$((fails + 1)); touch "$t/$k.txt"; }
 done
 if cmp -s "$t/k1/labels/annotations.csv" "$t/k3/labels/annotations.csv" &&

@@ -7,4 +7,4 @@ V=${VESALIUS:?VESALIUS must name the built binary}
 tool=${1:?usage: test_deid_scan.sh DEID_SHARD_TOOL}
 here=$(cd "$(dirname "$0")" && pwd)
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-/usr/bin/python3 "$here/deid_scan_check.py" "$V" "$tool" "$here/validation_data.py" "$t"
+/usr/bin/python3 "$here/deid_scan_check.py" "$V" "$tool" "$here/../fixtures/validation_data.py" "$t"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_store — the ingest output folder (io/store + io/catalog + io/shard) driven by
-# tests/store_tool as `vesalius ingest` will drive it:
+# tests/tools/store_tool as `vesalius ingest` will drive it:
 #   * kill -9 at random instants (several seeds), rerun: catalog and shards equal an
 #     uninterrupted run (same bytes), every source accounted for once, verify clean;
 #   * a rerun with no new files does nothing (exit 5); new files are ingested, a new slice

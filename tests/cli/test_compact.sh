@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_compact — `vesalius compact` on an ingest output folder (driven by tests/store_tool):
+# test_compact — `vesalius compact` on an ingest output folder (driven by tests/tools/store_tool):
 # after rebuilt series left dead volumes in old shards, compaction rewrites the mostly-dead
 # shards; the live volumes (key, checksum, shape, sources) are exactly those before, h5py sees
 # each once, dead voxels drop, verify is clean and a rerun of ingest has nothing to do. Then

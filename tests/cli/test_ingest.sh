@@ -11,7 +11,7 @@ check() { if [ "$2" != "$3" ]; then echo "FAIL: $1 (exit $3, wanted $2)"; fails=
 "$V" demo-cohort --out "$t/c" --unlabeled 6 --labeled 3 --radiographs 1 --matrix 40 --slices 12:18 --seed 11 >/dev/null 2>&1 || { echo "FAIL: cohort"; exit 1; }
 "$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess none -j 1 2>"$t/log"; check "first ingest" 0 $?
 [ "$(stat -c %a "$t/k")" = 600 ] && echo "ok: key created 0600" || { echo "FAIL: key mode"; fails=$((fails + 1)); }
-/usr/bin/python3 "$SRC/tests/ingest_check.py" "$t/c" "$t/o" || fails=$((fails + 1))
+/usr/bin/python3 "$SRC/tests/cli/ingest_check.py" "$t/c" "$t/o" || fails=$((fails + 1))
 if grep -F -f <(awk 'length >= 6' "$t/c/phi.txt") "$t/log" >/dev/null; then echo "FAIL: the log holds a planted identifier"; fails=$((fails + 1)); else echo "ok: log clean"; fi
 sum1=$(sha256sum "$t"/o/shards/*.h5 | sha256sum)
 "$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess none 2>/dev/null; check "rerun with nothing new" 5 $?

@@ -216,7 +216,7 @@ open(os.path.join(bad, "lying_length.dcm"), "wb").write(bytes(blob))
 n_made += 2
 
 # every input the fuzzer ever broke the reader with is kept and read again here
-crash_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "crashes")
+crash_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "crashes")
 for f in sorted(os.listdir(crash_dir)) if os.path.isdir(crash_dir) else []:
     shutil.copy(os.path.join(crash_dir, f), os.path.join(bad, "crash_" + f))
     n_made += 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_shard_h5py — C writes shards (tests/shard_tool), h5py reads them back (test_shard_h5py.py).
+# test_shard_h5py — C writes shards (tests/tools/shard_tool), h5py reads them back (test_shard_h5py.py).
 set -u
 tool=${1:?usage: test_shard_h5py.sh SHARD_TOOL}
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT

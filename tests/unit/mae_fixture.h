@@ -1,4 +1,4 @@
-/* mae_fixture.h — read the records of tests/mae_fixture_*.bin (written by mae_fixture.py) and
+/* mae_fixture.h — read the records of tests/fixtures/mae_fixture_*.bin (written by mae_fixture.py) and
  * build the model they describe. Test-only helpers, shared by the MAE tests. */
 #ifndef VS_MAE_FIXTURE_H
 #define VS_MAE_FIXTURE_H
@@ -26,7 +26,7 @@ typedef struct fixture {
 static int fx_load(fixture *f, const char *name) {
     char path[1024];
     const char *src = getenv("VESALIUS_SRC");
-    snprintf(path, sizeof path, "%s/tests/%s", src ? src : ".", name);
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : ".", name);
     memset(f, 0, sizeof *f);
     FILE *fp = fopen(path, "rb");
     if (!fp) {

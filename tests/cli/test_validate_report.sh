@@ -13,7 +13,7 @@ bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
 expect() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$3', wanted '$2')"; fi; }
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 d=$t/study
-/usr/bin/python3 "$here/validation_data.py" "$d" || { echo "FAIL: generator"; exit 1; }
+/usr/bin/python3 "$here/../fixtures/validation_data.py" "$d" || { echo "FAIL: generator"; exit 1; }
 
 validate() { # validate OUTDIR [EXTRA...]
   local out=$1; shift

@@ -14,7 +14,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test unit demo sanitize clean
+.PHONY: all build deps test unit fuzz demo sanitize clean
 
 all: build
 
@@ -45,6 +45,11 @@ test: deps build
 unit: deps build
 	cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
+# Fuzzing the DICOM reader alone (its own clang build in $(BUILD)/fuzz; FUZZ_SECONDS, default
+# 60). `make test` runs it too.
+fuzz: deps build
+	cd $(BUILD) && ctest -L fuzz --output-on-failure
+
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own folder.
 sanitize: deps
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVESALIUS_SANITIZE=ON"
@@ -64,4 +69,4 @@ demo: deps build
 	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan

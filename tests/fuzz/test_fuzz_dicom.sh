@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# test_fuzz_dicom — build the libFuzzer target with clang + ASan/UBSan in build-fuzz/ (once;
-# later runs only rebuild what changed), replay every kept crash input, then fuzz reading and
-# assembling one DICOM file for FUZZ_SECONDS (default 60) seeded with pydicom's and nibabel's
-# files, under a memory limit. Any crash, leak, sanitizer report or out-of-memory fails the test.
+# test_fuzz_dicom — build the libFuzzer target with clang + ASan/UBSan in fuzz/ beside the
+# vesalius binary (build/fuzz; once, later runs only rebuild what changed), replay every kept
+# crash input, then fuzz reading and assembling one DICOM file for FUZZ_SECONDS (default 60)
+# seeded with pydicom's and nibabel's files, under a memory limit. Any crash, leak, sanitizer
+# report or out-of-memory fails the test. Nothing is written into the source tree: a failing
+# input is kept in the fuzz build's crashes/ folder.
 set -euo pipefail
 src=${VESALIUS_SRC:?}
-bdir=${VESALIUS_FUZZ_BUILD:-$src/build-fuzz}
+bdir=${VESALIUS_FUZZ_BUILD:-$(dirname "${VESALIUS:?}")/fuzz}
 secs=${FUZZ_SECONDS:-60}
 command -v clang >/dev/null || { echo "FAIL: clang is not installed (Debian: clang libclang-rt-14-dev)"; exit 1; }
 t0=$(date +%s)
@@ -41,9 +43,9 @@ rc=0
 grep -E "runtime error|ERROR|SUMMARY|^ +#[0-9]+ .* in (dcm|dicom|vs_|volume|LLVMFuzzer)" "$work/log" | head -40 || true
 tail -8 "$work/log"
 if ls "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-* >/dev/null 2>&1; then
-  mkdir -p "$src/tests/fuzz/crashes"
-  cp "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-* "$src/tests/fuzz/crashes/" 2>/dev/null || true
-  echo "FAIL: the fuzzer found a failing input (kept in tests/fuzz/crashes/)"
+  mkdir -p "$bdir/crashes"
+  cp "$work"/crash-* "$work"/leak-* "$work"/oom-* "$work"/timeout-* "$bdir/crashes/" 2>/dev/null || true
+  echo "FAIL: the fuzzer found a failing input (kept in $bdir/crashes/; once fixed, add it to tests/fuzz/crashes/)"
   exit 1
 fi
 [ "$rc" -eq 0 ] || { echo "FAIL: fuzzer exited $rc"; exit 1; }

@@ -2,8 +2,11 @@
 #include "fsdir.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 vs_status vs_mkdirs(const char *path, unsigned mode, vs_error *err) {
     char p[4096];
@@ -24,4 +27,58 @@ vs_status vs_mkdirs(const char *path, unsigned mode, vs_error *err) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return VS_FAIL(err, VS_ERR_IO, "%s: exists and is not a folder", path);
     return VS_OK;
+}
+
+vs_status vs_atomic_open(vs_atomic *a, const char *path, vs_error *err) {
+    a->f = NULL;
+    if ((size_t)snprintf(a->path, sizeof a->path, "%s", path) >= sizeof a->path ||
+        (size_t)snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path) >= sizeof a->tmp)
+        return VS_FAIL(err, VS_ERR_IO, "file path is longer than %zu bytes", sizeof a->path - 1);
+    if (!(a->f = fopen(a->tmp, "wb")))
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot create (%s)", a->tmp, strerror(errno));
+    return VS_OK;
+}
+
+vs_status vs_atomic_commit(vs_atomic *a, vs_error *err) {
+    if (!a->f) return VS_FAIL(err, VS_ERR_IO, "%s: not open", a->tmp);
+    int bad = ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
+    int e = errno;
+    bad |= fclose(a->f) != 0;
+    a->f = NULL;
+    if (bad || rename(a->tmp, a->path) != 0) {
+        if (!bad) e = errno;
+        remove(a->tmp);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", a->path, strerror(e ? e : EIO));
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a->path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open its folder to sync it (%s)", a->path,
+                       strerror(errno));
+    int synced = fsync(fd) == 0;
+    e = errno;
+    close(fd);
+    if (!synced)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot sync its folder (%s)", a->path, strerror(e));
+    return VS_OK;
+}
+
+void vs_atomic_abort(vs_atomic *a) {
+    if (a->f) {
+        fclose(a->f);
+        a->f = NULL;
+        remove(a->tmp);
+    }
+}
+
+vs_status vs_write_file_atomic(const char *path, const void *data, size_t n, vs_error *err) {
+    vs_atomic a;
+    vs_status s = vs_atomic_open(&a, path, err);
+    if (s != VS_OK) return s;
+    if (n && fwrite(data, 1, n, a.f) != n) {
+        vs_atomic_abort(&a);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", path, strerror(errno));
+    }
+    return vs_atomic_commit(&a, err);
 }

@@ -25,7 +25,7 @@ common="--shards $t/shards --labels $t/annotations.csv --volume-labels $t/volume
   --folds 4 --steps $FT_STEPS --eval-every 25 --patience 4 --lesion-share 0.5 --seed $SEED -j $J --log-level warn
   ${FT_OPTS:---lr 2e-3 --loss bce --pos-weight 2}"
 for mode in probe finetune; do
-  flag=""; [ "$mode" = probe ] && flag=--probe
+  flag=""; [ "$mode" = probe ] && flag="--mode probe"
   "$V" finetune $common $flag --init "$t/mae/checkpoint.ckpt" --out "$t/$mode-mae"
   "$V" finetune $common $flag $arch --out "$t/$mode-scratch"
   "$V" validate --predictions "$t/$mode-mae/predictions-mae.csv" "$t/$mode-scratch/predictions-scratch.csv" \

@@ -25,6 +25,8 @@ typedef struct cli_command {
     const char *summary; /* one line for `vesalius --help` */
     const char *usage;   /* full text for `vesalius NAME --help` */
     int (*run)(int argc, char **argv); /* NULL: planned, not built yet */
+    unsigned settings; /* ST_* bits (studies/study.h): the settings it takes as options, listed
+                          after `usage` by --help; 0: none */
 } cli_command;
 
 /* Options every command accepts (before or after the command name). */

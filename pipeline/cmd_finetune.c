@@ -16,6 +16,7 @@
 #include "labels.h"
 #include "log.h"
 #include "nn.h"
+#include "settings_cli.h"
 #include "shard.h"
 #include "splits.h"
 #include "study.h"
@@ -33,10 +34,11 @@ typedef struct ft_opts {
     det_train_config tc;
     det_predict_opts po;
     const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm;
-    int folds, only_fold, crop_given;
+    int folds, only_fold;
     double val_fraction;
-    study *st; /* --study: its finetune, labels, deid.key_file, seed and output are defaults */
-    char shards_buf[4096], out_buf[4096];
+    study *st;   /* the settings (studies/study.h): study file, then options */
+    study_kv kv; /* as recorded in OUT/settings.json */
+    char stage[32], shards_buf[4096], out_buf[4096];
 } ft_opts;
 
 /* The labeled cohort in memory. */
@@ -48,215 +50,115 @@ typedef struct cohort {
     char (*patient)[65];
 } cohort;
 
-enum {
-    O_SHARDS = 1000,
-    O_LABELS,
-    O_VLABELS,
-    O_MASKS,
-    O_KEY,
-    O_OUT,
-    O_INIT,
-    O_ARM,
-    O_PROBE,
-    O_FOLDS,
-    O_FOLD,
-    O_STEPS,
-    O_BATCH,
-    O_CROP,
-    O_PATCH,
-    O_DIM,
-    O_DEPTH,
-    O_HEADS,
-    O_HIDDEN,
-    O_LR,
-    O_LDECAY,
-    O_SHARE,
-    O_VALF,
-    O_PATIENCE,
-    O_EVAL,
-    O_LOSS,
-    O_GAMMA,
-    O_POSW,
-    O_WINDOW,
-    O_SEED,
-    O_OVERLAP,
-    O_FLIP,
-    O_SCALE,
-    O_SHIFT,
-    O_STUDY
-};
-static const struct option ft_long[] = {
-    {"shards", required_argument, 0, O_SHARDS},
-    {"labels", required_argument, 0, O_LABELS},
-    {"volume-labels", required_argument, 0, O_VLABELS},
-    {"masks", required_argument, 0, O_MASKS},
-    {"key", required_argument, 0, O_KEY},
-    {"out", required_argument, 0, O_OUT},
-    {"init", required_argument, 0, O_INIT},
-    {"arm", required_argument, 0, O_ARM},
-    {"probe", no_argument, 0, O_PROBE},
-    {"folds", required_argument, 0, O_FOLDS},
-    {"fold", required_argument, 0, O_FOLD},
-    {"steps", required_argument, 0, O_STEPS},
-    {"batch", required_argument, 0, O_BATCH},
-    {"crop", required_argument, 0, O_CROP},
-    {"patch", required_argument, 0, O_PATCH},
-    {"dim", required_argument, 0, O_DIM},
-    {"depth", required_argument, 0, O_DEPTH},
-    {"heads", required_argument, 0, O_HEADS},
-    {"hidden", required_argument, 0, O_HIDDEN},
-    {"lr", required_argument, 0, O_LR},
-    {"layer-decay", required_argument, 0, O_LDECAY},
-    {"lesion-share", required_argument, 0, O_SHARE},
-    {"val-fraction", required_argument, 0, O_VALF},
-    {"patience", required_argument, 0, O_PATIENCE},
-    {"eval-every", required_argument, 0, O_EVAL},
-    {"loss", required_argument, 0, O_LOSS},
-    {"gamma", required_argument, 0, O_GAMMA},
-    {"pos-weight", required_argument, 0, O_POSW},
-    {"window", required_argument, 0, O_WINDOW},
-    {"seed", required_argument, 0, O_SEED},
-    {"overlap", required_argument, 0, O_OVERLAP},
-    {"flip", required_argument, 0, O_FLIP},
-    {"scale", required_argument, 0, O_SCALE},
-    {"shift", required_argument, 0, O_SHIFT},
-    {"study", required_argument, 0, O_STUDY},
-    {0, 0, 0, 0},
+enum { O_SHARDS = 1000, O_LABELS, O_MASKS, O_OUT, O_INIT, O_ARM, O_FOLD };
+static const struct option ft_own[] = {
+    {"shards", required_argument, 0, O_SHARDS}, {"labels", required_argument, 0, O_LABELS},
+    {"masks", required_argument, 0, O_MASKS},   {"out", required_argument, 0, O_OUT},
+    {"init", required_argument, 0, O_INIT},     {"arm", required_argument, 0, O_ARM},
+    {"fold", required_argument, 0, O_FOLD},     {0, 0, 0, 0},
 };
 
-static int triple(const char *s, int v[3]) {
-    int n = sscanf(s, "%d,%d,%d", &v[0], &v[1], &v[2]);
-    if (n == 1)
-        v[1] = v[2] = v[0];
-    else if (n != 3)
-        return -1;
-    return v[0] < 1 || v[1] < 1 || v[2] < 1 ? -1 : 0;
-}
-
-/* Apply one option; -1 on a bad value. */
-static int apply(ft_opts *o, int opt, const char *a) {
-    det_config *dc = &o->tc.det;
+/* --labels and --masks set labels.format and labels.file as a study file would. */
+static int own_option(void *ctx, int id, const char *a, study *s) {
+    ft_opts *o = ctx;
+    vs_error err;
     double v = 0.0;
-    int bad = 0;
-    switch (opt) {
-    case O_SHARDS: o->shards = a; break;
-    case O_LABELS: o->points = a; break;
-    case O_VLABELS: o->vol_labels = a; break;
-    case O_MASKS: o->masks = a; break;
-    case O_KEY: o->key = a; break;
-    case O_OUT: o->out = a; break;
-    case O_INIT: o->init = a; break;
-    case O_ARM: o->arm = a; break;
-    case O_PROBE: dc->probe = 1; break;
-    case O_FOLDS: bad = detcli_number(a, 2, 100, &v), o->folds = (int)v; break;
-    case O_FOLD: bad = detcli_number(a, 0, 99, &v), o->only_fold = (int)v; break;
-    case O_STEPS: bad = detcli_number(a, 1, 1e9, &v), o->tc.steps = (long)v; break;
-    case O_BATCH: bad = detcli_number(a, 1, 1024, &v), dc->enc.batch = (int)v; break;
-    case O_CROP: bad = triple(a, dc->enc.crop), o->crop_given = 1; break;
-    case O_PATCH: bad = triple(a, dc->enc.patch); break;
-    case O_DIM: bad = detcli_number(a, 6, 8192, &v), dc->enc.dim = (int)v; break;
-    case O_DEPTH: bad = detcli_number(a, 1, 64, &v), dc->enc.depth = (int)v; break;
-    case O_HEADS: bad = detcli_number(a, 1, 256, &v), dc->enc.heads = (int)v; break;
-    case O_HIDDEN: bad = detcli_number(a, 0, 8192, &v), dc->hidden = (int)v; break;
-    case O_LR: bad = detcli_number(a, 1e-8, 1, &o->tc.opt.lr); break;
-    case O_LDECAY: bad = detcli_number(a, 0.01, 1, &o->tc.layer_decay); break;
-    case O_SHARE: bad = detcli_number(a, 0, 1, &o->tc.lesion_share); break;
-    case O_VALF: bad = detcli_number(a, 0, 0.9, &o->val_fraction); break;
-    case O_PATIENCE: bad = detcli_number(a, 0, 1e6, &v), o->tc.patience = (int)v; break;
-    case O_EVAL: bad = detcli_number(a, 0, 1e9, &v), o->tc.eval_every = (int)v; break;
-    case O_LOSS:
-        bad = strcmp(a, "focal") && strcmp(a, "bce");
-        if (!bad && strcmp(a, "bce") == 0) dc->gamma = 0.0f;
-        break;
-    case O_GAMMA: bad = detcli_number(a, 0, 10, &v), dc->gamma = (float)v; break;
-    case O_POSW: bad = detcli_number(a, 1e-3, 1e4, &v), dc->pos_weight = (float)v; break;
-    case O_WINDOW: bad = sscanf(a, "%f:%f", &dc->window[0], &dc->window[1]) != 2; break;
-    case O_SEED: bad = detcli_number(a, 0, 9e15, &v), o->tc.seed = (uint64_t)v; break;
-    case O_OVERLAP: bad = detcli_number(a, 0, 64, &v), o->po.overlap = (int)v; break;
-    case O_FLIP:
-        bad = detcli_number(a, 0, 1, &v);
-        o->tc.aug.flip[0] = o->tc.aug.flip[1] = o->tc.aug.flip[2] = (float)v;
-        break;
-    case O_SCALE: bad = detcli_number(a, 0, 1, &v), o->tc.aug.scale = (float)v; break;
-    case O_SHIFT: bad = detcli_number(a, 0, 1, &v), o->tc.aug.shift = (float)v; break;
-    case O_STUDY: break; /* applied before the other options */
-    default: return -1;
+    switch (id) {
+    case O_SHARDS: o->shards = a; return 0;
+    case O_OUT: o->out = a; return 0;
+    case O_INIT: o->init = a; return 0;
+    case O_ARM: o->arm = a; return 0;
+    case O_FOLD:
+        if (detcli_number(a, 0, 99, &v) < 0)
+            return cli_usage_error("finetune", "--fold wants 0 to 99");
+        o->only_fold = (int)v;
+        return 0;
+    case O_LABELS:
+    case O_MASKS:
+        if (study_set(s, &study_settings[STUDY_KEY_labels_format],
+                      id == O_LABELS ? "points" : "masks", 0, &err) != VS_OK ||
+            study_set(s, &study_settings[STUDY_KEY_labels_file], a, 0, &err) != VS_OK)
+            return cli_fail("finetune", &err);
+        return 0;
     }
-    return bad ? -1 : 0;
+    return cli_usage_error("finetune", "unknown option");
 }
 
-/* The study's settings as defaults (options given on the command line override them). */
-static void apply_study(ft_opts *o, const study *s, int arm_mae) {
+/* The fine-tuning stage's configuration: every field a setting covers from the study's
+ * settings (the model's own defaults for the rest). The mae arm's architecture comes from its
+ * checkpoint (finetune(), det_config_from_mae). */
+static void finetune_config(const study *s, ft_opts *o) {
     const study_finetune *f = &s->finetune;
+    const study_pretrain *p = &s->pretrain;
     det_train_config *tc = &o->tc;
+    det_train_config_default(tc);
+    det_predict_opts_default(&o->po);
+    if (!o->init) { /* the pretrained encoder's architecture, from random weights */
+        memcpy(tc->det.enc.crop, p->crop, sizeof tc->det.enc.crop);
+        memcpy(tc->det.enc.patch, p->patch, sizeof tc->det.enc.patch);
+        tc->det.enc.dim = p->dim, tc->det.enc.depth = p->depth, tc->det.enc.heads = p->heads;
+        tc->det.enc.mlp_ratio = p->mlp_ratio;
+    }
     tc->det.probe = f->mode == STUDY_TUNE_PROBE;
-    o->folds = f->folds, tc->steps = f->steps, tc->det.enc.batch = f->batch;
-    tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
-    o->val_fraction = f->val_fraction, tc->patience = f->patience;
+    tc->det.enc.batch = f->batch;
+    tc->det.hidden = f->hidden;
     tc->det.gamma = f->loss == STUDY_LOSS_BCE ? 0.0f : (float)f->focal_gamma;
     tc->det.pos_weight = (float)f->pos_weight;
-    tc->seed = (uint64_t)s->seed;
+    tc->det.window[0] = (float)f->window[0], tc->det.window[1] = (float)f->window[1];
+    o->folds = f->folds, o->val_fraction = f->val_fraction;
+    tc->steps = f->steps, tc->opt.total_steps = f->steps;
+    tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
+    tc->patience = f->patience, tc->eval_every = f->eval_every;
+    tc->seed = (uint64_t)s->top.seed;
     /* the same augmentations as pretraining */
-    tc->aug.flip[0] = tc->aug.flip[1] = tc->aug.flip[2] = s->pretrain.flips ? 0.5f : 0.0f;
-    tc->aug.scale = (float)s->pretrain.intensity_scale;
-    tc->aug.shift = (float)s->pretrain.intensity_shift;
-    if (s->labels.file && s->labels.format == STUDY_LABELS_POINTS) o->points = s->labels.file;
-    if (s->labels.file && s->labels.format == STUDY_LABELS_VOLUME) o->vol_labels = s->labels.file;
-    if (s->labels.file && s->labels.format == STUDY_LABELS_MASKS) o->masks = s->labels.file;
-    if (s->labels.volumes) o->vol_labels = s->labels.volumes;
-    tc->eval_every = f->eval_every;
-    if (s->deid.key_file) o->key = s->deid.key_file;
-    snprintf(o->shards_buf, sizeof o->shards_buf, "%s/ingest/shards", s->output);
-    snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", s->output,
-             arm_mae ? "mae" : "scratch");
-    o->shards = o->shards_buf, o->out = o->out_buf;
-}
-
-/* Load --study FILE (if any) before the other options are applied. */
-static int pre_study(ft_opts *o, int argc, char **argv) {
-    const char *path = NULL;
-    int arm_mae = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--study") == 0 && i + 1 < argc)
-            path = argv[i + 1];
-        else if (strncmp(argv[i], "--study=", 8) == 0)
-            path = argv[i] + 8;
-        if (strcmp(argv[i], "--init") == 0 || strncmp(argv[i], "--init=", 7) == 0) arm_mae = 1;
-    }
-    if (!path) return VS_EXIT_OK;
-    vs_error err;
-    if (study_load(path, &o->st, &err) != VS_OK) return cli_fail("finetune", &err);
-    apply_study(o, o->st, arm_mae);
-    return VS_EXIT_OK;
+    tc->aug.flip[0] = tc->aug.flip[1] = tc->aug.flip[2] = p->flips ? 0.5f : 0.0f;
+    tc->aug.scale = (float)p->intensity_scale;
+    tc->aug.shift = (float)p->intensity_shift;
+    const study_labels *l = &s->labels;
+    o->points = l->file && l->format == STUDY_LABELS_POINTS ? l->file : NULL;
+    o->masks = l->file && l->format == STUDY_LABELS_MASKS ? l->file : NULL;
+    o->vol_labels = l->volumes                                    ? l->volumes
+                    : l->file && l->format == STUDY_LABELS_VOLUME ? l->file
+                                                                  : NULL;
+    o->key = s->deid.key_file;
 }
 
 static int parse(ft_opts *o, int argc, char **argv) {
     const char *cmd = "finetune";
     memset(o, 0, sizeof *o);
-    det_train_config_default(&o->tc);
-    det_predict_opts_default(&o->po);
-    o->folds = 5, o->only_fold = -1, o->val_fraction = 0.2;
-    int rc = pre_study(o, argc, argv);
+    o->only_fold = -1;
+    int first = 0;
+    int rc =
+        settings_cli_parse(cmd, ST_FINETUNE, ft_own, own_option, o, argc, argv, &o->st, &first);
     if (rc != VS_EXIT_OK) return rc;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", ft_long, NULL)) != -1) {
-        if (opt == '?')
-            return cli_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
-        if (apply(o, opt, optarg) < 0)
-            return cli_usage_error(cmd, "bad value '%s' for %s", optarg ? optarg : "",
-                                   argv[optind - 2]);
-    }
-    if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o->shards || !o->out)
-        return cli_usage_error(cmd, "--shards DIR and --out DIR are required");
-    if (!o->points && !o->vol_labels && !o->masks)
-        return cli_usage_error(
-            cmd, "give labels: --labels CSV (points), --volume-labels CSV and/or --masks DIR");
+    if (first < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
     if (!o->arm) o->arm = o->init ? "mae" : "scratch";
     if (strcmp(o->arm, "mae") && strcmp(o->arm, "scratch"))
         return cli_usage_error(cmd, "--arm must be mae or scratch");
+    unsigned stage = o->init ? ST_FT_MAE : ST_FT_SCRATCH;
+    char flag[64];
+    for (int i = 0; o->init && i < STUDY_N_KEYS; i++) /* e.g. --dim with --init */
+        if ((study_settings[i].readers & ST_FINETUNE) == ST_FT_SCRATCH &&
+            o->st->origin[i] == STUDY_FROM_OPTION)
+            return cli_usage_error(
+                cmd, "--%s: with --init the architecture and crop come from the checkpoint",
+                study_setting_flag(&study_settings[i], flag, sizeof flag));
+    if (o->st->path) { /* the study's folders, unless given */
+        snprintf(o->shards_buf, sizeof o->shards_buf, "%s/ingest/shards", o->st->top.output);
+        snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", o->st->top.output, o->arm);
+        if (!o->shards) o->shards = o->shards_buf;
+        if (!o->out) o->out = o->out_buf;
+    }
+    if (!o->shards || !o->out)
+        return cli_usage_error(cmd, "--shards DIR and --out DIR are required");
+    finetune_config(o->st, o);
+    if (!o->points && !o->vol_labels && !o->masks)
+        return cli_usage_error(
+            cmd, "give labels: --labels CSV (points), --volume-labels CSV and/or --masks DIR");
     if (o->only_fold >= o->folds) return cli_usage_error(cmd, "--fold must be below --folds");
-    o->tc.opt.total_steps = o->tc.steps;
+    snprintf(o->stage, sizeof o->stage, "finetune-%s", o->arm);
+    vs_error err;
+    if (settings_cli_resolve(o->st, stage, &o->kv, &err) != VS_OK) return cli_fail(cmd, &err);
     return VS_EXIT_OK;
 }
 
@@ -455,10 +357,7 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     vs_status st = vs_mkdirs(o->out, 0755, err);
     if (st != VS_OK) return st;
     ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
-    int crop[3];
-    memcpy(crop, o->tc.det.enc.crop, sizeof crop);
     if (o->init) st = det_config_from_mae(&mo->tc.det, o->init, err);
-    if (o->crop_given) memcpy(mo->tc.det.enc.crop, crop, sizeof crop); /* --crop wins */
     if (st == VS_OK) st = det_config_check(&o->tc.det, err);
     if (st == VS_OK) st = read_labels(o, &ls, err);
     if (st == VS_OK) st = shard_set_open(o->shards, NULL, &set, err);
@@ -477,6 +376,7 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pcsv);
     if (json && fclose(json) != 0 && st == VS_OK)
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pjson);
+    if (st == VS_OK) st = settings_cli_record(&o->kv, o->stage, o->out, err);
     if (st == VS_OK) log_info("wrote %s and %s (%d labeled volumes)", pcsv, path, c.n);
     splits_free(sp);
     cohort_free(&c);
@@ -489,13 +389,11 @@ int cmd_finetune(int argc, char **argv) {
     ft_opts o;
     int rc = parse(&o, argc, argv);
     if (rc == VS_EXIT_OK) {
-        int threads = g_cli.threads > 0           ? g_cli.threads
-                      : o.st && o.st->threads > 0 ? o.st->threads
-                                                  : nn_threads();
-        nn_set_threads(threads);
+        nn_set_threads(o.st->top.threads);
         vs_error err;
         rc = finetune(&o, &err) == VS_OK ? VS_EXIT_OK : cli_fail("finetune", &err);
     }
+    study_kv_free(&o.kv);
     study_free(o.st);
     return rc;
 }

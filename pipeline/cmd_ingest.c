@@ -17,6 +17,7 @@
 #include "prep.h"
 #include "progress.h"
 #include "store.h"
+#include "settings_cli.h"
 #include "study.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct ingest_config {
     const char *out, *key, *summary;
@@ -35,6 +37,7 @@ typedef struct ingest_config {
     store_options store;
     dcm_options dcm;
     int keep_localizers;
+    study_kv settings; /* recorded in OUT/settings.json; a folder made with others is refused */
 } ingest_config;
 
 typedef struct ingest_run {
@@ -234,10 +237,32 @@ static vs_status write_summary(ingest_run *r, dcm_scan *scan, const char *path, 
     return s;
 }
 
+/* Shards made with other settings must not be mixed with these: a folder whose settings.json
+ * differs is refused, naming what differs; a new folder gets this run's settings before any
+ * shard (under the store's lock). */
+static vs_status check_settings(const ingest_config *cfg, vs_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/settings.json", cfg->out);
+    if (access(path, F_OK) != 0)
+        return settings_cli_record(&cfg->settings, "ingest", cfg->out, err);
+    study_kv old;
+    vs_status s = study_kv_read(path, "settings", &old, err);
+    if (s != VS_OK) return s;
+    char diff[1024];
+    if (study_kv_diff(&old, &cfg->settings, diff, sizeof diff))
+        s = VS_FAIL(err, VS_ERR_CONFIG,
+                    "%s holds shards made with other settings (%s): choose another --out, or "
+                    "remove the folder to ingest everything again",
+                    cfg->out, diff);
+    study_kv_free(&old);
+    return s;
+}
+
 static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *err) {
     ingest_run r = {cfg, NULL, NULL, 0, 0, 0};
     dcm_scan *scan = NULL;
     vs_status s = store_open(cfg->out, &cfg->store, &r.st, err);
+    if (s == VS_OK) s = check_settings(cfg, err);
     if (s == VS_OK) s = deid_open(&cfg->deid, cfg->key, &r.deid, err);
     if (s == VS_OK) s = dcm_scan_open(&cfg->dcm, &scan, err);
     for (int i = 0; s == VS_OK && i < cfg->n_sources; i++) s = dcm_scan_add(scan, cfg->sources[i], err);
@@ -278,21 +303,11 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
     return s;
 }
 
-/* ---- options: study file first, then flags ---------------------------------------------- */
-enum {
-    OPT_OUT = 1000, OPT_KEY, OPT_STUDY, OPT_SUMMARY, OPT_PREP, OPT_SHARD_MB, OPT_CHUNK,
-    OPT_DEFLATE, OPT_MAX_VOXELS, OPT_RESAMPLE, OPT_LOCK, OPT_LOCALIZERS, OPT_LINKAGE,
-    OPT_BURNED, OPT_FIRST_DEID
-};
+/* ---- options: study file first, then flags (pipeline/settings_cli.h) ---------------------- */
 
-static void config_default(ingest_config *c) {
-    memset(c, 0, sizeof *c);
-    store_options_default(&c->store);
-    c->store.shard.threads = g_cli.threads > 0 ? g_cli.threads : 1;
-}
-
-/* The study's ingest, deid, preprocess and shards sections. */
-static vs_status config_from_study(ingest_config *c, const study *s, vs_error *err) {
+/* The ingest stage's configuration from the study's deid, ingest, preprocess and shards
+ * settings. */
+static void ingest_config_from(ingest_config *c, const study *s) {
     const study_deid *d = &s->deid;
     const int flags[DEID_N_OPTIONS] = {
         [DEID_OPT_RETAIN_SAFE_PRIVATE] = d->retain_safe_private,
@@ -309,30 +324,37 @@ static vs_status config_from_study(ingest_config *c, const study *s, vs_error *e
     for (int o = 0; o < DEID_N_OPTIONS; o++) c->deid.option[o] = (unsigned char)(flags[o] != 0);
     c->deid.accept_burned_in = d->accept_burned_in;
     c->deid.linkage_path = d->linkage;
-    if (d->key_file) c->key = d->key_file;
-    c->sources = s->ingest.sources;
-    c->n_sources = (int)s->ingest.sources_count;
+    c->key = d->key_file;
+    c->sources = s->ingest.sources.v;
+    c->n_sources = (int)s->ingest.sources.n;
     c->dcm.limits.max_voxels = (uint64_t)s->ingest.max_voxels;
     c->dcm.max_volume_voxels = (uint64_t)s->ingest.max_voxels;
     c->dcm.resample_uneven = s->ingest.missing_slices == STUDY_MISSING_RESAMPLE;
+    c->keep_localizers = s->ingest.keep_localizers;
     const study_preprocess *p = &s->preprocess;
     memset(&c->prep, 0, sizeof c->prep);
     if (p->mode == STUDY_PREP_STANDARD) {
         c->prep.reorient = p->reorient;
         memcpy(c->prep.spacing, p->spacing, sizeof c->prep.spacing);
+        c->prep.nearest = p->interpolation == STUDY_INTERP_NEAREST;
         c->prep.ct_window = 1;
         memcpy(c->prep.window, p->ct_window, sizeof c->prep.window);
         c->prep.n4 = p->n4;
         c->prep.percentile = 1;
         memcpy(c->prep.pct, p->mr_percentiles, sizeof c->prep.pct);
         c->prep.crop = p->foreground_crop;
+        c->prep.crop_threshold = p->crop_threshold;
+        c->prep.crop_margin = p->crop_margin;
     }
+    store_options_default(&c->store);
     memcpy(c->store.shard.chunk, s->shards.chunk, sizeof c->store.shard.chunk);
     c->store.shard.deflate_level = s->shards.deflate;
     c->store.shard.retain_uids = d->retain_uids;
     c->store.shard_max_bytes = (uint64_t)s->shards.max_mb << 20;
-    (void)err;
-    return VS_OK;
+    /* threads change speed only: not a setting of this stage */
+    c->store.shard.threads = g_cli.threads > 0    ? g_cli.threads
+                             : s->top.threads > 0 ? s->top.threads
+                                                  : 1;
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -344,90 +366,65 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
     return 1;
 }
 
-int cmd_ingest(int argc, char **argv) {
-    struct option opts[OPT_FIRST_DEID - OPT_OUT + DEID_N_OPTIONS + 1];
-    int n = 0;
-    static const char *const names[] = {"out", "key", "study", "summary", "preprocess", "shard-mb",
-                                        "chunk", "deflate", "max-voxels", "resample", "lock-timeout",
-                                        "keep-localizers", "linkage", "accept-burned-in"};
-    for (int i = 0; i < OPT_FIRST_DEID - OPT_OUT; i++) {
-        int takes = !(OPT_OUT + i == OPT_RESAMPLE || OPT_OUT + i == OPT_LOCALIZERS || OPT_OUT + i == OPT_BURNED);
-        opts[n++] = (struct option){names[i], takes ? required_argument : no_argument, 0, OPT_OUT + i};
-    }
-    for (int o = 0; o < DEID_N_OPTIONS; o++)
-        opts[n++] = (struct option){deid_option_flag((deid_option)o), no_argument, 0, OPT_FIRST_DEID + o};
-    opts[n] = (struct option){0, 0, 0, 0};
+enum { OPT_OUT = 1000, OPT_SUMMARY, OPT_LOCK };
+static const struct option ingest_own[] = {
+    {"out", required_argument, 0, OPT_OUT},
+    {"summary", required_argument, 0, OPT_SUMMARY},
+    {"lock-timeout", required_argument, 0, OPT_LOCK},
+    {0, 0, 0, 0},
+};
 
-    ingest_config cfg;
-    config_default(&cfg);
-    /* pass 1: the study file, whose values the flags then override */
-    const char *study_path = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == OPT_STUDY) study_path = optarg;
-        if (c == '?') return cli_usage_error("ingest", "option '%s' is unknown or needs a value", argv[optind - 1]);
-    }
-    study *st = NULL;
-    vs_error err = {0};
-    if (study_path) {
-        if (study_load(study_path, &st, &err) != VS_OK) return cli_fail("ingest", &err);
-        config_from_study(&cfg, st, &err);
-        if (st->threads > 0 && g_cli.threads == 0) cfg.store.shard.threads = st->threads;
-    }
-    optind = 0;
+typedef struct ingest_args {
+    const char *out, *summary;
+    int lock_timeout_ms;
+} ingest_args;
+
+static int own_option(void *ctx, int id, const char *arg, study *s) {
+    (void)s;
+    ingest_args *a = ctx;
     uint64_t u;
-    int code = -1;
-    while (code < 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_OUT: cfg.out = optarg; break;
-        case OPT_KEY: cfg.key = optarg; break;
-        case OPT_STUDY: break;
-        case OPT_SUMMARY: cfg.summary = optarg; break;
-        case OPT_PREP:
-            if (prep_parse(optarg, &cfg.prep, &err) != VS_OK) code = cli_usage_error("ingest", "%s", err.msg);
-            break;
-        case OPT_SHARD_MB:
-            if (!parse_u64(optarg, 1, 1u << 20, &u)) code = cli_usage_error("ingest", "--shard-mb wants 1 to 1048576");
-            else cfg.store.shard_max_bytes = u << 20;
-            break;
-        case OPT_CHUNK:
-            if (sscanf(optarg, "%d,%d,%d", &cfg.store.shard.chunk[0], &cfg.store.shard.chunk[1],
-                       &cfg.store.shard.chunk[2]) != 3 || cfg.store.shard.chunk[0] < 1 ||
-                cfg.store.shard.chunk[1] < 1 || cfg.store.shard.chunk[2] < 1)
-                code = cli_usage_error("ingest", "--chunk wants S,R,C (three positive numbers)");
-            break;
-        case OPT_DEFLATE:
-            if (!parse_u64(optarg, 0, 9, &u)) code = cli_usage_error("ingest", "--deflate wants 0 to 9");
-            else cfg.store.shard.deflate_level = (int)u;
-            break;
-        case OPT_MAX_VOXELS:
-            if (!parse_u64(optarg, 1, UINT64_MAX, &u)) code = cli_usage_error("ingest", "--max-voxels wants a positive number");
-            else cfg.dcm.limits.max_voxels = cfg.dcm.max_volume_voxels = u;
-            break;
-        case OPT_RESAMPLE: cfg.dcm.resample_uneven = 1; break;
-        case OPT_LOCK:
-            if (!parse_u64(optarg, 0, 86400, &u)) code = cli_usage_error("ingest", "--lock-timeout wants seconds, 0 to 86400");
-            else cfg.store.lock_timeout_ms = (int)u * 1000;
-            break;
-        case OPT_LOCALIZERS: cfg.keep_localizers = 1; break;
-        case OPT_LINKAGE: cfg.deid.linkage_path = optarg; break;
-        case OPT_BURNED: cfg.deid.accept_burned_in = 1; break;
-        default:
-            if (c >= OPT_FIRST_DEID && c < OPT_FIRST_DEID + DEID_N_OPTIONS) cfg.deid.option[c - OPT_FIRST_DEID] = 1;
-            else code = cli_usage_error("ingest", "option '%s' is unknown or needs a value", argv[optind - 1]);
-        }
+    switch (id) {
+    case OPT_OUT: a->out = arg; return 0;
+    case OPT_SUMMARY: a->summary = arg; return 0;
+    case OPT_LOCK:
+        if (!parse_u64(arg, 0, 86400, &u))
+            return cli_usage_error("ingest", "--lock-timeout wants seconds, 0 to 86400");
+        a->lock_timeout_ms = (int)u * 1000;
+        return 0;
     }
-    if (code < 0 && optind < argc) {
-        cfg.sources = argv + optind;
-        cfg.n_sources = argc - optind;
+    return cli_usage_error("ingest", "unknown option");
+}
+
+int cmd_ingest(int argc, char **argv) {
+    ingest_args a = {NULL, NULL, 0};
+    study *st = NULL;
+    int first = 0;
+    int code = settings_cli_parse("ingest", ST_INGEST, ingest_own, own_option, &a, argc, argv, &st,
+                                  &first);
+    if (code != VS_EXIT_OK) return code;
+    vs_error err = {0};
+    char out_buf[4200];
+    if (first < argc &&
+        study_set_list(st, &study_settings[STUDY_KEY_ingest_sources],
+                       (const char *const *)argv + first, argc - first, &err) != VS_OK)
+        code = cli_fail("ingest", &err);
+    if (!a.out && st->path) { /* the study's folder, unless given */
+        snprintf(out_buf, sizeof out_buf, "%s/ingest", st->top.output);
+        a.out = out_buf;
     }
-    cfg.store.shard.retain_uids = cfg.deid.option[DEID_OPT_RETAIN_UIDS];
-    if (code < 0 && (!cfg.out || !cfg.key || cfg.n_sources == 0))
+    ingest_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ingest_config_from(&cfg, st);
+    cfg.out = a.out, cfg.summary = a.summary;
+    cfg.store.lock_timeout_ms = a.lock_timeout_ms;
+    if (code == VS_EXIT_OK && (!cfg.out || !cfg.key || cfg.n_sources == 0))
         code = cli_usage_error("ingest", "needs SRC..., --out DIR and --key FILE (or a study file naming them)");
-    if (code < 0 && !cfg.out && st) cfg.out = st->output;
-    if (code < 0) {
-        if (run_ingest(&cfg, &code, &err) != VS_OK) code = cli_fail("ingest", &err);
-    }
+    if (code == VS_EXIT_OK && (settings_cli_ensure_key(st, &err) != VS_OK ||
+                               settings_cli_resolve(st, ST_INGEST, &cfg.settings, &err) != VS_OK))
+        code = cli_fail("ingest", &err);
+    if (code == VS_EXIT_OK && run_ingest(&cfg, &code, &err) != VS_OK)
+        code = cli_fail("ingest", &err);
+    study_kv_free(&cfg.settings);
     study_free(st);
     return code;
 }

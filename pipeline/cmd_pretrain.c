@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mae_train.h"
 #include "nn.h"
+#include "settings_cli.h"
 #include "shard.h"
 
 #include <errno.h>
@@ -31,10 +32,12 @@ static void on_signal(int sig) {
 typedef struct pretrain_opts {
     mae_train_config cfg;
     const char *out, *shards, *modality;
-    mae_sampling sampling; /* --working-set, --swap-every, --chunk-cache */
+    mae_sampling sampling; /* pretrain.working_set, swap_every, chunk_cache_mb */
     int synthetic; /* number of procedural volumes (0: none) */
     int synth_size[3];
     int resume;
+    study *st;   /* the settings (studies/study.h): study file, then options */
+    study_kv kv; /* as recorded in OUT/settings.json */
 } pretrain_opts;
 
 /* "S" or "Z,Y,X" into v[3]; returns 0 on success. */
@@ -56,227 +59,89 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-static int parse_double(const char *s, double *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!end || *end || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+/* The pretrain stage's configuration: every field from the study's settings (the model's own
+ * defaults only for what no setting covers: AdamW's betas and eps). */
+static void pretrain_config(const study *s, pretrain_opts *o) {
+    const study_pretrain *p = &s->pretrain;
+    mae_train_config *c = &o->cfg;
+    mae_train_config_default(c);
+    memcpy(c->model.crop, p->crop, sizeof c->model.crop);
+    memcpy(c->model.patch, p->patch, sizeof c->model.patch);
+    c->model.dim = p->dim, c->model.depth = p->depth, c->model.heads = p->heads;
+    c->model.dec_dim = p->dec_dim, c->model.dec_depth = p->dec_depth,
+    c->model.dec_heads = p->dec_heads;
+    c->model.mlp_ratio = p->mlp_ratio;
+    c->model.mask_ratio = p->mask_ratio;
+    c->model.norm_pix = p->target == STUDY_TARGET_NORMALIZED;
+    c->model.vis_weight = (float)p->visible_loss_weight;
+    c->model.batch = p->batch;
+    c->opt.lr = p->lr, c->opt.min_lr = p->min_lr;
+    c->opt.warmup_steps = p->warmup_steps,
+    c->opt.total_steps = p->steps; /* the cosine ends with the run */
+    c->opt.weight_decay = p->weight_decay, c->opt.clip = p->clip;
+    c->opt.decay_all = p->decay_norms_and_biases;
+    for (int a = 0; a < 3; a++)
+        c->aug.flip[a] = p->flips ? 0.5f : 0.0f;
+    c->aug.scale = (float)p->intensity_scale, c->aug.shift = (float)p->intensity_shift;
+    c->accum = p->accumulate;
+    c->steps = p->steps;
+    c->seed = (uint64_t)s->top.seed;
+    c->ckpt_every = p->checkpoint_every, c->log_every = p->log_every;
+    o->sampling.working_set = p->working_set;
+    o->sampling.swap_every = p->swap_every;
+    o->sampling.cache_mb = p->chunk_cache_mb;
+    o->modality = p->modalities.n ? p->modalities.v[0] : NULL;
 }
 
-enum {
-    O_OUT = 1000,
-    O_SHARDS,
-    O_SYNTH,
-    O_SYNTH_SIZE,
-    O_RESUME,
-    O_CROP,
-    O_PATCH,
-    O_DIM,
-    O_DEPTH,
-    O_HEADS,
-    O_DDIM,
-    O_DDEPTH,
-    O_DHEADS,
-    O_MLP,
-    O_MASK,
-    O_TARGET,
-    O_VIS,
-    O_BATCH,
-    O_ACCUM,
-    O_STEPS,
-    O_LR,
-    O_MINLR,
-    O_WARMUP,
-    O_WD,
-    O_NODECAY,
-    O_CLIP,
-    O_FLIP,
-    O_SCALE,
-    O_SHIFT,
-    O_SEED,
-    O_CKPT,
-    O_LOG,
-    O_MODALITY,
-    O_WSET,
-    O_SWAP,
-    O_CCACHE
-};
+enum { O_OUT = 1000, O_SHARDS, O_SYNTH, O_SYNTH_SIZE, O_RESUME };
 
-static const struct option pretrain_long[] = {
+static const struct option pretrain_own[] = {
     {"out", required_argument, 0, O_OUT},
     {"shards", required_argument, 0, O_SHARDS},
-    {"modality", required_argument, 0, O_MODALITY},
     {"synthetic", required_argument, 0, O_SYNTH},
     {"synthetic-size", required_argument, 0, O_SYNTH_SIZE},
     {"resume", no_argument, 0, O_RESUME},
-    {"crop", required_argument, 0, O_CROP},
-    {"patch", required_argument, 0, O_PATCH},
-    {"dim", required_argument, 0, O_DIM},
-    {"depth", required_argument, 0, O_DEPTH},
-    {"heads", required_argument, 0, O_HEADS},
-    {"dec-dim", required_argument, 0, O_DDIM},
-    {"dec-depth", required_argument, 0, O_DDEPTH},
-    {"dec-heads", required_argument, 0, O_DHEADS},
-    {"mlp-ratio", required_argument, 0, O_MLP},
-    {"mask-ratio", required_argument, 0, O_MASK},
-    {"target", required_argument, 0, O_TARGET},
-    {"visible-weight", required_argument, 0, O_VIS},
-    {"batch", required_argument, 0, O_BATCH},
-    {"accum", required_argument, 0, O_ACCUM},
-    {"steps", required_argument, 0, O_STEPS},
-    {"lr", required_argument, 0, O_LR},
-    {"min-lr", required_argument, 0, O_MINLR},
-    {"warmup", required_argument, 0, O_WARMUP},
-    {"weight-decay", required_argument, 0, O_WD},
-    {"no-decay-norms", no_argument, 0, O_NODECAY},
-    {"clip", required_argument, 0, O_CLIP},
-    {"flip", required_argument, 0, O_FLIP},
-    {"scale", required_argument, 0, O_SCALE},
-    {"shift", required_argument, 0, O_SHIFT},
-    {"seed", required_argument, 0, O_SEED},
-    {"checkpoint-every", required_argument, 0, O_CKPT},
-    {"log-every", required_argument, 0, O_LOG},
-    {"working-set", required_argument, 0, O_WSET},
-    {"swap-every", required_argument, 0, O_SWAP},
-    {"chunk-cache", required_argument, 0, O_CCACHE},
     {0, 0, 0, 0},
 };
 
-/* Integer options: the option, where it goes, its range. */
-typedef struct int_opt {
-    int opt;
-    size_t off;
-    long lo, hi;
-} int_opt;
-#define IO(o, member, lo, hi)                                                                      \
-    { o, offsetof(mae_train_config, member), lo, hi }
-static const int_opt int_opts[] = {
-    IO(O_DIM, model.dim, 6, 8192),        IO(O_DEPTH, model.depth, 1, 64),
-    IO(O_HEADS, model.heads, 1, 256),     IO(O_DDIM, model.dec_dim, 6, 8192),
-    IO(O_DDEPTH, model.dec_depth, 1, 64), IO(O_DHEADS, model.dec_heads, 1, 256),
-    IO(O_MLP, model.mlp_ratio, 1, 16),    IO(O_BATCH, model.batch, 1, 4096),
-    IO(O_ACCUM, accum, 1, 4096),
-};
-
-/* Real-valued options: the option and where it goes (float or double). */
-typedef struct real_opt {
-    int opt;
-    size_t off;
-    int is_float;
-} real_opt;
-#define RO(o, member, f)                                                                           \
-    { o, offsetof(mae_train_config, member), f }
-static const real_opt real_opts[] = {
-    RO(O_MASK, model.mask_ratio, 0), RO(O_VIS, model.vis_weight, 1), RO(O_LR, opt.lr, 0),
-    RO(O_MINLR, opt.min_lr, 0),      RO(O_WD, opt.weight_decay, 0),  RO(O_CLIP, opt.clip, 0),
-    RO(O_SCALE, aug.scale, 1),       RO(O_SHIFT, aug.shift, 1),
-};
-
-/* Apply one option; returns 0, or -1 after printing a usage error. */
-static int apply_opt(pretrain_opts *o, int opt, const char *arg) {
-    char *base = (char *)&o->cfg;
+static int own_option(void *ctx, int id, const char *arg, study *s) {
+    (void)s;
+    pretrain_opts *o = ctx;
     long v;
-    double d;
-    for (size_t i = 0; i < sizeof int_opts / sizeof int_opts[0]; i++)
-        if (int_opts[i].opt == opt) {
-            if (parse_long(arg, int_opts[i].lo, int_opts[i].hi, &v) < 0) break;
-            *(int *)(base + int_opts[i].off) = (int)v;
-            return 0;
-        }
-    for (size_t i = 0; i < sizeof real_opts / sizeof real_opts[0]; i++)
-        if (real_opts[i].opt == opt) {
-            if (parse_double(arg, &d) < 0) break;
-            if (real_opts[i].is_float)
-                *(float *)(base + real_opts[i].off) = (float)d;
-            else
-                *(double *)(base + real_opts[i].off) = d;
-            return 0;
-        }
-    switch (opt) {
+    switch (id) {
     case O_OUT: o->out = arg; return 0;
     case O_SHARDS: o->shards = arg; return 0;
-    case O_MODALITY: o->modality = arg; return 0;
     case O_RESUME: o->resume = 1; return 0;
-    case O_NODECAY: o->cfg.opt.decay_all = 0; return 0;
     case O_SYNTH:
-        if (parse_long(arg, 1, 100000, &v) < 0) break;
+        if (parse_long(arg, 1, 100000, &v) < 0)
+            return cli_usage_error("pretrain", "--synthetic wants 1 to 100000");
         o->synthetic = (int)v;
         return 0;
     case O_SYNTH_SIZE:
-        if (parse_triple(arg, o->synth_size) == 0) return 0;
-        break;
-    case O_CROP:
-        if (parse_triple(arg, o->cfg.model.crop) == 0) return 0;
-        break;
-    case O_PATCH:
-        if (parse_triple(arg, o->cfg.model.patch) == 0) return 0;
-        break;
-    case O_TARGET:
-        if (strcmp(arg, "norm") && strcmp(arg, "plain")) break;
-        o->cfg.model.norm_pix = strcmp(arg, "norm") == 0;
-        return 0;
-    case O_STEPS:
-        if (parse_long(arg, 1, 1L << 40, &o->cfg.steps) == 0) return 0;
-        break;
-    case O_WARMUP:
-        if (parse_long(arg, 0, 1L << 40, &o->cfg.opt.warmup_steps) == 0) return 0;
-        break;
-    case O_CKPT:
-        if (parse_long(arg, 0, 1L << 40, &o->cfg.ckpt_every) == 0) return 0;
-        break;
-    case O_LOG:
-        if (parse_long(arg, 0, 1L << 40, &o->cfg.log_every) == 0) return 0;
-        break;
-    case O_SEED:
-        if (parse_long(arg, 0, 0x7fffffffffffffffL, &v) < 0) break;
-        o->cfg.seed = (uint64_t)v;
-        return 0;
-    case O_WSET:
-        if (parse_long(arg, 0, SHARD_WORKING_SET_MAX, &v) < 0) break;
-        o->sampling.working_set = (int)v;
-        return 0;
-    case O_SWAP:
-        if (parse_long(arg, 1, 1L << 30, &v) < 0) break;
-        o->sampling.swap_every = (int)v;
-        return 0;
-    case O_CCACHE:
-        if (parse_long(arg, 0, 1L << 20, &v) < 0) break;
-        o->sampling.cache_mb = (int)v;
-        return 0;
-    case O_FLIP:
-        if (parse_double(arg, &d) < 0) break;
-        o->cfg.aug.flip[0] = o->cfg.aug.flip[1] = o->cfg.aug.flip[2] = (float)d;
+        if (parse_triple(arg, o->synth_size) < 0)
+            return cli_usage_error("pretrain", "--synthetic-size wants S or Z,Y,X");
         return 0;
     }
-    for (const struct option *lo = pretrain_long; lo->name; lo++)
-        if (lo->val == opt) {
-            cli_usage_error("pretrain", "bad value '%s' for --%s", arg ? arg : "", lo->name);
-            return -1;
-        }
-    cli_usage_error("pretrain", "unknown option");
-    return -1;
+    return cli_usage_error("pretrain", "unknown option");
 }
 
 static int parse_args(pretrain_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
-    mae_train_config_default(&o->cfg);
-    mae_sampling_default(&o->sampling);
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", pretrain_long, NULL)) != -1) {
-        if (opt == '?')
-            return cli_usage_error("pretrain", "unknown option or missing value: '%s'",
-                                   argv[optind - 1]);
-        if (apply_opt(o, opt, optarg) < 0) return VS_EXIT_USAGE;
-    }
-    if (optind < argc) return cli_usage_error("pretrain", "unexpected argument '%s'", argv[optind]);
+    int first = 0;
+    int rc = settings_cli_parse("pretrain", ST_PRETRAIN, pretrain_own, own_option, o, argc, argv,
+                                &o->st, &first);
+    if (rc != VS_EXIT_OK) return rc;
+    if (first < argc) return cli_usage_error("pretrain", "unexpected argument '%s'", argv[first]);
     if (!o->out) return cli_usage_error("pretrain", "--out DIR is required");
     if (o->shards && o->synthetic)
         return cli_usage_error("pretrain", "give --shards or --synthetic, not both");
     if (!o->shards && !o->synthetic)
         return cli_usage_error("pretrain", "give --shards DIR (or --synthetic N for a smoke test)");
-    o->cfg.opt.total_steps = o->cfg.steps; /* the cosine ends with the run */
-    for (int a = 0; a < 3; a++)            /* a 2D crop (z = 1) gets 2D synthetic images */
+    vs_error err;
+    if (settings_cli_resolve(o->st, ST_PRETRAIN, &o->kv, &err) != VS_OK)
+        return cli_fail("pretrain", &err);
+    pretrain_config(o->st, o);
+    for (int a = 0; a < 3; a++) /* a 2D crop (z = 1) gets 2D synthetic images */
         if (o->synth_size[a] == 0)
             o->synth_size[a] = o->cfg.model.crop[a] == 1 ? 1 : o->cfg.model.crop[a] + 8;
     return VS_EXIT_OK;
@@ -330,7 +195,7 @@ static int run_pretrain(pretrain_opts *o) {
             cmd,
             "%s already holds a checkpoint; pass --resume to continue it or choose another --out",
             o->out);
-    nn_set_threads(g_cli.threads > 0 ? g_cli.threads : nn_threads());
+    nn_set_threads(o->st->top.threads);
 
     /* Synthetic: N training volumes and one held out for the preview, from their own seeded
      * stream. Shards: crops of every volume (of --modality), streamed. */
@@ -378,7 +243,11 @@ static int run_pretrain(pretrain_opts *o) {
         st2 = mae_export_safetensors(mae_trainer_model(t), export_path, &err2);
         if (st2 == VS_OK)
             st2 = write_preview(t, &vols[n], o->shards ? shard_dir : NULL, o->modality, preview, &err2);
-        if (st2 == VS_OK) log_info("wrote %s, %s and %s", ckpt, export_path, preview);
+        /* the settings the outputs were made with, beside them (after the checkpoint accepted
+         * them: a refused resume leaves the folder as it was) */
+        if (st2 == VS_OK) st2 = settings_cli_record(&o->kv, "pretrain", o->out, &err2);
+        if (st2 == VS_OK)
+            log_info("wrote %s, %s, %s and settings.json", ckpt, export_path, preview);
     }
     mae_trainer_destroy(t);
     mae_source_close(&src);
@@ -418,6 +287,8 @@ int cmd_pretrain(int argc, char **argv) {
     ensure_passive_wait();
     pretrain_opts o;
     int rc = parse_args(&o, argc, argv);
-    if (rc != VS_EXIT_OK) return rc;
-    return run_pretrain(&o);
+    if (rc == VS_EXIT_OK) rc = run_pretrain(&o);
+    study_kv_free(&o.kv);
+    study_free(o.st);
+    return rc;
 }

@@ -8,6 +8,7 @@
 #include "libinfo.h"
 #include "log.h"
 #include "report.h"
+#include "settings_cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -28,19 +29,27 @@ typedef struct validate_args {
     int n_train_logs;
     const char *previews[MAX_FILES];
     int n_previews;
+    const char *stage_files[MAX_FILES]; /* --stage-settings NAME=FILE */
+    int n_stage_files;
     report_seed seeds[MAX_FILES];
     int n_seeds;
-    const char *labels, *out, *study, *shards;
+    const char *labels, *out, *shards;
     report_options opt;
+    study *st;   /* the settings (studies/study.h): seed, validate.* */
+    study_kv kv; /* as recorded in OUT/settings.json */
 } validate_args;
 
-static const struct option opts[] = {
-    {"predictions", required_argument, 0, 'p'}, {"labels", required_argument, 0, 'l'},
-    {"out", required_argument, 0, 'o'},         {"train-log", required_argument, 0, 't'},
-    {"preview", required_argument, 0, 'v'},     {"study", required_argument, 0, 's'},
-    {"shards", required_argument, 0, 'd'},      {"bootstrap", required_argument, 0, 'b'},
-    {"seed", required_argument, 0, 'S'},        {"operating-point", required_argument, 0, 'P'},
-    {"record-seed", required_argument, 0, 'R'}, {0, 0, 0, 0},
+enum { O_PRED = 1000, O_LABELS, O_OUT, O_TRAIN_LOG, O_PREVIEW, O_SHARDS, O_RECORD_SEED, O_STAGE };
+static const struct option own_opts[] = {
+    {"predictions", required_argument, 0, O_PRED},
+    {"labels", required_argument, 0, O_LABELS},
+    {"out", required_argument, 0, O_OUT},
+    {"train-log", required_argument, 0, O_TRAIN_LOG},
+    {"preview", required_argument, 0, O_PREVIEW},
+    {"shards", required_argument, 0, O_SHARDS},
+    {"record-seed", required_argument, 0, O_RECORD_SEED},
+    {"stage-settings", required_argument, 0, O_STAGE},
+    {0, 0, 0, 0},
 };
 
 static int add_file(const char **list, int *n, const char *arg, const char *opt) {
@@ -83,72 +92,51 @@ static int parse_seed(const char *arg, validate_args *a) {
     return 0;
 }
 
+static int own_option(void *ctx, int id, const char *arg, study *s) {
+    (void)s;
+    validate_args *a = ctx;
+    switch (id) {
+    case O_PRED: return add_file(a->predictions, &a->n_predictions, arg, "--predictions");
+    case O_TRAIN_LOG: return add_file(a->train_logs, &a->n_train_logs, arg, "--train-log");
+    case O_PREVIEW: return add_file(a->previews, &a->n_previews, arg, "--preview");
+    case O_STAGE:
+        if (!strchr(arg, '='))
+            return cli_usage_error("validate", "--stage-settings wants NAME=FILE, not '%s'", arg);
+        return add_file(a->stage_files, &a->n_stage_files, arg, "--stage-settings");
+    case O_LABELS: a->labels = arg; return 0;
+    case O_OUT: a->out = arg; return 0;
+    case O_SHARDS: a->shards = arg; return 0;
+    case O_RECORD_SEED: return parse_seed(arg, a) != 0 ? VS_EXIT_USAGE : 0;
+    }
+    return cli_usage_error("validate", "unknown option");
+}
+
 static int parse_args(int argc, char **argv, validate_args *a) {
     memset(a, 0, sizeof *a);
-    a->opt.n_bootstrap = 1000;
-    a->opt.seed = 1;
-    int opt;
-    char *end;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'p':
-            if (add_file(a->predictions, &a->n_predictions, optarg, "--predictions")) return -1;
-            break;
-        case 't':
-            if (add_file(a->train_logs, &a->n_train_logs, optarg, "--train-log")) return -1;
-            break;
-        case 'v':
-            if (add_file(a->previews, &a->n_previews, optarg, "--preview")) return -1;
-            break;
-        case 'l': a->labels = optarg; break;
-        case 'o': a->out = optarg; break;
-        case 's': a->study = optarg; break;
-        case 'd': a->shards = optarg; break;
-        case 'b': {
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || optarg[0] == '-' || v > 1000000)
-                return cli_usage_error("validate", "--bootstrap wants 0 to 1000000, not '%s'",
-                                       optarg);
-            a->opt.n_bootstrap = (uint32_t)v;
-            break;
-        }
-        case 'S': {
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || *end || optarg[0] == '-' || !optarg[0])
-                return cli_usage_error("validate", "--seed wants a whole number, not '%s'", optarg);
-            a->opt.seed = v;
-            break;
-        }
-        case 'P': {
-            double v = strtod(optarg, &end);
-            if (*end || !(v >= 0 && v <= 1) || a->opt.n_ops >= REPORT_MAX_OPS)
-                return cli_usage_error("validate",
-                                       "--operating-point wants a probability in [0, 1] (at most "
-                                       "%d), not '%s'",
-                                       REPORT_MAX_OPS, optarg);
-            a->opt.ops[a->opt.n_ops++] = v;
-            break;
-        }
-        case 'R':
-            if (parse_seed(optarg, a) != 0) return VS_EXIT_USAGE;
-            break;
-        default:
-            return cli_usage_error("validate", "unknown option or missing value '%s'",
-                                   argv[optind - 1]);
-        }
-    }
+    int first = 0;
+    int rc = settings_cli_parse("validate", ST_VALIDATE, own_opts, own_option, a, argc, argv,
+                                &a->st, &first);
+    if (rc != VS_EXIT_OK) return rc;
     /* `--predictions a.csv b.jsonl`: files after the option (left over by getopt) are more
      * predictions, as the usage line FILE... promises. */
-    if (optind < argc && !a->n_predictions)
-        return cli_usage_error("validate", "unexpected argument '%s'", argv[optind]);
-    for (; optind < argc; optind++)
-        if (add_file(a->predictions, &a->n_predictions, argv[optind], "--predictions")) return -1;
+    if (first < argc && !a->n_predictions)
+        return cli_usage_error("validate", "unexpected argument '%s'", argv[first]);
+    for (; first < argc; first++)
+        if (add_file(a->predictions, &a->n_predictions, argv[first], "--predictions"))
+            return VS_EXIT_USAGE;
     if (!a->n_predictions || !a->labels || !a->out)
         return cli_usage_error("validate", "--predictions, --labels and --out are required");
-    if (a->opt.n_ops == 0) a->opt.ops[a->opt.n_ops++] = 0.5;
-    return 0;
+    const study_dbls *ops = &a->st->validate.operating_points;
+    if (ops->n > REPORT_MAX_OPS)
+        return cli_usage_error("validate", "at most %d operating points", REPORT_MAX_OPS);
+    a->opt.n_bootstrap = (uint32_t)a->st->validate.bootstrap;
+    a->opt.seed = (uint64_t)a->st->top.seed;
+    for (unsigned i = 0; i < ops->n; i++)
+        a->opt.ops[a->opt.n_ops++] = ops->v[i];
+    vs_error err;
+    if (settings_cli_resolve(a->st, ST_VALIDATE, &a->kv, &err) != VS_OK)
+        return cli_fail("validate", &err);
+    return VS_EXIT_OK;
 }
 
 /* NAME=FILE, or FILE alone (name NULL). */
@@ -181,7 +169,7 @@ static vs_status read_inputs(const validate_args *a, report_input *in, vs_error 
         split_named(a->previews[i], name, sizeof name, &file);
         s = report_read_preview(in, name[0] ? name : NULL, file, err);
     }
-    if (s == VS_OK && a->study) s = report_add_file(in, "study", a->study, err);
+    if (s == VS_OK && a->st->path) s = report_add_file(in, "study", a->st->path, err);
     return s;
 }
 
@@ -222,9 +210,35 @@ static void log_headline(const report_results *res) {
     }
 }
 
+/* The settings of every stage for the provenance: each --stage-settings NAME=FILE, then this
+ * stage's own. */
+static vs_status read_stage_settings(const validate_args *a, study_kv *kv,
+                                     report_stage_settings *rs, int *n, vs_error *err) {
+    *n = 0;
+    for (int i = 0; i < a->n_stage_files; i++) {
+        char name[REPORT_NAME_MAX + 2];
+        const char *file;
+        split_named(a->stage_files[i], name, sizeof name, &file);
+        vs_status s = study_kv_read(file, "settings", &kv[i], err);
+        if (s != VS_OK) return s;
+        snprintf(rs[i].stage, sizeof rs[i].stage, "%s", name);
+        rs[i].n = kv[i].n, rs[i].key = kv[i].key, rs[i].value = kv[i].value;
+        (*n)++;
+    }
+    snprintf(rs[*n].stage, sizeof rs[*n].stage, "validate");
+    rs[*n].n = a->kv.n, rs[*n].key = a->kv.key, rs[*n].value = a->kv.value;
+    (*n)++;
+    return VS_OK;
+}
+
 int cmd_validate(int argc, char **argv) {
     validate_args a;
-    if (parse_args(argc, argv, &a) != 0) return VS_EXIT_USAGE;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != VS_EXIT_OK) {
+        study_kv_free(&a.kv);
+        study_free(a.st);
+        return rc;
+    }
     char start[32], end[32], cpu[256];
     utc_now(start, sizeof start);
     vs_error err;
@@ -254,7 +268,12 @@ int cmd_validate(int argc, char **argv) {
     prov.threads = g_cli.threads;
     prov.blas_threads = blas_get_threads();
 
+    static study_kv stage_kv[MAX_FILES];
+    report_stage_settings stage_settings[MAX_FILES + 1];
     vs_status s = make_dir(a.out, &err);
+    if (s == VS_OK)
+        s = read_stage_settings(&a, stage_kv, stage_settings, &prov.n_stage_settings, &err);
+    prov.stage_settings = stage_settings;
     if (s == VS_OK) s = read_inputs(&a, &in, &err);
     if (s == VS_OK && a.shards) {
         s = report_sha256_shards(a.shards, prov.shards_sha256, &prov.n_shards, &err);
@@ -265,11 +284,16 @@ int cmd_validate(int argc, char **argv) {
         utc_now(end, sizeof end);
         s = report_write(a.out, &in, &res, &prov, start, end, &err);
     }
+    if (s == VS_OK) s = settings_cli_record(&a.kv, "validate", a.out, &err);
     if (s == VS_OK) {
         log_headline(&res);
         log_info("wrote %s/report.json, report.md and report.html", a.out);
     }
     report_results_free(&res);
     report_input_free(&in);
+    for (int i = 0; i < a.n_stage_files; i++)
+        study_kv_free(&stage_kv[i]);
+    study_kv_free(&a.kv);
+    study_free(a.st);
     return s == VS_OK ? VS_EXIT_OK : cli_fail("validate", &err);
 }

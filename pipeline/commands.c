@@ -8,6 +8,7 @@
  * wrapped in CORE() runs in the core library there (cli_run_core, pipeline/front.c). A new
  * command goes in CORE() unless the front links everything it needs. */
 #include "cli.h"
+#include "study.h"
 
 #ifdef VS_FRONT
 #define CORE(entry) cli_run_core
@@ -44,31 +45,20 @@ const cli_command cli_commands[] = {
      "\n"
      "Reads DICOM files, folders and DICOMDIRs under SRC, assembles 3D volumes, de-identifies\n"
      "their headers in memory (DICOM PS3.15 Annex E), preprocesses them and writes HDF5 shards\n"
-     "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json. One series is\n"
-     "in flight at a time. A rerun adds only what is new; a series that gained files is rebuilt.\n"
-     "Every input file ends used, skipped or rejected with its reason. Exit 4 when something was\n"
-     "rejected, 5 when nothing was new, 6 when another run holds DIR.\n"
+     "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json, and the\n"
+     "settings it used, DIR/settings.json. One series is in flight at a time. A rerun adds only\n"
+     "what is new; a series that gained files is rebuilt; a DIR made with other settings is\n"
+     "refused. Every input file ends used, skipped or rejected with its reason. Exit 4 when\n"
+     "something was rejected, 5 when nothing was new, 6 when another run holds DIR.\n"
      "\n"
-     "  --study FILE          take sources, key, de-identification, preprocessing and shard\n"
-     "                        settings from a study file (flags below override it)\n"
+     "  --study FILE          the settings of a study file (its deid, ingest, preprocess and\n"
+     "                        shards sections; SRC and DIR default to its sources and\n"
+     "                        OUTPUT/ingest); the options below override them\n"
+     "  --out DIR             output folder\n"
      "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
-     "  --preprocess SPEC     none, or a list of: reorient, spacing=XxYxZ, nearest,\n"
-     "                        ct-window=LO:HI, n4, percentile=LO:HI, crop=T, margin=N\n"
-     "  --shard-mb N          close a shard above N MiB (default 1024)\n"
-     "  --chunk S,R,C         HDF5 chunk shape (default 32,32,32)\n"
-     "  --deflate N           zlib level 0-9 (default 4)\n"
-     "  --max-voxels N        reject images and volumes above N voxels (default 2^31)\n"
-     "  --resample            resample series with missing slices or uneven spacing\n"
-     "  --keep-localizers     also store localizer images (skipped by default)\n"
-     "  --lock-timeout S      wait up to S seconds for another run's lock (default 0)\n"
-     "  --accept-burned-in    accept images that may carry burned-in text (flagged)\n"
-     "  --linkage FILE        honest-broker linkage table (SQLite, 0600)\n"
-     "  --retain-safe-private, --retain-uids, --retain-device-id, --retain-institution-id,\n"
-     "  --retain-patient-chars, --retain-long-full-dates, --retain-long-modified-dates,\n"
-     "  --clean-descriptors, --clean-structured-content, --clean-graphics\n"
-     "                        the options of the confidentiality profile\n"
-     COMMON_HELP,
-     CORE(cmd_ingest)},
+     "  --lock-timeout S      wait up to S seconds for another run's lock (default "
+     "0)\n" COMMON_HELP,
+     CORE(cmd_ingest), ST_INGEST},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -94,9 +84,9 @@ const cli_command cli_commands[] = {
      "      --clean-structured-content    keep structured content, cleaned\n"
      "      --clean-graphics              keep graphics and overlays, text cleaned\n"
      "      --accept-burned-in            accept images that may carry burned-in text (flagged)\n"
-     "      --linkage FILE                record original -> pseudonym in an SQLite table (0600)\n"
-     COMMON_HELP,
-     cmd_anonymize},
+     "      --linkage FILE                record original -> pseudonym in an SQLite table "
+     "(0600)\n" COMMON_HELP,
+     cmd_anonymize, 0},
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
@@ -109,9 +99,8 @@ const cli_command cli_commands[] = {
      "          other than 2.25 pseudonyms (series_instance_uid only under Retain UIDs)\n"
      "  text    reports, JSON-lines logs, any other text: UIDs of an organisation's root\n"
      "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
-     "          and line, and in the raw bytes of every file\n"
-     COMMON_HELP,
-     CORE(cmd_verify_deid)},
+     "          and line, and in the raw bytes of every file\n" COMMON_HELP,
+     CORE(cmd_verify_deid), 0},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"
@@ -123,16 +112,15 @@ const cli_command cli_commands[] = {
      "\n"
      "  --summary FILE   also write the run summary as JSON\n"
      "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
-     "  --max-voxels N   reject images and volumes of more than N voxels (default 2^31)\n"
-     COMMON_HELP,
-     CORE(cmd_inspect)},
+     "  --max-voxels N   reject images and volumes of more than N voxels (default "
+     "2^31)\n" COMMON_HELP,
+     CORE(cmd_inspect), 0},
     {"verify", "re-check every shard checksum in an ingest output folder",
      "Usage: vesalius verify DIR\n"
      "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
      "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
-     "Exits 0 when everything is intact, 1 when anything is corrupt.\n"
-     COMMON_HELP,
-     CORE(cmd_verify)},
+     "Exits 0 when everything is intact, 1 when anything is corrupt.\n" COMMON_HELP,
+     CORE(cmd_verify), 0},
     {"compact", "rewrite shards left mostly dead by rebuilt series",
      "Usage: vesalius compact DIR [--min-live F] [--shard-mb N] [--lock-timeout S]\n"
      "\n"
@@ -145,74 +133,53 @@ const cli_command cli_commands[] = {
      "\n"
      "  --min-live F       live share below which a shard is rewritten (default 0.5)\n"
      "  --shard-mb N       close a new shard at N MiB (default 1024; fractions allowed)\n"
-     "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n"
-     COMMON_HELP,
-     CORE(cmd_compact)},
+     "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n" COMMON_HELP,
+     CORE(cmd_compact), 0},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
-     "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [OPTIONS]\n"
+     "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [--study FILE] [OPTIONS]\n"
      "\n"
      "Trains the masked autoencoder (ViT encoder over the visible patches, 75% masking) on\n"
      "random crops, writing DIR/checkpoint.ckpt (every --checkpoint-every steps, at the end and\n"
      "on SIGINT/SIGTERM; resumes bit-exactly), DIR/model.safetensors (the PyTorch twin's\n"
-     "state_dict names) and DIR/preview.png (a mid slice: input | masked | recon).\n"
+     "state_dict names), DIR/preview.png (a mid slice: input | masked | recon) and the settings\n"
+     "it ran with, DIR/settings.json.\n"
      "\n"
-     "Data:\n"
+     "  --study FILE          the settings of a study file (seed, threads, pretrain section);\n"
+     "                        the options below override them\n"
+     "  --out DIR             output folder\n"
      "  --shards DIR          an ingest output folder (or its shards/): random crops, padded\n"
      "                        where a volume is smaller than the crop\n"
-     "  --modality M          only volumes of this modality (CT, MR, DX, ...)\n"
      "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
-     "  --working-set W (8)   crops come from W volumes at a time, one swapped for the next of\n"
-     "                        a seeded permutation every --swap-every R (256) crops, so their\n"
-     "                        inflated chunks stay cached; 0: every crop from any volume\n"
-     "  --chunk-cache MB      inflated chunks kept (0: auto, W+1 of the largest volumes)\n"
-     "  --resume              continue DIR/checkpoint.ckpt (the settings must match it)\n"
-     "Model (sizes are S or Z,Y,X):\n"
-     "  --crop S  --patch S   crop and patch voxels (96, 16; 2D: --crop 1,224,224 --patch 1,16,16)\n"
-     "  --dim --depth --heads               encoder (192, 6, 3)\n"
-     "  --dec-dim --dec-depth --dec-heads   decoder (128, 2, 4); --mlp-ratio (4)\n"
-     "  --mask-ratio R        fraction of patches hidden (0.75)\n"
-     "  --target norm|plain   per-patch normalised targets (norm, the twin) or plain voxels\n"
-     "  --visible-weight W    loss weight of visible patches (0, the twin)\n"
-     "Training:\n"
-     "  --batch B (8)  --accum A (1)  --steps N (1000)  --seed S (0)\n"
-     "  --lr (1.5e-4)  --min-lr (0)  --warmup N (0)  cosine schedule to --steps\n"
-     "  --weight-decay (0.05)  --no-decay-norms  --clip NORM (0: off)\n"
-     "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation\n"
-     "  --checkpoint-every N (500)  --log-every N (10)\n"
-     COMMON_HELP,
-     CORE(cmd_pretrain)},
+     "  --resume              continue DIR/checkpoint.ckpt (the settings must match "
+     "it)\n" COMMON_HELP,
+     CORE(cmd_pretrain), ST_PRETRAIN},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
-     "Trains the detector (the MAE encoder on every token + a per-token objectness, centre and size\n"
-     "head) on the labeled volumes of the shard folder with patient-level k-fold cross-validation,\n"
-     "from a pretraining checkpoint (arm mae) or from scratch (arm scratch) by the same code path.\n"
+     "Trains the detector (the MAE encoder on every token + a per-token objectness, centre and "
+     "size\n"
+     "head) on the labeled volumes of the shard folder with patient-level k-fold "
+     "cross-validation,\n"
+     "from a pretraining checkpoint (arm mae) or from scratch (arm scratch) by the same code "
+     "path.\n"
      "Labels name ORIGINAL SeriesInstanceUIDs and are mapped through the site key (--key).\n"
-     "Writes DIR/splits.csv, labels.csv, ARM-foldF.det, train-ARM-foldF.jsonl and\n"
-     "predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads).\n"
+     "Writes DIR/splits.csv, labels.csv, ARM-foldF.det, train-ARM-foldF.jsonl,\n"
+     "predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads) and settings.json.\n"
      "\n"
-     "  --study FILE          defaults from the study file: finetune and labels sections, the site\n"
-     "                        key, seed, threads; --shards OUTPUT/shards, --out OUTPUT/finetune-ARM\n"
+     "  --study FILE          the settings of a study file (seed, threads, the key, the labels\n"
+     "                        and finetune sections, the pretrain section's encoder shape and\n"
+     "                        augmentations); --shards OUTPUT/ingest/shards and --out\n"
+     "                        OUTPUT/finetune-ARM unless given; the options below override them\n"
+     "  --shards DIR          shard folder\n"
+     "  --out DIR             output folder\n"
      "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm)\n"
-     "  --volume-labels CSV   seriesuid,label (0/1)\n"
      "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n"
-     "  --key FILE            site key (labels hold original UIDs); without it: pseudonymous keys\n"
-     "  --init CHECKPOINT     pretraining checkpoint (architecture taken from it)\n"
+     "  --init CHECKPOINT     pretraining checkpoint: the arm mae, whose encoder shape and crop\n"
+     "                        come from it (the encoder options are refused with it)\n"
      "  --arm mae|scratch     name of the arm (default: mae with --init, else scratch)\n"
-     "  --probe               frozen encoder (linear probing); default full fine-tuning\n"
-     "  --folds K (5)  --fold F (only this fold)  --val-fraction X (0.2)  --seed N (0)\n"
-     "  --steps N (300)  --batch B (4)  --lr X (1e-3)  --layer-decay X (0.75)\n"
-     "  --lesion-share X (0.5)   share of crops centred on a lesion\n"
-     "  --eval-every N (25)  --patience N (4)   early stopping on the validation patients\n"
-     "  --loss focal|bce  --gamma X (2)  --pos-weight X (1)\n"
-     "  --crop Z,Y,X (32)  --patch Z,Y,X (8)  --dim N (96)  --depth N (3)  --heads N (3)  --hidden N (64)\n"
-     "  --window LO:HI        clip intensities and map to [0, 1] (default: as stored)\n"
-     "  --overlap N (2)       window overlap in tokens when predicting the test folds\n"
-     "  --flip P (0.5 per axis)  --scale S (0.1)  --shift S (0.1)   augmentation (with --study:\n"
-     "                        the pretrain section's flips, intensity_scale, intensity_shift)\n"
-     COMMON_HELP,
-     CORE(cmd_finetune)},
+     "  --fold F              train and predict only fold F\n" COMMON_HELP,
+     CORE(cmd_finetune), ST_FINETUNE},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
@@ -224,48 +191,53 @@ const cli_command cli_commands[] = {
      "  --heatmaps DIR        merged objectness per volume as DIR/SERIES.nii.gz\n"
      "  --series KEY          only this volume (repeatable)\n"
      "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
-     "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B (4)\n"
-     COMMON_HELP,
-     CORE(cmd_predict)},
+     "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B "
+     "(4)\n" COMMON_HELP,
+     CORE(cmd_predict), 0},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
      "Writes report.json, report.md and report.html: ROC and AUC, FROC and CPM (LUNA16),\n"
-     "bootstrap confidence intervals, k-fold results and full provenance. Input forms are\n"
-     "in validation/FORMATS.md, the report.json schema in validation/REPORT_SCHEMA.md.\n"
+     "bootstrap confidence intervals, k-fold results and full provenance, and the settings it\n"
+     "used, settings.json. Input forms are in validation/FORMATS.md, the report.json schema in\n"
+     "validation/REPORT_SCHEMA.md.\n"
      "\n"
      "  --predictions FILE...  candidates and volume scores (CSV or JSON lines); repeatable\n"
      "  --labels FILE          lesions and volume labels (CSV or JSON lines)\n"
-     "  --out DIR              where the three report files go (created if missing)\n"
+     "  --out DIR              where the report files go (created if missing)\n"
      "  --train-log [NAME=]FILE  JSON-lines training log (\"train.step\" events); repeatable\n"
      "  --preview [NAME=]PNG   MAE reconstruction preview to embed; repeatable\n"
-     "  --study FILE           study file (its SHA-256 goes into the provenance)\n"
+     "  --study FILE           the settings of a study file (seed, validate section; its SHA-256\n"
+     "                        goes into the provenance); the options below override them\n"
      "  --shards DIR           shard folder (SHA-256 of its *.h5 set goes into the provenance)\n"
-     "  --bootstrap N          bootstrap resamples over patients (default 1000; 0: no CIs)\n"
-     "  --seed S               bootstrap seed (default 1)\n"
      "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
-     "  --operating-point P    threshold for sensitivity/specificity (default 0.5); repeatable\n"
-     COMMON_HELP,
-     CORE(cmd_validate)},
+     "  --stage-settings NAME=FILE  the settings.json of an upstream stage, recorded in the\n"
+     "                        provenance; repeatable\n" COMMON_HELP,
+     CORE(cmd_validate), ST_VALIDATE},
     {"run", "run a whole study from its YAML file, resumably",
-     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout S]\n"
+     "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout "
+     "S]\n"
      "\n"
      "Runs the study's stages in order (ingest, pretrain, finetune-mae, finetune-scratch,\n"
      "validate; the last three when the study has labels), each as its own process with its log\n"
-     "in OUT/logs/STAGE.jsonl, and records what each consumed and produced (SHA-256) in\n"
-     "OUT/stages/. A stage whose inputs and settings did not change is skipped; ingest always\n"
-     "looks for new files. Killed at any point (even kill -9), a rerun continues where it was:\n"
-     "pretraining resumes its checkpoint. The run log is OUT/run.jsonl.\n"
+     "in OUT/logs/STAGE.jsonl. Each stage records the settings it ran with (every key it reads,\n"
+     "label files by content, the site key by a keyed fingerprint) and what it consumed and\n"
+     "produced (SHA-256) in OUT/stages/STAGE.json. A stage runs again when one of its settings,\n"
+     "one of its input files or an earlier stage it consumes changed, and is skipped otherwise;\n"
+     "ingest always looks for new files, and starts over when one of its settings changed.\n"
+     "Killed at any point (even kill -9), a rerun continues where it was: pretraining resumes its\n"
+     "checkpoint. The run log is OUT/run.jsonl.\n"
      "\n"
      "  --stages LIST     only these stages (comma-separated)\n"
      "  --from STAGE      run STAGE and every later stage even if up to date\n"
-     "  --dry-run         print the plan and why each stage would run; change nothing\n"
+     "  --dry-run         print the plan and, for each stage that would run, which settings,\n"
+     "                    inputs or earlier stages changed; change nothing\n"
      "  --lock-timeout S  wait up to S seconds for another run of this study (default 0)\n"
      "\n"
      "Exit: 0 done, 4 done with rejected inputs, 5 nothing to do, 6 another run holds the\n"
-     "output folder, 1 a stage failed, 2 a study-file error (file, line and key named).\n"
-     COMMON_HELP,
-     CORE(cmd_run)},
+     "output folder, 1 a stage failed, 2 a study-file error (file, line and key "
+     "named).\n" COMMON_HELP,
+     CORE(cmd_run), 0},
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
@@ -273,14 +245,15 @@ const cli_command cli_commands[] = {
      "\n"
      "Writes procedural CT and MR studies (anatomy, noise, MR bias fields, varied spacing,\n"
      "orientation, slice order and transfer syntax), a few radiographs, fake identifying values\n"
-     "in the headers, and a labeled CT subset with tumours: DIR/dicom/, DIR/labels/annotations.csv\n"
+     "in the headers, and a labeled CT subset with tumours: DIR/dicom/, "
+     "DIR/labels/annotations.csv\n"
      "(LUNA16 style, LPS mm), DIR/labels/volumes.csv and DIR/phi.txt (every planted identifier).\n"
      "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 96x96\n"
      "slices, 40-64 slices; tumours 5-30 mm, 30% subtle; --contrast K multiplies the contrast of\n"
-     "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a factor\n"
-     "under 0.6 makes them part-solid). The same seed writes the same bytes.\n"
-     COMMON_HELP,
-     CORE(cmd_demo_cohort)},
+     "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a "
+     "factor\n"
+     "under 0.6 makes them part-solid). The same seed writes the same bytes.\n" COMMON_HELP,
+     CORE(cmd_demo_cohort), 0},
 };
 
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "dcmdict.h"
 #include "log.h"
+#include "study.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(cmd->usage, stdout);
+            if (cmd->settings) study_print_options(stdout, cmd->settings);
             return VS_EXIT_OK;
         }
         if (strcmp(a, "--log-json") == 0) {

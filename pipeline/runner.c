@@ -1,12 +1,14 @@
 /* runner.c — the stage runner behind `vesalius run` (see runner.h for the layout and
- * invariants). Each stage is one row of `stages`: how to build its command line from the
- * study, which upstream hashes it consumes, which files it produces. */
+ * invariants). Each stage is one row of `stages`: which settings it reads (studies/study.h),
+ * which upstream stages it consumes, what it works on (its command line: folders only, the
+ * settings come from the study file itself), which files it produces. */
 #include "runner.h"
 #include "fsdir.h"
 
 #include "cli.h"
 #include "log.h"
 #include "report.h"
+#include "settings_cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,15 +54,18 @@ static void arg_add(arglist *a, const char *fmt, ...) {
 
 static int arg_overflow(const arglist *a) { return a->n >= MAX_ARGS || a->used >= sizeof a->buf - 1; }
 
+enum { N_STAGE_MAX = 5 };
+
 typedef struct run_ctx {
-    const study *s;
+    study *s;
     const char *study_path;
     const runner_options *opt;
     char out[PATH_MAX], self[PATH_MAX];
     FILE *runlog;
     char shards_hash[HEX]; /* output of ingest: SHA-256 of the shard set */
-    char pretrain_hash[HEX];
-    int ingest_exit;
+    /* each stage's identity for the stages after it: the SHA-256 of its record; "" when it is
+     * about to run (dry run: not known yet), "-" when it does not apply or never ran */
+    char identity[N_STAGE_MAX][HEX];
 } run_ctx;
 
 /* One event: a human line on stderr (unless quiet) and a JSON line in OUT/run.jsonl. */
@@ -130,49 +135,39 @@ static vs_status read_small(const char *path, char *buf, size_t cap) {
 }
 
 static vs_status write_atomic(const char *path, const char *text, vs_error *err) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", path, strerror(errno));
-    }
-    return VS_OK;
+    return vs_write_file_atomic(path, text, strlen(text), err);
 }
 
 /* ---- the stages ---------------------------------------------------------------------------- */
 typedef struct stage {
     const char *name;
+    unsigned reads;  /* ST_* bit: the settings it reads (studies/study.h), = its own bit */
     int incremental; /* runs every time (it skips what it already did itself) */
     int (*applies)(const run_ctx *c); /* NULL: always; 0: the study does not call for it */
-    /* Build the command line and list the upstream hashes it consumes ("name hash\n" lines). */
-    vs_status (*command)(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err);
+    /* What the stage works on: its command line (folders; the settings come from the study). */
+    vs_status (*command)(run_ctx *c, arglist *a, vs_error *err);
+    unsigned upstream;                /* ST_* bits of the stages whose results it consumes */
     const char *outputs[MAX_OUTPUTS]; /* files below OUT/<dir>/ whose hashes the record keeps */
     const char *dir;                  /* the stage's output folder below OUT (NULL: its name) */
-    vs_status (*after)(run_ctx *c, vs_error *err); /* publish this stage's hashes downstream */
+    vs_status (*after)(run_ctx *c, vs_error *err); /* after a run, before its record */
 } stage;
 
 static void common_args(run_ctx *c, arglist *a) {
-    int threads = g_cli.threads > 0 ? g_cli.threads : c->s->threads;
-    if (threads > 0) arg_add(a, "--threads=%d", threads);
+    arg_add(a, "--study=%s", c->study_path);
+    arg_add(a, "--threads=%d", c->s->top.threads);
     arg_add(a, "--log-json");
 }
 
-static vs_status ingest_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
-    (void)inputs, (void)cap;
+static vs_status ingest_command(run_ctx *c, arglist *a, vs_error *err) {
     const study *s = c->s;
-    if (s->ingest.sources_count == 0)
+    if (s->ingest.sources.n == 0)
         return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'ingest.sources' is missing: nothing to ingest", c->study_path);
+    if (!s->deid.key_file)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s: key 'deid.key_file' is missing: pseudonyms need the site key",
+                       c->study_path);
     arg_add(a, "ingest");
-    for (unsigned i = 0; i < s->ingest.sources_count; i++) arg_add(a, "%s", s->ingest.sources[i]);
-    arg_add(a, "--out");
-    arg_add(a, "%s/ingest", c->out);
-    arg_add(a, "--study");
-    arg_add(a, "%s", c->study_path);
+    arg_add(a, "--out=%s/ingest", c->out);
     common_args(c, a);
     return VS_OK;
 }
@@ -184,51 +179,13 @@ static vs_status ingest_after(run_ctx *c, vs_error *err) {
     return report_sha256_shards(dir, c->shards_hash, &n, err);
 }
 
-static vs_status pretrain_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
+static vs_status pretrain_command(run_ctx *c, arglist *a, vs_error *err) {
     (void)err;
-    const study_pretrain *p = &c->s->pretrain;
     arg_add(a, "pretrain");
-    arg_add(a, "--shards");
-    arg_add(a, "%s/ingest", c->out);
-    arg_add(a, "--out");
-    arg_add(a, "%s/pretrain", c->out);
+    arg_add(a, "--shards=%s/ingest", c->out);
+    arg_add(a, "--out=%s/pretrain", c->out);
     arg_add(a, "--resume"); /* continues a checkpoint left with the same inputs (invariant 2) */
-    if (p->modalities_count == 1) {
-        arg_add(a, "--modality");
-        arg_add(a, "%s", p->modalities[0]);
-    }
-    arg_add(a, "--crop=%d,%d,%d", p->crop[0], p->crop[1], p->crop[2]);
-    arg_add(a, "--patch=%d,%d,%d", p->patch[0], p->patch[1], p->patch[2]);
-    arg_add(a, "--dim=%d", p->dim);
-    arg_add(a, "--depth=%d", p->depth);
-    arg_add(a, "--heads=%d", p->heads);
-    arg_add(a, "--dec-dim=%d", p->dec_dim);
-    arg_add(a, "--dec-depth=%d", p->dec_depth);
-    arg_add(a, "--dec-heads=%d", p->dec_heads);
-    arg_add(a, "--mlp-ratio=%d", p->mlp_ratio);
-    arg_add(a, "--mask-ratio=%.17g", p->mask_ratio);
-    arg_add(a, "--target=%s", p->target == STUDY_TARGET_PLAIN ? "plain" : "norm");
-    arg_add(a, "--visible-weight=%.17g", p->visible_loss_weight);
-    arg_add(a, "--batch=%d", p->batch);
-    arg_add(a, "--accum=%d", p->accumulate);
-    arg_add(a, "--steps=%d", p->steps);
-    arg_add(a, "--lr=%.17g", p->lr);
-    arg_add(a, "--min-lr=%.17g", p->min_lr);
-    arg_add(a, "--warmup=%d", p->warmup_steps);
-    arg_add(a, "--weight-decay=%.17g", p->weight_decay);
-    if (!p->decay_norms_and_biases) arg_add(a, "--no-decay-norms");
-    arg_add(a, "--clip=%.17g", p->clip);
-    arg_add(a, "--flip=%s", p->flips ? "0.5" : "0");
-    arg_add(a, "--scale=%.17g", p->intensity_scale);
-    arg_add(a, "--shift=%.17g", p->intensity_shift);
-    arg_add(a, "--working-set=%d", p->working_set);
-    arg_add(a, "--swap-every=%d", p->swap_every);
-    arg_add(a, "--chunk-cache=%d", p->chunk_cache_mb);
-    arg_add(a, "--seed=%lld", (long long)c->s->seed);
-    arg_add(a, "--checkpoint-every=%d", p->checkpoint_every);
-    arg_add(a, "--log-every=%d", p->steps >= 100 ? 10 : 1);
     common_args(c, a);
-    snprintf(inputs, cap, "shards %s\n", c->shards_hash);
     return VS_OK;
 }
 
@@ -289,96 +246,101 @@ static vs_status write_curve(run_ctx *c, const char *stage_name, const char *eve
 }
 
 static vs_status pretrain_after(run_ctx *c, vs_error *err) {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/pretrain/model.safetensors", c->out);
-    vs_status st = report_sha256_file(path, c->pretrain_hash, err);
-    if (st == VS_OK) st = write_curve(c, "pretrain", "pretrain.step", err);
-    return st;
+    return write_curve(c, "pretrain", "pretrain.step", err);
 }
 
 /* Fine-tuning needs labels; without them the stages after pretraining do not apply. */
-static int has_labels(const run_ctx *c) { return c->s->labels.file != NULL; }
+static int has_labels(const run_ctx *c) {
+    return c->s->labels.file != NULL || c->s->labels.volumes != NULL;
+}
+static int has_scratch(const run_ctx *c) {
+    return has_labels(c) && c->s->finetune.scratch_baseline;
+}
 
-static vs_status finetune_command(run_ctx *c, arglist *a, char *inputs, size_t cap, int mae, vs_error *err) {
-    const study *s = c->s;
-    const study_pretrain *p = &s->pretrain;
-    if (!s->deid.key_file)
+static vs_status finetune_command(run_ctx *c, arglist *a, int mae, vs_error *err) {
+    if (!c->s->deid.key_file)
         return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'deid.key_file' is missing: labels name original UIDs", c->study_path);
     arg_add(a, "finetune");
-    arg_add(a, "--study=%s", c->study_path); /* the finetune section's settings */
     arg_add(a, "--shards=%s/ingest/shards", c->out);
     arg_add(a, "--out=%s/finetune-%s", c->out, mae ? "mae" : "scratch");
-    arg_add(a, "--key=%s", s->deid.key_file);
-    arg_add(a, "--%s=%s", s->labels.format == STUDY_LABELS_MASKS ? "masks"
-                          : s->labels.format == STUDY_LABELS_VOLUME ? "volume-labels" : "labels",
-            s->labels.file);
-    if (s->labels.volumes) arg_add(a, "--volume-labels=%s", s->labels.volumes);
     arg_add(a, "--arm=%s", mae ? "mae" : "scratch");
-    arg_add(a, "--seed=%lld", (long long)s->seed);
-    arg_add(a, "--eval-every=%d", s->finetune.eval_every);
-    if (s->finetune.mode == STUDY_TUNE_PROBE) arg_add(a, "--probe");
-    if (mae) {
-        arg_add(a, "--init=%s/pretrain/checkpoint.ckpt", c->out);
-    } else { /* the same architecture as the pretrained encoder, from random weights */
-        arg_add(a, "--crop=%d,%d,%d", p->crop[0], p->crop[1], p->crop[2]);
-        arg_add(a, "--patch=%d,%d,%d", p->patch[0], p->patch[1], p->patch[2]);
-        arg_add(a, "--dim=%d", p->dim);
-        arg_add(a, "--depth=%d", p->depth);
-        arg_add(a, "--heads=%d", p->heads);
-    }
+    if (mae) arg_add(a, "--init=%s/pretrain/checkpoint.ckpt", c->out);
     common_args(c, a);
-    snprintf(inputs, cap, "shards %s\npretrain %s\n", c->shards_hash, mae ? c->pretrain_hash : "-");
     return VS_OK;
 }
 
-static vs_status finetune_mae_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
-    return finetune_command(c, a, inputs, cap, 1, err);
+static vs_status finetune_mae_command(run_ctx *c, arglist *a, vs_error *err) {
+    return finetune_command(c, a, 1, err);
+}
+static vs_status finetune_scratch_command(run_ctx *c, arglist *a, vs_error *err) {
+    return finetune_command(c, a, 0, err);
 }
 
-static vs_status finetune_scratch_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
-    return finetune_command(c, a, inputs, cap, 0, err);
-}
-
-static vs_status validate_command(run_ctx *c, arglist *a, char *inputs, size_t cap, vs_error *err) {
+static vs_status validate_command(run_ctx *c, arglist *a, vs_error *err) {
     (void)err;
-    const study *s = c->s;
-    char h[HEX];
-    vs_error ignore;
-    size_t used = 0;
     arg_add(a, "validate");
-    const char *arms[2] = {"mae", s->finetune.scratch_baseline ? "scratch" : NULL};
+    const char *arms[2] = {"mae", has_scratch(c) ? "scratch" : NULL};
     for (int i = 0; i < 2 && arms[i]; i++) {
-        char path[PATH_MAX + 64];
-        snprintf(path, sizeof path, "%s/finetune-%s/predictions-%s.csv", c->out, arms[i], arms[i]);
-        arg_add(a, "--predictions=%s", path);
-        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-fold0.jsonl", arms[i], c->out, arms[i], arms[i]);
-        if (report_sha256_file(path, h, &ignore) != VS_OK) snprintf(h, sizeof h, "-");
-        used += (size_t)snprintf(inputs + used, cap - used, "predictions-%s %s\n", arms[i], h);
+        arg_add(a, "--predictions=%s/finetune-%s/predictions-%s.csv", c->out, arms[i], arms[i]);
+        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-fold0.jsonl", arms[i], c->out,
+                arms[i], arms[i]);
     }
     arg_add(a, "--labels=%s/finetune-mae/labels.csv", c->out);
     arg_add(a, "--train-log=pretrain=%s/logs/pretrain.curve.jsonl", c->out);
     arg_add(a, "--preview=mae=%s/pretrain/preview.png", c->out);
     arg_add(a, "--out=%s/report", c->out);
-    arg_add(a, "--study=%s", c->study_path);
     arg_add(a, "--shards=%s/ingest/shards", c->out);
-    arg_add(a, "--bootstrap=%d", s->validate.bootstrap);
-    arg_add(a, "--seed=%lld", (long long)s->seed);
-    arg_add(a, "--record-seed=study=%lld", (long long)s->seed);
-    for (unsigned i = 0; i < s->validate.operating_points_count; i++)
-        arg_add(a, "--operating-point=%.17g", s->validate.operating_points[i]);
+    arg_add(a, "--record-seed=study=%lld", (long long)c->s->top.seed);
+    static const char *const ran[] = {"ingest", "pretrain", "finetune-mae", "finetune-scratch"};
+    for (int i = 0; i < 4; i++)
+        if (i < 3 || has_scratch(c))
+            arg_add(a, "--stage-settings=%s=%s/%s/settings.json", ran[i], c->out, ran[i]);
     common_args(c, a);
-    snprintf(inputs + used, cap - used, "shards %s\npretrain %s\n", c->shards_hash, c->pretrain_hash);
     return VS_OK;
 }
 
+/* The stages in order; a stage's bit (ST_*) is 1 << its index. */
 static const stage stages[] = {
-    {"ingest", 1, NULL, ingest_command, {NULL}, NULL, ingest_after},
-    {"pretrain", 0, NULL, pretrain_command, {"model.safetensors", "checkpoint.ckpt", "preview.png", NULL}, NULL, pretrain_after},
-    {"finetune-mae", 0, has_labels, finetune_mae_command, {"predictions-mae.csv", "labels.csv", "splits.csv", NULL}, NULL, NULL},
-    {"finetune-scratch", 0, has_labels, finetune_scratch_command, {"predictions-scratch.csv", "labels.csv", "splits.csv", NULL}, NULL, NULL},
-    {"validate", 0, has_labels, validate_command, {"report.json", "report.html", "report.md", NULL}, "report", NULL},
+    {"ingest", ST_INGEST, 1, NULL, ingest_command, 0, {"settings.json", NULL}, NULL, ingest_after},
+    {"pretrain",
+     ST_PRETRAIN,
+     0,
+     NULL,
+     pretrain_command,
+     ST_INGEST,
+     {"model.safetensors", "checkpoint.ckpt", "preview.png", "settings.json", NULL},
+     NULL,
+     pretrain_after},
+    {"finetune-mae",
+     ST_FT_MAE,
+     0,
+     has_labels,
+     finetune_mae_command,
+     ST_INGEST | ST_PRETRAIN,
+     {"predictions-mae.csv", "labels.csv", "splits.csv", "settings.json", NULL},
+     NULL,
+     NULL},
+    {"finetune-scratch",
+     ST_FT_SCRATCH,
+     0,
+     has_scratch,
+     finetune_scratch_command,
+     ST_INGEST,
+     {"predictions-scratch.csv", "labels.csv", "splits.csv", "settings.json", NULL},
+     NULL,
+     NULL},
+    {"validate",
+     ST_VALIDATE,
+     0,
+     has_labels,
+     validate_command,
+     ST_INGEST | ST_PRETRAIN | ST_FINETUNE,
+     {"report.json", "report.html", "report.md", "settings.json", NULL},
+     "report",
+     NULL},
 };
 enum { N_STAGES = (int)(sizeof stages / sizeof stages[0]) };
+_Static_assert((int)N_STAGES == (int)N_STAGE_MAX, "one identity per stage");
 
 const char *const runner_stage_names[] = {"ingest", "pretrain", "finetune-mae", "finetune-scratch", "validate"};
 const int runner_n_stages = N_STAGES;
@@ -388,50 +350,168 @@ static void hex_of(const unsigned char *h, char out[HEX]) {
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-/* SHA-256 over the version, the command line and the upstream hashes. */
-static void inputs_hash(const arglist *a, const char *inputs, char out[HEX]) {
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    const char *v = "vesalius " VESALIUS_VERSION "\n";
-    crypto_hash_sha256_update(&st, (const unsigned char *)v, strlen(v));
-    for (int i = 0; i < a->n; i++) {
-        crypto_hash_sha256_update(&st, (const unsigned char *)a->v[i], strlen(a->v[i]) + 1);
-    }
-    crypto_hash_sha256_update(&st, (const unsigned char *)inputs, strlen(inputs));
+static void sha256_text(const char *text, char out[HEX]) {
     unsigned char h[32];
-    crypto_hash_sha256_final(&st, h);
+    crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
     hex_of(h, out);
 }
 
-/* The record a stage would have now: its inputs hash and the hashes of its outputs. Returns
- * VS_ERR_IO when an output is missing. */
-static vs_status record_now(run_ctx *c, const stage *sg, const char *in_hash, char *buf, size_t cap,
-                            vs_error *err) {
-    size_t used = (size_t)snprintf(buf, cap, "{\n  \"stage\": \"%s\",\n  \"inputs_sha256\": \"%s\",\n  \"outputs\": {",
-                                   sg->name, in_hash);
-    if (sg->incremental) {
-        used += (size_t)snprintf(buf + used, cap - used, "\n    \"shards\": \"%s\"", c->shards_hash);
+/* What a stage consumes now: its settings (the text of the settings.json it will write) and
+ * the identities of the stages it consumes, as "name identity" lines. */
+typedef struct stage_inputs {
+    study_kv settings;
+    char *settings_text; /* study_settings_text */
+    char upstream[512];
+    const char *unknown; /* an upstream stage about to run (dry run), or NULL */
+    char hash[HEX];      /* SHA-256 of version, stage, settings text and upstream lines */
+} stage_inputs;
+
+static void inputs_free(stage_inputs *in) {
+    study_kv_free(&in->settings);
+    free(in->settings_text);
+    in->settings_text = NULL;
+}
+
+static vs_status inputs_now(run_ctx *c, int i, stage_inputs *in, vs_error *err) {
+    const stage *sg = &stages[i];
+    memset(in, 0, sizeof *in);
+    vs_status st = settings_cli_resolve(c->s, sg->reads, &in->settings, err);
+    if (st != VS_OK) return st;
+    if (!(in->settings_text = study_settings_text(sg->name, &in->settings)))
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    size_t used = 0;
+    for (int u = 0; u < N_STAGES; u++) {
+        if (!(sg->upstream & stages[u].reads) || strcmp(c->identity[u], "-") == 0) continue;
+        if (!c->identity[u][0] && !in->unknown) in->unknown = stages[u].name;
+        used += (size_t)snprintf(in->upstream + used, sizeof in->upstream - used, "%s %s\n",
+                                 stages[u].name, c->identity[u][0] ? c->identity[u] : "?");
     }
-    for (int i = 0; i < MAX_OUTPUTS && sg->outputs[i]; i++) {
-        char path[PATH_MAX + 64], h[HEX];
-        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->dir ? sg->dir : sg->name, sg->outputs[i]);
-        vs_status s = report_sha256_file(path, h, err);
-        if (s != VS_OK) return s;
-        used += (size_t)snprintf(buf + used, cap - used, "%s\n    \"%s\": \"%s\"", i ? "," : "", sg->outputs[i], h);
-        if (used >= cap) return VS_FAIL(err, VS_ERR_INTERNAL, "stage record too long");
-    }
-    snprintf(buf + used, cap - used, "\n  }\n}\n");
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    char head[128];
+    snprintf(head, sizeof head, "vesalius %s\nstage %s\n", VESALIUS_VERSION, sg->name);
+    crypto_hash_sha256_update(&h, (const unsigned char *)head, strlen(head));
+    crypto_hash_sha256_update(&h, (const unsigned char *)in->settings_text,
+                              strlen(in->settings_text));
+    crypto_hash_sha256_update(&h, (const unsigned char *)in->upstream, strlen(in->upstream));
+    unsigned char out[32];
+    crypto_hash_sha256_final(&h, out);
+    hex_of(out, in->hash);
     return VS_OK;
 }
 
-/* Invariant 1: up to date when the stored record equals the record it would have now. */
-static int up_to_date(run_ctx *c, const stage *sg, const char *in_hash) {
-    char path[PATH_MAX + 32], stored[4096], now[4096];
+/* The record a stage would have now: its inputs (hash, settings, upstream identities) and the
+ * hashes of its outputs. Returns VS_ERR_IO when an output is missing. free() *text. */
+static vs_status record_now(run_ctx *c, const stage *sg, const stage_inputs *in, char **text,
+                            vs_error *err) {
+    size_t len = 0;
+    *text = NULL;
+    FILE *f = open_memstream(text, &len);
+    if (!f) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    fprintf(f, "{\n  \"stage\": \"%s\",\n  \"inputs_sha256\": \"%s\",\n  \"settings\": {", sg->name,
+            in->hash);
+    for (int k = 0; k < in->settings.n; k++) {
+        fputs(k ? ",\n    " : "\n    ", f);
+        log_json_string(f, in->settings.key[k]);
+        fputs(": ", f);
+        log_json_string(f, in->settings.value[k]);
+    }
+    fputs("\n  },\n  \"upstream\": {", f);
+    int first = 1;
+    for (const char *p = in->upstream; *p; first = 0) {
+        const char *sp = strchr(p, ' '), *nl = strchr(p, '\n');
+        fprintf(f, "%s\n    \"%.*s\": \"%.*s\"", first ? "" : ",", (int)(sp - p), p,
+                (int)(nl - sp - 1), sp + 1);
+        p = nl + 1;
+    }
+    fputs("\n  },\n  \"outputs\": {", f);
+    vs_status s = VS_OK;
+    first = 1;
+    if (sg->incremental) {
+        fprintf(f, "\n    \"shards\": \"%s\"", c->shards_hash);
+        first = 0;
+    }
+    for (int i = 0; s == VS_OK && i < MAX_OUTPUTS && sg->outputs[i]; i++, first = 0) {
+        char path[PATH_MAX + 64], h[HEX];
+        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->dir ? sg->dir : sg->name, sg->outputs[i]);
+        s = report_sha256_file(path, h, err);
+        fprintf(f, "%s\n    \"%s\": \"%s\"", first ? "" : ",", sg->outputs[i], h);
+    }
+    fputs("\n  }\n}\n", f);
+    if (fclose(f) != 0 && s == VS_OK) s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (s != VS_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return s;
+}
+
+/* The stored record of a stage, or NULL (free() it). */
+static char *stored_record(run_ctx *c, const stage *sg) {
+    char path[PATH_MAX + 32], *buf = malloc(65536);
     snprintf(path, sizeof path, "%s/stages/%s.json", c->out, sg->name);
-    if (read_small(path, stored, sizeof stored) != VS_OK) return 0;
+    if (buf && read_small(path, buf, 65536) == VS_OK) return buf;
+    free(buf);
+    return NULL;
+}
+
+/* Why the stage must run, in words: what differs between its stored record and now. Returns
+ * 1 when it is up to date (invariant 1: the stored record equals the record it would have now). */
+static int explain(run_ctx *c, const stage *sg, const stage_inputs *in, const char *stored,
+                   char *why, size_t cap) {
+    if (in->unknown) {
+        snprintf(why, cap, "upstream stage %s runs first", in->unknown);
+        return 0;
+    }
+    if (!stored) {
+        snprintf(why, cap, "no finished run");
+        return 0;
+    }
+    char *now = NULL;
     vs_error err;
-    if (record_now(c, sg, in_hash, now, sizeof now, &err) != VS_OK) return 0;
-    return strcmp(stored, now) == 0;
+    int same = record_now(c, sg, in, &now, &err) == VS_OK && strcmp(stored, now) == 0;
+    free(now);
+    if (same) return 1;
+    why[0] = '\0';
+    study_kv old, up_old, up_now;
+    size_t n = 0;
+    if (study_kv_parse(stored, "settings", &old, &err) == VS_OK) {
+        study_kv_diff(&old, &in->settings, why, cap);
+        study_kv_free(&old);
+        n = strlen(why);
+    }
+    /* the upstream block of the record is "name": "identity" lines, like the settings */
+    char *up_text = NULL;
+    size_t up_len = 0;
+    FILE *f = open_memstream(&up_text, &up_len);
+    if (f) {
+        fputs("\"upstream\": {\n", f);
+        for (const char *p = in->upstream; *p;) {
+            const char *sp = strchr(p, ' '), *nl = strchr(p, '\n');
+            fprintf(f, "    \"%.*s\": \"%.*s\",\n", (int)(sp - p), p, (int)(nl - sp - 1), sp + 1);
+            p = nl + 1;
+        }
+        fputs("  }\n", f);
+        fclose(f);
+    }
+    if (up_text && study_kv_parse(stored, "upstream", &up_old, &err) == VS_OK) {
+        if (study_kv_parse(up_text, "upstream", &up_now, &err) == VS_OK) {
+            for (int k = 0; k < up_now.n; k++) {
+                int found = 0;
+                for (int j = 0; j < up_old.n; j++)
+                    found |= strcmp(up_old.key[j], up_now.key[k]) == 0 &&
+                             strcmp(up_old.value[j], up_now.value[k]) == 0;
+                if (!found)
+                    n += (size_t)snprintf(why + n, n < cap ? cap - n : 0, "%supstream %s changed",
+                                          n ? "; " : "", up_now.key[k]);
+            }
+            study_kv_free(&up_now);
+        }
+        study_kv_free(&up_old);
+    }
+    free(up_text);
+    if (n == 0) snprintf(why, cap, "its outputs changed or are missing since its last run");
+    return 0;
 }
 
 /* ---- child processes ------------------------------------------------------------------------ */
@@ -546,7 +626,68 @@ static int validate_names(const runner_options *o) {
     return 0;
 }
 
-int runner_run(const study *s, const char *study_path, const runner_options *opt) {
+/* 1 when the child wrote the settings the runner hashed (it read the same study file). */
+static int settings_as_planned(run_ctx *c, const stage *sg, const stage_inputs *in) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s/settings.json", c->out, sg->dir ? sg->dir : sg->name);
+    size_t n = strlen(in->settings_text);
+    char *buf = malloc(n + 2);
+    int same = buf && read_small(path, buf, n + 2) == VS_OK && strcmp(buf, in->settings_text) == 0;
+    free(buf);
+    return same;
+}
+
+/* Run one stage that must run: start over when what it consumed changed (invariant 2), run
+ * the child, check and record. Returns the child's exit code, or -1 with err filled. */
+static int run_stage(run_ctx *c, int i, const stage_inputs *in, const char *stored, arglist *a,
+                     const char *why, vs_error *err) {
+    const stage *sg = &stages[i];
+    char started_path[PATH_MAX + 32], started[HEX + 2] = "", dir[PATH_MAX + 32];
+    snprintf(started_path, sizeof started_path, "%s/stages/%s.started", c->out, sg->name);
+    snprintf(dir, sizeof dir, "%s/%s", c->out, sg->dir ? sg->dir : sg->name);
+    read_small(started_path, started, sizeof started);
+    /* the inputs the stage's folder holds results of: an interrupted run's, else the last
+     * finished run's (ingest adds to those; the other stages start over unless resuming) */
+    const char *prev = started;
+    char last[HEX] = "";
+    const char *h = stored ? strstr(stored, "\"inputs_sha256\": \"") : NULL;
+    if (!started[0] && h) snprintf(last, sizeof last, "%.64s", h + 18), prev = last;
+    if (sg->incremental ? prev[0] && strcmp(prev, in->hash) != 0 : strcmp(started, in->hash) != 0) {
+        if (sg->incremental)
+            run_event(c, sg->name, "stage.restart", "%s: starts over (%s)", sg->name, why);
+        if (rm_rf(dir, err) != VS_OK) return -1;
+        char log_path[PATH_MAX + 32];
+        snprintf(log_path, sizeof log_path, "%s/logs/%s.jsonl", c->out, sg->name);
+        unlink(log_path);
+    }
+    if (write_atomic(started_path, in->hash, err) != VS_OK) return -1;
+    run_event(c, sg->name, "stage.start", "%s: running (%s)", sg->name, why);
+    int rc = run_child(c, sg, a, err);
+    if (rc < 0) return -1;
+    int ok =
+        rc == VS_EXIT_OK || (sg->incremental && (rc == VS_EXIT_REJECTS || rc == VS_EXIT_NOTHING));
+    if (!ok) return rc;
+    if (!settings_as_planned(c, sg, in)) {
+        VS_FAIL(err, VS_ERR_CONFIG,
+                "%s/settings.json differs from the settings planned for %s: was %s edited during "
+                "the run?",
+                dir, sg->name, c->study_path);
+        return -1;
+    }
+    char *record = NULL, rpath[PATH_MAX + 32];
+    vs_status st = sg->after ? sg->after(c, err) : VS_OK;
+    if (st == VS_OK) st = record_now(c, sg, in, &record, err);
+    snprintf(rpath, sizeof rpath, "%s/stages/%s.json", c->out, sg->name);
+    if (st == VS_OK) st = write_atomic(rpath, record, err);
+    if (st == VS_OK) sha256_text(record, c->identity[i]);
+    free(record);
+    if (st != VS_OK) return -1;
+    unlink(started_path);
+    run_event(c, sg->name, "stage.done", "%s: done (exit %d)", sg->name, rc);
+    return rc;
+}
+
+int runner_run(study *s, const char *study_path, const runner_options *opt) {
     if (validate_names(opt)) return VS_EXIT_USAGE;
     run_ctx c;
     memset(&c, 0, sizeof c);
@@ -556,8 +697,11 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
         VS_FAIL(&err, VS_ERR_LIBRARY, "libsodium failed to initialise");
         return fail_with(&c, NULL, &err);
     }
-    if (!realpath(s->output, c.out) && errno != ENOENT) snprintf(c.out, sizeof c.out, "%s", s->output);
-    if (!c.out[0]) snprintf(c.out, sizeof c.out, "%s", s->output);
+    /* -j N is the setting `threads` (settings_cli.h, invariant 2); 0 resolves here */
+    if (g_cli.threads > 0) s->top.threads = g_cli.threads;
+    if (!realpath(s->top.output, c.out) && errno != ENOENT)
+        snprintf(c.out, sizeof c.out, "%s", s->top.output);
+    if (!c.out[0]) snprintf(c.out, sizeof c.out, "%s", s->top.output);
     ssize_t n = readlink("/proc/self/exe", c.self, sizeof c.self - 1);
     if (n <= 0) {
         VS_FAIL(&err, VS_ERR_ENV, "cannot find the vesalius binary (/proc/self/exe)");
@@ -574,7 +718,11 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
         snprintf(sub, sizeof sub, "%s/logs", c.out);
         if (st == VS_OK) st = mkdir_one(sub, &err);
         if (st == VS_OK) st = take_lock(&c, &lock_fd, &err);
-        if (st != VS_OK) return fail_with(&c, NULL, &err);
+        if (st == VS_OK) st = settings_cli_ensure_key(s, &err);
+        if (st != VS_OK) {
+            if (lock_fd >= 0) close(lock_fd);
+            return fail_with(&c, NULL, &err);
+        }
         snprintf(sub, sizeof sub, "%s/run.jsonl", c.out);
         c.runlog = fopen(sub, "a");
         if (!c.runlog) {
@@ -582,62 +730,64 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
             close(lock_fd);
             return fail_with(&c, NULL, &err);
         }
-        run_event(&c, NULL, "run.start", "study %s, output %s", s->name, c.out);
+        run_event(&c, NULL, "run.start", "study %s, output %s", s->top.name, c.out);
     }
     int forced = 0, worked = 0, rejects = 0, code = VS_EXIT_OK;
     for (int i = 0; i < N_STAGES && code == VS_EXIT_OK; i++) {
         const stage *sg = &stages[i];
         if (opt->from && strcmp(opt->from, sg->name) == 0) forced = 1;
-        if ((sg->applies && !sg->applies(&c)) ||
-            (strcmp(sg->name, "finetune-scratch") == 0 && !s->finetune.scratch_baseline)) {
+        snprintf(c.identity[i], HEX, "-");
+        if (sg->applies && !sg->applies(&c)) {
             if (opt->dry_run) printf("%-16s %s\n", sg->name, "does not apply to this study");
             continue;
         }
         arglist a = {{0}, 0, {0}, 0};
-        char inputs[1024] = "", in_hash[HEX];
-        st = sg->command(&c, &a, inputs, sizeof inputs, &err);
+        stage_inputs in;
+        char why[1024];
+        st = sg->command(&c, &a, &err);
         if (st == VS_OK && arg_overflow(&a)) st = VS_FAIL(&err, VS_ERR_CONFIG, "the %s command line is too long", sg->name);
+        if (st == VS_OK) st = inputs_now(&c, i, &in, &err);
         if (st != VS_OK) {
             code = fail_with(&c, sg->name, &err);
             break;
         }
-        inputs_hash(&a, inputs, in_hash);
+        char *stored = stored_record(&c, sg);
+        int fresh = explain(&c, sg, &in, stored, why, sizeof why);
+        if (stored && fresh) sha256_text(stored, c.identity[i]);
+        if (sg->incremental) { /* ingest adds what is new, or starts over when its settings changed
+                                */
+            const char *h = stored ? strstr(stored, "\"inputs_sha256\": \"") : NULL;
+            if (h && strncmp(h + 18, in.hash, 64) != 0) {
+                char diff[1024];
+                snprintf(diff, sizeof diff, "starts over: %s", why);
+                snprintf(why, sizeof why, "%s", diff);
+            } else {
+                snprintf(why, sizeof why, "ingests what is new in the sources (incremental)");
+            }
+        }
         int sel = selected(opt, sg->name);
-        int fresh = !sg->incremental && !forced && up_to_date(&c, sg, in_hash);
-        if (!sel || fresh) {
-            vs_error ignore;
-            if (sg->after) sg->after(&c, &ignore); /* downstream still needs this stage's hashes */
+        if (!sel || (fresh && !sg->incremental && !forced)) {
+            if (stored && !fresh && !sel)
+                sha256_text(stored, c.identity[i]); /* not selected: as it is */
             if (opt->dry_run) printf("%-16s %s\n", sg->name, !sel ? "not selected" : "up to date: skip");
             else run_event(&c, sg->name, "stage.skip", "%s: %s", sg->name, !sel ? "not selected" : "up to date");
+            free(stored);
+            inputs_free(&in);
             continue;
         }
+        if (forced && !sg->incremental) snprintf(why, sizeof why, "forced by --from");
         if (opt->dry_run) {
-            vs_error ignore;
-            printf("%-16s %s\n", sg->name,
-                   sg->incremental ? "run: ingests what is new in the sources (incremental)"
-                   : forced        ? "run: forced by --from"
-                                   : "run: inputs or settings changed, or no finished run");
-            if (sg->after) sg->after(&c, &ignore);
+            printf("%-16s run: %s\n", sg->name, why);
+            c.identity[i][0] = '\0'; /* the stages after it cannot know their inputs yet */
+            if (sg->incremental && stored && strncmp(why, "starts over", 11) != 0)
+                sha256_text(stored, c.identity[i]);
+            free(stored);
+            inputs_free(&in);
             continue;
         }
-        /* invariant 2: a started stage with other inputs starts over */
-        char started_path[PATH_MAX + 32], started[HEX + 2] = "", dir[PATH_MAX + 32];
-        snprintf(started_path, sizeof started_path, "%s/stages/%s.started", c.out, sg->name);
-        snprintf(dir, sizeof dir, "%s/%s", c.out, sg->dir ? sg->dir : sg->name);
-        read_small(started_path, started, sizeof started);
-        if (!sg->incremental && strcmp(started, in_hash) != 0) {
-            st = rm_rf(dir, &err);
-            char log_path[PATH_MAX + 32];
-            snprintf(log_path, sizeof log_path, "%s/logs/%s.jsonl", c.out, sg->name);
-            unlink(log_path);
-        }
-        if (st == VS_OK) st = write_atomic(started_path, in_hash, &err);
-        if (st != VS_OK) {
-            code = fail_with(&c, sg->name, &err);
-            break;
-        }
-        run_event(&c, sg->name, "stage.start", "%s: running", sg->name);
-        int rc = run_child(&c, sg, &a, &err);
+        int rc = run_stage(&c, i, &in, stored, &a, why, &err);
+        free(stored);
+        inputs_free(&in);
         if (rc < 0) {
             code = fail_with(&c, sg->name, &err);
             break;
@@ -651,18 +801,8 @@ int runner_run(const study *s, const char *study_path, const runner_options *opt
             break;
         }
         rejects |= rc == VS_EXIT_REJECTS;
+        /* a rerun of ingest that found nothing new leaves the same record: no work done */
         worked |= rc != VS_EXIT_NOTHING;
-        char record[4096], rpath[PATH_MAX + 32];
-        st = sg->after ? sg->after(&c, &err) : VS_OK;
-        if (st == VS_OK) st = record_now(&c, sg, in_hash, record, sizeof record, &err);
-        snprintf(rpath, sizeof rpath, "%s/stages/%s.json", c.out, sg->name);
-        if (st == VS_OK) st = write_atomic(rpath, record, &err);
-        if (st != VS_OK) {
-            code = fail_with(&c, sg->name, &err);
-            break;
-        }
-        unlink(started_path);
-        run_event(&c, sg->name, "stage.done", "%s: done (exit %d)", sg->name, rc);
     }
     if (!opt->dry_run && code == VS_EXIT_OK) {
         code = rejects ? VS_EXIT_REJECTS : worked ? VS_EXIT_OK : VS_EXIT_NOTHING;

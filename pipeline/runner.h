@@ -32,7 +32,7 @@ typedef struct runner_options {
 
 /* Run the study; returns the documented exit code (0 done, 4 done with rejected inputs,
  * 5 nothing to do, 6 busy, 1 failed, 2/3 usage/environment). */
-int runner_run(const study *s, const char *study_path, const runner_options *opt);
+int runner_run(study *s, const char *study_path, const runner_options *opt);
 
 /* The stage names in order, for --help and validation of --stages / --from. */
 extern const char *const runner_stage_names[];

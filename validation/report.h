@@ -101,6 +101,13 @@ typedef struct report_lib {
     char version[128];
 } report_lib;
 
+/* The resolved settings one stage ran with (its settings.json), for the provenance. */
+typedef struct report_stage_settings {
+    char stage[REPORT_NAME_MAX + 1];
+    int n;
+    char *const *key, *const *value;
+} report_stage_settings;
+
 /* Filled by the command (pipeline/), so validation/ needs nothing above it. */
 typedef struct report_provenance {
     const char *vesalius_version;
@@ -115,6 +122,8 @@ typedef struct report_provenance {
     int have_shards;
     char shards_sha256[REPORT_SHA256_HEX];
     size_t n_shards;
+    const report_stage_settings *stage_settings; /* in the order given */
+    int n_stage_settings;
 } report_provenance;
 
 typedef struct report_options {

@@ -471,7 +471,21 @@ static void json_provenance(report_text *t, const report_input *in, const report
             first = 0;
         }
     }
-    report_text_put(t, "]}\n  },\n");
+    report_text_put(t, "]},\n    \"stage_settings\": {");
+    for (int i = 0; i < p->n_stage_settings; i++) {
+        const report_stage_settings *ss = &p->stage_settings[i];
+        report_text_put(t, i ? ",\n      " : "\n      ");
+        jstr(t, ss->stage);
+        report_text_put(t, ": {");
+        for (int k = 0; k < ss->n; k++) {
+            report_text_put(t, k ? ", " : "");
+            jstr(t, ss->key[k]);
+            report_text_put(t, ": ");
+            jstr(t, ss->value[k]);
+        }
+        report_text_put(t, "}");
+    }
+    report_text_put(t, p->n_stage_settings ? "\n    }\n  },\n" : "}\n  },\n");
 }
 
 void report_json(report_text *t, const report_input *in, const report_results *res,

@@ -141,7 +141,7 @@ check(r.stderr.count("\n") > 0 and r.stderr.lstrip().startswith("{"), "the run l
 reports = [os.path.join(rep, n) for n in ("report.json", "report.md", "report.html")]
 rc, log = verify(rep, runlog)
 check(rc == 0, "clean reports and run log pass (%d: %s)" % (rc, log.strip()[-400:]))
-check("4 files scanned" in log, "every report file and the log were scanned (%s)" % log.strip()[-100:])
+check("5 files scanned" in log, "every report file, its settings.json and the log were scanned (%s)" % log.strip()[-100:])
 
 for src in reports + [runlog]:
     base = os.path.basename(src)

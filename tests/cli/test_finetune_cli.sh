@@ -90,7 +90,7 @@ contains "the study's seed made the folds" "$t/study-out/finetune-scratch/splits
 # augmentation: the study's pretrain section (flips, intensity_scale, intensity_shift), or options
 one="$arch --fold 0 --steps 10 --log-level warn"
 "$V" finetune --study "$t/study.yaml" $one --out "$t/aug-default" >"$t/out" 2>&1; check "finetune, default augmentation" 0 $?
-"$V" finetune --study "$t/study.yaml" $one --flip 0 --scale 0 --shift 0 --out "$t/aug-off" >"$t/out" 2>&1
+"$V" finetune --study "$t/study.yaml" $one --no-flip --scale 0 --shift 0 --out "$t/aug-off" >"$t/out" 2>&1
 check "finetune, augmentation off by options" 0 $?
 sed 's/^labels:/pretrain:\n  flips: false\n  intensity_scale: 0\n  intensity_shift: 0\nlabels:/' "$t/study.yaml" >"$t/study-noaug.yaml"
 "$V" finetune --study "$t/study-noaug.yaml" $one --out "$t/aug-study" >"$t/out" 2>&1; check "finetune, augmentation off by the study" 0 $?

@@ -22,7 +22,7 @@ contains "names the differing field" "$t/out" "steps=5"
 contains "names the folder" "$t/out" "cannot list the shard folder"
 "$V" pretrain --synthetic 2 >"$t/out" 2>&1; check "--out is required" 2 $?
 "$V" pretrain --out "$t/c" --synthetic 2 --crop 30 --patch 8 >"$t/out" 2>&1; check "crop not a multiple of patch" 2 $?
-contains "names crop and patch" "$t/out" "not a multiple of patch"
+contains "names crop and patch" "$t/out" "patch 8 does not divide crop 30"
 "$V" pretrain --out "$t/c" --synthetic 2 --target fancy >"$t/out" 2>&1; check "bad --target" 2 $?
 "$V" pretrain --out "$t/x" --synthetic 2 --crop 1,32,32 --patch 1,8,8 --dim 24 --depth 1 --heads 2 \
   --dec-dim 12 --dec-depth 1 --dec-heads 2 --batch 2 --steps 3 --target plain --visible-weight 0.5 \

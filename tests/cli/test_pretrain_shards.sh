@@ -11,7 +11,7 @@ t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 fails=0
 check() { if [ "$2" != "$3" ]; then echo "FAIL: $1 (exit $3, wanted $2)"; fails=$((fails + 1)); else echo "ok: $1"; fi; }
 "$V" demo-cohort --out "$t/c" --unlabeled 5 --labeled 0 --radiographs 0 --matrix 40 --slices 14:20 --seed 3 >/dev/null 2>&1 || { echo "FAIL: cohort"; exit 1; }
-"$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess reorient,ct-window=-1000:1000,percentile=1:99 2>/dev/null; check "ingest" 0 $?
+"$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess standard 2>/dev/null; check "ingest" 0 $?
 tiny="--shards $t/o --crop 16,32,32 --patch 8 --dim 32 --depth 2 --heads 2 --dec-dim 16 --dec-depth 1 --dec-heads 2 --batch 4 --seed 9 --lr 1e-3 --warmup 20 -j 2"
 long="$tiny --working-set 2 --swap-every 8 --steps 400 --checkpoint-every 50 --log-every 10 --log-json"
 "$V" pretrain $long --out "$t/full" 2>"$t/log"; check "pretrain on shards" 0 $?

@@ -1,5 +1,7 @@
-/* test_study — study files: the commented example loads, defaults apply, and every kind of
- * mistake gives one message naming the file, the line and the key. */
+/* test_study — study files: the commented example loads and shows every key of the tables
+ * with its default, defaults apply, an option and a study file parse a value alike, resolved
+ * settings record files by content and the key by a fingerprint, and every kind of mistake
+ * gives one message naming the file, the line and the key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,15 +37,15 @@ static void test_example_loads(void **state) {
     vs_status st = study_load(path, &s, &err);
     if (st != VS_OK) fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(st, VS_OK);
-    assert_string_equal(s->name, "chest-ct-2026");
-    assert_int_equal(s->ingest.sources_count, 1);
-    assert_string_equal(s->ingest.sources[0], "/archive/dicom");
+    assert_string_equal(s->top.name, "chest-ct-2026");
+    assert_int_equal(s->ingest.sources.n, 1);
+    assert_string_equal(s->ingest.sources.v[0], "/archive/dicom");
     assert_int_equal(s->pretrain.crop[2], 96);
     assert_true(s->pretrain.lr == 0.00015);
     assert_int_equal(s->pretrain.working_set, 8);
     assert_int_equal(s->pretrain.swap_every, 256);
     assert_int_equal(s->finetune.mode, STUDY_TUNE_FINETUNE);
-    assert_int_equal(s->validate.operating_points_count, 1);
+    assert_int_equal(s->validate.operating_points.n, 1);
     assert_null(s->deid.linkage);
     study_free(s);
 }
@@ -55,7 +57,7 @@ static void test_defaults_and_relative_paths(void **state) {
     study *s = NULL;
     vs_error err = {0};
     assert_int_equal(study_load(p, &s, &err), VS_OK);
-    assert_int_equal(s->seed, 1);
+    assert_int_equal(s->top.seed, 1);
     assert_int_equal(s->pretrain.dim, 192);
     assert_true(s->pretrain.mask_ratio == 0.75);
     assert_int_equal(s->pretrain.crop[0], 1);
@@ -65,13 +67,13 @@ static void test_defaults_and_relative_paths(void **state) {
     assert_int_equal(s->shards.chunk[1], 32);
     assert_int_equal(s->finetune.folds, 5);
     assert_int_equal(s->validate.bootstrap, 1000);
-    assert_true(s->validate.operating_points[0] == 0.5);
+    assert_true(s->validate.operating_points.v[0] == 0.5);
     assert_true(s->preprocess.ct_window[0] == -1000 && s->preprocess.ct_window[1] == 1000);
     char want[600];
     snprintf(want, sizeof want, "%s/out", tmpdir);
-    assert_string_equal(s->output, want);
+    assert_string_equal(s->top.output, want);
     snprintf(want, sizeof want, "%s/dicom", tmpdir);
-    assert_string_equal(s->ingest.sources[0], want);
+    assert_string_equal(s->ingest.sources.v[0], want);
     study_free(s);
 }
 
@@ -139,14 +141,168 @@ static void test_key_line(void **state) {
     assert_int_equal(study_key_line(p, "validate.bootstrap"), 0);
 }
 
+/* studies/example.yaml shows every row: a key with a default set to it, a key without one at
+ * least as a comment. */
+static void test_example_shows_every_key(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/studies/example.yaml", getenv("VESALIUS_SRC"));
+    study *ex = NULL, *def = NULL;
+    vs_error err = {0};
+    assert_int_equal(study_load(path, &ex, &err), VS_OK);
+    assert_int_equal(study_defaults(&def, &err), VS_OK);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[65536];
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    int bad = 0;
+    for (int i = 0; i < STUDY_N_KEYS; i++) {
+        const study_setting *r = &study_settings[i];
+        const char *name = strrchr(r->key, '.') ? strrchr(r->key, '.') + 1 : r->key;
+        char needle[80];
+        snprintf(needle, sizeof needle, "%s:", name);
+        if (!r->def || !r->def[0]) {
+            if (!strstr(text, needle)) fprintf(stderr, "  example.yaml lacks %s\n", r->key), bad++;
+            continue;
+        }
+        char *a = NULL, *b = NULL;
+        assert_int_equal(study_value(ex, r, &a, &err), VS_OK);
+        assert_int_equal(study_value(def, r, &b, &err), VS_OK);
+        if (!study_key_line(path, r->key) || strcmp(a, b) != 0)
+            fprintf(stderr, "  example.yaml: %s is '%s', its default '%s'\n", r->key, a, b), bad++;
+        free(a), free(b);
+    }
+    study_free(ex), study_free(def);
+    assert_int_equal(bad, 0);
+}
+
+/* Invariant 2: every value of the example set as an option gives the same text as loaded. */
+static void test_options_parse_like_files(void **state) {
+    (void)state;
+    const char *p =
+        write_yaml("values.yaml",
+                   "name: x\noutput: o\nseed: 12\nthreads: 3\npretrain:\n  crop: [8, 16, 32]\n"
+                   "  patch: 8\n  lr: 0.002\n  flips: no\n  target: plain\n  modalities: [MR]\n"
+                   "preprocess:\n  ct_window: [-20, 180]\n  spacing: [1.5, 1.5, 2]\n"
+                   "validate:\n  operating_points: [0.25, 0.5]\nfinetune:\n  window: [0, 1e3]\n");
+    study *file = NULL, *opt = NULL;
+    vs_error err = {0};
+    assert_int_equal(study_load(p, &file, &err), VS_OK);
+    assert_int_equal(study_defaults(&opt, &err), VS_OK);
+    static const char *const set[][2] = {{"seed", "12"},
+                                         {"threads", "3"},
+                                         {"pretrain.crop", "8,16,32"},
+                                         {"pretrain.patch", "8"},
+                                         {"pretrain.lr", "0.002"},
+                                         {"pretrain.flips", "no"},
+                                         {"pretrain.target", "plain"},
+                                         {"pretrain.modalities", "MR"},
+                                         {"preprocess.ct_window", "-20,180"},
+                                         {"preprocess.spacing", "1.5,1.5,2"},
+                                         {"validate.operating_points", "0.25,0.5"},
+                                         {"finetune.window", "0,1e3"}};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        assert_int_equal(study_set(opt, study_setting_find(set[i][0]), set[i][1], 0, &err), VS_OK);
+    assert_int_equal(study_check(opt, &err), VS_OK);
+    for (int i = 0; i < STUDY_N_KEYS; i++) {
+        if (study_settings[i].kind == STUDY_TEXT || study_settings[i].kind == STUDY_PATH) continue;
+        char *a = NULL, *b = NULL;
+        assert_int_equal(study_value(file, &study_settings[i], &a, &err), VS_OK);
+        assert_int_equal(study_value(opt, &study_settings[i], &b, &err), VS_OK);
+        if (strcmp(a, b))
+            fprintf(stderr, "  %s: file '%s', option '%s'\n", study_settings[i].key, a, b);
+        assert_string_equal(a, b);
+        free(a), free(b);
+    }
+    /* a value out of range or of the wrong form names the option */
+    assert_int_equal(study_set(opt, study_setting_find("pretrain.mask_ratio"), "1.5", 0, &err),
+                     VS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "option --mask-ratio: value 1.5 is outside"));
+    assert_int_equal(study_set(opt, study_setting_find("finetune.loss"), "hinge", 0, &err),
+                     VS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "option --loss: 'hinge' is not one of focal|bce"));
+    assert_int_equal(study_set(opt, study_setting_find("pretrain.patch"), "5", 0, &err), VS_OK);
+    assert_int_equal(study_check(opt, &err), VS_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "option --patch: patch 5 does not divide crop 8"));
+    study_free(file), study_free(opt);
+}
+
+static const char *value_of(const study_kv *kv, const char *key) {
+    for (int i = 0; i < kv->n; i++)
+        if (strcmp(kv->key[i], key) == 0) return kv->value[i];
+    return NULL;
+}
+
+/* Label files by content (a folder too), the key by a keyed fingerprint, each stage only the
+ * keys it reads; the settings file reads back; a diff names what changed. */
+static void test_resolve(void **state) {
+    (void)state;
+    char dir[600], cmd[1300];
+    snprintf(dir, sizeof dir, "%s/res", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/masks && printf 'a,1\\n' >%s/masks/m1 && printf 'b\\n' >%s/v.csv"
+             " && printf '%%064x' 7 >%s/k1 && printf '%%064x' 8 >%s/k2 && chmod 600 %s/k1 %s/k2",
+             dir, dir, dir, dir, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    char yaml[1200];
+    snprintf(yaml, sizeof yaml,
+             "name: x\noutput: o\ndeid:\n  key_file: res/k1\nlabels:\n  format: masks\n"
+             "  file: res/masks\n  volumes: res/v.csv\n");
+    study *s = NULL;
+    vs_error err = {0};
+    assert_int_equal(study_load(write_yaml("r.yaml", yaml), &s, &err), VS_OK);
+    study_kv a, b, ing;
+    assert_int_equal(study_resolve(s, ST_FT_MAE, &a, &err), VS_OK);
+    assert_int_equal(study_resolve(s, ST_INGEST, &ing, &err), VS_OK);
+    assert_non_null(value_of(&a, "finetune.steps"));
+    assert_null(value_of(&a, "pretrain.dim"));     /* the mae arm's encoder: its checkpoint's */
+    assert_null(value_of(&ing, "finetune.steps")); /* ingest reads none of fine-tuning's */
+    assert_null(value_of(&a, "name"));
+    const char *fp = value_of(&a, "deid.key_file");
+    assert_non_null(fp);
+    assert_int_equal(strncmp(fp, "keyed-sha256:", 13), 0);
+    assert_null(strstr(fp, "0000000000000007"));
+    assert_string_equal(fp, value_of(&ing, "deid.key_file"));
+    assert_int_equal(strncmp(value_of(&a, "labels.file"), "sha256:", 7), 0);
+    /* the settings file reads back as written */
+    char path[700];
+    snprintf(path, sizeof path, "%s/settings.json", dir);
+    assert_int_equal(study_settings_write(path, "finetune-mae", &a, &err), VS_OK);
+    study_kv back;
+    assert_int_equal(study_kv_read(path, "settings", &back, &err), VS_OK);
+    char diff[1024];
+    assert_int_equal(study_kv_diff(&back, &a, diff, sizeof diff), 0);
+    /* another key, a changed mask, another value */
+    snprintf(cmd, sizeof cmd, "printf 'a,2\\n' >%s/masks/m1", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/k2", dir);
+    assert_int_equal(study_set(s, study_setting_find("deid.key_file"), path, 0, &err), VS_OK);
+    assert_int_equal(study_set(s, study_setting_find("finetune.steps"), "20", 0, &err), VS_OK);
+    assert_int_equal(study_resolve(s, ST_FT_MAE, &b, &err), VS_OK);
+    assert_int_equal(study_kv_diff(&a, &b, diff, sizeof diff), 3);
+    fprintf(stderr, "  diff: %s\n", diff);
+    assert_non_null(strstr(diff, "deid.key_file: another key"));
+    assert_non_null(strstr(diff, "labels.file: content changed"));
+    assert_non_null(strstr(diff, "finetune.steps: 500 -> 20"));
+    study_kv_free(&a), study_kv_free(&b), study_kv_free(&ing), study_kv_free(&back);
+    study_free(s);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vs_study_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example_loads),     cmocka_unit_test(test_defaults_and_relative_paths),
-        cmocka_unit_test(test_unknown_key),       cmocka_unit_test(test_wrong_type),
-        cmocka_unit_test(test_out_of_range),      cmocka_unit_test(test_missing_required_and_file),
+        cmocka_unit_test(test_example_loads),
+        cmocka_unit_test(test_defaults_and_relative_paths),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_missing_required_and_file),
         cmocka_unit_test(test_key_line),
+        cmocka_unit_test(test_example_shows_every_key),
+        cmocka_unit_test(test_options_parse_like_files),
+        cmocka_unit_test(test_resolve),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[600];

@@ -17,6 +17,7 @@ static const char *const status_names[VS_STATUS_COUNT] = {
     [VS_ERR_BUSY] = "busy",
     [VS_ERR_INTERRUPTED] = "interrupted",
     [VS_ERR_INTERNAL] = "internal",
+    [VS_ERR_PEER] = "peer",
 };
 
 const char *vs_status_name(vs_status s) {

@@ -47,6 +47,10 @@ static const struct ts_row {
     {"1.2.840.10008.1.2.5", "RLE lossless", 1, 0, 1, 0},
 };
 
+const char *dcmfile_transfer_syntax_at(int i) {
+    return i >= 0 && (size_t)i < sizeof ts_table / sizeof ts_table[0] ? ts_table[i].uid : NULL;
+}
+
 /* Explicit VRs; `lng` marks the ones with a 2-byte reserved field and a 4-byte length. */
 static const struct vr_row {
     char vr[3];

@@ -31,6 +31,7 @@ typedef enum vs_status {
     VS_ERR_BUSY,     /* another process holds a lock we need */
     VS_ERR_INTERRUPTED, /* stopped by a signal after saving state */
     VS_ERR_INTERNAL, /* a bug: an invariant did not hold */
+    VS_ERR_PEER,     /* a network peer (PACS) is unreachable, refused us or stopped answering */
     VS_STATUS_COUNT
 } vs_status;
 

@@ -54,6 +54,10 @@ typedef struct dcmfile_facts {
 vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
                         vs_error *err);
 
+/* The transfer syntaxes dcmfile_check accepts: the UID of entry i, NULL past the last (a PACS
+ * retrieval offers exactly these, io/pacs). */
+const char *dcmfile_transfer_syntax_at(int i);
+
 /* A checked file still open: its descriptor and its bytes, mapped read-only. */
 typedef struct dcmfile_src {
     int fd;                     /* -1 when closed */

@@ -21,6 +21,7 @@ static const int status_exit[VS_STATUS_COUNT] = {
     [VS_ERR_BUSY] = VS_EXIT_BUSY,
     [VS_ERR_INTERRUPTED] = VS_EXIT_FAILURE,
     [VS_ERR_INTERNAL] = VS_EXIT_FAILURE,
+    [VS_ERR_PEER] = VS_EXIT_PEER,
 };
 
 int cli_exit_code(vs_status s) {

@@ -18,6 +18,7 @@ enum vs_exit {
     VS_EXIT_NOTHING = 5,  /* nothing to do: every input was already processed */
     VS_EXIT_BUSY = 6,     /* another run holds this output folder's lock */
     VS_EXIT_FOUND = 7,    /* verify-deid found identifying data */
+    VS_EXIT_PEER = 8,     /* a PACS is unreachable or refused us (connection, association, TLS) */
 };
 
 typedef struct cli_command {

@@ -14,6 +14,7 @@
 #include "deid.h"
 #include "dicom.h"
 #include "log.h"
+#include "pacs_cli.h"
 #include "prep.h"
 #include "progress.h"
 #include "store.h"
@@ -37,6 +38,7 @@ typedef struct ingest_config {
     store_options store;
     dcm_options dcm;
     int keep_localizers;
+    pacs_options pacs; /* for pacs:// sources */
     study_kv settings; /* recorded in OUT/settings.json; a folder made with others is refused */
 } ingest_config;
 
@@ -45,12 +47,19 @@ typedef struct ingest_run {
     store *st;
     deid_ctx *deid;
     int n_written, n_unchanged, n_rejected_volumes;
+    dcm_counts counts; /* over every scan of the run */
+    pacs_pull *pull;   /* the PACS pull whose series is being ingested, or NULL */
+    pacs_pull **pulls; /* every pull of the run, closed after the store commits */
+    int n_pulls;
 } ingest_run;
 
-static void source_of(const char *path, catalog_source *src) {
+/* The catalog's record of a file: its path, size and time; for a file retrieved from a PACS,
+ * its name pacs://AET@host:port/SERIES_KEY/INSTANCE_KEY and size (io/pacs/include/pacs.h). */
+static void source_of(ingest_run *r, const char *path, catalog_source *src) {
     struct stat sb;
     memset(src, 0, sizeof *src);
     src->path = path;
+    if (r->pull && pacs_pull_source(r->pull, path, &src->path, &src->size)) return;
     if (stat(path, &sb) == 0) {
         src->size = (int64_t)sb.st_size;
         src->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
@@ -62,7 +71,7 @@ static vs_status record_all(ingest_run *r, dcm_series *v, catalog_state state, c
                             vs_error *err) {
     for (int i = 0; i < dcm_series_n_files(v); i++) {
         catalog_source src;
-        source_of(dcmfile_path(dcm_series_file(v, i)), &src);
+        source_of(r, dcmfile_path(dcm_series_file(v, i)), &src);
         vs_status s = store_record(r->st, &src, state, reason, err);
         if (s != VS_OK) return s;
     }
@@ -75,7 +84,7 @@ static vs_status all_unchanged(ingest_run *r, dcm_series *v, int *yes, vs_error 
     for (int i = 0; i < dcm_series_n_files(v) && *yes; i++) {
         catalog_source src;
         catalog_file_status fs;
-        source_of(dcmfile_path(dcm_series_file(v, i)), &src);
+        source_of(r, dcmfile_path(dcm_series_file(v, i)), &src);
         vs_status s = store_file_check(r->st, &src, &fs, err);
         if (s != VS_OK) return s;
         *yes = fs == CATALOG_FILE_UNCHANGED;
@@ -91,7 +100,7 @@ static int volume_known(void *ctx, const char *const *paths, int n) {
         catalog_source src;
         catalog_file_status fs;
         vs_error ignore;
-        source_of(paths[i], &src);
+        source_of(r, paths[i], &src);
         if (store_file_check(r->st, &src, &fs, &ignore) != VS_OK || fs != CATALOG_FILE_UNCHANGED) return 0;
     }
     return 1;
@@ -117,7 +126,7 @@ static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t c
             snprintf(vol->series_key, sizeof vol->series_key, "%s", res.series_key);
         }
         memcpy(instance_keys[i], res.instance_key, DEID_KEY_MAX);
-        source_of(dcmfile_path(dcm_series_file(v, i)), &srcs[i]);
+        source_of(r, dcmfile_path(dcm_series_file(v, i)), &srcs[i]);
         srcs[i].instance_key = instance_keys[i];
     }
     return VS_OK;
@@ -187,13 +196,17 @@ static vs_status record_scan_states(ingest_run *r, dcm_scan *scan, vs_error *err
         dcm_state st = dcm_scan_file_state(scan, i);
         if (st != DCM_SKIPPED && st != DCM_REJECTED) continue;
         catalog_source src;
-        source_of(dcm_scan_file_path(scan, i), &src);
+        source_of(r, dcm_scan_file_path(scan, i), &src);
         catalog_file_status fs;
         vs_status s = store_file_check(r->st, &src, &fs, err);
         if (s != VS_OK) return s;
         if (fs == CATALOG_FILE_UNCHANGED) continue;
+        const char *path = dcm_scan_file_path(scan, i), *reason = dcm_scan_file_reason(scan, i);
+        size_t n = strlen(path);
+        if (src.path != path && strncmp(reason, path, n) == 0 && reason[n] == ':' && reason[n + 1])
+            reason += n + 2; /* "/proc/self/fd/N: why" of a retrieved file: its name says where */
         s = store_record(r->st, &src, st == DCM_SKIPPED ? CATALOG_SKIPPED : CATALOG_REJECTED,
-                         dcm_scan_file_reason(scan, i), err);
+                         reason, err);
         if (s != VS_OK) return s;
     }
     return VS_OK;
@@ -215,13 +228,12 @@ static int summary_reject(void *ctx, const char *path, const char *state, const 
     return 0;
 }
 
-static vs_status write_summary(ingest_run *r, dcm_scan *scan, const char *path, vs_error *err) {
+static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary (%s)", tmp, strerror(errno));
-    dcm_counts c;
-    dcm_scan_counts(scan, &c);
+    const dcm_counts c = r->counts;
     fprintf(f, "{\n  \"schema\": \"vesalius.ingest-summary/1\",\n");
     fprintf(f, "  \"files\": %lld,\n  \"volumes_written\": %d,\n  \"volumes_unchanged\": %d,\n",
             (long long)c.files, r->n_written, r->n_unchanged);
@@ -230,7 +242,16 @@ static vs_status write_summary(ingest_run *r, dcm_scan *scan, const char *path, 
     fprintf(f, "  \"skipped_or_rejected_this_run\": [");
     summary_ctx sc = {f, 1};
     vs_status s = store_each_reject(r->st, summary_reject, &sc, err);
-    fprintf(f, "%s]\n}\n", sc.first ? "" : "\n  ");
+    fprintf(f, "%s]", sc.first ? "" : "\n  ");
+    if (r->n_pulls) { /* one object per PACS source (io/pacs/include/pacs.h) */
+        fprintf(f, ",\n  \"pacs\": [");
+        for (int i = 0; i < r->n_pulls; i++) {
+            fprintf(f, "%s\n    ", i ? "," : "");
+            pacs_pull_write_json(r->pulls[i], f, "    ");
+        }
+        fprintf(f, "\n  ]");
+    }
+    fprintf(f, "\n}\n");
     if (fclose(f) != 0 && s == VS_OK) s = VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary", tmp);
     if (s == VS_OK && rename(tmp, path) != 0)
         s = VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary (%s)", path, strerror(errno));
@@ -258,47 +279,142 @@ static vs_status check_settings(const ingest_config *cfg, vs_error *err) {
     return s;
 }
 
-static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *err) {
-    ingest_run r = {cfg, NULL, NULL, 0, 0, 0};
+static void add_counts(dcm_counts *sum, const dcm_counts *c) {
+    sum->files += c->files;
+    sum->used += c->used;
+    sum->skipped += c->skipped;
+    sum->rejected += c->rejected;
+    sum->pending += c->pending;
+    sum->volumes += c->volumes;
+}
+
+/* Read, group and ingest the files under paths[0..n): folders and files given on the command
+ * line, or the instances of one series retrieved from a PACS. */
+static vs_status ingest_files(ingest_run *r, char *const *paths, int n, vs_error *err) {
     dcm_scan *scan = NULL;
-    vs_status s = store_open(cfg->out, &cfg->store, &r.st, err);
-    if (s == VS_OK) s = check_settings(cfg, err);
-    if (s == VS_OK) s = deid_open(&cfg->deid, cfg->key, &r.deid, err);
-    if (s == VS_OK) s = dcm_scan_open(&cfg->dcm, &scan, err);
-    for (int i = 0; s == VS_OK && i < cfg->n_sources; i++) s = dcm_scan_add(scan, cfg->sources[i], err);
+    vs_status s = dcm_scan_open(&r->cfg->dcm, &scan, err);
+    for (int i = 0; s == VS_OK && i < n; i++) s = dcm_scan_add(scan, paths[i], err);
     if (s == VS_OK) s = dcm_scan_group(scan, err);
-    if (s == VS_OK) dcm_scan_set_known(scan, volume_known, &r);
+    if (s == VS_OK) dcm_scan_set_known(scan, volume_known, r);
     progress bar;
     progress_begin(&bar, "ingest", (uint64_t)(s == VS_OK ? dcm_scan_n_groups(scan) : 0), "volumes");
     for (uint64_t done = 0; s == VS_OK;) {
         dcm_series *v = NULL;
         s = dcm_scan_next(scan, &v, err);
         if (s != VS_OK || !v) break;
-        s = ingest_volume(&r, v, err);
+        s = ingest_volume(r, v, err);
         dcm_series_free(v);
         progress_update(&bar, ++done);
     }
     progress_end(&bar);
-    if (scan) r.n_unchanged += dcm_scan_n_known(scan);
-    if (s == VS_OK) s = record_scan_states(&r, scan, err);
+    if (scan) r->n_unchanged += dcm_scan_n_known(scan);
+    if (s == VS_OK) s = record_scan_states(r, scan, err);
+    if (scan) {
+        dcm_counts c;
+        dcm_scan_counts(scan, &c);
+        add_counts(&r->counts, &c);
+    }
+    dcm_scan_close(scan);
+    return s;
+}
+
+static void uid_key(void *ctx, const char *uid, char out[65]) { deid_uid_key(ctx, uid, out); }
+
+/* A PACS source: each series it retrieves whole goes through ingest_files like a folder. */
+static vs_status ingest_pacs(ingest_run *r, const char *url_text, vs_error *err) {
+    pacs_url url;
+    vs_status s = pacs_url_parse(url_text, &url, err);
+    pacs_pull **v = s == VS_OK ? realloc(r->pulls, (size_t)(r->n_pulls + 1) * sizeof *v) : NULL;
+    if (s == VS_OK && !v) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (s != VS_OK) return s;
+    r->pulls = v;
+    char catalog[4200];
+    snprintf(catalog, sizeof catalog, "%s/catalog.sqlite", r->cfg->out);
+    s = pacs_pull_open(&url, &r->cfg->pacs, catalog, uid_key, r->deid, &r->pull, err);
+    if (s != VS_OK) return s;
+    r->pulls[r->n_pulls++] = r->pull;
+    for (;;) {
+        int n = 0;
+        const char *const *paths = NULL;
+        s = pacs_pull_next(r->pull, &n, &paths, err);
+        if (s != VS_OK || n == 0) break;
+        s = ingest_files(r, (char *const *)paths, n, err);
+        if (s == VS_OK) s = pacs_pull_series_done(r->pull, err);
+        if (s != VS_OK) break;
+    }
+    r->pull = NULL;
+    return s;
+}
+
+/* 1 when a pull left something for a later run to retry (partial series, unlisted windows). */
+static int pulls_incomplete(const ingest_run *r) {
+    for (int i = 0; i < r->n_pulls; i++) {
+        pacs_pull_summary ps;
+        pacs_pull_summary_get(r->pulls[i], &ps);
+        if (ps.series_partial || ps.windows_unlisted || ps.studies_unlisted) return 1;
+    }
+    return 0;
+}
+
+static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *err) {
+    ingest_run r = {.cfg = cfg};
+    vs_status s = store_open(cfg->out, &cfg->store, &r.st, err);
+    if (s == VS_OK) s = check_settings(cfg, err);
+    if (s == VS_OK) s = deid_open(&cfg->deid, cfg->key, &r.deid, err);
+    /* folders and files first, in one scan; then each PACS, series by series */
+    char **local = s == VS_OK ? calloc((size_t)cfg->n_sources + 1, sizeof *local) : NULL;
+    int n_local = 0;
+    if (s == VS_OK && !local) s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (int i = 0; s == VS_OK && i < cfg->n_sources; i++)
+        if (!pacs_url_is(cfg->sources[i])) local[n_local++] = cfg->sources[i];
+    if (s == VS_OK && n_local) s = ingest_files(&r, local, n_local, err);
+    free(local);
+    /* A peer that fails mid-run does not lose what was ingested: the store still commits it,
+     * and the peer's error is the run's result. */
+    vs_status peer = VS_OK;
+    vs_error peer_err;
+    for (int i = 0; s == VS_OK && i < cfg->n_sources; i++) {
+        if (!pacs_url_is(cfg->sources[i])) continue;
+        vs_error e;
+        vs_status ps = ingest_pacs(&r, cfg->sources[i], &e);
+        if (ps == VS_ERR_PEER) { /* the next PACS may answer; the first error is the result */
+            if (peer == VS_OK) peer_err = e;
+            else log_error("%s", e.msg);
+            peer = ps;
+        } else if (ps != VS_OK) {
+            s = ps;
+            *err = e;
+        }
+    }
     char summary_path[4200];
     snprintf(summary_path, sizeof summary_path, "%s/ingest-summary.json", cfg->out);
-    if (s == VS_OK) s = write_summary(&r, scan, cfg->summary ? cfg->summary : summary_path, err);
+    if (s == VS_OK) s = write_summary(&r, cfg->summary ? cfg->summary : summary_path, err);
     store_summary ss = {0};
     if (s == VS_OK) s = store_close(r.st, &ss, err);
     else if (r.st) store_abort(r.st);
-    dcm_counts c = {0};
-    if (scan) dcm_scan_counts(scan, &c);
+    int incomplete = pulls_incomplete(&r);
+    for (int i = 0; i < r.n_pulls; i++) {
+        vs_error perr;
+        if (pacs_pull_close(r.pulls[i], s == VS_OK && peer == VS_OK, &perr) != VS_OK && s == VS_OK) {
+            s = perr.code;
+            *err = perr;
+        }
+    }
+    free(r.pulls);
+    const dcm_counts c = r.counts;
     if (s == VS_OK) {
         log_info("%lld files: %d volumes written (%d replaced), %d unchanged, %d rejected; %lld files "
                  "skipped, %lld rejected by the reader; %d shards sealed",
                  (long long)c.files, r.n_written, ss.n_replaced, r.n_unchanged, r.n_rejected_volumes,
                  (long long)c.skipped, (long long)c.rejected, ss.n_shards);
-        *exit_code = r.n_rejected_volumes || c.rejected ? VS_EXIT_REJECTS
-                     : r.n_written == 0               ? VS_EXIT_NOTHING
-                                                      : VS_EXIT_OK;
+        *exit_code = r.n_rejected_volumes || c.rejected || incomplete ? VS_EXIT_REJECTS
+                     : r.n_written == 0                                ? VS_EXIT_NOTHING
+                                                                       : VS_EXIT_OK;
     }
-    dcm_scan_close(scan);
+    if (s == VS_OK && peer != VS_OK) {
+        *err = peer_err;
+        s = peer;
+    }
     deid_close(r.deid);
     return s;
 }
@@ -399,8 +515,8 @@ int cmd_ingest(int argc, char **argv) {
     ingest_args a = {NULL, NULL, 0};
     study *st = NULL;
     int first = 0;
-    int code = settings_cli_parse("ingest", ST_INGEST, ingest_own, own_option, &a, argc, argv, &st,
-                                  &first);
+    int code = settings_cli_parse("ingest", ST_INGEST | ST_PACS, ingest_own, own_option, &a, argc,
+                                  argv, &st, &first);
     if (code != VS_EXIT_OK) return code;
     vs_error err = {0};
     char out_buf[4200];
@@ -419,6 +535,13 @@ int cmd_ingest(int argc, char **argv) {
     cfg.store.lock_timeout_ms = a.lock_timeout_ms;
     if (code == VS_EXIT_OK && (!cfg.out || !cfg.key || cfg.n_sources == 0))
         code = cli_usage_error("ingest", "needs SRC..., --out DIR and --key FILE (or a study file naming them)");
+    for (int i = 0; code == VS_EXIT_OK && i < cfg.n_sources; i++) { /* a bad PACS URL: usage */
+        pacs_url u;
+        if (pacs_url_is(cfg.sources[i]) && pacs_url_parse(cfg.sources[i], &u, &err) != VS_OK)
+            code = cli_usage_error("ingest", "%s", err.msg);
+    }
+    if (code == VS_EXIT_OK && pacs_cli_options(st, &cfg.pacs, &err) != VS_OK)
+        code = cli_usage_error("ingest", "%s", err.msg);
     if (code == VS_EXIT_OK && (settings_cli_ensure_key(st, &err) != VS_OK ||
                                settings_cli_resolve(st, ST_INGEST, &cfg.settings, &err) != VS_OK))
         code = cli_fail("ingest", &err);

@@ -26,6 +26,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
+int cmd_send(int argc, char **argv);        /* cmd_send.c */
 int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
 int cmd_verify(int argc, char **argv);
 int cmd_compact(int argc, char **argv); /* cmd_compact.c */
@@ -43,7 +44,9 @@ const cli_command cli_commands[] = {
     {"ingest", "read DICOM, de-identify and write training shards",
      "Usage: vesalius ingest SRC... --out DIR --key FILE [--study FILE] [OPTIONS]\n"
      "\n"
-     "Reads DICOM files, folders and DICOMDIRs under SRC, assembles 3D volumes, de-identifies\n"
+     "Reads DICOM files, folders and DICOMDIRs, or the new and grown series of a PACS (SRC =\n"
+     "pacs://PACS_AET@host:port[?modality=CT,MR][&since=YYYYMMDD][&until=YYYYMMDD], by C-GET or\n"
+     "C-MOVE; exit 8 when it cannot be reached or refuses us), assembles 3D volumes, de-identifies\n"
      "their headers in memory (DICOM PS3.15 Annex E), preprocesses them and writes HDF5 shards\n"
      "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json, and the\n"
      "settings it used, DIR/settings.json. One series is in flight at a time. A rerun adds only\n"
@@ -51,14 +54,14 @@ const cli_command cli_commands[] = {
      "refused. Every input file ends used, skipped or rejected with its reason. Exit 4 when\n"
      "something was rejected, 5 when nothing was new, 6 when another run holds DIR.\n"
      "\n"
-     "  --study FILE          the settings of a study file (its deid, ingest, preprocess and\n"
-     "                        shards sections; SRC and DIR default to its sources and\n"
+     "  --study FILE          the settings of a study file (its deid, ingest, preprocess,\n"
+     "                        shards and pacs sections; SRC and DIR default to its sources and\n"
      "                        OUTPUT/ingest); the options below override them\n"
      "  --out DIR             output folder\n"
      "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
      "  --lock-timeout S      wait up to S seconds for another run's lock (default "
      "0)\n" COMMON_HELP,
-     CORE(cmd_ingest), ST_INGEST},
+     CORE(cmd_ingest), ST_INGEST | ST_PACS},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -101,6 +104,15 @@ const cli_command cli_commands[] = {
      "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
      "          and line, and in the raw bytes of every file\n" COMMON_HELP,
      CORE(cmd_verify_deid), 0},
+    {"send", "C-STORE de-identified DICOM files to a research PACS",
+     "Usage: vesalius send PATH... pacs://AET@host:port [--study FILE] [OPTIONS]\n"
+     "\n"
+     "Sends the DICOM files under PATH (folders recursively), as they are, to a PACS by C-STORE.\n"
+     "Each file is checked first as verify-deid checks it; a file with any finding is refused\n"
+     "and never sent. Exit 7 when a file was refused, 4 when the peer did not store one, 8 when\n"
+     "the PACS cannot be reached or refuses us. The pacs options (or a study's pacs section)\n"
+     "set our AE title, the timeouts, retries and TLS.\n" COMMON_HELP,
+     CORE(cmd_send), ST_PACS},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"

@@ -42,7 +42,8 @@ static void print_help(FILE *f) {
             "  4  done, but some inputs were rejected (see the run summary)\n"
             "  5  nothing to do (every input already processed)\n"
             "  6  another run holds the output folder's lock\n"
-            "  7  verify-deid found identifying data\n");
+            "  7  verify-deid found identifying data\n"
+            "  8  a PACS is unreachable or refused us (connection, association, TLS)\n");
 }
 
 /* Apply a common option; returns 0 if handled, -1 on a bad value. */

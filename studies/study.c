@@ -75,9 +75,10 @@ static int is_path(study_kind k) {
     return k == STUDY_PATH || k == STUDY_FILE || k == STUDY_KEY || k == STUDY_PATHS;
 }
 
-/* dir/p when p is relative and dir is set; a copy of p otherwise. */
+/* dir/p when p is relative and dir is set; a copy of p otherwise (and of a PACS URL). */
 static char *resolve_path(const char *p, const char *dir) {
-    if (!p[0] || p[0] == '/' || !dir || !dir[0]) return dup_str(p);
+    if (!p[0] || p[0] == '/' || !dir || !dir[0] || strncasecmp(p, "pacs:", 5) == 0)
+        return dup_str(p);
     size_t n = strlen(dir) + strlen(p) + 2;
     char *full = malloc(n);
     if (full) snprintf(full, n, "%s/%s", dir, p);

@@ -52,6 +52,11 @@ enum {
     ST_FT_MAE = 1u << 2,
     ST_FT_SCRATCH = 1u << 3,
     ST_VALIDATE = 1u << 4,
+    /* Not a stage: how a PACS is reached and when (io/pacs), read by `vesalius ingest` for its
+     * pacs:// sources and by `vesalius send`. What is pulled does not depend on these keys, so
+     * no stage records them and the runner does not hash them: a changed timeout or window
+     * neither reruns ingest nor makes it refuse its folder. */
+    ST_PACS = 1u << 5,
 };
 #define ST_FINETUNE (ST_FT_MAE | ST_FT_SCRATCH)
 
@@ -88,7 +93,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(deid, accept_burned_in, BOOL, "false", 0, 1, NULL, NULL, ST_INGEST, "accept images that may carry burned-in text (flagged)")
 
 #define STUDY_KEYS_INGEST(X) \
-    X(ingest, sources, PATHS, "", 0, 0, NULL, "-", ST_INGEST, "files, folders and DICOMDIRs (command line: SRC...)") \
+    X(ingest, sources, PATHS, "", 0, 0, NULL, "-", ST_INGEST, "files, folders, DICOMDIRs and pacs://AET@host:port URLs (command line: SRC...)") \
     X(ingest, max_voxels, I64, "2147483648", 1, 1099511627776.0, NULL, NULL, ST_INGEST, "reject images and volumes above this many voxels") \
     X(ingest, missing_slices, ENUM, "reject", 0, 1, "reject|resample", NULL, ST_INGEST, "series with missing slices or uneven spacing") \
     X(ingest, keep_localizers, BOOL, "false", 0, 1, NULL, NULL, ST_INGEST, "also store localizer images")
@@ -113,6 +118,27 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 /* The pretrain stage; the encoder's shape and the augmentations are read by fine-tuning too
  * (the scratch arm builds the pretrained encoder's architecture; the mae arm reads it from the
  * checkpoint). */
+/* Pulling from a PACS (pacs:// sources; io/pacs/pacs.h). */
+#define STUDY_KEYS_PACS(X) \
+    X(pacs, calling_aet, TEXT, "VESALIUS", 1, 16, NULL, "pacs-calling-aet", ST_PACS, "our AE title, known to the PACS") \
+    X(pacs, retrieve, ENUM, "get", 0, 1, "get|move", "pacs-retrieve", ST_PACS, "get: C-GET (one association, no inbound port); move: C-MOVE to our own receiver") \
+    X(pacs, move_port, INT, "11112", 1, 65535, NULL, "pacs-move-port", ST_PACS, "our C-STORE receiver's port (retrieve: move)") \
+    X(pacs, move_aet, TEXT, "", 0, 16, NULL, "pacs-move-aet", ST_PACS, "the C-MOVE destination's AE title (empty: calling_aet)") \
+    X(pacs, lookback_days, INT, "7", 0, 36500, NULL, "pacs-lookback-days", ST_PACS, "nightly runs list studies from the watermark less this many days") \
+    X(pacs, window, TEXT, "", 0, 11, NULL, "pacs-window", ST_PACS, "HH:MM-HH:MM: retrieve only then (may wrap midnight); empty: any time") \
+    X(pacs, max_series, INT, "0", 0, 1e8, NULL, "pacs-max-series", ST_PACS, "series retrieved per run (0: no limit)") \
+    X(pacs, max_instances, I64, "0", 0, 1e15, NULL, "pacs-max-instances", ST_PACS, "instances retrieved per run (0: no limit)") \
+    X(pacs, max_mb, I64, "0", 0, 1e12, NULL, "pacs-max-mb", ST_PACS, "MiB retrieved per run (0: no limit)") \
+    X(pacs, connect_timeout, INT, "10", 1, 3600, NULL, "pacs-connect-timeout", ST_PACS, "seconds to open a TCP connection") \
+    X(pacs, acse_timeout, INT, "30", 1, 3600, NULL, "pacs-acse-timeout", ST_PACS, "seconds to wait for an association") \
+    X(pacs, dimse_timeout, INT, "60", 1, 86400, NULL, "pacs-dimse-timeout", ST_PACS, "seconds to wait for each DIMSE message") \
+    X(pacs, retries, INT, "3", 0, 100, NULL, "pacs-retries", ST_PACS, "retries of a connection and of a partial series") \
+    X(pacs, backoff, DBL, "5", 0, 3600, NULL, "pacs-backoff", ST_PACS, "seconds before the first retry, doubled after each") \
+    X(pacs, spool, PATH, "", 0, 0, NULL, "pacs-spool", ST_PACS, "empty: a series in memory; else a 0700 folder of unnamed files") \
+    X(pacs, tls_ca, PATH, "", 0, 0, NULL, "pacs-tls-ca", ST_PACS, "PEM certificates to trust; set: DICOM over TLS") \
+    X(pacs, tls_cert, PATH, "", 0, 0, NULL, "pacs-tls-cert", ST_PACS, "our PEM certificate (when the peer wants one)") \
+    X(pacs, tls_key, PATH, "", 0, 0, NULL, "pacs-tls-key", ST_PACS, "its PEM private key")
+
 #define STUDY_KEYS_PRETRAIN(X) \
     X(pretrain, modalities, TEXTS, "", 0, 0, NULL, "modality", ST_PRETRAIN, "the modality whose volumes feed the model (CT, MR, DX...); all when empty") \
     X(pretrain, crop, INT3, "96,96,96", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; radiographs 1,224,224") \
@@ -179,6 +205,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 #define STUDY_PREFIX_ingest "ingest."
 #define STUDY_PREFIX_preprocess "preprocess."
 #define STUDY_PREFIX_shards "shards."
+#define STUDY_PREFIX_pacs "pacs."
 #define STUDY_PREFIX_pretrain "pretrain."
 #define STUDY_PREFIX_labels "labels."
 #define STUDY_PREFIX_finetune "finetune."
@@ -186,7 +213,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 
 #define STUDY_KEYS(X) \
     STUDY_KEYS_TOP(X) STUDY_KEYS_DEID(X) STUDY_KEYS_INGEST(X) STUDY_KEYS_PREPROCESS(X) \
-    STUDY_KEYS_SHARDS(X) STUDY_KEYS_PRETRAIN(X) STUDY_KEYS_LABELS(X) STUDY_KEYS_FINETUNE(X) \
+    STUDY_KEYS_SHARDS(X) STUDY_KEYS_PACS(X) STUDY_KEYS_PRETRAIN(X) STUDY_KEYS_LABELS(X) STUDY_KEYS_FINETUNE(X) \
     STUDY_KEYS_VALIDATE(X)
 /* clang-format on */
 
@@ -233,6 +260,9 @@ typedef struct study_preprocess {
 typedef struct study_shards {
     STUDY_KEYS_SHARDS(STUDY_MEMBER)
 } study_shards;
+typedef struct study_pacs {
+    STUDY_KEYS_PACS(STUDY_MEMBER)
+} study_pacs;
 typedef struct study_pretrain {
     STUDY_KEYS_PRETRAIN(STUDY_MEMBER)
 } study_pretrain;
@@ -258,6 +288,7 @@ typedef struct study {
     study_ingest ingest;
     study_preprocess preprocess;
     study_shards shards;
+    study_pacs pacs;
     study_pretrain pretrain;
     study_labels labels;
     study_finetune finetune;

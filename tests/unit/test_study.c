@@ -141,6 +141,30 @@ static void test_key_line(void **state) {
     assert_int_equal(study_key_line(p, "validate.bootstrap"), 0);
 }
 
+/* The pacs section: values as rows of the table, relative paths resolved, PACS URLs among the
+ * sources left as they are, unknown pacs keys refused. */
+static void test_pacs_section(void **state) {
+    (void)state;
+    const char *p = write_yaml("pacs.yaml", "name: p\noutput: out\ningest:\n  sources: "
+                                            "[\"pacs://PACS@h:104?modality=CT,MR\", dicom]\n"
+                                            "pacs:\n  retrieve: move\n  retries: 2\n  spool: sp\n");
+    study *s = NULL;
+    vs_error err = {0};
+    assert_int_equal(study_load(p, &s, &err), VS_OK);
+    assert_string_equal(s->ingest.sources.v[0], "pacs://PACS@h:104?modality=CT,MR");
+    assert_true(s->ingest.sources.v[1][0] == '/'); /* a folder: made absolute */
+    assert_int_equal(s->pacs.retrieve, 1);
+    assert_int_equal(s->pacs.retries, 2);
+    assert_non_null(strstr(s->pacs.spool, "/sp"));
+    assert_string_equal(s->pacs.calling_aet, "VESALIUS");
+    study_free(s);
+    p = write_yaml("pacs2.yaml", "name: p\noutput: out\npacs:\n  colour: red\n");
+    assert_int_not_equal(study_load(p, &s, &err), VS_OK);
+    p = write_yaml("pacs3.yaml", "name: p\noutput: out\npacs:\n  retries: 101\n");
+    assert_int_not_equal(study_load(p, &s, &err), VS_OK);
+    assert_non_null(strstr(err.msg, "pacs.retries"));
+}
+
 /* studies/example.yaml shows every row: a key with a default set to it, a key without one at
  * least as a comment. */
 static void test_example_shows_every_key(void **state) {
@@ -295,6 +319,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_loads),
         cmocka_unit_test(test_defaults_and_relative_paths),
+        cmocka_unit_test(test_pacs_section),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_out_of_range),

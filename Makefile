@@ -2,13 +2,16 @@
 # new user runs; both first install missing Debian packages (as root) or print the exact
 # apt-get line (otherwise, exit 2).
 
-# Every Debian package the build, the tests and the benchmarks need (Debian 12).
+# Every Debian package the build, the tests and the benchmarks need (Debian 12). orthanc, curl,
+# iproute2 and openssl serve the PACS tests, which start their own Orthanc in a private network
+# namespace: installing it must not start (or enable) its service, hence the policy-rc.d below.
 PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
   libdcmtk-dev dcmtk libinsighttoolkit5-dev libgdcm-dev libhdf5-dev libopenblas-dev \
   zlib1g-dev libdeflate-dev libsqlite3-dev libyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
   libcmocka-dev clang libclang-rt-14-dev \
   python3 python3-numpy python3-pydicom python3-nibabel python3-h5py python3-sklearn \
-  python3-torch dcm2niix chromium
+  python3-torch dcm2niix chromium \
+  orthanc curl sqlite3 iproute2 util-linux openssl
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -27,7 +30,16 @@ deps:
 	line="apt-get install -y --no-install-recommends$$missing"; \
 	if [ "$$(id -u)" = 0 ]; then \
 	  echo "vesalius: installing missing Debian packages:$$missing"; \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive $$line || exit 1; \
+	  prc=/usr/sbin/policy-rc.d; made=""; \
+	  if [ ! -e $$prc ]; then printf '#!/bin/sh\nexit 101\n' >$$prc && chmod 755 $$prc && made=1; fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive $$line; rc=$$?; \
+	  [ -z "$$made" ] || rm -f $$prc; \
+	  [ $$rc = 0 ] || exit 1; \
+	  case " $$missing " in *" orthanc "*) \
+	    deb-systemd-helper disable orthanc.service >/dev/null 2>&1; \
+	    update-rc.d orthanc disable >/dev/null 2>&1; \
+	    echo "vesalius: orthanc installed for the PACS tests; its service is not started, nor enabled at boot";; \
+	  esac; \
 	else \
 	  echo "vesalius: missing Debian packages; run as root:"; \
 	  echo "apt-get update && $$line"; \

@@ -2,15 +2,17 @@
  *
  * The policy of a pull, in C (DICOM itself is io/pacs/pacs_net.h, a thin DCMTK shim):
  *   1. C-ECHO; study-level C-FIND by date range (from `since`, or the peer's watermark less the
- *      look-back window, to `until` or open) and ModalitiesInStudy; a listing the peer cut
- *      short (a final status other than success, e.g. Orthanc's LimitFindResults) is split in
- *      two date halves, down to single days; what still cannot be listed is reported.
+ *      look-back window, to `until` or open; a first run with neither lists every study, undated
+ *      ones too) and ModalitiesInStudy; a listing the peer cut short (a final status other than
+ *      success, e.g. Orthanc's LimitFindResults) is split in two date halves, down to single
+ *      days; what still cannot be listed is reported.
  *   2. Series-level C-FIND per study (Modality filtered here too, for peers that ignore
  *      ModalitiesInStudy); the instance count from NumberOfSeriesRelatedInstances, or from an
  *      image-level C-FIND when the peer does not return it.
  *   3. A series is pulled when the catalog holds fewer of its instances than the peer has
  *      (new or grown); per series: C-GET (one association, no inbound port) or C-MOVE to our
- *      own receiver, then the instance count and the sub-operation counters are checked. A
+ *      own receiver, then the instance count and the sub-operation counters are checked
+ *      (instances of other series a peer may send along are dropped). A
  *      complete series is handed over (pacs_pull_next) exactly as a folder's files would be;
  *      a partial one is retried with back-off, then recorded 'partial' and reported, and
  *      pulled again on the next run.

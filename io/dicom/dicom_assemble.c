@@ -303,15 +303,13 @@ static vs_status decode_slices(file_rec *files, const pos_slice *ps, int32_t n, 
         if (slice_file[i] != last_file) fragment = 0;
         last_file = slice_file[i];
         vs_error e;
-        int is_signed = -1;
         if (dcmshim_decode_frame(v->files[slice_file[i]], (uint32_t)ps[i].r.frame, &fragment, raw,
-                                 bytes, &is_signed, &e) != VS_OK) {
+                                 bytes, &e) != VS_OK) {
             st = VS_FAIL(err, VS_ERR_FORMAT, "%s: %s", r->path, e.msg);
             break;
         }
         pixel_rules rules;
         rules_of(&r->h, &r->h.frame[ps[i].r.frame], &rules);
-        if (is_signed >= 0) rules.pixel_rep = is_signed;
         stored_values(raw, plane, &rules, sv);
         if (i16)
             rescale_values_i16(sv, plane, &rules, i16 + (size_t)i * plane, stats);

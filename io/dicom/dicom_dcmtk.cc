@@ -261,15 +261,13 @@ extern "C" void dcm_header_free(dcm_header *h) {
 }
 
 extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment,
-                                          void *buf, uint64_t buf_bytes, int *is_signed,
-                                          vs_error *err) {
-    *is_signed = -1;
+                                          void *buf, uint64_t buf_bytes, vs_error *err) {
     if (buf_bytes > 0xFFFFFFFFull) return VS_FAIL(err, VS_ERR_FORMAT, "frame over 4 GB");
     try {
         dcmshim_register_codecs();
         DcmDataset *ds = f->dataset();
         if (dcmshim_is_jpeg2000(f->transfer_syntax.c_str()))
-            return dcmshim_decode_j2k(f, frame, buf, buf_bytes, is_signed, err);
+            return dcmshim_decode_j2k(f, frame, buf, buf_bytes, err);
         DcmElement *e = nullptr;
         // Only a DcmPixelData may be cast as one (a damaged VR makes DCMTK build another class).
         if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)

@@ -59,16 +59,18 @@ vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_text *t, vs_
 void dcm_header_free(dcm_header *h);
 
 /* Decode frame `frame` into buf as native-endian samples of BitsAllocated bits
- * (buf_bytes == Rows*Columns*Samples*BitsAllocated/8). *is_signed is -1, or 0/1 when the
- * codestream itself says whether samples are signed (JPEG 2000), which then wins over
- * PixelRepresentation, as pydicom and dcm2niix decide. */
+ * (buf_bytes == Rows*Columns*Samples*BitsAllocated/8): the stored bits, which the pixel rules
+ * then mask and sign-extend by the header's BitsStored and PixelRepresentation, whatever the
+ * syntax. A JPEG 2000 codestream's own signedness does not decide: vendors write unsigned
+ * codestreams for signed images (pydicom's J2K_pixelrep_mismatch.dcm: Bits Stored 13, signed,
+ * codestream unsigned; read as the header says it is plain CT in HU). */
 vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment, void *buf,
-                               uint64_t buf_bytes, int *is_signed, vs_error *err);
+                               uint64_t buf_bytes, vs_error *err);
 
 /* JPEG 2000 (dicom_j2k.cc, OpenJPEG): is `ts` one of its UIDs; decode one grey frame. */
 int dcmshim_is_jpeg2000(const char *ts);
 vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, uint64_t buf_bytes,
-                             int *is_signed, vs_error *err);
+                             vs_error *err);
 
 /* Referenced files of a DICOMDIR: calls add(ctx, relative_path_with_slashes) for each. */
 vs_status dcmshim_dicomdir_files(dcmfile *f, void (*add)(void *ctx, const char *rel), void *ctx,

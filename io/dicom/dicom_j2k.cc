@@ -93,7 +93,7 @@ extern "C" int dcmshim_is_jpeg2000(const char *ts) {
 }
 
 extern "C" vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, uint64_t buf_bytes,
-                                        int *is_signed, vs_error *err) {
+                                        vs_error *err) {
     opj_codec_t *codec = nullptr;
     opj_stream_t *stream = nullptr;
     opj_image_t *img = nullptr;
@@ -137,14 +137,14 @@ extern "C" vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, u
             goto done;
         }
         const opj_image_comp_t &c = img->comps[0];
-        *is_signed = c.sgnd ? 1 : 0;
         size_t n = (size_t)fa.rows * fa.cols;
         if (!c.data || c.w != fa.cols || c.h != fa.rows || c.prec > 32) {
             st = VS_FAIL(err, VS_ERR_FORMAT, "JPEG 2000 component does not match the image");
             goto done;
         }
         // Samples go out as stored bits (two's complement for signed); the pixel rules then mask
-        // and sign-extend by the DICOM header, as for every other syntax.
+        // and sign-extend by the DICOM header, as for every other syntax: the header's Pixel
+        // Representation wins over the codestream's signedness (dicom_internal.h).
         if (fa.bits_allocated == 8 && buf_bytes >= n)
             for (size_t i = 0; i < n; i++)
                 ((uint8_t *)buf)[i] = (uint8_t)c.data[i];

@@ -8,7 +8,7 @@
 PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
   libdcmtk-dev dcmtk libinsighttoolkit5-dev libgdcm-dev libhdf5-dev libopenblas-dev \
   zlib1g-dev libdeflate-dev libsqlite3-dev libyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
-  libcmocka-dev clang libclang-rt-14-dev \
+  libcmocka-dev clang libclang-rt-14-dev libomp-14-dev \
   python3 python3-numpy python3-pydicom python3-pil python3-nibabel python3-h5py python3-sklearn \
   python3-torch dcm2niix chromium \
   orthanc curl sqlite3 iproute2 util-linux openssl
@@ -45,6 +45,10 @@ deps:
 	  echo "apt-get update && $$line"; \
 	  exit 2; \
 	fi
+
+# The package list, for tests/cli/test_packages.sh.
+print-packages:
+	@echo $(PACKAGES)
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null

@@ -797,7 +797,8 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
             VS_FAIL(&err, VS_ERR_INTERNAL, "stage %s failed with exit %d (its log: %s/logs/%s.jsonl)", sg->name, rc,
                     c.out, sg->name);
             code = fail_with(&c, sg->name, &err);
-            if (rc == VS_EXIT_USAGE || rc == VS_EXIT_ENV || rc == VS_EXIT_BUSY) code = rc;
+            if (rc == VS_EXIT_USAGE || rc == VS_EXIT_ENV || rc == VS_EXIT_BUSY || rc == VS_EXIT_PEER)
+                code = rc; /* what cron must tell apart: a PACS that did not answer */
             break;
         }
         rejects |= rc == VS_EXIT_REJECTS;

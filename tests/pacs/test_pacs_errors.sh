@@ -44,6 +44,10 @@ peer_error "wrong called AE" "127\.0\.0\.1:$ORTHANC_DICOM: association rejected:
 peer_error "closed port" "127\.0\.0\.1:4299: cannot associate: .*(refused|Refused)" 5 "pacs://ORTHANC@127.0.0.1:4299"
 grep -q "retry 1 of 1 in 0.2 s" "$t/err.log" && ok "closed port: retried once after 0.2 s" || fail "no retry logged: $(cat "$t/err.log")"
 
+# `vesalius run` of a study whose source is that closed port: the run exits 8 as well (cron)
+printf 'name: closed\nthreads: 1\noutput: %s/run\ndeid:\n  key_file: %s/k\ningest:\n  sources: ["pacs://ORTHANC@127.0.0.1:4299"]\npacs:\n  retries: 0\n' "$t" "$t" >"$t/closed.yaml"
+"$V" run "$t/closed.yaml" 2>/dev/null; check "vesalius run with an unreachable PACS" 8 $?
+
 # a silent peer: accepts the connection, never answers the association request
 /usr/bin/python3 - 4300 <<'PY' &
 import socket, sys, time

@@ -1,6 +1,6 @@
 /* deid.c — the profile table's lookup and resolution, keyed pseudonyms (libsodium
  * HMAC-SHA256), the site key file, date shifting, free-text cleaning and the SQLite linkage
- * table. The DCMTK side (walking datasets) is in deid_dcmtk.cc and deid_verify.cc. */
+ * table. The walk over a dataset is deid_apply.c; verify-deid's is deid_verify.cc. */
 #include "deid_internal.h"
 #include "log.h"
 
@@ -492,7 +492,7 @@ vs_status deid_open(const deid_options *opt, const char *key_path, deid_ctx **ou
                        "the full-dates and modified-dates options exclude each other");
     if (!key_path || !key_path[0]) return VS_FAIL(err, VS_ERR_USAGE, "a key file is required");
     if (sodium_init() < 0) return VS_FAIL(err, VS_ERR_LIBRARY, "libsodium failed to initialise");
-    deid_dcmtk_quiet();
+    dcmfile_quiet();
     deid_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     ctx->opt = *opt;

@@ -1,8 +1,10 @@
-/* deid_internal.h — what io/deid.c (profile, crypto, text) shares with the DCMTK shims
- * deid_dcmtk.cc (apply) and deid_verify.cc (scan). Not a public header: C types only. */
+/* deid_internal.h — what deid.c (profile, crypto, text) shares with deid_apply.c (the walk),
+ * the verify-deid scanners (deid_verify.cc, deid_scan.c, deid_shard.c) and the white-box
+ * tests. Not a public header: C types only. */
 #ifndef VS_DEID_INTERNAL_H
 #define VS_DEID_INTERNAL_H
 
+#include "dcmedit.h"
 #include "deid.h"
 
 #include <pthread.h>
@@ -101,9 +103,10 @@ struct deid_ctx {
     pthread_mutex_t lock;    /* guards linkage */
 };
 
-/* Silence DCMTK's own logger: its parser warnings can quote header bytes, and every failure
- * reaches us as an OFCondition anyway (invariant 5 of deid.h). */
-void deid_dcmtk_quiet(void);
+/* deid_apply on any implementation of io/dicom/include/dcmedit.h's table (deid_apply passes
+ * DCMTK's; tests a fake). path names the file in errors. */
+vs_status deid_apply_edit(deid_ctx *ctx, const dcm_edit_ops *ops, dcm_edit *ed, const char *path,
+                          deid_file_result *res, vs_error *err);
 
 /* HMAC-SHA256(key, domain || 0x00 || msg). */
 void deid_hmac(const deid_ctx *ctx, const char *domain, const char *msg, unsigned char out[32]);

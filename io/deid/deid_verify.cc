@@ -108,7 +108,7 @@ void check_uids(scan &s, const std::vector<std::string> &uids, const std::string
 
 // A private data element (gggg,bbee) the declared Retain Safe Private option keeps: its block's
 // creator (gggg,00bb) in the same item, element byte ee and VR are a row of Table E.3.10-1 and
-// its value conforms to its VR (as anonymize decides, io/deid_dcmtk.cc private_remove).
+// its value conforms to its VR (as anonymize decides, io/deid/deid_apply.c private_remove).
 bool private_element_safe(DcmItem *item, DcmElement *el) {
     DcmTag t = el->getTag();
     Uint16 g = t.getGroup(), e = t.getElement();
@@ -200,7 +200,7 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
 extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi,
                                       deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
     dcmfile *f = nullptr;
-    deid_dcmtk_quiet();
+    dcmfile_quiet();
     vs_status st = dcmfile_load(path, nullptr, &f, err);
     if (st != VS_OK) return st;
     scan s;

@@ -6,7 +6,9 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcistrmf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/oflog/oflog.h>
 
+#include <mutex>
 #include <new>
 
 namespace {
@@ -125,3 +127,11 @@ extern "C" const char *dcmfile_transfer_syntax(const dcmfile *f) {
 extern "C" const char *dcmfile_path(const dcmfile *f) { return f->path.c_str(); }
 
 extern "C" const dcmfile_facts *dcmfile_get_facts(const dcmfile *f) { return &f->facts; }
+
+extern "C" void dcmfile_quiet(void) {
+    static std::once_flag once;
+    try {
+        std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
+    } catch (...) {
+    }
+}

@@ -106,6 +106,10 @@ const char *dcmfile_path(const dcmfile *f);
 /* The facts dcmfile_check found when the file was loaded. */
 const dcmfile_facts *dcmfile_get_facts(const dcmfile *f);
 
+/* Silence DCMTK's own logger for the process (once, thread-safe): its parser warnings can
+ * quote header bytes, and every failure reaches us as an OFCondition anyway. */
+void dcmfile_quiet(void);
+
 #ifdef __cplusplus
 }
 #endif

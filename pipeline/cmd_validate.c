@@ -9,6 +9,7 @@
 #include "log.h"
 #include "report.h"
 #include "settings_cli.h"
+#include "utc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 extern const char *const vs_git_revision;
 
@@ -192,13 +192,6 @@ static void cpu_model(char *buf, size_t n) {
     fclose(f);
 }
 
-static void utc_now(char *buf, size_t n) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static vs_status make_dir(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0755, err); }
 
 static void log_headline(const report_results *res) {
@@ -240,7 +233,7 @@ int cmd_validate(int argc, char **argv) {
         return rc;
     }
     char start[32], end[32], cpu[256];
-    utc_now(start, sizeof start);
+    vs_utc_now(start, sizeof start, 0);
     vs_error err;
     report_input in;
     report_input_init(&in);
@@ -281,7 +274,7 @@ int cmd_validate(int argc, char **argv) {
     }
     if (s == VS_OK) s = report_compute(&in, &a.opt, &res, &err);
     if (s == VS_OK) {
-        utc_now(end, sizeof end);
+        vs_utc_now(end, sizeof end, 0);
         s = report_write(a.out, &in, &res, &prov, start, end, &err);
     }
     if (s == VS_OK) s = settings_cli_record(&a.kv, "validate", a.out, &err);

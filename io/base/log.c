@@ -1,9 +1,9 @@
 #include "log.h"
+#include "utc.h"
 
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
-#include <time.h>
 
 static log_config g_cfg = {LOG_INFO, 0, NULL, NULL};
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -43,15 +43,6 @@ void log_json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void utc_now(char *buf, size_t n) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
-
 static void emit(log_level level, const char *event, const char *msg, const char *const *fields) {
     if (level < g_cfg.min_level || g_cfg.min_level == LOG_QUIET) return;
     FILE *f = g_cfg.stream ? g_cfg.stream : stderr;
@@ -59,7 +50,7 @@ static void emit(log_level level, const char *event, const char *msg, const char
     pthread_mutex_lock(&g_lock);
     if (g_cfg.json) {
         char ts[40];
-        utc_now(ts, sizeof ts);
+        vs_utc_now(ts, sizeof ts, 1);
         fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":", ts, level_names[level]);
         log_json_string(f, comp);
         if (event) {

@@ -1,12 +1,12 @@
 /* catalog.c — the ingest catalog on SQLite (catalog.h). Every statement's result is checked;
  * SQLite's message goes into the vs_error with the catalog path. */
 #include "catalog.h"
+#include "utc.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct catalog {
     sqlite3 *db;
@@ -124,17 +124,10 @@ void catalog_close(catalog *c) {
     free(c);
 }
 
-static void utc_now(char *buf, size_t cap) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 vs_status catalog_run_begin(catalog *c, const char *params_json, int64_t *run_id, vs_error *err) {
     sqlite3_stmt *s = NULL;
     char now[32];
-    utc_now(now, sizeof now);
+    vs_utc_now(now, sizeof now, 0);
     /* The caller holds the output folder's lock: a run still 'running' was killed. */
     vs_status st = exec(c, "UPDATE runs SET status='interrupted' WHERE status='running'", err);
     if (st != VS_OK) return st;
@@ -153,7 +146,7 @@ vs_status catalog_run_end(catalog *c, int64_t run_id, const char *status, int n_
                           int n_rejected, int n_skipped, vs_error *err) {
     sqlite3_stmt *s = NULL;
     char now[32];
-    utc_now(now, sizeof now);
+    vs_utc_now(now, sizeof now, 0);
     vs_status st = prepare(c,
                            "UPDATE runs SET finished_at=?, status=?, n_volumes=?, n_rejected=?,"
                            " n_skipped=? WHERE id=?",

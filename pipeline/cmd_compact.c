@@ -4,23 +4,14 @@
  * Run by hand or by cron after ingest; it takes the same lock as ingest. */
 #include "cli.h"
 #include "log.h"
+#include "parse.h"
 #include "store.h"
 
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 enum { OPT_MIN_LIVE = 1000, OPT_SHARD_MB, OPT_LOCK };
-
-/* A number in [lo, hi] from the whole of text; 0 if it is not one. */
-static int parse_number(const char *text, double lo, double hi, double *out) {
-    char *end = NULL;
-    double x = strtod(text, &end);
-    if (!end || end == text || *end || !(x >= lo && x <= hi)) return 0;
-    *out = x;
-    return 1;
-}
 
 int cmd_compact(int argc, char **argv) {
     static const struct option opts[] = {{"min-live", required_argument, 0, OPT_MIN_LIVE},
@@ -35,16 +26,16 @@ int cmd_compact(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case OPT_MIN_LIVE:
-            if (!parse_number(optarg, 0.0, 1.0, &min_live))
+            if (!vs_parse_double(optarg, 0.0, 1.0, &min_live))
                 return cli_usage_error("compact", "--min-live wants a share from 0 to 1");
             break;
         case OPT_SHARD_MB:
-            if (!parse_number(optarg, 0.01, 1 << 20, &x))
+            if (!vs_parse_double(optarg, 0.01, 1 << 20, &x))
                 return cli_usage_error("compact", "--shard-mb wants 0.01 to 1048576");
             so.shard_max_bytes = (uint64_t)(x * 1048576.0);
             break;
         case OPT_LOCK:
-            if (!parse_number(optarg, 0, 86400, &x))
+            if (!vs_parse_double(optarg, 0, 86400, &x))
                 return cli_usage_error("compact", "--lock-timeout wants seconds, 0 to 86400");
             so.lock_timeout_ms = (int)(x * 1000);
             break;

@@ -9,6 +9,7 @@
 #include "dicom.h"
 #include "inspect.h"
 #include "log.h"
+#include "parse.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -83,9 +84,8 @@ int cmd_inspect(int argc, char **argv) {
         case 's': summary = optarg; break;
         case 'r': opt.resample_uneven = 1; break;
         case 'm': {
-            char *end = NULL;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (!end || *end || v == 0)
+            uint64_t v;
+            if (!vs_parse_u64(optarg, 1, UINT64_MAX, &v))
                 return cli_usage_error("inspect", "--max-voxels wants a positive number, not '%s'",
                                        optarg);
             opt.limits.max_voxels = v;

@@ -1,10 +1,10 @@
 /* cmd_run.c — `vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run]`. */
 #include "cli.h"
+#include "parse.h"
 #include "runner.h"
 #include "study.h"
 
 #include <getopt.h>
-#include <stdlib.h>
 
 int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
@@ -19,13 +19,10 @@ int cmd_run(int argc, char **argv) {
         case 's': ro.stages = optarg; break;
         case 'f': ro.from = optarg; break;
         case 'n': ro.dry_run = 1; break;
-        case 't': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (!end || *end || v < 0 || v > 86400) return cli_usage_error("run", "--lock-timeout wants seconds, 0 to 86400");
-            ro.lock_timeout_s = (int)v;
+        case 't':
+            if (!vs_parse_int(optarg, 0, 86400, &ro.lock_timeout_s))
+                return cli_usage_error("run", "--lock-timeout wants seconds, 0 to 86400");
             break;
-        }
         default: return cli_usage_error("run", "option '%s' is unknown or needs a value", argv[optind - 1]);
         }
     }

@@ -73,7 +73,7 @@ sanitize: deps
 # The demo: write the embedded cohort once (deterministic), then run the demo study; the report
 # is build/demo/report/report.html. Rerunning does only what changed. The cohort: 200 unlabeled
 # and 200 labeled volumes, tumours of 12-30 mm at 4x the generator's default contrast (100-240 HU
-# against their organ), where pretraining's benefit was measured (studies/experiments/README.md).
+# against their organ), where pretraining's benefit was measured (docs/experiments/README.md).
 # A cohort written with other options is replaced, with the demo's outputs.
 DEMO_COHORT := --labeled 200 --contrast 4 --diameter 12:30
 demo: deps build

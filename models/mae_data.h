@@ -51,7 +51,7 @@ vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const m
 void mae_source_close(mae_source *src);
 
 /* How the shard source picks volumes and how much it keeps inflated (pretrain --working-set,
- * --swap-every, --chunk-cache; io/shard.h's working-set sampler). */
+ * --swap-every, --chunk-cache; shard.h's working-set sampler). */
 typedef struct mae_sampling {
     int working_set; /* W volumes the crops come from at a time; 0: uniform over every volume */
     int swap_every;  /* R crops between two swaps of the working set */
@@ -62,7 +62,7 @@ typedef struct mae_sampling {
 /* W 8, R 256, auto cache: measured in bench/shards.sh (README, "Reading crops"). */
 void mae_sampling_default(mae_sampling *s);
 
-/* A source over the sealed shards in dir (io/shard.h), volumes of one modality (NULL: all):
+/* A source over the sealed shards in dir (shard.h), volumes of one modality (NULL: all):
  * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), drawn
  * through the working-set sampler `smp` (NULL: the default), then the augmentation drawn from
  * the trainer's rng. Its state (the stream position, W and R) resumes; resuming with another W

@@ -1,4 +1,4 @@
-/* mae_shards.c — the MAE's crop source over HDF5 shards (io/shard.h's prefetching stream).
+/* mae_shards.c — the MAE's crop source over HDF5 shards (shard.h's prefetching stream).
  *
  * Crop n of the stream depends only on (seed, n) and the working set (W, R), so the source's
  * whole state is n: saved in checkpoints with W and R, restored with shard_stream_seek.

@@ -1,6 +1,6 @@
 /* cmd_compact.c — `vesalius compact DIR [--min-live F] [--shard-mb N] [--lock-timeout S]`:
  * rewrite the shards of an ingest output folder whose live share fell below F (volumes
- * superseded by rebuilt series) into new shards, crash-safely (io/store.h, store_compact).
+ * superseded by rebuilt series) into new shards, crash-safely (store.h, store_compact).
  * Run by hand or by cron after ingest; it takes the same lock as ingest. */
 #include "cli.h"
 #include "log.h"

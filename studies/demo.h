@@ -6,7 +6,7 @@
  * realistic identifying values in the headers (names, IDs, birth dates, institutions,
  * physicians, private tags, dates inside nested sequences, UIDs with dates) so that
  * de-identification has real work; and a labeled CT subset with synthetic tumours and
- * LUNA16-style labels in world coordinates. Written through io/dcmwrite.h (DCMTK).
+ * LUNA16-style labels in world coordinates. Written through dcmwrite.h (DCMTK).
  *
  * Output under out_dir:
  *   dicom/unlabeled/sNNNN/imNNNN.dcm pretraining pool (CT, MR, DX)

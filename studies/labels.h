@@ -2,7 +2,7 @@
  * pseudonymous series keys.
  *
  *   points   LUNA16 CSV: seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm, the frame of ITK
- *            and of io/volume.h); also accepted: series,x,y,z,diameter
+ *            and of volume.h); also accepted: series,x,y,z,diameter
  *   volume   CSV: seriesuid,label (1 the series holds a lesion, 0 it does not)
  *   masks    a folder of label maps named <seriesuid>.nii.gz / .nii / .nrrd / .mha / .mhd,
  *            each aligned to its series by its own geometry; every connected region of a

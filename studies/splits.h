@@ -1,6 +1,6 @@
 /* splits.h — patient-level cohorts: k folds, and within each fold a train/validation/test role.
  *
- * Invariants (tests/test_splits.c checks each):
+ * Invariants (tests/unit/test_splits.c checks each):
  *   1. Every patient is in exactly one fold; fold sizes differ by at most one, and so do the
  *      counts of positive patients per fold (stratified by `positive`).
  *   2. For fold f, role TEST is exactly the patients of fold f; VALIDATION is a deterministic

@@ -3,7 +3,7 @@
  *
  * Invariants:
  *   1. metrics_bootstrap_draw with the same rng state draws the same multiset of clusters on
- *      every platform (integer draws from io/rng.h only).
+ *      every platform (integer draws from rng.h only).
  *   2. metrics_quantile interpolates linearly between order statistics at position p*(m-1),
  *      numpy's default ("linear") method, so a reviewer can recompute a CI in one line.
  *   3. Sums run in index order, so results are bit-stable for the same inputs.

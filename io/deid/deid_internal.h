@@ -58,7 +58,7 @@ int deid_uid_is_standard(const char *uid);
 /* "2.25." + decimal of at most 128 bits without leading zeros. */
 int deid_uid_is_pseudonym(const char *uid);
 
-/* Retain Safe Private: PS3.15 Table E.3.10-1 (io/deid_private.c). */
+/* Retain Safe Private: PS3.15 Table E.3.10-1 (io/deid/deid_private.c). */
 typedef struct deid_safe_private {
     const char *creator; /* the private creator that reserves the block */
     uint16_t group;
@@ -116,7 +116,7 @@ void deid_ae_key(const deid_ctx *ctx, const char *ae, char out[17]);
 vs_status deid_linkage_put(deid_ctx *ctx, const char *kind, const char *original,
                            const char *pseudonym, vs_error *err);
 
-/* ---- verify-deid scanning (io/deid_scan.c) ------------------------------------------- */
+/* ---- verify-deid scanning (io/deid/deid_scan.c) ------------------------------------------- */
 
 /* The next UID of an organisation's root (deid_scan.c invariant 2) in s[0..n) starting the
  * search at *pos: returns 1 and sets *pos, *len to it, or 0. */

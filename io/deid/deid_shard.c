@@ -1,7 +1,7 @@
 /* deid_shard.c — verify-deid on an HDF5 shard: every object name, every attribute name and
  * string value, and every string in any dataset (the per-shard index), checked against the
- * listed identifiers, for UIDs of an organisation's root (io/deid_scan.c invariant 2), and
- * against shard schema version 1 (io/SHARD_SCHEMA.md); then the raw bytes of the file.
+ * listed identifiers, for UIDs of an organisation's root (io/deid/deid_scan.c invariant 2), and
+ * against shard schema version 1 (io/shard/SHARD_SCHEMA.md); then the raw bytes of the file.
  *
  * Invariants:
  *   1. The walk is over what the FILE holds (H5Lvisit over every link, H5Aiterate over every

@@ -1,4 +1,4 @@
-/* dcmdict_table.h — the shape of the table io/dcmdict_gen.cc writes at build time (C++ only). */
+/* dcmdict_table.h — the shape of the table dcmdict_gen.cc writes at build time (C++ only). */
 #ifndef VS_DCMDICT_TABLE_H
 #define VS_DCMDICT_TABLE_H
 

@@ -1,4 +1,4 @@
-/* dicom_internal.h — what io/dicom.c and its DCMTK shim (dicom_dcmtk.cc) share.
+/* dicom_internal.h — what io/dicom/dicom.c and its DCMTK shim (dicom_dcmtk.cc) share.
  * Not a public header: only dicom*.c / dicom*.cc include it. */
 #ifndef VS_DICOM_INTERNAL_H
 #define VS_DICOM_INTERNAL_H

@@ -1,5 +1,5 @@
 /* prep.c — preprocessing steps (prep.h). Reorient, crop, intensity steps in C; resampling and
- * N4 through the ITK shim (io/itk/itk_prep.cc). */
+ * N4 through the ITK shim (io/prep/itk/itk_prep.cc). */
 #include "prep.h"
 #include "itk_shim.h"
 

@@ -54,7 +54,7 @@ hid_t shard_dtype_mem_type(vol_dtype t);
 
 /* Write every chunk of the chunked dataset d (filters shuffle [+ deflate level] + Fletcher-32,
  * as its creation property list says) from voxels (dims, element size es), filtering in
- * n_threads threads and writing in chunk order (io/shard_chunks.c). */
+ * n_threads threads and writing in chunk order (io/shard/shard_chunks.c). */
 vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, const hsize_t dims[3],
                              const hsize_t chunk[3], size_t es, int level, int n_threads,
                              vs_error *err);
@@ -66,7 +66,7 @@ typedef struct shard_chunk_layout {
     int filter_at[3]; /* pipeline position of shuffle, deflate, Fletcher-32 (-1: absent) */
 } shard_chunk_layout;
 int shard_chunk_layout_of(hid_t d, shard_chunk_layout *l);
-/* Decompressed chunks kept between crops (io/shard_cache.c), thread-safe. */
+/* Decompressed chunks kept between crops (io/shard/shard_cache.c), thread-safe. */
 typedef struct shard_cache shard_cache;
 shard_cache *shard_cache_create(size_t budget); /* NULL when out of memory */
 void shard_cache_destroy(shard_cache *c);

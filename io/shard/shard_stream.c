@@ -1,5 +1,5 @@
 /* shard_stream.c — a crop stream with prefetch threads. Crop n is shard_set_crop_from with an
- * rng seeded (seed, n) and the working set's window of crop n (io/shard_sample.c), so the
+ * rng seeded (seed, n) and the working set's window of crop n (io/shard/shard_sample.c), so the
  * sequence depends neither on timing nor on the thread count nor on where a run resumed.
  *
  * Invariants:

@@ -1,5 +1,5 @@
 """Shared helpers for the DICOM reader tests: run tests/tools/dicom_dump, load its volumes, and the
-reference pixel rules (io/dicom.h) written independently with pydicom and numpy."""
+reference pixel rules (dicom.h) written independently with pydicom and numpy."""
 import json
 import os
 import subprocess

@@ -1,5 +1,5 @@
 """test_shard_h5py — shards written by C, read by h5py: every dataset and attribute as
-io/SHARD_SCHEMA.md documents it, the same voxels and geometry as the C writer held in memory,
+io/shard/SHARD_SCHEMA.md documents it, the same voxels and geometry as the C writer held in memory,
 checksums recomputed with hashlib, and the affine mapping a voxel to the same LPS point."""
 import glob
 import hashlib

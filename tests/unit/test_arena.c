@@ -1,4 +1,4 @@
-/* test_arena — io/arena.h invariants 1-4 against a naive reference. */
+/* test_arena — arena.h invariants 1-4 against a naive reference. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_deid — the de-identification table and helpers of io/deid.c against naive references:
+/* test_deid — the de-identification table and helpers of io/deid/deid.c against naive references:
  * table order and lookup (binary search vs a linear scan), combined codes resolved by type
  * with the stricter action when unknown, option precedence, date shifting (vs a day-by-day
  * calendar walk), UID forms, free-text cleaning, and the key file's permission rules. */
@@ -145,7 +145,7 @@ static void test_option_names(void **state) {
     assert_null(deid_option_flag(DEID_N_OPTIONS));
 }
 
-/* Rows of PS3.15 Table E.3.10-1 (io/deid_private.c): creator + group + element byte + VR. */
+/* Rows of PS3.15 Table E.3.10-1 (io/deid/deid_private.c): creator + group + element byte + VR. */
 static void test_private_safe_list(void **state) {
     (void)state;
     assert_true(deid_private_is_safe("SIEMENS MR HEADER ", 0x0019, 0x0C, "IS")); /* B Value */

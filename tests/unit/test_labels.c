@@ -1,6 +1,6 @@
 /* test_labels — label import (studies/labels.h): a lesion planted at a known LPS position in
  * an oblique, non-isotropic series is found at the right voxel (geometry written out here,
- * independently of io/volume.c); original UIDs become keyed pseudonyms and never appear in
+ * independently of io/base/volume.c); original UIDs become keyed pseudonyms and never appear in
  * messages; volume labels; masks in NIfTI, NRRD and MetaImage resampled by nearest neighbour
  * keep their labels and give one lesion per region. */
 #include <setjmp.h>

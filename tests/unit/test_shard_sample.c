@@ -1,4 +1,4 @@
-/* test_shard_sample — the working-set sampler (io/shard_sample.c) and the crop stream over it:
+/* test_shard_sample — the working-set sampler (shard_sample.c) and the crop stream over it:
  * windows against the definition written out naively (concatenated seeded permutations, a
  * window of W sliding by one every R crops), pure in (seed, n) whatever the order of calls;
  * the stream gives the same crops with 3 prefetch threads as synchronously and after seeks;
@@ -177,7 +177,7 @@ static void test_stream_is_pure_in_n(void **state) {
             assert_memory_equal(c, a + (size_t)n * CROP_FLOATS, CROP_FLOATS * sizeof *c);
         }
     }
-    /* every volume visited within (N + W - 1) * R crops (invariant 2 of io/shard_sample.c) */
+    /* every volume visited within (N + W - 1) * R crops (invariant 2 of io/shard/shard_sample.c) */
     for (int v = 0; v < N_VOLS; v++) {
         print_message("volume %d: %d crops\n", v, visits[v]);
         assert_true(visits[v] > 0);

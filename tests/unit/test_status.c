@@ -1,4 +1,4 @@
-/* test_status — the error convention (io/status.h invariants 1-3) and size arithmetic. */
+/* test_status — the error convention (status.h invariants 1-3) and size arithmetic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

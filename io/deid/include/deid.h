@@ -6,11 +6,11 @@
  * options and the site key, deid_apply on each loaded dcmfile, deid_close.
  *
  * Invariants:
- *   1. The profile is the project's own table (io/deid_profile.c, generated once from Table
+ *   1. The profile is the project's own table (io/deid/deid_profile.c, generated once from Table
  *      E.1-1); it is applied to every element at every nesting depth of every sequence.
  *      Combined codes are resolved by the attribute's type, the stricter action when the type
  *      is unknown. Private elements are removed unless the Retain Safe Private option is
- *      chosen and the element is in PS3.15 Table E.3.10-1 (io/deid_private.c), matched by
+ *      chosen and the element is in PS3.15 Table E.3.10-1 (io/deid/deid_private.c), matched by
  *      private creator and element byte within the creator's block; a creator stays only
  *      while its block keeps an element.
  *   2. Every replaced UID is "2.25." + the decimal of 128 bits of HMAC-SHA256(key, uid): the
@@ -94,7 +94,7 @@ void deid_close(deid_ctx *ctx);
  * files. */
 vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err);
 
-/* Pseudonymous keys for io/volume.h, from the ORIGINAL identifiers:
+/* Pseudonymous keys for volume.h, from the ORIGINAL identifiers:
  * patient ID (+ issuer, may be NULL) -> "VS" + 16 base32 characters; a UID -> its 2.25 UID. */
 void deid_patient_key(const deid_ctx *ctx, const char *patient_id, const char *issuer,
                       char out[DEID_KEY_MAX]);
@@ -122,7 +122,7 @@ typedef void (*deid_hit_fn)(const deid_hit *hit, void *user);
 vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
                            void *user, int *n_hits, vs_error *err);
 
-/* Scan an HDF5 shard (io/deid_shard.c): every object name, attribute name and string value,
+/* Scan an HDF5 shard (io/deid/deid_shard.c): every object name, attribute name and string value,
  * and every string of every dataset (the index), for listed identifiers and UIDs of an
  * organisation's root (allowed only in series_instance_uid under the Retain UIDs option), and
  * every name the shard schema does not define; then its raw bytes. VS_ERR_LIBRARY naming the

@@ -2,7 +2,7 @@
  *
  * DCMTK parses its text dictionaries (dicom.dic, private.dic: ~7,800 entries, ~430 KB) the first
  * time any process touches a DICOM element: 10-15 ms of serial CPU, a tenth of anonymizing a
- * 300-file series. io/dcmdict_gen.cc writes the dictionary DCMTK loads as a table at build time;
+ * 300-file series. dcmdict_gen.cc writes the dictionary DCMTK loads as a table at build time;
  * dcmdict_install puts that table in DCMTK's global dictionary instead (~1 ms).
  *
  * Invariants:

@@ -16,7 +16,7 @@ extern "C" { /* status.h and volume.h are C headers without their own guards */
 const char *itkshim_version(void);
 
 /* Resample `in` onto the grid (size (slice, row, column), spacing / origin / direction in
- * io/volume.h index order) with ITK's ResampleImageFilter: trilinear (out is float32) or
+ * volume.h index order) with ITK's ResampleImageFilter: trilinear (out is float32) or
  * nearest neighbour (out keeps the input type; for label maps). Points outside the input
  * get 0. Copies the text fields and sets the affine. */
 vs_status itkshim_resample(const volume *in, const int64_t size[3], const double spacing[3],

@@ -1,4 +1,4 @@
-/* shard.h — training shards: HDF5 files of de-identified volumes (schema: io/SHARD_SCHEMA.md).
+/* shard.h — training shards: HDF5 files of de-identified volumes (schema: SHARD_SCHEMA.md).
  *
  * A shard writer fills ONE file, `DIR/shard-NNNNNN.h5`, written as `shard-NNNNNN.h5.tmp` and
  * renamed only when sealed; the caller (io/store) decides when a shard is full and opens the
@@ -8,7 +8,7 @@
  *   1. A file named `*.h5` in a shard folder is complete: it was closed, fsync'ed, then renamed,
  *      and the folder fsync'ed (shard_writer_seal). A killed writer leaves only a `.tmp`.
  *   2. Each volume is one dataset `/volumes/<series_key>`, shape (slice, row, column), with the
- *      geometry of io/volume.h and `checksum` = SHA-256 of its voxels (little-endian, C order).
+ *      geometry of volume.h and `checksum` = SHA-256 of its voxels (little-endian, C order).
  *   3. The bits of a shard depend only on the volumes, their order and the options: no time
  *      stamps are stored, so the same inputs give byte-identical files.
  *   4. Within a shard set a series key is live in exactly one place: the shard with the highest
@@ -54,7 +54,7 @@ typedef struct shard_entry {
     char body_part[65];
     vol_dtype dtype;
     int64_t shape[3];    /* (slice, row, column) */
-    double spacing[3];   /* (column, row, slice) mm, index order as io/volume.h */
+    double spacing[3];   /* (column, row, slice) mm, index order as volume.h */
     int64_t first_voxel; /* voxels stored before this volume in its shard */
     char checksum[SHARD_CHECKSUM_MAX];
 } shard_entry;
@@ -179,7 +179,7 @@ vs_status shard_verify_dir(const char *dir, shard_verify_result *res, vs_error *
 typedef int (*shard_text_fn)(void *ctx, const char *object, const char *name, const char *value);
 vs_status shard_each_text(const char *path, shard_text_fn fn, void *ctx, vs_error *err);
 
-/* ---- the working-set sampler (io/shard_sample.c) ------------------------------------------ */
+/* ---- the working-set sampler (io/shard/shard_sample.c) ------------------------------------- */
 
 /* Crop n draws from a window of W volumes that slides by one every R crops along seeded
  * permutations of the whole set (one per epoch): every volume enters once per epoch of N*R

@@ -1,6 +1,6 @@
 /* catalog.h — the ingest catalog (SQLite, WAL): which input file produced which volume in
  * which shard, what was skipped or rejected and why, and the runs. It makes a rerun
- * incremental and idempotent. Schema and its version: io/SHARD_SCHEMA.md ("Catalog").
+ * incremental and idempotent. Schema and its version: io/shard/SHARD_SCHEMA.md ("Catalog").
  *
  * Invariants:
  *   1. A volume row exists only for a shard that was sealed (renamed) before the transaction

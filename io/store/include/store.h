@@ -1,8 +1,8 @@
 /* store.h — the ingest output folder: shards written and sealed in turn, the catalog committed
  * after each seal, one run at a time. This is the API `vesalius ingest` calls per volume.
  *
- *   OUT/shards/shard-NNNNNN.h5   sealed shards (io/shard.h)
- *   OUT/catalog.sqlite           the catalog (io/catalog.h), WAL mode
+ *   OUT/shards/shard-NNNNNN.h5   sealed shards (shard.h)
+ *   OUT/catalog.sqlite           the catalog (catalog.h), WAL mode
  *   OUT/.lock                    flock'ed by the run in progress
  *
  * Invariants:

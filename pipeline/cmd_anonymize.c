@@ -34,14 +34,12 @@ typedef struct job {
     int n_done;
 } job;
 
-static vs_status mkdir_p(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0700, err); }
-
 /* The series folder dir, created once per worker for a run of files of one series: the file
  * list is sorted, so a series' files mostly come one after another; made holds the last
  * folder this worker created (a miss costs one vs_mkdirs, as every file did before). */
 static vs_status series_dir(const char *dir, char made[4096], vs_error *err) {
     if (strcmp(dir, made) == 0) return VS_OK;
-    vs_status s = mkdir_p(dir, err);
+    vs_status s = vs_mkdirs(dir, 0700, err);
     if (s == VS_OK) snprintf(made, 4096, "%s", dir);
     return s;
 }
@@ -151,7 +149,7 @@ int cmd_anonymize(int argc, char **argv) {
     filelist files = {0};
     deid_ctx *ctx = NULL;
     int rc = VS_EXIT_OK;
-    vs_status s = mkdir_p(out_dir, &err);
+    vs_status s = vs_mkdirs(out_dir, 0700, &err);
     if (s == VS_OK) s = filelist_collect(&files, argv + optind, argc - optind, &err);
     if (s == VS_OK) s = deid_open(&dopt, key, &ctx, &err);
     if (s != VS_OK) {

@@ -192,8 +192,6 @@ static void cpu_model(char *buf, size_t n) {
     fclose(f);
 }
 
-static vs_status make_dir(const char *dir, vs_error *err) { return vs_mkdirs(dir, 0755, err); }
-
 static void log_headline(const report_results *res) {
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         const report_arm_result *ar = &res->arms[a];
@@ -263,7 +261,7 @@ int cmd_validate(int argc, char **argv) {
 
     static study_kv stage_kv[MAX_FILES];
     report_stage_settings stage_settings[MAX_FILES + 1];
-    vs_status s = make_dir(a.out, &err);
+    vs_status s = vs_mkdirs(a.out, 0755, &err);
     if (s == VS_OK)
         s = read_stage_settings(&a, stage_kv, stage_settings, &prov.n_stage_settings, &err);
     prov.stage_settings = stage_settings;

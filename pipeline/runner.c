@@ -97,21 +97,6 @@ static void run_event(run_ctx *c, const char *stage, const char *event, const ch
     fflush(c->runlog);
 }
 
-static vs_status mkdir_one(const char *path, vs_error *err) { return vs_mkdirs(path, 0755, err); }
-
-static vs_status mkdir_p(const char *path, vs_error *err) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            vs_status s = mkdir_one(tmp, err);
-            *p = '/';
-            if (s != VS_OK) return s;
-        }
-    return mkdir_one(tmp, err);
-}
-
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
@@ -712,11 +697,10 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
     int lock_fd = -1;
     vs_status st = VS_OK;
     if (!opt->dry_run) {
-        st = mkdir_p(c.out, &err);
-        snprintf(sub, sizeof sub, "%s/stages", c.out);
-        if (st == VS_OK) st = mkdir_one(sub, &err);
+        snprintf(sub, sizeof sub, "%s/stages", c.out); /* vs_mkdirs makes the parents */
+        st = vs_mkdirs(sub, 0755, &err);
         snprintf(sub, sizeof sub, "%s/logs", c.out);
-        if (st == VS_OK) st = mkdir_one(sub, &err);
+        if (st == VS_OK) st = vs_mkdirs(sub, 0755, &err);
         if (st == VS_OK) st = take_lock(&c, &lock_fd, &err);
         if (st == VS_OK) st = settings_cli_ensure_key(s, &err);
         if (st != VS_OK) {

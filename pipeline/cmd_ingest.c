@@ -15,6 +15,7 @@
 #include "dicom.h"
 #include "log.h"
 #include "pacs_cli.h"
+#include "parse.h"
 #include "prep.h"
 #include "progress.h"
 #include "store.h"
@@ -473,15 +474,6 @@ static void ingest_config_from(ingest_config *c, const study *s) {
                                                   : 1;
 }
 
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || !end || *end || s[0] == '-' || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
 enum { OPT_OUT = 1000, OPT_SUMMARY, OPT_LOCK };
 static const struct option ingest_own[] = {
     {"out", required_argument, 0, OPT_OUT},
@@ -503,7 +495,7 @@ static int own_option(void *ctx, int id, const char *arg, study *s) {
     case OPT_OUT: a->out = arg; return 0;
     case OPT_SUMMARY: a->summary = arg; return 0;
     case OPT_LOCK:
-        if (!parse_u64(arg, 0, 86400, &u))
+        if (!vs_parse_u64(arg, 0, 86400, &u))
             return cli_usage_error("ingest", "--lock-timeout wants seconds, 0 to 86400");
         a->lock_timeout_ms = (int)u * 1000;
         return 0;

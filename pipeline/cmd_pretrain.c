@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "fsdir.h"
 #include "log.h"
+#include "parse.h"
 #include "mae_train.h"
 #include "nn.h"
 #include "settings_cli.h"
@@ -41,21 +42,19 @@ typedef struct pretrain_opts {
 } pretrain_opts;
 
 /* "S" or "Z,Y,X" into v[3]; returns 0 on success. */
+/* "S" (all three S) or "Z,Y,X", each a whole number >= 1. */
 static int parse_triple(const char *s, int v[3]) {
-    int n = sscanf(s, "%d,%d,%d", &v[0], &v[1], &v[2]);
-    if (n == 1)
-        v[1] = v[2] = v[0];
-    else if (n != 3)
+    char buf[64];
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return -1;
+    char *save = NULL, *t[4] = {NULL};
+    int n = 0;
+    for (char *p = strtok_r(buf, ",", &save); p && n < 4; p = strtok_r(NULL, ",", &save))
+        t[n++] = p;
+    if ((n != 1 && n != 3) || strchr(s, ',') == s || s[strlen(s) - 1] == ',' || strstr(s, ",,"))
         return -1;
-    return (v[0] < 1 || v[1] < 1 || v[2] < 1) ? -1 : 0;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || v < lo || v > hi) return -1;
-    *out = v;
+    for (int i = 0; i < n; i++)
+        if (!vs_parse_int(t[i], 1, INT32_MAX, &v[i])) return -1;
+    if (n == 1) v[1] = v[2] = v[0];
     return 0;
 }
 
@@ -107,15 +106,13 @@ static const struct option pretrain_own[] = {
 static int own_option(void *ctx, int id, const char *arg, study *s) {
     (void)s;
     pretrain_opts *o = ctx;
-    long v;
     switch (id) {
     case O_OUT: o->out = arg; return 0;
     case O_SHARDS: o->shards = arg; return 0;
     case O_RESUME: o->resume = 1; return 0;
     case O_SYNTH:
-        if (parse_long(arg, 1, 100000, &v) < 0)
+        if (!vs_parse_int(arg, 1, 100000, &o->synthetic))
             return cli_usage_error("pretrain", "--synthetic wants 1 to 100000");
-        o->synthetic = (int)v;
         return 0;
     case O_SYNTH_SIZE:
         if (parse_triple(arg, o->synth_size) < 0)

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "libinfo.h"
 #include "log.h"
+#include "parse.h"
 #include "report.h"
 #include "settings_cli.h"
 #include "utc.h"
@@ -67,13 +68,8 @@ static int parse_seed(const char *arg, validate_args *a) {
     int ok =
         eq && len > 0 && len <= REPORT_NAME_MAX && a->n_seeds < MAX_FILES &&
         strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
-    char *end = NULL;
-    unsigned long long v = 0;
-    if (ok) {
-        errno = 0;
-        v = strtoull(eq + 1, &end, 10);
-        ok = !errno && end && !*end && eq[1] >= '0' && eq[1] <= '9';
-    }
+    uint64_t v = 0;
+    if (ok) ok = vs_parse_u64(eq + 1, 0, UINT64_MAX, &v);
     if (ok) {
         report_seed *s = &a->seeds[a->n_seeds];
         memcpy(s->name, arg, len);

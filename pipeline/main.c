@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "dcmdict.h"
 #include "log.h"
+#include "parse.h"
 #include "study.h"
 
 #include <getopt.h>
@@ -59,16 +60,12 @@ static int apply_common(int opt, const char *arg, const char *cmd) {
         g_cli.log_level = lvl;
         return 0;
     }
-    case 'j': {
-        char *end = NULL;
-        long n = strtol(arg, &end, 10);
-        if (!end || *end || n < 1 || n > 1024) {
+    case 'j':
+        if (!vs_parse_int(arg, 1, 1024, &g_cli.threads)) {
             cli_usage_error(cmd, "--threads wants a whole number from 1 to 1024, not '%s'", arg);
             return -1;
         }
-        g_cli.threads = (int)n;
         return 0;
-    }
     }
     return -1;
 }

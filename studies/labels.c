@@ -2,10 +2,12 @@
 #include "labels.h"
 
 #include "itk_shim.h"
+#include "parse.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,12 +122,7 @@ static int col_find(char **hdr, int n, const char *names) {
 }
 
 static int parse_num(const char *s, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || errno || !end || *end || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+    return vs_parse_double(s, -DBL_MAX, DBL_MAX, out) ? 0 : -1;
 }
 
 typedef vs_status (*row_fn)(label_set *ls, char **cols, const int *ix, const deid_ctx *key,

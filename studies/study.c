@@ -2,8 +2,10 @@
  * (a study file's scalars and sequences, an option's text and a row's default all go through
  * it), defaults, relative paths, ranges and the cross-key rules. */
 #include "study.h"
+#include "parse.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -38,21 +40,14 @@ static int parse_bool(const char *t, int *out) {
 }
 
 static int parse_whole(const char *t, double *out) {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(t, &end, 10);
-    if (!t[0] || errno || !end || *end) return -1;
+    int64_t v;
+    if (!vs_parse_i64(t, INT64_MIN, INT64_MAX, &v)) return -1;
     *out = (double)v;
     return 0;
 }
 
 static int parse_real(const char *t, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(t, &end);
-    if (!t[0] || errno || !end || *end || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+    return vs_parse_double(t, -DBL_MAX, DBL_MAX, out) ? 0 : -1;
 }
 
 /* Index of t in "a|b|c", or -1. */

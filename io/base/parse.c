@@ -43,7 +43,7 @@ int vs_parse_double(const char *text, double lo, double hi, double *out) {
     char *end = NULL;
     errno = 0;
     double v = strtod(text, &end);
-    if (end == text || *end || !isfinite(v) || !(v >= lo && v <= hi)) return 0;
+    if (errno || end == text || *end || !isfinite(v) || !(v >= lo && v <= hi)) return 0;
     *out = v;
     return 1;
 }

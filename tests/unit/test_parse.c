@@ -109,7 +109,8 @@ static void test_doubles(void **state) {
     assert_false(vs_parse_double("1x", 0, 10, &v));
     assert_false(vs_parse_double("nan", -1e300, 1e300, &v));
     assert_false(vs_parse_double("inf", -1e300, INFINITY, &v));
-    assert_false(vs_parse_double("1e999", 0, INFINITY, &v));
+    assert_false(vs_parse_double("1e999", 0, INFINITY, &v));   /* overflows */
+    assert_false(vs_parse_double("1e-400", -1, 1, &v));        /* underflows */
     assert_false(vs_parse_double("1.0001", 0, 1, &v));
     assert_false(vs_parse_double("-0.5", 0, 1, &v));
     assert_true(v == 7);

@@ -14,7 +14,8 @@ int vs_parse_i64(const char *text, int64_t lo, int64_t hi, int64_t *out);
 int vs_parse_u64(const char *text, uint64_t lo, uint64_t hi, uint64_t *out);
 /* An int (a convenience for the many int-sized settings). */
 int vs_parse_int(const char *text, int lo, int hi, int *out);
-/* A finite real number (strtod's forms: "0.5", "1e-4", "-3"). */
+/* A finite real number (strtod's forms: "0.5", "1e-4", "-3"), neither overflowing nor
+ * underflowing a double. */
 int vs_parse_double(const char *text, double lo, double hi, double *out);
 
 #endif

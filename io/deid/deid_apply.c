@@ -158,6 +158,21 @@ static void put_values(walker *w, dcm_elem *e, const value_list *l) {
     free(s);
 }
 
+/* An element's values, split (*l); 0 when it has none to give (unreadable, or empty when
+ * skip_empty), which leaves the element as it is. Out of memory is noted for the file. */
+static int read_values(walker *w, dcm_elem *el, int skip_empty, value_list *l) {
+    size_t len = 0;
+    char *s = w->ops->values(w->ed, el, &len);
+    if (!s || (skip_empty && !len)) {
+        free(s);
+        return 0;
+    }
+    int rc = values_split(s, len, l);
+    free(s);
+    if (rc != 0) w->out_of_memory = 1;
+    return rc == 0;
+}
+
 /* --- pass 1: identifiers that free text must not repeat ----------------------------------- */
 
 static void add_ident(walker *w, const char *v, size_t n) {
@@ -246,12 +261,8 @@ static void collect_item(walker *w, dcm_item *item, int depth) {
                                         deid_keyword_is_identifier(r->keyword));
         int date = vr_is(vr, "DA DT");
         if (!names && !date) continue;
-        size_t len = 0;
-        char *s = o->values(w->ed, el, &len);
-        if (!s) continue;
         value_list l;
-        if (values_split(s, len, &l) != 0) w->out_of_memory = 1;
-        free(s);
+        if (!read_values(w, el, 0, &l)) continue;
         for (size_t k = 0; k < l.n; k++) {
             if (names)
                 add_tokens(w, l.v[k]);
@@ -310,19 +321,8 @@ static void map_uid_values(walker *w, value_list *l, int skip_standard) {
 }
 
 static void map_uids(walker *w, dcm_elem *el, int skip_standard) {
-    size_t len = 0;
-    char *s = w->ops->values(w->ed, el, &len);
-    if (!s || !len) {
-        free(s);
-        return;
-    }
     value_list l;
-    int rc = values_split(s, len, &l);
-    free(s);
-    if (rc != 0) {
-        w->out_of_memory = 1;
-        return;
-    }
+    if (!read_values(w, el, 1, &l)) return;
     map_uid_values(w, &l, skip_standard);
     put_values(w, el, &l);
     values_free(&l);
@@ -330,16 +330,8 @@ static void map_uids(walker *w, dcm_elem *el, int skip_standard) {
 }
 
 static void shift_dates(walker *w, dcm_elem *el, int dt) {
-    size_t len = 0;
-    char *s = w->ops->values(w->ed, el, &len);
-    if (!s) return;
     value_list l;
-    int rc = values_split(s, len, &l);
-    free(s);
-    if (rc != 0) {
-        w->out_of_memory = 1;
-        return;
-    }
+    if (!read_values(w, el, 0, &l)) return;
     for (size_t i = 0; i < l.n; i++) {
         char out[64];
         if (dt)

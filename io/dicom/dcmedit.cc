@@ -48,9 +48,11 @@ template <class T, class F> T guard(dcm_edit *ed, T failed, F body) {
     }
 }
 
+// A malloc'ed copy. Out of memory throws, so guard fails the walk: a value that cannot be
+// handed out must never read as an absent one (an absent BurnedInAnnotation accepts a file).
 char *copy(const OFString &s, size_t *len) {
     char *out = static_cast<char *>(malloc(s.size() + 1));
-    if (!out) return nullptr;
+    if (!out) throw std::bad_alloc();
     memcpy(out, s.data(), s.size());
     out[s.size()] = '\0';
     if (len) *len = s.size();
@@ -117,7 +119,7 @@ uint8_t *bytes(dcm_edit *ed, dcm_elem *e, size_t *n) {
         if (E(e)->getUint8Array(b).bad() || !b) return nullptr;
         size_t len = E(e)->getLength();
         uint8_t *out = static_cast<uint8_t *>(malloc(len + 1));
-        if (!out) return nullptr;
+        if (!out) throw std::bad_alloc(); // as copy()
         memcpy(out, b, len);
         *n = len;
         return out;

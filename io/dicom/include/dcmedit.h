@@ -8,8 +8,8 @@
  *      replace_ui, insert, erase); an item handle until its sequence is emptied.
  *   2. An edit returns 0 (or the new element), or -1 (NULL) with the library's reason kept
  *      for last_error. A read returns NULL (or 0) when the value is absent or unreadable.
- *   3. Nothing throws across: an exception inside any call becomes its failure value, and
- *      threw() stays 1 for the rest of the walk.
+ *   3. Nothing throws across: an exception inside any call (out of memory included) becomes
+ *      its failure value, and threw() stays 1 for the rest of the walk.
  *   4. Strings handed out are malloc'ed copies the caller frees; multiple values keep DICOM's
  *      backslash between them.
  */

@@ -3,19 +3,12 @@
 #include "demo.h"
 #include "det_cli.h"
 #include "log.h"
+#include "parse.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!end || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
 
 int cmd_demo_cohort(int argc, char **argv) {
     demo_config c;
@@ -33,17 +26,20 @@ int cmd_demo_cohort(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (opt) {
         case 'o': out = optarg; break;
-        case 'u': if (!parse_int(optarg, 0, 100000, &c.n_unlabeled)) return cli_usage_error("demo-cohort", "bad --unlabeled '%s'", optarg); break;
-        case 'l': if (!parse_int(optarg, 0, 100000, &c.n_labeled)) return cli_usage_error("demo-cohort", "bad --labeled '%s'", optarg); break;
-        case 'r': if (!parse_int(optarg, 0, 100000, &c.n_radiographs)) return cli_usage_error("demo-cohort", "bad --radiographs '%s'", optarg); break;
-        case 'm': if (!parse_int(optarg, 16, 1024, &c.matrix)) return cli_usage_error("demo-cohort", "--matrix wants 16 to 1024, not '%s'", optarg); break;
+        case 'u': if (!vs_parse_int(optarg, 0, 100000, &c.n_unlabeled)) return cli_usage_error("demo-cohort", "bad --unlabeled '%s'", optarg); break;
+        case 'l': if (!vs_parse_int(optarg, 0, 100000, &c.n_labeled)) return cli_usage_error("demo-cohort", "bad --labeled '%s'", optarg); break;
+        case 'r': if (!vs_parse_int(optarg, 0, 100000, &c.n_radiographs)) return cli_usage_error("demo-cohort", "bad --radiographs '%s'", optarg); break;
+        case 'm': if (!vs_parse_int(optarg, 16, 1024, &c.matrix)) return cli_usage_error("demo-cohort", "--matrix wants 16 to 1024, not '%s'", optarg); break;
         case 's':
             if (sscanf(optarg, "%d:%d", &a, &b) != 2 || a < 2 || b < a || b > 2048)
                 return cli_usage_error("demo-cohort", "--slices wants MIN:MAX, not '%s'", optarg);
             c.min_slices = a;
             c.max_slices = b;
             break;
-        case 'S': c.seed = strtoull(optarg, NULL, 10); break;
+        case 'S':
+            if (!vs_parse_u64(optarg, 0, UINT64_MAX, &c.seed))
+                return cli_usage_error("demo-cohort", "--seed wants a whole number, not '%s'", optarg);
+            break;
         case 'p':
             if (detcli_number(optarg, 0, 1, &c.positive_share) != 0)
                 return cli_usage_error("demo-cohort", "--positive-share wants 0 to 1, not '%s'", optarg);

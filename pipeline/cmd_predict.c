@@ -5,6 +5,7 @@
 #include "det_cli.h"
 #include "itk_shim.h"
 #include "log.h"
+#include "parse.h"
 #include "nn.h"
 #include "shard.h"
 
@@ -18,11 +19,7 @@
 
 /* ------------------------------------------------------------------- shared with finetune */
 int detcli_number(const char *s, double lo, double hi, double *out) {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || !end || *end || !isfinite(v) || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
+    return vs_parse_double(s, lo, hi, out) ? 0 : -1;
 }
 
 void detcli_csv_header(FILE *csv) { fputs("series,fold,arm,x,y,z,probability,diameter\n", csv); }

@@ -9,7 +9,8 @@
 #include "status.h"
 #include "volume.h"
 
-/* A number in [lo, hi] from an option value; 0, or -1 when it is not one. */
+/* A number in [lo, hi] from an option value (vs_parse_double's rule, io/base/include/parse.h);
+ * 0, or -1 when it is not one. Kept for the finetune options until that path is rewritten. */
 int detcli_number(const char *s, double lo, double hi, double *out);
 /* The CSV header line of prediction rows. */
 void detcli_csv_header(FILE *csv);

@@ -1,8 +1,8 @@
 /* pacs_options.c — PACS URLs and the PACS settings: one table of names, defaults and ranges. */
 #include "pacs.h"
+#include "parse.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,12 +102,13 @@ vs_status pacs_url_parse(const char *s, pacs_url *u, vs_error *err) {
             if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
                 return VS_FAIL(err, VS_ERR_USAGE, "%s: bad host name", s);
     }
-    char *pe = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &pe, 10);
-    if (errno || pe != end || port < 1 || port > 65535 || !isdigit((unsigned char)colon[1]))
+    char port[8] = "";
+    size_t n_port = (size_t)(end - colon - 1);
+    uint64_t v = 0;
+    if (n_port < sizeof port) memcpy(port, colon + 1, n_port);
+    if (n_port >= sizeof port || !vs_parse_u64(port, 1, 65535, &v))
         return VS_FAIL(err, VS_ERR_USAGE, "%s: the port must be 1 to 65535", s);
-    u->port = (int)port;
+    u->port = (int)v;
     snprintf(u->name, sizeof u->name, "pacs://%s@%s:%d", u->aet, u->host, u->port);
     const char *rest = end;
     if (*rest == '/') rest++;

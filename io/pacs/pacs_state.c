@@ -1,5 +1,6 @@
 /* pacs_state.c — the PACS tables of the catalog (pacs_state.h), on SQLite. */
 #include "pacs_state.h"
+#include "utc.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -57,13 +58,6 @@ void pacs_state_close(pacs_state *s) {
     free(s);
 }
 
-static void utc_now(char *buf, size_t cap) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 vs_status pacs_state_watermark(pacs_state *s, const char *peer, char out[9], vs_error *err) {
     sqlite3_stmt *q = NULL;
     out[0] = 0;
@@ -84,7 +78,7 @@ vs_status pacs_state_watermark(pacs_state *s, const char *peer, char out[9], vs_
 vs_status pacs_state_advance(pacs_state *s, const char *peer, const char *date, vs_error *err) {
     sqlite3_stmt *q = NULL;
     char now[32];
-    utc_now(now, sizeof now);
+    vs_utc_now(now, sizeof now, 0);
     static const char sql[] =
         "INSERT INTO pacs_peers(peer, watermark, last_run) VALUES(?1, ?2, ?3)"
         " ON CONFLICT(peer) DO UPDATE SET last_run=?3, watermark=CASE WHEN watermark IS NULL"
@@ -128,7 +122,7 @@ vs_status pacs_state_record(pacs_state *s, const char *peer, const char *series_
                             const char *reason, vs_error *err) {
     sqlite3_stmt *q = NULL;
     char now[32];
-    utc_now(now, sizeof now);
+    vs_utc_now(now, sizeof now, 0);
     static const char sql[] =
         "INSERT INTO pacs_series(peer, series_key, study_key, expected, received, state, reason,"
         " updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(peer, series_key) DO"

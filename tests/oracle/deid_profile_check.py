@@ -5,10 +5,10 @@ Builds one CT dataset holding every attribute of the standard's table (values of
 from the PS3.6 dictionary), once at the top level and once nested two sequences deep, plus
 curve/overlay repeating groups and private elements; de-identifies it under the basic profile
 and under each option alone; then checks every attribute's fate in the output (read with
-pydicom) against the table's column for that option. Exit 77 (skip) when the JSON tables are
-absent, 1 on any mismatch.
+pydicom) against the table's column for that option. The tables are tests/fixtures/dicom/ (see SOURCE.md there).
+Exit 1 on any mismatch.
 
-usage: deid_profile_check.py VESALIUS REFERENCE_DIR WORK_DIR
+usage: deid_profile_check.py VESALIUS TABLES_DIR WORK_DIR
 """
 import datetime
 import json
@@ -17,8 +17,8 @@ import re
 import subprocess
 import sys
 
-REF_PROFILE = "confidentiality_profile_attributes.json"
-REF_DICT = "attributes.json"
+REF_PROFILE = "ps3.15_table_e.1-1.json"
+REF_DICT = "ps3.6_profile_attributes.json"
 OPTIONS = [  # JSON column -> command-line flag
     ("rtnSafePrivOpt", "--retain-safe-private"), ("rtnUIDsOpt", "--retain-uids"),
     ("rtnDevIdOpt", "--retain-device-id"), ("rtnInstIdOpt", "--retain-institution-id"),
@@ -42,9 +42,6 @@ def main():
     from pydicom.uid import ExplicitVRLittleEndian
 
     vesalius, ref, work = sys.argv[1:4]
-    if not os.path.exists(os.path.join(ref, REF_PROFILE)) or not os.path.exists(os.path.join(ref, REF_DICT)):
-        print("skip: %s not found" % os.path.join(ref, REF_PROFILE))
-        return 77
     table = json.load(open(os.path.join(ref, REF_PROFILE)))
     vrs = {a["id"].lower(): a["valueRepresentation"] for a in json.load(open(os.path.join(ref, REF_DICT)))}
 

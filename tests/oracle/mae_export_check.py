@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Load vesalius's safetensors export into the PyTorch twin (strict state_dict) and compare the
-twin's loss on the same batch and mask with the C loss.  Usage: mae_export_check.py TWIN DIR
+"""Load vesalius's safetensors export into the project's PyTorch twin (tests/fixtures/mae_twin.py,
+strict state_dict) and compare the twin's loss on the same batch and mask with the C loss.
+Usage: mae_export_check.py DIR
 Reads safetensors with a few lines (Debian has no python3-safetensors): u64 header length,
 JSON header, raw little-endian tensors."""
 import json
+import os
 import struct
 import sys
-import types
 
 import numpy as np
 
@@ -27,23 +28,18 @@ def read_safetensors(path):
 
 
 def main():
-    twin_path, d = sys.argv[1], sys.argv[2]
-    sys.argv = [twin_path, "--threads", "1"]
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("mae3d_ref", twin_path)
-    twin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(twin)
+    d = sys.argv[1]
+    sys.path.insert(0, os.path.join(os.environ["VESALIUS_SRC"], "tests", "fixtures"))
+    import mae_twin
     import torch
 
+    torch.set_num_threads(1)
     tensors, meta = read_safetensors(d + "/model.safetensors")
     crop = [int(v) for v in meta["crop"].split(",")]
     patch = [int(v) for v in meta["patch"].split(",")]
-    a = types.SimpleNamespace(size=crop[0], patch=patch[0], dim=int(meta["dim"]),
-                              depth=int(meta["depth"]), heads=int(meta["heads"]),
-                              dec_dim=int(meta["dec_dim"]), dec_depth=int(meta["dec_depth"]),
-                              dec_heads=int(meta["dec_heads"]), mlp_ratio=int(meta["mlp_ratio"]),
-                              mask_ratio=float(meta["mask_ratio"]))
-    model = twin.MAE3D(a)
+    model = mae_twin.MAE3D(crop, patch, int(meta["dim"]), int(meta["depth"]), int(meta["heads"]),
+                           int(meta["dec_dim"]), int(meta["dec_depth"]), int(meta["dec_heads"]),
+                           int(meta["mlp_ratio"]), float(meta["mask_ratio"]))
     state = {k: torch.from_numpy(v.copy()) for k, v in tensors.items()}
     model.load_state_dict(state, strict=True)  # every name and shape must match
 
@@ -55,22 +51,8 @@ def main():
     nv = b * cz * cy * cx
     img = np.frombuffer(raw[24:24 + 4 * nv], dtype="<f4").reshape(b, 1, cz, cy, cx)
     ids = np.frombuffer(raw[24 + 4 * nv:], dtype="<i4").reshape(b, k)
-    n = model.n
-    # noise whose argsort puts the kept tokens first, in the C order
-    noise = np.empty((b, n), dtype=np.float32)
-    for i in range(b):
-        rest = [t for t in range(n) if t not in set(ids[i].tolist())]
-        order = ids[i].tolist() + rest
-        noise[i, order] = np.arange(n, dtype=np.float32) / n
-    fixed = torch.from_numpy(noise)
-    # the twin's own random_masking, fed the fixed noise through torch.rand
-    real_rand = torch.rand
-    torch.rand = lambda *s, **kw: fixed.clone()
-    try:
-        with torch.no_grad():
-            t_loss = float(model(torch.from_numpy(img.copy())))
-    finally:
-        torch.rand = real_rand
+    with torch.no_grad():
+        t_loss = float(model(torch.from_numpy(img.copy()), torch.from_numpy(ids.astype(np.int64))))
     rel = abs(t_loss - c_loss) / abs(t_loss)
     print("twin loss %.7f  C loss %.7f  relative difference %.2e" % (t_loss, c_loss, rel))
     if not rel <= 1e-4:

@@ -25,8 +25,11 @@ typedef struct fixture {
 
 static int fx_load(fixture *f, const char *name) {
     char path[1024];
-    const char *src = getenv("VESALIUS_SRC");
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : ".", name);
+    const char *src = getenv("VESALIUS_SRC"), *dir = getenv("VESALIUS_FIXTURES"); /* dir: others */
+    if (dir)
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+    else
+        snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : ".", name);
     memset(f, 0, sizeof *f);
     FILE *fp = fopen(path, "rb");
     if (!fp) {

@@ -54,17 +54,23 @@ typedef struct ingest_run {
     int n_pulls;
 } ingest_run;
 
-/* The catalog's record of a file: its path, size and time; for a file retrieved from a PACS,
- * its name pacs://AET@host:port/SERIES_KEY/INSTANCE_KEY and size (io/pacs/include/pacs.h). */
-static void source_of(ingest_run *r, const char *path, catalog_source *src) {
+/* The catalog's view of the file at path: its keyed path hash in key (never the path: archives
+ * name folders and files after patients), size and time; a file retrieved from a PACS goes by its
+ * name pacs://AET@host:port/SERIES_KEY/INSTANCE_KEY, of pseudonyms only (io/pacs/include/pacs.h).
+ * `link`: also record path -> key in the linkage table, when one is open (for files that end in
+ * the catalog). */
+static vs_status source_of(ingest_run *r, const char *path, int link, catalog_source *src,
+                           char key[DEID_KEY_MAX], vs_error *err) {
     struct stat sb;
     memset(src, 0, sizeof *src);
-    src->path = path;
-    if (r->pull && pacs_pull_source(r->pull, path, &src->path, &src->size)) return;
+    if (r->pull && pacs_pull_source(r->pull, path, &src->key, &src->size)) return VS_OK;
+    vs_status s = deid_source_key(r->deid, path, link, key, err);
+    src->key = key;
     if (stat(path, &sb) == 0) {
         src->size = (int64_t)sb.st_size;
         src->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
     }
+    return s;
 }
 
 /* Record every file of a volume with one state and reason. */
@@ -72,8 +78,9 @@ static vs_status record_all(ingest_run *r, dcm_series *v, catalog_state state, c
                             vs_error *err) {
     for (int i = 0; i < dcm_series_n_files(v); i++) {
         catalog_source src;
-        source_of(r, dcmfile_path(dcm_series_file(v, i)), &src);
-        vs_status s = store_record(r->st, &src, state, reason, err);
+        char key[DEID_KEY_MAX];
+        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &src, key, err);
+        if (s == VS_OK) s = store_record(r->st, &src, state, reason, err);
         if (s != VS_OK) return s;
     }
     return VS_OK;
@@ -85,8 +92,9 @@ static vs_status all_unchanged(ingest_run *r, dcm_series *v, int *yes, vs_error 
     for (int i = 0; i < dcm_series_n_files(v) && *yes; i++) {
         catalog_source src;
         catalog_file_status fs;
-        source_of(r, dcmfile_path(dcm_series_file(v, i)), &src);
-        vs_status s = store_file_check(r->st, &src, &fs, err);
+        char key[DEID_KEY_MAX];
+        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 0, &src, key, err);
+        if (s == VS_OK) s = store_file_check(r->st, &src, &fs, err);
         if (s != VS_OK) return s;
         *yes = fs == CATALOG_FILE_UNCHANGED;
     }
@@ -101,8 +109,10 @@ static int volume_known(void *ctx, const char *const *paths, int n) {
         catalog_source src;
         catalog_file_status fs;
         vs_error ignore;
-        source_of(r, paths[i], &src);
-        if (store_file_check(r->st, &src, &fs, &ignore) != VS_OK || fs != CATALOG_FILE_UNCHANGED) return 0;
+        char key[DEID_KEY_MAX];
+        if (source_of(r, paths[i], 0, &src, key, &ignore) != VS_OK ||
+            store_file_check(r->st, &src, &fs, &ignore) != VS_OK || fs != CATALOG_FILE_UNCHANGED)
+            return 0;
     }
     return 1;
 }
@@ -110,7 +120,8 @@ static int volume_known(void *ctx, const char *const *paths, int n) {
 /* De-identify every header of v in memory; fill the volume's keys. *reason is set (and the
  * volume must be rejected) when de-identification refuses a file. */
 static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t cap,
-                            catalog_source *srcs, char (*instance_keys)[DEID_KEY_MAX], vs_error *err) {
+                            catalog_source *srcs, char (*instance_keys)[DEID_KEY_MAX],
+                            char (*source_keys)[DEID_KEY_MAX], vs_error *err) {
     volume *vol = dcm_series_volume_mut(v);
     reason[0] = 0;
     for (int i = 0; i < dcm_series_n_files(v); i++) {
@@ -127,7 +138,8 @@ static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t c
             snprintf(vol->series_key, sizeof vol->series_key, "%s", res.series_key);
         }
         memcpy(instance_keys[i], res.instance_key, DEID_KEY_MAX);
-        source_of(r, dcmfile_path(dcm_series_file(v, i)), &srcs[i]);
+        s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &srcs[i], source_keys[i], err);
+        if (s != VS_OK) return s;
         srcs[i].instance_key = instance_keys[i];
     }
     return VS_OK;
@@ -146,13 +158,15 @@ static vs_status ingest_volume(ingest_run *r, dcm_series *v, vs_error *err) {
     int n = dcm_series_n_files(v);
     catalog_source *srcs = calloc((size_t)n, sizeof *srcs);
     char(*keys)[DEID_KEY_MAX] = calloc((size_t)n, DEID_KEY_MAX);
-    if (!srcs || !keys) {
+    char(*source_keys)[DEID_KEY_MAX] = calloc((size_t)n, DEID_KEY_MAX);
+    if (!srcs || !keys || !source_keys) {
         free(srcs);
         free(keys);
+        free(source_keys);
         return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     }
     char reason[192];
-    s = deidentify(r, v, reason, sizeof reason, srcs, keys, err);
+    s = deidentify(r, v, reason, sizeof reason, srcs, keys, source_keys, err);
     if (s == VS_OK && reason[0]) {
         r->n_rejected_volumes++;
         log_warn("volume %d rejected by de-identification: %s", dcm_series_index(v), reason);
@@ -188,6 +202,7 @@ static vs_status ingest_volume(ingest_run *r, dcm_series *v, vs_error *err) {
 done:
     free(srcs);
     free(keys);
+    free(source_keys);
     return s;
 }
 
@@ -197,17 +212,20 @@ static vs_status record_scan_states(ingest_run *r, dcm_scan *scan, vs_error *err
         dcm_state st = dcm_scan_file_state(scan, i);
         if (st != DCM_SKIPPED && st != DCM_REJECTED) continue;
         catalog_source src;
-        source_of(r, dcm_scan_file_path(scan, i), &src);
+        char key[DEID_KEY_MAX];
         catalog_file_status fs;
-        vs_status s = store_file_check(r->st, &src, &fs, err);
+        vs_status s = source_of(r, dcm_scan_file_path(scan, i), 0, &src, key, err);
+        if (s == VS_OK) s = store_file_check(r->st, &src, &fs, err);
         if (s != VS_OK) return s;
         if (fs == CATALOG_FILE_UNCHANGED) continue;
+        s = source_of(r, dcm_scan_file_path(scan, i), 1, &src, key, err);
         const char *path = dcm_scan_file_path(scan, i), *reason = dcm_scan_file_reason(scan, i);
         size_t n = strlen(path);
-        if (src.path != path && strncmp(reason, path, n) == 0 && reason[n] == ':' && reason[n + 1])
+        if (src.key != key && strncmp(reason, path, n) == 0 && reason[n] == ':' && reason[n + 1])
             reason += n + 2; /* "/proc/self/fd/N: why" of a retrieved file: its name says where */
-        s = store_record(r->st, &src, st == DCM_SKIPPED ? CATALOG_SKIPPED : CATALOG_REJECTED,
-                         reason, err);
+        if (s == VS_OK)
+            s = store_record(r->st, &src, st == DCM_SKIPPED ? CATALOG_SKIPPED : CATALOG_REJECTED,
+                             reason, err);
         if (s != VS_OK) return s;
     }
     return VS_OK;
@@ -218,10 +236,10 @@ typedef struct summary_ctx {
     int first;
 } summary_ctx;
 
-static int summary_reject(void *ctx, const char *path, const char *state, const char *reason) {
+static int summary_reject(void *ctx, const char *key, const char *state, const char *reason) {
     summary_ctx *c = ctx;
-    fprintf(c->f, "%s\n    {\"path\": ", c->first ? "" : ",");
-    log_json_string(c->f, path);
+    fprintf(c->f, "%s\n    {\"source\": ", c->first ? "" : ",");
+    log_json_string(c->f, key);
     fprintf(c->f, ", \"state\": \"%s\", \"reason\": ", state);
     log_json_string(c->f, reason);
     fputc('}', c->f);
@@ -235,7 +253,7 @@ static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
     FILE *f = fopen(tmp, "w");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary (%s)", tmp, strerror(errno));
     const dcm_counts c = r->counts;
-    fprintf(f, "{\n  \"schema\": \"vesalius.ingest-summary/1\",\n");
+    fprintf(f, "{\n  \"schema\": \"vesalius.ingest-summary/2\",\n");
     fprintf(f, "  \"files\": %lld,\n  \"volumes_written\": %d,\n  \"volumes_unchanged\": %d,\n",
             (long long)c.files, r->n_written, r->n_unchanged);
     fprintf(f, "  \"volumes_rejected\": %d,\n  \"files_skipped\": %lld,\n  \"files_rejected_by_reader\": %lld,\n",

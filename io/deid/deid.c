@@ -322,6 +322,16 @@ void deid_patient_key(const deid_ctx *ctx, const char *patient_id, const char *i
     base32(h, 16, out + 2);
 }
 
+vs_status deid_source_key(deid_ctx *ctx, const char *path, int link, char out[DEID_KEY_MAX],
+                          vs_error *err) {
+    unsigned char h[32];
+    deid_hmac(ctx, "source-path", path, h);
+    out[0] = 'S';
+    out[1] = 'P';
+    base32(h, 26, out + 2);
+    return link ? deid_linkage_put(ctx, "source-path", path, out, err) : VS_OK;
+}
+
 int deid_date_shift(const deid_ctx *ctx, const char *patient_id, const char *issuer) {
     char msg[256];
     unsigned char h[32];

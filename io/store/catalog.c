@@ -31,7 +31,7 @@ static const char schema_sql[] =
     "  shape TEXT NOT NULL, n_sources INTEGER NOT NULL,"
     "  state TEXT NOT NULL CHECK(state IN ('live','retired')), run_id INTEGER);"
     "CREATE UNIQUE INDEX IF NOT EXISTS volumes_live ON volumes(series_key) WHERE state='live';"
-    "CREATE TABLE IF NOT EXISTS sources(path TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS sources(source_key TEXT PRIMARY KEY, size INTEGER NOT NULL,"
     "  mtime_ns INTEGER NOT NULL, content_hash TEXT, instance_key TEXT,"
     "  state TEXT NOT NULL CHECK(state IN ('used','skipped','rejected')), reason TEXT,"
     "  series_key TEXT, volume_id INTEGER REFERENCES volumes(id), run_id INTEGER);"
@@ -76,6 +76,11 @@ static vs_status check_version(catalog *c, vs_error *err) {
                          "%s: catalog schema version %d is newer than this vesalius reads (%d); "
                          "upgrade vesalius",
                          c->path, v, CATALOG_SCHEMA_VERSION);
+        else if (v < CATALOG_SCHEMA_VERSION) /* version 1 named input files by their paths */
+            st = VS_FAIL(err, VS_ERR_FORMAT,
+                         "%s: catalog schema version %d keeps the paths of the input files, which "
+                         "may name patients; remove this output folder and ingest again",
+                         c->path, v);
     } else if (rc == SQLITE_DONE) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT INTO meta(key, value) VALUES('schema_version', '%d')",
@@ -166,9 +171,9 @@ vs_status catalog_file_check(catalog *c, const catalog_source *src, catalog_file
                              vs_error *err) {
     sqlite3_stmt *s = NULL;
     vs_status st =
-        prepare(c, "SELECT size, mtime_ns, content_hash FROM sources WHERE path=?", &s, err);
+        prepare(c, "SELECT size, mtime_ns, content_hash FROM sources WHERE source_key=?", &s, err);
     if (st != VS_OK) return st;
-    if (bind_text(s, 1, src->path) != SQLITE_OK) {
+    if (bind_text(s, 1, src->key) != SQLITE_OK) {
         st = db_fail(c, err, "cannot look up a source");
         goto done;
     }
@@ -194,16 +199,16 @@ done:
 }
 
 static const char upsert_source_sql[] =
-    "INSERT INTO sources(path, size, mtime_ns, content_hash, instance_key, state, reason,"
+    "INSERT INTO sources(source_key, size, mtime_ns, content_hash, instance_key, state, reason,"
     " series_key, volume_id, run_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    " ON CONFLICT(path) DO UPDATE SET size=?2, mtime_ns=?3, content_hash=?4, instance_key=?5,"
+    " ON CONFLICT(source_key) DO UPDATE SET size=?2, mtime_ns=?3, content_hash=?4, instance_key=?5,"
     " state=?6, reason=?7, series_key=?8, volume_id=?9, run_id=?10";
 
 static int bind_source(sqlite3_stmt *s, const catalog_source *src, catalog_state state,
                        const char *reason, const char *series_key, int64_t volume_id,
                        int64_t run_id) {
     int rc = SQLITE_OK;
-    if (rc == SQLITE_OK) rc = bind_text(s, 1, src->path);
+    if (rc == SQLITE_OK) rc = bind_text(s, 1, src->key);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, src->size);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, src->mtime_ns);
     if (rc == SQLITE_OK) rc = bind_text(s, 4, src->content_hash);
@@ -322,13 +327,13 @@ vs_status catalog_shard_known(catalog *c, const char *shard_name, int *known, vs
 }
 
 vs_status catalog_each_reject(catalog *c, int64_t run_id,
-                              int (*fn)(void *ctx, const char *path, const char *state,
+                              int (*fn)(void *ctx, const char *key, const char *state,
                                         const char *reason),
                               void *ctx, vs_error *err) {
     sqlite3_stmt *s = NULL;
     vs_status st = prepare(c,
-                           "SELECT path, state, COALESCE(reason, '') FROM sources"
-                           " WHERE state != 'used' AND (?1 = 0 OR run_id = ?1) ORDER BY path",
+                           "SELECT source_key, state, COALESCE(reason, '') FROM sources"
+                           " WHERE state != 'used' AND (?1 = 0 OR run_id = ?1) ORDER BY source_key",
                            &s, err);
     if (st != VS_OK) return st;
     if (sqlite3_bind_int64(s, 1, run_id) != SQLITE_OK) {
@@ -379,10 +384,10 @@ vs_status catalog_each_shard(catalog *c, int (*fn)(void *ctx, const char *name),
 }
 
 vs_status catalog_series_sources(catalog *c, const char *series_key,
-                                 int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err) {
+                                 int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err) {
     return each_text(c,
-                     "SELECT s.path FROM sources s JOIN volumes v ON s.volume_id=v.id"
-                     " WHERE v.series_key=?1 AND v.state='live' ORDER BY s.path",
+                     "SELECT s.source_key FROM sources s JOIN volumes v ON s.volume_id=v.id"
+                     " WHERE v.series_key=?1 AND v.state='live' ORDER BY s.source_key",
                      series_key, fn, ctx, err);
 }
 

@@ -233,14 +233,14 @@ vs_status store_file_check(store *s, const catalog_source *src, catalog_file_sta
 }
 
 vs_status store_series_sources(store *s, const char *series_key,
-                               int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err) {
+                               int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err) {
     return catalog_series_sources(s->cat, series_key, fn, ctx, err);
 }
 
 static void free_pending(store *s) {
     for (int i = 0; i < s->n_pend; i++) {
         for (int j = 0; j < s->pend[i].n_sources; j++) {
-            free((char *)s->pend[i].sources[j].path);
+            free((char *)s->pend[i].sources[j].key);
             free((char *)s->pend[i].sources[j].content_hash);
             free((char *)s->pend[i].sources[j].instance_key);
         }
@@ -315,7 +315,7 @@ static vs_status add_pending(store *s, const shard_entry *e, const catalog_sourc
     int oom = 0;
     for (int i = 0; i < n_src; i++, p->n_sources++) {
         p->sources[i] = src[i];
-        p->sources[i].path = dup_or_null(src[i].path, &oom);
+        p->sources[i].key = dup_or_null(src[i].key, &oom);
         p->sources[i].content_hash = dup_or_null(src[i].content_hash, &oom);
         p->sources[i].instance_key = dup_or_null(src[i].instance_key, &oom);
     }
@@ -327,7 +327,7 @@ vs_status store_put(store *s, const volume *v, const shard_extra *extra, const c
                     int n_src, vs_error *err) {
     vs_status st = VS_OK;
     for (int i = 0; i < n_src; i++)
-        if (!src[i].path) return VS_FAIL(err, VS_ERR_INTERNAL, "a source has no path");
+        if (!src[i].key) return VS_FAIL(err, VS_ERR_INTERNAL, "a source has no key");
     /* A series already in the open shard: seal first, so the newer copy lands in a later one. */
     if (s->writer && pending_has(s, v->series_key) && (st = seal(s, err)) != VS_OK) return st;
     if (!s->writer) {
@@ -356,7 +356,7 @@ vs_status store_record(store *s, const catalog_source *src, catalog_state state,
 }
 
 vs_status store_each_reject(store *s,
-                            int (*fn)(void *ctx, const char *path, const char *state,
+                            int (*fn)(void *ctx, const char *key, const char *state,
                                       const char *reason),
                             void *ctx, vs_error *err) {
     return catalog_each_reject(s->cat, s->run_id, fn, ctx, err);

@@ -21,7 +21,14 @@ sum1=$(sha256sum "$t"/o/shards/*.h5 | sha256sum)
 cp -r "$t/c2/dicom/unlabeled/s0000" "$t/c/dicom/unlabeled/new"
 f=$(ls "$t"/c/dicom/unlabeled/s0001/*.dcm | head -1); head -c 700 "$f" > "$t/c/dicom/unlabeled/truncated.dcm"
 "$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess none 2>"$t/log2"; check "new series plus a damaged file" 4 $?
-grep -q "truncated.dcm" "$t/o/ingest-summary.json" && echo "ok: the damaged file is named in the summary" || { echo "FAIL: summary lacks the damaged file"; fails=$((fails + 1)); }
+/usr/bin/python3 -c "
+import json, sys
+s = json.load(open(sys.argv[1]))
+bad = [r for r in s['skipped_or_rejected_this_run'] if r['state'] == 'rejected']
+sys.exit(not (len(bad) == 1 and bad[0]['source'].startswith('SP') and 'past the end' in bad[0]['reason']))" "$t/o/ingest-summary.json" \
+  && echo "ok: the damaged file is in the summary, by its keyed path, with its reason" || { echo "FAIL: summary lacks the damaged file"; fails=$((fails + 1)); }
+"$V" inspect "$t/c/dicom/unlabeled" >"$t/insp" 2>&1
+grep -q "truncated.dcm.*rejected\|rejected.*truncated.dcm" "$t/insp" && echo "ok: vesalius inspect names it" || { echo "FAIL: inspect does not name the damaged file"; fails=$((fails + 1)); }
 n=$(/usr/bin/python3 -c "import h5py,glob,sys; print(sum(len(h5py.File(s,'r')['volumes']) for s in glob.glob(sys.argv[1]+'/shards/*.h5')))" "$t/o")
 [ "$n" = 11 ] && echo "ok: 11 volumes after the new series" || { echo "FAIL: $n volumes, wanted 11"; fails=$((fails + 1)); }
 # a second run while one holds the lock
@@ -54,5 +61,26 @@ print('FAIL: %d volumes without their original UID' % len(bad) if bad or not kep
 sys.exit(1 if bad or not kept else 0)
 PY
 "$V" ingest "$t/c/dicom" --out "$t/o2" 2>/dev/null; check "missing --key is a usage error" 2 $?
+# An archive that names folders and files after patients and UIDs, as hospital archives do:
+# the catalog keeps keyed hashes of the paths, the linkage table the paths, and verify-deid
+# passes over the whole output folder (a catalog of paths fails it: they name the patient).
+mkdir -p "$t/archive"
+/usr/bin/python3 - "$t/c/dicom/labeled" "$t/archive" "$t/names" <<'PY' || fails=$((fails + 1))
+import glob, os, shutil, sys, pydicom
+src, dst, names = sys.argv[1:4]
+first = sorted(glob.glob(src + '/*'))[0]
+ds = pydicom.dcmread(sorted(glob.glob(first + '/*.dcm'))[0], stop_before_pixels=True)
+folder = os.path.join(dst, '%s_%s' % (ds.PatientID, str(ds.PatientName).replace('^', '_')))
+os.makedirs(folder)
+for f in sorted(glob.glob(first + '/*.dcm')):
+    shutil.copy(f, os.path.join(folder, pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID + '.dcm'))
+open(names, 'w').write('%s\n%s\n%s\n' % (ds.PatientID, str(ds.PatientName).replace('^', '_'), ds.SOPInstanceUID))
+PY
+"$V" ingest "$t/archive" --out "$t/pa" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "ingest of the named archive" 0 $?
+"$V" verify-deid --phi-list "$t/names" "$t/pa" >"$t/vd" 2>&1; check "verify-deid passes over the whole output folder" 0 $?
+[ "$(/usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from linkage where kind='source-path' and original like '%.dcm'\").fetchone()[0])" "$t/link.sqlite")" \
+  = "$(ls "$t"/archive/*/*.dcm | wc -l)" ] && echo "ok: the linkage table maps every source path to its key" \
+  || { echo "FAIL: linkage table lacks the source paths"; fails=$((fails + 1)); }
+"$V" ingest "$t/archive" --out "$t/pa" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "rerun finds every file by its key: nothing new" 5 $?
 echo "$fails failed"
 [ "$fails" -eq 0 ]

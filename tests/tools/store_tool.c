@@ -188,10 +188,11 @@ static int dump(const char *out) {
         "SELECT 'shard', name, sequence, n_volumes FROM shards ORDER BY sequence",
         "SELECT 'volume', v.series_key, h.name, v.checksum, v.shape, v.n_sources, v.state,"
         " v.modality FROM volumes v JOIN shards h ON v.shard_id=h.id ORDER BY h.sequence, v.id",
-        "SELECT 'source', replace(s.path, rtrim(s.path, replace(s.path, '/', '')), ''), s.size,"
+        "SELECT 'source', replace(s.source_key, rtrim(s.source_key, replace(s.source_key, '/', "
+        "'')), ''), s.size,"
         " s.content_hash, s.state, s.reason, s.series_key, h.name FROM sources s"
         " LEFT JOIN volumes v ON s.volume_id=v.id LEFT JOIN shards h ON v.shard_id=h.id"
-        " ORDER BY s.path",
+        " ORDER BY s.source_key",
     };
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
         if (sqlite3_exec(db, q[i], print_rows, NULL, NULL) != SQLITE_OK) {

@@ -99,6 +99,12 @@ vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error 
 void deid_patient_key(const deid_ctx *ctx, const char *patient_id, const char *issuer,
                       char out[DEID_KEY_MAX]);
 void deid_uid_key(const deid_ctx *ctx, const char *uid, char out[DEID_KEY_MAX]);
+/* An input file's key: "SP" + 26 base32 characters of HMAC-SHA256(key, its path), so the
+ * catalog can find a file again without holding its path (archives name folders and files after
+ * patients). With `link` and a linkage table open, the path -> key pair goes there (kind
+ * "source-path"), its only record. Fails only when the linkage table cannot be written. */
+vs_status deid_source_key(deid_ctx *ctx, const char *path, int link, char out[DEID_KEY_MAX],
+                          vs_error *err);
 /* The per-patient date shift in days (negative: into the past), in [-3652, -1]. */
 int deid_date_shift(const deid_ctx *ctx, const char *patient_id, const char *issuer);
 

@@ -7,9 +7,11 @@
  *      that inserted it committed (catalog_commit_shard is called after shard_writer_seal).
  *   2. At most one volume per series key is 'live'; re-ingesting a series retires the older
  *      one in the same transaction that adds the new one.
- *   3. Every source path has at most one row, with its state: used, skipped or rejected.
- *   4. No patient data: local file paths, sizes, times, hashes, pseudonymous keys and reasons
- *      that name tags, never header values.
+ *   3. Every source file has at most one row, by its key, with its state: used, skipped or
+ *      rejected.
+ *   4. No patient data: keyed hashes of file paths (archives name folders and files after
+ *      patients), sizes, times, hashes, pseudonymous keys and reasons that name tags, never
+ *      header values or paths.
  *   5. Every write is one transaction; journal_mode=WAL and synchronous=FULL, so a process
  *      killed at any point leaves the last committed state.
  */
@@ -20,13 +22,14 @@
 
 #include "status.h"
 
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2 /* 2: files by a keyed hash of their path (1: by path) */
 
 typedef struct catalog catalog;
 
 /* One input file as the ingest loop saw it. */
 typedef struct catalog_source {
-    const char *path;         /* local path (the operator's own; not patient data) */
+    const char *key;          /* identifies the file: ingest gives a keyed hash of its path
+                                 (deid_source_key), never the path, which may name a patient */
     int64_t size;             /* bytes */
     int64_t mtime_ns;         /* modification time, ns since the epoch */
     const char *content_hash; /* "sha256:<hex>" of the file bytes, or NULL when not computed */
@@ -84,13 +87,13 @@ vs_status catalog_each_shard(catalog *c, int (*fn)(void *ctx, const char *name),
 /* Forget a shard lost from disk: its volumes and their source rows go, so a rerun re-ingests
  * them (one transaction). */
 vs_status catalog_forget_shard(catalog *c, const char *shard_name, vs_error *err);
-/* Call fn for each source path of the live volume of series_key (sorted by path). */
+/* Call fn for each source key of the live volume of series_key (sorted). */
 vs_status catalog_series_sources(catalog *c, const char *series_key,
-                                 int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
-/* Call fn for each file skipped or rejected in run_id (0: in any run), sorted by path, with
+                                 int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err);
+/* Call fn for each file skipped or rejected in run_id (0: in any run), sorted by key, with
  * its state and reason: the reject list of a run summary. */
 vs_status catalog_each_reject(catalog *c, int64_t run_id,
-                              int (*fn)(void *ctx, const char *path, const char *state,
+                              int (*fn)(void *ctx, const char *key, const char *state,
                                         const char *reason),
                               void *ctx, vs_error *err);
 /* 1 if series_key has a live volume. */

@@ -65,9 +65,9 @@ vs_status store_open(const char *out_dir, const store_options *opt, store **out,
 /* Whether a file still needs ingesting (catalog_file_check). */
 vs_status store_file_check(store *s, const catalog_source *src, catalog_file_status *status,
                            vs_error *err);
-/* The source paths of the live volume of a series (to rebuild it with new files). */
+/* The source keys of the live volume of a series (catalog_source.key). */
 vs_status store_series_sources(store *s, const char *series_key,
-                               int (*fn)(void *ctx, const char *path), void *ctx, vs_error *err);
+                               int (*fn)(void *ctx, const char *key), void *ctx, vs_error *err);
 
 /* Write one volume built from n_src files. It becomes visible (catalog and readers) when its
  * shard is sealed: when the shard is full, or at store_close. VS_ERR_FORMAT means the volume
@@ -79,9 +79,9 @@ vs_status store_put(store *s, const volume *v, const shard_extra *extra, const c
 vs_status store_record(store *s, const catalog_source *src, catalog_state state, const char *reason,
                        vs_error *err);
 
-/* Call fn for each file skipped or rejected by this run (for the run summary). */
+/* Call fn for each file skipped or rejected by this run (for the run summary), by its key. */
 vs_status store_each_reject(store *s,
-                            int (*fn)(void *ctx, const char *path, const char *state,
+                            int (*fn)(void *ctx, const char *key, const char *state,
                                       const char *reason),
                             void *ctx, vs_error *err);
 

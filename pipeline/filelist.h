@@ -1,6 +1,7 @@
-/* filelist.h — the regular files named by command-line paths (folders walked recursively,
- * symbolic links not followed), in a fixed order: arguments in order, each folder's entries
- * sorted by name. Hidden files (".name") inside folders are skipped. */
+/* filelist.h — the files named by command-line paths, as a list: the walk of io/base walk.h
+ * (the rule every command follows: arguments in order, entries in byte order, hidden ones
+ * included, links followed, each folder and file once), plus paths that could not be read,
+ * for the command to report by name. */
 #ifndef VS_FILELIST_H
 #define VS_FILELIST_H
 

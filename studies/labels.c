@@ -1,17 +1,18 @@
 /* labels.c — label import (labels.h): LUNA16 points, volume labels, label masks. */
 #include "labels.h"
+#include "walk.h"
 
 #include "itk_shim.h"
 #include "parse.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_COLS 32
 
@@ -215,34 +216,46 @@ vs_status labels_read_volume(label_set *ls, const char *path, const deid_ctx *ke
 /* ----------------------------------------------------------------------------- masks */
 static const char *const mask_ext[] = {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"};
 
-vs_status labels_scan_masks(label_set *ls, const char *dir, const deid_ctx *key, vs_error *err) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return VS_FAIL(err, VS_ERR_IO, "cannot open the mask folder %s: %s", dir, strerror(errno));
-    vs_status st = VS_OK;
-    struct dirent *e;
-    int n = 0;
-    while (st == VS_OK && (e = readdir(d))) {
-        size_t len = strlen(e->d_name), el = 0;
-        for (size_t i = 0; i < sizeof mask_ext / sizeof mask_ext[0] && !el; i++) {
-            size_t x = strlen(mask_ext[i]);
-            if (len > x && strcasecmp(e->d_name + len - x, mask_ext[i]) == 0) el = x;
-        }
-        if (!el) continue;
-        char id[256], k[LABEL_KEY_MAX], full[4096];
-        snprintf(id, sizeof id, "%.*s", (int)(len - el), e->d_name);
-        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-        st = map_key(key, id, k, dir, 0, err);
-        label_series *s = st == VS_OK ? series_get(ls, k, err) : NULL;
-        if (st == VS_OK && !s) st = err->code;
-        if (st == VS_OK && s->mask_path)
-            st = VS_FAIL(err, VS_ERR_FORMAT, "%s: two masks name the same series", dir);
-        if (st == VS_OK && !(s->mask_path = strdup(full)))
-            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a mask path");
-        n++;
+typedef struct mask_walk {
+    label_set *ls;
+    const char *dir;
+    const deid_ctx *key;
+    int n;
+} mask_walk;
+
+/* A file of the mask folder's walk (walk.h): a mask when its name ends in a mask extension. */
+static vs_status mask_file(void *ctx, const char *full, int errno_, vs_error *err) {
+    mask_walk *w = ctx;
+    const char *name = strrchr(full, '/') ? strrchr(full, '/') + 1 : full;
+    size_t len = strlen(name), el = 0;
+    for (size_t i = 0; i < sizeof mask_ext / sizeof mask_ext[0] && !el; i++) {
+        size_t x = strlen(mask_ext[i]);
+        if (len > x && strcasecmp(name + len - x, mask_ext[i]) == 0) el = x;
     }
-    closedir(d);
-    if (st == VS_OK && n == 0)
+    if (!el) return VS_OK;
+    if (errno_)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the mask (%s)", full, strerror(errno_));
+    char id[256], k[LABEL_KEY_MAX];
+    snprintf(id, sizeof id, "%.*s", (int)(len - el), name);
+    vs_status st = map_key(w->key, id, k, w->dir, 0, err);
+    label_series *s = st == VS_OK ? series_get(w->ls, k, err) : NULL;
+    if (st == VS_OK && !s) st = err->code;
+    if (st == VS_OK && s->mask_path)
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: two masks name the same series", w->dir);
+    if (st == VS_OK && !(s->mask_path = strdup(full)))
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a mask path");
+    if (st == VS_OK) w->n++;
+    return st;
+}
+
+vs_status labels_scan_masks(label_set *ls, const char *dir, const deid_ctx *key, vs_error *err) {
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return VS_FAIL(err, VS_ERR_IO, "cannot open the mask folder %s: %s", dir,
+                       strerror(errno ? errno : ENOTDIR));
+    mask_walk w = {ls, dir, key, 0};
+    vs_status st = vs_walk(&dir, 1, mask_file, &w, err);
+    if (st == VS_OK && w.n == 0)
         st = VS_FAIL(err, VS_ERR_FORMAT, "%s holds no NIfTI, NRRD or MetaImage mask", dir);
     return st;
 }

@@ -4,8 +4,8 @@
 #include "fsdir.h"
 #include "log.h"
 #include "study.h"
+#include "walk.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -60,40 +60,29 @@ static void hex_of(crypto_hash_sha256_state *st, char out[HEX]) {
     sodium_bin2hex(out, HEX, h, sizeof h);
 }
 
-/* A folder: its files in name order, each as "relative/name\0" + the file's SHA-256 hex. */
-static vs_status hash_tree(const char *dir, const char *rel, int depth,
-                           crypto_hash_sha256_state *st, vs_error *err) {
-    if (depth > 32)
-        return VS_FAIL(err, VS_ERR_FORMAT, "%s: folders nested too deep (a link loop?)", dir);
-    struct dirent **names = NULL;
-    int n = scandir(dir, &names, NULL, alphasort);
-    if (n < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot list (%s)", dir, strerror(errno));
-    vs_status s = VS_OK;
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        char path[PATH_MAX], sub[PATH_MAX];
-        struct stat sb;
-        if (s != VS_OK || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) goto next;
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", name);
-        if (stat(path, &sb) != 0) {
-            s = VS_FAIL(err, VS_ERR_IO, "%s: cannot read (%s)", path, strerror(errno));
-        } else if (S_ISDIR(sb.st_mode)) {
-            s = hash_tree(path, sub, depth + 1, st, err);
-        } else if (S_ISREG(sb.st_mode)) {
-            crypto_hash_sha256_state one;
-            char h[HEX];
-            crypto_hash_sha256_init(&one);
-            s = hash_file(path, &one, err);
-            hex_of(&one, h);
-            crypto_hash_sha256_update(st, (const unsigned char *)sub, strlen(sub) + 1);
-            crypto_hash_sha256_update(st, (const unsigned char *)h, HEX - 1);
-        }
-    next:
-        free(names[i]);
-    }
-    free(names);
+/* A folder: its files in walk order (walk.h), each as "relative/name\0" + its SHA-256 hex. */
+typedef struct tree_hash {
+    crypto_hash_sha256_state *st;
+    size_t root_len;
+} tree_hash;
+
+static vs_status hash_one(void *ctx, const char *path, int errno_, vs_error *err) {
+    tree_hash *t = ctx;
+    if (errno_) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read (%s)", path, strerror(errno_));
+    crypto_hash_sha256_state one;
+    char h[HEX];
+    crypto_hash_sha256_init(&one);
+    vs_status s = hash_file(path, &one, err);
+    hex_of(&one, h);
+    const char *rel = path + t->root_len + (path[t->root_len] == '/');
+    crypto_hash_sha256_update(t->st, (const unsigned char *)rel, strlen(rel) + 1);
+    crypto_hash_sha256_update(t->st, (const unsigned char *)h, HEX - 1);
     return s;
+}
+
+static vs_status hash_tree(const char *dir, crypto_hash_sha256_state *st, vs_error *err) {
+    tree_hash t = {st, strlen(dir)};
+    return vs_walk(&dir, 1, hash_one, &t, err);
 }
 
 /* "sha256:HEX" of a file or folder, or "missing". */
@@ -105,8 +94,7 @@ static vs_status content_value(const char *path, char *out, size_t cap, vs_error
     }
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
-    vs_status s =
-        S_ISDIR(sb.st_mode) ? hash_tree(path, "", 0, &st, err) : hash_file(path, &st, err);
+    vs_status s = S_ISDIR(sb.st_mode) ? hash_tree(path, &st, err) : hash_file(path, &st, err);
     char h[HEX];
     hex_of(&st, h);
     snprintf(out, cap, "sha256:%s", h);

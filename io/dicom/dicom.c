@@ -3,6 +3,7 @@
 #include "dicom_scan.h"
 
 #include "log.h"
+#include "walk.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -74,7 +75,7 @@ struct dcm_scan {
     dcm_options opt;
     file_rec *files;
     int64_t n_files, cap_files;
-    str_set seen_paths, seen_dirs;
+    str_set seen_paths;
     str_set strings; /* interned header strings shared by the files of a series */
     group *groups;
     int n_groups, next_group;
@@ -144,7 +145,6 @@ void dcm_scan_close(dcm_scan *s) {
     free(s->groups);
     free(s->vols);
     str_set_free(&s->seen_paths);
-    str_set_free(&s->seen_dirs);
     str_set_free(&s->strings);
     free(s);
 }
@@ -377,67 +377,16 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
     return VS_OK;
 }
 
-static vs_status add_dir(dcm_scan *s, const char *path, int depth, vs_error *err) {
-    char real[PATH_MAX];
-    if (realpath(path, real)) {
-        int added = str_set_add(&s->seen_dirs, real);
-        if (added < 0) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-        if (added == 0) return VS_OK;
-    }
-    if (depth > 64) return VS_OK;
-    DIR *d = opendir(path);
-    if (!d) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the folder", path);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    vs_status st = VS_OK;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    for (size_t i = 1; i < n; i++) /* insertion sort: folders are small, order must be fixed */
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
-    for (size_t i = 0; i < n && !st; i++) {
-        char child[PATH_MAX * 2];
-        snprintf(child, sizeof child, "%s/%s", path, names[i]);
-        struct stat sb;
-        if (lstat(child, &sb) != 0) continue;
-        if (S_ISDIR(sb.st_mode))
-            st = add_dir(s, child, depth + 1, err);
-        else if (S_ISREG(sb.st_mode) ||
-                 (S_ISLNK(sb.st_mode) && stat(child, &sb) == 0 && S_ISREG(sb.st_mode)))
-            st = add_file(s, child, err);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return st;
+/* A file of the walk (io/base/walk.h: the one rule every command follows). One that cannot be
+ * read still goes to add_file, which rejects it by name with the reason. */
+static vs_status walk_file(void *ctx, const char *path, int errno_, vs_error *err) {
+    (void)errno_;
+    return add_file(ctx, path, err);
 }
 
 vs_status dcm_scan_add(dcm_scan *s, const char *path, vs_error *err) {
     if (s->grouped) return VS_FAIL(err, VS_ERR_INTERNAL, "dcm_scan_add after dcm_scan_group");
-    struct stat sb;
-    if (stat(path, &sb) != 0) return VS_FAIL(err, VS_ERR_IO, "%s: no such file or folder", path);
-    if (S_ISDIR(sb.st_mode)) return add_dir(s, path, 0, err);
-    return add_file(s, path, err);
+    return vs_walk(&path, 1, walk_file, s, err);
 }
 
 /* ---- grouping ---- */

@@ -73,8 +73,10 @@ typedef struct dcm_series dcm_series;
 vs_status dcm_scan_open(const dcm_options *opt, dcm_scan **out, vs_error *err);
 void dcm_scan_close(dcm_scan *s);
 
-/* Add a file, a directory (recursively, entries in byte order) or a DICOMDIR. Bad files are
- * recorded, not returned as errors; the call fails only when `path` itself cannot be read. */
+/* Add a file, a folder (walked by the rule of io/base walk.h, as every command walks) or a
+ * DICOMDIR. Bad files are recorded, not returned as errors; the call fails only when `path`
+ * itself does not exist. A file reached twice (two paths, a DICOMDIR and its folder) counts
+ * once. */
 vs_status dcm_scan_add(dcm_scan *s, const char *path, vs_error *err);
 
 /* Sort and group what was added; call once, after the last dcm_scan_add. */

@@ -2,6 +2,7 @@
 #include "mae_train.h"
 
 #include "log.h"
+#include "fsdir.h"
 #include "nn.h"
 #include "progress.h"
 
@@ -321,21 +322,13 @@ vs_status mae_hfile_finish(mae_hfile *w, const char *tmp, const char *path, vs_e
 }
 
 vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *err) {
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int bad = ferror(f) || fflush(f) != 0;
     bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
+    if (bad) {
         remove(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", path, strerror(e));
+        return VS_FAIL(err, VS_ERR_IO, "cannot write %s: %s", path, strerror(errno ? errno : EIO));
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { /* make the rename itself durable; a failure here loses nothing written */
-        (void)fsync(fd);
-        close(fd);
-    }
-    return VS_OK;
+    return vs_commit_file(tmp, path, err); /* io/base: sync, rename, sync the folder */
 }
 
 vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {

@@ -69,8 +69,7 @@ static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
         snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
         s = series_dir(dir, made, err);
         if (s == VS_OK) s = dcmfile_save_copy(f, tmp, NULL, err);
-        if (s == VS_OK && rename(tmp, dst) != 0)
-            s = VS_FAIL(err, VS_ERR_IO, "%s: cannot rename into place (%s)", dst, strerror(errno));
+        if (s == VS_OK) s = vs_commit_file(tmp, dst, err); /* synced, renamed, folder synced */
         if (s != VS_OK) unlink(tmp);
         if (s == VS_OK) {
             atomic_fetch_add(&jb->n_written, 1);

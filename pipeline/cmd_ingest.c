@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "deid.h"
 #include "dicom.h"
+#include "fsdir.h"
 #include "log.h"
 #include "pacs_cli.h"
 #include "parse.h"
@@ -248,10 +249,10 @@ static int summary_reject(void *ctx, const char *key, const char *state, const c
 }
 
 static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary (%s)", tmp, strerror(errno));
+    vs_atomic a;
+    vs_status s = vs_atomic_open(&a, path, err);
+    if (s != VS_OK) return s;
+    FILE *f = a.f;
     const dcm_counts c = r->counts;
     fprintf(f, "{\n  \"schema\": \"vesalius.ingest-summary/2\",\n");
     fprintf(f, "  \"files\": %lld,\n  \"volumes_written\": %d,\n  \"volumes_unchanged\": %d,\n",
@@ -260,7 +261,7 @@ static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
             r->n_rejected_volumes, (long long)c.skipped, (long long)c.rejected);
     fprintf(f, "  \"skipped_or_rejected_this_run\": [");
     summary_ctx sc = {f, 1};
-    vs_status s = store_each_reject(r->st, summary_reject, &sc, err);
+    s = store_each_reject(r->st, summary_reject, &sc, err);
     fprintf(f, "%s]", sc.first ? "" : "\n  ");
     if (r->n_pulls) { /* one object per PACS source (io/pacs/include/pacs.h) */
         fprintf(f, ",\n  \"pacs\": [");
@@ -271,10 +272,11 @@ static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
         fprintf(f, "\n  ]");
     }
     fprintf(f, "\n}\n");
-    if (fclose(f) != 0 && s == VS_OK) s = VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary", tmp);
-    if (s == VS_OK && rename(tmp, path) != 0)
-        s = VS_FAIL(err, VS_ERR_IO, "%s: cannot write the run summary (%s)", path, strerror(errno));
-    return s;
+    if (s != VS_OK) {
+        vs_atomic_abort(&a);
+        return s;
+    }
+    return vs_atomic_commit(&a, err);
 }
 
 /* Shards made with other settings must not be mixed with these: a folder whose settings.json

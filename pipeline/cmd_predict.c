@@ -181,36 +181,25 @@ int cmd_predict(int argc, char **argv) {
     vs_error err;
     det *d = NULL;
     shard_set *set = NULL;
+    vs_atomic csv_out = {NULL, "", ""}, json_out = {NULL, "", ""};
     FILE *csv = NULL, *json = NULL;
-    char tmp[4096], jtmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
-    snprintf(jtmp, sizeof jtmp, "%s.tmp", o.json ? o.json : "");
     int n_done = 0;
     vs_status st = det_load(&d, o.model, o.batch, &err);
     if (st == VS_OK) st = shard_set_open(o.shards, NULL, &set, &err);
     if (st == VS_OK && o.heatmaps) st = vs_mkdirs(o.heatmaps, 0755, &err);
-    if (st == VS_OK && !(csv = fopen(tmp, "w")))
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    if (st == VS_OK && o.json && !(json = fopen(jtmp, "w")))
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot create %s: %s", jtmp, strerror(errno));
+    if (st == VS_OK && (st = vs_atomic_open(&csv_out, o.out, &err)) == VS_OK) csv = csv_out.f;
+    if (st == VS_OK && o.json && (st = vs_atomic_open(&json_out, o.json, &err)) == VS_OK)
+        json = json_out.f;
     if (st == VS_OK) {
         detcli_csv_header(csv);
         st = predict_all(&o, d, set, csv, json, &n_done, &err);
     }
     if (st == VS_OK && n_done == 0)
         st = VS_FAIL(&err, VS_ERR_FORMAT, "%s holds none of the requested volumes", o.shards);
-    if (csv && (fclose(csv) != 0) && st == VS_OK)
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s", tmp);
-    if (json && (fclose(json) != 0) && st == VS_OK)
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s", jtmp);
-    if (st == VS_OK && rename(tmp, o.out) != 0)
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s: %s", o.out, strerror(errno));
-    if (st == VS_OK && o.json && rename(jtmp, o.json) != 0)
-        st = VS_FAIL(&err, VS_ERR_IO, "cannot write %s: %s", o.json, strerror(errno));
-    if (st != VS_OK)
-        remove(tmp), (void)(o.json && remove(jtmp));
-    else
-        log_info("wrote predictions for %d volumes to %s", n_done, o.out);
+    if (st == VS_OK) st = vs_atomic_commit(&csv_out, &err);
+    if (st == VS_OK && o.json) st = vs_atomic_commit(&json_out, &err);
+    vs_atomic_abort(&csv_out), vs_atomic_abort(&json_out); /* what is left of a failure */
+    if (st == VS_OK) log_info("wrote predictions for %d volumes to %s", n_done, o.out);
     det_destroy(d);
     shard_set_close(set);
     free(o.series);

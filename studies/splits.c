@@ -1,6 +1,7 @@
 #include "splits.h"
 
 #include "rng.h"
+#include "fsdir.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -147,10 +148,10 @@ int64_t splits_find(const split_table *t, const char *key) {
 }
 
 vs_status splits_save(const split_table *t, const char *path, vs_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", tmp, strerror(errno));
+    vs_atomic a;
+    vs_status st = vs_atomic_open(&a, path, err);
+    if (st != VS_OK) return st;
+    FILE *f = a.f;
     fprintf(f, "# vesalius splits v1 k=%d seed=%" PRIu64 " val_fraction=%.17g\n", t->k, t->seed,
             t->val_fraction);
     fprintf(f, "patient,positive,fold,validation_folds\n");
@@ -161,14 +162,7 @@ vs_status splits_save(const split_table *t, const char *path, vs_error *err) {
             if (t->val_mask[(size_t)fo * t->n + i]) fprintf(f, "%s%d", any++ ? ";" : "", fo);
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) bad = 1;
-    if (fclose(f) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write the splits", path);
-    }
-    return VS_OK;
+    return vs_atomic_commit(&a, err);
 }
 
 vs_status splits_load(const char *path, split_table **out, vs_error *err) {

@@ -2,6 +2,7 @@
  * and the atomic save of the three report files. */
 #include "report.h"
 #include "report_text.h"
+#include "fsdir.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -92,20 +93,9 @@ void report_text_free(report_text *t) {
 
 vs_status report_text_save(const report_text *t, const char *dir, const char *name, vs_error *err) {
     if (t->oom) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory writing %s", name);
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t w = t->n ? fwrite(t->p, 1, t->n, f) : 0;
-    int bad = w != t->n || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    return VS_OK;
+    return vs_write_file_atomic(path, t->p, t->n, err);
 }
 
 /* ---- definitions ----------------------------------------------------------------------- */

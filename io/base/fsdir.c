@@ -39,29 +39,41 @@ vs_status vs_atomic_open(vs_atomic *a, const char *path, vs_error *err) {
     return VS_OK;
 }
 
-vs_status vs_atomic_commit(vs_atomic *a, vs_error *err) {
-    if (!a->f) return VS_FAIL(err, VS_ERR_IO, "%s: not open", a->tmp);
-    int bad = ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
-    int e = errno;
-    bad |= fclose(a->f) != 0;
-    a->f = NULL;
-    if (bad || rename(a->tmp, a->path) != 0) {
-        if (!bad) e = errno;
-        remove(a->tmp);
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", a->path, strerror(e ? e : EIO));
+vs_status vs_commit_file(const char *tmp, const char *path, vs_error *err) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int e = 0;
+    if (fd < 0 || fsync(fd) != 0) e = errno ? errno : EIO;
+    if (fd >= 0) close(fd);
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) {
+        remove(tmp);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", path, strerror(e));
     }
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", a->path);
-    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(dir, sizeof dir, "%s", path);
+    fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open its folder to sync it (%s)", a->path,
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open its folder to sync it (%s)", path,
                        strerror(errno));
     int synced = fsync(fd) == 0;
     e = errno;
     close(fd);
     if (!synced)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot sync its folder (%s)", a->path, strerror(e));
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot sync its folder (%s)", path, strerror(e));
     return VS_OK;
+}
+
+vs_status vs_atomic_commit(vs_atomic *a, vs_error *err) {
+    if (!a->f) return VS_FAIL(err, VS_ERR_IO, "%s: not open", a->tmp);
+    int bad = ferror(a->f) || fflush(a->f) != 0;
+    int e = errno;
+    bad |= fclose(a->f) != 0;
+    a->f = NULL;
+    if (bad) {
+        remove(a->tmp);
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot write (%s)", a->path, strerror(e ? e : EIO));
+    }
+    return vs_commit_file(a->tmp, a->path, err);
 }
 
 void vs_atomic_abort(vs_atomic *a) {

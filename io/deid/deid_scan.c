@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,13 +136,66 @@ int deid_scan_string(const char *path, const char *where, const char *s, size_t 
 /* ---- raw bytes ------------------------------------------------------------------------ */
 
 typedef struct mapped {
-    const char *bytes;
+    char *bytes;
     size_t n;
 } mapped;
 
+/* Read [off, off + n) of fd into buf; -1 (errno set) on a read error, else the bytes read
+ * (fewer than n when the file ends, e.g. it was truncated while read). */
+static ssize_t read_at(int fd, char *buf, size_t n, off_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, buf + got, n - got, off + (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+/* The whole file in memory, read with pread (never mapped: a file truncated while mapped kills
+ * the process with SIGBUS; a short read is an error naming the file). */
 static vs_status map_file(const char *path, mapped *m, vs_error *err) {
     m->bytes = NULL;
     m->n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
+    struct stat st;
+    vs_status s = VS_OK;
+    if (fstat(fd, &st) != 0) {
+        s = VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
+    } else if (st.st_size > 0) {
+        size_t n = (size_t)st.st_size;
+        ssize_t got = (m->bytes = malloc(n)) ? read_at(fd, m->bytes, n, 0) : -2;
+        if (got == -2)
+            s = VS_FAIL(err, VS_ERR_NOMEM, "%s: cannot hold the file in memory", path);
+        else if (got < 0)
+            s = VS_FAIL(err, VS_ERR_IO, "%s: read error (%s)", path, strerror(errno));
+        else if ((size_t)got < n)
+            s = VS_FAIL(err, VS_ERR_IO, "%s: the file was truncated while it was read", path);
+        m->n = n;
+    }
+    close(fd);
+    if (s != VS_OK) {
+        free(m->bytes);
+        m->bytes = NULL, m->n = 0;
+    }
+    return s;
+}
+
+static void unmap_file(mapped *m) { free(m->bytes); }
+
+/* Scan the raw bytes of path in windows of RAW_WINDOW bytes overlapping by RAW_OVERLAP (longer
+ * than any identifier or UID looked for), read with pread: a shard of gigabytes is not held
+ * whole. */
+#define RAW_WINDOW (64u << 20)
+#define RAW_OVERLAP 4096u
+
+vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
+                        const char *const *allowed, int n_allowed, deid_hit_fn fn, void *user,
+                        int *n_hits, vs_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
@@ -152,48 +204,60 @@ static vs_status map_file(const char *path, mapped *m, vs_error *err) {
         close(fd);
         return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
     }
-    if (st.st_size > 0) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            close(fd);
-            return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file (%s)", path, strerror(errno));
-        }
-        m->bytes = p;
-        m->n = (size_t)st.st_size;
+    size_t size = (size_t)st.st_size, cap = size < RAW_WINDOW ? size : RAW_WINDOW;
+    char *buf = malloc(cap ? cap : 1);
+    if (!buf) {
+        close(fd);
+        return VS_FAIL(err, VS_ERR_NOMEM, "%s: cannot allocate a read window", path);
     }
-    close(fd);
-    return VS_OK;
-}
-
-static void unmap_file(mapped *m) {
-    if (m->bytes) munmap((void *)m->bytes, m->n);
-}
-
-vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
-                        const char *const *allowed, int n_allowed, deid_hit_fn fn, void *user,
-                        int *n_hits, vs_error *err) {
-    mapped m;
-    vs_status st = map_file(path, &m, err);
-    if (st != VS_OK) return st;
     char where[96];
-    for (int k = 0; k < n_phi; k++) {
-        const char *p = find_ci(m.bytes, m.n, phi[k], strlen(phi[k]));
-        if (!p) continue;
-        snprintf(where, sizeof where, "raw bytes at offset %zu", (size_t)(p - m.bytes));
-        deid_report(path, where, "listed identifier in the raw bytes", fn, user, n_hits);
+    int *found = calloc((size_t)(n_phi > 0 ? n_phi : 1), sizeof *found);
+    size_t first_uid = 0;
+    int n_uids = 0, run_into = 0; /* run_into: the byte before this window is a UID character */
+    vs_status s = found ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    /* each window starts RAW_OVERLAP before the previous one ended; a match is counted in the
+     * window where it starts, unless it starts in that window's overlap with the next one */
+    for (size_t start = 0; s == VS_OK && start < size;) {
+        size_t want = size - start < cap ? size - start : cap;
+        ssize_t got = read_at(fd, buf, want, (off_t)start);
+        if (got < 0) {
+            s = VS_FAIL(err, VS_ERR_IO, "%s: read error (%s)", path, strerror(errno));
+            break;
+        }
+        if ((size_t)got < want) {
+            s = VS_FAIL(err, VS_ERR_IO, "%s: the file was truncated while it was read", path);
+            break;
+        }
+        int last = start + want >= size;
+        size_t own = last ? want : want - RAW_OVERLAP; /* positions this window answers for */
+        for (int k = 0; k < n_phi; k++) {
+            const char *p = found[k] ? NULL : find_ci(buf, want, phi[k], strlen(phi[k]));
+            if (!p || (size_t)(p - buf) >= own) continue;
+            found[k] = 1;
+            snprintf(where, sizeof where, "raw bytes at offset %zu", start + (size_t)(p - buf));
+            deid_report(path, where, "listed identifier in the raw bytes", fn, user, n_hits);
+        }
+        size_t pos = 0, len = 0;
+        while (run_into && pos < want && is_uid_char((unsigned char)buf[pos])) /* its tail */
+            pos++;
+        while (deid_find_org_uid(buf, want, &pos, &len) && pos < own) {
+            if (!uid_allowed(buf + pos, len, allowed, n_allowed) && n_uids++ == 0)
+                first_uid = start + pos;
+            pos += len;
+        }
+        if (last) break;
+        run_into = is_uid_char((unsigned char)buf[own - 1]);
+        start += own;
     }
-    size_t pos = 0, len = 0, first = 0;
-    int n_uids = 0;
-    while (deid_find_org_uid(m.bytes, m.n, &pos, &len)) {
-        if (!uid_allowed(m.bytes + pos, len, allowed, n_allowed) && n_uids++ == 0) first = pos;
-        pos += len;
-    }
-    if (n_uids > 0) {
-        snprintf(where, sizeof where, "raw bytes at offset %zu (%d in the file)", first, n_uids);
+    if (s == VS_OK && n_uids > 0) {
+        snprintf(where, sizeof where, "raw bytes at offset %zu (%d in the file)", first_uid,
+                 n_uids);
         deid_report(path, where, "UID of an organisation root in the raw bytes", fn, user, n_hits);
     }
-    unmap_file(&m);
-    return VS_OK;
+    free(found);
+    free(buf);
+    close(fd);
+    return s;
 }
 
 /* ---- text files ----------------------------------------------------------------------- */

@@ -3,20 +3,24 @@
  * Every length field is checked against the bytes that remain in its container (file, item,
  * sequence), every explicit VR against the VR table, nesting depth is bounded, and the image
  * size (Rows x Columns x Frames) and native pixel length are checked against the limits. The
- * file is memory-mapped and only element headers are touched, so a 2 GB pixel value costs
- * nothing. Once a file passes, DCMTK can only allocate what the file really holds.
+ * file is read with pread, never mapped (a file truncated while mapped would kill the process
+ * with SIGBUS): its first DCM_PREFIX bytes at once, any element header past them when the walk
+ * reaches it, so a 2 GB pixel value is skipped, not read. Once a file passes, DCMTK can only
+ * allocate what the file really holds.
  *
  * Invariants:
- *   1. dcmfile_check allocates at most the inflated size of a deflated dataset, itself bounded
- *      by limits->max_file_bytes; for other syntaxes it allocates nothing.
+ *   1. dcmfile_check allocates the prefix (at most DCM_PREFIX bytes) and, for a deflated
+ *      dataset, the whole file and its inflated size, bounded by limits->max_file_bytes.
  *   2. Any element whose value would end past its container makes the file rejected.
+ *   3. A file that turns out shorter than it was when opened (truncated while read) is
+ *      rejected naming it; nothing reads past its end.
  */
 #include "dcmfile.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -25,6 +29,8 @@
 #define MAX_DEPTH 24
 #define DEFAULT_MAX_FILE (4ull << 30)
 #define DEFAULT_MAX_VOXELS (1ull << 31)
+#define DCM_PREFIX (1u << 20) /* read at open: the header of every ordinary file */
+#define AT_MAX 64             /* the most bytes the walk reads at one place */
 
 /* The transfer syntaxes vesalius reads; anything else is rejected with its UID named. */
 static const struct ts_row {
@@ -77,8 +83,12 @@ static const struct img_tag {
 };
 
 typedef struct walk {
-    const unsigned char *buf;
-    size_t size;
+    const unsigned char *buf; /* the first `have` bytes (a deflated dataset: all of it) */
+    size_t size;              /* of the file, or of the inflated dataset */
+    size_t have;
+    int fd;         /* for bytes past `have` (-1: none) */
+    int short_read; /* the file ended before `size`: truncated while read */
+    unsigned char scratch[AT_MAX];
     int big_endian;
     const char *path;
     dcmfile_facts *facts;
@@ -87,13 +97,36 @@ typedef struct walk {
     int pixel_places; /* top-level PixelData elements seen */
 } walk;
 
-static uint16_t rd16(const walk *w, size_t p) {
-    const unsigned char *b = w->buf + p;
+/* [off, off + n) of fd into buf: the bytes read (fewer at the end of the file), -1 on error. */
+static ssize_t read_at(int fd, void *buf, size_t n, size_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+/* n (<= AT_MAX) bytes at pos: from the prefix, else read now; a file that ends early gives
+ * zeros and marks the walk (invariant 3). */
+static const unsigned char *at(walk *w, size_t pos, size_t n) {
+    if (pos + n <= w->have) return w->buf + pos;
+    memset(w->scratch, 0, sizeof w->scratch);
+    if (w->fd < 0 || n > AT_MAX || read_at(w->fd, w->scratch, n, pos) != (ssize_t)n)
+        w->short_read = 1;
+    return w->scratch;
+}
+
+static uint16_t rd16(walk *w, size_t p) {
+    const unsigned char *b = at(w, p, 2);
     return w->big_endian ? (uint16_t)(b[0] << 8 | b[1]) : (uint16_t)(b[1] << 8 | b[0]);
 }
 
-static uint32_t rd32(const walk *w, size_t p) {
-    const unsigned char *b = w->buf + p;
+static uint32_t rd32(walk *w, size_t p) {
+    const unsigned char *b = at(w, p, 4);
     return w->big_endian ? (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]
                          : (uint32_t)b[3] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[1] << 8 | b[0];
 }
@@ -125,7 +158,7 @@ static vs_status note_fact(walk *w, uint32_t tag, const char *vr, size_t pos, ui
         if (len == 0 || len >= sizeof s)
             return VS_FAIL(w->err, VS_ERR_FORMAT, "%s: NumberOfFrames has a bad length (%u bytes)",
                            w->path, (unsigned)len);
-        memcpy(s, w->buf + pos, len);
+        memcpy(s, at(w, pos, len), len);
         s[len] = 0;
         char *end = NULL;
         long n = strtol(s, &end, 10);
@@ -210,7 +243,7 @@ static vs_status walk_elements(walk *w, size_t pos, size_t end, int explicit_vr,
         uint32_t len;
         size_t hdr;
         if (explicit_vr) {
-            const struct vr_row *r = vr_find(w->buf + pos + 4);
+            const struct vr_row *r = vr_find(at(w, pos + 4, 2));
             if (!r) return fail(w, tag, "invalid VR");
             memcpy(vr, r->vr, 2);
             lng = r->lng;
@@ -282,7 +315,7 @@ static const struct ts_row *ts_find(const char *uid) {
 static vs_status walk_meta(walk *w, size_t pos, size_t *ds_start) {
     while (pos + 8 <= w->size && rd16(w, pos) == 0x0002) {
         uint32_t tag = (uint32_t)rd16(w, pos) << 16 | rd16(w, pos + 2);
-        const struct vr_row *r = vr_find(w->buf + pos + 4);
+        const struct vr_row *r = vr_find(at(w, pos + 4, 2));
         if (!r) return fail(w, tag, "invalid VR in the meta information");
         uint32_t len;
         if (r->lng) {
@@ -297,7 +330,7 @@ static vs_status walk_meta(walk *w, size_t pos, size_t *ds_start) {
         if (tag == 0x00020010u) {
             size_t n =
                 len < sizeof w->facts->transfer_syntax ? len : sizeof w->facts->transfer_syntax - 1;
-            memcpy(w->facts->transfer_syntax, w->buf + pos, n);
+            memcpy(w->facts->transfer_syntax, at(w, pos, n), n);
             w->facts->transfer_syntax[n] = 0;
             while (n > 0 && (w->facts->transfer_syntax[n - 1] == 0 ||
                              w->facts->transfer_syntax[n - 1] == ' '))
@@ -412,10 +445,21 @@ static vs_status check_image(walk *w, const dcmfile_limits *limits) {
     return VS_OK;
 }
 
+/* Read bytes [have, want) of the file into *buf (grown to want); 0, or -1 when the file ends
+ * early or cannot be read (the caller rejects it as truncated). */
+static int read_more(int fd, unsigned char **buf, size_t *have, size_t want) {
+    unsigned char *b = realloc(*buf, want ? want : 1);
+    if (!b) return -1;
+    *buf = b;
+    if (read_at(fd, b + *have, want - *have, *have) != (ssize_t)(want - *have)) return -1;
+    *have = want;
+    return 0;
+}
+
 vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
                             dcmfile_src *src, vs_error *err) {
     memset(facts, 0, sizeof *facts);
-    src->fd = -1, src->bytes = NULL, src->size = 0;
+    src->fd = -1, src->bytes = NULL, src->have = 0, src->size = 0;
     /* O_NONBLOCK: a FIFO named by a DICOMDIR must not hang the run; it is refused below. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the file", path);
@@ -437,18 +481,19 @@ vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmf
         close(fd);
         return VS_FAIL(err, VS_ERR_FORMAT, "%s: not DICOM (too short)", path);
     }
-    size_t size = (size_t)st.st_size;
-    unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
+    size_t size = (size_t)st.st_size, have = 0;
+    unsigned char *head = NULL;
+    if (read_more(fd, &head, &have, size < DCM_PREFIX ? size : DCM_PREFIX) != 0) {
+        free(head);
         close(fd);
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot map the file", path);
+        return VS_FAIL(err, VS_ERR_IO, "%s: the file was truncated while it was read", path);
     }
 
-    walk w = {map, size, 0, path, facts, err, 1, 0};
+    walk w = {head, size, have, fd, 0, {0}, 0, path, facts, err, 1, 0};
     unsigned char *inflated = NULL;
     vs_status s = VS_OK;
     size_t ds = 0;
-    if (size >= 132 && memcmp(map + 128, "DICM", 4) == 0) {
+    if (size >= 132 && memcmp(head + 128, "DICM", 4) == 0) {
         facts->is_dicom = 1;
         facts->has_meta = 1;
         s = walk_meta(&w, 132, &ds);
@@ -460,11 +505,11 @@ vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmf
                 goto done;
             }
             strcpy(facts->transfer_syntax,
-                   vr_find(map + ds + 4) ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2");
+                   vr_find(at(&w, ds + 4, 2)) ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2");
         }
     } else {
         const char *uid = NULL;
-        if (!sniff_raw(map, size, &uid)) {
+        if (!sniff_raw(head, have, &uid)) {
             s = VS_FAIL(err, VS_ERR_FORMAT, "%s: not DICOM (no DICM prefix, no dataset)", path);
             goto done;
         }
@@ -482,12 +527,17 @@ vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmf
         goto done;
     }
     w.big_endian = ts->big_endian;
-    if (ts->deflated) {
+    if (ts->deflated) { /* the whole dataset, inflated, is walked in memory */
         size_t n = 0;
-        s = inflate_dataset(map + ds, size - ds, max_file, path, &inflated, &n, err);
+        if (read_more(fd, &head, &have, size) != 0) {
+            w.short_read = 1;
+            goto done;
+        }
+        s = inflate_dataset(head + ds, size - ds, max_file, path, &inflated, &n, err);
         if (s) goto done;
         w.buf = inflated;
-        w.size = n;
+        w.size = w.have = n;
+        w.fd = -1;
         w.file_offsets = 0;
         ds = 0;
     }
@@ -496,19 +546,21 @@ vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmf
     if (!s) s = check_image(&w, limits);
 done:
     free(inflated);
+    if (w.short_read) /* what was read is not the file: nothing else counts */
+        s = VS_FAIL(err, VS_ERR_IO, "%s: the file was truncated while it was read", path);
     if (s != VS_OK) {
-        munmap(map, size);
+        free(head);
         close(fd);
         return s;
     }
-    src->fd = fd, src->bytes = map, src->size = size;
+    src->fd = fd, src->bytes = head, src->have = have, src->size = size;
     return VS_OK;
 }
 
 void dcmfile_src_close(dcmfile_src *src, int keep_fd) {
-    if (src->bytes) munmap((void *)src->bytes, src->size);
+    free((void *)src->bytes);
     if (src->fd >= 0 && !keep_fd) close(src->fd);
-    src->fd = -1, src->bytes = NULL, src->size = 0;
+    src->fd = -1, src->bytes = NULL, src->have = 0, src->size = 0;
 }
 
 vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,

@@ -1,5 +1,5 @@
 // dcmfile.cc — load and save one DICOM file with DCMTK, sizes checked first; the file is
-// opened and mapped once, checked, and DCMTK parses the mapped bytes.
+// opened once, checked, and DCMTK parses the bytes the check read (the rest with pread).
 #include "dcmfile_impl.hh"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -8,29 +8,80 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <new>
 
+#include <unistd.h>
+
 namespace {
 
-// DCMTK's input stream over the bytes dcmfile_check mapped: the header is parsed without
-// opening the file again. A value DCMTK leaves on disk (over maxReadLength: pixel data) gets
-// the factory DcmInputFileStream would give it (path and offset), so reading it later opens
-// the file by path exactly as loadFile's stream would; nothing keeps a pointer to the mapping.
-class mapped_stream : public DcmInputStream {
+// The bytes of a checked file for DCMTK: the prefix dcmfile_check read, then pread on its
+// descriptor (never a mapping: a file truncated meanwhile gives a short read, which DCMTK reports
+// as a parse error naming nothing we print but the path, instead of SIGBUS).
+class src_producer : public DcmProducer {
   public:
-    mapped_stream(const unsigned char *bytes, size_t n, const char *path)
-        : DcmInputStream(&producer_), path_(path) { // DcmInputStream only stores the pointer
-        producer_.setBuffer(bytes, (offile_off_t)n);
-        producer_.setEos();
+    explicit src_producer(const dcmfile_src &src) : src_(src) {}
+    OFBool good() const override { return status_.good(); }
+    OFCondition status() const override { return status_; }
+    OFBool eos() override { return pos_ >= (offile_off_t)src_.size; }
+    offile_off_t avail() override { return good() ? (offile_off_t)src_.size - pos_ : 0; }
+    offile_off_t read(void *buf, offile_off_t buflen) override {
+        offile_off_t n = buflen < avail() ? buflen : avail(), got = 0;
+        while (got < n) {
+            size_t at = (size_t)(pos_ + got);
+            if (at < src_.have) { // from the prefix
+                size_t k = src_.have - at < (size_t)(n - got) ? src_.have - at : (size_t)(n - got);
+                memcpy((char *)buf + got, src_.bytes + at, k);
+                got += (offile_off_t)k;
+                continue;
+            }
+            ssize_t k = pread(src_.fd, (char *)buf + got, (size_t)(n - got), (off_t)at);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) { // the file ended early: truncated since it was checked
+                status_ = EC_StreamNotifyClient;
+                break;
+            }
+            got += (offile_off_t)k;
+        }
+        pos_ += got;
+        return got;
     }
+    offile_off_t skip(offile_off_t skiplen) override {
+        offile_off_t n = skiplen < avail() ? skiplen : avail();
+        pos_ += n;
+        return n;
+    }
+    void putback(offile_off_t num) override {
+        if (num <= pos_)
+            pos_ -= num;
+        else
+            status_ = EC_PutbackFailed;
+    }
+
+  private:
+    dcmfile_src src_;
+    offile_off_t pos_ = 0;
+    OFCondition status_ = EC_Normal;
+};
+
+// DCMTK's input stream over a checked file: the header is parsed without opening the file
+// again. A value DCMTK leaves on disk (over maxReadLength: pixel data) gets the factory
+// DcmInputFileStream would give it (path and offset), so reading it later opens the file by
+// path exactly as loadFile's stream would.
+class src_stream : public DcmInputStream {
+  public:
+    src_stream(const dcmfile_src &src, const char *path)
+        : DcmInputStream(&producer_), producer_(src), path_(path) {
+    } // DcmInputStream stores the pointer
     DcmInputStreamFactory *newFactory() const override {
         if (currentProducer() != &producer_) return nullptr; // a filter (deflate) is installed
         return new DcmInputFileStreamFactory(path_, tell());
     }
 
   private:
-    DcmBufferProducer producer_;
+    src_producer producer_;
     OFFilename path_;
 };
 
@@ -39,7 +90,7 @@ class mapped_stream : public DcmInputStream {
 // make DCMTK allocate before we check it against the file size. The structure was checked, so
 // every length DCMTK sees fits inside the file.
 OFCondition parse(dcmfile *f, const dcmfile_src &src, const char *path) {
-    mapped_stream in(src.bytes, src.size, path);
+    src_stream in(src, path);
     OFCondition c = f->ff.clear();
     if (c.bad()) return c;
     f->ff.transferInit();

@@ -2,6 +2,7 @@
  * Schema: io/SHARD_SCHEMA.md. Every HDF5 call is checked for < 0. */
 #include "shard.h"
 #include "shard_h5.h"
+#include "fsdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -536,17 +537,6 @@ static herr_t write_shard_attrs(shard_writer *w) {
     return 0;
 }
 
-static vs_status fsync_path(const char *path, int is_dir, vs_error *err) {
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open to sync: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0) return VS_FAIL(err, VS_ERR_IO, "%s: fsync failed: %s", path, strerror(e));
-    return VS_OK;
-}
-
 vs_status shard_writer_seal(shard_writer *w, vs_error *err) {
     shard_h5_quiet();
     vs_status st = VS_OK;
@@ -564,13 +554,7 @@ vs_status shard_writer_seal(shard_writer *w, vs_error *err) {
         st = shard_h5_fail(err, w->tmp_path, "cannot close the shard");
         goto fail;
     }
-    if ((st = fsync_path(w->tmp_path, 0, err)) != VS_OK) goto fail;
-    if (rename(w->tmp_path, w->final_path) != 0) {
-        st = VS_FAIL(err, VS_ERR_IO, "%s: cannot rename to %s: %s", w->tmp_path, w->final_path,
-                     strerror(errno));
-        goto fail;
-    }
-    st = fsync_path(w->dir, 1, err);
+    if ((st = vs_commit_file(w->tmp_path, w->final_path, err)) != VS_OK) goto fail;
     free(w->rows);
     free(w->params);
     free(w);

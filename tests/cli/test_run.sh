@@ -52,12 +52,19 @@ for _ in $(seq 100); do flock -n "$t/a/.run.lock" true 2>/dev/null || break; sle
 "$V" run "$t/a.yaml" 2>/dev/null; check "concurrent run refused" 6 $?
 wait
 # kill -9 during pretraining, then rerun; compare with an uninterrupted run
-"$V" run "$t/b.yaml" 2>/dev/null & pid=$!
-for _ in $(seq 600); do [ -s "$t/b/pretrain/checkpoint.ckpt" ] && break; sleep 0.05; done
-kill -9 $pid; wait $pid 2>/dev/null
-sleep 0.3
-[ -f "$t/b/stages/pretrain.json" ] && echo "note: pretraining finished before the kill" || echo "ok: killed during pretraining"
+for attempt in 1 2 3; do # the kill must land during pretraining; a run that got past it is tried again
+  rm -rf "$t/b"
+  "$V" run "$t/b.yaml" 2>/dev/null & pid=$!
+  for _ in $(seq 1200); do [ -s "$t/b/pretrain/checkpoint.ckpt" ] && break; sleep 0.02; done
+  kill -9 $pid; wait $pid 2>/dev/null
+  sleep 0.3 # the stage dies with the runner (PR_SET_PDEATHSIG)
+  [ -f "$t/b/stages/pretrain.started" ] && [ ! -f "$t/b/stages/pretrain.json" ] && break
+done
+[ -f "$t/b/stages/pretrain.started" ] && [ ! -f "$t/b/stages/pretrain.json" ] && echo "ok: killed during pretraining" \
+  || { echo "FAIL: the kill never landed during pretraining"; fails=$((fails + 1)); }
 "$V" run "$t/b.yaml" 2>/dev/null; check "rerun after kill -9" 0 $?
+grep -q '"msg":"resuming .* at step [1-9]' "$t/b/logs/pretrain.jsonl" && echo "ok: the rerun resumed pretraining mid-way" \
+  || { echo "FAIL: the rerun did not resume a checkpoint"; fails=$((fails + 1)); }
 cmp -s "$t/a/pretrain/model.safetensors" "$t/b/pretrain/model.safetensors" && echo "ok: same model as the uninterrupted run" || { echo "FAIL: model differs after kill -9"; fails=$((fails + 1)); }
 cmp -s "$t/a/logs/pretrain.curve.jsonl" "$t/b/logs/pretrain.curve.jsonl" && echo "ok: same training curve" || { echo "FAIL: curve differs after kill -9"; fails=$((fails + 1)); }
 # a new series arrives: ingest and pretraining run again

@@ -18,16 +18,23 @@ import json; ev = [json.loads(l) for l in open('$t/a/out/run.jsonl')]
 from datetime import datetime
 ts = {e['event']: datetime.fromisoformat(e['time'].rstrip('Z')) for e in ev if e.get('stage') == '$stage'}
 print(int((ts['stage.done'] - ts['stage.start']).total_seconds() * 1000 / 4))")
-"$V" run "$t/b/study.yaml" 2>/dev/null & pid=$!
-for _ in $(seq 3000); do [ -f "$t/b/out/stages/$stage.started" ] && break; sleep 0.01; done
-[ -f "$t/b/out/stages/$stage.started" ] || { echo "FAIL: $stage never started"; exit 1; }
-sleep "$(awk -v m="$ms" 'BEGIN{printf "%.3f", (m > 200 ? 200 : m) / 1000}')"
-want=0 # the rerun has work left; when the whole run ended before the kill (a loaded machine), none
-kill -9 $pid 2>/dev/null || want=5
-wait $pid 2>/dev/null
-if [ -f "$t/b/out/stages/$stage.json" ]; then echo "note: $stage finished before the kill"
-else echo "ok: killed during $stage"; fi
-"$V" run "$t/b/study.yaml" 2>/dev/null; check "rerun after kill -9 during $stage" $want $?
+# The kill must land while STAGE runs (started, not recorded): when it lands after, the run is
+# tried again from scratch with half the delay, at most 5 times.
+landed=0
+for attempt in 1 2 3 4 5; do
+  rm -rf "$t/b/out"
+  "$V" run "$t/b/study.yaml" 2>/dev/null & pid=$!
+  for _ in $(seq 3000); do [ -f "$t/b/out/stages/$stage.started" ] && break; sleep 0.01; done
+  [ -f "$t/b/out/stages/$stage.started" ] || { echo "FAIL: $stage never started"; exit 1; }
+  sleep "$(awk -v m="$ms" 'BEGIN{printf "%.3f", (m > 200 ? 200 : m) / 1000}')"
+  kill -9 $pid 2>/dev/null
+  wait $pid 2>/dev/null
+  sleep 0.2 # the stage dies with the runner (PR_SET_PDEATHSIG)
+  if [ -f "$t/b/out/stages/$stage.started" ] && [ ! -f "$t/b/out/stages/$stage.json" ]; then landed=1; break; fi
+  ms=$((ms / 2))
+done
+[ $landed = 1 ] && echo "ok: killed during $stage (attempt $attempt)" || { echo "FAIL: the kill never landed during $stage"; fails=$((fails + 1)); }
+"$V" run "$t/b/study.yaml" 2>/dev/null; check "rerun after kill -9 during $stage" 0 $?
 if diff <(grep -v '"run_time"' "$t/a/out/report/report.json") <(grep -v '"run_time"' "$t/b/out/report/report.json") >/dev/null; then
   echo "ok: the same report.json as the uninterrupted run"
 else

@@ -1,19 +1,26 @@
-/* test_status — the error convention (status.h invariants 1-3) and size arithmetic. */
+/* test_status — the error convention (status.h invariants 1-3) and size arithmetic; invariant 1
+ * (success leaves the record alone) on the base library's own functions. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fsdir.h"
 #include "status.h"
+#include "walk.h"
 
 static vs_status fails_with_format(vs_error *err, const char *path) {
     return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated\nafter 12 bytes", path);
 }
 
-static vs_status succeeds(vs_error *err) {
-    (void)err;
+static vs_status count_file(void *ctx, const char *path, int errno_, vs_error *err) {
+    (void)path, (void)errno_, (void)err;
+    ++*(int *)ctx;
     return VS_OK;
 }
 
@@ -29,13 +36,29 @@ static void test_set_fills_record(void **state) {
     assert_true(err.src_line > 0);
 }
 
+/* Invariant 1 on real calls that succeed: folders made, a file written durably, a walk. */
 static void test_ok_leaves_record(void **state) {
     (void)state;
+    char dir[64], sub[128], file[160];
+    snprintf(dir, sizeof dir, "/tmp/vs_status_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/a/b", dir);
+    snprintf(file, sizeof file, "%s/f.txt", sub);
     vs_error err;
     VS_FAIL(&err, VS_ERR_IO, "earlier");
-    assert_int_equal(succeeds(&err), VS_OK);
+    int src_line = err.src_line, n = 0;
+    const char *walk_from = dir;
+    assert_int_equal(vs_mkdirs(sub, 0755, &err), VS_OK);
+    assert_int_equal(vs_mkdirs(sub, 0755, &err), VS_OK); /* exists already */
+    assert_int_equal(vs_write_file_atomic(file, "x", 1, &err), VS_OK);
+    assert_int_equal(vs_walk(&walk_from, 1, count_file, &n, &err), VS_OK);
+    assert_int_equal(n, 1);
     assert_string_equal(err.msg, "earlier");
     assert_int_equal(err.code, VS_ERR_IO);
+    assert_int_equal(err.src_line, src_line);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_null_record_and_prefix(void **state) {

@@ -17,9 +17,12 @@
  * folder. */
 vs_status vs_mkdirs(const char *path, unsigned mode, vs_error *err);
 
-/* A file written durably under its final name: write through `f`, then commit (flush, fsync,
- * rename over the final name, fsync of the folder) or abort (the temporary file is removed and
- * the final name keeps what it held). The temporary file is PATH.tmp in the same folder. */
+/* Durable files, the one way every output is written: the whole file goes to a temporary name in
+ * the same folder, is synced, and is renamed over the final name, whose folder is synced; so a
+ * crash or kill leaves either the old file or the whole new one, never a part.
+ *
+ * vs_atomic: write through `f`, then commit or abort (the temporary file is removed and the
+ * final name keeps what it held). The temporary file is PATH.tmp: one writer per path. */
 typedef struct vs_atomic {
     FILE *f;
     char tmp[4200];
@@ -34,5 +37,8 @@ vs_status vs_atomic_commit(vs_atomic *a, vs_error *err);
 void vs_atomic_abort(vs_atomic *a);
 /* The whole of data as the file at path, durably (vs_atomic_open, one write, commit). */
 vs_status vs_write_file_atomic(const char *path, const void *data, size_t n, vs_error *err);
+/* A temporary file another writer made and closed (a library writing by path: DCMTK, HDF5):
+ * sync it, rename it over path, sync the folder. On failure tmp is removed and err names path. */
+vs_status vs_commit_file(const char *tmp, const char *path, vs_error *err);
 
 #endif

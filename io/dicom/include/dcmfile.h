@@ -58,19 +58,21 @@ vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_
  * retrieval offers exactly these, io/pacs). */
 const char *dcmfile_transfer_syntax_at(int i);
 
-/* A checked file still open: its descriptor and its bytes, mapped read-only. */
+/* A checked file still open: its descriptor, its size and its first `have` bytes, read (never
+ * mapped: a file truncated while mapped kills the process with SIGBUS); the rest is read with
+ * pread when asked. */
 typedef struct dcmfile_src {
     int fd;                     /* -1 when closed */
-    const unsigned char *bytes; /* NULL when unmapped */
-    size_t size;
+    const unsigned char *bytes; /* the first `have` bytes; NULL when closed */
+    size_t have, size;
 } dcmfile_src;
 
-/* dcmfile_check that leaves the file open and mapped in *src (so that DCMTK parses the header
- * from the bytes already mapped instead of opening the file again). On failure nothing is left
- * open: src->fd is -1 and src->bytes NULL. Release with dcmfile_src_close. */
+/* dcmfile_check that leaves the file open in *src with the bytes it read (so that DCMTK parses
+ * the header from them instead of opening the file again). On failure nothing is left open:
+ * src->fd is -1 and src->bytes NULL. Release with dcmfile_src_close. */
 vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
                             dcmfile_src *src, vs_error *err);
-/* Unmap src, and close its descriptor unless keep_fd (the caller then owns src->fd). */
+/* Free src's bytes, and close its descriptor unless keep_fd (the caller then owns src->fd). */
 void dcmfile_src_close(dcmfile_src *src, int keep_fd);
 
 /* dcmfile_check, then DCMTK's parse of the checked bytes (the file is opened once). Values over

@@ -10,7 +10,7 @@ trap '[ -n "${BENCH_DIR:-}" ] || rm -rf "$work"' EXIT
 series="$work/series"
 if [ ! -f "$series/IM$(printf %04d $((n - 1))).dcm" ]; then
   echo "writing a $n-slice 512x512 CT series with pydicom ..."
-  /usr/bin/python3 - "$root/tests" "$series" "$n" <<'PY'
+  /usr/bin/python3 - "$root/tests/oracle" "$series" "$n" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np

@@ -1,7 +1,8 @@
 /* cmd_anonymize.c — `vesalius anonymize SRC... --out DIR --key FILE [options]`: write a
  * de-identified copy of every DICOM file under SRC (same transfer syntax, pixel data
  * untouched) as DIR/<series pseudonym>/<instance pseudonym>.dcm, so that no output name
- * carries patient data. Files are written to a temporary name and renamed into place. */
+ * carries patient data. Files are written to temporary names and renamed into place in batches,
+ * each after one sync of the filesystem (io/base fsdir.h vs_commit_batch). */
 #include "fsdir.h"
 #include "cli.h"
 #include "deid.h"
@@ -27,6 +28,7 @@ typedef struct job {
     const char *out_dir;
     atomic_int next;
     atomic_int n_written, n_rejected, n_flagged;
+    vs_commit_batch *batch; /* the written copies, renamed into place after a sync (fsdir.h) */
     pthread_mutex_t lock; /* guards err, failed and the progress bar */
     int failed;
     vs_error err;
@@ -69,8 +71,10 @@ static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
         snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
         s = series_dir(dir, made, err);
         if (s == VS_OK) s = dcmfile_save_copy(f, tmp, NULL, err);
-        if (s == VS_OK) s = vs_commit_file(tmp, dst, err); /* synced, renamed, folder synced */
-        if (s != VS_OK) unlink(tmp);
+        if (s == VS_OK)
+            s = vs_commit_batch_add(jb->batch, tmp, dst, err);
+        else
+            unlink(tmp);
         if (s == VS_OK) {
             atomic_fetch_add(&jb->n_written, 1);
             if (res.burned_in_flagged) {
@@ -157,6 +161,10 @@ int cmd_anonymize(int argc, char **argv) {
     }
 
     job jb = {.ctx = ctx, .files = &files, .out_dir = out_dir};
+    if ((s = vs_commit_batch_open(&jb.batch, 128, &err)) != VS_OK) {
+        rc = cli_fail("anonymize", &err);
+        goto done;
+    }
     pthread_mutex_init(&jb.lock, NULL);
     int n_threads = g_cli.threads > 0 ? g_cli.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads < 1) n_threads = 1;
@@ -172,6 +180,9 @@ int cmd_anonymize(int argc, char **argv) {
         pthread_join(th[i], NULL);
     progress_end(&jb.bar);
     pthread_mutex_destroy(&jb.lock);
+    vs_error ferr;
+    if (!jb.failed && vs_commit_batch_flush(jb.batch, &ferr) != VS_OK) jb.failed = 1, jb.err = ferr;
+    vs_commit_batch_close(jb.batch);
 
     int n_written = atomic_load(&jb.n_written), n_rejected = atomic_load(&jb.n_rejected);
     log_info("%d of %d files de-identified into %s, %d rejected, %d flagged", n_written, files.n,

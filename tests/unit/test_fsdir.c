@@ -82,12 +82,43 @@ static void test_commit_file_and_failure(void **state) {
     assert_non_null(strstr(err.msg, "c.txt.tmp"));
 }
 
+/* A batch renames a queued file only at a flush (when full, or asked); closing drops the rest. */
+static void test_batch(void **state) {
+    (void)state;
+    char tmp[3][600], path[3][600], buf[64];
+    vs_error err;
+    for (int i = 0; i < 3; i++) {
+        snprintf(tmp[i], sizeof tmp[i], "%s/.c%d.tmp", dir, i);
+        snprintf(path[i], sizeof path[i], "%s/c%d.txt", dir, i);
+        FILE *f = fopen(tmp[i], "w");
+        assert_non_null(f);
+        fprintf(f, "file %d", i);
+        fclose(f);
+    }
+    vs_commit_batch *b = NULL;
+    assert_int_equal(vs_commit_batch_open(&b, 2, &err), VS_OK);
+    assert_int_equal(vs_commit_batch_add(b, tmp[0], path[0], &err), VS_OK);
+    assert_int_equal(access(path[0], F_OK), -1); /* queued, not yet in place */
+    assert_int_equal(vs_commit_batch_add(b, tmp[1], path[1], &err), VS_OK); /* full: flushed */
+    slurp(path[0], buf, sizeof buf);
+    assert_string_equal(buf, "file 0");
+    slurp(path[1], buf, sizeof buf);
+    assert_string_equal(buf, "file 1");
+    assert_int_equal(vs_commit_batch_add(b, tmp[2], path[2], &err), VS_OK);
+    assert_int_equal(access(path[2], F_OK), -1);
+    vs_commit_batch_close(b); /* not flushed: dropped, temporary removed */
+    assert_int_equal(access(path[2], F_OK), -1);
+    assert_int_equal(access(tmp[2], F_OK), -1);
+    assert_int_equal(access(tmp[0], F_OK), -1);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/vs_fsdir_XXXXXX");
     if (!mkdtemp(dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit_and_abort),
         cmocka_unit_test(test_commit_file_and_failure),
+        cmocka_unit_test(test_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -41,4 +41,18 @@ vs_status vs_write_file_atomic(const char *path, const void *data, size_t n, vs_
  * sync it, rename it over path, sync the folder. On failure tmp is removed and err names path. */
 vs_status vs_commit_file(const char *tmp, const char *path, vs_error *err);
 
+/* Many files at once (anonymize writes one per input): vs_commit_file's guarantee with one
+ * filesystem sync per batch instead of two per file. Each temporary file added is renamed over
+ * its final name only after a syncfs(2) of its filesystem, and the batch ends with another one
+ * for the renames. Thread-safe. A final name never points at data not yet on disk; a process
+ * killed mid-batch leaves the batch's temporary files, never a partial final file. */
+typedef struct vs_commit_batch vs_commit_batch;
+vs_status vs_commit_batch_open(vs_commit_batch **out, int max_pending, vs_error *err);
+/* Queue tmp (closed, complete) to become path; flushes when max_pending are queued. */
+vs_status vs_commit_batch_add(vs_commit_batch *b, const char *tmp, const char *path, vs_error *err);
+/* Sync, rename every queued file, sync again. On failure the files not renamed are removed. */
+vs_status vs_commit_batch_flush(vs_commit_batch *b, vs_error *err);
+/* Remove the queued temporary files that were not flushed (after a failure) and free b. */
+void vs_commit_batch_close(vs_commit_batch *b);
+
 #endif

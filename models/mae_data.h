@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "rng.h"
+#include "shard.h"
 #include "status.h"
 #include "volume.h"
 
@@ -62,14 +63,14 @@ typedef struct mae_sampling {
 /* W 8, R 256, auto cache: measured in bench/shards.sh (README, "Reading crops"). */
 void mae_sampling_default(mae_sampling *s);
 
-/* A source over the sealed shards in dir (shard.h), volumes of one modality (NULL: all):
- * random crops from a prefetching stream seeded by `seed` (`threads` decompress ahead), drawn
- * through the working-set sampler `smp` (NULL: the default), then the augmentation drawn from
- * the trainer's rng. Its state (the stream position, W and R) resumes; resuming with another W
- * or R is refused. */
-vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
-                            const int crop[3], const mae_aug *aug, const mae_sampling *smp,
-                            int threads, vs_error *err);
+/* A source over the sealed shards in dir (shard.h), the volumes `filter` keeps (NULL: all; a
+ * modality, series keys left out): random crops from a prefetching stream seeded by `seed`
+ * (`threads` decompress ahead), drawn through the working-set sampler `smp` (NULL: the default),
+ * then the augmentation drawn from the trainer's rng. Its state (the stream position, W and R)
+ * resumes; resuming with another W or R is refused. */
+vs_status mae_source_shards(mae_source *src, const char *dir, const shard_filter *filter,
+                            uint64_t seed, const int crop[3], const mae_aug *aug,
+                            const mae_sampling *smp, int threads, vs_error *err);
 
 /* A procedural smoke-test volume (float32, (nz, ny, nx)): a body ellipsoid with a smooth bias
  * field, a few textured organ ellipsoids, a bright spine-like cylinder and Gaussian noise.

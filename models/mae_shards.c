@@ -92,9 +92,9 @@ static size_t cache_bytes(const shard_set *set, const shard_working_set *ws, int
     return want < lo ? lo : want > hi ? hi : want;
 }
 
-vs_status mae_source_shards(mae_source *src, const char *dir, const char *modality, uint64_t seed,
-                            const int crop[3], const mae_aug *aug, const mae_sampling *smp,
-                            int threads, vs_error *err) {
+vs_status mae_source_shards(mae_source *src, const char *dir, const shard_filter *filter,
+                            uint64_t seed, const int crop[3], const mae_aug *aug,
+                            const mae_sampling *smp, int threads, vs_error *err) {
     memset(src, 0, sizeof *src);
     mae_sampling dflt;
     if (!smp) mae_sampling_default(&dflt), smp = &dflt;
@@ -103,11 +103,13 @@ vs_status mae_source_shards(mae_source *src, const char *dir, const char *modali
     memcpy(s->crop, crop, sizeof s->crop);
     s->aug = *aug;
     s->ws = (shard_working_set){smp->working_set, smp->swap_every};
-    shard_filter filter = {modality, NULL, {0, 0, 0}};
-    vs_status st = shard_set_open(dir, &filter, &s->set, err);
+    const char *modality =
+        filter && filter->modality && filter->modality[0] ? filter->modality : NULL;
+    vs_status st = shard_set_open(dir, filter, &s->set, err);
     if (st == VS_OK && shard_set_count(s->set) == 0)
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volumes%s%s to train on", dir, modality ? " of modality " : "",
-                     modality ? modality : "");
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: no volumes%s%s%s to train on", dir,
+                     modality ? " of modality " : "", modality ? modality : "",
+                     filter && filter->n_exclude ? " outside the test patients'" : "");
     if (st == VS_OK) st = shard_set_cache(s->set, cache_bytes(s->set, &s->ws, smp->cache_mb), err);
     if (st == VS_OK)
         st = shard_stream_open(s->set, seed, crop, 0.0f, &s->ws, 4 * (threads > 0 ? threads : 1),

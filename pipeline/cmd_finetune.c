@@ -18,11 +18,12 @@
 #include "nn.h"
 #include "settings_cli.h"
 #include "shard.h"
-#include "splits.h"
+#include "rng.h"
 #include "study.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,233 @@ static int parse(ft_opts *o, int argc, char **argv) {
     return VS_EXIT_OK;
 }
 
+/* ---- transitional: the k-fold cohorts fine-tuning used before the protocol of issue #15 ------
+ * (its next piece replaces them with studies/splits.h's roles and label budgets) */
+typedef enum { FOLD_TRAIN = 0, FOLD_VALIDATION = 1, FOLD_TEST = 2 } fold_role;
+typedef struct fold_table {
+    uint32_t n;
+    int k;
+    uint64_t seed;
+    double val_fraction;
+    char (*patient)[65];
+    uint8_t *positive;
+    int *fold;
+    uint8_t *val_mask;
+} fold_table;
+static void folds_free(fold_table *t);
+/* Streams of the study seed used here, so splits never share draws with training. */
+enum { FOLD_STREAM_FOLDS = 0x5f11u, FOLD_STREAM_VALIDATION = 0x5f12u };
+
+typedef struct fold_keyed {
+    const char *key;
+    uint8_t positive;
+} fold_keyed;
+
+static int folds_cmp_key(const void *a, const void *b) {
+    return strcmp(((const fold_keyed *)a)->key, ((const fold_keyed *)b)->key);
+}
+
+static fold_table *folds_alloc(uint32_t n, int k) {
+    fold_table *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->n = n;
+    t->k = k;
+    t->patient = calloc(n ? n : 1, sizeof *t->patient);
+    t->positive = calloc(n ? n : 1, 1);
+    t->fold = calloc(n ? n : 1, sizeof *t->fold);
+    t->val_mask = calloc((size_t)(n ? n : 1) * (size_t)k, 1);
+    if (!t->patient || !t->positive || !t->fold || !t->val_mask) {
+        folds_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void folds_free(fold_table *t) {
+    if (!t) return;
+    free(t->patient);
+    free(t->positive);
+    free(t->fold);
+    free(t->val_mask);
+    free(t);
+}
+
+/* Validation patients of fold f: a seeded share of the training patients, stratified. */
+static void folds_choose_validation(fold_table *t) {
+    for (int f = 0; f < t->k; f++) {
+        rng r;
+        rng_seed(&r, t->seed, FOLD_STREAM_VALIDATION + (uint64_t)f);
+        for (int cls = 0; cls < 2; cls++) {
+            uint32_t *idx = malloc(sizeof *idx * (t->n ? t->n : 1));
+            if (!idx) return;
+            uint32_t m = 0;
+            for (uint32_t i = 0; i < t->n; i++)
+                if (t->fold[i] != f && t->positive[i] == cls) idx[m++] = i;
+            rng_shuffle_u32(&r, idx, m);
+            uint32_t take = (uint32_t)(t->val_fraction * (double)m + 0.5);
+            if (t->val_fraction > 0 && take == 0 && m > 1) take = 1;
+            for (uint32_t j = 0; j < take; j++)
+                t->val_mask[(size_t)f * t->n + idx[j]] = 1;
+            free(idx);
+        }
+    }
+}
+
+static vs_status folds_make(const char *const *keys, const uint8_t *positive, uint32_t n, int k,
+                            double val_fraction, uint64_t seed, fold_table **out, vs_error *err) {
+    *out = NULL;
+    if (k < 2) return VS_FAIL(err, VS_ERR_CONFIG, "k-fold splits need at least 2 folds, not %d", k);
+    if (n < (uint32_t)k)
+        return VS_FAIL(err, VS_ERR_CONFIG, "%u patients cannot fill %d folds", n, k);
+    if (!(val_fraction >= 0 && val_fraction < 1))
+        return VS_FAIL(err, VS_ERR_CONFIG, "validation fraction %g is outside [0, 1)",
+                       val_fraction);
+    /* Sort (key, flag) pairs by key so the input order cannot matter (invariant 3). */
+    fold_keyed *sorted = malloc(sizeof *sorted * n);
+    if (!sorted) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        sorted[i].key = keys[i];
+        sorted[i].positive = positive && positive[i] ? 1 : 0;
+    }
+    qsort(sorted, n, sizeof *sorted, folds_cmp_key);
+    fold_table *t = folds_alloc(n, k);
+    if (!t) {
+        free(sorted);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    }
+    t->seed = seed;
+    t->val_fraction = val_fraction;
+    for (uint32_t i = 0; i < n; i++) {
+        if (strlen(sorted[i].key) >= sizeof t->patient[i] || !sorted[i].key[0]) {
+            free(sorted);
+            folds_free(t);
+            return VS_FAIL(err, VS_ERR_FORMAT,
+                           "patient key %u is empty or longer than 64 characters", i);
+        }
+        if (i && strcmp(sorted[i].key, sorted[i - 1].key) == 0) {
+            folds_free(t);
+            vs_status st =
+                VS_FAIL(err, VS_ERR_FORMAT, "patient key %s is listed twice", sorted[i].key);
+            free(sorted);
+            return st;
+        }
+        strcpy(t->patient[i], sorted[i].key);
+        t->positive[i] = sorted[i].positive;
+    }
+    free(sorted);
+    /* Stratified dealing: shuffle each class, deal folds round-robin, continuing the counter
+     * across classes so totals stay balanced too (invariant 1). */
+    rng r;
+    rng_seed(&r, seed, FOLD_STREAM_FOLDS);
+    uint32_t *idx = malloc(sizeof *idx * n);
+    if (!idx) {
+        folds_free(t);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    }
+    uint32_t dealt = 0;
+    for (int cls = 1; cls >= 0; cls--) {
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (t->positive[i] == cls) idx[m++] = i;
+        rng_shuffle_u32(&r, idx, m);
+        for (uint32_t j = 0; j < m; j++)
+            t->fold[idx[j]] = (int)(dealt++ % (uint32_t)k);
+    }
+    free(idx);
+    folds_choose_validation(t);
+    *out = t;
+    return VS_OK;
+}
+
+static fold_role folds_role(const fold_table *t, int fold, uint32_t patient) {
+    if (t->fold[patient] == fold) return FOLD_TEST;
+    if (t->val_mask[(size_t)fold * t->n + patient]) return FOLD_VALIDATION;
+    return FOLD_TRAIN;
+}
+
+static int64_t folds_find(const fold_table *t, const char *key) {
+    uint32_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->patient[mid], key);
+        if (c == 0) return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static vs_status folds_save(const fold_table *t, const char *path, vs_error *err) {
+    vs_atomic a;
+    vs_status st = vs_atomic_open(&a, path, err);
+    if (st != VS_OK) return st;
+    fprintf(a.f, "# vesalius splits v1 k=%d seed=%" PRIu64 " val_fraction=%.17g\n", t->k, t->seed,
+            t->val_fraction);
+    fprintf(a.f, "patient,positive,fold,validation_folds\n");
+    for (uint32_t i = 0; i < t->n; i++) {
+        fprintf(a.f, "%s,%d,%d,", t->patient[i], t->positive[i], t->fold[i]);
+        int any = 0;
+        for (int fo = 0; fo < t->k; fo++)
+            if (t->val_mask[(size_t)fo * t->n + i]) fprintf(a.f, "%s%d", any++ ? ";" : "", fo);
+        fputc('\n', a.f);
+    }
+    return vs_atomic_commit(&a, err);
+}
+
+static vs_status folds_load(const char *path, fold_table **out, vs_error *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read (%s)", path, strerror(errno));
+    char line[1024];
+    int k = 0;
+    uint64_t seed = 0;
+    double vf = 0;
+    if (!fgets(line, sizeof line, f) ||
+        sscanf(line, "# vesalius splits v1 k=%d seed=%" SCNu64 " val_fraction=%lf", &k, &seed,
+               &vf) != 3 ||
+        k < 2 || k > 1000 || !fgets(line, sizeof line, f)) {
+        fclose(f);
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s: not a vesalius splits file", path);
+    }
+    uint32_t n = 0;
+    long start = ftell(f);
+    while (fgets(line, sizeof line, f))
+        n++;
+    fold_table *t = folds_alloc(n, k);
+    if (!t) {
+        fclose(f);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    }
+    t->seed = seed;
+    t->val_fraction = vf;
+    fseek(f, start, SEEK_SET);
+    for (uint32_t i = 0; i < n; i++) {
+        int pos, fold, consumed = 0;
+        if (!fgets(line, sizeof line, f) ||
+            sscanf(line, "%64[^,],%d,%d,%n", t->patient[i], &pos, &fold, &consumed) != 3 ||
+            fold < 0 || fold >= k || (pos != 0 && pos != 1) ||
+            (i && strcmp(t->patient[i - 1], t->patient[i]) >= 0)) {
+            fclose(f);
+            folds_free(t);
+            return VS_FAIL(err, VS_ERR_FORMAT, "%s: line %u is malformed", path, i + 3);
+        }
+        t->positive[i] = (uint8_t)pos;
+        t->fold[i] = fold;
+        for (char *p = line + consumed; *p && *p != '\n';) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v >= k) break;
+            t->val_mask[(size_t)v * n + i] = 1;
+            p = *end == ';' ? end + 1 : end;
+        }
+    }
+    fclose(f);
+    *out = t;
+    return VS_OK;
+}
+
 /* --------------------------------------------------------------------------- labels */
 static vs_status read_labels(const ft_opts *o, label_set *ls, vs_error *err) {
     deid_ctx *key = NULL;
@@ -240,13 +468,13 @@ static vs_status write_labels_csv(const cohort *c, const char *path, vs_error *e
 }
 
 /* The saved folds when present (every patient must be in them), else new ones, saved. */
-static vs_status get_splits(const ft_opts *o, const cohort *c, split_table **out, vs_error *err) {
+static vs_status get_splits(const ft_opts *o, const cohort *c, fold_table **out, vs_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/splits.csv", o->out);
     if (access(path, F_OK) == 0) {
-        vs_status st = splits_load(path, out, err);
+        vs_status st = folds_load(path, out, err);
         for (int i = 0; st == VS_OK && i < c->n; i++)
-            if (splits_find(*out, c->patient[i]) < 0)
+            if (folds_find(*out, c->patient[i]) < 0)
                 st = VS_FAIL(err, VS_ERR_CONFIG,
                              "%s does not hold every labeled patient: remove it to make new folds",
                              path);
@@ -269,8 +497,8 @@ static vs_status get_splits(const ft_opts *o, const cohort *c, split_table **out
     if (st == VS_OK && np < o->folds)
         st = VS_FAIL(err, VS_ERR_CONFIG, "%d patients cannot make %d folds", np, o->folds);
     if (st == VS_OK)
-        st = splits_make(keys, pos, (uint32_t)np, o->folds, o->val_fraction, o->tc.seed, out, err);
-    if (st == VS_OK) st = splits_save(*out, path, err);
+        st = folds_make(keys, pos, (uint32_t)np, o->folds, o->val_fraction, o->tc.seed, out, err);
+    if (st == VS_OK) st = folds_save(*out, path, err);
     free(keys), free(pos);
     return st;
 }
@@ -293,7 +521,7 @@ static void on_step(void *ctx, long step, float loss, float val_loss, double lr)
         log_info("%s step %ld loss %.4f validation loss %.4f", l->component, step, loss, val_loss);
 }
 
-static vs_status run_fold(const ft_opts *o, const cohort *c, const split_table *sp, int fold,
+static vs_status run_fold(const ft_opts *o, const cohort *c, const fold_table *sp, int fold,
                           FILE *csv, FILE *json, vs_error *err) {
     det_item *tr = calloc((size_t)c->n, sizeof *tr), *va = calloc((size_t)c->n, sizeof *va);
     int ntr = 0, nva = 0;
@@ -302,11 +530,11 @@ static vs_status run_fold(const ft_opts *o, const cohort *c, const split_table *
     vs_status st = VS_OK;
     if (!tr || !va) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fold");
     for (int i = 0; st == VS_OK && i < c->n; i++) {
-        split_role role = splits_role(sp, fold, (uint32_t)splits_find(sp, c->patient[i]));
+        fold_role role = folds_role(sp, fold, (uint32_t)folds_find(sp, c->patient[i]));
         det_item it = {&c->vols[i], c->lab[i]->n_lesions, c->les[i]};
-        if (role == SPLIT_TRAIN)
+        if (role == FOLD_TRAIN)
             tr[ntr++] = it;
-        else if (role == SPLIT_VALIDATION)
+        else if (role == FOLD_VALIDATION)
             va[nva++] = it;
     }
     char path[4096];
@@ -334,7 +562,7 @@ static vs_status run_fold(const ft_opts *o, const cohort *c, const split_table *
         st = det_save(d, path, err);
     }
     for (int i = 0; st == VS_OK && i < c->n; i++) {
-        if (splits_role(sp, fold, (uint32_t)splits_find(sp, c->patient[i])) != SPLIT_TEST) continue;
+        if (folds_role(sp, fold, (uint32_t)folds_find(sp, c->patient[i])) != FOLD_TEST) continue;
         det_result r;
         st = det_predict(d, &c->vols[i], &o->po, &r, err);
         if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, fold, o->arm, &r);
@@ -351,7 +579,7 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     label_set ls = {0};
     cohort c = {0};
     shard_set *set = NULL;
-    split_table *sp = NULL;
+    fold_table *sp = NULL;
     FILE *csv = NULL, *json = NULL;
     char pcsv[4096], pjson[4096], path[4096];
     vs_status st = vs_mkdirs(o->out, 0755, err);
@@ -378,7 +606,7 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pjson);
     if (st == VS_OK) st = settings_cli_record(&o->kv, o->stage, o->out, err);
     if (st == VS_OK) log_info("wrote %s and %s (%d labeled volumes)", pcsv, path, c.n);
-    splits_free(sp);
+    folds_free(sp);
     cohort_free(&c);
     shard_set_close(set);
     labels_free(&ls);

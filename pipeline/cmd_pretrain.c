@@ -2,8 +2,12 @@
  *
  * Data: --shards DIR (an ingest output folder or its shards/ folder; random crops of every
  * volume, or of one --modality), or --synthetic N, which trains on N procedurally generated
- * volumes (models/mae_data.h) as a smoke test of the whole loop. Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's
- * state_dict names) and preview.png (mid slice of a held-out crop: input | masked | recon).
+ * volumes (models/mae_data.h) as a smoke test of the whole loop. With --split FILE (the split
+ * stage's splits.csv) the volumes of its test patients are left out, unless
+ * pretrain.include_test: the held-out test set stays unseen by pretraining too.
+ * Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's state_dict
+ * names), preview.png (mid slice of a held-out crop: input | masked | recon) and, from shards,
+ * pool.json (what the pretraining pool left out).
  */
 #include "cli.h"
 #include "fsdir.h"
@@ -13,6 +17,8 @@
 #include "nn.h"
 #include "settings_cli.h"
 #include "shard.h"
+#include "splits.h"
+#include "report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +38,7 @@ static void on_signal(int sig) {
 
 typedef struct pretrain_opts {
     mae_train_config cfg;
-    const char *out, *shards, *modality;
+    const char *out, *shards, *modality, *split;
     mae_sampling sampling; /* pretrain.working_set, swap_every, chunk_cache_mb */
     int synthetic; /* number of procedural volumes (0: none) */
     int synth_size[3];
@@ -92,7 +98,7 @@ static void pretrain_config(const study *s, pretrain_opts *o) {
     o->modality = p->modalities.n ? p->modalities.v[0] : NULL;
 }
 
-enum { O_OUT = 1000, O_SHARDS, O_SYNTH, O_SYNTH_SIZE, O_RESUME };
+enum { O_OUT = 1000, O_SHARDS, O_SYNTH, O_SYNTH_SIZE, O_RESUME, O_SPLIT };
 
 static const struct option pretrain_own[] = {
     {"out", required_argument, 0, O_OUT},
@@ -100,6 +106,7 @@ static const struct option pretrain_own[] = {
     {"synthetic", required_argument, 0, O_SYNTH},
     {"synthetic-size", required_argument, 0, O_SYNTH_SIZE},
     {"resume", no_argument, 0, O_RESUME},
+    {"split", required_argument, 0, O_SPLIT},
     {0, 0, 0, 0},
 };
 
@@ -110,6 +117,7 @@ static int own_option(void *ctx, int id, const char *arg, study *s) {
     case O_OUT: o->out = arg; return 0;
     case O_SHARDS: o->shards = arg; return 0;
     case O_RESUME: o->resume = 1; return 0;
+    case O_SPLIT: o->split = arg; return 0;
     case O_SYNTH:
         if (!vs_parse_int(arg, 1, 100000, &o->synthetic))
             return cli_usage_error("pretrain", "--synthetic wants 1 to 100000");
@@ -134,6 +142,7 @@ static int parse_args(pretrain_opts *o, int argc, char **argv) {
         return cli_usage_error("pretrain", "give --shards or --synthetic, not both");
     if (!o->shards && !o->synthetic)
         return cli_usage_error("pretrain", "give --shards DIR (or --synthetic N for a smoke test)");
+    if (o->split && !o->shards) return cli_usage_error("pretrain", "--split goes with --shards");
     vs_error err;
     if (settings_cli_resolve(o->st, ST_PRETRAIN, &o->kv, &err) != VS_OK)
         return cli_fail("pretrain", &err);
@@ -144,18 +153,97 @@ static int parse_args(pretrain_opts *o, int argc, char **argv) {
     return VS_EXIT_OK;
 }
 
+/* The pretraining pool: every volume of the modality but those of the split's test patients
+ * (unless pretrain.include_test, or without --split). */
+typedef struct pool {
+    const char *test; /* "excluded", "included" or "no split" */
+    char **exclude;   /* (n_exclude) series keys left out, sorted */
+    int n_exclude, n_patients, n_volumes;
+    char split_sha256[REPORT_SHA256_HEX];
+    shard_filter filter;
+} pool;
+
+static int cmp_text(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_key65(const void *a, const void *b) { return strcmp(a, b); }
+
+static void pool_free(pool *p) {
+    for (int i = 0; i < p->n_exclude; i++)
+        free(p->exclude[i]);
+    free(p->exclude);
+}
+
+static vs_status pool_make(const pretrain_opts *o, const char *shard_dir, pool *p, vs_error *err) {
+    memset(p, 0, sizeof *p);
+    p->filter.modality = o->modality;
+    p->test = !o->split ? "no split" : o->st->pretrain.include_test ? "included" : "excluded";
+    shard_set *set = NULL;
+    split_table *t = NULL;
+    vs_status st = o->split ? report_sha256_file(o->split, p->split_sha256, err) : VS_OK;
+    if (st == VS_OK && o->split) st = splits_load(o->split, &t, err);
+    if (st == VS_OK) st = shard_set_open(shard_dir, &p->filter, &set, err);
+    int n = st == VS_OK ? shard_set_count(set) : 0;
+    if (st == VS_OK && !(p->exclude = calloc((size_t)n + 1, sizeof *p->exclude)))
+        st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    char(*pats)[65] = st == VS_OK ? calloc((size_t)n + 1, sizeof *pats) : NULL;
+    if (st == VS_OK && !pats) st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == VS_OK && t && !o->st->pretrain.include_test && i < n; i++) {
+        volume v;
+        if ((st = shard_set_read_meta(set, i, &v, err)) != VS_OK) break;
+        int64_t k = splits_find(t, v.patient_key[0] ? v.patient_key : v.series_key);
+        if (k < 0 || t->role[k] != SPLIT_TEST) continue;
+        if (!(p->exclude[p->n_exclude] = strdup(shard_set_entry(set, i)->key))) {
+            st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(pats[p->n_exclude++], t->patient[k], sizeof pats[0]);
+    }
+    if (st == VS_OK) {
+        qsort(p->exclude, (size_t)p->n_exclude, sizeof *p->exclude, cmp_text);
+        qsort(pats, (size_t)p->n_exclude, sizeof *pats, cmp_key65);
+        for (int i = 0; i < p->n_exclude; i++)
+            p->n_patients += i == 0 || strcmp(pats[i], pats[i - 1]) != 0;
+        p->n_volumes = n - p->n_exclude;
+        p->filter.exclude = (const char *const *)p->exclude;
+        p->filter.n_exclude = p->n_exclude;
+        if (p->n_exclude)
+            log_info("pretraining leaves out %d volumes of %d test patients (%d volumes left)",
+                     p->n_exclude, p->n_patients, p->n_volumes);
+    }
+    free(pats);
+    splits_free(t);
+    shard_set_close(set);
+    return st;
+}
+
+static vs_status pool_write(const pool *p, const char *out_dir, vs_error *err) {
+    char path[4200], text[1024];
+    snprintf(path, sizeof path, "%s/pool.json", out_dir);
+    char sha[80] = "null";
+    if (p->split_sha256[0]) snprintf(sha, sizeof sha, "\"%s\"", p->split_sha256);
+    int n =
+        snprintf(text, sizeof text,
+                 "{\n  \"schema\": \"vesalius.pretrain.pool/1\",\n  \"test_patients\": \"%s\",\n"
+                 "  \"split_sha256\": %s,\n  \"volumes\": %d,\n  \"excluded_volumes\": %d,\n"
+                 "  \"excluded_patients\": %d\n}\n",
+                 p->test, sha, p->n_volumes, p->n_exclude, p->n_patients);
+    return vs_write_file_atomic(path, text, (size_t)n, err);
+}
+
 /* The preview batch: fixed crops (no augmentation) and a fixed mask, from the held-out
  * synthetic volume, or from the shards through a stream of its own fixed seed (crops of
  * volumes smaller than the crop are padded there). */
 static vs_status write_preview(mae_trainer *t, const volume *held, const char *shard_dir,
-                               const char *modality, const char *path, vs_error *err) {
+                               const shard_filter *filter, const char *path, vs_error *err) {
     mae *m = mae_trainer_model(t);
     const mae_config *c = mae_get_config(m);
     mae_aug none = {{0, 0, 0}, 0, 0};
     mae_sampling uniform = {0, 0, 0}; /* the same preview crops whatever the training sampler */
     mae_source src;
-    vs_status st = shard_dir ? mae_source_shards(&src, shard_dir, modality, 0x9e3779b9u, c->crop, &none,
-                                                 &uniform, 1, err)
+    vs_status st = shard_dir ? mae_source_shards(&src, shard_dir, filter, 0x9e3779b9u, c->crop,
+                                                 &none, &uniform, 1, err)
                              : mae_source_volumes(&src, held, 1, &none, err);
     if (st != VS_OK) return st;
     float *batch = malloc(mae_crop_voxels(c) * (size_t)c->batch * sizeof *batch);
@@ -212,13 +300,15 @@ static int run_pretrain(pretrain_opts *o) {
     rng_seed(&vr, o->cfg.seed, 3);
     mae_source src = {0};
     mae_trainer *t = NULL;
-    st = VS_OK;
+    pool pl;
+    memset(&pl, 0, sizeof pl);
+    st = o->shards ? pool_make(o, shard_dir, &pl, &err) : VS_OK;
     for (int i = 0; i <= n && st == VS_OK && !o->shards; i++) /* n + 1: one held out */
         st = mae_synthetic_volume(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2],
                                   &vr, &err);
     if (st == VS_OK && !o->shards) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
     if (st == VS_OK && o->shards)
-        st = mae_source_shards(&src, shard_dir, o->modality, o->cfg.seed, o->cfg.model.crop,
+        st = mae_source_shards(&src, shard_dir, &pl.filter, o->cfg.seed, o->cfg.model.crop,
                                &o->cfg.aug, &o->sampling, nn_threads(), &err);
     if (st == VS_OK) st = mae_trainer_create(&t, &o->cfg, &src, &err);
     if (st == VS_OK && have_ckpt) {
@@ -239,7 +329,9 @@ static int run_pretrain(pretrain_opts *o) {
     if (t && (st == VS_OK || st == VS_ERR_INTERRUPTED)) {
         st2 = mae_export_safetensors(mae_trainer_model(t), export_path, &err2);
         if (st2 == VS_OK)
-            st2 = write_preview(t, &vols[n], o->shards ? shard_dir : NULL, o->modality, preview, &err2);
+            st2 = write_preview(t, &vols[n], o->shards ? shard_dir : NULL, &pl.filter, preview,
+                                &err2);
+        if (st2 == VS_OK && o->shards) st2 = pool_write(&pl, o->out, &err2);
         /* the settings the outputs were made with, beside them (after the checkpoint accepted
          * them: a refused resume leaves the folder as it was) */
         if (st2 == VS_OK) st2 = settings_cli_record(&o->kv, "pretrain", o->out, &err2);
@@ -248,6 +340,7 @@ static int run_pretrain(pretrain_opts *o) {
     }
     mae_trainer_destroy(t);
     mae_source_close(&src);
+    pool_free(&pl);
     for (int i = 0; i <= n; i++)
         volume_free(&vols[i]);
     free(vols);

@@ -32,6 +32,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_compact(int argc, char **argv); /* cmd_compact.c */
 int cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
 int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
+int cmd_split(int argc, char **argv);    /* cmd_split.c */
 
 #define COMMON_HELP                                                                      \
     "\nCommon options:\n"                                                                \
@@ -46,7 +47,8 @@ const cli_command cli_commands[] = {
      "\n"
      "Reads DICOM files, folders and DICOMDIRs, or the new and grown series of a PACS (SRC =\n"
      "pacs://PACS_AET@host:port[?modality=CT,MR][&since=YYYYMMDD][&until=YYYYMMDD], by C-GET or\n"
-     "C-MOVE; exit 8 when it cannot be reached or refuses us), assembles 3D volumes, de-identifies\n"
+     "C-MOVE; exit 8 when it cannot be reached or refuses us), assembles 3D volumes, "
+     "de-identifies\n"
      "their headers in memory (DICOM PS3.15 Annex E), preprocesses them and writes HDF5 shards\n"
      "and a catalog: DIR/shards/*.h5, DIR/catalog.sqlite, DIR/ingest-summary.json, and the\n"
      "settings it used, DIR/settings.json. One series is in flight at a time. A rerun adds only\n"
@@ -147,6 +149,25 @@ const cli_command cli_commands[] = {
      "  --shard-mb N       close a new shard at N MiB (default 1024; fractions allowed)\n"
      "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n" COMMON_HELP,
      CORE(cmd_compact), 0},
+    {"split", "give every labeled patient a role: train, dev or test",
+     "Usage: vesalius split --shards DIR --labels CSV --key FILE --out DIR [--study FILE] "
+     "[OPTIONS]\n"
+     "\n"
+     "The comparison protocol's cohorts (studies/splits.h): the patients of the labeled series in\n"
+     "the shard folder, stratified by their volume label, become train, dev (where recipes are\n"
+     "chosen) or test (held out: pretraining leaves them out, fine-tuning only predicts them),\n"
+     "deterministically from the seed and the set of patient keys. Labels name ORIGINAL\n"
+     "SeriesInstanceUIDs and are mapped through the site key (--key). Writes DIR/splits.csv and\n"
+     "the settings it used, DIR/settings.json.\n"
+     "\n"
+     "  --study FILE          the settings of a study file (seed, the key, the labels section,\n"
+     "                        finetune.dev_share and test_share); --shards OUTPUT/ingest/shards\n"
+     "                        and --out OUTPUT/split unless given\n"
+     "  --shards DIR          shard folder\n"
+     "  --out DIR             output folder\n"
+     "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm\n"
+     "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n" COMMON_HELP,
+     CORE(cmd_split), ST_SPLIT},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [--study FILE] [OPTIONS]\n"
      "\n"
@@ -164,7 +185,10 @@ const cli_command cli_commands[] = {
      "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
      "  --resume              continue DIR/checkpoint.ckpt (the settings must match "
-     "it)\n" COMMON_HELP,
+     "it)\n"
+     "  --split FILE          a split's splits.csv (`vesalius split`): leave out every volume of\n"
+     "                        its test patients (unless --include-test); DIR/pool.json says what\n"
+     "                        was left out\n" COMMON_HELP,
      CORE(cmd_pretrain), ST_PRETRAIN},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
@@ -230,8 +254,9 @@ const cli_command cli_commands[] = {
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout "
      "S]\n"
      "\n"
-     "Runs the study's stages in order (ingest, pretrain, finetune-mae, finetune-scratch,\n"
-     "validate; the last three when the study has labels), each as its own process with its log\n"
+     "Runs the study's stages in order (ingest, split, pretrain, finetune-mae, finetune-scratch,\n"
+     "validate; split and the last three when the study has labels), each as its own process\n"
+     "with its log\n"
      "in OUT/logs/STAGE.jsonl. Each stage records the settings it ran with (every key it reads,\n"
      "label files by content, the site key by a keyed fingerprint) and what it consumed and\n"
      "produced (SHA-256) in OUT/stages/STAGE.json. A stage runs again when one of its settings,\n"

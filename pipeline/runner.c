@@ -9,6 +9,7 @@
 #include "log.h"
 #include "report.h"
 #include "settings_cli.h"
+#include "splits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +55,7 @@ static void arg_add(arglist *a, const char *fmt, ...) {
 
 static int arg_overflow(const arglist *a) { return a->n >= MAX_ARGS || a->used >= sizeof a->buf - 1; }
 
-enum { N_STAGE_MAX = 5 };
+enum { N_STAGE_MAX = 6 };
 
 typedef struct run_ctx {
     study *s;
@@ -132,6 +133,10 @@ typedef struct stage {
     /* What the stage works on: its command line (folders; the settings come from the study). */
     vs_status (*command)(run_ctx *c, arglist *a, vs_error *err);
     unsigned upstream;                /* ST_* bits of the stages whose results it consumes */
+    /* ST_SPLIT when it consumes only the split's test patients (pretraining leaves them out):
+     * its identity of the split is then the SHA-256 of their keys, so a split that changes only
+     * dev or train roles does not rerun it (split_test_identity) */
+    unsigned upstream_test_set;
     const char *outputs[MAX_OUTPUTS]; /* files below OUT/<dir>/ whose hashes the record keeps */
     const char *dir;                  /* the stage's output folder below OUT (NULL: its name) */
     vs_status (*after)(run_ctx *c, vs_error *err); /* after a run, before its record */
@@ -164,11 +169,65 @@ static vs_status ingest_after(run_ctx *c, vs_error *err) {
     return report_sha256_shards(dir, c->shards_hash, &n, err);
 }
 
+/* Fine-tuning needs labels; without them the split and the stages after pretraining do not
+ * apply. */
+static int has_labels(const run_ctx *c) {
+    return c->s->labels.file != NULL || c->s->labels.volumes != NULL;
+}
+static int has_scratch(const run_ctx *c) {
+    return has_labels(c) && c->s->finetune.scratch_baseline;
+}
+/* Pretraining leaves the split's test patients out (unless pretrain.include_test). */
+static int pretrain_uses_split(const run_ctx *c) {
+    return has_labels(c) && !c->s->pretrain.include_test;
+}
+
+static vs_status split_command(run_ctx *c, arglist *a, vs_error *err) {
+    if (!c->s->deid.key_file)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s: key 'deid.key_file' is missing: labels name original UIDs",
+                       c->study_path);
+    arg_add(a, "split");
+    arg_add(a, "--shards=%s/ingest/shards", c->out);
+    arg_add(a, "--out=%s/split", c->out);
+    common_args(c, a);
+    return VS_OK;
+}
+
+/* The split as pretraining sees it: SHA-256 over the lines "KEY\n" of its test patients in key
+ * order, or "-" when pretraining does not leave them out. */
+static vs_status split_test_identity(run_ctx *c, char out[HEX], vs_error *err) {
+    if (!pretrain_uses_split(c)) {
+        snprintf(out, HEX, "-");
+        return VS_OK;
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/split/splits.csv", c->out);
+    split_table *t = NULL;
+    vs_status st = splits_load(path, &t, err);
+    if (st != VS_OK) return st;
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->role[i] == SPLIT_TEST) {
+            crypto_hash_sha256_update(&h, (const unsigned char *)t->patient[i],
+                                      strlen(t->patient[i]));
+            crypto_hash_sha256_update(&h, (const unsigned char *)"\n", 1);
+        }
+    unsigned char d[32];
+    crypto_hash_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    splits_free(t);
+    return VS_OK;
+}
+
 static vs_status pretrain_command(run_ctx *c, arglist *a, vs_error *err) {
     (void)err;
     arg_add(a, "pretrain");
     arg_add(a, "--shards=%s/ingest", c->out);
     arg_add(a, "--out=%s/pretrain", c->out);
+    if (pretrain_uses_split(c)) arg_add(a, "--split=%s/split/splits.csv", c->out);
     arg_add(a, "--resume"); /* continues a checkpoint left with the same inputs (invariant 2) */
     common_args(c, a);
     return VS_OK;
@@ -234,14 +293,6 @@ static vs_status pretrain_after(run_ctx *c, vs_error *err) {
     return write_curve(c, "pretrain", "pretrain.step", err);
 }
 
-/* Fine-tuning needs labels; without them the stages after pretraining do not apply. */
-static int has_labels(const run_ctx *c) {
-    return c->s->labels.file != NULL || c->s->labels.volumes != NULL;
-}
-static int has_scratch(const run_ctx *c) {
-    return has_labels(c) && c->s->finetune.scratch_baseline;
-}
-
 static vs_status finetune_command(run_ctx *c, arglist *a, int mae, vs_error *err) {
     if (!c->s->deid.key_file)
         return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'deid.key_file' is missing: labels name original UIDs", c->study_path);
@@ -276,9 +327,10 @@ static vs_status validate_command(run_ctx *c, arglist *a, vs_error *err) {
     arg_add(a, "--out=%s/report", c->out);
     arg_add(a, "--shards=%s/ingest/shards", c->out);
     arg_add(a, "--record-seed=study=%lld", (long long)c->s->top.seed);
-    static const char *const ran[] = {"ingest", "pretrain", "finetune-mae", "finetune-scratch"};
-    for (int i = 0; i < 4; i++)
-        if (i < 3 || has_scratch(c))
+    static const char *const ran[] = {"ingest", "split", "pretrain", "finetune-mae",
+                                      "finetune-scratch"};
+    for (int i = 0; i < 5; i++)
+        if (i < 4 || has_scratch(c))
             arg_add(a, "--stage-settings=%s=%s/%s/settings.json", ran[i], c->out, ran[i]);
     common_args(c, a);
     return VS_OK;
@@ -286,14 +338,34 @@ static vs_status validate_command(run_ctx *c, arglist *a, vs_error *err) {
 
 /* The stages in order; a stage's bit (ST_*) is 1 << its index. */
 static const stage stages[] = {
-    {"ingest", ST_INGEST, 1, NULL, ingest_command, 0, {"settings.json", NULL}, NULL, ingest_after},
+    {"ingest",
+     ST_INGEST,
+     1,
+     NULL,
+     ingest_command,
+     0,
+     0,
+     {"settings.json", NULL},
+     NULL,
+     ingest_after},
+    {"split",
+     ST_SPLIT,
+     0,
+     has_labels,
+     split_command,
+     ST_INGEST,
+     0,
+     {"splits.csv", "settings.json", NULL},
+     NULL,
+     NULL},
     {"pretrain",
      ST_PRETRAIN,
      0,
      NULL,
      pretrain_command,
      ST_INGEST,
-     {"model.safetensors", "checkpoint.ckpt", "preview.png", "settings.json", NULL},
+     ST_SPLIT,
+     {"model.safetensors", "checkpoint.ckpt", "preview.png", "pool.json", "settings.json", NULL},
      NULL,
      pretrain_after},
     {"finetune-mae",
@@ -302,6 +374,7 @@ static const stage stages[] = {
      has_labels,
      finetune_mae_command,
      ST_INGEST | ST_PRETRAIN,
+     0,
      {"predictions-mae.csv", "labels.csv", "splits.csv", "settings.json", NULL},
      NULL,
      NULL},
@@ -311,6 +384,7 @@ static const stage stages[] = {
      has_scratch,
      finetune_scratch_command,
      ST_INGEST,
+     0,
      {"predictions-scratch.csv", "labels.csv", "splits.csv", "settings.json", NULL},
      NULL,
      NULL},
@@ -319,7 +393,8 @@ static const stage stages[] = {
      0,
      has_labels,
      validate_command,
-     ST_INGEST | ST_PRETRAIN | ST_FINETUNE,
+     ST_INGEST | ST_SPLIT | ST_PRETRAIN | ST_FINETUNE,
+     0,
      {"report.json", "report.html", "report.md", "settings.json", NULL},
      "report",
      NULL},
@@ -327,7 +402,8 @@ static const stage stages[] = {
 enum { N_STAGES = (int)(sizeof stages / sizeof stages[0]) };
 _Static_assert((int)N_STAGES == (int)N_STAGE_MAX, "one identity per stage");
 
-const char *const runner_stage_names[] = {"ingest", "pretrain", "finetune-mae", "finetune-scratch", "validate"};
+const char *const runner_stage_names[] = {"ingest",           "split",   "pretrain", "finetune-mae",
+                                          "finetune-scratch", "validate"};
 const int runner_n_stages = N_STAGES;
 
 /* ---- records ------------------------------------------------------------------------------- */
@@ -366,10 +442,18 @@ static vs_status inputs_now(run_ctx *c, int i, stage_inputs *in, vs_error *err) 
         return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     size_t used = 0;
     for (int u = 0; u < N_STAGES; u++) {
-        if (!(sg->upstream & stages[u].reads) || strcmp(c->identity[u], "-") == 0) continue;
+        int test_set = (sg->upstream_test_set & stages[u].reads) != 0;
+        if (!((sg->upstream | sg->upstream_test_set) & stages[u].reads) ||
+            strcmp(c->identity[u], "-") == 0)
+            continue;
+        char id[HEX];
+        snprintf(id, sizeof id, "%s", c->identity[u][0] ? c->identity[u] : "?");
         if (!c->identity[u][0] && !in->unknown) in->unknown = stages[u].name;
-        used += (size_t)snprintf(in->upstream + used, sizeof in->upstream - used, "%s %s\n",
-                                 stages[u].name, c->identity[u][0] ? c->identity[u] : "?");
+        if (test_set && c->identity[u][0] && (st = split_test_identity(c, id, err)) != VS_OK)
+            return st;
+        if (strcmp(id, "-") == 0) continue;
+        used += (size_t)snprintf(in->upstream + used, sizeof in->upstream - used, "%s%s %s\n",
+                                 stages[u].name, test_set ? ":test" : "", id);
     }
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);

@@ -550,6 +550,10 @@ vs_status study_check(const study *s, vs_error *err) {
     if (s->preprocess.mr_percentiles[0] >= s->preprocess.mr_percentiles[1])
         return key_error(s, STUDY_KEY_preprocess_mr_percentiles, err,
                          "the low percentile must be below the high one");
+    if (s->finetune.dev_share + s->finetune.test_share >= 1)
+        return key_error(s, blame(s, STUDY_KEY_finetune_dev_share, STUDY_KEY_finetune_test_share),
+                         err, "dev_share %g and test_share %g leave no training patient",
+                         s->finetune.dev_share, s->finetune.test_share);
     if (s->finetune.window[0] > s->finetune.window[1])
         return key_error(s, STUDY_KEY_finetune_window, err,
                          "the window's low end must not be above its high end");

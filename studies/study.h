@@ -18,7 +18,7 @@
  *            INT3 (int[3]), DBL2 / DBL3 (double[2] / [3]), TEXT (char *), PATH (char *, relative
  *            to the study file), FILE (char *: an input file or folder, recorded by content),
  *            KEY (char *: the site key file, recorded by a keyed fingerprint, never the key),
- *            TEXTS / PATHS (study_list), DBLS (study_dbls)
+ *            TEXTS / PATHS (study_list), DBLS (study_dbls), INTS (study_ints: whole numbers)
  *   default  the value when the key is absent, as text ("" none, NULL: the key is required)
  *   lo, hi   every number must lie in [lo, hi] (TEXT: its length)
  *   choices  ENUM only: "a|b|c"
@@ -48,15 +48,16 @@
 /* The stages of a study (pipeline/runner.c), as reader bits. */
 enum {
     ST_INGEST = 1u << 0,
-    ST_PRETRAIN = 1u << 1,
-    ST_FT_MAE = 1u << 2,
-    ST_FT_SCRATCH = 1u << 3,
-    ST_VALIDATE = 1u << 4,
+    ST_SPLIT = 1u << 1,
+    ST_PRETRAIN = 1u << 2,
+    ST_FT_MAE = 1u << 3,
+    ST_FT_SCRATCH = 1u << 4,
+    ST_VALIDATE = 1u << 5,
     /* Not a stage: how a PACS is reached and when (io/pacs), read by `vesalius ingest` for its
      * pacs:// sources and by `vesalius send`. What is pulled does not depend on these keys, so
      * no stage records them and the runner does not hash them: a changed timeout or window
      * neither reruns ingest nor makes it refuse its folder. */
-    ST_PACS = 1u << 5,
+    ST_PACS = 1u << 6,
 };
 #define ST_FINETUNE (ST_FT_MAE | ST_FT_SCRATCH)
 
@@ -73,12 +74,12 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 #define STUDY_KEYS_TOP(X) \
     X(top, name, TEXT, NULL, 1, 64, NULL, "-", 0, "the study's name (report titles)") \
     X(top, output, PATH, NULL, 0, 0, NULL, "-", 0, "output folder: everything the study writes goes below it") \
-    X(top, seed, I64, "1", 0, 9007199254740991.0, NULL, NULL, ST_PRETRAIN | ST_FINETUNE | ST_VALIDATE, "every random choice derives from it") \
+    X(top, seed, I64, "1", 0, 9007199254740991.0, NULL, NULL, ST_SPLIT | ST_PRETRAIN | ST_FINETUNE | ST_VALIDATE, "every random choice derives from it") \
     X(top, threads, INT, "0", 0, 1024, NULL, "-", ST_PRETRAIN | ST_FINETUNE, "worker threads, 0: all cores (the global -j overrides)")
 
 /* The ingest stage: de-identification, sources, preprocessing, shards. */
 #define STUDY_KEYS_DEID(X) \
-    X(deid, key_file, KEY, "", 0, 0, NULL, "key", ST_INGEST | ST_FINETUNE, "site key for pseudonyms and date shifts (created 0600 on first use)") \
+    X(deid, key_file, KEY, "", 0, 0, NULL, "key", ST_INGEST | ST_SPLIT | ST_FINETUNE, "site key for pseudonyms and date shifts (created 0600 on first use)") \
     X(deid, linkage, PATH, "", 0, 0, NULL, NULL, ST_INGEST, "honest-broker linkage table original -> pseudonym (SQLite, 0600)") \
     X(deid, retain_safe_private, BOOL, "false", 0, 1, NULL, NULL, ST_INGEST, "keep private elements on the safe list") \
     X(deid, retain_uids, BOOL, "false", 0, 1, NULL, NULL, ST_INGEST, "keep UIDs") \
@@ -141,6 +142,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 
 #define STUDY_KEYS_PRETRAIN(X) \
     X(pretrain, modalities, TEXTS, "", 0, 0, NULL, "modality", ST_PRETRAIN, "the modality whose volumes feed the model (CT, MR, DX...); all when empty") \
+    X(pretrain, include_test, BOOL, "false", 0, 1, NULL, NULL, ST_PRETRAIN, "also pretrain on the volumes of the split's test patients (default: they are left out)") \
     X(pretrain, crop, INT3, "96,96,96", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; radiographs 1,224,224") \
     X(pretrain, patch, INT3, "16,16,16", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; must divide crop") \
     X(pretrain, dim, INT, "192", 6, 8192, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "encoder width") \
@@ -173,11 +175,13 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 
 /* The fine-tuning stages (both arms). */
 #define STUDY_KEYS_LABELS(X) \
-    X(labels, format, ENUM, "points", 0, 2, "points|masks|volume", "-", ST_FINETUNE, "what labels.file holds (command line: --labels, --masks)") \
-    X(labels, file, FILE, "", 0, 0, NULL, "-", ST_FINETUNE, "labels under ORIGINAL SeriesInstanceUIDs: a CSV or a folder of masks") \
-    X(labels, volumes, FILE, "", 0, 0, NULL, "volume-labels", ST_FINETUNE, "seriesuid,label (0/1): every labeled volume, negatives included")
+    X(labels, format, ENUM, "points", 0, 2, "points|masks|volume", "-", ST_SPLIT | ST_FINETUNE, "what labels.file holds (command line: --labels, --masks)") \
+    X(labels, file, FILE, "", 0, 0, NULL, "-", ST_SPLIT | ST_FINETUNE, "labels under ORIGINAL SeriesInstanceUIDs: a CSV or a folder of masks") \
+    X(labels, volumes, FILE, "", 0, 0, NULL, "volume-labels", ST_SPLIT | ST_FINETUNE, "seriesuid,label (0/1): every labeled volume, negatives included")
 
 #define STUDY_KEYS_FINETUNE(X) \
+    X(finetune, dev_share, DBL, "0.2", 0, 0.99, NULL, NULL, ST_SPLIT, "share of the labeled patients in the development set (per class, rounded half up)") \
+    X(finetune, test_share, DBL, "0.5", 0, 0.99, NULL, NULL, ST_SPLIT, "share of the labeled patients in the held-out test set (per class, rounded half up)") \
     X(finetune, mode, ENUM, "finetune", 0, 1, "finetune|probe", NULL, ST_FINETUNE, "the whole encoder (layer-wise lr decay) or a frozen one") \
     X(finetune, folds, INT, "5", 2, 100, NULL, NULL, ST_FINETUNE, "patient-level k-fold cross-validation") \
     X(finetune, steps, INT, "500", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fold") \

@@ -256,12 +256,19 @@ static void entry_from_row(const shard_index_row *r, shard_entry *e) {
     memcpy(e->checksum, r->checksum, sizeof e->checksum);
 }
 
+static int cmp_excluded(const void *key, const void *elem) {
+    return strcmp((const char *)key, *(const char *const *)elem);
+}
+
 static int passes(const shard_entry *e, const shard_filter *f) {
     if (!f) return 1;
     if (f->modality && f->modality[0] && strcmp(f->modality, e->modality) != 0) return 0;
     if (f->body_part && f->body_part[0] && strcmp(f->body_part, e->body_part) != 0) return 0;
     for (int a = 0; a < 3; a++)
         if (e->shape[a] < f->min_shape[a]) return 0;
+    if (f->n_exclude > 0 &&
+        bsearch(e->key, f->exclude, (size_t)f->n_exclude, sizeof *f->exclude, cmp_excluded))
+        return 0;
     return 1;
 }
 
@@ -505,6 +512,32 @@ vs_status shard_set_read(shard_set *s, int i, volume *out, char *preprocessing, 
     st = read_volume_at(file, s->files[fi].path, &s->entries[i], out, preprocessing, cap, err);
     file_release(s, fi);
     return st;
+}
+
+vs_status shard_set_read_meta(shard_set *s, int i, volume *out, vs_error *err) {
+    shard_h5_quiet();
+    memset(out, 0, sizeof *out);
+    if (i < 0 || i >= s->n) return VS_FAIL(err, VS_ERR_USAGE, "volume %d is not in the set", i);
+    int fi = s->entry_file[i];
+    hid_t file;
+    vs_status st = file_acquire(s, fi, &file, err);
+    if (st != VS_OK) return st;
+    const shard_entry *e = &s->entries[i];
+    hid_t d = open_volume(file, e->key);
+    if (d < 0)
+        st = shard_h5_fail(err, s->files[fi].path, "cannot open a volume dataset");
+    else
+        st = read_volume_attrs(d, s->files[fi].path, out, NULL, 0, err);
+    if (d >= 0) H5Dclose(d);
+    file_release(s, fi);
+    if (st != VS_OK) {
+        (void)H5Eclear2(H5E_DEFAULT);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    out->n_slices = e->shape[0], out->n_rows = e->shape[1], out->n_cols = e->shape[2];
+    out->dtype = e->dtype;
+    return VS_OK;
 }
 
 /* shard_set_read_box on the open (pinned) file of volume i. */

@@ -23,8 +23,11 @@ S=$t/a/study.yaml O=$t/a/out
 /usr/bin/python3 - "$V" "$S" "$O" "$t" <<'PY' || fails=$((fails + 1))
 import glob, json, os, re, subprocess, sys
 V, S, O, t = sys.argv[1:]
-order = ["ingest", "pretrain", "finetune-mae", "finetune-scratch", "validate"]
-after = {"ingest": order, "pretrain": ["pretrain", "finetune-mae", "validate"],
+order = ["ingest", "split", "pretrain", "finetune-mae", "finetune-scratch", "validate"]
+# the dry run cannot know whether a new split changes its test set, so it plans pretraining (and
+# what consumes it) after a split that runs; the real reruns below show it is skipped when not
+after = {"ingest": order, "split": ["split", "pretrain", "finetune-mae", "validate"],
+         "pretrain": ["pretrain", "finetune-mae", "validate"],
          "finetune-mae": ["finetune-mae", "validate"], "finetune-scratch": ["finetune-scratch", "validate"],
          "validate": ["validate"]}
 reads = {s: set(json.load(open(f"{O}/stages/{s}.json"))["settings"]) for s in order}
@@ -43,7 +46,7 @@ new = {
     "preprocess.ct_window": "[-100, 200]", "preprocess.n4": "true", "preprocess.mr_percentiles": "[2, 98]",
     "preprocess.foreground_crop": "true", "preprocess.crop_threshold": "0.5", "preprocess.crop_margin": "2",
     "shards.max_mb": "512", "shards.chunk": "[16, 16, 16]", "shards.deflate": "1",
-    "pretrain.modalities": "[MR]", "pretrain.crop": "[32, 32, 32]", "pretrain.patch": "[16, 16, 16]",
+    "pretrain.modalities": "[MR]", "pretrain.include_test": "true", "pretrain.crop": "[32, 32, 32]", "pretrain.patch": "[16, 16, 16]",
     "pretrain.dim": "48", "pretrain.depth": "2", "pretrain.heads": "4", "pretrain.mlp_ratio": "2",
     "pretrain.dec_dim": "24", "pretrain.dec_depth": "2", "pretrain.dec_heads": "4", "pretrain.mask_ratio": "0.5",
     "pretrain.batch": "2", "pretrain.steps": "41", "pretrain.warmup_steps": "6", "pretrain.accumulate": "2",
@@ -53,7 +56,8 @@ new = {
     "pretrain.visible_loss_weight": "0.5", "pretrain.flips": "false", "pretrain.intensity_scale": "0.2",
     "pretrain.intensity_shift": "0.2", "pretrain.working_set": "4", "pretrain.swap_every": "128",
     "pretrain.chunk_cache_mb": "64", "labels.format": "volume", "labels.file": f"{t}/other.csv",
-    "labels.volumes": f"{t}/other.csv", "finetune.mode": "probe", "finetune.folds": "3", "finetune.steps": "10",
+    "labels.volumes": f"{t}/other.csv", "finetune.dev_share": "0.3", "finetune.test_share": "0.4",
+    "finetune.mode": "probe", "finetune.folds": "3", "finetune.steps": "10",
     "finetune.batch": "4", "finetune.lr": "0.001", "finetune.layer_decay": "0.5", "finetune.lesion_share": "0.3",
     "finetune.val_fraction": "0.1", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
     "finetune.focal_gamma": "1", "finetune.pos_weight": "2", "finetune.hidden": "32", "finetune.window": "[0, 1]",
@@ -148,8 +152,22 @@ n=$(wc -l <"$O/run.jsonl")
 "$V" run "$S" --dry-run | grep -q "labels.volumes: content changed" && echo "ok: the plan names the label file" \
   || { echo "FAIL: the plan does not name the label file"; fails=$((fails + 1)); }
 "$V" run "$S" 2>/dev/null; check "label file edited: rerun" 0 $?
-[ "$(started "$n")" = "finetune-mae,finetune-scratch,validate" ] && echo "ok: an edited label file reruns fine-tuning and validation" \
+[ "$(started "$n")" = "split,finetune-mae,finetune-scratch,validate" ] \
+  && echo "ok: an edited label file reruns the split, fine-tuning and validation (the same test set: not pretraining)" \
   || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
+# a split key: dev_share moves no test patient, so pretraining does not rerun; test_share does
+n=$(wc -l <"$O/run.jsonl")
+sed -i "s/^finetune:$/finetune:\n  dev_share: 0.1/" "$S"
+"$V" run "$S" 2>/dev/null; check "finetune.dev_share changed: rerun" 0 $?
+[ "$(started "$n")" = "split,validate" ] && echo "ok: dev_share reruns the split and validation only" \
+  || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
+n=$(wc -l <"$O/run.jsonl")
+sed -i "s/^finetune:$/finetune:\n  test_share: 0.25/" "$S"
+"$V" run "$S" 2>/dev/null; check "finetune.test_share changed: rerun" 0 $?
+[ "$(started "$n")" = "split,pretrain,finetune-mae,validate" ] && echo "ok: test_share reruns the split, pretraining on the new pool and what follows" \
+  || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
+grep -q '"excluded_volumes": 2,' "$O/pretrain/pool.json" && echo "ok: the new pool leaves out the 2 test patients' volumes" \
+  || { echo "FAIL: $(cat "$O/pretrain/pool.json")"; fails=$((fails + 1)); }
 "$V" run "$S" 2>/dev/null; check "then nothing changed: exit 5" 5 $?
 key=$(cat "$t/site.key")
 if grep -rqF "$key" "$O"; then echo "FAIL: the site key is in the output"; fails=$((fails + 1)); else echo "ok: the key is nowhere in the output"; fi
@@ -160,10 +178,13 @@ grep -q '"deid.key_file": "keyed-sha256:' "$O/stages/finetune-mae.json" && echo 
 "$V" ingest "$t/c/dicom" --out "$t/ingest" --key "$t/site.key" --ct-window=-200,300 -j 2 2>/dev/null; check "ingest by hand" 0 $?
 same "ingest: the same settings.json" "$t/ingest/settings.json" "$O/ingest/settings.json"
 for f in "$O"/ingest/shards/*.h5; do same "ingest: the same $(basename "$f")" "$t/ingest/shards/$(basename "$f")" "$f"; done
-"$V" pretrain --shards "$O/ingest" --out "$t/pretrain" --seed 7 -j 2 --modality CT --crop 16,32,32 --patch 8 --dim 24 \
-  --depth 1 --heads 2 --dec-dim 12 --dec-depth 1 --dec-heads 2 --batch 4 --steps 40 --warmup 5 --lr 0.001 \
+"$V" split --shards "$O/ingest/shards" --labels "$t/c/labels/annotations.csv" --volume-labels "$t/c/labels/volumes.csv" \
+  --key "$t/site.key" --seed 7 --dev-share 0.1 --test-share 0.25 --out "$t/split" --log-level warn; check "split by hand" 0 $?
+for f in splits.csv settings.json; do same "split: the same $f" "$t/split/$f" "$O/split/$f"; done
+"$V" pretrain --shards "$O/ingest" --split "$t/split/splits.csv" --out "$t/pretrain" --seed 7 -j 2 --modality CT --crop 16,32,32 \
+  --patch 8 --dim 24 --depth 1 --heads 2 --dec-dim 12 --dec-depth 1 --dec-heads 2 --batch 4 --steps 40 --warmup 5 --lr 0.001 \
   --checkpoint-every 10 --log-level warn; check "pretrain by hand" 0 $?
-for f in model.safetensors checkpoint.ckpt settings.json; do same "pretrain: the same $f" "$t/pretrain/$f" "$O/pretrain/$f"; done
+for f in model.safetensors checkpoint.ckpt pool.json settings.json; do same "pretrain: the same $f" "$t/pretrain/$f" "$O/pretrain/$f"; done
 ft="--shards $O/ingest/shards --labels $t/c/labels/annotations.csv --volume-labels $t/c/labels/volumes.csv
   --key $t/site.key --seed 7 -j 2 --folds 3 --steps 30 --batch 2 --eval-every 20 --log-level warn"
 "$V" finetune $ft --crop 16,32,32 --patch 8 --dim 24 --depth 1 --heads 2 --out "$t/scratch"; check "finetune scratch by hand" 0 $?
@@ -173,7 +194,7 @@ for arm in mae scratch; do
 done
 "$V" finetune $ft --init "$O/pretrain/checkpoint.ckpt" --dim 48 --out "$t/x" 2>"$t/err"; check "an encoder option with --init is refused" 2 $?
 grep -q "with --init the architecture" "$t/err" && echo "ok: says why" || { echo "FAIL: $(cat "$t/err")"; fails=$((fails + 1)); }
-set -- ; for s in ingest pretrain finetune-mae finetune-scratch; do set -- "$@" --stage-settings "$s=$O/$s/settings.json"; done
+set -- ; for s in ingest split pretrain finetune-mae finetune-scratch; do set -- "$@" --stage-settings "$s=$O/$s/settings.json"; done
 "$V" validate --predictions "$O/finetune-mae/predictions-mae.csv" --train-log "finetune-mae=$O/finetune-mae/train-mae-fold0.jsonl" \
   --predictions "$O/finetune-scratch/predictions-scratch.csv" --train-log "finetune-scratch=$O/finetune-scratch/train-scratch-fold0.jsonl" \
   --labels "$O/finetune-mae/labels.csv" --train-log "pretrain=$O/logs/pretrain.curve.jsonl" --preview "mae=$O/pretrain/preview.png" \

@@ -121,11 +121,11 @@ static void test_round_trip(void **state) {
     }
     /* filters */
     shard_set_close(s);
-    shard_filter f = {"CT", NULL, {0, 0, 0}};
+    shard_filter f = {"CT", NULL, {0, 0, 0}, NULL, 0};
     assert_int_equal(shard_set_open(dir, &f, &s, &err), VS_OK);
     assert_int_equal(shard_set_count(s), 1);
     shard_set_close(s);
-    shard_filter g = {NULL, "CHEST", {2, 0, 0}};
+    shard_filter g = {NULL, "CHEST", {2, 0, 0}, NULL, 0};
     assert_int_equal(shard_set_open(dir, &g, &s, &err), VS_OK);
     assert_int_equal(shard_set_count(s), 1); /* the CT; the radiograph has one slice */
     shard_set_close(s);

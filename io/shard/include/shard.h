@@ -93,6 +93,8 @@ typedef struct shard_filter {
     const char *modality;  /* NULL or "": any; else exact match, e.g. "CT" */
     const char *body_part; /* NULL or "": any */
     int64_t min_shape[3];  /* (slice, row, column) lower bounds; 0: none */
+    const char *const *exclude; /* series keys left out, sorted by strcmp (NULL: none) */
+    int n_exclude;
 } shard_filter;
 
 /* Open every sealed shard in DIR. A shard that cannot be used is skipped with one warning
@@ -128,6 +130,9 @@ const char *shard_set_file(const shard_set *s, int i);
  * receives the preprocessing attribute. The caller frees with volume_free. */
 vs_status shard_set_read(shard_set *s, int i, volume *out, char *preprocessing, size_t cap,
                          vs_error *err);
+/* Volume i's geometry and text attributes (keys, modality, spacing, affine) with its shape and
+ * type from the index, without its voxels (out->voxels stays NULL; volume_free is harmless). */
+vs_status shard_set_read_meta(shard_set *s, int i, volume *out, vs_error *err);
 /* One shard file opened on its own (compaction copies its volumes into another shard): open
  * once, read volumes by key, close. shard_src_read reads the volume `key` whole (checksum
  * checked, as shard_set_read), with its preprocessing (prep_cap bytes) and its

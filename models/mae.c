@@ -425,17 +425,23 @@ static int noise_cmp(const void *a, const void *b) {
     return (x->ix > y->ix) - (x->ix < y->ix); /* ties by index: a total order */
 }
 
-vs_status mae_sample_mask(const mae *m, rng *r, int32_t *ids_keep, vs_error *err) {
+vs_status mae_sample_mask_row(const mae *m, rng *r, int32_t *ids_keep, vs_error *err) {
     noise_ix *tmp = malloc((size_t)m->N * sizeof *tmp);
     if (!tmp) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the masking noise");
-    for (int b = 0; b < m->cfg.batch; b++) {
-        for (int n = 0; n < m->N; n++)
-            tmp[n] = (noise_ix){rng_float(r), n};
-        qsort(tmp, (size_t)m->N, sizeof *tmp, noise_cmp);
-        for (int k = 0; k < m->K; k++)
-            ids_keep[(size_t)b * m->K + k] = tmp[k].ix;
-    }
+    for (int n = 0; n < m->N; n++)
+        tmp[n] = (noise_ix){rng_float(r), n};
+    qsort(tmp, (size_t)m->N, sizeof *tmp, noise_cmp);
+    for (int k = 0; k < m->K; k++)
+        ids_keep[k] = tmp[k].ix;
     free(tmp);
+    return VS_OK;
+}
+
+vs_status mae_sample_mask(const mae *m, rng *r, int32_t *ids_keep, vs_error *err) {
+    for (int b = 0; b < m->cfg.batch; b++) {
+        vs_status st = mae_sample_mask_row(m, r, ids_keep + (size_t)b * m->K, err);
+        if (st != VS_OK) return st;
+    }
     return VS_OK;
 }
 

@@ -83,6 +83,8 @@ const float *mae_pos_embed(const mae *m, int decoder);
 /* Random masking as the twin: argsort of uniform noise per sample, keep the first K.
  * ids_keep (B, K) token indices in z, y, x order of the patch grid. */
 vs_status mae_sample_mask(const mae *m, rng *r, int32_t *ids_keep, vs_error *err);
+/* The mask of one sample, ids_keep (K): the draws mae_sample_mask makes for each row. */
+vs_status mae_sample_mask_row(const mae *m, rng *r, int32_t *ids_keep, vs_error *err);
 
 /* img (B, Sz, Sy, Sx) float32; ids_keep (B, K). Returns the loss; keeps what backward needs
  * (img must stay valid until mae_backward). Fails only on out-of-range indices. */

@@ -50,38 +50,49 @@ void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x) {
         x[i] = x[i] * scale + shift;
 }
 
-static vs_status vol_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
+static vs_status vol_fill(void *ctx, uint64_t n, rng *r, const int crop[3], float *dst,
+                          vs_error *err) {
+    (void)n; /* crop n is what r draws: a volume, a position, the augmentation */
     vol_source *s = ctx;
+    int vi = (int)rng_below(r, (uint32_t)s->n);
+    const volume *v = &s->vols[vi];
+    int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
+    int o[3];
+    for (int a = 0; a < 3; a++) {
+        if (dims[a] < crop[a])
+            return VS_FAIL(err, VS_ERR_FORMAT,
+                           "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop",
+                           vi, (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0],
+                           crop[1], crop[2]);
+        o[a] = (int)rng_below(r, (uint32_t)(dims[a] - crop[a] + 1));
+    }
+    for (int z = 0; z < crop[0]; z++)
+        for (int y = 0; y < crop[1]; y++) {
+            size_t row =
+                ((size_t)(o[0] + z) * dims[1] + (size_t)(o[1] + y)) * dims[2] + (size_t)o[2];
+            float *d = dst + ((size_t)z * crop[1] + y) * crop[2];
+            for (int x = 0; x < crop[2]; x++)
+                d[x] = voxel_at(v, row + (size_t)x);
+        }
+    mae_augment(&s->aug, r, crop, dst);
+    return VS_OK;
+}
+
+void mae_crop_rng(rng *r, uint64_t seed, uint64_t n) {
+    rng_seed(r, seed, (UINT64_C(1) << 62) | (n & ((UINT64_C(1) << 62) - 1)));
+}
+
+vs_status mae_source_batch(mae_source *src, uint64_t n0, rng *r, int B, const int crop[3],
+                           float *out, vs_error *err) {
     size_t cv = (size_t)crop[0] * crop[1] * crop[2];
     for (int b = 0; b < B; b++) {
-        int vi = (int)rng_below(r, (uint32_t)s->n);
-        const volume *v = &s->vols[vi];
-        int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
-        int o[3];
-        for (int a = 0; a < 3; a++) {
-            if (dims[a] < crop[a])
-                return VS_FAIL(
-                    err, VS_ERR_FORMAT,
-                    "volume %d (%lld x %lld x %lld) is smaller than the %d x %d x %d crop", vi,
-                    (long long)dims[0], (long long)dims[1], (long long)dims[2], crop[0], crop[1],
-                    crop[2]);
-            o[a] = (int)rng_below(r, (uint32_t)(dims[a] - crop[a] + 1));
-        }
-        float *dst = out + (size_t)b * cv;
-        for (int z = 0; z < crop[0]; z++)
-            for (int y = 0; y < crop[1]; y++) {
-                size_t row =
-                    ((size_t)(o[0] + z) * dims[1] + (size_t)(o[1] + y)) * dims[2] + (size_t)o[2];
-                float *d = dst + ((size_t)z * crop[1] + y) * crop[2];
-                for (int x = 0; x < crop[2]; x++)
-                    d[x] = voxel_at(v, row + (size_t)x);
-            }
-        mae_augment(&s->aug, r, crop, dst);
+        vs_status st = src->fill(src->ctx, n0 + (uint64_t)b, r, crop, out + (size_t)b * cv, err);
+        if (st != VS_OK) return st;
     }
     return VS_OK;
 }
 
-/* The in-memory source keeps no state of its own: the trainer's rng is the whole position. */
+/* The in-memory source keeps no state of its own: crop n is what its rng draws. */
 static vs_status vol_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
     (void)ctx, (void)buf, (void)err;
     *len = 0;

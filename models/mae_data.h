@@ -1,13 +1,17 @@
-/* mae_data.h — where pretraining crops come from: a small batch-source interface, an in-memory
+/* mae_data.h — where pretraining crops come from: a small crop-source interface, an in-memory
  * source over volumes with random crops and augmentation, and procedural smoke-test volumes.
  *
  * The shard reader (io/shard) plugs in as another mae_source; the trainer only sees this
  * struct of function pointers.
  *
  * Invariants:
- *   1. fill() draws every random number from the rng it is given, in a fixed order, so the
- *      trainer's rng state (checkpointed) plus the source's saved state define the next batch.
- *   2. save() then load() on a fresh source over the same data gives the same next batches.
+ *   1. Crop n of a run is a function of the source's data, its seed and n alone: every random
+ *      choice fill() makes for it (a volume, a position, the augmentation) draws from the rng
+ *      the caller seeded for crop n (mae_crop_rng), so it does not matter which process asks
+ *      for it, in which order, or after how many others.
+ *   2. plan() only says what will be asked next (for reading ahead); it changes no crop.
+ *   3. save() then load() on a fresh source over the same data checks the settings the crops
+ *      depend on (the shard source's working set) and refuses others.
  */
 #ifndef VS_MAE_DATA_H
 #define VS_MAE_DATA_H
@@ -24,14 +28,27 @@
 
 typedef struct mae_source {
     void *ctx;
-    const char *name; /* "volumes", "shards", ... (recorded in checkpoints) */
-    /* Fill out (B, Sz, Sy, Sx) float32 with B crops of size crop (z, y, x) drawn with r. */
-    vs_status (*fill)(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err);
+    const char *name; /* "volumes", "shards", ... */
+    /* Fill out (Sz, Sy, Sx) float32 with crop number n of size crop (z, y, x), drawing from r. */
+    vs_status (*fill)(void *ctx, uint64_t n, rng *r, const int crop[3], float *out, vs_error *err);
     /* Write the source's own state (at most MAE_SOURCE_STATE_MAX bytes) into buf. */
     vs_status (*save)(void *ctx, uint8_t *buf, size_t *len, vs_error *err);
     vs_status (*load)(void *ctx, const uint8_t *buf, size_t len, vs_error *err);
     void (*close)(void *ctx);
+    /* The crop numbers fill() will be asked for next, in order: runs of `take` from `first`,
+     * one run every `every` crops (shard_stream_plan). NULL: the source reads nothing ahead. */
+    vs_status (*plan)(void *ctx, uint64_t first, uint64_t take, uint64_t every, vs_error *err);
 } mae_source;
+
+/* The rng of crop n of a run seeded `seed`: what the source draws for the crop, then its
+ * mask, come from it in that order (a stream of its own: 2^62 + n, apart from the shard
+ * stream's (seed, n) and the trainer's other streams). */
+void mae_crop_rng(rng *r, uint64_t seed, uint64_t n);
+
+/* Crops n0 .. n0+B-1 into out (B, Sz, Sy, Sx), crop n0+b drawing from r (the preview and the
+ * tools' fixed batches; the trainer seeds each crop with mae_crop_rng instead). */
+vs_status mae_source_batch(mae_source *src, uint64_t n0, rng *r, int B, const int crop[3],
+                           float *out, vs_error *err);
 
 /* Augmentation of each crop, applied in this order: flips, then x * scale + shift. */
 typedef struct mae_aug {
@@ -42,7 +59,7 @@ typedef struct mae_aug {
 
 /* Augment one crop x (Sz, Sy, Sx) in place: draws 3 flips, a scale and a shift from r (in that
  * order, always), flips, then x * scale + shift. Every source applies it to each crop it reads
- * (a shard-stream adapter: shard_stream_next, then mae_augment with the trainer's rng). */
+ * (a shard-stream adapter: shard_stream_next, then mae_augment with the crop's rng). */
 void mae_augment(const mae_aug *aug, rng *r, const int crop[3], float *x);
 
 /* A source over n volumes (not copied: they must outlive the source). Every volume must be at
@@ -64,10 +81,10 @@ typedef struct mae_sampling {
 void mae_sampling_default(mae_sampling *s);
 
 /* A source over the sealed shards in dir (shard.h), the volumes `filter` keeps (NULL: all; a
- * modality, series keys left out): random crops from a prefetching stream seeded by `seed`
- * (`threads` decompress ahead), drawn through the working-set sampler `smp` (NULL: the default),
- * then the augmentation drawn from the trainer's rng. Its state (the stream position, W and R)
- * resumes; resuming with another W or R is refused. */
+ * modality, series keys left out): crop n is crop n of a prefetching stream seeded by `seed`
+ * (`threads` decompress ahead, along the plan), drawn through the working-set sampler `smp`
+ * (NULL: the default), then augmented with draws from fill's rng. Its state is W and R:
+ * loading another W or R is refused. */
 vs_status mae_source_shards(mae_source *src, const char *dir, const shard_filter *filter,
                             uint64_t seed, const int crop[3], const mae_aug *aug,
                             const mae_sampling *smp, int threads, vs_error *err);

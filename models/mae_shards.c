@@ -1,9 +1,8 @@
 /* mae_shards.c — the MAE's crop source over HDF5 shards (shard.h's prefetching stream).
  *
- * Crop n of the stream depends only on (seed, n) and the working set (W, R), so the source's
- * whole state is n: saved in checkpoints with W and R, restored with shard_stream_seek.
- * Augmentation (flips, scale, shift) draws from the trainer's rng, whose state the checkpoint
- * holds too. */
+ * Crop n of the stream depends only on (seed, n) and the working set (W, R); the stream reads
+ * ahead along the trainer's plan (the crops of this rank). The augmentation draws from the
+ * crop's own rng. The saved state is W and R, which a resumed run must share. */
 #include "mae_data.h"
 
 #include "le.h"
@@ -20,7 +19,7 @@ typedef struct shard_source {
     shard_working_set ws;
 } shard_source;
 
-#define STATE_BYTES 24 /* n, W, R as little-endian uint64 (8 bytes: n alone, before W and R) */
+#define STATE_BYTES 16 /* W, R as little-endian uint64 */
 
 void mae_sampling_default(mae_sampling *s) {
     s->working_set = 8;
@@ -28,44 +27,46 @@ void mae_sampling_default(mae_sampling *s) {
     s->cache_mb = 0;
 }
 
-static vs_status shards_fill(void *ctx, rng *r, int B, const int crop[3], float *out, vs_error *err) {
+static vs_status shards_fill(void *ctx, uint64_t n, rng *r, const int crop[3], float *dst,
+                             vs_error *err) {
     shard_source *s = ctx;
     if (memcmp(crop, s->crop, sizeof s->crop) != 0)
         return VS_FAIL(err, VS_ERR_INTERNAL, "crop %dx%dx%d differs from the stream's %dx%dx%d", crop[0],
                        crop[1], crop[2], s->crop[0], s->crop[1], s->crop[2]);
-    size_t cv = (size_t)crop[0] * crop[1] * crop[2];
-    for (int b = 0; b < B; b++) {
-        float *dst = out + (size_t)b * cv;
-        shard_crop_info info;
-        vs_status st = shard_stream_next(s->stream, dst, &info, err);
-        if (st != VS_OK) return st;
-        mae_augment(&s->aug, r, crop, dst);
-    }
-    return VS_OK;
+    vs_status st = VS_OK;
+    if (shard_stream_position(s->stream) != n) st = shard_stream_seek(s->stream, n, err);
+    shard_crop_info info;
+    if (st == VS_OK) st = shard_stream_next(s->stream, dst, &info, err);
+    if (st == VS_OK) mae_augment(&s->aug, r, crop, dst);
+    return st;
+}
+
+static vs_status shards_plan(void *ctx, uint64_t first, uint64_t take, uint64_t every,
+                             vs_error *err) {
+    shard_source *s = ctx;
+    return shard_stream_plan(s->stream, first, take, every, err);
 }
 
 static vs_status shards_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err) {
     (void)err;
     shard_source *s = ctx;
-    le_put_u64(buf, shard_stream_position(s->stream));
-    le_put_u64(buf + 8, (uint64_t)s->ws.volumes);
-    le_put_u64(buf + 16, (uint64_t)s->ws.swap_every);
+    le_put_u64(buf, (uint64_t)s->ws.volumes);
+    le_put_u64(buf + 8, (uint64_t)s->ws.swap_every);
     *len = STATE_BYTES;
     return VS_OK;
 }
 
 static vs_status shards_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
     shard_source *s = ctx;
-    if (len != 8 && len != STATE_BYTES)
+    if (len != STATE_BYTES)
         return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not a shard source's");
-    /* 8 bytes: a checkpoint from before the working set, whose crops were uniform (W = 0) */
-    uint64_t w = len == 8 ? 0 : le_get_u64(buf + 8), r = len == 8 ? 0 : le_get_u64(buf + 16);
+    uint64_t w = le_get_u64(buf), r = le_get_u64(buf + 8);
     if (w != (uint64_t)s->ws.volumes || (w && r != (uint64_t)s->ws.swap_every))
         return VS_FAIL(err, VS_ERR_USAGE,
                        "the checkpoint was trained with --working-set %llu --swap-every %llu; resume "
                        "it with the same (now %d and %d) or start a new run",
                        (unsigned long long)w, (unsigned long long)r, s->ws.volumes, s->ws.swap_every);
-    return shard_stream_seek(s->stream, le_get_u64(buf), err);
+    return VS_OK;
 }
 
 static void shards_close(void *ctx) {
@@ -121,6 +122,7 @@ vs_status mae_source_shards(mae_source *src, const char *dir, const shard_filter
     src->ctx = s;
     src->name = "shards";
     src->fill = shards_fill;
+    src->plan = shards_plan;
     src->save = shards_save;
     src->load = shards_load;
     src->close = shards_close;

@@ -24,10 +24,14 @@ struct mae_trainer {
     mae_train_config cfg;
     mae *m;
     adamw opt;
-    rng r; /* crops, augmentation and masks */
     mae_source *src;
-    float *batch; /* (B, Sz, Sy, Sx) */
-    int32_t *ids; /* (B, K) */
+    float *batch;    /* (B, Sz, Sy, Sx) */
+    int32_t *ids;    /* (B, K) */
+    int rank, size;  /* of the group */
+    int mine;        /* micro-batches per update on this rank: accum / size */
+    float *losses;   /* (accum) the update's micro-batch losses, rank order = micro-batch order */
+    double reduce_s; /* time in the gradient sum */
+    long reduce_n;
 };
 
 /* ----------------------------------------------------------------------------- config */
@@ -52,6 +56,14 @@ vs_status mae_train_config_check(const mae_train_config *c, vs_error *err) {
     if (c->accum < 1 || c->accum > 4096)
         return VS_FAIL(err, VS_ERR_CONFIG, "gradient accumulation must be 1..4096, not %d",
                        c->accum);
+    int ranks = vs_group_size(c->group);
+    if (c->accum % ranks != 0)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%d ranks cannot split an accumulation of %d micro-batches: each rank runs "
+                       "whole micro-batches of %d crops, so accumulate must be a multiple of %d "
+                       "(e.g. %d, a global batch of %d crops)",
+                       ranks, c->accum, c->model.batch, ranks, (c->accum / ranks + 1) * ranks,
+                       (c->accum / ranks + 1) * ranks * c->model.batch);
     if (c->steps < 1) return VS_FAIL(err, VS_ERR_CONFIG, "steps must be >= 1, not %ld", c->steps);
     if (c->ckpt_every < 0 || c->log_every < 0)
         return VS_FAIL(err, VS_ERR_CONFIG, "checkpoint and log intervals must be >= 0");
@@ -146,6 +158,15 @@ static void cfg_text(const uint8_t v[8], int i, char *txt, size_t n) {
 }
 
 /* ---------------------------------------------------------------------------- trainer */
+/* Tell the source which crops this rank asks for from update `step` on (mae_data.h plan). */
+static vs_status plan_crops(mae_trainer *t, long step, vs_error *err) {
+    if (!t->src->plan) return VS_OK;
+    uint64_t B = (uint64_t)t->cfg.model.batch, take = (uint64_t)t->mine * B;
+    uint64_t every = (uint64_t)t->cfg.accum * B;
+    return t->src->plan(t->src->ctx, (uint64_t)step * every + (uint64_t)t->rank * take, take, every,
+                        err);
+}
+
 vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae_source *src,
                              vs_error *err) {
     *out = NULL;
@@ -155,6 +176,8 @@ vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae
     if (!t) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the trainer");
     t->cfg = *cfg;
     t->src = src;
+    t->rank = vs_group_rank(cfg->group), t->size = vs_group_size(cfg->group);
+    t->mine = cfg->accum / t->size;
     st = mae_create(&t->m, &cfg->model, err);
     if (st != VS_OK) goto fail;
     int n_seg = mae_n_tensors(t->m);
@@ -172,14 +195,16 @@ vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae
     if (st != VS_OK) goto fail;
     t->batch = malloc(mae_crop_voxels(&cfg->model) * (size_t)cfg->model.batch * sizeof(float));
     t->ids = malloc((size_t)cfg->model.batch * mae_n_keep(&cfg->model) * sizeof(int32_t));
-    if (!t->batch || !t->ids) {
+    t->losses = calloc((size_t)cfg->accum, sizeof *t->losses);
+    if (!t->batch || !t->ids || !t->losses) {
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a batch of %d crops", cfg->model.batch);
         goto fail;
     }
     rng init;
     rng_seed(&init, cfg->seed, 0); /* weights: their own stream, independent of the data */
     mae_init_weights(t->m, &init);
-    rng_seed(&t->r, cfg->seed, 1);
+    st = plan_crops(t, 0, err);
+    if (st != VS_OK) goto fail;
     *out = t;
     return VS_OK;
 fail:
@@ -191,47 +216,102 @@ void mae_trainer_destroy(mae_trainer *t) {
     if (!t) return;
     mae_destroy(t->m);
     adamw_free(&t->opt);
-    free(t->batch), free(t->ids);
+    free(t->batch), free(t->ids), free(t->losses);
     free(t);
 }
 
 mae *mae_trainer_model(mae_trainer *t) { return t->m; }
 long mae_trainer_step(const mae_trainer *t) { return t->opt.step; }
 
-static void log_step(const mae_trainer *t, float loss, double lr, double gnorm, double sps) {
-    char s_step[32], s_loss[32], s_lr[32], s_gn[32], s_sps[32], msg[160];
+void mae_trainer_reduce_time(const mae_trainer *t, double *seconds, long *updates) {
+    *seconds = t->reduce_s;
+    *updates = t->reduce_n;
+}
+
+/* One log line; reduce_ms: the mean time of the gradient sum per update since the last line
+ * (0 on one rank). */
+static void log_step(const mae_trainer *t, float loss, double lr, double gnorm, double sps,
+                     double reduce_ms) {
+    char s_step[32], s_loss[32], s_lr[32], s_gn[32], s_sps[32], s_red[32], msg[160];
     snprintf(s_step, sizeof s_step, "%ld", t->opt.step);
     snprintf(s_loss, sizeof s_loss, "%.6f", loss);
     snprintf(s_lr, sizeof s_lr, "%.4g", lr);
     snprintf(s_gn, sizeof s_gn, "%.4g", gnorm);
     snprintf(s_sps, sizeof s_sps, "%.2f", sps);
+    snprintf(s_red, sizeof s_red, "%.3f", reduce_ms);
     snprintf(msg, sizeof msg, "step %ld/%ld loss %.5f lr %.3g", t->opt.step, t->cfg.steps, loss,
              lr);
-    const char *fields[] = {"step",      s_step, "loss",          s_loss, "lr", s_lr,
-                            "grad_norm", s_gn,   "samples_per_s", s_sps,  NULL};
+    /* clang-format off */
+    const char *fields[] = {"step", s_step, "loss", s_loss, "lr", s_lr, "grad_norm", s_gn,
+                            "samples_per_s", s_sps, "reduce_ms", s_red, NULL};
+    /* clang-format on */
     log_event(LOG_INFO, "pretrain.step", msg, fields);
 }
 
-/* One update: accum micro-batches, then AdamW. */
-static vs_status train_step(mae_trainer *t, int want_norm, float *loss_out, double *lr,
-                            double *gnorm, vs_error *err) {
+/* Micro-batch a of update `step` (crops (step * accum + a) * B + b): forward and backward,
+ * adding into the gradients; *loss its mean loss. */
+static vs_status micro_batch(mae_trainer *t, long step, int a, float *loss, vs_error *err) {
     const mae_config *mc = &t->cfg.model;
-    mae_zero_grad(t->m);
-    double sum = 0.0;
-    for (int a = 0; a < t->cfg.accum; a++) {
-        vs_status st = t->src->fill(t->src->ctx, &t->r, mc->batch, mc->crop, t->batch, err);
-        if (st == VS_OK) st = mae_sample_mask(t->m, &t->r, t->ids, err);
-        float loss = 0.0f;
-        if (st == VS_OK) st = mae_forward(t->m, t->batch, t->ids, &loss, err);
-        if (st != VS_OK) return st;
-        if (!isfinite(loss))
-            return VS_FAIL(
-                err, VS_ERR_INTERNAL,
-                "the loss is not finite at step %ld (lower the learning rate or enable clipping)",
-                t->opt.step + 1);
-        mae_backward(t->m);
-        sum += loss;
+    size_t cv = mae_crop_voxels(mc), K = mae_n_keep(mc);
+    uint64_t n0 = ((uint64_t)step * (uint64_t)t->cfg.accum + (uint64_t)a) * (uint64_t)mc->batch;
+    vs_status st = VS_OK;
+    for (int b = 0; b < mc->batch && st == VS_OK; b++) {
+        rng r; /* crop n's own draws: the source's, then the mask's */
+        mae_crop_rng(&r, t->cfg.seed, n0 + (uint64_t)b);
+        st = t->src->fill(t->src->ctx, n0 + (uint64_t)b, &r, mc->crop, t->batch + (size_t)b * cv,
+                          err);
+        if (st == VS_OK) st = mae_sample_mask_row(t->m, &r, t->ids + (size_t)b * K, err);
     }
+    if (st == VS_OK) st = mae_forward(t->m, t->batch, t->ids, loss, err);
+    if (st != VS_OK) return st;
+    if (!isfinite(*loss))
+        return VS_FAIL(
+            err, VS_ERR_INTERNAL,
+            "the loss is not finite at step %ld (lower the learning rate or enable clipping)",
+            step + 1);
+    mae_backward(t->m);
+    return VS_OK;
+}
+
+/* One update: this rank's micro-batches, the group's vote (a failure or a stop anywhere is
+ * everyone's), the rank-order gradient sum, then AdamW (replicated). *stopping: a rank has
+ * seen a stop request. */
+static vs_status train_step(mae_trainer *t, int want_norm, volatile sig_atomic_t *stop,
+                            int *stopping, float *loss_out, double *lr, double *gnorm,
+                            vs_error *err) {
+    const vs_group *g = t->cfg.group;
+    long step = t->opt.step;
+    mae_zero_grad(t->m);
+    float *mine = t->losses + (size_t)t->rank * t->mine;
+    vs_status st = VS_OK;
+    for (int j = 0; j < t->mine && st == VS_OK; j++)
+        st = micro_batch(t, step, t->rank * t->mine + j, &mine[j], err);
+    *stopping = stop && *stop;
+    if (t->size > 1) {
+        st = vs_group_agree(g, st, err);
+        if (st != VS_OK) return st;
+        /* the losses and the stop flags in one gather: (mine floats, flag) per rank */
+        size_t rec = ((size_t)t->mine + 1) * sizeof(float);
+        float *all = malloc(rec * (size_t)t->size), *own = malloc(rec);
+        if (!all || !own) abort(); /* the others wait in the gather: nothing to return to */
+        memcpy(own, mine, (size_t)t->mine * sizeof *own);
+        own[t->mine] = (float)*stopping;
+        g->gather(g->ctx, own, all, rec);
+        for (int r = 0; r < t->size; r++) {
+            memcpy(t->losses + (size_t)r * t->mine, all + (size_t)r * (t->mine + 1),
+                   (size_t)t->mine * sizeof(float));
+            if (all[(size_t)r * (t->mine + 1) + t->mine] != 0.0f) *stopping = 1;
+        }
+        free(all), free(own);
+        double t0 = progress_now();
+        g->sum_f32(g->ctx, mae_grads(t->m), mae_n_params(t->m));
+        t->reduce_s += progress_now() - t0;
+        t->reduce_n++;
+    }
+    if (st != VS_OK) return st;
+    double sum = 0.0; /* in micro-batch order, as one process adds them */
+    for (int a = 0; a < t->cfg.accum; a++)
+        sum += t->losses[a];
     *gnorm = adamw_update(&t->opt, mae_params(t->m), mae_grads(t->m), t->cfg.accum, want_norm, lr);
     *loss_out = (float)(sum / t->cfg.accum);
     return VS_OK;
@@ -243,7 +323,7 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
     progress bar;
     progress_begin(&bar, "pretrain", (uint64_t)until, "step");
     progress_update(&bar, (uint64_t)t->opt.step);
-    double t_log = progress_now();
+    double t_log = progress_now(), r_log = t->reduce_s;
     long s_log = t->opt.step;
     vs_status st = VS_OK;
     while (t->opt.step < until) {
@@ -251,18 +331,19 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
         double lr = 0.0, gnorm = 0.0;
         long next = t->opt.step + 1; /* the norm is computed when logged or clipped */
         int logs = t->cfg.log_every && (next % t->cfg.log_every == 0 || next == until);
-        st = train_step(t, logs, &loss, &lr, &gnorm, err);
+        int interrupted = 0;
+        st = train_step(t, logs, stop, &interrupted, &loss, &lr, &gnorm, err);
         if (st != VS_OK) break;
         if (losses) losses[t->opt.step - 1] = loss;
         progress_update(&bar, (uint64_t)t->opt.step);
-        if (t->cfg.log_every && (t->opt.step % t->cfg.log_every == 0 || t->opt.step == until)) {
+        if (logs) {
             double now = progress_now();
             double sps = (double)(t->opt.step - s_log) * t->cfg.accum * t->cfg.model.batch /
                          (now - t_log > 1e-9 ? now - t_log : 1e-9);
-            log_step(t, loss, lr, gnorm, sps);
-            t_log = now, s_log = t->opt.step;
+            log_step(t, loss, lr, gnorm, sps,
+                     1e3 * (t->reduce_s - r_log) / (double)(t->opt.step - s_log));
+            t_log = now, s_log = t->opt.step, r_log = t->reduce_s;
         }
-        int interrupted = stop && *stop;
         int due = t->cfg.ckpt_every && t->opt.step % t->cfg.ckpt_every == 0;
         if (ckpt_path && (interrupted || (due && t->opt.step < until))) {
             st = mae_trainer_save(t, ckpt_path, err);
@@ -283,8 +364,8 @@ vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char 
 
 /* ------------------------------------------------------------------------- checkpoints */
 #define CKPT_MAGIC "VSMAECKP"
-#define CKPT_VERSION 1u
-
+#define CKPT_VERSION 2u
+#define FNV_SEED 0xcbf29ce484222325ULL
 
 static void fnv(uint64_t *h, const void *p, size_t n) {
     const uint8_t *b = p;
@@ -331,7 +412,7 @@ vs_status mae_file_commit(FILE *f, const char *tmp, const char *path, vs_error *
     return vs_commit_file(tmp, path, err); /* io/base: sync, rename, sync the folder */
 }
 
-vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
+static vs_status save_file(mae_trainer *t, const char *path, vs_error *err) {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return VS_FAIL(err, VS_ERR_IO, "checkpoint path is too long: %s", path);
@@ -341,7 +422,7 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
     if (st != VS_OK) return st;
     FILE *f = fopen(tmp, "wb");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    mae_hfile w = {f, 0xcbf29ce484222325ULL, 1};
+    mae_hfile w = {f, FNV_SEED, 1};
     uint32_t version = CKPT_VERSION, nf = N_CFG_FIELDS, slen32 = (uint32_t)slen;
     mae_hfile_put(&w, CKPT_MAGIC, 8);
     mae_hfile_put(&w, &version, 4);
@@ -353,12 +434,10 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
         mae_hfile_put(&w, v, 8);
     }
     int64_t step = t->opt.step;
-    int32_t threads = nn_threads();
-    uint8_t rs[RNG_STATE_BYTES];
-    rng_save(&t->r, rs);
+    int32_t threads = nn_threads(), ranks = t->size;
     mae_hfile_put(&w, &step, 8);
-    mae_hfile_put(&w, rs, RNG_STATE_BYTES);
     mae_hfile_put(&w, &threads, 4);
+    mae_hfile_put(&w, &ranks, 4);
     mae_hfile_put(&w, &slen32, 4);
     mae_hfile_put(&w, sbuf, slen);
     uint64_t n = mae_n_params(t->m);
@@ -369,17 +448,75 @@ vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
     return mae_hfile_finish(&w, tmp, path, err);
 }
 
-/* Read and check the header; leaves r positioned at the parameter count. */
-static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int64_t *step,
-                             uint8_t rs[RNG_STATE_BYTES], int32_t *threads, uint8_t *sbuf,
-                             uint32_t *slen, vs_error *err) {
+/* Every rank's parameters and moments must be rank 0's (invariant 4): a word-wise FNV-1a of
+ * them, gathered and compared. A difference means the ranks did not run the same arithmetic
+ * (another build or library on some node); the run stops before it saves a mixture. */
+static vs_status check_replicas(mae_trainer *t, vs_error *err) {
+    const vs_group *g = t->cfg.group;
+    size_t n = mae_n_params(t->m);
+    const float *arr[3] = {mae_params(t->m), t->opt.m, t->opt.v};
+    uint64_t h = FNV_SEED;
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < n; i++) {
+            uint32_t w;
+            memcpy(&w, &arr[k][i], 4);
+            h = (h ^ w) * 0x100000001b3ULL;
+        }
+    uint64_t *all = malloc((size_t)t->size * sizeof *all);
+    if (!all) abort(); /* the others wait in the gather */
+    g->gather(g->ctx, &h, all, sizeof h);
+    int bad = 0;
+    for (int r = 1; r < t->size && !bad; r++)
+        if (all[r] != all[0]) bad = r;
+    free(all);
+    if (bad)
+        return VS_FAIL(
+            err, VS_ERR_INTERNAL,
+            "rank %d's parameters differ from rank 0's after step %ld: every rank must run "
+            "the same vesalius build on the same libraries",
+            bad, t->opt.step);
+    return VS_OK;
+}
+
+vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err) {
+    vs_status st = t->size > 1 ? check_replicas(t, err) : VS_OK;
+    if (st == VS_OK && t->rank == 0) st = save_file(t, path, err);
+    return vs_group_agree(t->cfg.group, st, err);
+}
+
+/* A checkpoint's bytes in memory, read front to back (ok becomes 0 past the end). */
+typedef struct mem_reader {
+    const uint8_t *p;
+    size_t len, off;
+    int ok;
+} mem_reader;
+
+static void mem_get(mem_reader *r, void *dst, size_t n) {
+    if (!r->ok || n > r->len - r->off) {
+        r->ok = 0;
+        return;
+    }
+    memcpy(dst, r->p + r->off, n);
+    r->off += n;
+}
+
+/* Check the header of checkpoint bytes against the trainer's configuration; leaves r at the
+ * source state's length. */
+static vs_status parse_header(mae_trainer *t, mem_reader *r, const char *path, int64_t *step,
+                              int32_t *threads, int32_t *ranks, vs_error *err) {
     char magic[8];
     uint32_t version = 0, nf = 0;
-    mae_hfile_get(r, magic, 8);
-    mae_hfile_get(r, &version, 4);
-    mae_hfile_get(r, &nf, 4);
+    mem_get(r, magic, 8);
+    mem_get(r, &version, 4);
+    mem_get(r, &nf, 4);
     if (!r->ok || memcmp(magic, CKPT_MAGIC, 8) != 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint", path);
+    if (version == 1)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s was written by an older vesalius (checkpoint version 1), which drew its "
+                       "crops in another order: it cannot be resumed; start a new output folder "
+                       "(fine-tuning still reads its weights)",
+                       path);
     if (version != CKPT_VERSION || nf != N_CFG_FIELDS)
         return VS_FAIL(
             err, VS_ERR_FORMAT,
@@ -388,7 +525,7 @@ static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int
     for (int i = 0; i < N_CFG_FIELDS; i++) {
         uint8_t have[8], want[8];
         char thave[40], twant[40];
-        mae_hfile_get(r, have, 8);
+        mem_get(r, have, 8);
         cfg_get(&t->cfg, i, want, twant, sizeof twant);
         if (r->ok && memcmp(have, want, 8) != 0) {
             cfg_text(have, i, thave, sizeof thave);
@@ -398,64 +535,103 @@ static vs_status load_header(mae_trainer *t, mae_hfile *r, const char *path, int
                            path, cfg_fields[i].name, thave, cfg_fields[i].name, twant);
         }
     }
-    mae_hfile_get(r, step, 8);
-    mae_hfile_get(r, rs, RNG_STATE_BYTES);
-    mae_hfile_get(r, threads, 4);
-    mae_hfile_get(r, slen, 4);
-    if (!r->ok || *slen > MAE_SOURCE_STATE_MAX || *step < 0 || *step > t->cfg.steps)
+    mem_get(r, step, 8);
+    mem_get(r, threads, 4);
+    mem_get(r, ranks, 4);
+    if (!r->ok || *step < 0 || *step > t->cfg.steps)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);
-    mae_hfile_get(r, sbuf, *slen);
+    return VS_OK;
+}
+
+/* Restore t from the bytes of a checkpoint: everything is checked (header, sizes, checksum)
+ * before anything of t changes. */
+static vs_status load_bytes(mae_trainer *t, const uint8_t *buf, size_t len, const char *path,
+                            int32_t *threads, int32_t *ranks, vs_error *err) {
+    mem_reader r = {buf, len, 0, 1};
+    int64_t step = 0;
+    vs_status st = parse_header(t, &r, path, &step, threads, ranks, err);
+    if (st != VS_OK) return st;
+    uint32_t slen = 0;
+    uint8_t sbuf[MAE_SOURCE_STATE_MAX];
+    mem_get(&r, &slen, 4);
+    if (!r.ok || slen > MAE_SOURCE_STATE_MAX)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);
+    mem_get(&r, sbuf, slen);
+    uint64_t n = 0, h_file = 0, h = FNV_SEED;
+    mem_get(&r, &n, 8);
+    size_t n_model = mae_n_params(t->m);
+    if (!r.ok || n != n_model)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s: holds %llu parameters, the model has %zu", path,
+                       (unsigned long long)n, n_model);
+    size_t at = r.off, bytes = n_model * sizeof(float);
+    if (len < 8 || len - 8 != at + 3 * bytes)
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "%s: truncated or corrupt checkpoint (%zu bytes, not %zu)", path, len,
+                       at + 3 * bytes + 8);
+    fnv(&h, buf, len - 8);
+    memcpy(&h_file, buf + len - 8, 8);
+    if (h != h_file)
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "%s: truncated or corrupt checkpoint (checksum mismatch)", path);
+    st = t->src->load(t->src->ctx, sbuf, slen, err);
+    if (st != VS_OK) return st;
+    t->opt.step = step;
+    memcpy(mae_params(t->m), buf + at, bytes);
+    memcpy(t->opt.m, buf + at + bytes, bytes);
+    memcpy(t->opt.v, buf + at + 2 * bytes, bytes);
+    return plan_crops(t, step, err);
+}
+
+/* The whole file into *buf (*len bytes). */
+static vs_status read_whole(const char *path, uint8_t **buf, uint64_t *len, vs_error *err) {
+    *buf = NULL, *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
+    vs_status st = VS_OK;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot read checkpoint %s: %s", path, strerror(errno));
+    if (st == VS_OK && !(*buf = malloc(size ? (size_t)size : 1)))
+        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %ld bytes to read %s", size, path);
+    if (st == VS_OK && size && fread(*buf, 1, (size_t)size, f) != (size_t)size)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot read checkpoint %s", path);
+    fclose(f);
+    if (st != VS_OK) {
+        free(*buf);
+        *buf = NULL;
+        return st;
+    }
+    *len = (uint64_t)size;
     return VS_OK;
 }
 
 vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    mae_hfile r = {f, 0xcbf29ce484222325ULL, 1};
-    int64_t step = 0;
-    int32_t threads = 0;
-    uint32_t slen = 0;
-    uint8_t rs[RNG_STATE_BYTES], sbuf[MAE_SOURCE_STATE_MAX];
-    float *buf = NULL;
-    vs_status st = load_header(t, &r, path, &step, rs, &threads, sbuf, &slen, err);
-    if (st != VS_OK) goto done;
-    uint64_t n = 0, h_file = 0;
-    mae_hfile_get(&r, &n, 8);
-    if (!r.ok || n != mae_n_params(t->m)) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: holds %llu parameters, the model has %zu", path,
-                     (unsigned long long)n, mae_n_params(t->m));
-        goto done;
+    const vs_group *g = t->cfg.group;
+    uint8_t *buf = NULL;
+    uint64_t len = 0;
+    vs_status st = t->rank == 0 ? read_whole(path, &buf, &len, err) : VS_OK;
+    st = vs_group_agree(g, st, err);
+    if (st == VS_OK && t->size > 1) { /* rank 0's bytes to every rank: one reader of the file */
+        g->bcast(g->ctx, &len, sizeof len);
+        if (t->rank != 0 && !(buf = malloc(len ? (size_t)len : 1)))
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %llu bytes for the checkpoint",
+                         (unsigned long long)len);
+        st = vs_group_agree(g, st, err);
+        if (st == VS_OK) g->bcast(g->ctx, buf, (size_t)len);
     }
-    buf = malloc(3 * n * sizeof(float)); /* read fully and verify before touching the run */
-    if (!buf) {
-        st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate %llu parameters to load",
-                     (unsigned long long)n);
-        goto done;
-    }
-    mae_hfile_get(&r, buf, 3 * n * sizeof(float));
-    uint64_t h = r.h;
-    if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
-    if (!r.ok || h != h_file) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)",
-                     path);
-        goto done;
-    }
-    rng saved;
-    st = rng_load(&saved, rs, err);
-    if (st == VS_OK) st = t->src->load(t->src->ctx, sbuf, slen, err);
-    if (st != VS_OK) goto done;
-    t->r = saved;
-    t->opt.step = step;
-    memcpy(mae_params(t->m), buf, n * sizeof(float));
-    memcpy(t->opt.m, buf + n, n * sizeof(float));
-    memcpy(t->opt.v, buf + 2 * n, n * sizeof(float));
-    if (threads != nn_threads())
+    int32_t threads = 0, ranks = 0;
+    if (st == VS_OK) st = load_bytes(t, buf, (size_t)len, path, &threads, &ranks, err);
+    free(buf);
+    st = vs_group_agree(g, st, err);
+    if (st == VS_OK && t->rank == 0 && threads != nn_threads())
         log_warn("checkpoint %s was written with %d threads and resumes with %d: the run stays "
                  "valid but is no longer bit-identical to an uninterrupted one",
                  path, (int)threads, nn_threads());
-done:
-    free(buf);
-    fclose(f);
+    if (st == VS_OK && t->rank == 0 && ranks != t->size)
+        log_warn("checkpoint %s was written by %d ranks and resumes on %d: the run stays valid "
+                 "(the same global batch and crops) but is no longer bit-identical to an "
+                 "uninterrupted one",
+                 path, (int)ranks, t->size);
     return st;
 }
 
@@ -478,7 +654,7 @@ vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *pa
                               vs_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot open checkpoint %s: %s", path, strerror(errno));
-    mae_hfile r = {f, 0xcbf29ce484222325ULL, 1};
+    mae_hfile r = {f, FNV_SEED, 1};
     vs_status st = VS_OK;
     float *skip = NULL;
     char magic[8];
@@ -486,8 +662,10 @@ vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *pa
     mae_hfile_get(&r, magic, 8);
     mae_hfile_get(&r, &version, 4);
     mae_hfile_get(&r, &nf, 4);
-    if (!r.ok || memcmp(magic, CKPT_MAGIC, 8) != 0 || version != CKPT_VERSION || nf != N_CFG_FIELDS) {
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint of version %u", path, CKPT_VERSION);
+    if (!r.ok || memcmp(magic, CKPT_MAGIC, 8) != 0 || (version != 1 && version != CKPT_VERSION) ||
+        nf != N_CFG_FIELDS) {
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s is not a vesalius MAE checkpoint of version 1 or %u",
+                     path, CKPT_VERSION);
         goto done;
     }
     mae_train_config_default(cfg);
@@ -496,8 +674,9 @@ vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *pa
         mae_hfile_get(&r, v, 8);
         cfg_put(cfg, i, v);
     }
+    /* version 1: step, rng state, threads; 2: step, threads, ranks */
     uint8_t head[8 + RNG_STATE_BYTES + 4], sbuf[MAE_SOURCE_STATE_MAX];
-    mae_hfile_get(&r, head, sizeof head);
+    mae_hfile_get(&r, head, version == 1 ? 8 + RNG_STATE_BYTES + 4 : 8 + 4 + 4);
     mae_hfile_get(&r, &slen, 4);
     if (!r.ok || slen > MAE_SOURCE_STATE_MAX) {
         st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint header", path);

@@ -1,20 +1,36 @@
 /* mae_train.h — the pretraining loop: batches from a mae_source, masks, forward, backward,
- * AdamW; logging; checkpoints that resume bit-exactly; the safetensors export.
+ * AdamW; logging; checkpoints that resume bit-exactly; the safetensors export; data-parallel
+ * over a process group (io/base group.h).
  *
  * Checkpoint file (little-endian), written atomically (temp file, fsync, rename, fsync dir):
- *   "VSMAECKP" | u32 version | u32 n_fields | n_fields x (f64 config value)
- *   | i64 step | 16 B rng state | i32 threads | u32 source-state length | source state
+ *   "VSMAECKP" | u32 version (2) | u32 n_fields | n_fields x (f64 config value)
+ *   | i64 step | i32 threads | i32 ranks | u32 source-state length | source state
  *   | u64 n_params | params (f32) | first moments (f32) | second moments (f32)
  *   | u64 FNV-1a of every preceding byte
  * The config fields are the rows of one table (mae_train.c), so a mismatch names the field.
+ * (Version 1 had a 16-byte rng state after the step and no rank count; it is read for its
+ * weights, never resumed: its crops were drawn from one sequential stream.)
+ *
+ * Update s (0-based) is the mean over accum micro-batches of batch crops: micro-batch a holds
+ * crops n = (s * accum + a) * batch + b, b < batch, and crop n (its volume, position,
+ * augmentation and mask) depends only on (seed, n) (mae_data.h, mae_crop_rng).
  *
  * Invariants:
- *   1. One rng (seeded from the config) draws every crop, augmentation and mask, in a fixed
- *      order; with the step, parameters and moments it is the whole state of a run.
+ *   1. A run's crops and masks are a function of the seed and the step; with the parameters
+ *      and moments, the step is the whole state of a run.
  *   2. Stop after k steps, load the checkpoint, continue: the same losses and final
- *      parameters, bit for bit, as an uninterrupted run at the same thread count.
+ *      parameters, bit for bit, as an uninterrupted run at the same thread and rank counts.
  *   3. A checkpoint whose configuration differs from the run's is refused with a message that
  *      names the first differing field; a truncated or corrupted one is refused too.
+ *   4. Over a group of R ranks, rank r runs micro-batches r*accum/R .. (r+1)*accum/R - 1 (accum
+ *      must be a multiple of R), adds its gradients in micro-batch order, and the group sums
+ *      the ranks' gradients in rank order (vs_group sum_f32): the global batch, its crops and
+ *      the update's loss (the micro-batch losses summed in micro-batch order) are those of a
+ *      one-process run, and every rank holds the same parameters after every update. R = 1 is
+ *      the one-process run, bit for bit.
+ *   5. Over a group, every rank stops at the same step (a signal on any rank stops all) and
+ *      fails at the same step (a failure on any rank is every rank's, with its message); rank 0
+ *      alone writes checkpoints and alone reads them (the others receive its bytes).
  */
 #ifndef VS_MAE_TRAIN_H
 #define VS_MAE_TRAIN_H
@@ -24,6 +40,7 @@
 #include <stdint.h>
 
 #include "adamw.h"
+#include "group.h"
 #include "mae.h"
 #include "mae_data.h"
 #include "status.h"
@@ -36,11 +53,13 @@ typedef struct mae_train_config {
     long steps; /* updates in the whole run */
     uint64_t seed;
     /* not part of the checkpointed configuration: */
-    long ckpt_every; /* 0: only at the end and on a signal */
-    long log_every;  /* JSON/human log line every N steps (0: never) */
+    long ckpt_every;       /* 0: only at the end and on a signal */
+    long log_every;        /* JSON/human log line every N steps (0: never) */
+    const vs_group *group; /* the data-parallel ranks (NULL: one process) */
 } mae_train_config;
 
 void mae_train_config_default(mae_train_config *c);
+/* Ranges, and accum a multiple of the group's size (VS_ERR_CONFIG naming both). */
 vs_status mae_train_config_check(const mae_train_config *c, vs_error *err);
 
 typedef struct mae_trainer mae_trainer;
@@ -51,15 +70,21 @@ vs_status mae_trainer_create(mae_trainer **out, const mae_train_config *cfg, mae
 void mae_trainer_destroy(mae_trainer *t);
 mae *mae_trainer_model(mae_trainer *t);
 long mae_trainer_step(const mae_trainer *t);
+/* Seconds spent summing gradients over the group, and the updates that did (0 on one rank). */
+void mae_trainer_reduce_time(const mae_trainer *t, double *seconds, long *updates);
 
 /* Run updates until step == until (<= cfg.steps). losses (optional) receives the mean loss of
  * update s at losses[s]. Saves ckpt_path (when not NULL) every ckpt_every steps and at the end.
- * When *stop becomes non-zero (a signal), saves and returns VS_ERR_INTERRUPTED. */
+ * When *stop becomes non-zero (a signal; on any rank), saves and returns VS_ERR_INTERRUPTED.
+ * Every rank of the group calls it with the same arguments. */
 vs_status mae_trainer_run(mae_trainer *t, long until, float *losses, const char *ckpt_path,
                           volatile sig_atomic_t *stop, vs_error *err);
 
-/* Write / read the checkpoint (see the file comment). Loading checks the configuration
- * against the trainer's and restores step, rng, parameters, moments and the source state. */
+/* Write / read the checkpoint (see the file comment); every rank calls them, rank 0 alone
+ * touches the file. Loading checks the configuration against the trainer's and restores step,
+ * parameters, moments and the source's settings; it warns when the checkpoint was written at
+ * another thread or rank count (the run goes on, no longer bit-identical to an uninterrupted
+ * one). */
 vs_status mae_trainer_save(mae_trainer *t, const char *path, vs_error *err);
 vs_status mae_trainer_load(mae_trainer *t, const char *path, vs_error *err);
 

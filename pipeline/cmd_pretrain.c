@@ -251,7 +251,7 @@ static vs_status write_preview(mae_trainer *t, const volume *held, const char *s
     rng r;
     rng_seed(&r, 0, 2);
     if (!batch || !ids) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the preview batch");
-    if (st == VS_OK) st = src.fill(src.ctx, &r, c->batch, c->crop, batch, err);
+    if (st == VS_OK) st = mae_source_batch(&src, 0, &r, c->batch, c->crop, batch, err);
     if (st == VS_OK) st = mae_sample_mask(m, &r, ids, err);
     if (st == VS_OK) st = mae_preview_png(m, batch, ids, path, err);
     free(batch), free(ids);

@@ -1,11 +1,13 @@
 /* shard_stream.c — a crop stream with prefetch threads. Crop n is shard_set_crop_from with an
  * rng seeded (seed, n) and the working set's window of crop n (io/shard/shard_sample.c), so the
- * sequence depends neither on timing nor on the thread count nor on where a run resumed.
+ * sequence depends neither on timing nor on the thread count nor on where a run resumed. The
+ * stream hands out the crops of its plan: the k-th is crop number first + (k / take) * every +
+ * k % take (take = every = 1: every crop in turn), so a data-parallel rank prefetches its own.
  *
  * Invariants:
- *   1. consumed <= claimed <= consumed + depth: a producer claims crop n (the next unclaimed)
- *      only when its slot n % depth is free, and sets ready[slot] = n + 1 when it is done.
- *   2. The consumer takes crop `consumed` only when ready[consumed % depth] == consumed + 1,
+ *   1. consumed <= claimed <= consumed + depth (k indices): a producer claims k (the next
+ *      unclaimed) only when its slot k % depth is free, and sets ready[slot] = k + 1 when done.
+ *   2. The consumer takes k = `consumed` only when ready[consumed % depth] == consumed + 1,
  *      then frees the slot (ready = 0).
  */
 #include "shard.h"
@@ -20,6 +22,7 @@ struct shard_stream {
     shard_set *set;
     shard_sampler *sampler; /* NULL: uniform over every volume */
     uint64_t seed;
+    uint64_t first, take, every; /* the plan: k-th crop handed out is crop_number(k) */
     int size[3];
     float pad;
     int depth; /* 0: no thread, crops made on demand */
@@ -36,8 +39,13 @@ struct shard_stream {
     pthread_cond_t cv;
 };
 
-static vs_status make_crop(shard_stream *st, uint64_t n, float *out, shard_crop_info *info,
+static uint64_t crop_number(const shard_stream *st, uint64_t k) {
+    return st->first + (k / st->take) * st->every + k % st->take;
+}
+
+static vs_status make_crop(shard_stream *st, uint64_t k, float *out, shard_crop_info *info,
                            vs_error *err) {
+    uint64_t n = crop_number(st, k);
     rng r;
     rng_seed(&r, st->seed, n);
     int window[SHARD_WORKING_SET_MAX];
@@ -108,6 +116,7 @@ vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], floa
     if (!st) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a crop stream");
     st->set = s;
     st->seed = seed;
+    st->take = st->every = 1;
     memcpy(st->size, size, sizeof st->size);
     st->pad = pad_value;
     st->depth = depth;
@@ -161,12 +170,22 @@ vs_status shard_stream_next(shard_stream *st, float *out, shard_crop_info *info,
     return VS_OK;
 }
 
-uint64_t shard_stream_position(const shard_stream *st) { return st->consumed; }
+uint64_t shard_stream_position(const shard_stream *st) { return crop_number(st, st->consumed); }
+
+vs_status shard_stream_plan(shard_stream *st, uint64_t first, uint64_t take, uint64_t every,
+                            vs_error *err) {
+    if (take < 1 || every < take)
+        return VS_FAIL(err, VS_ERR_INTERNAL,
+                       "crop plan of %llu every %llu: need 1 <= take <= every",
+                       (unsigned long long)take, (unsigned long long)every);
+    halt(st);
+    st->first = first, st->take = take, st->every = every;
+    st->claimed = st->consumed = 0;
+    return start(st, err);
+}
 
 vs_status shard_stream_seek(shard_stream *st, uint64_t n, vs_error *err) {
-    halt(st);
-    st->claimed = st->consumed = n;
-    return start(st, err);
+    return shard_stream_plan(st, n, st->take, st->every, err);
 }
 
 void shard_stream_close(shard_stream *st) {

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     float *img = malloc(nv * sizeof *img);
     int32_t *ids = malloc((size_t)B * K * sizeof *ids);
     float loss = 0.0f;
-    if (!img || !ids || src.fill(src.ctx, &r, B, mc->crop, img, &err) != VS_OK ||
+    if (!img || !ids || mae_source_batch(&src, 0, &r, B, mc->crop, img, &err) != VS_OK ||
         mae_sample_mask(m, &r, ids, &err) != VS_OK ||
         mae_forward(m, img, ids, &loss, &err) != VS_OK) {
         fprintf(stderr, "mae_export_probe: batch failed\n");

@@ -150,10 +150,10 @@ static void test_targets(void **state) {
 }
 
 /* ---------------------------------------------------------------------- checkpoints */
-static vs_status const_fill(void *ctx, rng *r, int B, const int crop[3], float *out,
+static vs_status const_fill(void *ctx, uint64_t n, rng *r, const int crop[3], float *out,
                             vs_error *err) {
-    (void)ctx, (void)err;
-    for (size_t i = 0; i < (size_t)B * crop[0] * crop[1] * crop[2]; i++)
+    (void)ctx, (void)n, (void)err;
+    for (size_t i = 0; i < (size_t)crop[0] * crop[1] * crop[2]; i++)
         out[i] = rng_float(r);
     return VS_OK;
 }
@@ -181,7 +181,7 @@ static void test_checkpoints(void **state) {
     tc.model = c.enc;
     tc.model.crop[2] = 8; /* pretraining crop may differ: only the architecture must match */
     tc.steps = 2, tc.log_every = 0, tc.ckpt_every = 0;
-    mae_source src = {NULL, "const", const_fill, no_save, no_load, no_close};
+    mae_source src = {NULL, "const", const_fill, no_save, no_load, no_close, NULL};
     mae_trainer *t = NULL;
     vs_error err;
     assert_int_equal(mae_trainer_create(&t, &tc, &src, &err), VS_OK);

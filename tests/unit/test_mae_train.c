@@ -172,7 +172,7 @@ static void test_crops_and_augmentation(void **state) {
         rng_seed(&r, 3, 0);
         float out[2 * 60];
         for (int rep = 0; rep < 20; rep++) {
-            assert_int_equal(s.fill(s.ctx, &r, 2, crop, out, &err), VS_OK);
+            assert_int_equal(mae_source_batch(&s, 0, &r, 2, crop, out, &err), VS_OK);
             for (int b = 0; b < 2; b++) {
                 const float *c = out + b * 60;
                 /* source index offset of crop voxel (z, y, x) from crop voxel (0, 0, 0) */
@@ -203,7 +203,7 @@ static void test_crops_and_augmentation(void **state) {
     rng_seed(&r, 3, 0);
     int big[3] = {8, 4, 4};
     float out[128];
-    assert_int_equal(s.fill(s.ctx, &r, 1, big, out, &err), VS_ERR_FORMAT);
+    assert_int_equal(mae_source_batch(&s, 0, &r, 1, big, out, &err), VS_ERR_FORMAT);
     mae_source_close(&s);
     volume_free(&v);
 }
@@ -223,7 +223,7 @@ static void test_accumulation_and_clipping(void **state) {
     int32_t ids[512];
     rng r;
     rng_seed(&r, 5, 0);
-    assert_int_equal(f->src.fill(f->src.ctx, &r, c->batch, c->crop, img, &err), VS_OK);
+    assert_int_equal(mae_source_batch(&f->src, 0, &r, c->batch, c->crop, img, &err), VS_OK);
     assert_int_equal(mae_sample_mask(m, &r, ids, &err), VS_OK);
     float loss;
     memcpy(p0, mae_params(m), n * sizeof *p0);
@@ -323,7 +323,7 @@ static void test_preview_png(void **state) {
     int32_t ids[512];
     rng r;
     rng_seed(&r, 9, 0);
-    assert_int_equal(f->src.fill(f->src.ctx, &r, c->batch, c->crop, img, &err), VS_OK);
+    assert_int_equal(mae_source_batch(&f->src, 0, &r, c->batch, c->crop, img, &err), VS_OK);
     assert_int_equal(mae_sample_mask(m, &r, ids, &err), VS_OK);
     char path[128];
     snprintf(path, sizeof path, "%s/preview.png", f->dir);

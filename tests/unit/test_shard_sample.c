@@ -192,6 +192,48 @@ static void test_stream_is_pure_in_n(void **state) {
     free(a), free(b), free(c);
 }
 
+/* A rank's plan (runs of `take` crops every `every`, from `first`) hands out exactly the
+ * crops of those numbers in the plain stream, with prefetch threads or without; seeking to the
+ * start of a later run resumes the plan there. */
+static void test_stream_plan(void **state) {
+    (void)state;
+    enum { W = 3, R = 8, FIRST = 6, TAKE = 4, EVERY = 12, N = 60, K = 16 };
+    shard_working_set ws = {W, R};
+    float *a = malloc((size_t)N * CROP_FLOATS * sizeof *a);
+    float *b = malloc((size_t)K * CROP_FLOATS * sizeof *b);
+    shard_crop_info ia[N], ib;
+    shard_set *s1 = open_set(0), *s2 = open_set(0);
+    crops_of(s1, &ws, 0, 1, 0, N, a, ia); /* crops 0 .. N-1 */
+    for (int threads = 0; threads <= 3; threads += 3) {
+        shard_stream *st = NULL;
+        vs_error err;
+        assert_int_equal(shard_stream_open(s2, 77, g_crop, -1.0f, &ws, threads ? 6 : 0,
+                                           threads ? threads : 1, &st, &err),
+                         VS_OK);
+        assert_int_equal(shard_stream_plan(st, FIRST, TAKE, EVERY, &err), VS_OK);
+        for (int k = 0; k < K; k++) {
+            uint64_t n = FIRST + (uint64_t)(k / TAKE) * EVERY + (uint64_t)(k % TAKE);
+            assert_int_equal(shard_stream_position(st), n);
+            assert_int_equal(shard_stream_next(st, b + (size_t)k * CROP_FLOATS, &ib, &err), VS_OK);
+            assert_memory_equal(&ib, &ia[n], sizeof ib);
+            assert_memory_equal(b + (size_t)k * CROP_FLOATS, a + n * CROP_FLOATS,
+                                CROP_FLOATS * sizeof *b);
+        }
+        /* resume at the run that starts at crop 30: 30, 31, 32, 33, 42, ... */
+        assert_int_equal(shard_stream_seek(st, 30, &err), VS_OK);
+        for (int k = 0; k < 6; k++) {
+            uint64_t n = 30 + (uint64_t)(k / TAKE) * EVERY + (uint64_t)(k % TAKE);
+            assert_int_equal(shard_stream_next(st, b, &ib, &err), VS_OK);
+            assert_memory_equal(&ib, &ia[n], sizeof ib);
+            assert_memory_equal(b, a + n * CROP_FLOATS, CROP_FLOATS * sizeof *b);
+        }
+        assert_int_equal(shard_stream_plan(st, 0, 5, 4, &err), VS_ERR_INTERNAL); /* take > every */
+        shard_stream_close(st);
+    }
+    shard_set_close(s1), shard_set_close(s2);
+    free(a), free(b);
+}
+
 /* Over an archive of 12 volumes and a cache of W+1 of them, the sampler's crops hit the cache
  * most of the time, uniform draws rarely; the crops are the same with and without the cache. */
 static void test_cache_hits_under_working_set(void **state) {
@@ -238,6 +280,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows_follow_the_definition),
         cmocka_unit_test(test_stream_is_pure_in_n),
+        cmocka_unit_test(test_stream_plan),
         cmocka_unit_test(test_cache_hits_under_working_set),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);

@@ -219,10 +219,17 @@ typedef struct shard_stream shard_stream;
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
                             const shard_working_set *ws, int depth, int threads,
                             shard_stream **out, vs_error *err);
-/* Copy the next crop to out (blocking until it is ready). */
+/* Copy the next crop of the plan to out (blocking until it is ready). */
 vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
                             vs_error *err);
+/* The number of the crop shard_stream_next hands out next. */
 uint64_t shard_stream_position(const shard_stream *st);
+/* Hand out crops first, first+1, ..., first+take-1, then first+every, ... (runs of `take` every
+ * `every` crops; 1 <= take <= every): the crops of one data-parallel rank. A new stream's plan
+ * is first 0, take = every = 1. Prefetched crops are dropped. */
+vs_status shard_stream_plan(shard_stream *st, uint64_t first, uint64_t take, uint64_t every,
+                            vs_error *err);
+/* Restart the plan at crop n (n must begin a run of the plan: any n when take = every). */
 vs_status shard_stream_seek(shard_stream *st, uint64_t n, vs_error *err);
 void shard_stream_close(shard_stream *st);
 

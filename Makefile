@@ -11,7 +11,8 @@ PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
   libcmocka-dev clang libclang-rt-14-dev libomp-14-dev \
   python3 python3-numpy python3-pydicom python3-pil python3-nibabel python3-h5py python3-sklearn \
   python3-torch dcm2niix chromium \
-  orthanc curl sqlite3 iproute2 util-linux openssl
+  orthanc curl sqlite3 iproute2 util-linux openssl \
+  libopenmpi-dev openmpi-bin
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

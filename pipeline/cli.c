@@ -1,12 +1,13 @@
 #include "cli.h"
 
+#include "dist.h"
 #include "log.h"
 
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 
-cli_common g_cli = {0, LOG_INFO, 0};
+cli_common g_cli = {0, LOG_INFO, 0, DIST_AUTO, 0};
 
 /* One row per status: the documented exit code it maps to. */
 static const int status_exit[VS_STATUS_COUNT] = {
@@ -30,6 +31,7 @@ int cli_exit_code(vs_status s) {
 }
 
 int cli_fail(const char *cmd, const vs_error *err) {
+    if (g_cli.rank > 0) return cli_exit_code(err->code); /* rank 0 says it (cli.h) */
     const char *fields[] = {"status", vs_status_name(err->code), NULL, NULL};
     log_config cfg = *log_current();
     cfg.component = cmd;
@@ -44,6 +46,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (g_cli.rank > 0) return VS_EXIT_USAGE; /* every rank parsed the same options */
     if (cmd)
         fprintf(stderr, "vesalius %s: %s\nTry 'vesalius %s --help'.\n", cmd, msg, cmd);
     else
@@ -52,14 +55,25 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int cli_run(const cli_command *cmd, int argc, char **argv) {
-    log_config cfg = {(log_level)g_cli.log_level, g_cli.log_json, NULL, cmd->name};
+    static char component[64];
+    log_level level = (log_level)g_cli.log_level;
+    if (g_cli.rank > 0) {
+        snprintf(component, sizeof component, "%s (rank %d)", cmd->name, g_cli.rank);
+        if (level < LOG_WARN) level = LOG_WARN;
+    } else {
+        snprintf(component, sizeof component, "%s", cmd->name);
+    }
+    log_config cfg = {level, g_cli.log_json, NULL, component};
     log_configure(&cfg);
+    vs_error err;
     if (!cmd->run) {
-        vs_error err;
         VS_FAIL(&err, VS_ERR_INTERNAL, "the '%s' command is not built yet in this version",
                 cmd->name);
         return cli_fail(cmd->name, &err);
     }
+    if (!(cmd->flags & CLI_RANKS) &&
+        dist_refuse_ranks(cmd->name, g_cli.distributed, &g_cli.rank, &err) != VS_OK)
+        return cli_fail(cmd->name, &err); /* said once, by the launcher's rank 0 */
     optind = 0; /* reset getopt for the command's own parsing */
     opterr = 0;
     return cmd->run(argc, argv);

@@ -28,13 +28,26 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv); /* NULL: planned, not built yet */
     unsigned settings; /* ST_* bits (studies/study.h): the settings it takes as options, listed
                           after `usage` by --help; 0: none */
+    unsigned flags;    /* CLI_* below */
 } cli_command;
+
+enum {
+    /* runs across the processes of a launcher (pipeline/dist.h; core.c starts MPI for it);
+     * every other command refuses a launcher of more than one process */
+    CLI_RANKS = 1u << 0,
+    /* re-executes itself with OMP_WAIT_POLICY=PASSIVE unless the user set a policy (core.c) */
+    CLI_OMP_PASSIVE = 1u << 1,
+};
 
 /* Options every command accepts (before or after the command name). */
 typedef struct cli_common {
     int log_json;
-    int log_level; /* log_level */
-    int threads;   /* 0: default */
+    int log_level;   /* log_level */
+    int threads;     /* 0: default */
+    int distributed; /* DIST_AUTO or DIST_OFF (pipeline/dist.h) */
+    int rank;        /* this process's rank when it runs across ranks (0 otherwise): above 0, log
+                        lines name it, info lines are dropped, and errors are left to rank 0
+                        (every failure of such a command is every rank's, with its message) */
 } cli_common;
 
 extern cli_common g_cli;
@@ -53,7 +66,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* The row of the command table named name, or NULL. */
 const cli_command *cli_find(const char *name);
 /* Run a command with argv[0] its name and the common options already in g_cli: configure
- * logging for it, refuse one not built yet (exit 1), reset getopt and call its entry point. */
+ * logging for it, refuse one not built yet (exit 1) or one without CLI_RANKS under a launcher
+ * of several processes (exit 2), reset getopt and call its entry point. */
 int cli_run(const cli_command *cmd, int argc, char **argv);
 
 /* Print version lines (vesalius, git revision, every linked library) to stdout and return the

@@ -10,6 +10,7 @@
  * pool.json (what the pretraining pool left out).
  */
 #include "cli.h"
+#include "dist.h"
 #include "fsdir.h"
 #include "log.h"
 #include "parse.h"
@@ -259,27 +260,68 @@ static vs_status write_preview(mae_trainer *t, const volume *held, const char *s
     return st;
 }
 
-static int run_pretrain(pretrain_opts *o) {
-    const char *cmd = "pretrain";
-    vs_error err;
-    vs_status st;
-    if (vs_mkdirs(o->out, 0755, &err) != VS_OK) return cli_fail(cmd, &err);
-    char ckpt[4096], export_path[4096], preview[4096];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.ckpt", o->out);
+/* Rank 0's view of the output folder, agreed by every rank: the folder made, whether it holds
+ * a checkpoint (*have), and the refusal of one without --resume. */
+static vs_status prepare_out(const pretrain_opts *o, const vs_group *g, const char *ckpt, int *have,
+                             vs_error *err) {
+    vs_status st = VS_OK;
+    *have = 0;
+    if (g->rank == 0) {
+        st = vs_mkdirs(o->out, 0755, err);
+        *have = st == VS_OK && access(ckpt, F_OK) == 0;
+        if (st == VS_OK && *have && !o->resume)
+            st = VS_FAIL(err, VS_ERR_USAGE,
+                         "%s already holds a checkpoint; pass --resume to continue it or choose "
+                         "another --out",
+                         o->out);
+        if (st == VS_OK && !*have && o->resume)
+            log_info("%s holds no checkpoint yet: starting a new run", o->out);
+    }
+    st = vs_group_agree(g, st, err);
+    *have = vs_group_max(g, *have);
+    return st;
+}
+
+/* The outputs beside the checkpoint, written by rank 0 (also after an interruption): the
+ * safetensors export, the preview, pool.json (shards) and the settings; agreed by every rank. */
+static vs_status write_outputs(pretrain_opts *o, const vs_group *g, mae_trainer *t,
+                               const volume *held, const char *shard_dir, const pool *pl,
+                               const char *ckpt, vs_error *err) {
+    char export_path[4096], preview[4096];
     snprintf(export_path, sizeof export_path, "%s/model.safetensors", o->out);
     snprintf(preview, sizeof preview, "%s/preview.png", o->out);
+    vs_status st = VS_OK;
+    if (g->rank == 0) {
+        st = mae_export_safetensors(mae_trainer_model(t), export_path, err);
+        if (st == VS_OK) st = write_preview(t, held, shard_dir, &pl->filter, preview, err);
+        if (st == VS_OK && shard_dir) st = pool_write(pl, o->out, err);
+        /* the settings the outputs were made with, beside them (after the checkpoint accepted
+         * them: a refused resume leaves the folder as it was) */
+        if (st == VS_OK) st = settings_cli_record(&o->kv, "pretrain", o->out, err);
+        if (st == VS_OK) log_info("wrote %s, %s, %s and settings.json", ckpt, export_path, preview);
+    }
+    return vs_group_agree(g, st, err);
+}
+
+/* Every rank runs this with the same options (dist.h): each builds the same data source and
+ * model; the trainer splits each update's micro-batches over the ranks (mae_train.h, invariant
+ * 4). Every failure is agreed, so every rank returns the same exit code. */
+static int run_pretrain(pretrain_opts *o) {
+    const char *cmd = "pretrain";
+    const vs_group *g = dist_group();
+    vs_error err;
+    o->cfg.group = g;
+    vs_status st = mae_train_config_check(&o->cfg, &err); /* the same verdict on every rank */
+    if (st != VS_OK) return cli_fail(cmd, &err);
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.ckpt", o->out);
     struct sigaction sa; /* from here on a signal stops at the next step, with a checkpoint */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int have_ckpt = access(ckpt, F_OK) == 0;
-    if (!have_ckpt && o->resume) log_info("%s holds no checkpoint yet: starting a new run", o->out);
-    if (have_ckpt && !o->resume)
-        return cli_usage_error(
-            cmd,
-            "%s already holds a checkpoint; pass --resume to continue it or choose another --out",
-            o->out);
+    int have_ckpt = 0;
+    if (prepare_out(o, g, ckpt, &have_ckpt, &err) != VS_OK) return cli_fail(cmd, &err);
     nn_set_threads(o->st->top.threads);
 
     /* Synthetic: N training volumes and one held out for the preview, from their own seeded
@@ -292,17 +334,14 @@ static int run_pretrain(pretrain_opts *o) {
         if (stat(shard_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) snprintf(shard_dir, sizeof shard_dir, "%s", o->shards);
     }
     volume *vols = calloc((size_t)n + 1, sizeof *vols);
-    if (!vols) {
-        VS_FAIL(&err, VS_ERR_NOMEM, "cannot allocate %d volumes", n);
-        return cli_fail(cmd, &err);
-    }
+    st = vols ? VS_OK : VS_FAIL(&err, VS_ERR_NOMEM, "cannot allocate %d volumes", n);
     rng vr;
     rng_seed(&vr, o->cfg.seed, 3);
     mae_source src = {0};
     mae_trainer *t = NULL;
     pool pl;
     memset(&pl, 0, sizeof pl);
-    st = o->shards ? pool_make(o, shard_dir, &pl, &err) : VS_OK;
+    if (st == VS_OK && o->shards) st = pool_make(o, shard_dir, &pl, &err);
     for (int i = 0; i <= n && st == VS_OK && !o->shards; i++) /* n + 1: one held out */
         st = mae_synthetic_volume(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2],
                                   &vr, &err);
@@ -311,37 +350,37 @@ static int run_pretrain(pretrain_opts *o) {
         st = mae_source_shards(&src, shard_dir, &pl.filter, o->cfg.seed, o->cfg.model.crop,
                                &o->cfg.aug, &o->sampling, nn_threads(), &err);
     if (st == VS_OK) st = mae_trainer_create(&t, &o->cfg, &src, &err);
+    st = vs_group_agree(g, st, &err);
     if (st == VS_OK && have_ckpt) {
-        st = mae_trainer_load(t, ckpt, &err);
+        st = mae_trainer_load(t, ckpt, &err); /* every rank: rank 0 reads, the others receive */
         if (st == VS_OK) log_info("resuming %s at step %ld", ckpt, mae_trainer_step(t));
     }
     if (st == VS_OK) {
         const mae_config *mc = &o->cfg.model;
         log_info("pretraining %zu parameters on %s: crop "
-                 "%dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d threads",
-                 mae_n_params(mae_trainer_model(t)), o->shards ? "the shards' volumes" : "synthetic volumes (smoke-test data)", mc->crop[0], mc->crop[1], mc->crop[2],
-                 mc->patch[0], mc->patch[1], mc->patch[2], mc->batch, o->cfg.accum, o->cfg.steps,
+                 "%dx%dx%d, patch %dx%dx%d, batch %d x %d, %ld steps, %d rank%s x %d threads",
+                 mae_n_params(mae_trainer_model(t)),
+                 o->shards ? "the shards' volumes" : "synthetic volumes (smoke-test data)",
+                 mc->crop[0], mc->crop[1], mc->crop[2], mc->patch[0], mc->patch[1], mc->patch[2],
+                 mc->batch, o->cfg.accum, o->cfg.steps, g->size, g->size == 1 ? "" : "s",
                  nn_threads());
         st = mae_trainer_run(t, o->cfg.steps, NULL, ckpt, &g_stop, &err);
     }
+    if (g->size > 1 && t) {
+        double red = 0.0;
+        long ups = 0;
+        mae_trainer_reduce_time(t, &red, &ups);
+        if (ups)
+            log_info("gradient sums over %d ranks: %.1f ms per update", g->size, 1e3 * red / ups);
+    }
     vs_error err2; /* the export and preview also follow an interruption */
     vs_status st2 = VS_OK;
-    if (t && (st == VS_OK || st == VS_ERR_INTERRUPTED)) {
-        st2 = mae_export_safetensors(mae_trainer_model(t), export_path, &err2);
-        if (st2 == VS_OK)
-            st2 = write_preview(t, &vols[n], o->shards ? shard_dir : NULL, &pl.filter, preview,
-                                &err2);
-        if (st2 == VS_OK && o->shards) st2 = pool_write(&pl, o->out, &err2);
-        /* the settings the outputs were made with, beside them (after the checkpoint accepted
-         * them: a refused resume leaves the folder as it was) */
-        if (st2 == VS_OK) st2 = settings_cli_record(&o->kv, "pretrain", o->out, &err2);
-        if (st2 == VS_OK)
-            log_info("wrote %s, %s, %s and settings.json", ckpt, export_path, preview);
-    }
+    if (t && (st == VS_OK || st == VS_ERR_INTERRUPTED))
+        st2 = write_outputs(o, g, t, &vols[n], o->shards ? shard_dir : NULL, &pl, ckpt, &err2);
     mae_trainer_destroy(t);
     mae_source_close(&src);
     pool_free(&pl);
-    for (int i = 0; i <= n; i++)
+    for (int i = 0; vols && i <= n; i++)
         volume_free(&vols[i]);
     free(vols);
     if (st != VS_OK) return cli_fail(cmd, &err);
@@ -349,32 +388,7 @@ static int run_pretrain(pretrain_opts *o) {
     return VS_EXIT_OK;
 }
 
-/* libgomp reads OMP_WAIT_POLICY once, when it loads, and by default spin-waits at every
- * barrier: on a shared machine that makes two threads slower than one (measured 12 vs 23
- * samples/s at load 6 on 2 cores). Unless the user chose a policy, re-execute once with
- * PASSIVE, the setting the PyTorch twin needs too. On any failure, carry on as we are. */
-static void ensure_passive_wait(void) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    if (!f) return;
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int whole = feof(f);
-    fclose(f);
-    if (!whole || n == 0) return;
-    buf[n] = 0;
-    char *args[1024];
-    int k = 0;
-    for (size_t i = 0; i < n && k < 1023; i += strlen(buf + i) + 1)
-        args[k++] = buf + i;
-    args[k] = NULL;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", args);
-    unsetenv("OMP_WAIT_POLICY"); /* exec failed: run with the default policy */
-}
-
 int cmd_pretrain(int argc, char **argv) {
-    ensure_passive_wait();
     pretrain_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc == VS_EXIT_OK) rc = run_pretrain(&o);

@@ -39,7 +39,8 @@ int cmd_split(int argc, char **argv);    /* cmd_split.c */
     "  -h, --help          show this help\n"                                             \
     "      --log-json      log JSON lines on stderr\n"                                   \
     "      --log-level L   debug, info, warn, error or quiet\n"                          \
-    "  -j, --threads N     worker threads\n"
+    "  -j, --threads N     worker threads\n"                                             \
+    "      --distributed M auto (run across mpirun's or srun's processes) or off\n"
 
 const cli_command cli_commands[] = {
     {"ingest", "read DICOM, de-identify and write training shards",
@@ -63,7 +64,7 @@ const cli_command cli_commands[] = {
      "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
      "  --lock-timeout S      wait up to S seconds for another run's lock (default "
      "0)\n" COMMON_HELP,
-     CORE(cmd_ingest), ST_INGEST | ST_PACS},
+     CORE(cmd_ingest), ST_INGEST | ST_PACS, 0},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"
@@ -91,7 +92,7 @@ const cli_command cli_commands[] = {
      "      --accept-burned-in            accept images that may carry burned-in text (flagged)\n"
      "      --linkage FILE                record original -> pseudonym in an SQLite table "
      "(0600)\n" COMMON_HELP,
-     cmd_anonymize, 0},
+     cmd_anonymize, 0, 0},
     {"verify-deid", "scan DICOM files, shards and reports for identifying data",
      "Usage: vesalius verify-deid PATH... [--phi-list FILE]\n"
      "\n"
@@ -105,7 +106,7 @@ const cli_command cli_commands[] = {
      "  text    reports, JSON-lines logs, any other text: UIDs of an organisation's root\n"
      "  all     every identifier listed in FILE (one per line, any case) in every value, name\n"
      "          and line, and in the raw bytes of every file\n" COMMON_HELP,
-     CORE(cmd_verify_deid), 0},
+     CORE(cmd_verify_deid), 0, 0},
     {"send", "C-STORE de-identified DICOM files to a research PACS",
      "Usage: vesalius send PATH... pacs://AET@host:port [--study FILE] [OPTIONS]\n"
      "\n"
@@ -114,7 +115,7 @@ const cli_command cli_commands[] = {
      "and never sent. Exit 7 when a file was refused, 4 when the peer did not store one, 8 when\n"
      "the PACS cannot be reached or refuses us. The pacs options (or a study's pacs section)\n"
      "set our AE title, the timeouts, retries and TLS.\n" COMMON_HELP,
-     CORE(cmd_send), ST_PACS},
+     CORE(cmd_send), ST_PACS, 0},
     {"inspect", "describe DICOM files, shards, checkpoints or a catalog",
      "Usage: vesalius inspect PATH... [--summary FILE] [--resample] [--max-voxels N]\n"
      "\n"
@@ -128,13 +129,13 @@ const cli_command cli_commands[] = {
      "  --resample       resample series with missing slices or uneven spacing (default: reject)\n"
      "  --max-voxels N   reject images and volumes of more than N voxels (default "
      "2^31)\n" COMMON_HELP,
-     CORE(cmd_inspect), 0},
+     CORE(cmd_inspect), 0, 0},
     {"verify", "re-check every shard checksum in an ingest output folder",
      "Usage: vesalius verify DIR\n"
      "Re-reads every volume of every shard in DIR/shards (or DIR) and compares it with its\n"
      "SHA-256 checksum. Reports each corrupt shard or volume on its own line and goes on.\n"
      "Exits 0 when everything is intact, 1 when anything is corrupt.\n" COMMON_HELP,
-     CORE(cmd_verify), 0},
+     CORE(cmd_verify), 0, 0},
     {"compact", "rewrite shards left mostly dead by rebuilt series",
      "Usage: vesalius compact DIR [--min-live F] [--shard-mb N] [--lock-timeout S]\n"
      "\n"
@@ -148,7 +149,7 @@ const cli_command cli_commands[] = {
      "  --min-live F       live share below which a shard is rewritten (default 0.5)\n"
      "  --shard-mb N       close a new shard at N MiB (default 1024; fractions allowed)\n"
      "  --lock-timeout S   wait up to S seconds for another run's lock (default 0)\n" COMMON_HELP,
-     CORE(cmd_compact), 0},
+     CORE(cmd_compact), 0, 0},
     {"split", "give every labeled patient a role: train, dev or test",
      "Usage: vesalius split --shards DIR --labels CSV --key FILE --out DIR [--study FILE] "
      "[OPTIONS]\n"
@@ -167,7 +168,7 @@ const cli_command cli_commands[] = {
      "  --out DIR             output folder\n"
      "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm\n"
      "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n" COMMON_HELP,
-     CORE(cmd_split), ST_SPLIT},
+     CORE(cmd_split), ST_SPLIT, 0},
     {"pretrain", "pretrain the 3D masked autoencoder on shards",
      "Usage: vesalius pretrain --out DIR (--shards DIR | --synthetic N) [--study FILE] [OPTIONS]\n"
      "\n"
@@ -189,7 +190,7 @@ const cli_command cli_commands[] = {
      "  --split FILE          a split's splits.csv (`vesalius split`): leave out every volume of\n"
      "                        its test patients (unless --include-test); DIR/pool.json says what\n"
      "                        was left out\n" COMMON_HELP,
-     CORE(cmd_pretrain), ST_PRETRAIN},
+     CORE(cmd_pretrain), ST_PRETRAIN, CLI_RANKS | CLI_OMP_PASSIVE},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
      "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
      "\n"
@@ -215,7 +216,7 @@ const cli_command cli_commands[] = {
      "                        come from it (the encoder options are refused with it)\n"
      "  --arm mae|scratch     name of the arm (default: mae with --init, else scratch)\n"
      "  --fold F              train and predict only fold F\n" COMMON_HELP,
-     CORE(cmd_finetune), ST_FINETUNE},
+     CORE(cmd_finetune), ST_FINETUNE, 0},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
@@ -229,7 +230,7 @@ const cli_command cli_commands[] = {
      "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
      "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B "
      "(4)\n" COMMON_HELP,
-     CORE(cmd_predict), 0},
+     CORE(cmd_predict), 0, 0},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
      "\n"
@@ -249,7 +250,7 @@ const cli_command cli_commands[] = {
      "  --record-seed NAME=N   a seed used upstream, recorded in the provenance; repeatable\n"
      "  --stage-settings NAME=FILE  the settings.json of an upstream stage, recorded in the\n"
      "                        provenance; repeatable\n" COMMON_HELP,
-     CORE(cmd_validate), ST_VALIDATE},
+     CORE(cmd_validate), ST_VALIDATE, 0},
     {"run", "run a whole study from its YAML file, resumably",
      "Usage: vesalius run STUDY.yaml [--stages LIST] [--from STAGE] [--dry-run] [--lock-timeout "
      "S]\n"
@@ -274,7 +275,7 @@ const cli_command cli_commands[] = {
      "Exit: 0 done, 4 done with rejected inputs, 5 nothing to do, 6 another run holds the\n"
      "output folder, 1 a stage failed, 2 a study-file error (file, line and key "
      "named).\n" COMMON_HELP,
-     CORE(cmd_run), 0},
+     CORE(cmd_run), 0, 0},
     {"demo-cohort", "write the synthetic demo cohort (DICOM with planted identifiers and tumours)",
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
@@ -290,7 +291,7 @@ const cli_command cli_commands[] = {
      "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a "
      "factor\n"
      "under 0.6 makes them part-solid). The same seed writes the same bytes.\n" COMMON_HELP,
-     CORE(cmd_demo_cohort), 0},
+     CORE(cmd_demo_cohort), 0, 0},
 };
 
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -6,6 +6,7 @@
  * does not pay for loading them (some 80 shared libraries, ~25 ms per start). */
 #include "cli.h"
 #include "dcmdict.h"
+#include "dist.h"
 #include "log.h"
 #include "parse.h"
 #include "study.h"
@@ -34,6 +35,9 @@ static void print_help(FILE *f) {
             "      --log-json      log JSON lines on stderr (for cron and batch jobs)\n"
             "      --log-level L   debug, info, warn, error or quiet (default info)\n"
             "  -j, --threads N     worker threads (default: all cores)\n"
+            "      --distributed M auto: run across the processes mpirun or srun started, when\n"
+            "                      their variables say so (pretrain); off: one process, whatever\n"
+            "                      the environment says (default auto)\n"
             "\n"
             "Exit codes (the same for every command):\n"
             "  0  done\n"
@@ -60,6 +64,13 @@ static int apply_common(int opt, const char *arg, const char *cmd) {
         g_cli.log_level = lvl;
         return 0;
     }
+    case 1002:
+        if (strcmp(arg, "auto") == 0 || strcmp(arg, "off") == 0) {
+            g_cli.distributed = arg[0] == 'o' ? DIST_OFF : DIST_AUTO;
+            return 0;
+        }
+        cli_usage_error(cmd, "--distributed wants auto or off, not '%s'", arg);
+        return -1;
     case 'j':
         if (!vs_parse_int(arg, 1, 1024, &g_cli.threads)) {
             cli_usage_error(cmd, "--threads wants a whole number from 1 to 1024, not '%s'", arg);
@@ -71,9 +82,13 @@ static int apply_common(int opt, const char *arg, const char *cmd) {
 }
 
 static const struct option global_opts[] = {
-    {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
-    {"log-json", no_argument, 0, 1000},     {"log-level", required_argument, 0, 1001},
-    {"threads", required_argument, 0, 'j'}, {0, 0, 0, 0},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"log-json", no_argument, 0, 1000},
+    {"log-level", required_argument, 0, 1001},
+    {"threads", required_argument, 0, 'j'},
+    {"distributed", required_argument, 0, 1002},
+    {0, 0, 0, 0},
 };
 
 int main(int argc, char **argv) {
@@ -118,10 +133,16 @@ int main(int argc, char **argv) {
             g_cli.log_json = 1;
             continue;
         }
-        if (strcmp(a, "--log-level") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "-j") == 0) {
+        if (strcmp(a, "--log-level") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "-j") == 0 ||
+            strcmp(a, "--distributed") == 0) {
             if (i + 1 >= sub_argc) return cli_usage_error(name, "option '%s' needs a value", a);
-            if (apply_common(a[2] == 'l' ? 1001 : 'j', sub_argv[i + 1], name) < 0) return VS_EXIT_USAGE;
+            int id = a[1] == 'j' ? 'j' : a[2] == 'l' ? 1001 : a[2] == 'd' ? 1002 : 'j';
+            if (apply_common(id, sub_argv[i + 1], name) < 0) return VS_EXIT_USAGE;
             i++;
+            continue;
+        }
+        if (strncmp(a, "--distributed=", 14) == 0) {
+            if (apply_common(1002, a + 14, name) < 0) return VS_EXIT_USAGE;
             continue;
         }
         if (strncmp(a, "--log-level=", 12) == 0) {

@@ -131,6 +131,23 @@ static int own_option(void *ctx, int id, const char *arg, study *s) {
     return cli_usage_error("pretrain", "unknown option");
 }
 
+/* The setting distributed.ranks is the number of processes this run has (the result's last
+ * bits depend on it, so settings.json records it): taken from the launcher when the study does
+ * not set it; a study that says another number than the launcher started is refused, on every
+ * rank alike, before anything is written. */
+static vs_status match_ranks(study *s, vs_error *err) {
+    int *ranks = &s->distributed.ranks;
+    if (s->origin[STUDY_KEY_distributed_ranks] == STUDY_FROM_DEFAULT) *ranks = dist_size();
+    if (*ranks == dist_size()) return VS_OK;
+    int k = STUDY_KEY_distributed_ranks;
+    return VS_FAIL(err, VS_ERR_CONFIG,
+                   "%s:%d: key 'distributed.ranks' is %d, but this pretrain runs as %d "
+                   "process%s: start it with `mpirun -n %d` (or srun -n %d), or run the study "
+                   "with `vesalius run`",
+                   s->path ? s->path : "(options)", s->line[k], *ranks, dist_size(),
+                   dist_size() == 1 ? "" : "es", *ranks, *ranks);
+}
+
 static int parse_args(pretrain_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
     int first = 0;
@@ -145,6 +162,7 @@ static int parse_args(pretrain_opts *o, int argc, char **argv) {
         return cli_usage_error("pretrain", "give --shards DIR (or --synthetic N for a smoke test)");
     if (o->split && !o->shards) return cli_usage_error("pretrain", "--split goes with --shards");
     vs_error err;
+    if (match_ranks(o->st, &err) != VS_OK) return cli_fail("pretrain", &err);
     if (settings_cli_resolve(o->st, ST_PRETRAIN, &o->kv, &err) != VS_OK)
         return cli_fail("pretrain", &err);
     pretrain_config(o->st, o);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A whole number in 0..1<<20 from variable `name`, or -1 when absent or not a number. */
 static int env_int(char *(*get)(const char *), const char *name) {
@@ -45,6 +46,12 @@ vs_status dist_refuse_ranks(const char *cmd, int mode, int *rank, vs_error *err)
     dist_launch l;
     dist_detect(getenv, &l);
     if (l.launcher && l.size > 1 && l.rank > 0) *rank = l.rank;
+    if (l.launcher && l.size > 1 && strcmp(cmd, "run") == 0)
+        return VS_FAIL(err, VS_ERR_USAGE,
+                       "vesalius run starts the ranks of the stages that scale itself, but %s "
+                       "started %d copies of it: run it as one process, with the launcher in "
+                       "the study (distributed: {launcher: [mpirun], ranks: %d})",
+                       l.launcher, l.size, l.size);
     if (l.launcher && l.size > 1)
         return VS_FAIL(err, VS_ERR_USAGE,
                        "vesalius %s runs as one process, but %s started %d: run it without the "

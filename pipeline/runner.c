@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define MAX_ARGS 128
+#define MAX_LAUNCHER 64 /* words of distributed.launcher */
 #define MAX_OUTPUTS 8
 #define HEX 65
 
@@ -584,6 +585,38 @@ static int explain(run_ctx *c, const stage *sg, const stage_inputs *in, const ch
 }
 
 /* ---- child processes ------------------------------------------------------------------------ */
+/* The processes a stage's command runs as: distributed.ranks for a command that runs across
+ * ranks (cli.h CLI_RANKS: pretrain), started as LAUNCHER... -n RANKS vesalius COMMAND ...;
+ * 1 for every other stage, which runs as one process (pipeline/dist.h). */
+static int stage_ranks(const run_ctx *c, const arglist *a) {
+    const study_distributed *d = &c->s->distributed;
+    const cli_command *cmd = a->n ? cli_find(a->v[0]) : NULL;
+    return cmd && (cmd->flags & CLI_RANKS) && d->launcher.n > 0 && d->ranks > 1 ? d->ranks : 1;
+}
+
+/* Before a stage that runs across ranks starts: a launcher to start them, and an accumulation
+ * they can split (pretrain would refuse it too, but from inside the launcher). Not in the dry
+ * run, whose plan is what changed. */
+static vs_status check_launch(const run_ctx *c, const arglist *a, vs_error *err) {
+    const study_distributed *d = &c->s->distributed;
+    const cli_command *cmd = a->n ? cli_find(a->v[0]) : NULL;
+    if (!cmd || !(cmd->flags & CLI_RANKS) || d->ranks == 1) return VS_OK;
+    if (d->launcher.n == 0)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s: key 'distributed.ranks' is %d but 'distributed.launcher' is empty: "
+                       "say how the ranks start, e.g. [mpirun] or [srun]",
+                       c->study_path, d->ranks);
+    if (d->launcher.n > MAX_LAUNCHER)
+        return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'distributed.launcher' has more than %d words",
+                       c->study_path, MAX_LAUNCHER);
+    if (c->s->pretrain.accumulate % d->ranks != 0)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s: %d ranks cannot split pretrain.accumulate %d: each rank runs whole "
+                       "micro-batches, so accumulate must be a multiple of distributed.ranks",
+                       c->study_path, d->ranks, c->s->pretrain.accumulate);
+    return VS_OK;
+}
+
 static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
     char log_path[PATH_MAX + 32];
     snprintf(log_path, sizeof log_path, "%s/logs/%s.jsonl", c->out, sg->name);
@@ -592,9 +625,18 @@ static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
         VS_FAIL(err, VS_ERR_IO, "%s: cannot open the stage log (%s)", log_path, strerror(errno));
         return -1;
     }
-    char *argv[MAX_ARGS + 2];
-    argv[0] = c->self;
-    for (int i = 0; i <= a->n; i++) argv[i + 1] = a->v[i];
+    const study_distributed *d = &c->s->distributed;
+    int spread = stage_ranks(c, a) > 1;
+    char *argv[MAX_ARGS + 2 + MAX_LAUNCHER + 2], ranks[16];
+    int k = 0;
+    if (spread) { /* check_launch: at most MAX_LAUNCHER words */
+        snprintf(ranks, sizeof ranks, "%d", d->ranks);
+        for (unsigned i = 0; i < d->launcher.n; i++) argv[k++] = d->launcher.v[i];
+        argv[k++] = "-n";
+        argv[k++] = ranks;
+    }
+    argv[k++] = c->self;
+    for (int i = 0; i <= a->n; i++) argv[k + i] = a->v[i];
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -602,10 +644,18 @@ static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
         VS_FAIL(err, VS_ERR_ENV, "cannot start the %s stage (%s)", sg->name, strerror(errno));
         return -1;
     }
-    if (pid == 0) { /* invariant 3: the stage dies with the runner */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(VS_EXIT_FAILURE);
+    if (pid == 0) { /* invariant 3: the stage dies with the runner; a launcher is asked to end
+                       its ranks (mpirun and srun pass SIGTERM on, pretrain stops at a step) */
+        if (prctl(PR_SET_PDEATHSIG, spread ? SIGTERM : SIGKILL) != 0 || getppid() != parent)
+            _exit(VS_EXIT_FAILURE);
         if (dup2(fd, STDERR_FILENO) < 0) _exit(VS_EXIT_ENV);
-        execv(c->self, argv);
+        if (spread) {
+            execvp(argv[0], argv);
+            dprintf(STDERR_FILENO, "vesalius run: cannot start the launcher '%s' (%s)\n", argv[0],
+                    strerror(errno));
+        } else {
+            execv(c->self, argv);
+        }
         _exit(VS_EXIT_ENV);
     }
     close(fd);
@@ -711,6 +761,7 @@ static int settings_as_planned(run_ctx *c, const stage *sg, const stage_inputs *
 static int run_stage(run_ctx *c, int i, const stage_inputs *in, const char *stored, arglist *a,
                      const char *why, vs_error *err) {
     const stage *sg = &stages[i];
+    if (check_launch(c, a, err) != VS_OK) return -1; /* before anything of the stage changes */
     char started_path[PATH_MAX + 32], started[HEX + 2] = "", dir[PATH_MAX + 32];
     snprintf(started_path, sizeof started_path, "%s/stages/%s.started", c->out, sg->name);
     snprintf(dir, sizeof dir, "%s/%s", c->out, sg->dir ? sg->dir : sg->name);
@@ -730,7 +781,12 @@ static int run_stage(run_ctx *c, int i, const stage_inputs *in, const char *stor
         unlink(log_path);
     }
     if (write_atomic(started_path, in->hash, err) != VS_OK) return -1;
-    run_event(c, sg->name, "stage.start", "%s: running (%s)", sg->name, why);
+    int ranks = stage_ranks(c, a);
+    if (ranks > 1)
+        run_event(c, sg->name, "stage.start", "%s: running on %d ranks through %s (%s)", sg->name,
+                  ranks, c->s->distributed.launcher.v[0], why);
+    else
+        run_event(c, sg->name, "stage.start", "%s: running (%s)", sg->name, why);
     int rc = run_child(c, sg, a, err);
     if (rc < 0) return -1;
     int ok =
@@ -845,7 +901,12 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
         }
         if (forced && !sg->incremental) snprintf(why, sizeof why, "forced by --from");
         if (opt->dry_run) {
-            printf("%-16s run: %s\n", sg->name, why);
+            int ranks = stage_ranks(&c, &a);
+            if (ranks > 1)
+                printf("%-16s run: %s (on %d ranks through %s)\n", sg->name, why, ranks,
+                       c.s->distributed.launcher.v[0]);
+            else
+                printf("%-16s run: %s\n", sg->name, why);
             c.identity[i][0] = '\0'; /* the stages after it cannot know their inputs yet */
             if (sg->incremental && stored && strncmp(why, "starts over", 11) != 0)
                 sha256_text(stored, c.identity[i]);

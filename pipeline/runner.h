@@ -16,7 +16,10 @@
  *   2. A stage interrupted with the same inputs resumes what it left (pretraining continues
  *      its checkpoint); one whose inputs changed starts over from an empty folder.
  *   3. Stages run as child processes of the same binary that die with the runner
- *      (PR_SET_PDEATHSIG), so a killed runner leaves no stage writing behind it.
+ *      (PR_SET_PDEATHSIG), so a killed runner leaves no stage writing behind it; a stage
+ *      started through the study's launcher (distributed.ranks > 1) has the launcher receive
+ *      SIGTERM instead, which it passes on to the ranks (they stop at a step, with a
+ *      checkpoint).
  */
 #ifndef VS_RUNNER_H
 #define VS_RUNNER_H

@@ -173,6 +173,11 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(pretrain, swap_every, INT, "256", 1, 1073741824, NULL, NULL, ST_PRETRAIN, "one volume of the working set swapped every R crops") \
     X(pretrain, chunk_cache_mb, INT, "0", 0, 1048576, NULL, "chunk-cache", ST_PRETRAIN, "inflated chunks kept (0: auto, W+1 of the largest volumes)")
 
+/* Stages that run across processes (pretrain; pipeline/dist.h), as `vesalius run` starts them. */
+#define STUDY_KEYS_DISTRIBUTED(X) \
+    X(distributed, launcher, TEXTS, "", 0, 0, NULL, "-", 0, "how `vesalius run` starts the ranks of a stage that scales, given -n RANKS after it: [mpirun], [srun], [mpiexec]...") \
+    X(distributed, ranks, INT, "1", 1, 1048576, NULL, "-", ST_PRETRAIN, "processes of a stage that scales (pretrain; 1: one process); under a launcher, the ones it started")
+
 /* The fine-tuning stages (both arms). */
 #define STUDY_KEYS_LABELS(X) \
     X(labels, format, ENUM, "points", 0, 2, "points|masks|volume", "-", ST_SPLIT | ST_FINETUNE, "what labels.file holds (command line: --labels, --masks)") \
@@ -211,13 +216,14 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 #define STUDY_PREFIX_shards "shards."
 #define STUDY_PREFIX_pacs "pacs."
 #define STUDY_PREFIX_pretrain "pretrain."
+#define STUDY_PREFIX_distributed "distributed."
 #define STUDY_PREFIX_labels "labels."
 #define STUDY_PREFIX_finetune "finetune."
 #define STUDY_PREFIX_validate "validate."
 
 #define STUDY_KEYS(X) \
     STUDY_KEYS_TOP(X) STUDY_KEYS_DEID(X) STUDY_KEYS_INGEST(X) STUDY_KEYS_PREPROCESS(X) \
-    STUDY_KEYS_SHARDS(X) STUDY_KEYS_PACS(X) STUDY_KEYS_PRETRAIN(X) STUDY_KEYS_LABELS(X) STUDY_KEYS_FINETUNE(X) \
+    STUDY_KEYS_SHARDS(X) STUDY_KEYS_PACS(X) STUDY_KEYS_PRETRAIN(X) STUDY_KEYS_DISTRIBUTED(X) STUDY_KEYS_LABELS(X) STUDY_KEYS_FINETUNE(X) \
     STUDY_KEYS_VALIDATE(X)
 /* clang-format on */
 
@@ -270,6 +276,9 @@ typedef struct study_pacs {
 typedef struct study_pretrain {
     STUDY_KEYS_PRETRAIN(STUDY_MEMBER)
 } study_pretrain;
+typedef struct study_distributed {
+    STUDY_KEYS_DISTRIBUTED(STUDY_MEMBER)
+} study_distributed;
 typedef struct study_labels {
     STUDY_KEYS_LABELS(STUDY_MEMBER)
 } study_labels;
@@ -294,6 +303,7 @@ typedef struct study {
     study_shards shards;
     study_pacs pacs;
     study_pretrain pretrain;
+    study_distributed distributed;
     study_labels labels;
     study_finetune finetune;
     study_validate validate;

@@ -1,5 +1,6 @@
-/* det_predict.c — sliding-window inference over whole volumes (det.h): windows on the token
- * grid, outputs averaged per token, local maxima, non-maximum suppression, LPS centres. */
+/* det_predict.c — sliding-window inference over whole volumes (det.h): windows on the cell
+ * grid, outputs averaged per cell (and over flips), local maxima, non-maximum suppression, LPS
+ * centres. */
 #include "det.h"
 
 #include <math.h>
@@ -15,10 +16,10 @@ float det_voxel(const volume *v, size_t i) {
 }
 
 void det_predict_opts_default(det_predict_opts *o) {
-    o->overlap = 2;
-    o->min_prob = 0.05f;
-    o->max_candidates = 32;
-    o->nms_mm = 10.0;
+    o->min_prob = 0.01f;
+    o->max_candidates = 50;
+    o->nms_mm = 6.0;
+    o->flips = 0;
 }
 
 void det_result_free(det_result *r) {
@@ -39,20 +40,23 @@ static int window_starts(int cells, int w, int stride, int *starts) {
     return n;
 }
 
-/* Copy the window whose first voxel is v0 (z, y, x) into out (Sz, Sy, Sx), padding outside. */
+/* Copy the window whose first voxel is v0 (z, y, x) into out (Sz, Sy, Sx), padding outside,
+ * mirrored along axis a when bit a of flip is set. */
 static void window_copy(const volume *v, const det_config *c, const int64_t v0[3], float pad,
-                        float *out) {
+                        int flip, float *out) {
     const int *crop = c->enc.crop;
     int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
     for (int z = 0; z < crop[0]; z++)
         for (int y = 0; y < crop[1]; y++) {
-            float *o = out + ((size_t)z * crop[1] + y) * crop[2];
+            int oz = flip & 1 ? crop[0] - 1 - z : z, oy = flip & 2 ? crop[1] - 1 - y : y;
+            float *o = out + ((size_t)oz * crop[1] + oy) * crop[2];
             int64_t vz = v0[0] + z, vy = v0[1] + y;
             for (int x = 0; x < crop[2]; x++) {
                 int64_t vx = v0[2] + x;
-                o[x] = det_input(c, (vz < dims[0] && vy < dims[1] && vx < dims[2])
-                                        ? det_voxel(v, (size_t)((vz * dims[1] + vy) * dims[2] + vx))
-                                        : pad);
+                o[flip & 4 ? crop[2] - 1 - x : x] =
+                    det_input(c, (vz < dims[0] && vy < dims[1] && vx < dims[2])
+                                     ? det_voxel(v, (size_t)((vz * dims[1] + vy) * dims[2] + vx))
+                                     : pad);
             }
         }
 }
@@ -66,7 +70,7 @@ static int cand_cmp(const void *a, const void *b) {
 }
 
 /* Local maxima of heat over the 26-neighbourhood (ties go to the lower index), as candidates. */
-static vs_status local_maxima(const volume *v, const int patch[3], const int cells[3],
+static vs_status local_maxima(const volume *v, const int cells[3],
                               const float *heat, const double *acc, const float min_prob,
                               det_candidate **out, int *n_out, vs_error *err) {
     size_t nc = (size_t)cells[0] * cells[1] * cells[2], n = 0, cap = 64;
@@ -101,7 +105,7 @@ static vs_status local_maxima(const volume *v, const int patch[3], const int cel
         double zyx[3];
         for (int k = 0; k < 3; k++) {
             double off = a[1 + k] < -0.5 ? -0.5 : a[1 + k] > 1.5 ? 1.5 : a[1 + k];
-            zyx[k] = (t[k] + off) * patch[k] - 0.5;
+            zyx[k] = (t[k] + off) * DET_STRIDE - 0.5;
         }
         det_candidate *d = &c[n++];
         d->ijk[0] = zyx[2], d->ijk[1] = zyx[1], d->ijk[2] = zyx[0];
@@ -134,15 +138,15 @@ static void nms(det_candidate *c, int *n, const det_predict_opts *o) {
 
 vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn fn, void *ctx,
                            const det_predict_opts *o, det_result *res, vs_error *err) {
-    const int *crop = c->enc.crop, *patch = c->enc.patch, batch = c->enc.batch;
+    const int *crop = c->enc.crop, batch = c->enc.batch;
     memset(res, 0, sizeof *res);
     int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
     int W[3], *starts[3] = {NULL, NULL, NULL}, ns[3];
     size_t nvox = (size_t)volume_n_voxels(v);
     if (nvox == 0) return VS_FAIL(err, VS_ERR_FORMAT, "volume %s is empty", v->series_key);
     for (int a = 0; a < 3; a++) {
-        res->cells[a] = (int)((dims[a] + patch[a] - 1) / patch[a]);
-        W[a] = crop[a] / patch[a];
+        res->cells[a] = (int)((dims[a] + DET_STRIDE - 1) / DET_STRIDE);
+        W[a] = crop[a] / DET_STRIDE;
     }
     size_t nc = (size_t)res->cells[0] * res->cells[1] * res->cells[2];
     size_t N = (size_t)W[0] * W[1] * W[2], cv = (size_t)crop[0] * crop[1] * crop[2];
@@ -150,7 +154,7 @@ vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn f
     double *wsum = calloc(nc, sizeof *wsum);
     float *win = malloc((size_t)batch * cv * sizeof *win);
     float *outb = malloc((size_t)batch * N * DET_OUT * sizeof *outb);
-    int(*pos)[3] = malloc((size_t)batch * sizeof *pos);
+    int(*pos)[4] = malloc((size_t)batch * sizeof *pos);
     res->heat = malloc(nc * sizeof *res->heat);
     vs_status st = VS_OK;
     if (!acc || !wsum || !win || !outb || !pos || !res->heat) {
@@ -163,42 +167,53 @@ vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn f
             st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate window starts");
             goto done;
         }
-        int ov = o->overlap < W[a] - 1 ? o->overlap : W[a] - 1;
-        ns[a] = window_starts(res->cells[a], W[a], W[a] - (ov > 0 ? ov : 0), starts[a]);
+        int step = 3 * W[a] / 4; /* a quarter overlap: the tent blends the seams with up to
+                                    1.5x fewer windows per axis than half overlap */
+        ns[a] = window_starts(res->cells[a], W[a], step > 0 ? step : 1, starts[a]);
     }
     float pad = det_voxel(v, 0);
     for (size_t i = 1; i < nvox; i++)
         pad = fminf(pad, det_voxel(v, i));
-    int n_win = ns[0] * ns[1] * ns[2];
-    for (int w0 = 0; w0 < n_win && st == VS_OK; w0 += batch) {
-        int nb = n_win - w0 < batch ? n_win - w0 : batch;
+    int n_flip = o->flips ? 8 : 1, n_job = ns[0] * ns[1] * ns[2] * n_flip;
+    for (int j0 = 0; j0 < n_job && st == VS_OK; j0 += batch) {
+        int nb = n_job - j0 < batch ? n_job - j0 : batch;
         for (int b = 0; b < batch; b++) { /* a short last batch repeats its last window */
-            int w = w0 + (b < nb ? b : nb - 1);
+            int j = j0 + (b < nb ? b : nb - 1), w = j / n_flip, flip = j % n_flip;
             int s[3] = {starts[0][w / (ns[1] * ns[2])], starts[1][(w / ns[2]) % ns[1]],
                         starts[2][w % ns[2]]};
-            int64_t v0[3] = {(int64_t)s[0] * patch[0], (int64_t)s[1] * patch[1],
-                             (int64_t)s[2] * patch[2]};
+            int64_t v0[3] = {(int64_t)s[0] * DET_STRIDE, (int64_t)s[1] * DET_STRIDE,
+                             (int64_t)s[2] * DET_STRIDE};
             memcpy(pos[b], s, sizeof s);
-            window_copy(v, c, v0, pad, win + (size_t)b * cv);
+            pos[b][3] = flip;
+            window_copy(v, c, v0, pad, flip, win + (size_t)b * cv);
         }
         st = fn(ctx, win, batch, outb, err);
-        for (int b = 0; st == VS_OK && b < nb; b++)
+        for (int b = 0; st == VS_OK && b < nb; b++) {
+            int flip = pos[b][3];
             for (size_t t = 0; t < N; t++) {
                 int tz = (int)(t / ((size_t)W[1] * W[2])), ty = (int)((t / W[2]) % W[1]),
                     tx = (int)(t % W[2]);
                 int cz = pos[b][0] + tz, cy = pos[b][1] + ty, cx = pos[b][2] + tx;
                 if (cz >= res->cells[0] || cy >= res->cells[1] || cx >= res->cells[2]) continue;
                 size_t c = ((size_t)cz * res->cells[1] + cy) * res->cells[2] + cx;
-                const float *ob = outb + ((size_t)b * N + t) * DET_OUT;
-                /* tent weight: a token sees more context the further it is from the edges */
+                /* the network saw this cell at the mirrored place of a flipped window */
+                int fz = flip & 1 ? W[0] - 1 - tz : tz, fy = flip & 2 ? W[1] - 1 - ty : ty,
+                    fx = flip & 4 ? W[2] - 1 - tx : tx;
+                size_t ft = ((size_t)fz * W[1] + fy) * W[2] + fx;
+                const float *ob = outb + (size_t)b * DET_OUT * N;
+                /* tent weight: a cell sees more context the further it is from the edges */
                 double w = (double)(tz + 1 < W[0] - tz ? tz + 1 : W[0] - tz) *
                            (ty + 1 < W[1] - ty ? ty + 1 : W[1] - ty) *
                            (tx + 1 < W[2] - tx ? tx + 1 : W[2] - tx);
-                acc[c * DET_OUT] += w / (1.0 + exp(-(double)ob[0]));
-                for (int k = 1; k < DET_OUT; k++)
-                    acc[c * DET_OUT + k] += w * ob[k];
+                acc[c * DET_OUT] += w / (1.0 + exp(-(double)ob[ft]));
+                for (int k = 1; k < 4; k++) { /* an offset mirrors inside its cell */
+                    double off = ob[(size_t)k * N + ft];
+                    acc[c * DET_OUT + k] += w * (flip & (1 << (k - 1)) ? 1.0 - off : off);
+                }
+                acc[c * DET_OUT + 4] += w * ob[4 * N + ft];
                 wsum[c] += w;
             }
+        }
     }
     if (st != VS_OK) goto done;
     res->score = 0.0f;
@@ -208,7 +223,7 @@ vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn f
         res->heat[c] = (float)acc[c * DET_OUT];
         if (res->heat[c] > res->score) res->score = res->heat[c];
     }
-    st = local_maxima(v, patch, res->cells, res->heat, acc, o->min_prob, &res->cand, &res->n, err);
+    st = local_maxima(v, res->cells, res->heat, acc, o->min_prob, &res->cand, &res->n, err);
     if (st == VS_OK) nms(res->cand, &res->n, o);
 done:
     for (int a = 0; a < 3; a++)
@@ -227,7 +242,9 @@ static vs_status det_window(void *ctx, const float *win, int B, float *out, vs_e
     float loss;
     vs_status st = det_forward(d, win, NULL, &loss, err);
     if (st != VS_OK) return st;
-    memcpy(out, det_output(d), (size_t)B * mae_n_tokens(&c->enc) * DET_OUT * sizeof(float));
+    int g[3];
+    size_t cells = det_cells(c, g);
+    memcpy(out, det_output(d), (size_t)B * DET_OUT * cells * sizeof(float));
     return VS_OK;
 }
 

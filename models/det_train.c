@@ -1,5 +1,6 @@
-/* det_train.c — fine-tuning / probing the detector (det.h): lesion-centred and random crops
- * with the pretraining augmentations, AdamW with layer-wise lr decay, early stopping. */
+/* det_train.c — fine-tuning / probing the detector (det.h): lesion-centred, random and
+ * hard-negative crops with the pretraining augmentations, AdamW with layer-wise lr decay,
+ * hard-negative mining on the training volumes, optional early stopping. */
 #include "det.h"
 
 #include "nn.h"
@@ -23,6 +24,9 @@ void det_train_config_default(det_train_config *c) {
     c->aug.shift = 0.1f;
     c->layer_decay = 0.75;
     c->lesion_share = 0.5;
+    c->hard_share = 0.25;
+    c->mine_every = 300;
+    c->mine_top = 8;
     c->steps = 300;
     c->eval_every = 25;
     c->patience = 4;
@@ -34,6 +38,12 @@ typedef struct lesion_ref {
     int item, lesion;
 } lesion_ref;
 
+/* A mined false positive: a training volume and a voxel position (z, y, x). */
+typedef struct hard_ref {
+    int item;
+    double zyx[3];
+} hard_ref;
+
 typedef struct trainer {
     const det_train_config *c;
     det *d;
@@ -42,6 +52,8 @@ typedef struct trainer {
     float *pad;       /* (n_items) minimum voxel of each volume */
     lesion_ref *refs; /* every lesion of every item */
     int n_refs;
+    hard_ref *hard; /* the last mining pass's false positives */
+    int n_hard, cap_hard;
     /* optimizer: one AdamW per encoder group (depth + 2) and one for the head */
     adamw *groups;
     size_t *g_off, *g_len;
@@ -55,7 +67,7 @@ static int64_t axis_start(rng *r, int64_t dim, int crop, double centre, int cent
     int64_t lo = dim >= crop ? 0 : dim - crop, hi = dim >= crop ? dim - crop : 0;
     int64_t s;
     if (centred) {
-        double jitter = (rng_double(r) - 0.5) * (crop - 1); /* anywhere inside the crop */
+        double jitter = (rng_double(r) - 0.5) * (2.0 * crop / 3.0); /* a third of the crop */
         s = (int64_t)floor(centre - crop / 2.0 + jitter + 0.5);
     } else {
         s = lo + (int64_t)rng_below(r, (uint32_t)(hi - lo + 1));
@@ -104,16 +116,24 @@ static void crop_fill(trainer *t, rng *r, int it, const int64_t s[3], int augmen
     det_make_targets(dc, les, n, tgt);
 }
 
-/* A batch of B crops: a lesion-centred one with probability lesion_share, else uniform. */
+/* A batch of B crops: centred on a mined false positive with probability hard_share (once
+ * mined), on a lesion up to lesion_share, else uniform. */
 static void batch_fill(trainer *t, rng *r, int augment, float *img, float *tgt) {
     const det_config *dc = &t->c->det;
-    int B = dc->enc.batch, N = mae_n_tokens(&dc->enc);
-    size_t cv = mae_crop_voxels(&dc->enc);
+    int B = dc->enc.batch, G[3];
+    size_t cv = mae_crop_voxels(&dc->enc), ct = (size_t)DET_TGT * det_cells(dc, G);
     for (int b = 0; b < B; b++) {
-        int centred = t->n_refs > 0 && rng_double(r) < t->c->lesion_share;
+        double u = rng_double(r);
+        /* once mined, hard negatives take their share out of the lesion-centred crops */
+        int hard = t->n_hard > 0 && u < t->c->hard_share;
+        int centred = hard || (t->n_refs > 0 && u < t->c->lesion_share);
         int it;
         double centre[3] = {0, 0, 0};
-        if (centred) {
+        if (hard) {
+            const hard_ref *h = &t->hard[rng_below(r, (uint32_t)t->n_hard)];
+            it = h->item;
+            memcpy(centre, h->zyx, sizeof centre);
+        } else if (centred) {
             lesion_ref lr = t->refs[rng_below(r, (uint32_t)t->n_refs)];
             it = lr.item;
             memcpy(centre, t->items[it].lesions[lr.lesion].zyx, sizeof centre);
@@ -124,7 +144,7 @@ static void batch_fill(trainer *t, rng *r, int augment, float *img, float *tgt) 
         int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols}, s[3];
         for (int a = 0; a < 3; a++)
             s[a] = axis_start(r, dims[a], dc->enc.crop[a], centre[a], centred);
-        crop_fill(t, r, it, s, augment, img + (size_t)b * cv, tgt + (size_t)b * N * DET_OUT);
+        crop_fill(t, r, it, s, augment, img + (size_t)b * cv, tgt + (size_t)b * ct);
     }
 }
 
@@ -203,7 +223,7 @@ static void trainer_free(trainer *t) {
         adamw_free(&t->groups[g]);
     free(t->groups), free(t->g_off), free(t->g_len);
     adamw_free(&t->head);
-    free(t->pad), free(t->refs);
+    free(t->pad), free(t->refs), free(t->hard);
 }
 
 /* Clip the global gradient norm (fixed order), then step every group. Returns the head lr. */
@@ -246,8 +266,9 @@ static void snap_restore(const snapshot *s, det *d) {
 static vs_status val_loss(det *d, const float *img, const float *tgt, int n_batches, float *out,
                           vs_error *err) {
     const mae_config *mc = &det_get_config(d)->enc;
+    int G[3];
     size_t bv = mae_crop_voxels(mc) * mc->batch,
-           bt = (size_t)mc->batch * mae_n_tokens(mc) * DET_OUT;
+           bt = (size_t)mc->batch * DET_TGT * det_cells(det_get_config(d), G);
     double s = 0.0;
     for (int b = 0; b < n_batches; b++) {
         float l;
@@ -259,6 +280,53 @@ static vs_status val_loss(det *d, const float *img, const float *tgt, int n_batc
     return VS_OK;
 }
 
+/* Hard-negative mining: the detector's strongest candidates on every training volume that hit
+ * no lesion (farther than the lesion's radius, and at least two voxels, from its centre). */
+static vs_status mine(trainer *t, vs_error *err) {
+    det_predict_opts o;
+    det_predict_opts_default(&o);
+    o.min_prob = 0.0f;
+    o.max_candidates = t->c->mine_top * 4;
+    t->n_hard = 0;
+    for (int i = 0; i < t->n_items; i++) {
+        const det_item *it = &t->items[i];
+        const double *sp = it->v->spacing; /* (column, row, slice) */
+        det_result res;
+        vs_status st = det_predict(t->d, it->v, &o, &res, err);
+        if (st != VS_OK) return st;
+        int kept = 0;
+        for (int k = 0; k < res.n && kept < t->c->mine_top; k++) {
+            const double *ijk = res.cand[k].ijk;
+            double zyx[3] = {ijk[2], ijk[1], ijk[0]}, mm[3] = {sp[2], sp[1], sp[0]};
+            int hit = 0;
+            for (int l = 0; l < it->n_lesions && !hit; l++) {
+                double d2 = 0.0, r = it->lesions[l].diameter / 2.0;
+                for (int a = 0; a < 3; a++) {
+                    double e = (zyx[a] - it->lesions[l].zyx[a]) * mm[a];
+                    d2 += e * e;
+                }
+                double lim = fmax(r, 2.0 * fmax(mm[0], fmax(mm[1], mm[2])));
+                hit = d2 < lim * lim;
+            }
+            if (hit) continue;
+            if (t->n_hard == t->cap_hard) {
+                int cap = t->cap_hard ? 2 * t->cap_hard : 64;
+                hard_ref *h = realloc(t->hard, (size_t)cap * sizeof *h);
+                if (!h) {
+                    det_result_free(&res);
+                    return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate mined negatives");
+                }
+                t->hard = h, t->cap_hard = cap;
+            }
+            t->hard[t->n_hard].item = i;
+            memcpy(t->hard[t->n_hard].zyx, zyx, sizeof zyx);
+            t->n_hard++, kept++;
+        }
+        det_result_free(&res);
+    }
+    return VS_OK;
+}
+
 vs_status det_train(det *d, const det_train_config *c, const det_item *train, int n_train,
                     const det_item *val, int n_val, det_log_fn log, void *log_ctx,
                     det_train_result *res, vs_error *err) {
@@ -267,7 +335,8 @@ vs_status det_train(det *d, const det_train_config *c, const det_item *train, in
     if (n_train < 1) return VS_FAIL(err, VS_ERR_CONFIG, "no training volumes");
     const mae_config *mc = &c->det.enc;
     int B = mc->batch;
-    size_t bv = mae_crop_voxels(mc) * B, bt = (size_t)B * mae_n_tokens(mc) * DET_OUT;
+    int G[3];
+    size_t bv = mae_crop_voxels(mc) * B, bt = (size_t)B * DET_TGT * det_cells(&c->det, G);
     int n_vb = n_val > 0 && c->eval_every > 0 ? c->val_crops / B : 0;
     trainer tr, tv;
     memset(&tv, 0, sizeof tv);
@@ -293,7 +362,13 @@ vs_status det_train(det *d, const det_train_config *c, const det_item *train, in
     rng r;
     rng_seed(&r, c->seed, 5);
     int bad = 0;
+    long mine_from = c->steps / 3;
     for (long step = 0; st == VS_OK && step < c->steps; step++) {
+        if (c->mine_every > 0 && step >= mine_from && (step - mine_from) % c->mine_every == 0) {
+            st = mine(&tr, err);
+            if (st != VS_OK) break;
+            res->mined = tr.n_hard;
+        }
         batch_fill(&tr, &r, 1, img, tgt);
         det_zero_grad(d);
         float loss = 0.0f;

@@ -21,7 +21,8 @@ int cmd_demo_cohort(int argc, char **argv) {
         {"matrix", required_argument, 0, 'm'},     {"slices", required_argument, 0, 's'},
         {"seed", required_argument, 0, 'S'},       {"positive-share", required_argument, 0, 'p'},
         {"contrast", required_argument, 0, 'c'},   {"diameter", required_argument, 0, 'd'},
-        {"subtle-share", required_argument, 0, 't'}, {0, 0, 0, 0}};
+        {"subtle-share", required_argument, 0, 't'}, {"cyst-share", required_argument, 0, 'y'},
+        {"labeled-modality", required_argument, 0, 'M'}, {0, 0, 0, 0}};
     int opt, a, b;
     while ((opt = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (opt) {
@@ -61,6 +62,15 @@ int cmd_demo_cohort(int argc, char **argv) {
         case 't':
             if (detcli_number(optarg, 0, 1, &c.subtle_share) != 0)
                 return cli_usage_error("demo-cohort", "--subtle-share wants 0 to 1, not '%s'", optarg);
+            break;
+        case 'y':
+            if (detcli_number(optarg, 0, 1, &c.cyst_share) != 0)
+                return cli_usage_error("demo-cohort", "--cyst-share wants 0 to 1, not '%s'", optarg);
+            break;
+        case 'M':
+            if (strcmp(optarg, "CT") == 0) c.labeled_modality = DEMO_CT;
+            else if (strcmp(optarg, "MR") == 0) c.labeled_modality = DEMO_MR;
+            else return cli_usage_error("demo-cohort", "--labeled-modality wants CT or MR, not '%s'", optarg);
             break;
         default: return cli_usage_error("demo-cohort", "unknown option '%s'", argv[optind - 1]);
         }

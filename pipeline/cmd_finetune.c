@@ -102,10 +102,12 @@ static void finetune_config(const study *s, ft_opts *o) {
     }
     tc->det.probe = f->mode == STUDY_TUNE_PROBE;
     tc->det.enc.batch = f->batch;
-    tc->det.hidden = f->hidden;
     tc->det.gamma = f->loss == STUDY_LOSS_BCE ? 0.0f : (float)f->focal_gamma;
-    tc->det.pos_weight = (float)f->pos_weight;
     tc->det.window[0] = (float)f->window[0], tc->det.window[1] = (float)f->window[1];
+    tc->det.stem[0] = f->width, tc->det.stem[1] = 2 * f->width;
+    tc->det.dec[0] = 4 * f->width, tc->det.dec[1] = 2 * f->width, tc->det.dec[2] = f->width;
+    tc->hard_share = f->hard_share, tc->mine_every = f->mine_every, tc->mine_top = f->mine_top;
+    o->po.flips = f->test_flips;
     o->folds = f->folds, o->val_fraction = f->val_fraction;
     tc->steps = f->steps, tc->opt.total_steps = f->steps;
     tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
@@ -437,6 +439,7 @@ static vs_status load_cohort(shard_set *set, label_set *ls, cohort *c, vs_error 
         for (int l = 0; st == VS_OK && l < s->n_lesions; l++) {
             st = labels_lesion_zyx(v, &s->lesions[l], c->les[c->n][l].zyx, err);
             c->les[c->n][l].diameter = s->lesions[l].diameter;
+            det_lesion_radius(&c->les[c->n][l], v);
         }
         snprintf(c->patient[c->n], 65, "%s", v->patient_key[0] ? v->patient_key : v->series_key);
         c->lab[c->n] = s;

@@ -81,7 +81,7 @@ enum {
     O_ARM,
     O_BATCH,
     O_MINP,
-    O_OVERLAP,
+    O_FLIPS,
     O_MAXC,
     O_NMS
 };
@@ -91,7 +91,7 @@ static const struct option predict_long[] = {
     {"heatmaps", required_argument, 0, O_HEAT},   {"series", required_argument, 0, O_SERIES},
     {"fold", required_argument, 0, O_FOLD},       {"arm", required_argument, 0, O_ARM},
     {"batch", required_argument, 0, O_BATCH},     {"min-prob", required_argument, 0, O_MINP},
-    {"overlap", required_argument, 0, O_OVERLAP}, {"max-candidates", required_argument, 0, O_MAXC},
+    {"flips", required_argument, 0, O_FLIPS}, {"max-candidates", required_argument, 0, O_MAXC},
     {"nms-mm", required_argument, 0, O_NMS},      {0, 0, 0, 0},
 };
 
@@ -118,7 +118,7 @@ static int parse(predict_opts *o, int argc, char **argv) {
         case O_FOLD: bad = detcli_number(optarg, 0, 999, &v), o->fold = (int)v; break;
         case O_BATCH: bad = detcli_number(optarg, 1, 256, &v), o->batch = (int)v; break;
         case O_MINP: bad = detcli_number(optarg, 0, 1, &v), o->det.min_prob = (float)v; break;
-        case O_OVERLAP: bad = detcli_number(optarg, 0, 64, &v), o->det.overlap = (int)v; break;
+        case O_FLIPS: bad = detcli_number(optarg, 0, 1, &v), o->det.flips = (int)v; break;
         case O_MAXC: bad = detcli_number(optarg, 1, 100000, &v), o->det.max_candidates = (int)v; break;
         case O_NMS: bad = detcli_number(optarg, 0, 1000, &v), o->det.nms_mm = v; break;
         default:

@@ -220,16 +220,17 @@ const cli_command cli_commands[] = {
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
-     "Sliding-window inference over whole volumes of any size (overlapping windows merged per\n"
-     "token), candidates after non-maximum suppression with LPS position (mm), probability and\n"
-     "diameter (mm), and a volume row whose probability is the highest token probability.\n"
+     "Sliding-window inference over whole volumes of any size (windows every half window, merged\n"
+     "per heatmap cell with tent weights), candidates after non-maximum suppression with LPS\n"
+     "position (mm), probability and diameter (mm), and a volume row whose probability is the\n"
+     "highest cell probability.\n"
      "\n"
      "  --json FILE           also as JSON lines\n"
      "  --heatmaps DIR        merged objectness per volume as DIR/SERIES.nii.gz\n"
      "  --series KEY          only this volume (repeatable)\n"
      "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
-     "  --min-prob X (0.05)  --max-candidates N (32)  --nms-mm X (10)  --overlap N (2)  --batch B "
-     "(4)\n" COMMON_HELP,
+     "  --min-prob X (0.01)  --max-candidates N (50)  --nms-mm X (6)  --batch B (4)\n"
+     "  --flips 0|1 (0)       also average the 7 mirrored volumes (8x the time)\n" COMMON_HELP,
      CORE(cmd_predict), 0, 0},
     {"validate", "compute ROC/AUC, FROC/CPM with confidence intervals and write a report",
      "Usage: vesalius validate --predictions FILE... --labels FILE --out DIR [OPTIONS]\n"
@@ -280,17 +281,20 @@ const cli_command cli_commands[] = {
      "Usage: vesalius demo-cohort --out DIR [--unlabeled N] [--labeled N] [--radiographs N]\n"
      "                            [--matrix N] [--slices MIN:MAX] [--positive-share F] [--seed S]\n"
      "                            [--contrast K] [--diameter MIN:MAX] [--subtle-share F]\n"
+     "                            [--cyst-share F] [--labeled-modality CT|MR]\n"
      "\n"
-     "Writes procedural CT and MR studies (anatomy, noise, MR bias fields, varied spacing,\n"
-     "orientation, slice order and transfer syntax), a few radiographs, fake identifying values\n"
-     "in the headers, and a labeled CT subset with tumours: DIR/dicom/, "
-     "DIR/labels/annotations.csv\n"
-     "(LUNA16 style, LPS mm), DIR/labels/volumes.csv and DIR/phi.txt (every planted identifier).\n"
-     "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 96x96\n"
-     "slices, 40-64 slices; tumours 5-30 mm, 30% subtle; --contrast K multiplies the contrast of\n"
-     "tumours in solid organs (1: the default; lung nodules stay solid or part-solid, and a "
-     "factor\n"
-     "under 0.6 makes them part-solid). The same seed writes the same bytes.\n" COMMON_HELP,
+     "Writes procedural CT and MR studies (anatomy with liver vessels, noise, MR bias fields,\n"
+     "varied spacing, orientation, slice order and transfer syntax), a few radiographs, fake\n"
+     "identifying values in the headers, and a labeled subset with tumours: DIR/dicom/,\n"
+     "DIR/labels/annotations.csv (LUNA16 style, LPS mm), DIR/labels/volumes.csv,\n"
+     "DIR/labels/lookalikes.csv (the cysts of labeled volumes: not tumours) and DIR/phi.txt\n"
+     "(every planted identifier).\n"
+     "Defaults: 200 unlabeled + 40 labeled volumes (half with tumours), 8 radiographs, 128x128\n"
+     "slices of 2.7-3.3 mm, 40-64 slices; tumours 8-30 mm with a density relative to their organ\n"
+     "(liver mostly darker, some brighter; kidney, spleen; lung nodules solid or part-solid),\n"
+     "soft irregular edges, some with a rim or necrosis, 20% subtle (half the contrast); water-\n"
+     "dense cysts in 35% of volumes as lookalikes; --contrast K multiplies tumour contrast.\n"
+     "The same seed writes the same bytes.\n" COMMON_HELP,
      CORE(cmd_demo_cohort), 0, 0},
 };
 

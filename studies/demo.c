@@ -30,15 +30,17 @@ void demo_config_default(demo_config *c) {
     c->n_labeled = 40;
     c->positive_share = 0.5;
     c->n_radiographs = 8;
-    c->matrix = 96;
+    c->matrix = 128;
     c->min_slices = 40;
     c->max_slices = 64;
     c->mr_share = 0.3;
     c->oblique_share = 0.2;
-    c->subtle_share = 0.3;
-    c->min_diameter = 5.0;
+    c->subtle_share = 0.2;
+    c->min_diameter = 8.0;
     c->max_diameter = 30.0;
     c->contrast = 1.0;
+    c->cyst_share = 0.35;
+    c->labeled_modality = MOD_CT;
 }
 
 /* ---- identities: fake but realistic values, all planted identifiers ---------------------- */
@@ -149,7 +151,7 @@ static vs_status make_plan(const demo_config *c, plan *pl, vs_error *err) {
     for (int i = 0; i < c->n_labeled; i++) {
         series_plan *sp = &pl->series[n++];
         sp->patient = patient++;
-        sp->modality = MOD_CT;
+        sp->modality = c->labeled_modality;
         sp->labeled = 1;
         sp->positive = (int)order[i] < n_pos;
     }
@@ -173,7 +175,7 @@ static void rotation(double axis[3], double angle, double m[9]) {
 static void series_geometry(const demo_config *c, rng *r, int modality, const double center[3],
                             volume *v, double *tilt_deg) {
     int nz = c->min_slices + (int)rng_below(r, (uint32_t)(c->max_slices - c->min_slices + 1));
-    double ps = (3.6 + 0.8 * rng_double(r)) * 96.0 / c->matrix;
+    double ps = (2.7 + 0.6 * rng_double(r)) * 128.0 / c->matrix;
     double ss = modality == MOD_MR ? 3.5 + 2.0 * rng_double(r) : 2.5 + 2.5 * rng_double(r);
     v->n_slices = nz;
     v->n_rows = v->n_cols = c->matrix;
@@ -240,6 +242,8 @@ typedef struct series_out {
     char series_uid[80];
     int n_files, n_lesions, labeled, positive;
     double lesion[PHANTOM_MAX_LESIONS][4]; /* x, y, z (LPS mm), diameter (mm) */
+    int n_cysts;
+    double cyst[PHANTOM_MAX_LESIONS][4];   /* benign lookalikes in the field of view, same form */
     vs_status status;
     vs_error err;
 } series_out;
@@ -348,10 +352,10 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     series_geometry(c, r, sp->modality, center, &v, &tilt);
     int want = 0;
     if (sp->positive) want = 1 + (int)rng_below(r, 3);
-    else if (!sp->labeled && sp->modality == MOD_CT && rng_double(r) < 0.3) want = 1; /* archives hold tumours too */
+    else if (!sp->labeled && sp->modality != MOD_DX && rng_double(r) < 0.3) want = 1; /* archives hold tumours too */
     for (int tries = 0; so->n_lesions < want && tries < 60; tries++) {
-        double d = c->min_diameter + (c->max_diameter - c->min_diameter) * pow(rng_double(r), 1.5);
-        double scale = rng_double(r) < c->subtle_share ? 0.35 + 0.2 * rng_double(r) : 0.7 + 0.5 * rng_double(r);
+        double d = c->min_diameter + (c->max_diameter - c->min_diameter) * rng_double(r);
+        double scale = rng_double(r) < c->subtle_share ? 0.4 + 0.2 * rng_double(r) : 0.8 + 0.4 * rng_double(r);
         if (!phantom_add_lesion(&ph, r, d, scale * c->contrast)) continue;
         phantom_lesion *l = &ph.lesions[ph.n_lesions - 1];
         if (!inside(&v, l->center, d / 2.0 / v.spacing[0] + 1.0)) {
@@ -363,6 +367,21 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         row[1] = l->center[1];
         row[2] = l->center[2];
         row[3] = d;
+    }
+    /* benign cysts, in positive and negative volumes alike: lookalikes no label marks */
+    if (sp->modality != MOD_DX && rng_double(r) < c->cyst_share) {
+        int cysts = 1 + (int)rng_below(r, 2);
+        for (int tries = 0; cysts > 0 && tries < 20; tries++) {
+            double d = 5.0 + 15.0 * rng_double(r);
+            if (!phantom_add_cyst(&ph, r, d)) continue;
+            cysts--;
+            const phantom_lesion *l = &ph.lesions[ph.n_lesions - 1];
+            if (inside(&v, l->center, 0.0)) {
+                double *row = so->cyst[so->n_cysts++];
+                memcpy(row, l->center, 3 * sizeof *row);
+                row[3] = d;
+            }
+        }
     }
     so->positive = so->n_lesions > 0;
     vs_status st = volume_alloc(&v, v.n_slices, v.n_rows, v.n_cols, VOL_FLOAT32, 0, err);
@@ -589,9 +608,10 @@ vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary 
             st = outs[i].status;
         }
     /* labels and the planted identifiers, in series order (deterministic) */
-    text ann = {0}, vol = {0}, phi = {0};
+    text ann = {0}, vol = {0}, phi = {0}, look = {0};
     int ok = text_add(&ann, "seriesuid,coordX,coordY,coordZ,diameter_mm\n") &&
-             text_add(&vol, "seriesuid,label\n");
+             text_add(&vol, "seriesuid,label\n") &&
+             text_add(&look, "seriesuid,coordX,coordY,coordZ,diameter_mm,kind\n");
     for (int i = 0; ok && st == VS_OK && i < pl.n_series; i++) {
         series_out *so = &outs[i];
         summary->n_series++;
@@ -602,6 +622,9 @@ vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary 
         for (int l = 0; ok && l < so->n_lesions; l++, summary->n_lesions++)
             ok = text_add(&ann, "%s,%.3f,%.3f,%.3f,%.2f\n", so->series_uid, so->lesion[l][0],
                           so->lesion[l][1], so->lesion[l][2], so->lesion[l][3]);
+        for (int l = 0; ok && l < so->n_cysts; l++)
+            ok = text_add(&look, "%s,%.3f,%.3f,%.3f,%.2f,cyst\n", so->series_uid, so->cyst[l][0],
+                          so->cyst[l][1], so->cyst[l][2], so->cyst[l][3]);
     }
     for (int p = 0; ok && p < pl.n_patients; p++) {
         const identity *id = &ids[p];
@@ -622,12 +645,17 @@ vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary 
         st = write_text(path, vol.s, vol.n, err);
     }
     if (st == VS_OK) {
+        snprintf(path, sizeof path, "%s/labels/lookalikes.csv", out_dir);
+        st = write_text(path, look.s, look.n, err);
+    }
+    if (st == VS_OK) {
         snprintf(path, sizeof path, "%s/phi.txt", out_dir);
         st = write_text(path, phi.s, phi.n, err);
     }
     free(ann.s);
     free(vol.s);
     free(phi.s);
+    free(look.s);
     free(pl.series);
     free(ids);
     free(outs);

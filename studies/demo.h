@@ -13,6 +13,8 @@
  *   dicom/labeled/sNNNN/imNNNN.dcm   labeled CT subset
  *   labels/annotations.csv         seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm, original UIDs)
  *   labels/volumes.csv             seriesuid,label (1: at least one tumour)
+ *   labels/lookalikes.csv          seriesuid,coordX,coordY,coordZ,diameter_mm,kind: the benign
+ *                                  cysts of labeled volumes (no label marks them; for analysis)
  *   phi.txt                        every planted identifier, one per line (for verify-deid)
  *
  * Invariant: the same config (seed included) writes the same bytes, whatever the thread count.
@@ -23,6 +25,8 @@
 #include <stdint.h>
 
 #include "status.h"
+
+enum { DEMO_CT = 0, DEMO_MR = 1 };
 
 typedef struct demo_config {
     uint64_t seed;
@@ -37,6 +41,8 @@ typedef struct demo_config {
     double subtle_share;    /* share of tumours with low contrast */
     double min_diameter, max_diameter; /* tumour diameters, mm */
     double contrast;        /* multiplies solid-organ tumours' contrast (1: default) */
+    double cyst_share;      /* share of CT/MR volumes with 1-2 benign cysts (unlabeled lookalikes) */
+    int labeled_modality;   /* 0: CT, 1: MR (DEMO_CT, DEMO_MR) */
     int threads;            /* 0: all cores */
 } demo_config;
 

@@ -147,7 +147,15 @@ static tissue_class classify(const phantom *p, const double q[3]) {
     return c;
 }
 
-/* Host value plus organ texture; lungs get thin bright vessels from ridges of a noise field. */
+/* Two noise fields' shared zero set: thin curved tubes (vessels), weight 1 on the axis. */
+static double tube(const phantom *p, const double q[3], double scale, double width, uint32_t salt) {
+    double a = vnoise(q, scale, p->texture_seed + salt), b = vnoise(q, scale, p->texture_seed + salt + 1u);
+    double rr = sqrt(a * a + b * b);
+    return rr >= width ? 0.0 : rr <= 0.5 * width ? 1.0 : smooth((width - rr) / (0.5 * width));
+}
+
+/* Host value plus organ texture; lungs get thin bright vessels from ridges of a noise field,
+ * the liver its portal and hepatic veins (contrast-filled tubes, bright blobs in a slice). */
 static double tissue_value(const phantom *p, tissue_class c, const double q[3], int is_mr) {
     double base = is_mr ? tissue_table[c].mr : tissue_table[c].hu;
     double amp = tissue_table[c].tex_hu * (is_mr ? 2.0 : 1.0);
@@ -157,20 +165,28 @@ static double tissue_value(const phantom *p, tissue_class c, const double q[3], 
     if (c == C_LUNG) {
         double n = fabs(vnoise(q, 14.0, p->texture_seed + 101u));
         if (n < 0.06) v = is_mr ? 120.0 : 20.0 + 400.0 * (0.06 - n);
+    } else if (c == C_LIVER) {
+        double w = tube(p, q, 26.0, 0.13, 201u);
+        double vessel = is_mr ? tissue_table[C_IVC].mr : tissue_table[C_IVC].hu + 20.0;
+        if (w > 0.0) v += w * (vessel - v);
     }
     return v;
 }
 
-static double lesion_weight(const phantom_lesion *l, const double q[3], double *core) {
+/* How much of point q lies inside lesion l (0..1, the partial-volume margin included), and
+ * q's distance from the centre relative to the local surface radius. */
+static double lesion_weight(const phantom_lesion *l, const double q[3], double *rel) {
     double d[3] = {q[0] - l->center[0], q[1] - l->center[1], q[2] - l->center[2]};
     double dist = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-    if (dist > l->radius * 1.6 + 3.0) return 0.0;
+    if (dist > l->radius * 1.6 + 3.0 * l->edge + 3.0) return 0.0;
     double th = atan2(d[1], d[0]), ph = dist > 1e-9 ? acos(d[2] / dist) : 0.0;
     double R = l->radius * (1.0 + l->lobes[0] * sin(2 * th + l->phase[0]) +
                             l->lobes[1] * sin(3 * ph + l->phase[1]) +
                             l->lobes[2] * sin(th + 2 * ph + l->phase[2]));
-    *core = dist < 0.4 * R ? 1.0 : 0.0;
-    return 1.0 / (1.0 + exp(-(R - dist) / 0.7));
+    if (l->roughness > 0.0)
+        R *= 1.0 + l->roughness * vnoise(q, 0.45 * l->radius + 1.5, l->texture_seed + 7u);
+    *rel = dist / R;
+    return 1.0 / (1.0 + exp(-(R - dist) / (0.25 * l->edge)));
 }
 
 static double evaluate(const phantom *p, const double q[3], int is_mr) {
@@ -178,12 +194,21 @@ static double evaluate(const phantom *p, const double q[3], int is_mr) {
     double v = tissue_value(p, c, q, is_mr);
     for (int i = 0; i < p->n_lesions; i++) {
         const phantom_lesion *l = &p->lesions[i];
-        double core = 0.0, w = lesion_weight(l, q, &core);
-        if (w < 1e-4) continue;
-        double tex = 1.0 + 0.3 * vnoise(q, 2.5, l->texture_seed);
-        double delta = is_mr ? l->contrast * tissue_table[l->host].mr : l->contrast;
-        if (l->radius > 8.0 && core > 0.0) delta *= 0.55; /* necrotic-looking core */
-        v += w * delta * tex;
+        double rel = 0.0, w = lesion_weight(l, q, &rel);
+        if (w < 1e-4 && l->rim == 0.0) continue;
+        double host = is_mr ? tissue_table[l->host].mr : tissue_table[l->host].hu;
+        double delta = is_mr ? l->mr_rel * host : l->ct_delta;
+        delta *= 1.0 + l->heterogeneity * vnoise(q, 2.5, l->texture_seed);
+        if (l->necrosis > 0.0) { /* a core falling towards water density */
+            double water = is_mr ? 0.2 * host : 12.0;
+            double core = 1.0 / (1.0 + exp((rel - 0.45) / 0.06));
+            delta += core * l->necrosis * (water - (host + delta));
+        }
+        v += w * delta;
+        if (l->rim != 0.0) { /* an enhancing ring at the surface */
+            double x = (rel - 0.92) / 0.12;
+            v += (is_mr ? 0.01 * l->rim * host : l->rim) * exp(-x * x);
+        }
     }
     return v;
 }
@@ -198,45 +223,108 @@ double phantom_mr(const phantom *p, const double lps[3]) {
     return evaluate(p, lps, 1) * bias;
 }
 
-int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_scale) {
-    if (p->n_lesions >= PHANTOM_MAX_LESIONS) return 0;
-    double radius = diameter_mm / 2.0;
-    for (int attempt = 0; attempt < 200; attempt++) {
-        const phantom_organ *o = &p->organs[rng_below(r, (uint32_t)p->n_organs)];
-        if (o->tissue == TISSUE_HEART || o->tissue == TISSUE_BOWEL_GAS) continue;
-        double minax = fmin(o->axes[0], fmin(o->axes[1], o->axes[2]));
-        if (minax < radius + 6.0) continue;
+/* A random point of organ o at least `margin` mm inside it and not covered by another organ;
+ * 0 when none was found. */
+static int organ_point(const phantom *p, rng *r, const phantom_organ *o, double margin, double q[3]) {
+    double minax = fmin(o->axes[0], fmin(o->axes[1], o->axes[2]));
+    if (minax < margin + 1.0) return 0;
+    for (int attempt = 0; attempt < 20; attempt++) {
         double u[3];
         do {
             for (int i = 0; i < 3; i++) u[i] = uniform(r, -1, 1);
         } while (u[0] * u[0] + u[1] * u[1] + u[2] * u[2] > 1.0);
-        double c = cos(o->angle), s = sin(o->angle), q[3];
-        double lx = u[0] * (o->axes[0] - radius - 5.0), ly = u[1] * (o->axes[1] - radius - 5.0);
+        double c = cos(o->angle), s = sin(o->angle);
+        double lx = u[0] * (o->axes[0] - margin), ly = u[1] * (o->axes[1] - margin);
         q[0] = o->center[0] + c * lx - s * ly;
         q[1] = o->center[1] + s * lx + c * ly;
-        q[2] = o->center[2] + u[2] * (o->axes[2] - radius - 5.0);
-        if (classify(p, q) != (tissue_class)o->tissue) continue; /* covered by another organ */
+        q[2] = o->center[2] + u[2] * (o->axes[2] - margin);
+        if (classify(p, q) == (tissue_class)o->tissue) return 1;
+    }
+    return 0;
+}
+
+/* Lesions do not touch: a new one keeps this far (mm) from every other one's surface. */
+static int apart(const phantom *p, const double q[3], double radius) {
+    for (int i = 0; i < p->n_lesions; i++) {
+        const phantom_lesion *l = &p->lesions[i];
+        double d[3] = {q[0] - l->center[0], q[1] - l->center[1], q[2] - l->center[2]};
+        double gap = radius + l->radius * 1.3 + 4.0;
+        if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < gap * gap) return 0;
+    }
+    return 1;
+}
+
+static phantom_lesion *place(phantom *p, rng *r, double radius, int allow_lung,
+                             const phantom_organ **host) {
+    if (p->n_lesions >= PHANTOM_MAX_LESIONS) return NULL;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        const phantom_organ *o = &p->organs[rng_below(r, (uint32_t)p->n_organs)];
+        if (o->tissue == TISSUE_HEART || o->tissue == TISSUE_BOWEL_GAS) continue;
+        if (o->tissue == TISSUE_LUNG && !allow_lung) continue;
+        double q[3];
+        if (!organ_point(p, r, o, radius + 5.0, q) || !apart(p, q, radius)) continue;
         phantom_lesion *l = &p->lesions[p->n_lesions];
+        memset(l, 0, sizeof *l);
         memcpy(l->center, q, sizeof q);
         l->radius = radius;
         l->host = o->tissue;
-        double sign = rng_u32(r) & 1 ? 1.0 : -1.0;
-        switch (o->tissue) {
-        case TISSUE_LUNG: /* a solid nodule is soft tissue (-150..+80 HU); a subtle one part-solid */
-            l->contrast = contrast_scale < 0.6 ? uniform(r, 560, 700) : uniform(r, 700, 930);
-            break;
-        case TISSUE_KIDNEY: l->contrast = -uniform(r, 20, 45) * contrast_scale; break;
-        default: l->contrast = sign * uniform(r, 25, 60) * contrast_scale;
-        }
-        for (int i = 0; i < 3; i++) {
-            l->lobes[i] = uniform(r, 0.0, 0.12);
-            l->phase[i] = uniform(r, 0, 2 * PI);
-        }
         l->texture_seed = rng_u32(r);
-        p->n_lesions++;
-        return 1;
+        for (int i = 0; i < 3; i++) l->phase[i] = uniform(r, 0, 2 * PI);
+        *host = o;
+        return l;
     }
-    return 0;
+    return NULL;
+}
+
+int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_scale) {
+    const phantom_organ *o = NULL;
+    phantom_lesion *l = place(p, r, diameter_mm / 2.0, 1, &o);
+    if (!l) return 0;
+    double s = contrast_scale, host_hu = tissue_table[(tissue_class)o->tissue].hu;
+    l->kind = LESION_TUMOUR;
+    int hypo = 1;
+    switch (o->tissue) {
+    case TISSUE_LUNG: /* a solid nodule is soft tissue (-50..+40 HU); a subtle one part-solid */
+        l->ct_delta = (contrast_scale < 0.6 ? uniform(r, -450, -250) : uniform(r, -50, 40)) - host_hu;
+        l->mr_rel = contrast_scale < 0.6 ? uniform(r, 2, 4) : uniform(r, 5, 7);
+        hypo = 0;
+        break;
+    case TISSUE_LIVER: /* metastases: mostly hypodense, some hypervascular */
+        hypo = rng_double(r) < 0.7;
+        l->ct_delta = hypo ? -uniform(r, 25, 55) * s : uniform(r, 30, 60) * s;
+        break;
+    case TISSUE_KIDNEY: /* renal cell carcinoma: heterogeneous, either side of the cortex */
+        hypo = rng_u32(r) & 1;
+        l->ct_delta = (hypo ? -1.0 : 1.0) * uniform(r, 25, 50) * s;
+        break;
+    default: l->ct_delta = -uniform(r, 25, 50) * s; /* spleen, muscle */
+    }
+    if (o->tissue != TISSUE_LUNG) /* T1: lesions darker than the organ, hypervascular less so */
+        l->mr_rel = hypo ? -uniform(r, 0.25, 0.5) * fmin(s, 1.8) : -uniform(r, 0.05, 0.2) * fmin(s, 1.8);
+    l->edge = uniform(r, 1.2, 3.5);
+    l->heterogeneity = uniform(r, 0.2, 0.45);
+    l->roughness = uniform(r, 0.05, 0.18);
+    for (int i = 0; i < 3; i++) l->lobes[i] = uniform(r, 0.0, 0.15);
+    if (hypo && o->tissue == TISSUE_LIVER && rng_double(r) < 0.4) l->rim = uniform(r, 15, 35) * s;
+    if (l->radius > 8.0 && o->tissue != TISSUE_LUNG && rng_double(r) < 0.5)
+        l->necrosis = uniform(r, 0.3, 0.7);
+    p->n_lesions++;
+    return 1;
+}
+
+int phantom_add_cyst(phantom *p, rng *r, double diameter_mm) {
+    const phantom_organ *o = NULL;
+    phantom_lesion *l = place(p, r, diameter_mm / 2.0, 0, &o);
+    if (!l) return 0;
+    l->kind = LESION_CYST;
+    l->ct_delta = uniform(r, 0, 10) - tissue_table[(tissue_class)o->tissue].hu; /* water */
+    l->mr_rel = -uniform(r, 0.7, 0.85); /* fluid: dark on T1 */
+    l->edge = uniform(r, 0.3, 0.6);
+    l->heterogeneity = 0.0;
+    l->roughness = 0.0;
+    for (int i = 0; i < 3; i++) l->lobes[i] = uniform(r, 0.0, 0.03);
+    p->n_lesions++;
+    return 1;
 }
 
 /* [1 2 1]/4 along one axis of a (nz, ny, nx) float grid, in place, using a line buffer. */

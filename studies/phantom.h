@@ -1,6 +1,7 @@
 /* phantom.h — procedural anatomy for the demo cohort: a body with fat, muscle, lungs, heart,
- * liver, spleen, kidneys, spine, aorta and vena cava, organ texture, per-subject shape
- * variation, and tumours of varied size, contrast, shape and texture inside organs.
+ * liver (with its vessels), spleen, kidneys, spine, aorta and vena cava, bowel gas, mesenteric
+ * fat, organ texture, per-subject shape variation; tumours of varied size, density, shape,
+ * margin and texture inside organs, and benign cysts as lookalikes.
  *
  * The phantom is a function of world position (LPS mm), so any series geometry (oblique,
  * tilted, anisotropic) samples the same anatomy, and a lesion centre in world coordinates is
@@ -14,7 +15,7 @@
 #include "rng.h"
 #include "volume.h"
 
-enum { PHANTOM_MAX_ORGANS = 12, PHANTOM_MAX_LESIONS = 8 };
+enum { PHANTOM_MAX_ORGANS = 12, PHANTOM_MAX_LESIONS = 12 };
 
 typedef enum phantom_tissue {
     TISSUE_AIR = 0, TISSUE_FAT, TISSUE_MUSCLE, TISSUE_LUNG, TISSUE_HEART, TISSUE_LIVER,
@@ -28,12 +29,24 @@ typedef struct phantom_organ {
     double angle;     /* rotation about the S-I axis, radians */
 } phantom_organ;
 
+/* A focal lesion. Tumours are what the labels mark; cysts are benign lookalikes that no label
+ * marks: water-dense, round, sharp-edged and homogeneous, where tumours are soft-tissue dense,
+ * lobulated, ill-defined and heterogeneous (some with an enhancing rim or a necrotic core). */
+typedef enum phantom_lesion_kind { LESION_TUMOUR = 0, LESION_CYST } phantom_lesion_kind;
+
 typedef struct phantom_lesion {
+    phantom_lesion_kind kind;
     double center[3];   /* LPS mm */
     double radius;      /* mm (diameter / 2) */
-    double contrast;    /* CT: HU added to the host tissue; MR: relative change */
+    double ct_delta;    /* CT: HU added to the host tissue */
+    double mr_rel;      /* MR: relative change of the host's signal */
+    double edge;        /* mm: width of the partial-volume margin (ill-defined when large) */
+    double rim;         /* CT HU of an enhancing rim (MR: rim / 100 of the host); 0: none */
+    double necrosis;    /* share of the core's delta removed (0: solid) */
+    double heterogeneity; /* relative amplitude of the internal texture */
     double lobes[3];    /* shape: amplitudes of three low-order surface harmonics */
     double phase[3];
+    double roughness;   /* amplitude of a noise displacement of the surface (relative) */
     uint32_t texture_seed;
     phantom_tissue host;
 } phantom_lesion;
@@ -54,10 +67,16 @@ typedef struct phantom {
 
 /* A new subject: anatomy varied by r. */
 void phantom_make(phantom *p, rng *r);
-/* Add a lesion of the given diameter and contrast scale inside a random organ that can hold
- * it (liver, kidney, spleen, lung); returns 0 when none fits. contrast_scale 1 is typical,
- * below 0.5 is subtle. */
+/* Add a tumour of the given diameter and contrast scale inside a random organ that can hold
+ * it (liver, kidney, spleen, lung); returns 0 when none fits. Densities follow the host
+ * (studies/README): liver metastases mostly hypodense (15-45 HU against liver's 60), some
+ * hyperdense (still below contrast-filled vessels), spleen and kidney lesions hypodense, lung
+ * nodules soft tissue in aerated lung. contrast_scale 1 is typical, below 0.5 is subtle; at 1
+ * no tumour is darker than fat or brighter than the aorta. */
 int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_scale);
+/* Add a simple cyst (water density, sharp, round) of the given diameter in the liver, a
+ * kidney or the spleen: a lookalike no label marks. Returns 0 when none fits. */
+int phantom_add_cyst(phantom *p, rng *r, double diameter_mm);
 
 /* Noise-free CT value in HU at a world point. */
 double phantom_ct(const phantom *p, const double lps[3]);

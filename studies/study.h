@@ -143,8 +143,8 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 #define STUDY_KEYS_PRETRAIN(X) \
     X(pretrain, modalities, TEXTS, "", 0, 0, NULL, "modality", ST_PRETRAIN, "the modality whose volumes feed the model (CT, MR, DX...); all when empty") \
     X(pretrain, include_test, BOOL, "false", 0, 1, NULL, NULL, ST_PRETRAIN, "also pretrain on the volumes of the split's test patients (default: they are left out)") \
-    X(pretrain, crop, INT3, "96,96,96", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; radiographs 1,224,224") \
-    X(pretrain, patch, INT3, "16,16,16", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; must divide crop") \
+    X(pretrain, crop, INT3, "64,64,64", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; the detector needs multiples of 8 (16 or more)") \
+    X(pretrain, patch, INT3, "8,8,8", 1, 4096, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "(z, y, x) voxels; must divide crop; the detector takes 4,4,4 or 8,8,8") \
     X(pretrain, dim, INT, "192", 6, 8192, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "encoder width") \
     X(pretrain, depth, INT, "6", 1, 64, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "encoder blocks") \
     X(pretrain, heads, INT, "3", 1, 256, NULL, NULL, ST_PRETRAIN | ST_FT_SCRATCH, "encoder attention heads") \
@@ -199,8 +199,11 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, patience, INT, "5", 0, 1000000, NULL, NULL, ST_FINETUNE, "validations without improvement before stopping (0: never)") \
     X(finetune, loss, ENUM, "focal", 0, 1, "focal|bce", NULL, ST_FINETUNE, "objectness loss") \
     X(finetune, focal_gamma, DBL, "2", 0, 10, NULL, "gamma", ST_FINETUNE, "focal exponent") \
-    X(finetune, pos_weight, DBL, "1", 0.001, 10000, NULL, NULL, ST_FINETUNE, "weight of positive tokens") \
-    X(finetune, hidden, INT, "64", 0, 8192, NULL, NULL, ST_FINETUNE, "head hidden width (0: a linear head)") \
+    X(finetune, width, INT, "16", 1, 256, NULL, NULL, ST_FINETUNE, "convolution width w: stem w, 2w; decoder 4w, 2w, w") \
+    X(finetune, hard_share, DBL, "0.25", 0, 1, NULL, NULL, ST_FINETUNE, "share of crops on mined false positives (out of lesion_share)") \
+    X(finetune, mine_every, INT, "300", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between hard-negative mining passes, from a third of the steps (0: none)") \
+    X(finetune, mine_top, INT, "8", 1, 1000, NULL, NULL, ST_FINETUNE, "false positives kept per training volume and pass") \
+    X(finetune, test_flips, BOOL, "false", 0, 1, NULL, NULL, ST_FINETUNE, "predict also on the 7 mirrored volumes and average (8x the time)") \
     X(finetune, window, DBL2, "0,0", -1e9, 1e9, NULL, NULL, ST_FINETUNE, "intensities clipped to LO,HI and mapped to [0, 1] (equal: as stored)") \
     X(finetune, scratch_baseline, BOOL, "true", 0, 1, NULL, "-", 0, "also train the same detector from scratch (stage finetune-scratch)")
 

@@ -17,9 +17,9 @@ arch="--crop 16 --patch 4 --dim 32 --depth 2 --heads 2"
   --target plain --visible-weight 0.5 -j 1 --log-level warn --out "$t/mae" >"$t/out" 2>&1
 check "pretraining" 0 $?
 common="--shards $t/shards --labels $t/annotations.csv --volume-labels $t/volumes.csv --key $t/site.key \
-  --folds 3 --steps 40 --batch 4 --eval-every 20 --patience 3 --lr 2e-3 --loss bce --pos-weight 2 -j 1 --log-level warn"
+  --folds 3 --steps 40 --batch 4 --eval-every 20 --patience 3 --lr 2e-3 --loss bce --mine-every 10 -j 1 --log-level warn"
 "$V" finetune $common --init "$t/mae/checkpoint.ckpt" --out "$t/ft-mae" >"$t/out" 2>&1; check "finetune from the MAE" 0 $?
-"$V" finetune $common $arch --hidden 64 --out "$t/ft-scratch" >"$t/out" 2>&1; check "finetune from scratch" 0 $?
+"$V" finetune $common $arch --width 8 --out "$t/ft-scratch" >"$t/out" 2>&1; check "finetune from scratch" 0 $?
 for f in splits.csv labels.csv mae-fold0.det mae-fold2.det train-mae-fold1.jsonl predictions-mae.csv predictions-mae.jsonl; do
   [ -s "$t/ft-mae/$f" ] && echo "ok: wrote $f" || { echo "FAIL: no $f"; fails=$((fails + 1)); }
 done
@@ -59,7 +59,7 @@ score = {r["series"]: float(r["probability"]) for r in csv.DictReader(open(f"{t}
 for f in glob.glob(f"{t}/hm/*.nii.gz"):
     key = os.path.basename(f)[:-7]
     img = nib.load(f)
-    assert img.shape == (8, 8, 5), img.shape  # (x, y, z) tokens of 32 x 32 x 20 voxels in 4^3 patches
+    assert img.shape == (16, 16, 10), img.shape  # (x, y, z) cells of 2^3 voxels over 32 x 32 x 20
     assert abs(float(np.asarray(img.dataobj).max()) - score[key]) < 1e-5
 PY
 
@@ -82,7 +82,7 @@ finetune:
   batch: 4
   lr: 0.002
   loss: bce
-  pos_weight: 2
+  width: 8
 YAML
 "$V" finetune --study "$t/study.yaml" $arch --log-level warn >"$t/out" 2>&1; check "finetune from a study file" 0 $?
 [ -s "$t/study-out/finetune-scratch/predictions-scratch.csv" ] && echo "ok: study output folder" || { echo "FAIL: no study outputs"; fails=$((fails + 1)); }
@@ -98,7 +98,7 @@ cmp -s "$t/aug-off/scratch-fold0.det" "$t/aug-study/scratch-fold0.det"; check "t
 cmp -s "$t/aug-off/scratch-fold0.det" "$t/aug-default/scratch-fold0.det"; check "augmentation changes the detector" 1 $?
 "$V" finetune --study "$t/study.yaml" $one --shift 2 --out "$t/x" >"$t/out" 2>&1; check "a shift above 1 is refused" 2 $?
 # eval_every 0 in the study: no validation, every step runs and the last weights are kept
-sed 's/^  pos_weight: 2$/  pos_weight: 2\n  eval_every: 0\n  val_fraction: 0/' "$t/study.yaml" >"$t/study-noval.yaml"
+sed 's/^  width: 8$/  width: 8\n  eval_every: 0\n  val_fraction: 0/' "$t/study.yaml" >"$t/study-noval.yaml"
 "$V" finetune --study "$t/study-noval.yaml" $arch --fold 0 --log-level warn --out "$t/noval" >"$t/out" 2>&1; check "finetune without validation" 0 $?
 [ "$(grep -c '"val_loss"' "$t/noval/train-scratch-fold0.jsonl")" = 0 ] && [ "$(grep -c '"train.step"' "$t/noval/train-scratch-fold0.jsonl")" = 30 ] \
   && echo "ok: no validation, all 30 steps" || { echo "FAIL: eval_every 0"; fails=$((fails + 1)); }

@@ -61,7 +61,8 @@ new = {
     "finetune.mode": "probe", "finetune.folds": "3", "finetune.steps": "10",
     "finetune.batch": "4", "finetune.lr": "0.001", "finetune.layer_decay": "0.5", "finetune.lesion_share": "0.3",
     "finetune.val_fraction": "0.1", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
-    "finetune.focal_gamma": "1", "finetune.pos_weight": "2", "finetune.hidden": "32", "finetune.window": "[0, 1]",
+    "finetune.focal_gamma": "1", "finetune.width": "8", "finetune.hard_share": "0.5", "finetune.mine_every": "5",
+    "finetune.mine_top": "4", "finetune.test_flips": "true", "finetune.window": "[0, 1]",
     "validate.bootstrap": "60", "validate.operating_points": "[0.3, 0.5]",
 }
 base = open(S).read().splitlines()

@@ -1,8 +1,10 @@
-/* test_det — the detector (models/det.h): finite-difference gradients of the head, its losses
- * and the encoder under it; targets; pretraining checkpoints (a mismatched one is refused by
- * name); detector checkpoints round trip; sliding windows on an oblique, anisotropic volume
- * report a lesion across a window border once, at its LPS position; and an overfit run finds
- * every planted lesion of 4 small volumes with high probability. */
+/* test_det — the detector (models/det.h): finite-difference gradients of every parameter group
+ * (stem, projection, decoder, head, and the encoder under them) for 8^3 and 4^3 patches and a
+ * frozen encoder; CenterNet targets against their formula; pretraining checkpoints (a mismatched
+ * one is refused by name); detector checkpoints round trip; sliding windows over an oblique,
+ * anisotropic volume report each lesion once, at its LPS position, with and without mirrored
+ * windows; training on 5 small volumes with lesions and 3 without separates them (training AUC
+ * 1.0) and finds every lesion; the same seed gives the same bits with mining and validation on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,16 +20,21 @@
 #include <string.h>
 #include <unistd.h>
 
-static void tiny(det_config *c, int hidden, float gamma, int probe) {
+static void tiny(det_config *c, int patch, int probe) {
     det_config_default(c);
     for (int a = 0; a < 3; a++)
-        c->enc.crop[a] = 8, c->enc.patch[a] = 4;
-    c->enc.crop[2] = 12;
+        c->enc.crop[a] = 16, c->enc.patch[a] = patch;
     c->enc.dim = 12, c->enc.depth = 1, c->enc.heads = 2;
     c->enc.dec_dim = 6, c->enc.dec_depth = 1, c->enc.dec_heads = 1;
     c->enc.batch = 2;
-    c->hidden = hidden, c->gamma = gamma, c->probe = probe;
-    c->pos_weight = 3.0f, c->reg_weight = 0.7f;
+    c->stem[0] = 3, c->stem[1] = 4;
+    c->dec[0] = 5, c->dec[1] = 4, c->dec[2] = 3;
+    c->probe = probe, c->gamma = 2.0f, c->reg_weight = 0.7f;
+}
+
+static size_t n_cells(const det_config *c) {
+    int g[3];
+    return det_cells(c, g);
 }
 
 /* Loss at the current parameters (forward only). */
@@ -38,31 +45,46 @@ static double loss_at(det *d, const float *img, const float *tgt) {
     return l;
 }
 
-/* Central differences on `count` entries of p (stride apart) against the analytic g. */
+/* Directional derivatives: for k random directions u over all n entries of p, the central
+ * difference of the loss along u against g . u. A single weight of an early convolution moves
+ * many units across the leaky ReLU's kink, which blurs one-entry differences in float; along a
+ * direction over the whole group the derivative is large and the blur averages out. */
 static void check_grads(det *d, const float *img, const float *tgt, float *p, const float *g,
-                        size_t n, size_t count, const char *what) {
+                        size_t n, int k, const char *what) {
     double worst = 0.0;
-    size_t stride = n / count ? n / count : 1;
-    for (size_t i = 0; i < n; i += stride) {
-        float keep = p[i];
-        const float eps = 1e-2f;
-        p[i] = keep + eps;
+    float *keep = malloc(n * sizeof *keep), *u = malloc(n * sizeof *u);
+    assert_non_null(keep), assert_non_null(u);
+    memcpy(keep, p, n * sizeof *p);
+    rng r;
+    rng_seed(&r, 77, (uint64_t)n);
+    for (int t = 0; t < k; t++) {
+        double gu = 0.0, norm = 0.0;
+        for (size_t i = 0; i < n; i++)
+            u[i] = (float)rng_normal(&r), norm += (double)u[i] * u[i];
+        norm = sqrt(norm);
+        for (size_t i = 0; i < n; i++)
+            u[i] = (float)(u[i] / norm), gu += (double)g[i] * u[i];
+        const float eps = 3e-4f; /* small: kinks crossed blur larger steps */
+        for (size_t i = 0; i < n; i++)
+            p[i] = keep[i] + eps * u[i];
         double lp = loss_at(d, img, tgt);
-        p[i] = keep - eps;
+        for (size_t i = 0; i < n; i++)
+            p[i] = keep[i] - eps * u[i];
         double lm = loss_at(d, img, tgt);
-        p[i] = keep;
-        double num = (lp - lm) / (2.0 * eps), diff = fabs(num - g[i]);
-        double tol = 2e-3 + 3e-2 * fabs(num);
+        memcpy(p, keep, n * sizeof *p);
+        double num = (lp - lm) / (2.0 * eps), diff = fabs(num - gu);
+        double tol = 2e-3 + 2e-2 * fabs(num);
         if (diff / tol > worst) worst = diff / tol;
-        if (diff > tol)
-            fail_msg("%s[%zu]: analytic %.6g vs numeric %.6g", what, i, (double)g[i], num);
+        if (diff > tol) fail_msg("%s, direction %d: analytic %.6g vs numeric %.6g", what, t, gu, num);
     }
-    printf("  %-28s worst |diff| / tol = %.3f\n", what, worst);
+    printf("  %-40s worst |diff| / tol = %.3f\n", what, worst);
+    free(keep), free(u);
 }
 
-static void gradcheck(int hidden, float gamma, int probe) {
+static void gradcheck(int patch, int probe) {
     det_config c;
-    tiny(&c, hidden, gamma, probe);
+    tiny(&c, patch, probe);
+    if (patch == 4) c.enc.crop[2] = 24; /* not cubic */
     det *d = NULL;
     vs_error err;
     assert_int_equal(det_create(&d, &c, &err), VS_OK);
@@ -71,23 +93,26 @@ static void gradcheck(int hidden, float gamma, int probe) {
     det_init_weights(d, &r);
     float *hp = det_head_params(d);
     for (size_t i = 0; i < det_head_n_params(d); i++)
-        hp[i] += 0.3f * (float)rng_normal(&r);
-    int N = mae_n_tokens(&c.enc), B = c.enc.batch;
-    size_t cv = mae_crop_voxels(&c.enc);
-    float *img = malloc(cv * B * sizeof *img), *tgt = malloc((size_t)B * N * DET_OUT * sizeof *tgt);
+        hp[i] += 0.1f * (float)rng_normal(&r);
+    int B = c.enc.batch;
+    size_t cv = mae_crop_voxels(&c.enc), nc = n_cells(&c);
+    float *img = malloc(cv * B * sizeof *img), *tgt = malloc((size_t)B * nc * DET_TGT * sizeof *tgt);
+    assert_non_null(img), assert_non_null(tgt);
     for (size_t i = 0; i < cv * B; i++)
-        img[i] = (float)rng_normal(&r);
-    det_lesion les0[2] = {{{1.2, 5.9, 2.0}, 8.0}, {{6.0, 1.0, 10.4}, 14.0}};
-    det_lesion les1[1] = {{{3.3, 3.4, 7.7}, 5.0}};
+        img[i] = (float)rng_double(&r);
+    det_lesion les0[2] = {{{3.2, 9.9, 4.0}, 8.0, {2.0, 2.0, 2.0}},
+                          {{12.0, 2.0, 13.4}, 14.0, {3.5, 3.5, 3.5}}};
+    det_lesion les1[1] = {{{7.3, 6.4, 11.7}, 5.0, {1.2, 1.5, 1.5}}};
     det_make_targets(&c, les0, 2, tgt);
-    det_make_targets(&c, les1, 1, tgt + (size_t)N * DET_OUT);
+    det_make_targets(&c, les1, 1, tgt + nc * DET_TGT);
     det_zero_grad(d);
     float loss;
     assert_int_equal(det_forward(d, img, tgt, &loss, &err), VS_OK);
     det_backward(d);
     char what[64];
-    snprintf(what, sizeof what, "head (H=%d, gamma=%g)", hidden, gamma);
-    check_grads(d, img, tgt, hp, det_head_grads(d), det_head_n_params(d), 60, what);
+    snprintf(what, sizeof what, "head, stem, decoder (P=%d, %dx%dx%d%s)", patch, c.enc.crop[0],
+             c.enc.crop[1], c.enc.crop[2], probe ? ", probe" : "");
+    check_grads(d, img, tgt, hp, det_head_grads(d), det_head_n_params(d), 6, what);
     mae *m = det_encoder(d);
     const char *names[] = {"patch_embed.weight", "blocks.0.attn.qkv.weight", "blocks.0.fc2.weight",
                            "norm.weight"};
@@ -100,7 +125,7 @@ static void gradcheck(int hidden, float gamma, int probe) {
                 assert_true(g[i] == 0.0f);
             continue;
         }
-        check_grads(d, img, tgt, p, g, t->size, 25, names[k]);
+        check_grads(d, img, tgt, p, g, t->size, 3, names[k]);
     }
     free(img), free(tgt);
     det_destroy(d);
@@ -108,44 +133,57 @@ static void gradcheck(int hidden, float gamma, int probe) {
 
 static void test_gradients(void **state) {
     (void)state;
-    gradcheck(6, 2.0f, 0); /* focal loss, MLP head, fine-tuning */
-    gradcheck(0, 0.0f, 0); /* weighted BCE, linear head */
-    gradcheck(6, 1.5f, 1); /* probing: encoder frozen */
+    gradcheck(8, 0); /* tokens upsampled to the stride-4 grid */
+    gradcheck(4, 0); /* tokens already on it */
+    gradcheck(8, 1); /* probing: encoder frozen */
 }
 
+/* Targets: the cell holding a centre is 1 and carries the offset and log size; other cells
+ * carry the Gaussian of invariant 3; a smaller lesion in the same cell does not take it; a
+ * lesion outside the crop only adds heat. */
 static void test_targets(void **state) {
     (void)state;
     det_config c;
-    tiny(&c, 0, 2.0f, 0);
-    int N = mae_n_tokens(&c.enc); /* grid 2 x 2 x 3 */
-    float *t = calloc((size_t)N * DET_OUT, sizeof *t);
-    /* centre (z, y, x) = (5.5, 0.0, 9.2): tokens (1, 0, 2); offsets ((5.5+.5)/4-1, .5/4, (9.7/4)-2)
-     */
-    det_lesion l[2] = {{{5.5, 0.0, 9.2}, 20.0}, {{5.0, 1.0, 9.0}, 6.0}}; /* same token, smaller */
+    tiny(&c, 8, 0);
+    c.enc.crop[1] = 24; /* cells (8, 12, 8) */
+    int G[3];
+    size_t nc = det_cells(&c, G);
+    assert_int_equal(G[0], 8), assert_int_equal(G[1], 12), assert_int_equal(G[2], 8);
+    assert_int_equal(nc, 8 * 12 * 8);
+    float *t = calloc(nc * DET_TGT, sizeof *t);
+    assert_non_null(t);
+    /* centre (5.2, 9.9, 3.0): u = (2.85, 5.2, 1.75), cell (2, 5, 1) */
+    det_lesion l[2] = {{{5.2, 9.9, 3.0}, 20.0, {4.0, 2.0, 6.0}},
+                       {{5.0, 10.3, 2.6}, 6.0, {1.0, 1.0, 1.0}}}; /* same cell, smaller */
     det_make_targets(&c, l, 2, t);
-    int row = (1 * 2 + 0) * 3 + 2, npos = 0;
-    for (int i = 0; i < N; i++)
-        npos += t[i * DET_OUT] > 0.5f;
-    assert_int_equal(npos, 1);
-    assert_true(t[row * DET_OUT] == 1.0f);
-    assert_float_equal(t[row * DET_OUT + 1], 0.5f, 1e-6);
-    assert_float_equal(t[row * DET_OUT + 2], 0.125f, 1e-6);
-    assert_float_equal(t[row * DET_OUT + 3], 9.7f / 4 - 2, 1e-6);
-    assert_float_equal(t[row * DET_OUT + 4], logf(2.0f), 1e-6);
-    /* near a border (z = 3.6: u = 1.025) two tokens own it, with offsets 1.025 and 0.025 */
-    det_lesion border[1] = {{{3.6, 0.0, 9.2}, 10.0}};
-    det_make_targets(&c, border, 1, t);
-    int r0 = (0 * 2 + 0) * 3 + 2, r1 = (1 * 2 + 0) * 3 + 2;
-    npos = 0;
-    for (int i = 0; i < N; i++)
-        npos += t[i * DET_OUT] > 0.5f;
-    assert_int_equal(npos, 2);
-    assert_float_equal(t[r0 * DET_OUT + 1], 1.025f, 1e-6);
-    assert_float_equal(t[r1 * DET_OUT + 1], 0.025f, 1e-6);
-    det_lesion out[1] = {{{-0.6, 0.0, 0.0}, 10.0}}; /* outside the crop: no target */
+    const float *heat = t, *centre = t + nc, *off = t + 2 * nc, *size = t + 5 * nc;
+    size_t at = ((size_t)2 * G[1] + 5) * G[2] + 1;
+    int ncentre = 0;
+    for (size_t i = 0; i < nc; i++)
+        ncentre += centre[i] > 0.5f;
+    assert_int_equal(ncentre, 1);
+    assert_true(centre[at] == 1.0f && heat[at] == 1.0f);
+    assert_float_equal(off[at], 0.85f, 1e-6);
+    assert_float_equal(off[nc + at], 0.2f, 1e-6);
+    assert_float_equal(off[2 * nc + at], 0.75f, 1e-6);
+    assert_float_equal(size[at], logf(2.0f), 1e-6);
+    /* cell (3, 4, 2) has centre voxel (6.5, 8.5, 4.5); sigma = radius / 2 = (2, 1, 3) for the
+     * large lesion; the small one (sigma 1) is further in units of its sigma there */
+    size_t q = ((size_t)3 * G[1] + 4) * G[2] + 2;
+    double s = pow((6.5 - 5.2) / 2.0, 2) + pow((8.5 - 9.9) / 1.0, 2) + pow((4.5 - 3.0) / 3.0, 2);
+    double s2 = pow(6.5 - 5.0, 2) + pow(8.5 - 10.3, 2) + pow(4.5 - 2.6, 2);
+    assert_float_equal(heat[q], (float)fmax(exp(-0.5 * s), exp(-0.5 * s2)), 1e-6);
+    for (size_t i = 0; i < nc; i++)
+        assert_true(heat[i] >= 0.0f && heat[i] <= 1.0f);
+    /* outside the crop: heat inside, no centre */
+    det_lesion out[1] = {{{-1.5, 8.0, 8.0}, 10.0, {2.0, 2.0, 2.0}}};
     det_make_targets(&c, out, 1, t);
-    for (int i = 0; i < N * DET_OUT; i++)
-        assert_true(t[i] == 0.0f);
+    ncentre = 0; /* nearest cell (0, 3 or 4, 3 or 4): centre (0.5, 6.5 | 8.5, ...), sigma 1 */
+    float hmax = 0.0f;
+    for (size_t i = 0; i < nc; i++)
+        ncentre += centre[i] > 0.5f, hmax = fmaxf(hmax, heat[i]);
+    assert_int_equal(ncentre, 0);
+    assert_float_equal(hmax, (float)exp(-0.5 * (4.0 + 0.25 + 0.25)), 1e-6);
     free(t);
 }
 
@@ -175,11 +213,11 @@ static void test_checkpoints(void **state) {
     snprintf(mpath, sizeof mpath, "%s/mae.ckpt", dir);
     snprintf(dpath, sizeof dpath, "%s/det.ckpt", dir);
     det_config c;
-    tiny(&c, 6, 2.0f, 0);
+    tiny(&c, 8, 0);
     mae_train_config tc;
     mae_train_config_default(&tc);
     tc.model = c.enc;
-    tc.model.crop[2] = 8; /* pretraining crop may differ: only the architecture must match */
+    tc.model.crop[2] = 24; /* pretraining crop may differ: only the architecture must match */
     tc.steps = 2, tc.log_every = 0, tc.ckpt_every = 0;
     mae_source src = {NULL, "const", const_fill, no_save, no_load, no_close, NULL};
     mae_trainer *t = NULL;
@@ -206,7 +244,15 @@ static void test_checkpoints(void **state) {
     det_config from = bad;
     assert_int_equal(det_config_from_mae(&from, mpath, &err), VS_OK);
     assert_int_equal(from.enc.dim, 12);
-    assert_int_equal(from.enc.crop[2], 8);
+    assert_int_equal(from.stem[1], 4); /* the detector's own settings stay */
+
+    /* a crop the detector cannot use is refused by its shape */
+    det_config odd = c;
+    odd.enc.crop[2] = 12;
+    for (int a = 0; a < 3; a++)
+        odd.enc.patch[a] = 4;
+    assert_int_equal(det_create(&d, &odd, &err), VS_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "16x16x12"));
 
     /* detector checkpoint round trip; a truncated file is refused */
     rng r;
@@ -217,7 +263,8 @@ static void test_checkpoints(void **state) {
     det *e = NULL;
     assert_int_equal(det_load(&e, dpath, 3, &err), VS_OK);
     assert_int_equal(det_get_config(e)->enc.batch, 3);
-    assert_int_equal(det_get_config(e)->hidden, 6);
+    assert_int_equal(det_get_config(e)->stem[0], 3);
+    assert_int_equal(det_get_config(e)->dec[2], 3);
     assert_memory_equal(det_head_params(e), det_head_params(d),
                         det_head_n_params(d) * sizeof(float));
     assert_memory_equal(mae_params(det_encoder(e)), mae_params(det_encoder(d)),
@@ -246,26 +293,25 @@ static void oblique_volume(volume *v, int nz, int ny, int nx) {
     snprintf(v->series_key, sizeof v->series_key, "2.25.1");
 }
 
-/* A stand-in for the network: a patch holding a voxel > 500 has logit +8 and the offset of that
- * voxel; any other -8. */
+/* A stand-in for the network: a cell holding a voxel > 500 has logit +8 and that voxel's
+ * offset in the cell; any other -8. */
 static vs_status oracle(void *ctx, const float *win, int B, float *out, vs_error *err) {
-    const int *cp = ctx; /* crop[3], patch[3] */
+    const int S = *(const int *)ctx, W = S / DET_STRIDE;
+    const size_t N = (size_t)W * W * W;
     (void)err;
-    int W[3] = {cp[0] / cp[3], cp[1] / cp[4], cp[2] / cp[5]}, N = W[0] * W[1] * W[2];
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < N; t++) {
-            int tz = t / (W[1] * W[2]), ty = (t / W[2]) % W[1], tx = t % W[2];
-            float *o = out + ((size_t)b * N + t) * DET_OUT;
-            o[0] = -8.0f, o[1] = o[2] = o[3] = 0.5f, o[4] = logf(1.2f);
-            for (int z = 0; z < cp[3]; z++)
-                for (int y = 0; y < cp[4]; y++)
-                    for (int x = 0; x < cp[5]; x++) {
-                        int q[3] = {tz * cp[3] + z, ty * cp[4] + y, tx * cp[5] + x};
-                        if (win[(((size_t)b * cp[0] + q[0]) * cp[1] + q[1]) * cp[2] + q[2]] >
-                            500.0f) {
-                            o[0] = 8.0f;
-                            o[1] = (z + 0.5f) / cp[3], o[2] = (y + 0.5f) / cp[4],
-                            o[3] = (x + 0.5f) / cp[5];
+        for (size_t t = 0; t < N; t++) {
+            int cz = (int)(t / ((size_t)W * W)), cy = (int)((t / W) % W), cx = (int)(t % W);
+            float *o = out + (size_t)b * DET_OUT * N;
+            o[t] = -8.0f, o[N + t] = o[2 * N + t] = o[3 * N + t] = 0.5f, o[4 * N + t] = 0.2f;
+            for (int z = 0; z < DET_STRIDE; z++)
+                for (int y = 0; y < DET_STRIDE; y++)
+                    for (int x = 0; x < DET_STRIDE; x++) {
+                        int q[3] = {cz * DET_STRIDE + z, cy * DET_STRIDE + y, cx * DET_STRIDE + x};
+                        if (win[(((size_t)b * S + q[0]) * S + q[1]) * S + q[2]] > 500.0f) {
+                            o[t] = 8.0f;
+                            o[N + t] = (z + 0.5f) / DET_STRIDE, o[2 * N + t] = (y + 0.5f) / DET_STRIDE,
+                            o[3 * N + t] = (x + 0.5f) / DET_STRIDE;
                         }
                     }
         }
@@ -275,33 +321,33 @@ static vs_status oracle(void *ctx, const float *win, int B, float *out, vs_error
 static void test_sliding_window(void **state) {
     (void)state;
     volume v;
-    oblique_volume(&v, 22, 37, 45); /* not multiples of the patch: partial cells, padding */
+    oblique_volume(&v, 22, 37, 45); /* not multiples of the window: padding, flush last windows */
     float *vox = v.voxels;
     rng r;
     rng_seed(&r, 9, 0);
     for (size_t i = 0; i < volume_n_voxels(&v); i++)
         vox[i] = (float)(100.0 * rng_double(&r));
-    /* window 16^3 in patches of 4, overlap 2 tokens: windows start every 8 voxels, so voxel 16
-     * is the first of one window's third token and of the next window's first */
-    int lesions[3][3] = {
-        {7, 23, 16}, {15, 8, 31}, {21, 36, 44}}; /* (z, y, x); the last at the far corner */
+    /* windows of 16 voxels start every 12: voxel 16 is inside the first two windows of an
+     * axis and voxel 31 inside the last two; the last lesion sits in the far corner */
+    int lesions[3][3] = {{7, 23, 16}, {15, 8, 31}, {21, 36, 44}}; /* (z, y, x) */
     for (int l = 0; l < 3; l++)
         vox[((size_t)lesions[l][0] * 37 + lesions[l][1]) * 45 + lesions[l][2]] = 1000.0f;
-    int cp[6] = {16, 16, 16, 4, 4, 4};
+    int S = 16;
     det_config dc;
     det_config_default(&dc);
     for (int a = 0; a < 3; a++)
-        dc.enc.crop[a] = cp[a], dc.enc.patch[a] = cp[3 + a];
+        dc.enc.crop[a] = S, dc.enc.patch[a] = 8;
     det_predict_opts o;
     det_predict_opts_default(&o);
     o.nms_mm = 5.0;
     det_result res;
     vs_error err;
-    for (int batch = 1; batch <= 3; batch += 2) {
-        dc.enc.batch = batch;
-        assert_int_equal(det_predict_grid(&v, &dc, oracle, cp, &o, &res, &err), VS_OK);
-        assert_int_equal(res.cells[0], 6), assert_int_equal(res.cells[1], 10),
-            assert_int_equal(res.cells[2], 12);
+    for (int run = 0; run < 3; run++) {
+        dc.enc.batch = run == 0 ? 1 : 3;
+        o.flips = run == 2;
+        assert_int_equal(det_predict_grid(&v, &dc, oracle, &S, &o, &res, &err), VS_OK);
+        assert_int_equal(res.cells[0], 11), assert_int_equal(res.cells[1], 19),
+            assert_int_equal(res.cells[2], 23);
         int strong = 0;
         for (int i = 0; i < res.n; i++)
             strong += res.cand[i].probability > 0.5f;
@@ -316,59 +362,75 @@ static void test_sliding_window(void **state) {
                     d2 += (res.cand[i].lps[a] - lps[a]) * (res.cand[i].lps[a] - lps[a]);
                 if (sqrt(d2) < best) best = sqrt(d2);
             }
-            assert_true(best < 1e-6);
+            assert_true(best < 1e-4);
         }
         det_result_free(&res);
     }
     volume_free(&v);
 }
 
-/* --------------------------------------------------------------------------- overfit */
+/* --------------------------------------------------------------------------- training */
 static void print_loss(void *ctx, long step, float loss, float val_loss, double lr) {
     (void)ctx, (void)val_loss;
-    if (step % 200 == 0) printf("  step %ld loss %.4f lr %.2g\n", step, loss, lr);
+    if (step % 100 == 0) printf("  step %ld loss %.4f lr %.2g\n", step, loss, lr);
+}
+
+enum { NV = 8, NPOS = 5, SZ = 24 };
+
+/* Volumes 0..NPOS-1 hold 1 or 2 bright blobs of radius ~1.5 voxels; all hold noise, a slow
+ * wave and a dark "organ" edge the detector must not take for a lesion. */
+static void make_cohort(volume *vols, det_lesion les[][2], det_item *items) {
+    rng r;
+    rng_seed(&r, 11, 0);
+    for (int i = 0; i < NV; i++) {
+        oblique_volume(&vols[i], SZ, SZ, SZ);
+        float *vx = vols[i].voxels;
+        int nl = i < NPOS ? 1 + i % 2 : 0;
+        for (int l = 0; l < nl; l++) {
+            les[i][l].zyx[0] = 4 + rng_double(&r) * 16, les[i][l].zyx[1] = 4 + 10 * l + rng_double(&r) * 6;
+            les[i][l].zyx[2] = 4 + rng_double(&r) * 16, les[i][l].diameter = 6.0 + 3.0 * l;
+            det_lesion_radius(&les[i][l], &vols[i]);
+        }
+        for (int z = 0; z < SZ; z++)
+            for (int y = 0; y < SZ; y++)
+                for (int x = 0; x < SZ; x++) {
+                    double val = 0.4 + 0.08 * rng_normal(&r) + 0.1 * sin(0.3 * x + 0.2 * y + i);
+                    if (x + y < 10 + i) val -= 0.3;
+                    for (int l = 0; l < nl; l++) {
+                        double dz = z - les[i][l].zyx[0], dy = y - les[i][l].zyx[1],
+                               dx = x - les[i][l].zyx[2];
+                        val += 0.5 * exp(-(dz * dz + dy * dy + dx * dx) / (2.0 * 1.5 * 1.5));
+                    }
+                    vx[((size_t)z * SZ + y) * SZ + x] = (float)val;
+                }
+        items[i] = (det_item){&vols[i], nl, les[i]};
+    }
+}
+
+static void small_config(det_train_config *tc) {
+    det_train_config_default(tc);
+    for (int a = 0; a < 3; a++)
+        tc->det.enc.crop[a] = 16, tc->det.enc.patch[a] = 8;
+    tc->det.enc.dim = 24, tc->det.enc.depth = 1, tc->det.enc.heads = 2;
+    tc->det.enc.dec_dim = 12, tc->det.enc.dec_depth = 1, tc->det.enc.dec_heads = 2;
+    tc->det.enc.batch = 4;
+    tc->det.stem[0] = 8, tc->det.stem[1] = 12;
+    tc->det.dec[0] = 12, tc->det.dec[1] = 12, tc->det.dec[2] = 8;
+    tc->opt.lr = 3e-3, tc->opt.warmup_steps = 20;
+    tc->layer_decay = 1.0, tc->eval_every = 0, tc->seed = 5;
+    tc->aug.scale = 0.05f, tc->aug.shift = 0.05f;
+    tc->mine_every = 100, tc->mine_top = 4;
 }
 
 static void test_overfit(void **state) {
     (void)state;
-    enum { NV = 4 };
     volume vols[NV];
     det_lesion les[NV][2];
     det_item items[NV];
-    rng r;
-    rng_seed(&r, 11, 0);
-    for (int i = 0; i < NV; i++) {
-        oblique_volume(&vols[i], 20, 28, 24);
-        float *vx = vols[i].voxels;
-        int nl = 1 + i % 2;
-        for (int l = 0; l < nl; l++) {
-            les[i][l].zyx[0] = 3 + rng_double(&r) * 13,
-            les[i][l].zyx[1] = 3 + 13 * l + rng_double(&r) * 8;
-            les[i][l].zyx[2] = 3 + rng_double(&r) * 17, les[i][l].diameter = 6.0 + 4.0 * l;
-        }
-        for (int z = 0; z < 20; z++)
-            for (int y = 0; y < 28; y++)
-                for (int x = 0; x < 24; x++) {
-                    double val = 0.3 * rng_normal(&r) + 0.3 * sin(0.3 * x + 0.2 * y + i);
-                    for (int l = 0; l < nl; l++) {
-                        double dz = z - les[i][l].zyx[0], dy = y - les[i][l].zyx[1],
-                               dx = x - les[i][l].zyx[2];
-                        val += 2.0 * exp(-(dz * dz + dy * dy + dx * dx) / (2.0 * 1.5 * 1.5));
-                    }
-                    vx[((size_t)z * 28 + y) * 24 + x] = (float)val;
-                }
-        items[i] = (det_item){&vols[i], nl, les[i]};
-    }
+    make_cohort(vols, les, items);
     det_train_config tc;
-    det_train_config_default(&tc);
-    for (int a = 0; a < 3; a++)
-        tc.det.enc.crop[a] = 16, tc.det.enc.patch[a] = 4;
-    tc.det.enc.dim = 32, tc.det.enc.depth = 2, tc.det.enc.heads = 2;
-    tc.det.enc.dec_dim = 16, tc.det.enc.dec_depth = 1, tc.det.enc.dec_heads = 2;
-    tc.det.enc.batch = 4, tc.det.hidden = 32, tc.det.gamma = 0.0f, tc.det.pos_weight = 2.0f;
-    tc.steps = 1200, tc.opt.lr = 2e-3, tc.opt.total_steps = tc.steps, tc.opt.warmup_steps = 20;
-    tc.layer_decay = 1.0, tc.eval_every = 0, tc.seed = 5;
-    tc.aug.scale = 0.05f, tc.aug.shift = 0.05f;
+    small_config(&tc);
+    tc.steps = 400, tc.opt.total_steps = tc.steps;
     det *d = NULL;
     vs_error err;
     assert_int_equal(det_create(&d, &tc.det, &err), VS_OK);
@@ -377,12 +439,15 @@ static void test_overfit(void **state) {
     det_init_weights(d, &wr);
     det_train_result res;
     assert_int_equal(det_train(d, &tc, items, NV, NULL, 0, print_loss, NULL, &res, &err), VS_OK);
-    assert_int_equal(res.steps_run, 1200);
+    assert_int_equal(res.steps_run, 400);
     det_predict_opts o;
     det_predict_opts_default(&o);
+    float min_pos = 1.0f, max_neg = 0.0f;
     for (int i = 0; i < NV; i++) {
         det_result pr;
         assert_int_equal(det_predict(d, &vols[i], &o, &pr, &err), VS_OK);
+        if (i < NPOS) min_pos = fminf(min_pos, pr.score);
+        else max_neg = fmaxf(max_neg, pr.score);
         for (int l = 0; l < items[i].n_lesions; l++) {
             double ijk[3] = {les[i][l].zyx[2], les[i][l].zyx[1], les[i][l].zyx[0]}, lps[3];
             volume_index_to_lps(&vols[i], ijk, lps);
@@ -395,25 +460,45 @@ static void test_overfit(void **state) {
                 if (sqrt(d2) < 5.0 && pr.cand[c].probability > best)
                     best = pr.cand[c].probability, dist = sqrt(d2);
             }
-            printf(
-                "  volume %d lesion %d: probability %.3f at %.2f mm (%d candidates, score %.3f)\n",
-                i, l, best, dist, pr.n, pr.score);
-            assert_true(best > 0.7f);
+            printf("  volume %d lesion %d: probability %.3f at %.2f mm (%d candidates)\n", i, l,
+                   best, dist, pr.n);
+            assert_true(best > 0.5f);
         }
+        printf("  volume %d: score %.3f\n", i, pr.score);
         det_result_free(&pr);
     }
+    assert_true(min_pos > max_neg); /* training AUC 1.0 */
     det_destroy(d);
-    /* same seed and inputs -> same bits, with validation and early stopping in the loop */
+    for (int i = 0; i < NV; i++)
+        volume_free(&vols[i]);
+}
+
+/* Same seed and inputs -> same bits, with mining, validation and early stopping in the loop. */
+static void test_determinism(void **state) {
+    (void)state;
+    volume vols[NV];
+    det_lesion les[NV][2];
+    det_item items[NV];
+    make_cohort(vols, les, items);
+    det_train_config tc;
+    small_config(&tc);
     tc.steps = 30, tc.eval_every = 10, tc.val_crops = 8, tc.opt.total_steps = 30;
+    tc.mine_every = 10;
     det *twin[2];
+    det_train_result res[2];
+    vs_error err;
     for (int k = 0; k < 2; k++) {
         assert_int_equal(det_create(&twin[k], &tc.det, &err), VS_OK);
+        rng wr;
         rng_seed(&wr, tc.seed, 0);
         det_init_weights(twin[k], &wr);
-        assert_int_equal(det_train(twin[k], &tc, items, 3, items + 3, 1, NULL, NULL, &res, &err),
-                         VS_OK);
-        assert_true(res.best_step > 0 && isfinite(res.best_val_loss));
+        assert_int_equal(
+            det_train(twin[k], &tc, items, NV - 2, items + NV - 2, 2, NULL, NULL, &res[k], &err),
+            VS_OK);
+        assert_true(res[k].best_step > 0 && isfinite(res[k].best_val_loss));
+        assert_true(res[k].mined > 0);
     }
+    assert_int_equal(res[0].mined, res[1].mined);
     assert_memory_equal(det_head_params(twin[0]), det_head_params(twin[1]),
                         det_head_n_params(twin[0]) * sizeof(float));
     assert_memory_equal(mae_params(det_encoder(twin[0])), mae_params(det_encoder(twin[1])),
@@ -428,7 +513,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients),   cmocka_unit_test(test_targets),
         cmocka_unit_test(test_checkpoints), cmocka_unit_test(test_sliding_window),
-        cmocka_unit_test(test_overfit),
+        cmocka_unit_test(test_overfit),     cmocka_unit_test(test_determinism),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,7 +40,7 @@ static void test_example_loads(void **state) {
     assert_string_equal(s->top.name, "chest-ct-2026");
     assert_int_equal(s->ingest.sources.n, 1);
     assert_string_equal(s->ingest.sources.v[0], "/archive/dicom");
-    assert_int_equal(s->pretrain.crop[2], 96);
+    assert_int_equal(s->pretrain.crop[2], 64);
     assert_true(s->pretrain.lr == 0.00015);
     assert_int_equal(s->pretrain.working_set, 8);
     assert_int_equal(s->pretrain.swap_every, 256);

@@ -1,13 +1,28 @@
-/* cmd_finetune.c — `vesalius finetune`: train the detector on labeled volumes of a shard folder
- * with patient-level k-fold cross-validation, from a pretraining checkpoint (arm "mae") or from
- * scratch (arm "scratch") through the same code path.
+/* cmd_finetune.c — `vesalius finetune`: the comparison protocol's fits of one arm. The detector
+ * is trained from a pretraining checkpoint (arm "mae") or from scratch (arm "scratch") through
+ * the same code path, once per label budget and seed (finetune.budgets x finetune.seeds):
+ *
+ *   - the patients come from the split (studies/splits.h, `vesalius split`): budget b of run
+ *     seed s trains on the first b training patients of seed s's order (nested budgets), every
+ *     series of those patients; the dev patients are the only ones early stopping sees; the
+ *     test patients are predicted and nothing else (no choice is made on them);
+ *   - fit s of every budget starts from the same initialisation and crop sequence
+ *     (splits_fit_seed), so the two arms are paired: same patients, same seeds, same crops
+ *     (the mae arm's encoder is then overwritten by the checkpoint);
+ *   - the mae arm uses finetune.lr with layer decay; the scratch arm finetune.scratch_lr,
+ *     one rate everywhere.
  *
  * Outputs in --out DIR:
- *   splits.csv                 the patient folds (studies/splits.h), reused by every rerun
- *   labels.csv                 the labels in validation/FORMATS.md form (pseudonymous keys)
- *   ARM-foldF.det              the detector of fold F (vesalius predict --model)
- *   train-ARM-foldF.jsonl      training log (event train.step; validate --train-log)
- *   predictions-ARM.csv/.jsonl each fold's test volumes (validate --predictions)
+ *   splits.csv                 a copy of the split the fits used
+ *   fits.csv                   arm,budget,seed,role,patient: the training patients of every
+ *                              fit (role train) and the dev patients its early stopping saw
+ *   labels.csv                 labels of the dev and test series (validation/FORMATS.md form)
+ *   ARM-bB-sS.det              the detector of budget B, seed S (vesalius predict --model)
+ *   train-ARM-bB-sS.jsonl      its training log (event train.step; validate --train-log)
+ *   predictions-ARM.csv/.jsonl every fit's dev and test volumes, with columns arm, budget,
+ *                              seed and set (validate --predictions)
+ * B is the number of training patients (a budget of 0 or above the pool is refused or, for 0,
+ * resolved to the whole train role).
  */
 #include "cli.h"
 #include "fsdir.h"
@@ -19,6 +34,7 @@
 #include "settings_cli.h"
 #include "shard.h"
 #include "rng.h"
+#include "splits.h"
 #include "study.h"
 
 #include <errno.h>
@@ -34,12 +50,11 @@
 typedef struct ft_opts {
     det_train_config tc;
     det_predict_opts po;
-    const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm;
-    int folds, only_fold;
-    double val_fraction;
+    const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm, *split;
+    int only_budget, only_seed; /* -1: every one */
     study *st;   /* the settings (studies/study.h): study file, then options */
     study_kv kv; /* as recorded in OUT/settings.json */
-    char stage[32], shards_buf[4096], out_buf[4096];
+    char stage[32], shards_buf[4096], out_buf[4096], split_buf[4096];
 } ft_opts;
 
 /* The labeled cohort in memory. */
@@ -51,12 +66,13 @@ typedef struct cohort {
     char (*patient)[65];
 } cohort;
 
-enum { O_SHARDS = 1000, O_LABELS, O_MASKS, O_OUT, O_INIT, O_ARM, O_FOLD };
+enum { O_SHARDS = 1000, O_LABELS, O_MASKS, O_OUT, O_INIT, O_ARM, O_SPLIT, O_ONLY_BUDGET, O_ONLY_SEED };
 static const struct option ft_own[] = {
     {"shards", required_argument, 0, O_SHARDS}, {"labels", required_argument, 0, O_LABELS},
     {"masks", required_argument, 0, O_MASKS},   {"out", required_argument, 0, O_OUT},
     {"init", required_argument, 0, O_INIT},     {"arm", required_argument, 0, O_ARM},
-    {"fold", required_argument, 0, O_FOLD},     {0, 0, 0, 0},
+    {"split", required_argument, 0, O_SPLIT},   {"only-budget", required_argument, 0, O_ONLY_BUDGET},
+    {"only-seed", required_argument, 0, O_ONLY_SEED}, {0, 0, 0, 0},
 };
 
 /* --labels and --masks set labels.format and labels.file as a study file would. */
@@ -69,10 +85,12 @@ static int own_option(void *ctx, int id, const char *a, study *s) {
     case O_OUT: o->out = a; return 0;
     case O_INIT: o->init = a; return 0;
     case O_ARM: o->arm = a; return 0;
-    case O_FOLD:
-        if (detcli_number(a, 0, 99, &v) < 0)
-            return cli_usage_error("finetune", "--fold wants 0 to 99");
-        o->only_fold = (int)v;
+    case O_SPLIT: o->split = a; return 0;
+    case O_ONLY_BUDGET:
+    case O_ONLY_SEED:
+        if (detcli_number(a, 0, 1e6, &v) < 0 || v != floor(v))
+            return cli_usage_error("finetune", "--only-budget and --only-seed want a whole number");
+        *(id == O_ONLY_BUDGET ? &o->only_budget : &o->only_seed) = (int)v;
         return 0;
     case O_LABELS:
     case O_MASKS:
@@ -108,9 +126,11 @@ static void finetune_config(const study *s, ft_opts *o) {
     tc->det.dec[0] = 4 * f->width, tc->det.dec[1] = 2 * f->width, tc->det.dec[2] = f->width;
     tc->hard_share = f->hard_share, tc->mine_every = f->mine_every, tc->mine_top = f->mine_top;
     o->po.flips = f->test_flips;
-    o->folds = f->folds, o->val_fraction = f->val_fraction;
     tc->steps = f->steps, tc->opt.total_steps = f->steps;
-    tc->opt.lr = f->lr, tc->layer_decay = f->layer_decay, tc->lesion_share = f->lesion_share;
+    tc->lesion_share = f->lesion_share;
+    /* each arm its own rate; layer decay only where there are pretrained layers to keep */
+    tc->opt.lr = o->init ? f->lr : f->scratch_lr;
+    tc->layer_decay = o->init ? f->layer_decay : 1.0;
     tc->patience = f->patience, tc->eval_every = f->eval_every;
     tc->seed = (uint64_t)s->top.seed;
     /* the same augmentations as pretraining */
@@ -129,7 +149,7 @@ static void finetune_config(const study *s, ft_opts *o) {
 static int parse(ft_opts *o, int argc, char **argv) {
     const char *cmd = "finetune";
     memset(o, 0, sizeof *o);
-    o->only_fold = -1;
+    o->only_budget = o->only_seed = -1;
     int first = 0;
     int rc =
         settings_cli_parse(cmd, ST_FINETUNE, ft_own, own_option, o, argc, argv, &o->st, &first);
@@ -141,7 +161,8 @@ static int parse(ft_opts *o, int argc, char **argv) {
     unsigned stage = o->init ? ST_FT_MAE : ST_FT_SCRATCH;
     char flag[64];
     for (int i = 0; o->init && i < STUDY_N_KEYS; i++) /* e.g. --dim with --init */
-        if ((study_settings[i].readers & ST_FINETUNE) == ST_FT_SCRATCH &&
+        if (strncmp(study_settings[i].key, "pretrain.", 9) == 0 &&
+            (study_settings[i].readers & ST_FINETUNE) == ST_FT_SCRATCH &&
             o->st->origin[i] == STUDY_FROM_OPTION)
             return cli_usage_error(
                 cmd, "--%s: with --init the architecture and crop come from the checkpoint",
@@ -149,247 +170,25 @@ static int parse(ft_opts *o, int argc, char **argv) {
     if (o->st->path) { /* the study's folders, unless given */
         snprintf(o->shards_buf, sizeof o->shards_buf, "%s/ingest/shards", o->st->top.output);
         snprintf(o->out_buf, sizeof o->out_buf, "%s/finetune-%s", o->st->top.output, o->arm);
+        snprintf(o->split_buf, sizeof o->split_buf, "%s/split/splits.csv", o->st->top.output);
         if (!o->shards) o->shards = o->shards_buf;
         if (!o->out) o->out = o->out_buf;
+        if (!o->split) o->split = o->split_buf;
     }
-    if (!o->shards || !o->out)
-        return cli_usage_error(cmd, "--shards DIR and --out DIR are required");
+    if (!o->shards || !o->out || !o->split)
+        return cli_usage_error(cmd, "--shards DIR, --out DIR and --split FILE (`vesalius split`) "
+                                    "are required");
     finetune_config(o->st, o);
     if (!o->points && !o->vol_labels && !o->masks)
         return cli_usage_error(
             cmd, "give labels: --labels CSV (points), --volume-labels CSV and/or --masks DIR");
-    if (o->only_fold >= o->folds) return cli_usage_error(cmd, "--fold must be below --folds");
+    if (o->only_seed >= o->st->finetune.seeds)
+        return cli_usage_error(cmd, "--only-seed must be below finetune.seeds (%d)",
+                               o->st->finetune.seeds);
     snprintf(o->stage, sizeof o->stage, "finetune-%s", o->arm);
     vs_error err;
     if (settings_cli_resolve(o->st, stage, &o->kv, &err) != VS_OK) return cli_fail(cmd, &err);
     return VS_EXIT_OK;
-}
-
-/* ---- transitional: the k-fold cohorts fine-tuning used before the protocol of issue #15 ------
- * (its next piece replaces them with studies/splits.h's roles and label budgets) */
-typedef enum { FOLD_TRAIN = 0, FOLD_VALIDATION = 1, FOLD_TEST = 2 } fold_role;
-typedef struct fold_table {
-    uint32_t n;
-    int k;
-    uint64_t seed;
-    double val_fraction;
-    char (*patient)[65];
-    uint8_t *positive;
-    int *fold;
-    uint8_t *val_mask;
-} fold_table;
-static void folds_free(fold_table *t);
-/* Streams of the study seed used here, so splits never share draws with training. */
-enum { FOLD_STREAM_FOLDS = 0x5f11u, FOLD_STREAM_VALIDATION = 0x5f12u };
-
-typedef struct fold_keyed {
-    const char *key;
-    uint8_t positive;
-} fold_keyed;
-
-static int folds_cmp_key(const void *a, const void *b) {
-    return strcmp(((const fold_keyed *)a)->key, ((const fold_keyed *)b)->key);
-}
-
-static fold_table *folds_alloc(uint32_t n, int k) {
-    fold_table *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->n = n;
-    t->k = k;
-    t->patient = calloc(n ? n : 1, sizeof *t->patient);
-    t->positive = calloc(n ? n : 1, 1);
-    t->fold = calloc(n ? n : 1, sizeof *t->fold);
-    t->val_mask = calloc((size_t)(n ? n : 1) * (size_t)k, 1);
-    if (!t->patient || !t->positive || !t->fold || !t->val_mask) {
-        folds_free(t);
-        return NULL;
-    }
-    return t;
-}
-
-static void folds_free(fold_table *t) {
-    if (!t) return;
-    free(t->patient);
-    free(t->positive);
-    free(t->fold);
-    free(t->val_mask);
-    free(t);
-}
-
-/* Validation patients of fold f: a seeded share of the training patients, stratified. */
-static void folds_choose_validation(fold_table *t) {
-    for (int f = 0; f < t->k; f++) {
-        rng r;
-        rng_seed(&r, t->seed, FOLD_STREAM_VALIDATION + (uint64_t)f);
-        for (int cls = 0; cls < 2; cls++) {
-            uint32_t *idx = malloc(sizeof *idx * (t->n ? t->n : 1));
-            if (!idx) return;
-            uint32_t m = 0;
-            for (uint32_t i = 0; i < t->n; i++)
-                if (t->fold[i] != f && t->positive[i] == cls) idx[m++] = i;
-            rng_shuffle_u32(&r, idx, m);
-            uint32_t take = (uint32_t)(t->val_fraction * (double)m + 0.5);
-            if (t->val_fraction > 0 && take == 0 && m > 1) take = 1;
-            for (uint32_t j = 0; j < take; j++)
-                t->val_mask[(size_t)f * t->n + idx[j]] = 1;
-            free(idx);
-        }
-    }
-}
-
-static vs_status folds_make(const char *const *keys, const uint8_t *positive, uint32_t n, int k,
-                            double val_fraction, uint64_t seed, fold_table **out, vs_error *err) {
-    *out = NULL;
-    if (k < 2) return VS_FAIL(err, VS_ERR_CONFIG, "k-fold splits need at least 2 folds, not %d", k);
-    if (n < (uint32_t)k)
-        return VS_FAIL(err, VS_ERR_CONFIG, "%u patients cannot fill %d folds", n, k);
-    if (!(val_fraction >= 0 && val_fraction < 1))
-        return VS_FAIL(err, VS_ERR_CONFIG, "validation fraction %g is outside [0, 1)",
-                       val_fraction);
-    /* Sort (key, flag) pairs by key so the input order cannot matter (invariant 3). */
-    fold_keyed *sorted = malloc(sizeof *sorted * n);
-    if (!sorted) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    for (uint32_t i = 0; i < n; i++) {
-        sorted[i].key = keys[i];
-        sorted[i].positive = positive && positive[i] ? 1 : 0;
-    }
-    qsort(sorted, n, sizeof *sorted, folds_cmp_key);
-    fold_table *t = folds_alloc(n, k);
-    if (!t) {
-        free(sorted);
-        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    }
-    t->seed = seed;
-    t->val_fraction = val_fraction;
-    for (uint32_t i = 0; i < n; i++) {
-        if (strlen(sorted[i].key) >= sizeof t->patient[i] || !sorted[i].key[0]) {
-            free(sorted);
-            folds_free(t);
-            return VS_FAIL(err, VS_ERR_FORMAT,
-                           "patient key %u is empty or longer than 64 characters", i);
-        }
-        if (i && strcmp(sorted[i].key, sorted[i - 1].key) == 0) {
-            folds_free(t);
-            vs_status st =
-                VS_FAIL(err, VS_ERR_FORMAT, "patient key %s is listed twice", sorted[i].key);
-            free(sorted);
-            return st;
-        }
-        strcpy(t->patient[i], sorted[i].key);
-        t->positive[i] = sorted[i].positive;
-    }
-    free(sorted);
-    /* Stratified dealing: shuffle each class, deal folds round-robin, continuing the counter
-     * across classes so totals stay balanced too (invariant 1). */
-    rng r;
-    rng_seed(&r, seed, FOLD_STREAM_FOLDS);
-    uint32_t *idx = malloc(sizeof *idx * n);
-    if (!idx) {
-        folds_free(t);
-        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    }
-    uint32_t dealt = 0;
-    for (int cls = 1; cls >= 0; cls--) {
-        uint32_t m = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (t->positive[i] == cls) idx[m++] = i;
-        rng_shuffle_u32(&r, idx, m);
-        for (uint32_t j = 0; j < m; j++)
-            t->fold[idx[j]] = (int)(dealt++ % (uint32_t)k);
-    }
-    free(idx);
-    folds_choose_validation(t);
-    *out = t;
-    return VS_OK;
-}
-
-static fold_role folds_role(const fold_table *t, int fold, uint32_t patient) {
-    if (t->fold[patient] == fold) return FOLD_TEST;
-    if (t->val_mask[(size_t)fold * t->n + patient]) return FOLD_VALIDATION;
-    return FOLD_TRAIN;
-}
-
-static int64_t folds_find(const fold_table *t, const char *key) {
-    uint32_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->patient[mid], key);
-        if (c == 0) return mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-static vs_status folds_save(const fold_table *t, const char *path, vs_error *err) {
-    vs_atomic a;
-    vs_status st = vs_atomic_open(&a, path, err);
-    if (st != VS_OK) return st;
-    fprintf(a.f, "# vesalius splits v1 k=%d seed=%" PRIu64 " val_fraction=%.17g\n", t->k, t->seed,
-            t->val_fraction);
-    fprintf(a.f, "patient,positive,fold,validation_folds\n");
-    for (uint32_t i = 0; i < t->n; i++) {
-        fprintf(a.f, "%s,%d,%d,", t->patient[i], t->positive[i], t->fold[i]);
-        int any = 0;
-        for (int fo = 0; fo < t->k; fo++)
-            if (t->val_mask[(size_t)fo * t->n + i]) fprintf(a.f, "%s%d", any++ ? ";" : "", fo);
-        fputc('\n', a.f);
-    }
-    return vs_atomic_commit(&a, err);
-}
-
-static vs_status folds_load(const char *path, fold_table **out, vs_error *err) {
-    *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "%s: cannot read (%s)", path, strerror(errno));
-    char line[1024];
-    int k = 0;
-    uint64_t seed = 0;
-    double vf = 0;
-    if (!fgets(line, sizeof line, f) ||
-        sscanf(line, "# vesalius splits v1 k=%d seed=%" SCNu64 " val_fraction=%lf", &k, &seed,
-               &vf) != 3 ||
-        k < 2 || k > 1000 || !fgets(line, sizeof line, f)) {
-        fclose(f);
-        return VS_FAIL(err, VS_ERR_FORMAT, "%s: not a vesalius splits file", path);
-    }
-    uint32_t n = 0;
-    long start = ftell(f);
-    while (fgets(line, sizeof line, f))
-        n++;
-    fold_table *t = folds_alloc(n, k);
-    if (!t) {
-        fclose(f);
-        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    }
-    t->seed = seed;
-    t->val_fraction = vf;
-    fseek(f, start, SEEK_SET);
-    for (uint32_t i = 0; i < n; i++) {
-        int pos, fold, consumed = 0;
-        if (!fgets(line, sizeof line, f) ||
-            sscanf(line, "%64[^,],%d,%d,%n", t->patient[i], &pos, &fold, &consumed) != 3 ||
-            fold < 0 || fold >= k || (pos != 0 && pos != 1) ||
-            (i && strcmp(t->patient[i - 1], t->patient[i]) >= 0)) {
-            fclose(f);
-            folds_free(t);
-            return VS_FAIL(err, VS_ERR_FORMAT, "%s: line %u is malformed", path, i + 3);
-        }
-        t->positive[i] = (uint8_t)pos;
-        t->fold[i] = fold;
-        for (char *p = line + consumed; *p && *p != '\n';) {
-            char *end;
-            long v = strtol(p, &end, 10);
-            if (end == p || v < 0 || v >= k) break;
-            t->val_mask[(size_t)v * n + i] = 1;
-            p = *end == ';' ? end + 1 : end;
-        }
-    }
-    fclose(f);
-    *out = t;
-    return VS_OK;
 }
 
 /* --------------------------------------------------------------------------- labels */
@@ -454,66 +253,74 @@ static vs_status load_cohort(shard_set *set, label_set *ls, cohort *c, vs_error 
     return st;
 }
 
-static vs_status write_labels_csv(const cohort *c, const char *path, vs_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-    fputs("series,patient,label,x,y,z,diameter\n", f);
+/* Labels of the dev and test series only: what the report may be computed on. */
+static vs_status write_labels_csv(const cohort *c, const split_table *t, const char *path,
+                                  vs_error *err) {
+    vs_atomic a;
+    vs_status st = vs_atomic_open(&a, path, err);
+    if (st != VS_OK) return st;
+    fputs("series,patient,label,x,y,z,diameter\n", a.f);
     for (int i = 0; i < c->n; i++) {
+        if (t->role[splits_find(t, c->patient[i])] == SPLIT_TRAIN) continue;
         const label_series *s = c->lab[i];
         int lab = labels_volume_label(s);
-        fprintf(f, "%s,%s,%d,,,,\n", s->key, c->patient[i], lab);
+        fprintf(a.f, "%s,%s,%d,,,,\n", s->key, c->patient[i], lab);
         for (int l = 0; l < s->n_lesions; l++)
-            fprintf(f, "%s,%s,%d,%.3f,%.3f,%.3f,%.3f\n", s->key, c->patient[i], lab,
+            fprintf(a.f, "%s,%s,%d,%.3f,%.3f,%.3f,%.3f\n", s->key, c->patient[i], lab,
                     s->lesions[l].lps[0], s->lesions[l].lps[1], s->lesions[l].lps[2],
                     s->lesions[l].diameter);
     }
-    return fclose(f) == 0 ? VS_OK : VS_FAIL(err, VS_ERR_IO, "cannot write %s", path);
+    return vs_atomic_commit(&a, err);
 }
 
-/* The saved folds when present (every patient must be in them), else new ones, saved. */
-static vs_status get_splits(const ft_opts *o, const cohort *c, fold_table **out, vs_error *err) {
-    char path[4096];
+/* The split stage's table; every labeled patient must have a role in it. A copy goes to
+ * OUT/splits.csv. */
+static vs_status get_split(const ft_opts *o, const cohort *c, split_table **out, vs_error *err) {
+    vs_status st = splits_load(o->split, out, err);
+    for (int i = 0; st == VS_OK && i < c->n; i++)
+        if (splits_find(*out, c->patient[i]) < 0)
+            st = VS_FAIL(err, VS_ERR_CONFIG,
+                         "%s does not hold every labeled patient: run `vesalius split` again",
+                         o->split);
+    char path[4200];
     snprintf(path, sizeof path, "%s/splits.csv", o->out);
-    if (access(path, F_OK) == 0) {
-        vs_status st = folds_load(path, out, err);
-        for (int i = 0; st == VS_OK && i < c->n; i++)
-            if (folds_find(*out, c->patient[i]) < 0)
-                st = VS_FAIL(err, VS_ERR_CONFIG,
-                             "%s does not hold every labeled patient: remove it to make new folds",
-                             path);
-        if (st == VS_OK && (*out)->k != o->folds)
-            st = VS_FAIL(err, VS_ERR_CONFIG, "%s has %d folds, not %d", path, (*out)->k, o->folds);
-        return st;
-    }
-    const char **keys = calloc((size_t)c->n, sizeof *keys);
-    uint8_t *pos = calloc((size_t)c->n, 1);
-    int np = 0;
-    vs_status st = VS_OK;
-    if (!keys || !pos) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate patients");
-    for (int i = 0; st == VS_OK && i < c->n; i++) { /* unique patients; positive if any series is */
-        int j = 0;
-        while (j < np && strcmp(keys[j], c->patient[i]))
-            j++;
-        if (j == np) keys[np++] = c->patient[i];
-        pos[j] |= (uint8_t)labels_volume_label(c->lab[i]);
-    }
-    if (st == VS_OK && np < o->folds)
-        st = VS_FAIL(err, VS_ERR_CONFIG, "%d patients cannot make %d folds", np, o->folds);
-    if (st == VS_OK)
-        st = folds_make(keys, pos, (uint32_t)np, o->folds, o->val_fraction, o->tc.seed, out, err);
-    if (st == VS_OK) st = folds_save(*out, path, err);
-    free(keys), free(pos);
+    if (st == VS_OK) st = splits_save(*out, path, err);
     return st;
 }
 
-/* --------------------------------------------------------------------------- folds */
-typedef struct fold_log {
+/* The budgets as numbers of training patients (0: all of them), ascending, each once. */
+static vs_status resolve_budgets(const ft_opts *o, const split_table *t, int *b, int *nb,
+                                 vs_error *err) {
+    const study_ints *l = &o->st->finetune.budgets;
+    int n_train = (int)splits_count(t, SPLIT_TRAIN);
+    *nb = 0;
+    if (l->n == 0) return VS_FAIL(err, VS_ERR_CONFIG, "finetune.budgets is empty");
+    for (unsigned i = 0; i < l->n; i++) {
+        int v = l->v[i] ? l->v[i] : n_train;
+        if (v > n_train)
+            return VS_FAIL(err, VS_ERR_CONFIG,
+                           "finetune.budgets: %d training patients asked for, the split's train "
+                           "role holds %d",
+                           v, n_train);
+        int j = *nb;
+        while (j > 0 && b[j - 1] > v)
+            b[j] = b[j - 1], j--;
+        if (j > 0 && b[j - 1] == v)
+            return VS_FAIL(err, VS_ERR_CONFIG, "finetune.budgets names %d training patients twice",
+                           v);
+        b[j] = v, (*nb)++;
+    }
+    return VS_OK;
+}
+
+/* --------------------------------------------------------------------------- fits */
+typedef struct fit_log {
     FILE *f;
     char component[64];
-} fold_log;
+} fit_log;
 
 static void on_step(void *ctx, long step, float loss, float val_loss, double lr) {
-    fold_log *l = ctx;
+    fit_log *l = ctx;
     char vl[32] = "";
     if (isfinite(val_loss)) snprintf(vl, sizeof vl, ",\"val_loss\":\"%.6f\"", val_loss);
     fprintf(l->f,
@@ -521,60 +328,75 @@ static void on_step(void *ctx, long step, float loss, float val_loss, double lr)
             "\"lr\":\"%.4g\"}\n",
             l->component, step, loss, vl, lr);
     if (isfinite(val_loss))
-        log_info("%s step %ld loss %.4f validation loss %.4f", l->component, step, loss, val_loss);
+        log_info("%s step %ld loss %.4f dev loss %.4f", l->component, step, loss, val_loss);
 }
 
-static vs_status run_fold(const ft_opts *o, const cohort *c, const fold_table *sp, int fold,
-                          FILE *csv, FILE *json, vs_error *err) {
-    det_item *tr = calloc((size_t)c->n, sizeof *tr), *va = calloc((size_t)c->n, sizeof *va);
+/* One fit: budget (training patients) x run seed. */
+static vs_status run_fit(const ft_opts *o, const cohort *c, const split_table *sp, int budget,
+                         int seed, FILE *csv, FILE *json, FILE *fits, vs_error *err) {
+    det_item *tr = calloc((size_t)c->n + 1, sizeof *tr), *va = calloc((size_t)c->n + 1, sizeof *va);
+    uint8_t *chosen = calloc(sp->n + 1, 1);
+    uint32_t *idx = NULL, n_idx = 0;
     int ntr = 0, nva = 0;
     det *d = NULL;
-    fold_log lg = {NULL, ""};
+    fit_log lg = {NULL, ""};
     vs_status st = VS_OK;
-    if (!tr || !va) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fold");
+    if (!tr || !va || !chosen) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit");
+    if (st == VS_OK) st = splits_budget(sp, seed, budget, &idx, &n_idx, err);
+    for (uint32_t k = 0; st == VS_OK && k < n_idx; k++) {
+        chosen[idx[k]] = 1;
+        fprintf(fits, "%s,%d,%d,train,%s\n", o->arm, budget, seed, sp->patient[idx[k]]);
+    }
+    for (uint32_t p = 0; st == VS_OK && p < sp->n; p++)
+        if (sp->role[p] == SPLIT_DEV)
+            fprintf(fits, "%s,%d,%d,dev,%s\n", o->arm, budget, seed, sp->patient[p]);
     for (int i = 0; st == VS_OK && i < c->n; i++) {
-        fold_role role = folds_role(sp, fold, (uint32_t)folds_find(sp, c->patient[i]));
+        int64_t p = splits_find(sp, c->patient[i]);
         det_item it = {&c->vols[i], c->lab[i]->n_lesions, c->les[i]};
-        if (role == FOLD_TRAIN)
+        if (chosen[p])
             tr[ntr++] = it;
-        else if (role == FOLD_VALIDATION)
+        else if (sp->role[p] == SPLIT_DEV) /* early stopping: the dev patients, nothing else */
             va[nva++] = it;
     }
-    char path[4096];
-    snprintf(lg.component, sizeof lg.component, "finetune-%s-fold%d", o->arm, fold);
-    snprintf(path, sizeof path, "%s/train-%s-fold%d.jsonl", o->out, o->arm, fold);
+    det_train_config tc = o->tc;
+    tc.seed = splits_fit_seed(o->tc.seed, seed); /* the same in both arms: paired fits */
+    char path[4200], name[64];
+    snprintf(name, sizeof name, "%s-b%d-s%d", o->arm, budget, seed);
+    snprintf(lg.component, sizeof lg.component, "finetune-%s", name);
+    snprintf(path, sizeof path, "%s/train-%s.jsonl", o->out, name);
     if (st == VS_OK && !(lg.f = fopen(path, "w")))
         st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-    if (st == VS_OK) st = det_create(&d, &o->tc.det, err);
+    if (st == VS_OK) st = det_create(&d, &tc.det, err);
     if (st == VS_OK) {
         rng r; /* the same initialisation in both arms; the MAE arm then overwrites the encoder */
-        rng_seed(&r, o->tc.seed, 0);
+        rng_seed(&r, tc.seed, 0);
         det_init_weights(d, &r);
         if (o->init) st = det_load_mae(d, o->init, err);
     }
     det_train_result res;
     if (st == VS_OK) {
-        log_info("fold %d: %d training, %d validation volumes (%s%s)", fold, ntr, nva, o->arm,
-                 o->tc.det.probe ? ", frozen encoder" : "");
-        st = det_train(d, &o->tc, tr, ntr, va, nva, on_step, &lg, &res, err);
+        log_info("%s: %d training volumes of %d patients, %d dev volumes (%s)", name, ntr, budget,
+                 nva, o->tc.det.probe ? "frozen encoder" : "fine-tuning");
+        st = det_train(d, &tc, tr, ntr, va, nva, on_step, &lg, &res, err);
     }
     if (st == VS_OK) {
-        log_info("fold %d: kept the weights of step %ld of %ld", fold, res.best_step,
-                 res.steps_run);
-        snprintf(path, sizeof path, "%s/%s-fold%d.det", o->out, o->arm, fold);
+        log_info("%s: kept the weights of step %ld of %ld", name, res.best_step, res.steps_run);
+        snprintf(path, sizeof path, "%s/%s.det", o->out, name);
         st = det_save(d, path, err);
     }
     for (int i = 0; st == VS_OK && i < c->n; i++) {
-        if (folds_role(sp, fold, (uint32_t)folds_find(sp, c->patient[i])) != FOLD_TEST) continue;
+        split_role role = (split_role)sp->role[splits_find(sp, c->patient[i])];
+        if (role == SPLIT_TRAIN) continue;
         det_result r;
         st = det_predict(d, &c->vols[i], &o->po, &r, err);
-        if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, fold, o->arm, &r);
+        detcli_tag tag = {o->arm, budget, seed, splits_role_name(role)};
+        if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, &tag, &r);
         det_result_free(&r);
     }
     if (lg.f && fclose(lg.f) != 0 && st == VS_OK)
         st = VS_FAIL(err, VS_ERR_IO, "cannot write the training log");
     det_destroy(d);
-    free(tr), free(va);
+    free(tr), free(va), free(chosen), free(idx);
     return st;
 }
 
@@ -582,9 +404,10 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     label_set ls = {0};
     cohort c = {0};
     shard_set *set = NULL;
-    fold_table *sp = NULL;
-    FILE *csv = NULL, *json = NULL;
-    char pcsv[4096], pjson[4096], path[4096];
+    split_table *sp = NULL;
+    FILE *csv = NULL, *json = NULL, *fits = NULL;
+    char pcsv[4200], pjson[4200], pfits[4200], path[4200];
+    int budgets[64], nb = 0;
     vs_status st = vs_mkdirs(o->out, 0755, err);
     if (st != VS_OK) return st;
     ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
@@ -593,23 +416,43 @@ static vs_status finetune(const ft_opts *o, vs_error *err) {
     if (st == VS_OK) st = read_labels(o, &ls, err);
     if (st == VS_OK) st = shard_set_open(o->shards, NULL, &set, err);
     if (st == VS_OK) st = load_cohort(set, &ls, &c, err);
+    if (st == VS_OK) st = get_split(o, &c, &sp, err);
+    if (st == VS_OK) st = resolve_budgets(o, sp, budgets, &nb, err);
+    if (st == VS_OK && splits_count(sp, SPLIT_TEST) == 0)
+        st = VS_FAIL(err, VS_ERR_CONFIG, "%s has no test patient to predict", o->split);
     snprintf(path, sizeof path, "%s/labels.csv", o->out);
-    if (st == VS_OK) st = write_labels_csv(&c, path, err);
-    if (st == VS_OK) st = get_splits(o, &c, &sp, err);
+    if (st == VS_OK) st = write_labels_csv(&c, sp, path, err);
     snprintf(pcsv, sizeof pcsv, "%s/predictions-%s.csv", o->out, o->arm);
     snprintf(pjson, sizeof pjson, "%s/predictions-%s.jsonl", o->out, o->arm);
     if (st == VS_OK && (!(csv = fopen(pcsv, "w")) || !(json = fopen(pjson, "w"))))
         st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", pcsv, strerror(errno));
+    snprintf(pfits, sizeof pfits, "%s/fits.csv", o->out);
+    if (st == VS_OK && !(fits = fopen(pfits, "w")))
+        st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", pfits, strerror(errno));
     if (st == VS_OK) detcli_csv_header(csv);
-    for (int f = 0; f < o->folds && st == VS_OK; f++)
-        if (o->only_fold < 0 || o->only_fold == f) st = run_fold(o, &c, sp, f, csv, json, err);
+    if (st == VS_OK) fputs("arm,budget,seed,role,patient\n", fits);
+    int n_fits = 0;
+    for (int b = 0; b < nb && st == VS_OK; b++)
+        for (int s = 0; s < o->st->finetune.seeds && st == VS_OK; s++)
+            if ((o->only_budget < 0 || o->only_budget == budgets[b]) &&
+                (o->only_seed < 0 || o->only_seed == s)) {
+                st = run_fit(o, &c, sp, budgets[b], s, csv, json, fits, err);
+                n_fits++;
+            }
+    if (st == VS_OK && n_fits == 0)
+        st = VS_FAIL(err, VS_ERR_CONFIG, "--only-budget %d is not one of finetune.budgets",
+                     o->only_budget);
     if (csv && fclose(csv) != 0 && st == VS_OK)
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pcsv);
     if (json && fclose(json) != 0 && st == VS_OK)
         st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pjson);
+    if (fits && fclose(fits) != 0 && st == VS_OK)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pfits);
     if (st == VS_OK) st = settings_cli_record(&o->kv, o->stage, o->out, err);
-    if (st == VS_OK) log_info("wrote %s and %s (%d labeled volumes)", pcsv, path, c.n);
-    folds_free(sp);
+    if (st == VS_OK)
+        log_info("wrote %s (%d fits) and %s (%u dev, %u test patients)", pcsv, n_fits, path,
+                 splits_count(sp, SPLIT_DEV), splits_count(sp, SPLIT_TEST));
+    splits_free(sp);
     cohort_free(&c);
     shard_set_close(set);
     labels_free(&ls);

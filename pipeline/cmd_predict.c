@@ -22,24 +22,29 @@ int detcli_number(const char *s, double lo, double hi, double *out) {
     return vs_parse_double(s, lo, hi, out) ? 0 : -1;
 }
 
-void detcli_csv_header(FILE *csv) { fputs("series,fold,arm,x,y,z,probability,diameter\n", csv); }
+void detcli_csv_header(FILE *csv) {
+    fputs("series,arm,budget,seed,set,x,y,z,probability,diameter\n", csv);
+}
 
-void detcli_write_rows(FILE *csv, FILE *json, const char *series, int fold, const char *arm,
+void detcli_write_rows(FILE *csv, FILE *json, const char *series, const detcli_tag *t,
                        const det_result *r) {
-    fprintf(csv, "%s,%d,%s,,,,%.6f,\n", series, fold, arm, r->score);
+    fprintf(csv, "%s,%s,%d,%d,%s,,,,%.6f,\n", series, t->arm, t->budget, t->seed, t->set,
+            r->score);
     if (json)
-        fprintf(json, "{\"series\":\"%s\",\"fold\":%d,\"arm\":\"%s\",\"probability\":%.6f}\n",
-                series, fold, arm, r->score);
+        fprintf(json,
+                "{\"series\":\"%s\",\"arm\":\"%s\",\"budget\":%d,\"seed\":%d,\"set\":\"%s\","
+                "\"probability\":%.6f}\n",
+                series, t->arm, t->budget, t->seed, t->set, r->score);
     for (int i = 0; i < r->n; i++) {
         const det_candidate *c = &r->cand[i];
-        fprintf(csv, "%s,%d,%s,%.3f,%.3f,%.3f,%.6f,%.2f\n", series, fold, arm, c->lps[0], c->lps[1],
-                c->lps[2], c->probability, c->diameter);
+        fprintf(csv, "%s,%s,%d,%d,%s,%.3f,%.3f,%.3f,%.6f,%.2f\n", series, t->arm, t->budget,
+                t->seed, t->set, c->lps[0], c->lps[1], c->lps[2], c->probability, c->diameter);
         if (json)
-            fprintf(
-                json,
-                "{\"series\":\"%s\",\"fold\":%d,\"arm\":\"%s\",\"x\":%.3f,\"y\":%.3f,\"z\":%.3f,"
-                "\"probability\":%.6f,\"diameter\":%.2f}\n",
-                series, fold, arm, c->lps[0], c->lps[1], c->lps[2], c->probability, c->diameter);
+            fprintf(json,
+                    "{\"series\":\"%s\",\"arm\":\"%s\",\"budget\":%d,\"seed\":%d,\"set\":\"%s\","
+                    "\"x\":%.3f,\"y\":%.3f,\"z\":%.3f,\"probability\":%.6f,\"diameter\":%.2f}\n",
+                    series, t->arm, t->budget, t->seed, t->set, c->lps[0], c->lps[1], c->lps[2],
+                    c->probability, c->diameter);
     }
 }
 
@@ -64,9 +69,9 @@ vs_status detcli_write_heatmap(const volume *v, const det_config *c, const det_r
 
 /* ---------------------------------------------------------------------------- command */
 typedef struct predict_opts {
-    const char *model, *shards, *out, *json, *heatmaps, *arm;
+    const char *model, *shards, *out, *json, *heatmaps, *arm, *set;
     const char **series;
-    int n_series, fold, batch;
+    int n_series, budget, seed, batch;
     det_predict_opts det;
 } predict_opts;
 
@@ -77,7 +82,9 @@ enum {
     O_JSON,
     O_HEAT,
     O_SERIES,
-    O_FOLD,
+    O_BUDGET,
+    O_SEED,
+    O_SET,
     O_ARM,
     O_BATCH,
     O_MINP,
@@ -89,7 +96,8 @@ static const struct option predict_long[] = {
     {"model", required_argument, 0, O_MODEL},     {"shards", required_argument, 0, O_SHARDS},
     {"out", required_argument, 0, O_OUT},         {"json", required_argument, 0, O_JSON},
     {"heatmaps", required_argument, 0, O_HEAT},   {"series", required_argument, 0, O_SERIES},
-    {"fold", required_argument, 0, O_FOLD},       {"arm", required_argument, 0, O_ARM},
+    {"budget", required_argument, 0, O_BUDGET},   {"arm", required_argument, 0, O_ARM},
+    {"seed", required_argument, 0, O_SEED},       {"set", required_argument, 0, O_SET},
     {"batch", required_argument, 0, O_BATCH},     {"min-prob", required_argument, 0, O_MINP},
     {"flips", required_argument, 0, O_FLIPS}, {"max-candidates", required_argument, 0, O_MAXC},
     {"nms-mm", required_argument, 0, O_NMS},      {0, 0, 0, 0},
@@ -100,7 +108,7 @@ static int parse(predict_opts *o, int argc, char **argv) {
     const char *cmd = "predict";
     memset(o, 0, sizeof *o);
     det_predict_opts_default(&o->det);
-    o->arm = "mae", o->batch = 4;
+    o->arm = "mae", o->set = "test", o->batch = 4;
     o->series = calloc((size_t)argc + 1, sizeof *o->series);
     if (!o->series) return cli_usage_error(cmd, "out of memory");
     int opt;
@@ -115,7 +123,12 @@ static int parse(predict_opts *o, int argc, char **argv) {
         case O_HEAT: o->heatmaps = optarg; break;
         case O_SERIES: o->series[o->n_series++] = optarg; break;
         case O_ARM: o->arm = optarg; break;
-        case O_FOLD: bad = detcli_number(optarg, 0, 999, &v), o->fold = (int)v; break;
+        case O_BUDGET: bad = detcli_number(optarg, 0, 1e6, &v), o->budget = (int)v; break;
+        case O_SEED: bad = detcli_number(optarg, 0, 1e6, &v), o->seed = (int)v; break;
+        case O_SET:
+            o->set = optarg;
+            bad = strcmp(optarg, "test") && strcmp(optarg, "dev") ? -1 : 0;
+            break;
         case O_BATCH: bad = detcli_number(optarg, 1, 256, &v), o->batch = (int)v; break;
         case O_MINP: bad = detcli_number(optarg, 0, 1, &v), o->det.min_prob = (float)v; break;
         case O_FLIPS: bad = detcli_number(optarg, 0, 1, &v), o->det.flips = (int)v; break;
@@ -154,7 +167,7 @@ static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE
         memset(&r, 0, sizeof r);
         if (st == VS_OK) st = det_predict(d, &v, &o->det, &r, err);
         if (st == VS_OK) {
-            detcli_write_rows(csv, json, e->key, o->fold, o->arm, &r);
+            detcli_write_rows(csv, json, e->key, &(detcli_tag){o->arm, o->budget, o->seed, o->set}, &r);
             (*n_done)++;
             log_info("%s: %d candidates, volume score %.3f", e->key, r.n, r.score);
         }

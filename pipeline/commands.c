@@ -192,30 +192,34 @@ const cli_command cli_commands[] = {
      "                        was left out\n" COMMON_HELP,
      CORE(cmd_pretrain), ST_PRETRAIN, CLI_RANKS | CLI_OMP_PASSIVE},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
-     "Usage: vesalius finetune --shards DIR --labels CSV --out DIR [--init CHECKPOINT] [OPTIONS]\n"
+     "Usage: vesalius finetune --shards DIR --labels CSV --split FILE --out DIR [--init CHECKPOINT]\n"
+     "       [OPTIONS]\n"
      "\n"
-     "Trains the detector (the MAE encoder on every token + a per-token objectness, centre and "
-     "size\n"
-     "head) on the labeled volumes of the shard folder with patient-level k-fold "
-     "cross-validation,\n"
-     "from a pretraining checkpoint (arm mae) or from scratch (arm scratch) by the same code "
-     "path.\n"
+     "Trains the detector on the labeled volumes of the shard folder once per label budget and\n"
+     "seed (finetune.budgets x finetune.seeds), from a pretraining checkpoint (arm mae) or from\n"
+     "scratch (arm scratch) by the same code path. The split (`vesalius split`) says who is who:\n"
+     "budget B of seed S trains on the first B training patients of seed S's order (nested), the\n"
+     "dev patients alone serve early stopping, and the test patients are only predicted. Fit S\n"
+     "starts from the same initialisation and crops in both arms (paired).\n"
      "Labels name ORIGINAL SeriesInstanceUIDs and are mapped through the site key (--key).\n"
-     "Writes DIR/splits.csv, labels.csv, ARM-foldF.det, train-ARM-foldF.jsonl,\n"
-     "predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads) and settings.json.\n"
+     "Writes DIR/splits.csv (the split used), labels.csv (dev and test series), ARM-bB-sS.det,\n"
+     "train-ARM-bB-sS.jsonl, predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads;\n"
+     "columns arm, budget, seed, set) and settings.json.\n"
      "\n"
      "  --study FILE          the settings of a study file (seed, threads, the key, the labels\n"
      "                        and finetune sections, the pretrain section's encoder shape and\n"
-     "                        augmentations); --shards OUTPUT/ingest/shards and --out\n"
-     "                        OUTPUT/finetune-ARM unless given; the options below override them\n"
+     "                        augmentations); --shards OUTPUT/ingest/shards, --split\n"
+     "                        OUTPUT/split/splits.csv and --out OUTPUT/finetune-ARM unless given;\n"
+     "                        the options below override them\n"
      "  --shards DIR          shard folder\n"
+     "  --split FILE          the split's splits.csv\n"
      "  --out DIR             output folder\n"
      "  --labels CSV          LUNA16 points: seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm)\n"
      "  --masks DIR           label maps named SERIESUID.nii.gz/.nii/.nrrd/.mha\n"
      "  --init CHECKPOINT     pretraining checkpoint: the arm mae, whose encoder shape and crop\n"
      "                        come from it (the encoder options are refused with it)\n"
      "  --arm mae|scratch     name of the arm (default: mae with --init, else scratch)\n"
-     "  --fold F              train and predict only fold F\n" COMMON_HELP,
+     "  --only-budget B  --only-seed S   run only these fits (B: training patients)\n" COMMON_HELP,
      CORE(cmd_finetune), ST_FINETUNE, 0},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
@@ -228,7 +232,8 @@ const cli_command cli_commands[] = {
      "  --json FILE           also as JSON lines\n"
      "  --heatmaps DIR        merged objectness per volume as DIR/SERIES.nii.gz\n"
      "  --series KEY          only this volume (repeatable)\n"
-     "  --fold N (0)  --arm mae|scratch (mae)   values of the fold and arm columns\n"
+     "  --arm mae|scratch (mae)  --budget N (0)  --seed N (0)  --set test|dev (test)\n"
+     "                        values of the arm, budget, seed and set columns\n"
      "  --min-prob X (0.01)  --max-candidates N (50)  --nms-mm X (6)  --batch B (4)\n"
      "  --flips 0|1 (0)       also average the 7 mirrored volumes (8x the time)\n" COMMON_HELP,
      CORE(cmd_predict), 0, 0},

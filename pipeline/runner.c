@@ -301,6 +301,7 @@ static vs_status finetune_command(run_ctx *c, arglist *a, int mae, vs_error *err
     arg_add(a, "--shards=%s/ingest/shards", c->out);
     arg_add(a, "--out=%s/finetune-%s", c->out, mae ? "mae" : "scratch");
     arg_add(a, "--arm=%s", mae ? "mae" : "scratch");
+    arg_add(a, "--split=%s/split/splits.csv", c->out);
     if (mae) arg_add(a, "--init=%s/pretrain/checkpoint.ckpt", c->out);
     common_args(c, a);
     return VS_OK;
@@ -313,14 +314,35 @@ static vs_status finetune_scratch_command(run_ctx *c, arglist *a, vs_error *err)
     return finetune_command(c, a, 0, err);
 }
 
+/* The largest label budget in training patients (finetune.budgets, 0: the whole train role). */
+static vs_status largest_budget(run_ctx *c, int *out, vs_error *err) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/split/splits.csv", c->out);
+    split_table *t = NULL;
+    vs_status st = splits_load(path, &t, err);
+    if (st != VS_OK) return st;
+    int n_train = (int)splits_count(t, SPLIT_TRAIN);
+    splits_free(t);
+    *out = 0;
+    for (unsigned i = 0; i < c->s->finetune.budgets.n; i++) {
+        int b = c->s->finetune.budgets.v[i] ? c->s->finetune.budgets.v[i] : n_train;
+        if (b > *out) *out = b;
+    }
+    return VS_OK;
+}
+
 static vs_status validate_command(run_ctx *c, arglist *a, vs_error *err) {
+    int top = 0;
+    vs_error ignored; /* no split yet (a dry run, or a run of earlier stages only): the command
+                         is not used then */
+    if (largest_budget(c, &top, &ignored) != VS_OK) top = 0;
     (void)err;
     arg_add(a, "validate");
     const char *arms[2] = {"mae", has_scratch(c) ? "scratch" : NULL};
     for (int i = 0; i < 2 && arms[i]; i++) {
         arg_add(a, "--predictions=%s/finetune-%s/predictions-%s.csv", c->out, arms[i], arms[i]);
-        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-fold0.jsonl", arms[i], c->out,
-                arms[i], arms[i]);
+        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-b%d-s0.jsonl", arms[i],
+                c->out, arms[i], arms[i], top);
     }
     arg_add(a, "--labels=%s/finetune-mae/labels.csv", c->out);
     arg_add(a, "--train-log=pretrain=%s/logs/pretrain.curve.jsonl", c->out);
@@ -374,9 +396,9 @@ static const stage stages[] = {
      0,
      has_labels,
      finetune_mae_command,
-     ST_INGEST | ST_PRETRAIN,
+     ST_INGEST | ST_SPLIT | ST_PRETRAIN,
      0,
-     {"predictions-mae.csv", "labels.csv", "splits.csv", "settings.json", NULL},
+     {"predictions-mae.csv", "labels.csv", "splits.csv", "fits.csv", "settings.json", NULL},
      NULL,
      NULL},
     {"finetune-scratch",
@@ -384,9 +406,9 @@ static const stage stages[] = {
      0,
      has_scratch,
      finetune_scratch_command,
-     ST_INGEST,
+     ST_INGEST | ST_SPLIT,
      0,
-     {"predictions-scratch.csv", "labels.csv", "splits.csv", "settings.json", NULL},
+     {"predictions-scratch.csv", "labels.csv", "splits.csv", "fits.csv", "settings.json", NULL},
      NULL,
      NULL},
     {"validate",

@@ -65,7 +65,9 @@ static int width(study_kind k) {
     return k == STUDY_INT3 || k == STUDY_DBL3 ? 3 : k == STUDY_DBL2 ? 2 : 1;
 }
 
-static int is_list(study_kind k) { return k == STUDY_TEXTS || k == STUDY_PATHS || k == STUDY_DBLS; }
+static int is_list(study_kind k) {
+    return k == STUDY_TEXTS || k == STUDY_PATHS || k == STUDY_DBLS || k == STUDY_INTS;
+}
 static int is_path(study_kind k) {
     return k == STUDY_PATH || k == STUDY_FILE || k == STUDY_KEY || k == STUDY_PATHS;
 }
@@ -96,6 +98,10 @@ static void free_member(study *s, const study_setting *r) {
         study_dbls *l = m;
         free(l->v);
         l->v = NULL, l->n = 0;
+    } else if (r->kind == STUDY_INTS) {
+        study_ints *l = m;
+        free(l->v);
+        l->v = NULL, l->n = 0;
     }
 }
 
@@ -121,6 +127,22 @@ static int store(study *s, const study_setting *r, const char *const *items, int
                     return snprintf(why, cap, "value %g is outside [%g, %g]", x[0], r->lo, r->hi),
                            -1;
                 l->v[l->n++] = x[0];
+            }
+            return 0;
+        }
+        if (r->kind == STUDY_INTS) {
+            study_ints *l = m;
+            if (l->n + (unsigned)n > 64) return snprintf(why, cap, "at most 64 values"), -1;
+            int *v = realloc(l->v, (l->n + (unsigned)n + 1) * sizeof *v);
+            if (!v) return snprintf(why, cap, "out of memory"), -1;
+            l->v = v;
+            for (int i = 0; i < n; i++) {
+                if (parse_real(items[i], &x[0]) < 0 || x[0] != floor(x[0]))
+                    return snprintf(why, cap, "'%s' is not a whole number", items[i]), -1;
+                if (!(x[0] >= r->lo && x[0] <= r->hi))
+                    return snprintf(why, cap, "value %g is outside [%g, %g]", x[0], r->lo, r->hi),
+                           -1;
+                l->v[l->n++] = (int)x[0];
             }
             return 0;
         }

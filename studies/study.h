@@ -188,14 +188,15 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, dev_share, DBL, "0.2", 0, 0.99, NULL, NULL, ST_SPLIT, "share of the labeled patients in the development set (per class, rounded half up)") \
     X(finetune, test_share, DBL, "0.5", 0, 0.99, NULL, NULL, ST_SPLIT, "share of the labeled patients in the held-out test set (per class, rounded half up)") \
     X(finetune, mode, ENUM, "finetune", 0, 1, "finetune|probe", NULL, ST_FINETUNE, "the whole encoder (layer-wise lr decay) or a frozen one") \
-    X(finetune, folds, INT, "5", 2, 100, NULL, NULL, ST_FINETUNE, "patient-level k-fold cross-validation") \
-    X(finetune, steps, INT, "500", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fold") \
+    X(finetune, budgets, INTS, "10,20,40", 0, 1e6, NULL, NULL, ST_FINETUNE, "label budgets: training patients per fit, nested subsets of the train role (0: all of them)") \
+    X(finetune, seeds, INT, "3", 1, 100, NULL, NULL, ST_FINETUNE, "fits per budget and arm, each with its own subset order, initialisation and crops") \
+    X(finetune, steps, INT, "500", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fit") \
     X(finetune, batch, INT, "8", 1, 4096, NULL, NULL, ST_FINETUNE, "crops per step") \
-    X(finetune, lr, DBL, "0.0001", 1e-12, 1, NULL, NULL, ST_FINETUNE, "peak learning rate of the head") \
-    X(finetune, layer_decay, DBL, "0.75", 0.01, 1, NULL, NULL, ST_FINETUNE, "encoder block g gets lr x decay^(depth + 1 - g)") \
+    X(finetune, lr, DBL, "0.0001", 1e-12, 1, NULL, NULL, ST_FT_MAE, "peak learning rate of the mae arm (its head; the encoder by layer_decay)") \
+    X(finetune, layer_decay, DBL, "0.75", 0.01, 1, NULL, NULL, ST_FT_MAE, "mae arm: encoder block g gets lr x decay^(depth + 1 - g)") \
+    X(finetune, scratch_lr, DBL, "0.0001", 1e-12, 1, NULL, NULL, ST_FT_SCRATCH, "peak learning rate of the scratch arm (one lr everywhere: no layer decay)") \
     X(finetune, lesion_share, DBL, "0.5", 0, 1, NULL, NULL, ST_FINETUNE, "share of crops centred on a lesion") \
-    X(finetune, val_fraction, DBL, "0.2", 0, 0.9, NULL, NULL, ST_FINETUNE, "of each training fold, for early stopping") \
-    X(finetune, eval_every, INT, "25", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between validations (0: none, keep the last weights)") \
+    X(finetune, eval_every, INT, "25", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between evaluations on the dev patients (0: none, keep the last weights)") \
     X(finetune, patience, INT, "5", 0, 1000000, NULL, NULL, ST_FINETUNE, "validations without improvement before stopping (0: never)") \
     X(finetune, loss, ENUM, "focal", 0, 1, "focal|bce", NULL, ST_FINETUNE, "objectness loss") \
     X(finetune, focal_gamma, DBL, "2", 0, 10, NULL, "gamma", ST_FINETUNE, "focal exponent") \
@@ -240,6 +241,11 @@ typedef struct study_dbls {
     unsigned n;
 } study_dbls;
 
+typedef struct study_ints {
+    int *v;
+    unsigned n;
+} study_ints;
+
 /* The section structs, one member per row. */
 #define STUDY_C_BOOL(n) int n;
 #define STUDY_C_INT(n) int n;
@@ -256,6 +262,7 @@ typedef struct study_dbls {
 #define STUDY_C_TEXTS(n) study_list n;
 #define STUDY_C_PATHS(n) study_list n;
 #define STUDY_C_DBLS(n) study_dbls n;
+#define STUDY_C_INTS(n) study_ints n;
 #define STUDY_MEMBER(sec, name, kind, ...) STUDY_C_##kind(name)
 
 typedef struct study_top {
@@ -330,7 +337,8 @@ typedef enum {
     STUDY_KEY,
     STUDY_TEXTS,
     STUDY_PATHS,
-    STUDY_DBLS
+    STUDY_DBLS,
+    STUDY_INTS
 } study_kind;
 
 typedef struct study_setting {

@@ -219,6 +219,12 @@ static vs_status value_text(const study *s, const study_setting *r, text_buf *t,
             bad |= tb_num(t, i ? "," : "", l->v[i], 0);
         break;
     }
+    case STUDY_INTS: {
+        const study_ints *l = m;
+        for (unsigned i = 0; i < l->n; i++)
+            bad |= tb_num(t, i ? "," : "", l->v[i], 1);
+        break;
+    }
     }
     return bad ? VS_FAIL(err, VS_ERR_NOMEM, "out of memory") : VS_OK;
 }

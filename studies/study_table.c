@@ -49,6 +49,7 @@ static const char *kind_value(const study_setting *r) {
     case STUDY_DBL3: return "X,Y,Z";
     case STUDY_TEXTS: return "A[,B...]";
     case STUDY_DBLS: return "X[,Y...]";
+    case STUDY_INTS: return "N[,M...]";
     case STUDY_TEXT: return "TEXT";
     default: return "PATH";
     }

@@ -1,7 +1,16 @@
 /* report.h — `vesalius validate`'s engine: read predictions, labels, training logs and
- * previews in the documented forms (validation/FORMATS.md), compute every metric with
- * bootstrap confidence intervals and k-fold aggregates, and write report.json (schema in
- * validation/REPORT_SCHEMA.md), report.md and a self-contained report.html.
+ * previews in the documented forms (validation/FORMATS.md), compute every metric per label
+ * budget over the fits' seeds with paired bootstrap confidence intervals, and write report.json
+ * (schema in validation/REPORT_SCHEMA.md), report.md and a self-contained report.html.
+ *
+ * The protocol (issue #15): every prediction row names its fit: arm (mae, scratch), label
+ * budget (training patients), run seed, and the split role of its series (test, dev). The
+ * report is computed on the TEST series only; dev predictions, when given, are counted and
+ * never enter a number. Per budget, the series x seeds form a "view": per seed the statistic
+ * over the test series, the point estimate is their mean (sd with n - 1), and the 95% interval
+ * a percentile bootstrap that resamples test patients and seeds together (the same draws for
+ * both arms: the difference mae - scratch is paired). Curves (ROC, FROC), operating points and
+ * calibration pool the seeds of the headline budget (the largest).
  *
  * Invariants:
  *   1. Only pseudonymous keys pass from the inputs to the reports: series and patient keys
@@ -25,11 +34,15 @@
 #include "roc.h"
 #include "status.h"
 
-#define REPORT_SCHEMA_VERSION 1
+#define REPORT_SCHEMA_VERSION 2
 #define REPORT_KEY_MAX 64    /* series / patient key length */
 #define REPORT_NAME_MAX 64   /* curve and preview labels */
 #define REPORT_MAX_OPS 16    /* operating points */
 #define REPORT_SHA256_HEX 65 /* 64 hex digits + NUL */
+#define REPORT_MAX_SEEDS 100
+#define REPORT_MAX_BUDGETS 64
+
+typedef enum report_set { REPORT_SET_TEST = 0, REPORT_SET_DEV = 1 } report_set;
 
 typedef enum report_arm_id { REPORT_ARM_MAE = 0, REPORT_ARM_SCRATCH, REPORT_N_ARMS } report_arm_id;
 extern const char *const report_arm_names[REPORT_N_ARMS]; /* "mae", "scratch" */
@@ -39,11 +52,13 @@ typedef struct report_series {
     char patient[REPORT_KEY_MAX + 1]; /* bootstrap cluster; the series key when not given */
     uint32_t cluster;                 /* index of the patient, 0..n_clusters */
     int label;                        /* volume-level label, 0 or 1 */
+    int set;                          /* report_set from the predictions; -1 until read */
 } report_series;
 
 typedef struct report_arm {
     int present;
-    int *fold;             /* (n_series) fold of each series, -1 until read */
+    int *fold;             /* (n_series) run seed of each series (in a view: of each series x
+                              seed row), -1 until read */
     double *score;         /* (n_series) volume-level score */
     int *has_volume_row;   /* (n_series) 1 when a row gave the volume score explicitly */
     froc_candidate *cands; /* (n_cands) candidate lesions; scan = series index */
@@ -74,6 +89,12 @@ typedef struct report_file {
     char sha256[REPORT_SHA256_HEX];
 } report_file;
 
+/* The predictions of one fit (arm, budget, seed), over the labeled series. */
+typedef struct report_run {
+    int arm, budget, seed;
+    report_arm a;
+} report_run;
+
 /* Everything validate reads. Create with report_input_init, free with report_input_free. */
 typedef struct report_input {
     report_series *series;
@@ -81,7 +102,9 @@ typedef struct report_input {
     uint32_t n_clusters;
     froc_lesion *lesions; /* scan = series index */
     size_t n_lesions;
-    report_arm arms[REPORT_N_ARMS];
+    report_arm arms[REPORT_N_ARMS]; /* a view's arms (report_compute builds views) */
+    report_run *runs;               /* what the predictions hold */
+    size_t n_runs, cap_runs;
     report_curve *curves;
     size_t n_curves;
     report_preview *previews;
@@ -162,11 +185,33 @@ typedef struct report_arm_result {
     double fold_auc_mean, fold_auc_sd, fold_cpm_mean, fold_cpm_sd;
 } report_arm_result;
 
+/* One label budget's row of the protocol's table. */
+typedef struct report_budget_arm {
+    int present;
+    report_ci auc, cpm; /* mean over seeds; interval over patients and seeds */
+    double auc_sd, cpm_sd;
+    double auc_seed[REPORT_MAX_SEEDS], cpm_seed[REPORT_MAX_SEEDS];
+} report_budget_arm;
+
+typedef struct report_budget_row {
+    int budget;
+    report_budget_arm arm[REPORT_N_ARMS];
+    int has_delta;
+    report_ci delta_auc, delta_cpm;
+} report_budget_row;
+
 typedef struct report_results {
     report_arm_result arms[REPORT_N_ARMS];
     int has_delta;                  /* both arms present */
     report_ci delta_auc, delta_cpm; /* mae minus scratch, paired resamples */
     report_options opt;
+    /* the protocol: every budget (ascending); the arms above are the headline budget's */
+    int budget;                     /* the headline budget (the largest) */
+    int n_seeds, seeds[REPORT_MAX_SEEDS];
+    report_budget_row *budgets;
+    size_t n_budgets;
+    size_t n_dev_series, n_test_patients, n_dev_patients;
+    report_input view; /* the headline budget's test series x seeds (report_compute fills) */
 } report_results;
 
 void report_input_init(report_input *in);
@@ -181,7 +226,9 @@ vs_status report_read_train_log(report_input *in, const char *name, const char *
 vs_status report_read_preview(report_input *in, const char *name, const char *path, vs_error *err);
 /* Record a file's base name and SHA-256 under role (e.g. the study file). */
 vs_status report_add_file(report_input *in, const char *role, const char *path, vs_error *err);
-/* Check that every labeled series has a score and a fold in every arm that is present. */
+/* Check that every labeled series has a prediction in every fit, with one set (test or dev)
+ * across fits, that some series are test series, and that both arms (when present) have the
+ * same seeds per budget. */
 vs_status report_inputs_check(report_input *in, vs_error *err);
 
 /* SHA-256 of a file's bytes, and of a shard set: sha256 over the lines

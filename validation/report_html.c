@@ -116,14 +116,25 @@ static void plot_line(plot *p, const double *xs, const double *ys, size_t n, siz
                        "stroke-width=\"2\"%s%s%s points=\"",
                        color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "",
                        dash ? "\"" : "");
+    double last_x = NAN, last_y = NAN;
     for (size_t i = 0; i < n; i += step) {
-        const double x = *(const double *)((const char *)xs + i * stride);
-        const double y = *(const double *)((const char *)ys + i * stride);
+        double x = *(const double *)((const char *)xs + i * stride);
+        double y = *(const double *)((const char *)ys + i * stride);
         if (!isfinite(x) || !isfinite(y)) continue;
+        int stop = 0;
+        if (x > p->x1) { /* the curve leaves the plot on the right: end it at the edge */
+            if (isfinite(last_x) && last_x < p->x1)
+                y = last_y + (y - last_y) * (p->x1 - last_x) / (x - last_x);
+            else if (isfinite(last_x))
+                break;
+            x = p->x1, stop = 1;
+        }
+        last_x = x, last_y = y;
         coord(p->t, px(p, x));
         report_text_put(p->t, ",");
         coord(p->t, py(p, y));
         report_text_put(p->t, " ");
+        if (stop) break;
         if (i + step >= n && i != n - 1) i = n - 1 - step; /* always end on the last point */
     }
     report_text_put(p->t, "\"/>");
@@ -175,8 +186,8 @@ static void svg_roc(report_text *t, const report_results *res) {
 }
 
 static void svg_froc(report_text *t, const report_results *res) {
-    plot p = {t, 1.0 / 16, 16, 0, 1, 1, 1, 0};
-    plot_begin(&p, "plot-froc", "FROC (lesion level, LUNA16)", "false positives per scan",
+    plot p = {t, 1.0 / 8, 8, 0, 1, 1, 1, 0}; /* the CPM range; longer curves end at the edge */
+    plot_begin(&p, "plot-froc", "FROC (lesion level, LUNA16)", "false positives per scan (log)",
                "sensitivity");
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         const report_arm_result *ar = &res->arms[a];
@@ -273,6 +284,37 @@ static void svg_comparison(report_text *t, const report_results *res) {
     plot_end(&p, NULL, NULL, 0); /* each row is labeled with its arm: no legend */
 }
 
+/* A metric (0: AUC, 1: CPM) against the label budget, both arms: the mean over seeds with its
+ * 95% interval as an error bar, on a log2 budget axis. */
+static void svg_budgets(report_text *t, const report_results *res, int metric) {
+    if (!res->n_budgets) return;
+    double b0 = res->budgets[0].budget > 0 ? res->budgets[0].budget : 1;
+    double b1 = res->budgets[res->n_budgets - 1].budget > b0 ? res->budgets[res->n_budgets - 1].budget : b0;
+    plot p = {t, b0 / 2, b1 * 2, 0, 1, 1, 0, 0};
+    plot_begin(&p, metric ? "plot-budget-cpm" : "plot-budget-auc",
+               metric ? "CPM vs label budget (test set)" : "AUC vs label budget (test set)",
+               "training patients (log)", metric ? "CPM" : "volume AUC");
+    for (int a = 0; a < REPORT_N_ARMS; a++) {
+        double xs[REPORT_MAX_BUDGETS], ys[REPORT_MAX_BUDGETS];
+        size_t n = 0;
+        for (size_t b = 0; b < res->n_budgets; b++) {
+            const report_budget_arm *ba = &res->budgets[b].arm[a];
+            const report_ci *ci = metric ? &ba->cpm : &ba->auc;
+            if (!ba->present || !isfinite(ci->value)) continue;
+            double x = res->budgets[b].budget * (a ? 1.04 : 0.96); /* bars side by side */
+            if (isfinite(ci->lo) && isfinite(ci->hi)) {
+                double lx[2] = {x, x}, ly[2] = {ci->lo, ci->hi};
+                plot_line(&p, lx, ly, 2, sizeof(double), arm_color[a], NULL);
+            }
+            plot_dot(&p, x, ci->value, arm_color[a]);
+            xs[n] = x, ys[n++] = ci->value;
+        }
+        plot_line(&p, xs, ys, n, sizeof(double), arm_color[a], NULL);
+    }
+    const char *names[REPORT_N_ARMS], *colors[REPORT_N_ARMS];
+    plot_end(&p, names, colors, arm_legend(res, names, colors));
+}
+
 /* ---- tables ---------------------------------------------------------------------------- */
 
 static void ci_text(report_text *t, const report_ci *ci) {
@@ -320,6 +362,45 @@ static void comparison_rows(report_text *t, const report_results *res, const cha
     }
 }
 
+static void ci_sd_text(report_text *t, const report_ci *ci, double sd) {
+    report_text_num(t, ci->value, 0);
+    if (isfinite(sd)) {
+        report_text_put(t, " ± ");
+        report_text_num(t, sd, 0);
+    }
+    if (isfinite(ci->lo) && isfinite(ci->hi)) {
+        report_text_put(t, " [");
+        report_text_num(t, ci->lo, 0);
+        report_text_put(t, ", ");
+        report_text_num(t, ci->hi, 0);
+        report_text_put(t, "]");
+    }
+}
+
+/* The protocol's table: one row per budget and arm, then the paired difference. */
+static void budget_rows(report_text *t, const report_results *res, const char *row0,
+                        const char *sep, const char *row1) {
+    for (size_t b = 0; b < res->n_budgets; b++) {
+        const report_budget_row *row = &res->budgets[b];
+        for (int a = 0; a < REPORT_N_ARMS; a++) {
+            const report_budget_arm *ba = &row->arm[a];
+            if (!ba->present) continue;
+            report_text_printf(t, "%s%d%s%s%s", row0, row->budget, sep, report_arm_names[a], sep);
+            ci_sd_text(t, &ba->auc, ba->auc_sd);
+            report_text_put(t, sep);
+            ci_sd_text(t, &ba->cpm, ba->cpm_sd);
+            report_text_put(t, row1);
+        }
+        if (row->has_delta) {
+            report_text_printf(t, "%s%d%smae - scratch (paired)%s", row0, row->budget, sep, sep);
+            ci_text(t, &row->delta_auc);
+            report_text_put(t, sep);
+            ci_text(t, &row->delta_cpm);
+            report_text_put(t, row1);
+        }
+    }
+}
+
 static void fold_rows(report_text *t, const report_arm_result *ar, const char *row0,
                       const char *sep, const char *row1) {
     for (size_t f = 0; f < ar->n_folds; f++) {
@@ -338,7 +419,7 @@ static void fold_rows(report_text *t, const report_arm_result *ar, const char *r
     report_text_put(t, sep);
     mean_sd(t, ar->fold_cpm_mean, ar->fold_cpm_sd);
     report_text_printf(t, "%s%s", sep, row1);
-    report_text_printf(t, "%spooled%s%s%s%s", row0, sep, sep, sep, sep);
+    report_text_printf(t, "%smean [95%% CI]%s%s%s%s", row0, sep, sep, sep, sep);
     ci_text(t, &ar->auc);
     report_text_put(t, sep);
     ci_text(t, &ar->cpm);
@@ -377,7 +458,7 @@ static void provenance_rows(report_text *t, const report_input *in, const report
     report_text_printf(t, "%sCPU%s%s%s", row0, sep, p->cpu_model ? p->cpu_model : "unknown", row1);
     report_text_printf(t, "%sthreads%s%d (OpenBLAS %d)%s", row0, sep, p->threads, p->blas_threads,
                        row1);
-    report_text_printf(t, "%sbootstrap%s%u resamples of patients, seed %llu%s", row0, sep,
+    report_text_printf(t, "%sbootstrap%s%u resamples of test patients and seeds, seed %llu%s", row0, sep,
                        res->opt.n_bootstrap, (unsigned long long)res->opt.seed, row1);
     for (int i = 0; i < p->n_seeds; i++)
         report_text_printf(t, "%sseed %s%s%llu%s", row0, p->seeds[i].name, sep,
@@ -438,15 +519,31 @@ static void html_previews(report_text *t, const report_input *in) {
 void report_html(report_text *t, const report_input *in, const report_results *res,
                  const report_provenance *prov, const char *start, const char *end) {
     static const char *const R0 = "<tr><td>", *const SEP = "</td><td>", *const R1 = "</td></tr>\n";
+    const report_input *v = &res->view;
+    size_t ns = res->n_seeds ? (size_t)res->n_seeds : 1;
     report_text_printf(t,
                        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                        "<title>vesalius validation report</title><style>%s</style></head>"
                        "<body>\n<h1>vesalius validation report</h1>\n"
-                       "<p>%zu series from %u patients; report schema %d; run %s to %s.</p>\n",
-                       css, in->n_series, in->n_clusters, REPORT_SCHEMA_VERSION, start, end);
-    report_text_put(t, "<h2>Fine-tuning from the MAE vs from scratch</h2>\n<table><tr><th>arm"
-                       "</th><th>AUC [95% CI]</th><th>CPM [95% CI]</th><th>AP [95% CI]</th><th>"
-                       "AUC over folds</th><th>CPM over folds</th></tr>\n");
+                       "<p>Test set: %zu series from %u patients, every number below. Dev set: "
+                       "%zu series from %zu patients, used for early stopping only (no number "
+                       "here). %zu seed(s) per budget and arm; report schema %d; run %s to "
+                       "%s.</p>\n",
+                       css, v->n_series / ns, v->n_clusters, res->n_dev_series,
+                       res->n_dev_patients, ns, REPORT_SCHEMA_VERSION, start, end);
+    report_text_put(t, "<h2>Does pretraining help? Label budgets (test set)</h2>\n<table><tr>"
+                       "<th>training patients</th><th>arm</th><th>AUC mean ± sd [95% CI]</th>"
+                       "<th>CPM mean ± sd [95% CI]</th></tr>\n");
+    budget_rows(t, res, R0, SEP, R1);
+    report_text_put(t, "</table>\n<div>");
+    svg_budgets(t, res, 0);
+    svg_budgets(t, res, 1);
+    report_text_printf(t,
+                       "</div>\n<h2>Fine-tuning from the MAE vs from scratch: %d training "
+                       "patients</h2>\n<table><tr><th>arm</th><th>AUC [95%% CI]</th><th>CPM "
+                       "[95%% CI]</th><th>AP [95%% CI]</th><th>AUC over seeds</th><th>CPM over "
+                       "seeds</th></tr>\n",
+                       res->budget);
     comparison_rows(t, res, R0, SEP, R1);
     report_text_put(t, "</table>\n<div>");
     svg_comparison(t, res);
@@ -467,7 +564,7 @@ void report_html(report_text *t, const report_input *in, const report_results *r
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         if (!res->arms[a].present) continue;
         report_text_printf(t,
-                           "<h2>Folds: %s (%s)</h2><table><tr><th>fold</th><th>series</th><th>"
+                           "<h2>Seeds: %s (%s)</h2><table><tr><th>seed</th><th>series</th><th>"
                            "positive</th><th>lesions</th><th>AUC</th><th>CPM</th><th>AP</th>"
                            "</tr>\n",
                            report_arm_names[a], arm_title[a]);
@@ -483,6 +580,7 @@ void report_html(report_text *t, const report_input *in, const report_results *r
     report_text_put(t, "</dl>\n<h2>Provenance</h2><table>\n");
     report_text prov_rows = {0};
     provenance_rows(&prov_rows, in, prov, res, "\x01", "\x02", "\x03");
+    (void)v;
     /* escape the values, then put the table markup back in */
     for (const char *c = prov_rows.p ? prov_rows.p : ""; *c; c++) {
         char one[2] = {*c, 0};
@@ -505,12 +603,23 @@ void report_html(report_text *t, const report_input *in, const report_results *r
 void report_md(report_text *t, const report_input *in, const report_results *res,
                const report_provenance *prov, const char *start, const char *end) {
     static const char *const R0 = "| ", *const SEP = " | ", *const R1 = " |\n";
+    const report_input *v = &res->view;
+    size_t ns = res->n_seeds ? (size_t)res->n_seeds : 1;
     report_text_printf(t,
-                       "# vesalius validation report\n\n%zu series from %u patients; report "
-                       "schema %d; run %s to %s.\n\n## Fine-tuning from the MAE vs from "
-                       "scratch\n\n| arm | AUC [95%% CI] | CPM [95%% CI] | AP [95%% CI] | AUC "
-                       "over folds | CPM over folds |\n|---|---|---|---|---|---|\n",
-                       in->n_series, in->n_clusters, REPORT_SCHEMA_VERSION, start, end);
+                       "# vesalius validation report\n\nTest set: %zu series from %u patients, "
+                       "every number below. Dev set: %zu series from %zu patients, used for early "
+                       "stopping only (no number here). %zu seed(s) per budget and arm; report "
+                       "schema %d; run %s to %s.\n\n## Does pretraining help? Label budgets "
+                       "(test set)\n\n| training patients | arm | AUC mean ± sd [95%% CI] | CPM "
+                       "mean ± sd [95%% CI] |\n|---|---|---|---|\n",
+                       v->n_series / ns, v->n_clusters, res->n_dev_series, res->n_dev_patients,
+                       ns, REPORT_SCHEMA_VERSION, start, end);
+    budget_rows(t, res, R0, SEP, R1);
+    report_text_printf(t,
+                       "\n## Fine-tuning from the MAE vs from scratch: %d training patients\n\n"
+                       "| arm | AUC [95%% CI] | CPM [95%% CI] | AP [95%% CI] | AUC over seeds | "
+                       "CPM over seeds |\n|---|---|---|---|---|---|\n",
+                       res->budget);
     comparison_rows(t, res, R0, SEP, R1);
     report_text_put(t, "\n## Operating points\n\n| arm | threshold | TP / FN / TN / FP | "
                        "sensitivity | specificity | Brier |\n|---|---|---|---|---|---|\n");
@@ -518,7 +627,7 @@ void report_md(report_text *t, const report_input *in, const report_results *res
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         if (!res->arms[a].present) continue;
         report_text_printf(t,
-                           "\n## Folds: %s (%s)\n\n| fold | series | positive | lesions | AUC "
+                           "\n## Seeds: %s (%s)\n\n| seed | series | positive | lesions | AUC "
                            "| CPM | AP |\n|---|---|---|---|---|---|---|\n",
                            report_arm_names[a], arm_title[a]);
         fold_rows(t, &res->arms[a], R0, SEP, R1);

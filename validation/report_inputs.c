@@ -17,15 +17,21 @@ const char *const report_arm_names[REPORT_N_ARMS] = {"mae", "scratch"};
 
 void report_input_init(report_input *in) { memset(in, 0, sizeof *in); }
 
+static void arm_free(report_arm *a) {
+    free(a->fold);
+    free(a->score);
+    free(a->has_volume_row);
+    free(a->cands);
+}
+
 void report_input_free(report_input *in) {
     free(in->series);
     free(in->lesions);
-    for (int a = 0; a < REPORT_N_ARMS; a++) {
-        free(in->arms[a].fold);
-        free(in->arms[a].score);
-        free(in->arms[a].has_volume_row);
-        free(in->arms[a].cands);
-    }
+    for (int a = 0; a < REPORT_N_ARMS; a++)
+        arm_free(&in->arms[a]);
+    for (size_t r = 0; r < in->n_runs; r++)
+        arm_free(&in->runs[r].a);
+    free(in->runs);
     for (size_t i = 0; i < in->n_curves; i++) {
         free(in->curves[i].step);
         free(in->curves[i].loss);
@@ -246,6 +252,7 @@ static vs_status build_series(report_input *in, const char *path, label_row *row
         memcpy(s->key, rows[i].key, sizeof s->key);
         memcpy(s->patient, rows[i].patient, sizeof s->patient);
         s->label = rows[i].label;
+        s->set = -1;
     }
     in->n_series = k;
     for (size_t i = 0; i < k; i++)
@@ -328,10 +335,28 @@ static vs_status arm_alloc(report_input *in, report_arm *a, vs_error *err) {
     return VS_OK;
 }
 
+/* The run of (arm, budget, seed), created when new. */
+static vs_status find_run(report_input *in, int arm, int budget, int seed, report_arm **out,
+                          vs_error *err) {
+    for (size_t r = 0; r < in->n_runs; r++)
+        if (in->runs[r].arm == arm && in->runs[r].budget == budget && in->runs[r].seed == seed) {
+            *out = &in->runs[r].a;
+            return VS_OK;
+        }
+    if (grow((void **)&in->runs, &in->cap_runs, in->n_runs, sizeof *in->runs) < 0)
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    report_run *r = &in->runs[in->n_runs++];
+    memset(r, 0, sizeof *r);
+    r->arm = arm, r->budget = budget, r->seed = seed;
+    *out = &r->a;
+    return arm_alloc(in, &r->a, err);
+}
+
 static vs_status prediction_row(report_input *in, const rec_reader *rd, const rec *r,
                                 vs_error *err) {
     const char *key = rec_get(r, "series"), *arm = rec_get(r, "arm");
-    long fold;
+    const char *bud = rec_get(r, "budget"), *sd = rec_get(r, "seed"), *set = rec_get(r, "set");
+    long budget = 0, seed = 0;
     double p;
     if (!key || !key_ok(key))
         return VS_FAIL(err, VS_ERR_FORMAT,
@@ -347,26 +372,36 @@ static vs_status prediction_row(report_input *in, const rec_reader *rd, const re
     if (a < 0)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s line %ld: 'arm' must be mae or scratch", rd->path,
                        rd->lineno);
-    if (rec_int(rec_get(r, "fold"), 0, 999, &fold))
-        return VS_FAIL(err, VS_ERR_FORMAT, "%s line %ld: 'fold' must be a whole number 0-999",
+    if ((bud && rec_int(bud, 0, 1000000, &budget)) || (sd && rec_int(sd, 0, 1000000, &seed)))
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "%s line %ld: 'budget' and 'seed' must be whole numbers 0-1000000",
                        rd->path, rd->lineno);
+    int role = !set || strcmp(set, "test") == 0 ? REPORT_SET_TEST
+               : strcmp(set, "dev") == 0        ? REPORT_SET_DEV
+                                                : -1;
+    if (role < 0)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s line %ld: 'set' must be test or dev", rd->path,
+                       rd->lineno);
     if (rec_double(rec_get(r, "probability"), &p) || p < 0 || p > 1)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s line %ld: 'probability' must be a number in [0, 1]",
                        rd->path, rd->lineno);
-    report_arm *ar = &in->arms[a];
-    vs_status s = arm_alloc(in, ar, err);
-    if (s != VS_OK) return s;
-    if (ar->fold[si] >= 0 && ar->fold[si] != fold)
+    if (in->series[si].set >= 0 && in->series[si].set != role)
         return VS_FAIL(err, VS_ERR_FORMAT,
-                       "%s line %ld: series %s is in fold %d of arm %s on an earlier line",
-                       rd->path, rd->lineno, key, ar->fold[si], report_arm_names[a]);
-    ar->fold[si] = (int)fold;
+                       "%s line %ld: series %s is in set %s here and %s on an earlier line",
+                       rd->path, rd->lineno, key, role ? "dev" : "test",
+                       in->series[si].set ? "dev" : "test");
+    in->series[si].set = role;
+    report_arm *ar = NULL;
+    vs_status s = find_run(in, a, (int)budget, (int)seed, &ar, err);
+    if (s != VS_OK) return s;
+    ar->fold[si] = (int)seed;
     const char *x = rec_get(r, "x"), *y = rec_get(r, "y"), *z = rec_get(r, "z");
     if (!x && !y && !z) { /* the volume-level row */
         if (ar->has_volume_row[si])
             return VS_FAIL(err, VS_ERR_FORMAT,
-                           "%s line %ld: a second volume row for series %s in arm %s", rd->path,
-                           rd->lineno, key, report_arm_names[a]);
+                           "%s line %ld: a second volume row for series %s in arm %s, budget "
+                           "%ld, seed %ld",
+                           rd->path, rd->lineno, key, report_arm_names[a], budget, seed);
         ar->has_volume_row[si] = 1;
         ar->score[si] = p;
         return VS_OK;
@@ -404,19 +439,38 @@ vs_status report_read_predictions(report_input *in, const char *path, vs_error *
 }
 
 vs_status report_inputs_check(report_input *in, vs_error *err) {
-    int any = 0;
-    for (int a = 0; a < REPORT_N_ARMS; a++) {
-        report_arm *ar = &in->arms[a];
-        if (!ar->present) continue;
-        any = 1;
+    if (!in->n_runs) return VS_FAIL(err, VS_ERR_FORMAT, "no predictions were read");
+    size_t n_test = 0;
+    for (size_t i = 0; i < in->n_series; i++)
+        n_test += in->series[i].set == REPORT_SET_TEST;
+    for (size_t r = 0; r < in->n_runs; r++) {
+        const report_run *ru = &in->runs[r];
         for (size_t i = 0; i < in->n_series; i++)
-            if (ar->fold[i] < 0)
+            if (ru->a.fold[i] < 0)
                 return VS_FAIL(err, VS_ERR_FORMAT,
-                               "series %s is labeled but has no prediction row in arm %s "
-                               "(a series without candidates needs a volume row)",
-                               in->series[i].key, report_arm_names[a]);
+                               "series %s is labeled but has no prediction row in arm %s, budget "
+                               "%d, seed %d (a series without candidates needs a volume row)",
+                               in->series[i].key, report_arm_names[ru->arm], ru->budget, ru->seed);
+        /* pairing: the other arm, when it has this budget, has this seed too */
+        for (size_t q = 0; q < in->n_runs; q++) {
+            const report_run *o = &in->runs[q];
+            if (o->arm == ru->arm || o->budget != ru->budget) continue;
+            int found = 0;
+            for (size_t k = 0; k < in->n_runs && !found; k++)
+                found = in->runs[k].arm == o->arm && in->runs[k].budget == ru->budget &&
+                        in->runs[k].seed == ru->seed;
+            if (!found)
+                return VS_FAIL(err, VS_ERR_FORMAT,
+                               "arm %s has seed %d at budget %d and arm %s does not: the arms "
+                               "must be paired",
+                               report_arm_names[ru->arm], ru->seed, ru->budget,
+                               report_arm_names[o->arm]);
+        }
     }
-    if (!any) return VS_FAIL(err, VS_ERR_FORMAT, "no predictions were read");
+    if (!n_test)
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "no labeled series is in the test set: the report is computed on test "
+                       "series only");
     return VS_OK;
 }
 

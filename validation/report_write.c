@@ -146,17 +146,24 @@ const report_def report_defs[] = {
      "recall R over all relevant lesions and precision P = TP / (TP + FP) above the threshold "
      "(scikit-learn's average_precision_score, recall scaled by detected / all lesions)."},
     {"bootstrap",
-     "95% confidence interval: percentile bootstrap. Patients (the labels' patient column, or "
-     "each series when absent) are resampled with replacement, as many as there are, the given "
-     "number of times with PCG32 seeded by the given seed; every statistic is recomputed on the "
-     "resample (a patient drawn twice counts twice) and the interval is the 2.5th to 97.5th "
-     "percentile (numpy's linear method) of the resamples where the statistic is defined. The "
-     "same resamples serve both arms, so the difference mae - scratch is paired."},
-    {"folds",
-     "k-fold aggregation: per fold, the statistic over the series of that fold (the fold given "
-     "in the predictions); mean and sample standard deviation (n - 1) over the folds where it is "
-     "defined; and pooled: the statistic over all series of all folds together, which is the "
-     "headline value carrying the bootstrap interval."},
+     "95% confidence interval: percentile bootstrap over test patients and seeds. Each resample "
+     "draws the test patients (the labels' patient column, or each series when absent) with "
+     "replacement, as many as there are, then (with two or more seeds) the seeds with "
+     "replacement, as many as there are, all with one PCG32 stream seeded by the given seed; "
+     "the statistic of the resample is the mean, over the drawn seeds, of the statistic over the "
+     "drawn patients (a patient or seed drawn twice counts twice). The interval is the 2.5th to "
+     "97.5th percentile (numpy's linear method) of the resamples where it is defined. The same "
+     "resamples serve both arms, so the difference mae - scratch is paired."},
+    {"seeds",
+     "Per label budget, each arm is fitted once per seed (the same training patients, "
+     "initialisation and crops in both arms). Per seed, the statistic over the test series; "
+     "the point estimate is the mean over seeds, with the sample standard deviation (n - 1). "
+     "Curves, operating points and calibration pool the seeds (every test series once per "
+     "seed)."},
+    {"sets",
+     "The split's roles: test patients are never used for any choice and every number of this "
+     "report is computed on them alone; dev patients are the only ones early stopping (and any "
+     "threshold or recipe choice) may use; training patients are never predicted."},
     {"shards_sha256",
      "Shard-set hash: SHA-256 of the lines '<sha256 of file>  <name>' (newline-terminated) for "
      "every *.h5 file directly in the shard folder, sorted by name bytewise, i.e. the output of "
@@ -313,11 +320,11 @@ static void json_lesion(report_text *t, const report_arm_result *ar) {
 }
 
 static void json_folds(report_text *t, const report_arm_result *ar) {
-    report_text_put(t, "      \"folds\": {\"per_fold\": [");
+    report_text_put(t, "      \"seeds\": {\"per_seed\": [");
     for (size_t f = 0; f < ar->n_folds; f++) {
         const report_fold *fo = &ar->folds[f];
         report_text_printf(t,
-                           "%s\n        {\"fold\":%d,\"n_series\":%zu,\"n_positive\":%zu,"
+                           "%s\n        {\"seed\":%d,\"n_series\":%zu,\"n_positive\":%zu,"
                            "\"n_lesions\":%zu,\"auc\":",
                            f ? "," : "", fo->fold, fo->n_series, fo->n_pos, fo->n_lesions);
         jnum(t, fo->auc);
@@ -370,7 +377,7 @@ static void json_cases(report_text *t, const report_input *in) {
         for (size_t i = 0; i < in->n_series; i++) {
             const report_series *s = &in->series[i];
             report_text_printf(t,
-                               "%s\n    {\"series\":\"%s\",\"patient\":\"%s\",\"fold\":%d,"
+                               "%s\n    {\"series\":\"%s\",\"patient\":\"%s\",\"seed\":%d,"
                                "\"arm\":\"%s\",\"label\":%d,\"score\":",
                                first ? "" : ",", s->key, s->patient, ar->fold[i],
                                report_arm_names[a], s->label);
@@ -382,7 +389,7 @@ static void json_cases(report_text *t, const report_input *in) {
     report_text_put(t, "\n  ],\n");
 }
 
-/* SHA-256 of the lines "arm,series,fold\n" in report order: one value names the splits. */
+/* SHA-256 of the lines "arm,series,seed\n" in report order: one value names the fits read. */
 static void splits_hash(const report_input *in, char hex[REPORT_SHA256_HEX]) {
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
@@ -449,13 +456,13 @@ static void json_provenance(report_text *t, const report_input *in, const report
     else
         report_text_put(t, "null");
     char sh[REPORT_SHA256_HEX];
-    splits_hash(in, sh);
-    report_text_printf(t, ",\n    \"splits\": {\"assignment_sha256\":\"%s\",\"folds\":[", sh);
+    splits_hash(&res->view, sh);
+    report_text_printf(t, ",\n    \"splits\": {\"assignment_sha256\":\"%s\",\"seeds\":[", sh);
     int first = 1;
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         const report_arm_result *ar = &res->arms[a];
         for (size_t f = 0; ar->present && f < ar->n_folds; f++) {
-            report_text_printf(t, "%s{\"arm\":\"%s\",\"fold\":%d,\"n_series\":%zu}",
+            report_text_printf(t, "%s{\"arm\":\"%s\",\"seed\":%d,\"n_series\":%zu}",
                                first ? "" : ",", report_arm_names[a], ar->folds[f].fold,
                                ar->folds[f].n_series);
             first = 0;
@@ -478,8 +485,66 @@ static void json_provenance(report_text *t, const report_input *in, const report
     report_text_put(t, p->n_stage_settings ? "\n    }\n  },\n" : "}\n  },\n");
 }
 
-void report_json(report_text *t, const report_input *in, const report_results *res,
+static void json_budget_arm(report_text *t, const report_budget_arm *ba, int n_seeds) {
+    if (!ba->present) {
+        report_text_put(t, "null");
+        return;
+    }
+    const char *names[2] = {"auc", "cpm"};
+    const report_ci *ci[2] = {&ba->auc, &ba->cpm};
+    const double *per[2] = {ba->auc_seed, ba->cpm_seed}, sd[2] = {ba->auc_sd, ba->cpm_sd};
+    report_text_put(t, "{");
+    for (int m = 0; m < 2; m++) {
+        report_text_printf(t, "%s\"%s\":{\"mean\":", m ? "," : "", names[m]);
+        jnum(t, ci[m]->value);
+        report_text_put(t, ",\"sd\":");
+        jnum(t, sd[m]);
+        report_text_put(t, ",\"ci95\":[");
+        jnum(t, ci[m]->lo);
+        report_text_put(t, ",");
+        jnum(t, ci[m]->hi);
+        report_text_printf(t, "],\"n_resamples_defined\":%zu,\"per_seed\":[", ci[m]->n_valid);
+        for (int k = 0; k < n_seeds; k++) {
+            if (k) report_text_put(t, ",");
+            jnum(t, per[m][k]);
+        }
+        report_text_put(t, "]}");
+    }
+    report_text_put(t, "}");
+}
+
+/* The protocol's table: per label budget, each arm's mean, sd, per-seed values and interval,
+ * and the paired difference. */
+static void json_budgets(report_text *t, const report_results *res) {
+    report_text_put(t, "  \"seeds\": [");
+    for (int k = 0; k < res->n_seeds; k++)
+        report_text_printf(t, "%s%d", k ? "," : "", res->seeds[k]);
+    report_text_put(t, "],\n  \"budgets\": [");
+    for (size_t b = 0; b < res->n_budgets; b++) {
+        const report_budget_row *row = &res->budgets[b];
+        report_text_printf(t, "%s\n    {\"budget\": %d, \"mae\": ", b ? "," : "", row->budget);
+        json_budget_arm(t, &row->arm[REPORT_ARM_MAE], res->n_seeds);
+        report_text_put(t, ",\n     \"scratch\": ");
+        json_budget_arm(t, &row->arm[REPORT_ARM_SCRATCH], res->n_seeds);
+        report_text_put(t, ",\n     \"difference_mae_minus_scratch\": ");
+        if (!row->has_delta)
+            report_text_put(t, "null");
+        else {
+            report_text_put(t, "{\"auc\":");
+            jci(t, &row->delta_auc);
+            report_text_put(t, ",\"cpm\":");
+            jci(t, &row->delta_cpm);
+            report_text_put(t, "}");
+        }
+        report_text_put(t, "}");
+    }
+    report_text_put(t, "\n  ],\n");
+}
+
+void report_json(report_text *t, const report_input *raw, const report_results *res,
                  const report_provenance *prov, const char *start, const char *end) {
+    const report_input *in = &res->view; /* the headline budget's test series x seeds */
+    size_t n_seeds = res->n_seeds ? (size_t)res->n_seeds : 1;
     size_t n_pos = 0, n_rel = 0;
     for (size_t i = 0; i < in->n_series; i++)
         n_pos += in->series[i].label;
@@ -489,10 +554,12 @@ void report_json(report_text *t, const report_input *in, const report_results *r
                        "{\n  \"schema\": \"vesalius.validation.report\",\n"
                        "  \"schema_version\": %d,\n",
                        REPORT_SCHEMA_VERSION);
+    report_text_printf(t, "  \"headline_budget\": %d,\n", res->budget);
     json_comparison(t, res);
+    json_budgets(t, res);
     report_text_printf(t,
                        "  \"settings\": {\"bootstrap_resamples\": %u, \"bootstrap_seed\": %" PRIu64
-                       ", \"bootstrap_unit\": \"patient\", \"ci_method\": \"percentile\", "
+                       ", \"bootstrap_unit\": \"test patient and seed\", \"ci_method\": \"percentile\", "
                        "\"reliability_bins\": %d, \"operating_points\": [",
                        res->opt.n_bootstrap, res->opt.seed, METRICS_RELIABILITY_BINS);
     for (int i = 0; i < res->opt.n_ops; i++) {
@@ -505,11 +572,15 @@ void report_json(report_text *t, const report_input *in, const report_results *r
         jnum(t, froc_cpm_fps[i]);
     }
     report_text_printf(t,
-                       "]},\n  \"data\": {\"n_series\": %zu, \"n_patients\": %u, \"n_positive\": "
-                       "%zu, \"n_negative\": %zu, \"n_lesions\": %zu, \"n_irrelevant_lesions\": "
-                       "%zu},\n  \"arms\": {\n",
-                       in->n_series, in->n_clusters, n_pos, in->n_series - n_pos, n_rel,
-                       in->n_lesions - n_rel);
+                       "]},\n  \"data\": {\"set\": \"test\", \"n_series\": %zu, \"n_patients\": "
+                       "%u, \"n_positive\": %zu, \"n_negative\": %zu, \"n_lesions\": %zu, "
+                       "\"n_irrelevant_lesions\": %zu, \"n_seeds\": %zu,\n    \"dev\": "
+                       "{\"n_series\": %zu, \"n_patients\": %zu, \"use\": \"early stopping only; "
+                       "no number of this report is computed on it\"}},\n  \"arms\": {\n",
+                       in->n_series / n_seeds, in->n_clusters, n_pos / n_seeds,
+                       (in->n_series - n_pos) / n_seeds, n_rel / n_seeds,
+                       (in->n_lesions - n_rel) / n_seeds, n_seeds, res->n_dev_series,
+                       res->n_dev_patients);
     int first = 1;
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         const report_arm_result *ar = &res->arms[a];
@@ -522,7 +593,7 @@ void report_json(report_text *t, const report_input *in, const report_results *r
         first = 0;
     }
     report_text_put(t, "\n  },\n");
-    json_curves(t, in);
+    json_curves(t, raw);
     json_cases(t, in);
     report_text_put(t, "  \"definitions\": {");
     for (size_t i = 0; i < report_n_defs; i++) {
@@ -530,7 +601,7 @@ void report_json(report_text *t, const report_input *in, const report_results *r
         jstr(t, report_defs[i].text);
     }
     report_text_put(t, "\n  },\n");
-    json_provenance(t, in, res, prov);
+    json_provenance(t, raw, res, prov);
     /* The only line that differs between reruns: keep it last and on its own line. */
     report_text_put(t, "  \"run_time\": {\"start\": ");
     jstr(t, start);

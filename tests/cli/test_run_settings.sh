@@ -26,7 +26,7 @@ V, S, O, t = sys.argv[1:]
 order = ["ingest", "split", "pretrain", "finetune-mae", "finetune-scratch", "validate"]
 # the dry run cannot know whether a new split changes its test set, so it plans pretraining (and
 # what consumes it) after a split that runs; the real reruns below show it is skipped when not
-after = {"ingest": order, "split": ["split", "pretrain", "finetune-mae", "validate"],
+after = {"ingest": order, "split": ["split", "pretrain", "finetune-mae", "finetune-scratch", "validate"],
          "pretrain": ["pretrain", "finetune-mae", "validate"],
          "finetune-mae": ["finetune-mae", "validate"], "finetune-scratch": ["finetune-scratch", "validate"],
          "validate": ["validate"]}
@@ -58,9 +58,9 @@ new = {
     "pretrain.chunk_cache_mb": "64", "distributed.ranks": "2", "labels.format": "volume",
     "labels.file": f"{t}/other.csv",
     "labels.volumes": f"{t}/other.csv", "finetune.dev_share": "0.3", "finetune.test_share": "0.4",
-    "finetune.mode": "probe", "finetune.folds": "3", "finetune.steps": "10",
+    "finetune.mode": "probe", "finetune.budgets": "[1]", "finetune.seeds": "3", "finetune.steps": "10",
     "finetune.batch": "4", "finetune.lr": "0.001", "finetune.layer_decay": "0.5", "finetune.lesion_share": "0.3",
-    "finetune.val_fraction": "0.1", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
+    "finetune.scratch_lr": "0.003", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
     "finetune.focal_gamma": "1", "finetune.width": "8", "finetune.hard_share": "0.5", "finetune.mine_every": "5",
     "finetune.mine_top": "4", "finetune.test_flips": "true", "finetune.window": "[0, 1]",
     "validate.bootstrap": "60", "validate.operating_points": "[0.3, 0.5]",
@@ -141,13 +141,13 @@ import json, sys
 ev = [json.loads(l) for l in open('$O/run.jsonl')][int(sys.argv[1]):]
 print(','.join(e['stage'] for e in ev if e['event'] == 'stage.start' and e['stage'] != 'ingest'))" "$1"; }
 n=$(wc -l <"$O/run.jsonl")
-sed -i "s/^  steps: 24$/  steps: 30/; s/^  folds: 2$/  folds: 3/" "$S"
-"$V" run "$S" --dry-run >"$t/plan"; grep -q "finetune-mae *run: finetune.folds: 2 -> 3; finetune.steps: 24 -> 30" "$t/plan" \
+sed -i "s/^  steps: 24$/  steps: 30/; s/^  seeds: 2$/  seeds: 1/" "$S"
+"$V" run "$S" --dry-run >"$t/plan"; grep -q "finetune-mae *run: finetune.seeds: 2 -> 1; finetune.steps: 24 -> 30" "$t/plan" \
   && echo "ok: the plan names the changed settings" || { echo "FAIL: plan: $(cat "$t/plan")"; fails=$((fails + 1)); }
-"$V" run "$S" 2>/dev/null; check "finetune.folds and steps changed: rerun" 0 $?
+"$V" run "$S" 2>/dev/null; check "finetune.seeds and steps changed: rerun" 0 $?
 [ "$(started "$n")" = "finetune-mae,finetune-scratch,validate" ] && echo "ok: reran fine-tuning and validation only" \
   || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
-grep -q '"finetune.folds": "3"' "$O/report/report.json" && echo "ok: the report's provenance holds the settings" \
+grep -q '"finetune.seeds": "1"' "$O/report/report.json" && echo "ok: the report's provenance holds the settings" \
   || { echo "FAIL: no settings in the report"; fails=$((fails + 1)); }
 n=$(wc -l <"$O/run.jsonl")
 { head -1 "$t/c/labels/volumes.csv"; tail -n +2 "$t/c/labels/volumes.csv" | sort -r; } >"$t/v" && cp "$t/v" "$t/c/labels/volumes.csv"
@@ -161,12 +161,12 @@ n=$(wc -l <"$O/run.jsonl")
 n=$(wc -l <"$O/run.jsonl")
 sed -i "s/^finetune:$/finetune:\n  dev_share: 0.1/" "$S"
 "$V" run "$S" 2>/dev/null; check "finetune.dev_share changed: rerun" 0 $?
-[ "$(started "$n")" = "split,validate" ] && echo "ok: dev_share reruns the split and validation only" \
+[ "$(started "$n")" = "split,finetune-mae,finetune-scratch,validate" ] && echo "ok: dev_share reruns the split, fine-tuning and validation (not pretraining)" \
   || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
 n=$(wc -l <"$O/run.jsonl")
 sed -i "s/^finetune:$/finetune:\n  test_share: 0.25/" "$S"
 "$V" run "$S" 2>/dev/null; check "finetune.test_share changed: rerun" 0 $?
-[ "$(started "$n")" = "split,pretrain,finetune-mae,validate" ] && echo "ok: test_share reruns the split, pretraining on the new pool and what follows" \
+[ "$(started "$n")" = "split,pretrain,finetune-mae,finetune-scratch,validate" ] && echo "ok: test_share reruns the split, pretraining on the new pool and what follows" \
   || { echo "FAIL: reran $(started "$n")"; fails=$((fails + 1)); }
 grep -q '"excluded_volumes": 2,' "$O/pretrain/pool.json" && echo "ok: the new pool leaves out the 2 test patients' volumes" \
   || { echo "FAIL: $(cat "$O/pretrain/pool.json")"; fails=$((fails + 1)); }
@@ -188,7 +188,8 @@ for f in splits.csv settings.json; do same "split: the same $f" "$t/split/$f" "$
   --checkpoint-every 10 --log-level warn; check "pretrain by hand" 0 $?
 for f in model.safetensors checkpoint.ckpt pool.json settings.json; do same "pretrain: the same $f" "$t/pretrain/$f" "$O/pretrain/$f"; done
 ft="--shards $O/ingest/shards --labels $t/c/labels/annotations.csv --volume-labels $t/c/labels/volumes.csv
-  --key $t/site.key --seed 7 -j 2 --folds 3 --steps 30 --batch 2 --eval-every 20 --log-level warn"
+  --key $t/site.key --seed 7 -j 2 --split $t/split/splits.csv --budgets 2 --seeds 1 --steps 30 --batch 2 --eval-every 20
+  --log-level warn"
 "$V" finetune $ft --crop 16,32,32 --patch 8 --dim 24 --depth 1 --heads 2 --out "$t/scratch"; check "finetune scratch by hand" 0 $?
 "$V" finetune $ft --init "$O/pretrain/checkpoint.ckpt" --out "$t/mae"; check "finetune mae by hand" 0 $?
 for arm in mae scratch; do
@@ -197,8 +198,8 @@ done
 "$V" finetune $ft --init "$O/pretrain/checkpoint.ckpt" --dim 48 --out "$t/x" 2>"$t/err"; check "an encoder option with --init is refused" 2 $?
 grep -q "with --init the architecture" "$t/err" && echo "ok: says why" || { echo "FAIL: $(cat "$t/err")"; fails=$((fails + 1)); }
 set -- ; for s in ingest split pretrain finetune-mae finetune-scratch; do set -- "$@" --stage-settings "$s=$O/$s/settings.json"; done
-"$V" validate --predictions "$O/finetune-mae/predictions-mae.csv" --train-log "finetune-mae=$O/finetune-mae/train-mae-fold0.jsonl" \
-  --predictions "$O/finetune-scratch/predictions-scratch.csv" --train-log "finetune-scratch=$O/finetune-scratch/train-scratch-fold0.jsonl" \
+"$V" validate --predictions "$O/finetune-mae/predictions-mae.csv" --train-log "finetune-mae=$O/finetune-mae/train-mae-b2-s0.jsonl" \
+  --predictions "$O/finetune-scratch/predictions-scratch.csv" --train-log "finetune-scratch=$O/finetune-scratch/train-scratch-b2-s0.jsonl" \
   --labels "$O/finetune-mae/labels.csv" --train-log "pretrain=$O/logs/pretrain.curve.jsonl" --preview "mae=$O/pretrain/preview.png" \
   --out "$t/report" --shards "$O/ingest/shards" --record-seed study=7 --study "$S" --seed 7 --bootstrap 50 -j 2 "$@" 2>/dev/null
 check "validate by hand" 0 $?

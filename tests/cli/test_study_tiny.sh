@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_study_tiny — the demo pipeline in miniature, end to end through `vesalius run`: a small
 # generated cohort with planted identifiers and tumours -> ingest -> pretrain -> fine-tune from
-# the MAE and from scratch (k-fold) -> validate. Every stage's outputs exist and agree; the
+# the MAE and from scratch (label budget x seeds) -> validate. Every stage's outputs exist and agree; the
 # generator's identifier list is found nowhere in shards, catalog, predictions, reports or logs
 # (verify-deid); a rerun does nothing. (kill -9 during each stage: test_run_kill.sh.)
 set -u
@@ -24,10 +24,12 @@ out = sys.argv[1]
 r = json.load(open(out + '/report/report.json'))
 ok = all(r['comparison'][arm] is not None for arm in ('mae', 'scratch'))
 series = {row['series'] for row in csv.DictReader(open(out + '/finetune-mae/labels.csv'))}
-cases = {(c['series'], c['arm']) for c in r['cases']}
-ok &= all((s, a) in cases for s in series for a in ('mae', 'scratch'))
+test = {row['series'] for row in csv.DictReader(open(out + '/finetune-mae/predictions-mae.csv')) if row['set'] == 'test'}
+cases = {(c['series'], c['arm'], c['seed']) for c in r['cases']}
+ok &= test <= series and cases == {(s, a, k) for s in test for a in ('mae', 'scratch') for k in (0, 1)}
 ok &= all(s.startswith('2.25.') for s in series)
-print('ok: report compares both arms on every labeled series' if ok else 'FAIL: report inconsistent with the labels')
+ok &= [b['budget'] for b in r['budgets']] == [2] and r['headline_budget'] == 2
+print('ok: report compares both arms on every test series and seed' if ok else 'FAIL: report inconsistent with the labels')
 sys.exit(0 if ok else 1)
 PY
 # shards, catalog, run summary, predictions, labels, reports and logs (model weights are raw

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_validate_report — `vesalius validate` end to end on a simulated 40-scan study: rerun
+# test_validate_report — `vesalius validate` end to end on a simulated 40-scan study (label
+# budgets 10 and 20, 3 seeds, dev and test series): every budget x arm in every report, rerun
 # determinism (byte-identical report.json apart from run_time), the documented schema, seeded
 # bootstrap CIs that cover their estimates, provenance hashes recomputed independently, no
 # planted identifier in any report, clear errors that keep an earlier report, and report.html
@@ -50,7 +51,20 @@ def need(cond, what):
     print(("ok: " if cond else "FAIL: ") + what)
     if not cond: errs.append(what)
 sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
-need(r1["schema"] == "vesalius.validation.report" and r1["schema_version"] == 1, "schema name and version")
+need(r1["schema"] == "vesalius.validation.report" and r1["schema_version"] == 2, "schema name and version")
+need([b["budget"] for b in r1["budgets"]] == [10, 20] and r1["headline_budget"] == 20 and r1["seeds"] == [0, 1, 2],
+     "budgets 10 and 20 (headline 20), seeds 0-2")
+for b in r1["budgets"]:
+    for arm in ("mae", "scratch"):
+        for m in ("auc", "cpm"):
+            x = b[arm][m]
+            need(len(x["per_seed"]) == 3 and abs(sum(x["per_seed"]) / 3 - x["mean"]) < 1e-9 and x["sd"] > 0
+                 and x["ci95"][0] <= x["mean"] <= x["ci95"][1], "budget %d %s %s: mean of 3 seeds, sd, CI" % (b["budget"], arm, m))
+    dd = b["difference_mae_minus_scratch"]["cpm"]
+    need(abs(dd["value"] - (b["mae"]["cpm"]["mean"] - b["scratch"]["cpm"]["mean"])) < 1e-9, "budget %d: paired difference" % b["budget"])
+need(r1["budgets"][1]["mae"]["auc"]["mean"] == r1["comparison"]["mae"]["auc"]["value"], "the headline is the largest budget")
+need(r1["data"]["set"] == "test" and r1["data"]["n_series"] == 32 and r1["data"]["dev"]["n_series"] == 8
+     and "early stopping" in r1["data"]["dev"]["use"], "test series counted, dev series marked as early stopping only")
 for arm in ("mae", "scratch"):
     for m in ("auc", "cpm"):
         c = r1["comparison"][arm][m]
@@ -65,12 +79,14 @@ need(r1["comparison"]["mae"]["cpm"]["value"] > r1["comparison"]["scratch"]["cpm"
 dd = r1["comparison"]["difference_mae_minus_scratch"]["cpm"]
 need(dd["ci95"][0] <= dd["value"] <= dd["ci95"][1], "paired difference CI covers the difference")
 cases = r1["cases"]
-need(len(cases) == 80 and all(set(c) >= {"series", "fold", "arm", "label", "score"} for c in cases),
-     "cases: 80 rows with series, fold, arm, label, score")
-need({c["arm"] for c in cases} == {"mae", "scratch"} and {c["fold"] for c in cases} == set(range(5)), "cases: both arms, 5 folds")
+need(len(cases) == 192 and all(set(c) >= {"series", "seed", "arm", "label", "score"} for c in cases),
+     "cases: 192 rows (32 test series x 3 seeds x 2 arms) with series, seed, arm, label, score")
+dev = {l.split(",")[0] for l in open(d + "/predictions_mae.csv") if ",dev," in l}
+need({c["arm"] for c in cases} == {"mae", "scratch"} and {c["seed"] for c in cases} == {0, 1, 2}
+     and not dev & {c["series"] for c in cases}, "cases: both arms, 3 seeds, no dev series")
 for arm in ("mae", "scratch"):
-    f = r1["arms"][arm]["folds"]
-    need(len(f["per_fold"]) == 5 and f["auc_mean"] is not None and f["cpm_sd"] is not None, "%s: 5 folds with mean and sd" % arm)
+    f = r1["arms"][arm]["seeds"]
+    need(len(f["per_seed"]) == 3 and f["auc_mean"] is not None and f["cpm_sd"] is not None, "%s: 3 seeds with mean and sd" % arm)
     need(r1["arms"][arm]["volume"]["roc"][-1][1:] == [1.0, 1.0] and r1["arms"][arm]["lesion"]["froc"][0] == [None, 0.0, 0.0],
          "%s: every curve point from (0,0) to (1,1)" % arm)
 tc = r1["training_curves"]
@@ -88,8 +104,13 @@ need(p["study_sha256"] == sha(d + "/study.yaml"), "study hash")
 need(p["shards"] == {"sha256": shards_sha, "n_files": 3}, "shard-set hash equals the sha256sum pipeline")
 need(p["seeds"] == {"bootstrap": 3, "pretrain": 11, "finetune": 12} and p["git_revision"] and p["vesalius_version"] and p["cpu_model"], "seeds, version, revision, CPU")
 need({l["name"] for l in p["libraries"]} >= {"DCMTK", "ITK", "HDF5", "zlib", "OpenBLAS"}, "library versions")
-need(len(p["splits"]["assignment_sha256"]) == 64 and len(p["splits"]["folds"]) == 10, "splits recorded")
-need(all(k in r1["definitions"] for k in ("auc", "roc", "froc", "cpm", "hit", "ap", "bootstrap", "folds", "brier")), "definitions in words")
+need(len(p["splits"]["assignment_sha256"]) == 64 and len(p["splits"]["seeds"]) == 6, "fits recorded")
+need(all(k in r1["definitions"] for k in ("auc", "roc", "froc", "cpm", "hit", "ap", "bootstrap", "seeds", "sets", "brier")), "definitions in words")
+for f in ("report.md", "report.html"):
+    txt = open(t + "/r1/" + f).read()
+    rows = [l for l in txt.replace("<tr>", "\n<tr>").splitlines() if "± " in l and ("mae" in l or "scratch" in l)]
+    need(all(any(("%d" % b) in l and arm in l for l in rows) for b in (10, 20) for arm in ("mae", "scratch")),
+         "%s: a row for every budget x arm" % f)
 need(t not in open(t + "/r1/report.json").read(), "no folder layout in report.json")
 sys.exit(1 if errs else 0)
 PY
@@ -149,7 +170,7 @@ if [ -x /usr/bin/chromium ]; then
          --disable-component-update --disable-sync)
   u1=$(mktemp -d); timeout 90 /usr/bin/chromium "${flags[@]}" --user-data-dir="$u1" --dump-dom \
     "file://$t/r1/report.html" >"$t/dom.html" 2>/dev/null; rm -rf "$u1"
-  for id in plot-comparison plot-roc plot-froc plot-calibration plot-pretrain-loss plot-finetune-loss; do
+  for id in plot-budget-auc plot-budget-cpm plot-comparison plot-roc plot-froc plot-calibration plot-pretrain-loss plot-finetune-loss; do
     grep -q "<svg id=\"$id\"" "$t/dom.html" && ok "DOM has svg#$id" || bad "DOM lacks svg#$id"
   done
   n_poly=$(grep -o '<polyline' "$t/dom.html" | wc -l)

@@ -37,7 +37,8 @@ labels:
   volumes: $t/c/labels/volumes.csv
 finetune:
   mode: finetune
-  folds: 2
+  budgets: [2]
+  seeds: 2
   steps: 200
   batch: 2
   eval_every: 20

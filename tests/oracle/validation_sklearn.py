@@ -4,8 +4,11 @@ of LUNA16's noduleCADEvaluationLUNA16.py (computeFROC: sklearn roc_curve, then n
 
 Checks, each printed as ok/FAIL: ROC points and AUC equal roc_curve(drop_intermediate=False)
 and roc_auc_score on random, heavily tied and two-arm cases; Brier, operating points and
-reliability bins; one class only is a clear error with no report written; per-fold AUC;
-FROC sensitivities, CPM and AP on the realistic simulated study (validation_data.py).
+reliability bins (pooled over seeds); per-seed AUC and their mean; one class only is a clear
+error with no report written; on the realistic simulated study (validation_data.py: label
+budgets 10 and 20, 3 seeds, dev and test series): FROC sensitivities, CPM and AP of the test
+series, and every 95% interval of the paired bootstrap over test patients and seeds, recomputed
+here with numpy, sklearn and a Python PCG32 drawing the same resamples.
 """
 import csv, json, math, os, random, subprocess, sys
 import numpy as np
@@ -37,10 +40,11 @@ def run(name, labels, preds, extra=()):
         for k, y in labels.items():
             f.write("%s,%d\n" % (k, y))
     with open(os.path.join(d, "pred.csv"), "w") as f:
-        f.write("series,fold,arm,probability\n")
-        for arm, rows in preds.items():
-            for k, (fold, s) in rows.items():
-                f.write("%s,%d,%s,%.6f\n" % (k, fold, arm, s))
+        f.write("series,seed,arm,probability\n")
+        for arm, seeds in preds.items():
+            for seed, rows in enumerate(seeds):
+                for k, s in rows.items():
+                    f.write("%s,%d,%s,%.6f\n" % (k, seed, arm, s))
     out = os.path.join(d, "out")
     p = subprocess.run([V, "validate", "--labels", os.path.join(d, "labels.csv"), "--predictions",
                         os.path.join(d, "pred.csv"), "--out", out, "--bootstrap", "0",
@@ -54,30 +58,38 @@ def run(name, labels, preds, extra=()):
 
 
 def volume_case(name, keys, y, arms):
+    """arms: arm -> one score list per seed. Curves pool the seeds; AUC is their mean."""
     labels = dict(zip(keys, y))
-    preds = {arm: {k: (i % 5, s[i]) for i, k in enumerate(keys)} for arm, s in arms.items()}
+    preds = {arm: [dict(zip(keys, sc)) for sc in seeds] for arm, seeds in arms.items()}
     p, rep, _ = run(name, labels, preds)
     check(name + ": validate exits 0", p.returncode == 0, p.stderr)
     if rep is None:
         return
-    for arm, s in arms.items():
-        s = np.round(np.asarray(s), 6)
+    for arm, seeds in arms.items():
+        per = [np.round(np.asarray(sc), 6) for sc in seeds]
+        s = np.concatenate(per)
+        yb = np.tile(np.asarray(y), len(per))
         vol = rep["arms"][arm]["volume"]
-        fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+        fpr, tpr, thr = roc_curve(yb, s, drop_intermediate=False)
         roc = np.array([[np.nan if t is None else t for t in pt] for pt in vol["roc"]])
-        check("%s/%s: ROC fpr, tpr equal sklearn roc_curve (%d points)" % (name, arm, len(fpr)),
+        check("%s/%s: ROC fpr, tpr equal sklearn roc_curve over the seeds (%d points)" % (name, arm, len(fpr)),
               close(roc[:, 1], fpr) and close(roc[:, 2], tpr))
         check("%s/%s: ROC thresholds equal sklearn's (first is +inf: null)" % (name, arm),
               vol["roc"][0][0] is None and close(roc[1:, 0], thr[1:]))
-        auc = roc_auc_score(y, s)
-        check("%s/%s: AUC equals roc_auc_score" % (name, arm),
+        aucs = [roc_auc_score(y, sc) for sc in per]
+        auc = float(np.mean(aucs))
+        check("%s/%s: AUC equals the mean over seeds of roc_auc_score" % (name, arm),
               abs(vol["auc"]["value"] - auc) <= TOL, "%r vs %r" % (vol["auc"]["value"], auc))
         check("%s/%s: comparison.%s.auc.value is the AUC" % (name, arm, arm),
               abs(rep["comparison"][arm]["auc"]["value"] - auc) <= TOL)
+        got = [ps["auc"] for ps in rep["arms"][arm]["seeds"]["per_seed"]]
+        check("%s/%s: per-seed AUC equals roc_auc_score per seed" % (name, arm), close(got, aucs))
+        if len(per) > 1:
+            check("%s/%s: sd over seeds (n - 1)" % (name, arm),
+                  abs(rep["arms"][arm]["seeds"]["auc_sd"] - float(np.std(aucs, ddof=1))) <= TOL)
         cal = vol["calibration"]
         check("%s/%s: Brier equals brier_score_loss" % (name, arm),
-              abs(cal["brier"] - brier_score_loss(y, s)) <= TOL)
-        yb = np.asarray(y)
+              abs(cal["brier"] - brier_score_loss(yb, s)) <= TOL)
         for op in vol["operating_points"]:
             called = s >= op["threshold"]
             sens = np.sum(called & (yb == 1)) / np.sum(yb == 1)
@@ -88,70 +100,73 @@ def volume_case(name, keys, y, arms):
         counts = [int(np.sum(bins == b)) for b in range(10)]
         check("%s/%s: reliability bin counts" % (name, arm),
               counts == [b["count"] for b in cal["bins"]])
-        folds = np.array([i % 5 for i in range(len(keys))])
-        want = []
-        for f in range(5):
-            m = folds == f
-            want.append(roc_auc_score(yb[m], s[m]) if len(set(yb[m])) == 2 else None)
-        got = [pf["auc"] for pf in rep["arms"][arm]["folds"]["per_fold"]]
-        check("%s/%s: per-fold AUC equals roc_auc_score per fold" % (name, arm),
-              all((g is None and w is None) or (g is not None and w is not None and abs(g - w) <= TOL)
-                  for g, w in zip(got, want)) and len(got) == 5)
     n_cases = len(rep["cases"])
-    check(name + ": cases table has one row per series and arm", n_cases == len(keys) * len(arms))
+    check(name + ": cases table has one row per series, seed and arm",
+          n_cases == len(keys) * sum(len(v) for v in arms.values()))
 
 
 rnd = random.Random(2024)
 keys = ["S%04d" % i for i in range(200)]
 y = [1 if rnd.random() < 0.35 else 0 for _ in keys]
-volume_case("random", keys, y, {"mae": [rnd.random() for _ in keys]})
-volume_case("tied", keys, y, {"mae": [rnd.choice([0, .25, .5, .75, 1]) for _ in keys],
-                              "scratch": [rnd.choice([.2, .8]) if yy else rnd.choice([.2, .2, .8]) for yy in y]})
+volume_case("random", keys, y, {"mae": [[rnd.random() for _ in keys]]})
+volume_case("tied", keys, y, {"mae": [[rnd.choice([0, .25, .5, .75, 1]) for _ in keys]],
+                              "scratch": [[rnd.choice([.2, .8]) if yy else rnd.choice([.2, .2, .8]) for yy in y]]})
 volume_case("separable", keys[:30], [i % 2 for i in range(30)],
-            {"mae": [0.9 if i % 2 else 0.1 for i in range(30)]})
+            {"mae": [[0.9 if i % 2 else 0.1 for i in range(30)]]})
+volume_case("seeds", keys, y, {arm: [[min(1, max(0, rnd.gauss(0.3 + 0.3 * yy, 0.25))) for yy in y] for _ in range(3)]
+                               for arm in ("mae", "scratch")})
 
 # one class only: a clear error, no NaN, nothing written
-p, rep, out = run("oneclass", {k: 0 for k in keys[:20]}, {"mae": {k: (0, rnd.random()) for k in keys[:20]}})
+p, rep, out = run("oneclass", {k: 0 for k in keys[:20]}, {"mae": [{k: rnd.random() for k in keys[:20]}]})
 check("one class: exit code 1", p.returncode == 1, "got %d" % p.returncode)
 check("one class: the message says both classes are needed", "needs both classes" in p.stderr, p.stderr)
 check("one class: no NaN in the message", "nan" not in p.stderr.lower())
 check("one class: no report written", not os.path.exists(os.path.join(out, "report.json")))
 
-# ---- FROC / CPM / AP: Python twin of LUNA16's evaluation on the realistic study ----
+# ---- FROC / CPM / AP and the bootstrap: Python twins on the realistic study ----
 sim = os.path.join(work, "sim")
 subprocess.run(["/usr/bin/python3", os.path.join(HERE, "..", "fixtures", "validation_data.py"), sim], check=True)
-lesions = {}
-series = set()
+lesions, label, patient_of = {}, {}, {}
 with open(os.path.join(sim, "labels.csv")) as f:
     for r in csv.DictReader(f):
-        series.add(r["series"])
+        label[r["series"]] = int(r["label"])
+        patient_of[r["series"]] = r["patient"]
         if r["x"]:
             lesions.setdefault(r["series"], []).append(
                 (float(r["x"]), float(r["y"]), float(r["z"]), float(r["diameter"]), r["irrelevant"] == "1"))
-cands = {"mae": [], "scratch": []}
+# fit -> {series: volume score}, fit -> {series: [candidates]}; fit = (arm, budget, seed)
+score, cands, sets = {}, {}, {}
+def take(r):
+    fit = (r["arm"], int(r["budget"]), int(r["seed"]))
+    sets[r["series"]] = r["set"]
+    cands.setdefault(fit, {}).setdefault(r["series"], [])
+    if r.get("x") in (None, ""):
+        score.setdefault(fit, {})[r["series"]] = float(r["probability"])
+    else:
+        cands[fit][r["series"]].append((float(r["x"]), float(r["y"]), float(r["z"]), float(r["probability"])))
 with open(os.path.join(sim, "predictions_mae.csv")) as f:
     for r in csv.DictReader(f):
-        if r["x"]:
-            cands["mae"].append((r["series"], float(r["x"]), float(r["y"]), float(r["z"]), float(r["probability"])))
+        take(r)
 with open(os.path.join(sim, "predictions_scratch.jsonl")) as f:
     for line in f:
-        r = json.loads(line)
-        if "x" in r:
-            cands["scratch"].append((r["series"], r["x"], r["y"], r["z"], r["probability"]))
+        take(json.loads(line))
+test = sorted((k for k in label if sets[k] == "test"), key=lambda k: k.encode())
+BUDGETS, SEEDS = (10, 20), (0, 1, 2)
 
 
-def luna16(cs):
-    """noduleCADEvaluationLUNA16.py's matching and computeFROC, condensed."""
+def luna16(scans):
+    """noduleCADEvaluationLUNA16.py's matching and computeFROC, condensed. scans: a list of
+    (series, candidates), a series listed as often as it counts."""
     gt, prob, excl = [], [], []
-    n_images = len(series)
+    n_images = len(scans)
     dup = irr_hits = 0
-    for sk in sorted(series):
-        cand = {i: c for i, c in enumerate(cs) if c[0] == sk}
+    for sk, cs in scans:
+        cand = dict(enumerate(cs))
         cand2 = dict(cand)
         hit_rel, hit_irr = set(), set()
         for (x, y, z, d, irr) in lesions.get(sk, []):
             r2 = (d / 2.0) ** 2
-            inside = [i for i, c in cand.items() if (c[1] - x) ** 2 + (c[2] - y) ** 2 + (c[3] - z) ** 2 < r2]
+            inside = [i for i, c in cand.items() if (c[0] - x) ** 2 + (c[1] - y) ** 2 + (c[2] - z) ** 2 < r2]
             if irr:
                 for i in inside:
                     cand2.pop(i, None)
@@ -162,15 +177,17 @@ def luna16(cs):
             hit_rel.update(inside)
             dup += max(0, len(inside) - 1)
             if inside:
-                gt.append(1.0); prob.append(max(cand[i][4] for i in inside)); excl.append(False)
+                gt.append(1.0); prob.append(max(cand[i][3] for i in inside)); excl.append(False)
             else:
                 gt.append(1.0); prob.append(-1); excl.append(True)
         for c in cand2.values():
-            gt.append(0.0); prob.append(c[4]); excl.append(False)
+            gt.append(0.0); prob.append(c[3]); excl.append(False)
         irr_hits += len(hit_irr - hit_rel)
     gl = [g for g, e in zip(gt, excl) if not e]
     pl = [p for p, e in zip(prob, excl) if not e]
     n_det, n_les = sum(gl), sum(gt)
+    if n_les == 0:
+        return None, float("nan"), float("nan"), None, dup, irr_hits
     fpr, tpr, _ = roc_curve(gl, pl)
     fps = fpr * (len(pl) - n_det) / n_images
     sens = tpr * n_det / n_les
@@ -182,29 +199,110 @@ def luna16(cs):
     return s_itp, float(np.mean(s_itp)), ap, curve, dup, irr_hits
 
 
+B = 200
 out = os.path.join(sim, "out")
 p = subprocess.run([V, "validate", "--labels", os.path.join(sim, "labels.csv"),
                     "--predictions", os.path.join(sim, "predictions_mae.csv"),
                     "--predictions", os.path.join(sim, "predictions_scratch.jsonl"),
-                    "--out", out, "--bootstrap", "0"], capture_output=True, text=True)
+                    "--out", out, "--bootstrap", str(B), "--seed", "5"], capture_output=True, text=True)
 check("realistic study: validate exits 0", p.returncode == 0, p.stderr)
 rep = json.load(open(os.path.join(out, "report.json"))) if p.returncode == 0 else None
 for arm in ("mae", "scratch"):
     if rep is None:
         break
-    s_itp, cpm, ap, curve, dup, irr_hits = luna16(cands[arm])
+    pooled = [(k, cands[(arm, 20, sd)][k]) for sd in SEEDS for k in test]
+    s_itp, _, _, curve, dup, irr_hits = luna16(pooled)
+    per_seed = [luna16([(k, cands[(arm, 20, sd)][k]) for k in test]) for sd in SEEDS]
+    cpm = float(np.mean([x[1] for x in per_seed]))
+    ap = float(np.mean([x[2] for x in per_seed]))
     les = rep["arms"][arm]["lesion"]
     got = [c["sensitivity"] for c in les["cpm_sensitivities"]]
-    check("%s: sensitivities at 1/8..8 FP/scan equal the LUNA16 twin" % arm, close(got, s_itp),
+    check("%s: sensitivities at 1/8..8 FP/scan (seeds pooled) equal the LUNA16 twin" % arm, close(got, s_itp),
           "%r vs %r" % (got, list(s_itp)))
-    check("%s: CPM equals the LUNA16 twin (%.4f)" % (arm, cpm), abs(les["cpm"]["value"] - cpm) <= TOL,
-          "%r" % les["cpm"]["value"])
-    check("%s: AP equals sklearn average_precision_score x detected/all" % arm,
+    check("%s: CPM equals the mean over seeds of the LUNA16 twin's (%.4f)" % (arm, cpm),
+          abs(les["cpm"]["value"] - cpm) <= TOL, "%r" % les["cpm"]["value"])
+    check("%s: AP equals the mean over seeds of sklearn average_precision_score x detected/all" % arm,
           abs(les["ap"]["value"] - ap) <= TOL, "%r vs %r" % (les["ap"]["value"], ap))
     froc = np.array([pt[1:] for pt in les["froc"]])
     check("%s: every FROC point equals the twin's (%d points)" % (arm, len(curve)), close(froc, curve))
     check("%s: duplicate hits (%d) and irrelevant-only hits (%d) counted as the twin does" % (arm, dup, irr_hits),
           les["n_duplicate_hits"] == dup and les["n_irrelevant_hits"] == irr_hits and dup > 0,
           "%d, %d" % (les["n_duplicate_hits"], les["n_irrelevant_hits"]))
+
+
+class PCG32:
+    """io/base/rng.c: PCG32 (O'Neill 2014), rng_seed and rng_below (pcg32_boundedrand)."""
+    M64, M32 = (1 << 64) - 1, (1 << 32) - 1
+
+    def __init__(self, seed, stream):
+        self.state, self.inc = 0, ((stream << 1) | 1) & self.M64
+        self.u32()
+        self.state = (self.state + seed) & self.M64
+        self.u32()
+
+    def u32(self):
+        old = self.state
+        self.state = (old * 6364136223846793005 + self.inc) & self.M64
+        xs = (((old >> 18) ^ old) >> 27) & self.M32
+        rot = old >> 59
+        return ((xs >> rot) | (xs << ((-rot) & 31))) & self.M32
+
+    def below(self, n):
+        threshold = ((1 << 32) - n) % n
+        while True:
+            x = self.u32()
+            if x >= threshold:
+                return x % n
+
+
+def auc_w(keys, sc, w):
+    yy = np.array([label[k] for k in keys]); ww = np.array(w, float)
+    if ww[yy == 1].sum() == 0 or ww[yy == 0].sum() == 0:
+        return float("nan")
+    keep = ww > 0
+    return roc_auc_score(yy[keep], np.array([sc[k] for k in keys])[keep], sample_weight=ww[keep])
+
+
+def seed_mean(vals, ms):
+    num = sum(m * v for m, v in zip(ms, vals) if m and not math.isnan(v))
+    den = sum(m for m, v in zip(ms, vals) if m and not math.isnan(v))
+    return num / den if den else float("nan")
+
+
+if rep is not None:
+    pats = []  # the test patients in the order of the test series (sorted by key), as the report numbers them
+    for k in test:
+        if patient_of[k] not in pats:
+            pats.append(patient_of[k])
+    for budget in BUDGETS:
+        r = PCG32(5, 0x626f6f74)
+        vals = {(arm, m): [] for arm in ("mae", "scratch") for m in ("auc", "cpm")}
+        for b in range(B):
+            count = [0] * len(pats)
+            for _ in pats:
+                count[r.below(len(pats))] += 1
+            ms = [0] * len(SEEDS)
+            for _ in SEEDS:
+                ms[r.below(len(SEEDS))] += 1
+            w = [count[pats.index(patient_of[k])] for k in test]
+            for arm in ("mae", "scratch"):
+                aucs = [auc_w(test, score[(arm, budget, sd)], w) if ms[i] else float("nan") for i, sd in enumerate(SEEDS)]
+                cpms = [luna16([(k, cands[(arm, budget, sd)][k]) for k, c in zip(test, w) for _ in range(c)])[1]
+                        if ms[i] else float("nan") for i, sd in enumerate(SEEDS)]
+                vals[(arm, "auc")].append(seed_mean(aucs, ms))
+                vals[(arm, "cpm")].append(seed_mean(cpms, ms))
+        row = [x for x in rep["budgets"] if x["budget"] == budget][0]
+        for m in ("auc", "cpm"):
+            for arm in ("mae", "scratch"):
+                v = np.array(vals[(arm, m)]); v = v[~np.isnan(v)]
+                want = np.quantile(v, [0.025, 0.975])
+                got = row[arm][m]["ci95"]
+                check("budget %d %s %s: 95%% interval over test patients and seeds equals the numpy twin" % (budget, arm, m),
+                      close(got, want), "%r vs %r" % (got, list(want)))
+            dv = np.array(vals[("mae", m)]) - np.array(vals[("scratch", m)]); dv = dv[~np.isnan(dv)]
+            want = np.quantile(dv, [0.025, 0.975])
+            got = row["difference_mae_minus_scratch"][m]["ci95"]
+            check("budget %d %s: paired difference interval equals the numpy twin" % (budget, m), close(got, want),
+                  "%r vs %r" % (got, list(want)))
 print("%d failed" % fails)
 sys.exit(1 if fails else 0)

@@ -6,7 +6,9 @@
  * whether pretraining helps. Either way
  * DIR/shards through the shard writer under the keyed pseudonyms of DIR/site.key, and the
  * labels as researchers hold them, under ORIGINAL UIDs "1.2.826.0.1.3680043.99.<i>":
- * DIR/annotations.csv (LUNA16 points, LPS mm) and DIR/volumes.csv. Two series per patient. */
+ * DIR/annotations.csv (LUNA16 points, LPS mm) and DIR/volumes.csv. Two series per patient.
+ * DIR/keys.csv maps each original UID to its series and patient pseudonyms (for tests that
+ * edit the labels of chosen patients). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +108,10 @@ int main(int argc, char **argv) {
     FILE *ann = fopen(p, "w");
     snprintf(p, sizeof p, "%s/volumes.csv", dir);
     FILE *vol = fopen(p, "w");
-    if (!ann || !vol) return 1;
+    snprintf(p, sizeof p, "%s/keys.csv", dir);
+    FILE *keys = fopen(p, "w");
+    if (!ann || !vol || !keys) return 1;
+    fputs("seriesuid,series,patient\n", keys);
     fputs("seriesuid,coordX,coordY,coordZ,diameter_mm\n", ann);
     fputs("seriesuid,label\n", vol);
     rng r;
@@ -123,11 +128,12 @@ int main(int argc, char **argv) {
         deid_uid_key(key, uid, v.series_key);
         deid_patient_key(key, pid, NULL, v.patient_key);
         fprintf(vol, "%s,%d\n", uid, i % 2 ? 0 : 1);
+        fprintf(keys, "%s,%s,%s\n", uid, v.series_key, v.patient_key);
         if (shard_writer_add(w, &v, NULL, NULL, &err) != VS_OK)
             return fprintf(stderr, "%s\n", err.msg), 1;
         volume_free(&v);
     }
-    fclose(ann), fclose(vol);
+    fclose(ann), fclose(vol), fclose(keys);
     deid_close(key);
     if (shard_writer_seal(w, &err) != VS_OK) return fprintf(stderr, "%s\n", err.msg), 1;
     return 0;

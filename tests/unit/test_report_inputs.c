@@ -59,8 +59,8 @@ static void test_csv_and_jsonl_agree(void **state) {
                                 &err),
         VS_OK);
     assert_int_equal(report_inputs_check(&a, &err), VS_OK);
-    assert_true(a.arms[0].score[0] == 0.4); /* the volume row wins over the candidates */
-    assert_true(a.arms[0].score[2] == 0.7); /* no volume row: the best candidate */
+    assert_true(a.runs[0].a.score[0] == 0.4); /* the volume row wins over the candidates */
+    assert_true(a.runs[0].a.score[2] == 0.7); /* no volume row: the best candidate */
     assert_int_equal(
         report_read_labels(&b,
                            put("l.jsonl",
@@ -106,8 +106,10 @@ static void test_bad_predictions(void **state) {
     expect_bad_predictions("series,fold,arm,probability\nA.1,0,mae,1.5\n",
                            "bad.csv line 2: 'probability' must be a number in [0, 1]");
     expect_bad_predictions("series,fold,arm,probability\nA.1,0,mae,nan\n", "line 2");
-    expect_bad_predictions("series,fold,arm,probability\nA.1,0,mae,0.5\nA.1,1,mae,0.5\n",
-                           "line 3: series A.1 is in fold 0 of arm mae");
+    expect_bad_predictions("series,set,arm,probability\nA.1,test,mae,0.5\nA.1,dev,mae,0.5\n",
+                           "line 3: series A.1 is in set dev here and test on an earlier line");
+    expect_bad_predictions("series,set,arm,probability\nA.1,train,mae,0.5\n",
+                           "line 2: 'set' must be test or dev");
     expect_bad_predictions("series,fold,arm,probability\nA.1,0,mae,0.5\nA.1,0,mae,0.6\n",
                            "line 3: a second volume row");
     expect_bad_predictions("series,fold,arm,probability,x,y,z\nA.1,0,mae,0.5,1,2,\n",
@@ -120,10 +122,20 @@ static void test_bad_predictions(void **state) {
                            "quoted fields are not supported");
     expect_bad_predictions("{\"series\":\"A.1\",\"fold\":0,\"arm\":\"mae\",\"probability\":0.5\n",
                            "bad.csv line 1: not a flat JSON object");
-    expect_bad_predictions("{\"series\":\"A.1\",\"fold\":-1,\"arm\":\"mae\",\"probability\":0.5}\n",
-                           "line 1: 'fold' must be a whole number 0-999");
+    expect_bad_predictions("{\"series\":\"A.1\",\"seed\":-1,\"arm\":\"mae\",\"probability\":0.5}\n",
+                           "line 1: 'budget' and 'seed' must be whole numbers");
     expect_bad_predictions("series,fold,arm,probability\nA.1,0,mae,0.5\n",
-                           "series B.2 is labeled but has no prediction row in arm mae");
+                           "series B.2 is labeled but has no prediction row in arm mae, budget 0, "
+                           "seed 0");
+    /* pairing: a seed of one arm missing in the other */
+    expect_bad_predictions("series,arm,seed,probability\nA.1,mae,0,0.5\nB.2,mae,0,0.5\nC.3,mae,0,"
+                           "0.5\nA.1,mae,1,0.5\nB.2,mae,1,0.5\nC.3,mae,1,0.5\nA.1,scratch,0,0.5\n"
+                           "B.2,scratch,0,0.5\nC.3,scratch,0,0.5\n",
+                           "arm mae has seed 1 at budget 0 and arm scratch does not");
+    /* the report is computed on test series: dev alone is refused */
+    expect_bad_predictions("series,set,arm,probability\nA.1,dev,mae,0.5\nB.2,dev,mae,0.5\nC.3,"
+                           "dev,mae,0.5\n",
+                           "no labeled series is in the test set");
     expect_bad_predictions("", "the file is empty");
     expect_bad_predictions("series,fold,arm,probability\n", "no prediction rows");
 }

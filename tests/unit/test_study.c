@@ -65,7 +65,10 @@ static void test_defaults_and_relative_paths(void **state) {
     assert_int_equal(s->pretrain.swap_every, 256);
     assert_int_equal(s->pretrain.chunk_cache_mb, 0);
     assert_int_equal(s->shards.chunk[1], 32);
-    assert_int_equal(s->finetune.folds, 5);
+    assert_int_equal(s->finetune.seeds, 3);
+    assert_int_equal(s->finetune.budgets.n, 3); /* nested label budgets 10, 20, 40 */
+    assert_int_equal(s->finetune.budgets.v[0], 10);
+    assert_int_equal(s->finetune.budgets.v[2], 40);
     assert_int_equal(s->validate.bootstrap, 1000);
     assert_true(s->validate.operating_points.v[0] == 0.5);
     assert_true(s->preprocess.ct_window[0] == -1000 && s->preprocess.ct_window[1] == 1000);
@@ -104,6 +107,10 @@ static void test_wrong_type(void **state) {
     expect_error("name: x\noutput: o\nseed: 3\npretrain:\n  lr: fast\n", "bad.yaml:5:", "key 'pretrain.lr'");
     expect_error("name: x\noutput: o\nfinetune:\n  mode: sometimes\n", "bad.yaml:4:", "key 'finetune.mode'");
     expect_error("name: x\noutput: o\npretrain:\n  crop: [1, 2]\n", "bad.yaml:4:", "pretrain.crop");
+    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, 20.5]\n", "bad.yaml:4:",
+                 "'20.5' is not a whole number");
+    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, -1]\n", "bad.yaml:4:",
+                 "finetune.budgets");
 }
 
 static void test_out_of_range(void **state) {

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "parse.h"
 #include "report.h"
+#include "report_gallery.h"
 #include "settings_cli.h"
 #include "utc.h"
 
@@ -267,6 +268,7 @@ int cmd_validate(int argc, char **argv) {
         prov.have_shards = s == VS_OK;
     }
     if (s == VS_OK) s = report_compute(&in, &a.opt, &res, &err);
+    if (s == VS_OK && a.shards) s = report_gallery_build(a.shards, &res, 4, &in, &err);
     if (s == VS_OK) {
         vs_utc_now(end, sizeof end, 0);
         s = report_write(a.out, &in, &res, &prov, start, end, &err);

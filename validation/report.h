@@ -109,6 +109,8 @@ typedef struct report_input {
     size_t n_curves;
     report_preview *previews;
     size_t n_previews;
+    report_preview *gallery; /* detection pictures (pipeline/report_gallery.h): caption, PNG */
+    size_t n_gallery;
     report_file *files;
     size_t n_files;
 } report_input;

@@ -491,7 +491,39 @@ static const char css[] =
     "text-align:left;font-size:14px}th{background:#f0f0f0}.grid{stroke:#e4e4e4}"
     ".frame{fill:none;stroke:#444}.tick{font-size:11px}svg{margin:6px;font-family:sans-serif;"
     "font-size:13px}.previews img{max-width:460px;margin:6px;border:1px solid #ccc}"
+    ".gallery figure{display:inline-block;margin:6px}.gallery img{border:1px solid #ccc}"
     "dt{font-weight:bold;margin-top:.6em}";
+
+static void html_png(report_text *t, const report_preview *pv) {
+    size_t len = sodium_base64_ENCODED_LEN(pv->size, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(len);
+    if (!b64) {
+        t->oom = 1;
+        return;
+    }
+    sodium_bin2base64(b64, len, pv->png, pv->size, sodium_base64_VARIANT_ORIGINAL);
+    report_text_printf(t,
+                       "<figure><img alt=\"%s\" width=\"%u\" height=\"%u\" "
+                       "src=\"data:image/png;base64,",
+                       pv->name, pv->width, pv->height);
+    report_text_put(t, b64);
+    report_text_printf(t, "\"/><figcaption>%s</figcaption></figure>", pv->name);
+    free(b64);
+}
+
+/* The detection gallery: pictures made by the command (pipeline/report_gallery.h). */
+static void html_gallery(report_text *t, const report_input *in, const report_results *res) {
+    if (!in->n_gallery) return;
+    report_text_printf(t,
+                       "<h2>Detections (test set, %d training patients, seed %d)</h2><p>Per "
+                       "arm, the strongest detections (green: a true lesion, red: a false "
+                       "positive) and the largest missed lesions (yellow), each on the axial "
+                       "slice through its centre.</p><div class=\"gallery\">",
+                       res->budget, res->n_seeds ? res->seeds[0] : 0);
+    for (size_t i = 0; i < in->n_gallery; i++)
+        html_png(t, &in->gallery[i]);
+    report_text_put(t, "</div>\n");
+}
 
 static void html_previews(report_text *t, const report_input *in) {
     if (!in->n_previews) return;
@@ -556,6 +588,7 @@ void report_html(report_text *t, const report_input *in, const report_results *r
     if (!in->n_curves) report_text_put(t, "<p>No training logs were given.</p>");
     report_text_put(t, "</div>\n");
     html_previews(t, in);
+    html_gallery(t, in, res);
     report_text_put(t, "<h2>Operating points</h2><table><tr><th>arm</th><th>threshold</th><th>"
                        "TP / FN / TN / FP</th><th>sensitivity</th><th>specificity</th><th>"
                        "Brier</th></tr>\n");

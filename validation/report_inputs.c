@@ -40,6 +40,9 @@ void report_input_free(report_input *in) {
     for (size_t i = 0; i < in->n_previews; i++)
         free(in->previews[i].png);
     free(in->previews);
+    for (size_t i = 0; i < in->n_gallery; i++)
+        free(in->gallery[i].png);
+    free(in->gallery);
     free(in->files);
     memset(in, 0, sizeof *in);
 }

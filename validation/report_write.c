@@ -365,6 +365,14 @@ static void json_curves(report_text *t, const report_input *in) {
         report_text_printf(t, ",\"sha256\":\"%s\",\"width\":%u,\"height\":%u,\"bytes\":%zu}",
                            p->sha256, p->width, p->height, p->size);
     }
+    report_text_put(t, "\n  ],\n  \"gallery\": [");
+    for (size_t i = 0; i < in->n_gallery; i++) {
+        const report_preview *p = &in->gallery[i];
+        report_text_put(t, i ? ",\n    {\"caption\":" : "\n    {\"caption\":");
+        jstr(t, p->name);
+        report_text_printf(t, ",\"width\":%u,\"height\":%u,\"bytes\":%zu}", p->width, p->height,
+                           p->size);
+    }
     report_text_put(t, "\n  ],\n");
 }
 

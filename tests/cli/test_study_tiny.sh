@@ -30,7 +30,19 @@ ok &= test <= series and cases == {(s, a, k) for s in test for a in ('mae', 'scr
 ok &= all(s.startswith('2.25.') for s in series)
 ok &= [b['budget'] for b in r['budgets']] == [2] and r['headline_budget'] == 2
 print('ok: report compares both arms on every test series and seed' if ok else 'FAIL: report inconsistent with the labels')
-sys.exit(0 if ok else 1)
+# the detection gallery: pictures of both arms, each with its coloured box, no key in a caption
+import base64, io, re
+from PIL import Image
+g = r['gallery']
+pics = re.findall(r'data:image/png;base64,([^"]+)', open(out + '/report/report.html').read())
+boxed = 0
+for b64 in pics[-len(g):] if g else []:
+    im = Image.open(io.BytesIO(base64.b64decode(b64))).convert('RGB')
+    boxed += any(r_ != g_ or g_ != b_ for r_, g_, b_ in im.getdata())
+good = (len(g) >= 4 and {c['caption'].split(':')[0] for c in g} == {'mae', 'scratch'}
+        and boxed == len(g) and not any('2.25.' in c['caption'] or 'VS' in c['caption'] for c in g))
+print('ok: %d detection pictures of both arms, each with its box' % len(g) if good else 'FAIL: gallery %r' % g)
+sys.exit(0 if ok and good else 1)
 PY
 # shards, catalog, run summary, predictions, labels, reports and logs (model weights are raw
 # floats, where a digit-and-dot run can look like a UID by chance)

@@ -134,6 +134,33 @@ for r in (a, b):
 sys.exit(0 if a == b and open(sys.argv[1]).read() != open(sys.argv[2]).read() else 1)
 PY
 
+# the FROC plot: x is false positives per scan on a log axis from 1/8 to 8, and a curve that
+# reaches beyond 8 (here: 12 more weak false positives on every scan of the scratch arm) ends at
+# the frame's right edge
+/usr/bin/python3 - "$V" "$d" "$t/froc" <<'PY' && ok "FROC axis 1/8..8 (log), curves end at the frame" || bad "FROC axis"
+import json, re, subprocess, sys
+V, d, out = sys.argv[1:]
+rows = [json.loads(l) for l in open(d + "/predictions_scratch.jsonl")]
+with open(d + "/many_fp.jsonl", "w") as f:
+    for r in rows:
+        f.write(json.dumps(r) + "\n")
+        if "x" not in r:
+            for i in range(12):
+                f.write(json.dumps({**r, "x": 500.0 + i, "y": 500.0, "z": 500.0, "probability": 0.011}) + "\n")
+subprocess.run([V, "validate", "--labels", d + "/labels.csv", "--predictions", d + "/predictions_mae.csv",
+                "--predictions", d + "/many_fp.jsonl", "--out", out, "--bootstrap", "0"], check=True, capture_output=True)
+svg = re.search(r'<svg id="plot-froc".*?</svg>', open(out + "/report.html").read(), re.S).group(0)
+ticks = re.findall(r'class="tick">([^<]+)</text>', svg)
+frame = re.search(r'<rect class="frame" x="(\d+)" y="\d+" width="(\d+)"', svg)
+right = int(frame.group(1)) + int(frame.group(2))
+xs = [float(p.split(",")[0]) for pl in re.findall(r'<polyline[^>]* points="([^"]*)"', svg) for p in pl.split()]
+most = max(pt[1] for pt in json.load(open(out + "/report.json"))["arms"]["scratch"]["lesion"]["froc"])
+ok = ticks[:7] == ["1/8", "1/4", "1/2", "1", "2", "4", "8"] and "false positives per scan (log)" in svg
+ok &= most > 8 and max(xs) <= right + 0.01 and abs(max(xs) - right) < 0.01
+print("FROC: %s FP/scan at most, polyline x up to %.2f, frame right edge %d" % (most, max(xs), right))
+sys.exit(0 if ok else 1)
+PY
+
 # self-contained: nothing loaded from elsewhere
 if grep -qE '(src|href)="(https?:|//|file:)|<script|<link' "$t/r1/report.html"; then bad "report.html loads something from outside"
 else ok "report.html is self-contained"; fi

@@ -21,8 +21,8 @@
  *   train-ARM-bB-sS.jsonl      its training log (event train.step; validate --train-log)
  *   predictions-ARM.csv/.jsonl every fit's dev and test volumes, with columns arm, budget,
  *                              seed and set (validate --predictions)
- * B is the number of training patients (a budget of 0 or above the pool is refused or, for 0,
- * resolved to the whole train role).
+ * B is the number of training patients (a budget of 0 means the whole train role; one above it
+ * is refused).
  */
 #include "cli.h"
 #include "fsdir.h"

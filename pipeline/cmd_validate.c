@@ -127,6 +127,7 @@ static int parse_args(int argc, char **argv, validate_args *a) {
     if (ops->n > REPORT_MAX_OPS)
         return cli_usage_error("validate", "at most %d operating points", REPORT_MAX_OPS);
     a->opt.n_bootstrap = (uint32_t)a->st->validate.bootstrap;
+    a->opt.dev_sensitivity = a->st->validate.dev_sensitivity;
     a->opt.seed = (uint64_t)a->st->top.seed;
     for (unsigned i = 0; i < ops->n; i++)
         a->opt.ops[a->opt.n_ops++] = ops->v[i];

@@ -210,6 +210,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 
 #define STUDY_KEYS_VALIDATE(X) \
     X(validate, bootstrap, INT, "1000", 0, 1000000, NULL, NULL, ST_VALIDATE, "bootstrap resamples over patients (0: no CIs)") \
+    X(validate, dev_sensitivity, DBL, "0.9", 0.01, 1, NULL, NULL, ST_VALIDATE, "the operating threshold chosen on the dev series: the highest reaching this sensitivity there") \
     X(validate, operating_points, DBLS, "0.5", 0, 1, NULL, "operating-point", ST_VALIDATE, "thresholds for sensitivity and specificity")
 
 /* The key prefix of each section's rows (a new section adds its line). */

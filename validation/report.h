@@ -152,7 +152,8 @@ typedef struct report_provenance {
 } report_provenance;
 
 typedef struct report_options {
-    uint32_t n_bootstrap; /* resamples; 0 disables the CIs */
+    double dev_sensitivity; /* the dev-chosen threshold reaches this sensitivity on dev */
+    uint32_t n_bootstrap;   /* resamples; 0 disables the CIs */
     uint64_t seed;
     double ops[REPORT_MAX_OPS];
     int n_ops;
@@ -184,6 +185,8 @@ typedef struct report_arm_result {
     metrics_calibration calib;
     report_fold *folds;
     size_t n_folds;
+    int has_dev_op;                 /* dev series of both classes were predicted */
+    roc_operating_point dev_op;     /* on the test series, at the threshold chosen on dev */
     double fold_auc_mean, fold_auc_sd, fold_cpm_mean, fold_cpm_sd;
 } report_arm_result;
 

@@ -358,6 +358,44 @@ static vs_status compute_view(const report_input *v, const report_options *opt, 
     return s;
 }
 
+static int cmp_desc(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+/* The operating point chosen on dev: per arm, the highest threshold whose sensitivity over the
+ * dev rows (series x seeds) reaches opt->dev_sensitivity, i.e. the ceil(target x positives)-th
+ * highest positive score; then sensitivity and specificity at it on the test rows. */
+static vs_status dev_operating_points(const report_input *dev, const report_input *test,
+                                      const report_options *opt, report_results *res,
+                                      vs_error *err) {
+    int *label = malloc((test->n_series + 1) * sizeof *label);
+    double *pos = malloc((dev->n_series + 1) * sizeof *pos);
+    vs_status s = label && pos ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == VS_OK && i < test->n_series; i++)
+        label[i] = test->series[i].label;
+    for (int a = 0; s == VS_OK && a < REPORT_N_ARMS; a++) {
+        report_arm_result *ar = &res->arms[a];
+        if (!ar->present || !dev->arms[a].present) continue;
+        size_t np = 0, nn = 0;
+        for (size_t i = 0; i < dev->n_series; i++) {
+            if (dev->series[i].label)
+                pos[np++] = dev->arms[a].score[i];
+            else
+                nn++;
+        }
+        if (!np || !nn) continue;
+        qsort(pos, np, sizeof *pos, cmp_desc);
+        size_t k = (size_t)ceil(opt->dev_sensitivity * (double)np - 1e-9);
+        k = k < 1 ? 1 : k > np ? np : k;
+        s = roc_operating(test->arms[a].score, label, test->n_series, pos[k - 1], &ar->dev_op,
+                          err);
+        ar->has_dev_op = s == VS_OK;
+    }
+    free(label), free(pos);
+    return s;
+}
+
 static void budget_row(const report_results *r, int budget, report_budget_row *row) {
     memset(row, 0, sizeof *row);
     row->budget = budget;
@@ -440,6 +478,17 @@ vs_status report_compute(const report_input *in, const report_options *opt, repo
             }
         }
         if (s == VS_OK) budget_row(&r, budgets[bi], &res->budgets[bi]);
+        if (s == VS_OK && bi == nb - 1 && n_dev_series) { /* the headline's dev-chosen threshold */
+            report_input dv;
+            s = build_view(in, budgets[bi], REPORT_SET_DEV, seeds, ns, &dv, err);
+            if (s == VS_OK) s = dev_operating_points(&dv, &v, opt, &r, err);
+            if (s == VS_OK) report_input_free(&dv);
+            if (s != VS_OK) {
+                report_results_free(&r);
+                report_input_free(&v);
+                break;
+            }
+        }
         if (s == VS_OK && bi == nb - 1) { /* the headline: the largest budget */
             report_budget_row *rows = res->budgets;
             *res = r;

@@ -445,6 +445,21 @@ static void op_rows(report_text *t, const report_results *res, const char *row0,
             report_text_num(t, ar->calib.brier, 0);
             report_text_put(t, row1);
         }
+        if (ar->present && ar->has_dev_op) {
+            const roc_operating_point *o = &ar->dev_op;
+            report_text_printf(t, "%s%s%s", row0, report_arm_names[a], sep);
+            report_text_num(t, o->threshold, 0);
+            report_text_put(t, " (chosen on dev: sensitivity ≥ ");
+            report_text_num(t, res->opt.dev_sensitivity, 0);
+            report_text_printf(t, " there)%s%.0f / %.0f / %.0f / %.0f%s", sep, o->tp, o->fn, o->tn,
+                               o->fp, sep);
+            report_text_num(t, o->sensitivity, 0);
+            report_text_put(t, sep);
+            report_text_num(t, o->specificity, 0);
+            report_text_put(t, sep);
+            report_text_num(t, ar->calib.brier, 0);
+            report_text_put(t, row1);
+        }
     }
 }
 

@@ -163,7 +163,10 @@ const report_def report_defs[] = {
     {"sets",
      "The split's roles: test patients are never used for any choice and every number of this "
      "report is computed on them alone; dev patients are the only ones early stopping (and any "
-     "threshold or recipe choice) may use; training patients are never predicted."},
+     "threshold or recipe choice) may use: the dev operating point's threshold is the highest "
+     "whose sensitivity over the dev series (all seeds of the headline budget) reaches the "
+     "dev_sensitivity setting, then applied to the test series; training patients are never "
+     "predicted."},
     {"shards_sha256",
      "Shard-set hash: SHA-256 of the lines '<sha256 of file>  <name>' (newline-terminated) for "
      "every *.h5 file directly in the shard folder, sorted by name bytewise, i.e. the output of "
@@ -269,7 +272,23 @@ static void json_volume(report_text *t, const report_arm_result *ar, const repor
         jnum(t, op->specificity);
         report_text_put(t, "}");
     }
-    report_text_put(t, "],\n        \"calibration\": {\"brier\":");
+    report_text_put(t, "],\n        \"dev_operating_point\": ");
+    if (!ar->has_dev_op)
+        report_text_put(t, "null");
+    else {
+        const roc_operating_point *op = &ar->dev_op;
+        report_text_put(t, "{\"dev_sensitivity\":");
+        jnum(t, o->dev_sensitivity);
+        report_text_put(t, ",\"threshold\":");
+        jnum(t, op->threshold);
+        report_text_printf(t, ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":",
+                           op->tp, op->fn, op->tn, op->fp);
+        jnum(t, op->sensitivity);
+        report_text_put(t, ",\"specificity\":");
+        jnum(t, op->specificity);
+        report_text_put(t, "}");
+    }
+    report_text_put(t, ",\n        \"calibration\": {\"brier\":");
     jnum(t, ar->calib.brier);
     report_text_put(t, ",\"ece\":");
     jnum(t, ar->calib.ece);
@@ -568,8 +587,10 @@ void report_json(report_text *t, const report_input *raw, const report_results *
     report_text_printf(t,
                        "  \"settings\": {\"bootstrap_resamples\": %u, \"bootstrap_seed\": %" PRIu64
                        ", \"bootstrap_unit\": \"test patient and seed\", \"ci_method\": \"percentile\", "
-                       "\"reliability_bins\": %d, \"operating_points\": [",
+                       "\"reliability_bins\": %d, \"dev_sensitivity\": ",
                        res->opt.n_bootstrap, res->opt.seed, METRICS_RELIABILITY_BINS);
+    jnum(t, res->opt.dev_sensitivity);
+    report_text_put(t, ", \"operating_points\": [");
     for (int i = 0; i < res->opt.n_ops; i++) {
         if (i) report_text_put(t, ",");
         jnum(t, res->opt.ops[i]);

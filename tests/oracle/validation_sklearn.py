@@ -230,6 +230,22 @@ for arm in ("mae", "scratch"):
           "%d, %d" % (les["n_duplicate_hits"], les["n_irrelevant_hits"]))
 
 
+# the operating point chosen on dev (seeds of the headline budget pooled), applied to test
+devk = [k for k in label if sets[k] == "dev"]
+for arm in ("mae", "scratch"):
+    if rep is None:
+        break
+    pos = sorted((score[(arm, 20, sd)][k] for sd in SEEDS for k in devk if label[k]), reverse=True)
+    thr = pos[math.ceil(0.9 * len(pos) - 1e-9) - 1]
+    ys = np.array([label[k] for sd in SEEDS for k in test])
+    ss = np.array([score[(arm, 20, sd)][k] for sd in SEEDS for k in test])
+    sens, spec = np.mean(ss[ys == 1] >= thr), np.mean(ss[ys == 0] < thr)
+    op = rep["arms"][arm]["volume"]["dev_operating_point"]
+    check("%s: the dev-chosen threshold (%.3f: sensitivity >= 0.9 on dev) and its test sensitivity and specificity" % (arm, thr),
+          op is not None and abs(op["threshold"] - thr) <= TOL and abs(op["sensitivity"] - sens) <= TOL
+          and abs(op["specificity"] - spec) <= TOL, "%r vs %r" % (op, (thr, sens, spec)))
+
+
 class PCG32:
     """io/base/rng.c: PCG32 (O'Neill 2014), rng_seed and rng_below (pcg32_boundedrand)."""
     M64, M32 = (1 << 64) - 1, (1 << 32) - 1

@@ -317,8 +317,13 @@ static void svg_budgets(report_text *t, const report_results *res, int metric) {
 
 /* ---- tables ---------------------------------------------------------------------------- */
 
-static void ci_text(report_text *t, const report_ci *ci) {
+/* value [lo, hi]; with a finite sd: value ± sd [lo, hi] */
+static void ci_sd_text(report_text *t, const report_ci *ci, double sd) {
     report_text_num(t, ci->value, 0);
+    if (isfinite(sd)) {
+        report_text_put(t, " ± ");
+        report_text_num(t, sd, 0);
+    }
     if (isfinite(ci->lo) && isfinite(ci->hi)) {
         report_text_put(t, " [");
         report_text_num(t, ci->lo, 0);
@@ -327,6 +332,8 @@ static void ci_text(report_text *t, const report_ci *ci) {
         report_text_put(t, "]");
     }
 }
+
+static void ci_text(report_text *t, const report_ci *ci) { ci_sd_text(t, ci, NAN); }
 
 static void mean_sd(report_text *t, double mean, double sd) {
     report_text_num(t, mean, 0);
@@ -359,21 +366,6 @@ static void comparison_rows(report_text *t, const report_results *res, const cha
         ci_text(t, &res->delta_cpm);
         report_text_printf(t, "%s%s%s", sep, sep, sep);
         report_text_put(t, row1);
-    }
-}
-
-static void ci_sd_text(report_text *t, const report_ci *ci, double sd) {
-    report_text_num(t, ci->value, 0);
-    if (isfinite(sd)) {
-        report_text_put(t, " ± ");
-        report_text_num(t, sd, 0);
-    }
-    if (isfinite(ci->lo) && isfinite(ci->hi)) {
-        report_text_put(t, " [");
-        report_text_num(t, ci->lo, 0);
-        report_text_put(t, ", ");
-        report_text_num(t, ci->hi, 0);
-        report_text_put(t, "]");
     }
 }
 
@@ -428,38 +420,32 @@ static void fold_rows(report_text *t, const report_arm_result *ar, const char *r
     report_text_put(t, row1);
 }
 
+/* One operating point's row; a dev-chosen one says so after its threshold. */
+static void op_row(report_text *t, const report_results *res, int a, const roc_operating_point *o,
+                   int from_dev, const char *row0, const char *sep, const char *row1) {
+    report_text_printf(t, "%s%s%s", row0, report_arm_names[a], sep);
+    report_text_num(t, o->threshold, 0);
+    if (from_dev) {
+        report_text_put(t, " (chosen on dev: sensitivity ≥ ");
+        report_text_num(t, res->opt.dev_sensitivity, 0);
+        report_text_put(t, " there)");
+    }
+    report_text_printf(t, "%s%.0f / %.0f / %.0f / %.0f%s", sep, o->tp, o->fn, o->tn, o->fp, sep);
+    report_text_num(t, o->sensitivity, 0);
+    report_text_put(t, sep);
+    report_text_num(t, o->specificity, 0);
+    report_text_put(t, sep);
+    report_text_num(t, res->arms[a].calib.brier, 0);
+    report_text_put(t, row1);
+}
+
 static void op_rows(report_text *t, const report_results *res, const char *row0, const char *sep,
                     const char *row1) {
     for (int a = 0; a < REPORT_N_ARMS; a++) {
         const report_arm_result *ar = &res->arms[a];
-        for (int i = 0; ar->present && i < res->opt.n_ops; i++) {
-            const roc_operating_point *o = &ar->ops[i];
-            report_text_printf(t, "%s%s%s", row0, report_arm_names[a], sep);
-            report_text_num(t, o->threshold, 0);
-            report_text_printf(t, "%s%.0f / %.0f / %.0f / %.0f%s", sep, o->tp, o->fn, o->tn, o->fp,
-                               sep);
-            report_text_num(t, o->sensitivity, 0);
-            report_text_put(t, sep);
-            report_text_num(t, o->specificity, 0);
-            report_text_put(t, sep);
-            report_text_num(t, ar->calib.brier, 0);
-            report_text_put(t, row1);
-        }
-        if (ar->present && ar->has_dev_op) {
-            const roc_operating_point *o = &ar->dev_op;
-            report_text_printf(t, "%s%s%s", row0, report_arm_names[a], sep);
-            report_text_num(t, o->threshold, 0);
-            report_text_put(t, " (chosen on dev: sensitivity ≥ ");
-            report_text_num(t, res->opt.dev_sensitivity, 0);
-            report_text_printf(t, " there)%s%.0f / %.0f / %.0f / %.0f%s", sep, o->tp, o->fn, o->tn,
-                               o->fp, sep);
-            report_text_num(t, o->sensitivity, 0);
-            report_text_put(t, sep);
-            report_text_num(t, o->specificity, 0);
-            report_text_put(t, sep);
-            report_text_num(t, ar->calib.brier, 0);
-            report_text_put(t, row1);
-        }
+        for (int i = 0; ar->present && i < res->opt.n_ops; i++)
+            op_row(t, res, a, &ar->ops[i], 0, row0, sep, row1);
+        if (ar->present && ar->has_dev_op) op_row(t, res, a, &ar->dev_op, 1, row0, sep, row1);
     }
 }
 
@@ -543,23 +529,8 @@ static void html_gallery(report_text *t, const report_input *in, const report_re
 static void html_previews(report_text *t, const report_input *in) {
     if (!in->n_previews) return;
     report_text_put(t, "<h2>MAE reconstruction previews</h2><div class=\"previews\">");
-    for (size_t i = 0; i < in->n_previews; i++) {
-        const report_preview *pv = &in->previews[i];
-        size_t len = sodium_base64_ENCODED_LEN(pv->size, sodium_base64_VARIANT_ORIGINAL);
-        char *b64 = malloc(len);
-        if (!b64) {
-            t->oom = 1;
-            return;
-        }
-        sodium_bin2base64(b64, len, pv->png, pv->size, sodium_base64_VARIANT_ORIGINAL);
-        report_text_printf(t,
-                           "<figure><img alt=\"%s\" width=\"%u\" height=\"%u\" "
-                           "src=\"data:image/png;base64,",
-                           pv->name, pv->width, pv->height);
-        report_text_put(t, b64);
-        report_text_printf(t, "\"/><figcaption>%s</figcaption></figure>", pv->name);
-        free(b64);
-    }
+    for (size_t i = 0; i < in->n_previews; i++)
+        html_png(t, &in->previews[i]);
     report_text_put(t, "</div>\n");
 }
 
@@ -573,8 +544,8 @@ void report_html(report_text *t, const report_input *in, const report_results *r
                        "<title>vesalius validation report</title><style>%s</style></head>"
                        "<body>\n<h1>vesalius validation report</h1>\n"
                        "<p>Test set: %zu series from %u patients, every number below. Dev set: "
-                       "%zu series from %zu patients, used for early stopping only (no number "
-                       "here). %zu seed(s) per budget and arm; report schema %d; run %s to "
+                       "%zu series from %zu patients, used for early stopping and to choose one "
+                       "operating threshold (no number here is computed on them). %zu seed(s) per budget and arm; report schema %d; run %s to "
                        "%s.</p>\n",
                        css, v->n_series / ns, v->n_clusters, res->n_dev_series,
                        res->n_dev_patients, ns, REPORT_SCHEMA_VERSION, start, end);
@@ -656,7 +627,8 @@ void report_md(report_text *t, const report_input *in, const report_results *res
     report_text_printf(t,
                        "# vesalius validation report\n\nTest set: %zu series from %u patients, "
                        "every number below. Dev set: %zu series from %zu patients, used for early "
-                       "stopping only (no number here). %zu seed(s) per budget and arm; report "
+                       "stopping and to choose one operating threshold (no number here is "
+                       "computed on them). %zu seed(s) per budget and arm; report "
                        "schema %d; run %s to %s.\n\n## Does pretraining help? Label budgets "
                        "(test set)\n\n| training patients | arm | AUC mean ± sd [95%% CI] | CPM "
                        "mean ± sd [95%% CI] |\n|---|---|---|---|\n",

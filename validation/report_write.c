@@ -222,6 +222,19 @@ static void jci(report_text *t, const report_ci *ci) {
     report_text_printf(t, "],\"n_resamples_defined\":%zu}", ci->n_valid);
 }
 
+/* The paired difference mae - scratch: {"auc": CI, "cpm": CI}, or null. */
+static void jdelta(report_text *t, int has, const report_ci *auc, const report_ci *cpm) {
+    if (!has) {
+        report_text_put(t, "null");
+        return;
+    }
+    report_text_put(t, "{\"auc\":");
+    jci(t, auc);
+    report_text_put(t, ",\"cpm\":");
+    jci(t, cpm);
+    report_text_put(t, "}");
+}
+
 static void json_comparison(report_text *t, const report_results *res) {
     report_text_put(t, "  \"comparison\": {\n");
     for (int a = 0; a < REPORT_N_ARMS; a++) {
@@ -239,16 +252,20 @@ static void json_comparison(report_text *t, const report_results *res) {
         report_text_put(t, ",\n");
     }
     report_text_put(t, "    \"difference_mae_minus_scratch\": ");
-    if (!res->has_delta)
-        report_text_put(t, "null");
-    else {
-        report_text_put(t, "{\"auc\":");
-        jci(t, &res->delta_auc);
-        report_text_put(t, ",\"cpm\":");
-        jci(t, &res->delta_cpm);
-        report_text_put(t, "}");
-    }
+    jdelta(t, res->has_delta, &res->delta_auc, &res->delta_cpm);
     report_text_put(t, "\n  },\n");
+}
+
+/* {PREFIX"threshold", "tp", "fn", "tn", "fp", "sensitivity", "specificity"} */
+static void json_op(report_text *t, const roc_operating_point *op, const char *prefix) {
+    report_text_printf(t, "{%s\"threshold\":", prefix);
+    jnum(t, op->threshold);
+    report_text_printf(t, ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":",
+                       op->tp, op->fn, op->tn, op->fp);
+    jnum(t, op->sensitivity);
+    report_text_put(t, ",\"specificity\":");
+    jnum(t, op->specificity);
+    report_text_put(t, "}");
 }
 
 static void json_volume(report_text *t, const report_arm_result *ar, const report_options *o) {
@@ -262,31 +279,20 @@ static void json_volume(report_text *t, const report_arm_result *ar, const repor
         report_text_put(t, "[]");
     report_text_put(t, ",\n        \"operating_points\": [");
     for (int i = 0; i < o->n_ops; i++) {
-        const roc_operating_point *op = &ar->ops[i];
-        report_text_put(t, i ? ",{\"threshold\":" : "{\"threshold\":");
-        jnum(t, op->threshold);
-        report_text_printf(t, ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":",
-                           op->tp, op->fn, op->tn, op->fp);
-        jnum(t, op->sensitivity);
-        report_text_put(t, ",\"specificity\":");
-        jnum(t, op->specificity);
-        report_text_put(t, "}");
+        report_text_put(t, i ? "," : "");
+        json_op(t, &ar->ops[i], "");
     }
     report_text_put(t, "],\n        \"dev_operating_point\": ");
     if (!ar->has_dev_op)
         report_text_put(t, "null");
     else {
-        const roc_operating_point *op = &ar->dev_op;
-        report_text_put(t, "{\"dev_sensitivity\":");
-        jnum(t, o->dev_sensitivity);
-        report_text_put(t, ",\"threshold\":");
-        jnum(t, op->threshold);
-        report_text_printf(t, ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":",
-                           op->tp, op->fn, op->tn, op->fp);
-        jnum(t, op->sensitivity);
-        report_text_put(t, ",\"specificity\":");
-        jnum(t, op->specificity);
-        report_text_put(t, "}");
+        report_text text = {0};
+        report_text_put(&text, "\"dev_sensitivity\":");
+        report_text_num(&text, o->dev_sensitivity, 1);
+        report_text_put(&text, ",");
+        json_op(t, &ar->dev_op, text.p ? text.p : "");
+        if (text.oom) t->oom = 1;
+        report_text_free(&text);
     }
     report_text_put(t, ",\n        \"calibration\": {\"brier\":");
     jnum(t, ar->calib.brier);
@@ -554,15 +560,7 @@ static void json_budgets(report_text *t, const report_results *res) {
         report_text_put(t, ",\n     \"scratch\": ");
         json_budget_arm(t, &row->arm[REPORT_ARM_SCRATCH], res->n_seeds);
         report_text_put(t, ",\n     \"difference_mae_minus_scratch\": ");
-        if (!row->has_delta)
-            report_text_put(t, "null");
-        else {
-            report_text_put(t, "{\"auc\":");
-            jci(t, &row->delta_auc);
-            report_text_put(t, ",\"cpm\":");
-            jci(t, &row->delta_cpm);
-            report_text_put(t, "}");
-        }
+        jdelta(t, row->has_delta, &row->delta_auc, &row->delta_cpm);
         report_text_put(t, "}");
     }
     report_text_put(t, "\n  ],\n");
@@ -604,8 +602,9 @@ void report_json(report_text *t, const report_input *raw, const report_results *
                        "]},\n  \"data\": {\"set\": \"test\", \"n_series\": %zu, \"n_patients\": "
                        "%u, \"n_positive\": %zu, \"n_negative\": %zu, \"n_lesions\": %zu, "
                        "\"n_irrelevant_lesions\": %zu, \"n_seeds\": %zu,\n    \"dev\": "
-                       "{\"n_series\": %zu, \"n_patients\": %zu, \"use\": \"early stopping only; "
-                       "no number of this report is computed on it\"}},\n  \"arms\": {\n",
+                       "{\"n_series\": %zu, \"n_patients\": %zu, \"use\": \"early stopping and "
+                       "the dev operating point's threshold; no number of this report is "
+                       "computed on it\"}},\n  \"arms\": {\n",
                        in->n_series / n_seeds, in->n_clusters, n_pos / n_seeds,
                        (in->n_series - n_pos) / n_seeds, n_rel / n_seeds,
                        (in->n_lesions - n_rel) / n_seeds, n_seeds, res->n_dev_series,

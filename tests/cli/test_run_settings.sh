@@ -14,7 +14,7 @@ check() { if [ "$2" != "$3" ]; then echo "FAIL: $1 (exit $3, wanted $2)"; fails=
 same() { if cmp -s "$2" "$3"; then echo "ok: $1"; else echo "FAIL: $1 ($2 differs from $3)"; fails=$((fails + 1)); fi; }
 . "$(dirname "$0")/tiny_study.sh"
 study "$t/a"
-sed -i "s/^  steps: 200$/  steps: 24/" "$t/a/study.yaml" # fine-tuning: short, it runs three times here
+sed -i "s/^  steps: 100$/  steps: 24/" "$t/a/study.yaml" # fine-tuning: short, it runs three times here
 S=$t/a/study.yaml O=$t/a/out
 "$V" run "$S" 2>"$t/log"; check "the study runs" 0 $?
 "$V" run "$S" 2>/dev/null; check "nothing changed: exit 5" 5 $?

@@ -39,7 +39,7 @@ finetune:
   mode: finetune
   budgets: [2]
   seeds: 2
-  steps: 200
+  steps: 100
   batch: 2
   eval_every: 20
 validate:

@@ -86,7 +86,7 @@ with open(f"{t}/volumes.csv") as f, open(f"{t}/vol-edited.csv", "w") as g:
         g.write(line if i == 0 or uid not in test else f"{uid},{1 - int(lab)}\n")
 PY
 "$V" finetune ${common/$lab/--labels $t/ann-edited.csv --volume-labels $t/vol-edited.csv --key $t/site.key} $arch \
-  --only-budget 4 --only-seed 1 --out "$t/ft-edited" >"$t/out" 2>&1; check "finetune with the test labels edited" 0 $?
+  --width 8 --only-budget 4 --only-seed 1 --out "$t/ft-edited" >"$t/out" 2>&1; check "finetune with the test labels edited" 0 $?
 cmp -s "$t/ft-edited/scratch-b4-s1.det" "$t/ft-scratch/scratch-b4-s1.det"; check "the test patients' labels change no weight" 0 $?
 cmp -s "$t/ft-edited/labels.csv" "$t/ft-scratch/labels.csv"; check "... while the labels did change" 1 $?
 "$V" validate --predictions "$t/ft-mae/predictions-mae.csv" "$t/ft-scratch/predictions-scratch.jsonl" \

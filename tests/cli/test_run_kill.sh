@@ -24,8 +24,9 @@ landed=0
 for attempt in 1 2 3 4 5; do
   rm -rf "$t/b/out"
   "$V" run "$t/b/study.yaml" 2>/dev/null & pid=$!
-  # (up to 2 minutes: the stages before validate take ~30 s alone, longer beside other tests)
-  for _ in $(seq 12000); do [ -f "$t/b/out/stages/$stage.started" ] && break; sleep 0.01; done
+  # (up to 5 minutes: the stages before validate take a minute or more alone, longer beside
+  # other tests)
+  for _ in $(seq 30000); do [ -f "$t/b/out/stages/$stage.started" ] && break; sleep 0.01; done
   [ -f "$t/b/out/stages/$stage.started" ] || { echo "FAIL: $stage never started"; exit 1; }
   sleep "$(awk -v m="$ms" 'BEGIN{printf "%.3f", (m > 200 ? 200 : m) / 1000}')"
   kill -9 $pid 2>/dev/null

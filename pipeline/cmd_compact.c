@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "log.h"
 #include "parse.h"
+#include "settings_cli.h"
 #include "store.h"
 
 #include <getopt.h>
@@ -20,7 +21,7 @@ int cmd_compact(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     store_options so;
     store_options_default(&so);
-    so.shard.threads = g_cli.threads > 0 ? g_cli.threads : 1;
+    so.shard.threads = settings_cli_threads(NULL);
     double min_live = 0.5, x;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -489,9 +489,7 @@ static void ingest_config_from(ingest_config *c, const study *s) {
     c->store.shard.retain_uids = d->retain_uids;
     c->store.shard_max_bytes = (uint64_t)s->shards.max_mb << 20;
     /* threads change speed only: not a setting of this stage */
-    c->store.shard.threads = g_cli.threads > 0    ? g_cli.threads
-                             : s->top.threads > 0 ? s->top.threads
-                                                  : 1;
+    c->store.shard.threads = settings_cli_threads(s);
 }
 
 enum { OPT_OUT = 1000, OPT_SUMMARY, OPT_LOCK };

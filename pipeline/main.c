@@ -34,7 +34,7 @@ static void print_help(FILE *f) {
             "  -V, --version       show the version and the library versions\n"
             "      --log-json      log JSON lines on stderr (for cron and batch jobs)\n"
             "      --log-level L   debug, info, warn, error or quiet (default info)\n"
-            "  -j, --threads N     worker threads (default: all cores)\n"
+            "  -j, --threads N     worker threads (default 0: all cores)\n"
             "      --distributed M auto: run across the processes mpirun or srun started, when\n"
             "                      their variables say so (pretrain); off: one process, whatever\n"
             "                      the environment says (default auto)\n"
@@ -72,8 +72,9 @@ static int apply_common(int opt, const char *arg, const char *cmd) {
         cli_usage_error(cmd, "--distributed wants auto or off, not '%s'", arg);
         return -1;
     case 'j':
-        if (!vs_parse_int(arg, 1, 1024, &g_cli.threads)) {
-            cli_usage_error(cmd, "--threads wants a whole number from 1 to 1024, not '%s'", arg);
+        /* 0: all cores, the default, as the study key `threads: 0` (settings_cli_threads) */
+        if (!vs_parse_int(arg, 0, 1024, &g_cli.threads)) {
+            cli_usage_error(cmd, "--threads wants a whole number from 0 (all cores) to 1024, not '%s'", arg);
             return -1;
         }
         return 0;

@@ -844,8 +844,9 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
         VS_FAIL(&err, VS_ERR_LIBRARY, "libsodium failed to initialise");
         return fail_with(&c, NULL, &err);
     }
-    /* -j N is the setting `threads` (settings_cli.h, invariant 2); 0 resolves here */
-    if (g_cli.threads > 0) s->top.threads = g_cli.threads;
+    /* -j N is the setting `threads` (settings_cli.h, invariant 2). 0 (all cores, the default)
+     * resolves here, before any stage's command line: a stage is never handed --threads=0 */
+    s->top.threads = settings_cli_threads(s);
     if (!realpath(s->top.output, c.out) && errno != ENOENT)
         snprintf(c.out, sizeof c.out, "%s", s->top.output);
     if (!c.out[0]) snprintf(c.out, sizeof c.out, "%s", s->top.output);

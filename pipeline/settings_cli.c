@@ -96,8 +96,14 @@ int settings_cli_parse(const char *cmd, unsigned readers, const struct option *o
     return VS_EXIT_OK;
 }
 
+int settings_cli_threads(const study *s) {
+    if (g_cli.threads > 0) return g_cli.threads;
+    if (s && s->top.threads > 0) return s->top.threads;
+    return nn_threads();
+}
+
 vs_status settings_cli_resolve(study *s, unsigned stage, study_kv *out, vs_error *err) {
-    if (s->top.threads == 0) s->top.threads = nn_threads();
+    s->top.threads = settings_cli_threads(s);
     return study_resolve(s, stage, out, err);
 }
 

@@ -6,8 +6,9 @@
  * Invariants:
  *   1. A setting given as an option and the same value in a study file give the same study
  *      struct, hence the same resolved settings and the same results.
- *   2. The global -j N is the setting `threads`; 0 resolves to the OpenMP default here, so a
- *      stage records the thread count it ran with.
+ *   2. The global -j N is the setting `threads`; 0 (the default, also `-j 0`) means all cores
+ *      and resolves here (settings_cli_threads), so a stage records the thread count it ran
+ *      with.
  */
 #ifndef VS_SETTINGS_CLI_H
 #define VS_SETTINGS_CLI_H
@@ -26,6 +27,10 @@ typedef int (*settings_cli_own_fn)(void *ctx, int id, const char *arg, study *s)
 int settings_cli_parse(const char *cmd, unsigned readers, const struct option *own,
                        settings_cli_own_fn fn, void *ctx, int argc, char **argv, study **out,
                        int *positional);
+
+/* The worker threads a command runs with: -j N when given, else the study's `threads` when
+ * above 0 (s may be NULL), else all cores (nn_threads: OpenMP's default). Never 0. */
+int settings_cli_threads(const study *s);
 
 /* The settings the stage records: study_resolve with threads resolved (invariant 2). */
 vs_status settings_cli_resolve(study *s, unsigned stage, study_kv *out, vs_error *err);

@@ -33,7 +33,10 @@ contains "unknown command is named" "$t/out" "unknown command 'frobnicate'"
 "$V" --bogus >"$t/out" 2>&1; check "unknown global option is a usage error" 2 $?
 contains "unknown option is named" "$t/out" "bogus"
 "$V" --log-level loud ingest >"$t/out" 2>&1; check "bad log level is a usage error" 2 $?
-"$V" ingest --threads 0 >"$t/out" 2>&1; check "bad thread count is a usage error" 2 $?
+for n in 1025 -1 2x; do # 0 is all cores, the default (test_run_threads)
+  "$V" ingest --threads "$n" >"$t/out" 2>&1; check "thread count $n is a usage error" 2 $?
+  contains "thread count $n is named" "$t/out" "not '$n'"
+done
 "$V" ingest --threads >"$t/out" 2>&1; check "missing option value is a usage error" 2 $?
 
 # a planned command that is not built yet says so and exits 1

@@ -7,12 +7,18 @@
 # namespace: installing it must not start (or enable) its service, hence the policy-rc.d below.
 PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
   libdcmtk-dev dcmtk libinsighttoolkit5-dev libgdcm-dev libhdf5-dev libopenblas-dev \
-  zlib1g-dev libdeflate-dev libsqlite3-dev libyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
+  zlib1g-dev libdeflate-dev libssl-dev libsqlite3-dev libyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
   libcmocka-dev clang libclang-rt-14-dev libomp-14-dev \
   python3 python3-numpy python3-pydicom python3-pil python3-nibabel python3-h5py python3-sklearn \
-  python3-torch dcm2niix chromium \
-  orthanc curl sqlite3 iproute2 util-linux openssl \
+  python3-torch dcm2niix pigz chromium \
+  orthanc curl sqlite3 iproute2 util-linux openssl valgrind \
   libopenmpi-dev openmpi-bin
+# qemu-user lets tests/oracle/test_shard_deflate_paths.sh check that shard chunks are the same
+# bytes on other x86-64 CPU models (libdeflate picks code paths by CPU features).
+ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+ifeq ($(ARCH),amd64)
+PACKAGES += qemu-user
+endif
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -1,7 +1,7 @@
 /* bench_shard — shard write throughput and random crop reads, for bench/shards.sh.
  *   bench_shard gen RAW NZ NY NX            synthetic CT (int16) → raw file, for both sides
  *   bench_shard write DIR RAW NZ NY NX T C [L]  seal one shard (chunk C³, shuffle+deflate
- *                                           L (default 4; 0: none), fletcher32, fsync) with
+ *                                           L (default: the writer's, 1; 0: none), fletcher32, fsync) with
  *                                           T filter threads;
  *                                           prints the best of 3 {"seconds":…,"mb_s":…}
  *   bench_shard crops DIR N EDGE DEPTH [MB [RT [W R]]]  N random EDGE³ crops (DEPTH>0:

@@ -10,7 +10,7 @@ field() { sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
 "$b" gen "$t/ct.raw" "$nz" "$ny" "$nx"
 mb=$(awk -v n=$((nz * ny * nx)) 'BEGIN{printf "%.0f", n * 2 / 1e6}')
 echo "best of 3 for every figure (the machine is shared)"
-echo "volume: synthetic CT int16 ${nz}x${ny}x${nx} (${mb} MB), chunks ${chunk}^3, shuffle+deflate 4+fletcher32; load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores"
+echo "volume: synthetic CT int16 ${nz}x${ny}x${nx} (${mb} MB), chunks ${chunk}^3, shuffle+deflate (default level; h5py: gzip 4)+fletcher32; load $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores"
 mkdir -p "$t/c1" "$t/c" "$t/p"
 ours_w1=$("$b" write "$t/c1" "$t/ct.raw" "$nz" "$ny" "$nx" 1 "$chunk" | field mb_s)
 rm -rf "$t/c1"

@@ -1,9 +1,10 @@
 /* cmd_ingest.c — `vesalius ingest SRC... --out DIR --key FILE [--study FILE] [options]`.
  *
- * One streaming pass, one series in flight: read and assemble a volume (io/dicom), de-identify
- * its headers in memory (io/deid) to get the pseudonymous keys (and to apply the burned-in
- * policy), preprocess it (io/prep), write it to a shard and commit it to the catalog
- * (io/store). Nothing un-anonymized reaches disk: shards hold voxels, geometry and keys only.
+ * One streaming pass, two series in flight: a producer thread reads and assembles a volume
+ * (io/dicom), de-identifies its headers in memory (io/deid) to get the pseudonymous keys (and
+ * to apply the burned-in policy) and preprocesses it (io/prep), while the writer compresses
+ * the previous one into a shard and commits it to the catalog (io/store). Nothing
+ * un-anonymized reaches disk: shards hold voxels, geometry and keys only.
  *
  * A rerun is incremental: a volume whose files are all unchanged in the catalog is not
  * written again; a series that gained files is rebuilt and replaces its older volume.
@@ -25,6 +26,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,22 @@ typedef struct ingest_config {
     study_kv settings; /* recorded in OUT/settings.json; a folder made with others is refused */
 } ingest_config;
 
+/* One series made ready to store: de-identified and preprocessed in memory by the producer,
+ * stored or recorded by the one writer. It owns its volume and source list (no DCMTK object),
+ * so it can come from another thread, or another process. */
+typedef struct ingest_item {
+    int index;               /* the volume's number in the scan, for log lines */
+    catalog_state state;     /* CATALOG_USED: store the volume; else record every source */
+    char reason[192];        /* why skipped or rejected; never a header value */
+    volume vol;              /* CATALOG_USED only */
+    char applied[256];       /* what prep applied */
+    char uid[65];            /* SeriesInstanceUID under Retain UIDs, else "" */
+    catalog_source *srcs;    /* [n_src] */
+    char (*keys)[DEID_KEY_MAX];  /* instance keys, [n_src] */
+    char (*skeys)[DEID_KEY_MAX]; /* keyed hashes of the source paths, [n_src] */
+    int n_src;
+} ingest_item;
+
 typedef struct ingest_run {
     const ingest_config *cfg;
     store *st;
@@ -53,6 +71,8 @@ typedef struct ingest_run {
     pacs_pull *pull;   /* the PACS pull whose series is being ingested, or NULL */
     pacs_pull **pulls; /* every pull of the run, closed after the store commits */
     int n_pulls;
+    dcm_scan *scan;           /* the scan being ingested */
+    unsigned char *unchanged; /* per file of the scan (sorted paths): 1 when catalogued as is */
 } ingest_run;
 
 /* The catalog's view of the file at path: its keyed path hash in key (never the path: archives
@@ -74,63 +94,85 @@ static vs_status source_of(ingest_run *r, const char *path, int link, catalog_so
     return s;
 }
 
-/* Record every file of a volume with one state and reason. */
-static vs_status record_all(ingest_run *r, dcm_series *v, catalog_state state, const char *reason,
-                            vs_error *err) {
-    for (int i = 0; i < dcm_series_n_files(v); i++) {
+static void item_free(ingest_item *it) {
+    if (!it) return;
+    volume_free(&it->vol);
+    free(it->srcs);
+    free(it->keys);
+    free(it->skeys);
+    free(it);
+}
+
+/* ---- the catalog's answers, asked once before the pipeline starts ---------------------- */
+
+/* Whether each scanned file is in the catalog unchanged (the producer must not query the
+ * store while the writer commits to it). */
+static vs_status note_unchanged(ingest_run *r, vs_error *err) {
+    int64_t n = dcm_scan_n_files(r->scan);
+    if (!(r->unchanged = calloc((size_t)(n ? n : 1), 1)))
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
         catalog_source src;
+        catalog_file_status fs;
         char key[DEID_KEY_MAX];
-        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &src, key, err);
-        if (s == VS_OK) s = store_record(r->st, &src, state, reason, err);
+        vs_status s = source_of(r, dcm_scan_file_path(r->scan, i), 0, &src, key, err);
+        if (s == VS_OK) s = store_file_check(r->st, &src, &fs, err);
         if (s != VS_OK) return s;
+        r->unchanged[i] = fs == CATALOG_FILE_UNCHANGED;
     }
     return VS_OK;
 }
 
-/* 1 when every file of v is already in the catalog, unchanged. */
-static vs_status all_unchanged(ingest_run *r, dcm_series *v, int *yes, vs_error *err) {
-    *yes = 1;
-    for (int i = 0; i < dcm_series_n_files(v) && *yes; i++) {
-        catalog_source src;
-        catalog_file_status fs;
-        char key[DEID_KEY_MAX];
-        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 0, &src, key, err);
-        if (s == VS_OK) s = store_file_check(r->st, &src, &fs, err);
-        if (s != VS_OK) return s;
-        *yes = fs == CATALOG_FILE_UNCHANGED;
+/* The note for path (the scan's paths are sorted); 0 for a path the scan does not hold. */
+static int path_unchanged(const ingest_run *r, const char *path) {
+    int64_t lo = 0, hi = dcm_scan_n_files(r->scan);
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(dcm_scan_file_path(r->scan, mid), path);
+        if (c == 0) return r->unchanged[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return VS_OK;
+    return 0;
 }
 
 /* dcm_scan's question before it reads a volume's pixels: are all its files in the catalog,
  * unchanged? Then the volume is already in a shard and is not read again. */
 static int volume_known(void *ctx, const char *const *paths, int n) {
-    ingest_run *r = ctx;
-    for (int i = 0; i < n; i++) {
-        catalog_source src;
-        catalog_file_status fs;
-        vs_error ignore;
-        char key[DEID_KEY_MAX];
-        if (source_of(r, paths[i], 0, &src, key, &ignore) != VS_OK ||
-            store_file_check(r->st, &src, &fs, &ignore) != VS_OK || fs != CATALOG_FILE_UNCHANGED)
-            return 0;
-    }
+    const ingest_run *r = ctx;
+    for (int i = 0; i < n; i++)
+        if (!path_unchanged(r, paths[i])) return 0;
     return 1;
 }
 
-/* De-identify every header of v in memory; fill the volume's keys. *reason is set (and the
- * volume must be rejected) when de-identification refuses a file. */
-static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t cap,
-                            catalog_source *srcs, char (*instance_keys)[DEID_KEY_MAX],
-                            char (*source_keys)[DEID_KEY_MAX], vs_error *err) {
+/* ---- the producer: read, de-identify, preprocess ---------------------------------------- */
+
+static vs_status item_sources(ingest_run *r, ingest_item *it, dcm_series *v, vs_error *err) {
+    it->n_src = dcm_series_n_files(v);
+    it->srcs = calloc((size_t)it->n_src, sizeof *it->srcs);
+    it->keys = calloc((size_t)it->n_src, DEID_KEY_MAX);
+    it->skeys = calloc((size_t)it->n_src, DEID_KEY_MAX);
+    if (!it->srcs || !it->keys || !it->skeys) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < it->n_src; i++) { /* every one ends in the catalog: linked */
+        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &it->srcs[i],
+                                it->skeys[i], err);
+        if (s != VS_OK) return s;
+    }
+    return VS_OK;
+}
+
+/* De-identify every header of v in memory; fill the volume's keys and the instance keys.
+ * it->reason is set (and the volume must be rejected) when de-identification refuses a file. */
+static vs_status deidentify(ingest_run *r, dcm_series *v, ingest_item *it, vs_error *err) {
     volume *vol = dcm_series_volume_mut(v);
-    reason[0] = 0;
     for (int i = 0; i < dcm_series_n_files(v); i++) {
         deid_file_result res;
         vs_status s = deid_apply(r->deid, dcm_series_file(v, i), &res, err);
         if (s != VS_OK) return s;
         if (!res.accepted) {
-            snprintf(reason, cap, "%s", res.reason);
+            snprintf(it->reason, sizeof it->reason, "%s", res.reason);
             return VS_OK;
         }
         if (i == 0) {
@@ -138,72 +180,200 @@ static vs_status deidentify(ingest_run *r, dcm_series *v, char *reason, size_t c
             snprintf(vol->study_key, sizeof vol->study_key, "%s", res.study_key);
             snprintf(vol->series_key, sizeof vol->series_key, "%s", res.series_key);
         }
-        memcpy(instance_keys[i], res.instance_key, DEID_KEY_MAX);
-        s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &srcs[i], source_keys[i], err);
-        if (s != VS_OK) return s;
-        srcs[i].instance_key = instance_keys[i];
+        memcpy(it->keys[i], res.instance_key, DEID_KEY_MAX);
+        it->srcs[i].instance_key = it->keys[i];
     }
     return VS_OK;
 }
 
-static vs_status ingest_volume(ingest_run *r, dcm_series *v, vs_error *err) {
+/* One assembled series to an item (NULL with *out when every file is unchanged). Failures
+ * here stop the run; what refuses a volume is an item with its reason. */
+static vs_status prepare(ingest_run *r, dcm_series *v, ingest_item **out, vs_error *err) {
     const ingest_config *cfg = r->cfg;
-    if (dcm_series_kind(v) == DCM_KIND_LOCALIZER && !cfg->keep_localizers)
-        return record_all(r, v, CATALOG_SKIPPED, "localizer image", err);
-    int unchanged = 0;
-    vs_status s = all_unchanged(r, v, &unchanged, err);
-    if (s != VS_OK || unchanged) {
-        if (unchanged) r->n_unchanged++;
+    *out = NULL;
+    int localizer = dcm_series_kind(v) == DCM_KIND_LOCALIZER && !cfg->keep_localizers;
+    int unchanged = !localizer;
+    for (int i = 0; i < dcm_series_n_files(v) && unchanged; i++)
+        unchanged = path_unchanged(r, dcmfile_path(dcm_series_file(v, i)));
+    if (unchanged) {
+        r->n_unchanged++;
+        return VS_OK;
+    }
+    ingest_item *it = calloc(1, sizeof *it);
+    if (!it) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    it->index = dcm_series_index(v);
+    it->state = CATALOG_USED;
+    snprintf(it->applied, sizeof it->applied, "none");
+    vs_status s = item_sources(r, it, v, err);
+    if (s == VS_OK && localizer) {
+        it->state = CATALOG_SKIPPED;
+        snprintf(it->reason, sizeof it->reason, "localizer image");
+    } else if (s == VS_OK) {
+        s = deidentify(r, v, it, err);
+        if (s == VS_OK && it->reason[0]) {
+            it->state = CATALOG_REJECTED;
+            log_warn("volume %d rejected by de-identification: %s", it->index, it->reason);
+        }
+    }
+    volume *vol = dcm_series_volume_mut(v);
+    if (s == VS_OK && it->state == CATALOG_USED && !prep_is_none(&cfg->prep)) {
+        vs_error perr;
+        if (prep_apply(vol, &cfg->prep, it->applied, sizeof it->applied, &perr) != VS_OK) {
+            it->state = CATALOG_REJECTED;
+            log_warn("volume %d rejected: preprocessing failed: %s", it->index, perr.msg);
+            snprintf(it->reason, sizeof it->reason, "preprocessing failed");
+        }
+    }
+    if (s == VS_OK && it->state != CATALOG_USED) /* recorded by path alone, as they always were */
+        for (int i = 0; i < it->n_src; i++)
+            it->srcs[i].instance_key = NULL;
+    if (s == VS_OK && it->state == CATALOG_USED) {
+        if (cfg->deid.option[DEID_OPT_RETAIN_UIDS])
+            snprintf(it->uid, sizeof it->uid, "%s", dcm_series_uid(v));
+        it->vol = *vol; /* the item takes the voxels; the series keeps its DCMTK files */
+        vol->voxels = NULL;
+    }
+    if (s != VS_OK) {
+        item_free(it);
         return s;
     }
-    int n = dcm_series_n_files(v);
-    catalog_source *srcs = calloc((size_t)n, sizeof *srcs);
-    char(*keys)[DEID_KEY_MAX] = calloc((size_t)n, DEID_KEY_MAX);
-    char(*source_keys)[DEID_KEY_MAX] = calloc((size_t)n, DEID_KEY_MAX);
-    if (!srcs || !keys || !source_keys) {
-        free(srcs);
-        free(keys);
-        free(source_keys);
-        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    *out = it;
+    return VS_OK;
+}
+
+/* ---- the writer: one series at a time into the store ------------------------------------ */
+
+static vs_status record_item(ingest_run *r, const ingest_item *it, catalog_state state,
+                             const char *reason, vs_error *err) {
+    for (int i = 0; i < it->n_src; i++) {
+        vs_status s = store_record(r->st, &it->srcs[i], state, reason, err);
+        if (s != VS_OK) return s;
     }
-    char reason[192];
-    s = deidentify(r, v, reason, sizeof reason, srcs, keys, source_keys, err);
-    if (s == VS_OK && reason[0]) {
+    return VS_OK;
+}
+
+static vs_status commit(ingest_run *r, const ingest_item *it, vs_error *err) {
+    if (it->state != CATALOG_USED) {
+        if (it->state == CATALOG_REJECTED) r->n_rejected_volumes++;
+        return record_item(r, it, it->state, it->reason, err);
+    }
+    shard_extra extra = {it->applied, it->uid[0] ? it->uid : NULL};
+    vs_error perr;
+    vs_status s = store_put(r->st, &it->vol, &extra, it->srcs, it->n_src, &perr);
+    if (s == VS_ERR_FORMAT) { /* the shard writer refused this volume; the rest goes on */
         r->n_rejected_volumes++;
-        log_warn("volume %d rejected by de-identification: %s", dcm_series_index(v), reason);
-        s = record_all(r, v, CATALOG_REJECTED, reason, err);
-        goto done;
+        log_warn("volume %d rejected: %s", it->index, perr.msg);
+        return record_item(r, it, CATALOG_REJECTED, "refused by the shard writer", err);
     }
-    char applied[256] = "none";
-    volume *vol = dcm_series_volume_mut(v);
-    if (s == VS_OK && !prep_is_none(&cfg->prep)) {
-        vs_error perr;
-        if (prep_apply(vol, &cfg->prep, applied, sizeof applied, &perr) != VS_OK) {
-            r->n_rejected_volumes++;
-            log_warn("volume %d rejected: preprocessing failed: %s", dcm_series_index(v), perr.msg);
-            snprintf(reason, sizeof reason, "preprocessing failed");
-            s = record_all(r, v, CATALOG_REJECTED, reason, err);
-            goto done;
+    if (s != VS_OK) {
+        *err = perr;
+        return s;
+    }
+    r->n_written++;
+    return VS_OK;
+}
+
+/* ---- the pipeline: a producer thread hands items to the writer, one slot between them ---- *
+ * While the writer compresses and commits series k, the producer reads, de-identifies and
+ * preprocesses series k+1: at most two series in memory (the writer's and the one waiting).
+ * Items keep the scan's order, so shards and catalog are those of a one-thread run. The
+ * producer is the seam for other sources of series (PACS, other ranks): anything that fills
+ * the slot in order. */
+typedef struct ingest_pipe {
+    ingest_run *r;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ingest_item *slot; /* the item handed over, or NULL */
+    int done;          /* the producer has finished (st, err say how) */
+    int stop;          /* the writer failed: the producer stops at the next item */
+    vs_status st;
+    vs_error err;
+} ingest_pipe;
+
+static void *producer(void *arg) {
+    ingest_pipe *p = arg;
+    ingest_run *r = p->r;
+    vs_status s = VS_OK;
+    vs_error err;
+    for (;;) {
+        dcm_series *v = NULL;
+        ingest_item *it = NULL;
+        s = dcm_scan_next(r->scan, &v, &err);
+        if (s != VS_OK || !v) break;
+        s = prepare(r, v, &it, &err);
+        dcm_series_free(v);
+        if (s != VS_OK) break;
+        pthread_mutex_lock(&p->mu);
+        while (p->slot && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        int stop = p->stop;
+        if (!stop) p->slot = it;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (stop) {
+            item_free(it);
+            break;
         }
     }
-    if (s == VS_OK) {
-        shard_extra extra = {applied, cfg->deid.option[DEID_OPT_RETAIN_UIDS] ? dcm_series_uid(v) : NULL};
-        vs_error perr;
-        s = store_put(r->st, vol, &extra, srcs, n, &perr);
-        if (s == VS_ERR_FORMAT) { /* the shard writer refused this volume; the rest goes on */
-            r->n_rejected_volumes++;
-            log_warn("volume %d rejected: %s", dcm_series_index(v), perr.msg);
-            s = record_all(r, v, CATALOG_REJECTED, "refused by the shard writer", err);
-        } else if (s != VS_OK) {
-            *err = perr;
-        } else {
-            r->n_written++;
+    pthread_mutex_lock(&p->mu);
+    p->done = 1;
+    p->st = s;
+    if (s != VS_OK) p->err = err;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Run the producer in its own thread (in this one if it cannot start) and commit its items. */
+static vs_status run_pipeline(ingest_run *r, progress *bar, vs_error *err) {
+    ingest_pipe p = {.r = r, .st = VS_OK};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t th;
+    int threaded = pthread_create(&th, NULL, producer, &p) == 0;
+    vs_status s = VS_OK;
+    uint64_t done = 0;
+    if (!threaded) { /* the same items in the same order, without overlap */
+        for (;;) {
+            dcm_series *v = NULL;
+            ingest_item *it = NULL;
+            if ((s = dcm_scan_next(r->scan, &v, err)) != VS_OK || !v) break;
+            s = prepare(r, v, &it, err);
+            dcm_series_free(v);
+            if (s == VS_OK && it) s = commit(r, it, err);
+            item_free(it);
+            progress_update(bar, ++done);
+            if (s != VS_OK) break;
         }
     }
-done:
-    free(srcs);
-    free(keys);
-    free(source_keys);
+    while (threaded) {
+        pthread_mutex_lock(&p.mu);
+        while (!p.slot && !p.done)
+            pthread_cond_wait(&p.cv, &p.mu);
+        ingest_item *it = p.slot;
+        p.slot = NULL;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        if (!it) break; /* done, nothing left in the slot */
+        if (s == VS_OK) s = commit(r, it, err);
+        item_free(it);
+        progress_update(bar, ++done);
+        if (s != VS_OK) {
+            pthread_mutex_lock(&p.mu);
+            p.stop = 1;
+            pthread_cond_broadcast(&p.cv);
+            pthread_mutex_unlock(&p.mu);
+        }
+    }
+    if (threaded) {
+        pthread_join(th, NULL);
+        if (s == VS_OK && p.st != VS_OK) {
+            s = p.st;
+            *err = p.err;
+        }
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
     return s;
 }
 
@@ -316,17 +486,12 @@ static vs_status ingest_files(ingest_run *r, char *const *paths, int n, vs_error
     vs_status s = dcm_scan_open(&r->cfg->dcm, &scan, err);
     for (int i = 0; s == VS_OK && i < n; i++) s = dcm_scan_add(scan, paths[i], err);
     if (s == VS_OK) s = dcm_scan_group(scan, err);
+    r->scan = scan;
+    if (s == VS_OK) s = note_unchanged(r, err);
     if (s == VS_OK) dcm_scan_set_known(scan, volume_known, r);
     progress bar;
     progress_begin(&bar, "ingest", (uint64_t)(s == VS_OK ? dcm_scan_n_groups(scan) : 0), "volumes");
-    for (uint64_t done = 0; s == VS_OK;) {
-        dcm_series *v = NULL;
-        s = dcm_scan_next(scan, &v, err);
-        if (s != VS_OK || !v) break;
-        s = ingest_volume(r, v, err);
-        dcm_series_free(v);
-        progress_update(&bar, ++done);
-    }
+    if (s == VS_OK) s = run_pipeline(r, &bar, err);
     progress_end(&bar);
     if (scan) r->n_unchanged += dcm_scan_n_known(scan);
     if (s == VS_OK) s = record_scan_states(r, scan, err);
@@ -336,6 +501,9 @@ static vs_status ingest_files(ingest_run *r, char *const *paths, int n, vs_error
         add_counts(&r->counts, &c);
     }
     dcm_scan_close(scan);
+    r->scan = NULL;
+    free(r->unchanged);
+    r->unchanged = NULL;
     return s;
 }
 
@@ -552,6 +720,7 @@ int cmd_ingest(int argc, char **argv) {
     }
     if (code == VS_EXIT_OK && pacs_cli_options(st, &cfg.pacs, &err) != VS_OK)
         code = cli_usage_error("ingest", "%s", err.msg);
+    cfg.dcm.threads = cfg.store.shard.threads; /* decoding uses the writer's thread count */
     if (code == VS_EXIT_OK && (settings_cli_ensure_key(st, &err) != VS_OK ||
                                settings_cli_resolve(st, ST_INGEST, &cfg.settings, &err) != VS_OK))
         code = cli_fail("ingest", &err);

@@ -96,6 +96,7 @@ int cmd_inspect(int argc, char **argv) {
         }
     }
     if (optind >= argc) return cli_usage_error("inspect", "no PATH given");
+    opt.threads = g_cli.threads > 0 ? g_cli.threads : 1;
 
     vs_error err;
     int all_shards = 1;

@@ -74,7 +74,7 @@ int cmd_send(int argc, char **argv) {
     for (int i = 0; s == VS_OK && i < files.n; i++) {
         int hits = 0;
         vs_error verr;
-        vs_status v = deid_verify_file(files.paths[i], NULL, 0, count_hit, NULL, &hits, &verr);
+        vs_status v = deid_verify_file(files.paths[i], NULL, count_hit, NULL, &hits, &verr);
         if (v == VS_ERR_FORMAT) {
             n_skipped++;
             log_info("%s: skipped (not DICOM)", files.paths[i]);

@@ -4,6 +4,8 @@
 #include "itk_shim.h"
 
 #include <hdf5.h>
+#include <libdeflate.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -23,6 +25,9 @@ int libinfo_io(lib_version *out, int max) {
     if (H5get_libversion(&maj, &min, &rel) < 0) snprintf(buf, sizeof buf, "unknown");
     else snprintf(buf, sizeof buf, "%u.%u.%u", maj, min, rel);
     if (n < max) put(&out[n++], "HDF5", buf, "training shards");
-    if (n < max) put(&out[n++], "zlib", zlibVersion(), "shard compression, deflated DICOM");
+    if (n < max) put(&out[n++], "zlib", zlibVersion(), "deflated DICOM");
+    if (n < max)
+        put(&out[n++], "libdeflate", LIBDEFLATE_VERSION_STRING, "shard compression and decompression");
+    if (n < max) put(&out[n++], "OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING), "voxel SHA-256");
     return n;
 }

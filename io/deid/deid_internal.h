@@ -121,21 +121,18 @@ vs_status deid_linkage_put(deid_ctx *ctx, const char *kind, const char *original
 /* The next UID of an organisation's root (deid_scan.c invariant 2) in s[0..n) starting the
  * search at *pos: returns 1 and sets *pos, *len to it, or 0. */
 int deid_find_org_uid(const char *s, size_t n, size_t *pos, size_t *len);
-/* The first case-insensitive occurrence of any of phi[0..n_phi) in s[0..n), or NULL. */
-const char *deid_find_phi(const char *s, size_t n, const char *const *phi, int n_phi);
 /* Count one hit and pass it to fn (may be NULL). */
 void deid_report(const char *path, const char *where, const char *what, deid_hit_fn fn, void *user,
                  int *n_hits);
 /* Scan one text value: a listed identifier, a UID of an organisation's root other than
  * allowed[0..n_allowed). At most one hit per kind; returns the number of hits. */
 int deid_scan_string(const char *path, const char *where, const char *s, size_t n,
-                     const char *const *phi, int n_phi, const char *const *allowed, int n_allowed,
+                     const deid_phi *phi, const char *const *allowed, int n_allowed,
                      deid_hit_fn fn, void *user, int *n_hits);
 /* Scan the raw bytes of a file: the first offset of each listed identifier, and the UIDs of an
  * organisation's root other than allowed[0..n_allowed) (one hit with their count). */
-vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
-                        const char *const *allowed, int n_allowed, deid_hit_fn fn, void *user,
-                        int *n_hits, vs_error *err);
+vs_status deid_scan_raw(const char *path, const deid_phi *phi, const char *const *allowed,
+                        int n_allowed, deid_hit_fn fn, void *user, int *n_hits, vs_error *err);
 
 #ifdef __cplusplus
 }

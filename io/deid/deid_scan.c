@@ -9,7 +9,8 @@
  *      arc; no leading zero) and is neither a 2.25 pseudonym nor a DICOM-defined
  *      1.2.840.10008 UID. Decimal numbers (one dot) and dates ("2026.11.28": first arc > 2)
  *      are not UIDs, so reports and logs full of numbers do not raise false alarms.
- *   3. Listed identifiers match case-insensitively, in text and in raw bytes alike.
+ *   3. Listed identifiers match as io/deid/deid_phi.c says (case-insensitive, digit and word
+ *      boundaries), in one pass over the bytes of a file whatever the length of the list.
  */
 #include "deid_internal.h"
 
@@ -70,27 +71,6 @@ int deid_find_org_uid(const char *s, size_t n, size_t *pos, size_t *len) {
     return 0;
 }
 
-/* The first case-insensitive occurrence of needle (length m) in s[0..n), or NULL. */
-static const char *find_ci(const char *s, size_t n, const char *needle, size_t m) {
-    if (m == 0 || m > n) return NULL;
-    unsigned char lo = (unsigned char)tolower((unsigned char)needle[0]);
-    unsigned char up = (unsigned char)toupper((unsigned char)needle[0]);
-    for (size_t i = 0; i + m <= n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c == lo || c == up) && strncasecmp(s + i, needle, m) == 0) return s + i;
-    }
-    return NULL;
-}
-
-const char *deid_find_phi(const char *s, size_t n, const char *const *phi, int n_phi) {
-    const char *first = NULL;
-    for (int k = 0; k < n_phi; k++) {
-        const char *p = find_ci(s, n, phi[k], strlen(phi[k]));
-        if (p && (!first || p < first)) first = p;
-    }
-    return first;
-}
-
 /* 1 when the run s[0..n) is one of allowed[], or one of them followed by fewer than 10 more
  * digits and dots: in raw bytes a UID value of even length is followed directly by the next
  * tag, whose group (0030-0039) can read as a digit. */
@@ -113,10 +93,11 @@ void deid_report(const char *path, const char *where, const char *what, deid_hit
 }
 
 int deid_scan_string(const char *path, const char *where, const char *s, size_t n,
-                     const char *const *phi, int n_phi, const char *const *allowed, int n_allowed,
+                     const deid_phi *phi, const char *const *allowed, int n_allowed,
                      deid_hit_fn fn, void *user, int *n_hits) {
     int found = 0;
-    if (n_phi > 0 && deid_find_phi(s, n, phi, n_phi)) {
+    size_t at = 0;
+    if (deid_phi_find(phi, s, n, &at)) {
         deid_report(path, where, "listed identifier", fn, user, n_hits);
         found++;
     }
@@ -193,9 +174,70 @@ static void unmap_file(mapped *m) { free(m->bytes); }
 #define RAW_WINDOW (64u << 20)
 #define RAW_OVERLAP 4096u
 
-vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
-                        const char *const *allowed, int n_allowed, deid_hit_fn fn, void *user,
-                        int *n_hits, vs_error *err) {
+/* The matches of one scan that are reported, bounded whatever the file: in raw bytes the first
+ * offset of each identifier (seen[] marks those met), in text the first match of each line. */
+typedef struct raw_hits {
+    struct raw_hit {
+        int id;
+        size_t pos;
+    } *v;
+    size_t n, cap;
+    int oom;
+    unsigned char *seen; /* raw: one bit per identifier */
+    const char *buf;     /* text: the file, to find where lines end */
+} raw_hits;
+
+static int keep(raw_hits *h, int id, size_t pos) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 16;
+        struct raw_hit *g = realloc(h->v, cap * sizeof *g);
+        if (!g) {
+            h->oom = 1;
+            return 1;
+        }
+        h->v = g;
+        h->cap = cap;
+    }
+    h->v[h->n++] = (struct raw_hit){id, pos};
+    return 0;
+}
+
+static int note_raw(void *user, int id, size_t pos) {
+    raw_hits *h = user;
+    if (h->seen[id >> 3] & (1u << (id & 7))) return 0; /* matches come by offset: first kept */
+    h->seen[id >> 3] |= (unsigned char)(1u << (id & 7));
+    return keep(h, id, pos);
+}
+
+static int note_text(void *user, int id, size_t pos) {
+    raw_hits *h = user;
+    if (h->n > 0) { /* a later match on the line of the last one kept adds nothing */
+        size_t last = h->v[h->n - 1].pos;
+        if (!memchr(h->buf + last, '\n', pos - last)) return 0;
+    }
+    return keep(h, id, pos);
+}
+
+static int cmp_hit(const void *a, const void *b) {
+    const struct raw_hit *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* One window's matches: those starting where the window answers for (before `own`), each
+ * identifier's first only. */
+typedef struct window_hits {
+    raw_hits *h;
+    size_t start, own;
+} window_hits;
+
+static int note_window(void *user, int id, size_t pos) {
+    window_hits *w = user;
+    return pos < w->own ? note_raw(w->h, id, w->start + pos) : 0;
+}
+
+vs_status deid_scan_raw(const char *path, const deid_phi *phi, const char *const *allowed,
+                        int n_allowed, deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return VS_FAIL(err, VS_ERR_IO, "%s: cannot read the file (%s)", path, strerror(errno));
@@ -211,10 +253,12 @@ vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
         return VS_FAIL(err, VS_ERR_NOMEM, "%s: cannot allocate a read window", path);
     }
     char where[96];
-    int *found = calloc((size_t)(n_phi > 0 ? n_phi : 1), sizeof *found);
+    raw_hits h = {NULL, 0, 0, 0, NULL, NULL};
+    int n_phi = deid_phi_count(phi);
+    h.seen = calloc((size_t)n_phi / 8 + 1, 1);
     size_t first_uid = 0;
     int n_uids = 0, run_into = 0; /* run_into: the byte before this window is a UID character */
-    vs_status s = found ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    vs_status s = h.seen ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     /* each window starts RAW_OVERLAP before the previous one ended; a match is counted in the
      * window where it starts, unless it starts in that window's overlap with the next one */
     for (size_t start = 0; s == VS_OK && start < size;) {
@@ -230,12 +274,14 @@ vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
         }
         int last = start + want >= size;
         size_t own = last ? want : want - RAW_OVERLAP; /* positions this window answers for */
-        for (int k = 0; k < n_phi; k++) {
-            const char *p = found[k] ? NULL : find_ci(buf, want, phi[k], strlen(phi[k]));
-            if (!p || (size_t)(p - buf) >= own) continue;
-            found[k] = 1;
-            snprintf(where, sizeof where, "raw bytes at offset %zu", start + (size_t)(p - buf));
-            deid_report(path, where, "listed identifier in the raw bytes", fn, user, n_hits);
+        /* one pass for every listed identifier (a match's edges are read inside the window:
+         * RAW_OVERLAP is longer than any identifier) */
+        window_hits w = {&h, start, own};
+        vs_error e;
+        if (deid_phi_each(phi, buf, want, 1, note_window, &w, &e) != VS_OK || h.oom) {
+            s = h.oom ? VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory scanning", path)
+                      : VS_FAIL(err, e.code, "%s: %s", path, e.msg);
+            break;
         }
         size_t pos = 0, len = 0;
         while (run_into && pos < want && is_uid_char((unsigned char)buf[pos])) /* its tail */
@@ -249,12 +295,18 @@ vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
         run_into = is_uid_char((unsigned char)buf[own - 1]);
         start += own;
     }
+    qsort(h.v, h.n, sizeof *h.v, cmp_hit); /* reported in list order, as they always were */
+    for (size_t i = 0; s == VS_OK && i < h.n; i++) {
+        snprintf(where, sizeof where, "raw bytes at offset %zu", h.v[i].pos);
+        deid_report(path, where, "listed identifier in the raw bytes", fn, user, n_hits);
+    }
+    free(h.v);
+    free(h.seen);
     if (s == VS_OK && n_uids > 0) {
         snprintf(where, sizeof where, "raw bytes at offset %zu (%d in the file)", first_uid,
                  n_uids);
         deid_report(path, where, "UID of an organisation root in the raw bytes", fn, user, n_hits);
     }
-    free(found);
     free(buf);
     close(fd);
     return s;
@@ -262,21 +314,31 @@ vs_status deid_scan_raw(const char *path, const char *const *phi, int n_phi,
 
 /* ---- text files ----------------------------------------------------------------------- */
 
-vs_status deid_verify_text(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
-                           void *user, int *n_hits, vs_error *err) {
+vs_status deid_verify_text(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                           int *n_hits, vs_error *err) {
     mapped m;
     vs_status st = map_file(path, &m, err);
     if (st != VS_OK) return st;
+    raw_hits h = {NULL, 0, 0, 0, NULL, m.bytes}; /* by offset, as deid_phi_each reports them */
+    vs_error e;
+    if (deid_phi_each(phi, m.bytes, m.n, 0, note_text, &h, &e) != VS_OK || h.oom) {
+        unmap_file(&m);
+        free(h.v);
+        return VS_FAIL(err, h.oom ? VS_ERR_NOMEM : e.code, "%s: %s", path,
+                       h.oom ? "out of memory scanning" : e.msg);
+    }
     char where[96];
     long line = 1;
+    size_t k = 0; /* next match, by start */
     for (size_t a = 0; a < m.n; line++) {
         const char *nl = memchr(m.bytes + a, '\n', m.n - a);
         size_t b = nl ? (size_t)(nl - m.bytes) : m.n;
         const char *s = m.bytes + a;
         size_t n = b - a;
-        const char *p = n_phi > 0 ? deid_find_phi(s, n, phi, n_phi) : NULL;
-        if (p) {
-            snprintf(where, sizeof where, "line %ld column %zu", line, (size_t)(p - s) + 1);
+        while (k < h.n && h.v[k].pos < a)
+            k++;
+        if (k < h.n && h.v[k].pos < b) { /* the first of the line (identifiers hold no newline) */
+            snprintf(where, sizeof where, "line %ld column %zu", line, h.v[k].pos - a + 1);
             deid_report(path, where, "listed identifier", fn, user, n_hits);
         }
         size_t pos = 0, len = 0;
@@ -287,6 +349,7 @@ vs_status deid_verify_text(const char *path, const char *const *phi, int n_phi, 
         }
         a = b + 1;
     }
+    free(h.v);
     unmap_file(&m);
     return VS_OK;
 }
@@ -313,16 +376,16 @@ static vs_status sniff(const char *path, file_kind *kind, vs_error *err) {
     return VS_OK;
 }
 
-vs_status deid_verify_path(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
-                           void *user, int *n_hits, vs_error *err) {
+vs_status deid_verify_path(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                           int *n_hits, vs_error *err) {
     file_kind kind;
     vs_status st = sniff(path, &kind, err);
     if (st != VS_OK) return st;
     switch (kind) {
-    case KIND_DICOM: return deid_verify_file(path, phi, n_phi, fn, user, n_hits, err);
-    case KIND_HDF5: return deid_verify_shard(path, phi, n_phi, fn, user, n_hits, err);
-    case KIND_TEXT: return deid_verify_text(path, phi, n_phi, fn, user, n_hits, err);
+    case KIND_DICOM: return deid_verify_file(path, phi, fn, user, n_hits, err);
+    case KIND_HDF5: return deid_verify_shard(path, phi, fn, user, n_hits, err);
+    case KIND_TEXT: return deid_verify_text(path, phi, fn, user, n_hits, err);
     case KIND_BINARY: break;
     }
-    return deid_scan_raw(path, phi, n_phi, NULL, 0, fn, user, n_hits, err);
+    return deid_scan_raw(path, phi, NULL, 0, fn, user, n_hits, err);
 }

@@ -57,8 +57,7 @@ static const char *const index_fields[] = {"key",   "modality",    "body_part", 
 
 typedef struct h5scan {
     const char *path;
-    const char *const *phi;
-    int n_phi;
+    const deid_phi *phi;
     deid_hit_fn fn;
     void *user;
     int hits;
@@ -78,7 +77,7 @@ static int scan_text(h5scan *s, const char *where, const char *v, size_t n, int 
     const char *allowed[1] = {NULL};
     char *copy = NULL;
     if (uid_retained && (copy = strndup(v, n))) allowed[0] = copy;
-    int found = deid_scan_string(s->path, where, v, n, s->phi, s->n_phi, allowed,
+    int found = deid_scan_string(s->path, where, v, n, s->phi, allowed,
                                  allowed[0] ? 1 : 0, s->fn, s->user, &s->hits);
     if (copy && !found && s->n_retained < MAX_RETAINED) {
         char **r = realloc(s->retained, (size_t)(s->n_retained + 1) * sizeof *r);
@@ -251,7 +250,8 @@ static obj_kind classify(h5scan *s, const char *path, H5I_type_t type, char *lab
         snprintf(label, cap, "/index");
         return OBJ_INDEX;
     }
-    int clean = key && shard_key_valid(key) && !deid_find_phi(key, strlen(key), s->phi, s->n_phi);
+    size_t at = 0;
+    int clean = key && shard_key_valid(key) && !deid_phi_find(s->phi, key, strlen(key), &at);
     size_t pos = 0, len = 0;
     if (clean && deid_find_org_uid(key, strlen(key), &pos, &len)) clean = 0;
     if (clean && type == H5I_DATASET) {
@@ -291,10 +291,10 @@ static herr_t visit_link(hid_t root, const char *path, const H5L_info_t *info, v
     return s->st == VS_OK ? 0 : -1;
 }
 
-vs_status deid_verify_shard(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn,
                             void *user, int *n_hits, vs_error *err) {
     shard_h5_quiet();
-    h5scan s = {path, phi, n_phi, fn, user, 0, 0, 0, NULL, 0, VS_OK, err};
+    h5scan s = {path, phi, fn, user, 0, 0, 0, NULL, 0, VS_OK, err};
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return shard_h5_fail(err, path, "not a readable HDF5 file");
     char format[64];
@@ -306,7 +306,7 @@ vs_status deid_verify_shard(const char *path, const char *const *phi, int n_phi,
         st = s.st != VS_OK ? s.st : shard_h5_fail(err, path, "cannot walk the file");
     H5Fclose(f);
     if (st == VS_OK)
-        st = deid_scan_raw(path, phi, n_phi, (const char *const *)s.retained, s.n_retained, fn,
+        st = deid_scan_raw(path, phi, (const char *const *)s.retained, s.n_retained, fn,
                            user, &s.hits, err);
     for (int i = 0; i < s.n_retained; i++)
         free(s.retained[i]);

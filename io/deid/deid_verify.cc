@@ -20,8 +20,7 @@ namespace {
 
 struct scan {
     const char *path;
-    const char *const *phi;
-    int n_phi;
+    const deid_phi *phi;
     deid_hit_fn fn;
     void *user;
     int hits = 0;
@@ -44,14 +43,6 @@ std::string tag_str(const DcmTag &t) {
     char b[16];
     snprintf(b, sizeof b, "(%04X,%04X)", t.getGroup(), t.getElement());
     return b;
-}
-
-bool contains_ci(const std::string &hay, const char *needle) {
-    size_t n = strlen(needle);
-    if (n == 0 || n > hay.size()) return false;
-    for (size_t i = 0; i + n <= hay.size(); i++)
-        if (strncasecmp(hay.c_str() + i, needle, n) == 0) return true;
-    return false;
 }
 
 bool is_string_vr(DcmEVR vr) {
@@ -166,16 +157,11 @@ void scan_element(scan &s, DcmItem *item, DcmElement *el, const std::string &whe
         std::vector<std::string> values = uid_values(el);
         s.accepted.insert(s.accepted.end(), values.begin(), values.end());
     }
-    if (s.n_phi > 0 && is_string_vr(el->ident())) {
+    if (deid_phi_count(s.phi) > 0 && is_string_vr(el->ident())) {
         OFString v;
-        if (el->getOFStringArray(v).good()) {
-            std::string val(v.c_str(), v.size());
-            for (int k = 0; k < s.n_phi; k++)
-                if (contains_ci(val, s.phi[k])) {
-                    hit(s, where, "listed identifier in a text value");
-                    break;
-                }
-        }
+        size_t at = 0;
+        if (el->getOFStringArray(v).good() && deid_phi_find(s.phi, v.c_str(), v.size(), &at))
+            hit(s, where, "listed identifier in a text value");
     }
     if (el->ident() == EVR_SQ) {
         DcmSequenceOfItems *sq = OFstatic_cast(DcmSequenceOfItems *, el);
@@ -197,7 +183,7 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
 
 } // namespace
 
-extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi,
+extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi,
                                       deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
     dcmfile *f = nullptr;
     dcmfile_quiet();
@@ -206,7 +192,6 @@ extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, 
     scan s;
     s.path = path;
     s.phi = phi;
-    s.n_phi = n_phi;
     s.fn = fn;
     s.user = user;
     try {
@@ -230,7 +215,7 @@ extern "C" vs_status deid_verify_file(const char *path, const char *const *phi, 
     } catch (...) {
         return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory scanning", path);
     }
-    st = deid_scan_raw(path, phi, n_phi, allowed.data(), (int)allowed.size(), fn, user, &s.hits,
+    st = deid_scan_raw(path, phi, allowed.data(), (int)allowed.size(), fn, user, &s.hits,
                        err);
     *n_hits += s.hits;
     return st;

@@ -6,11 +6,14 @@
  *   2. The slice step is (IPP_last - IPP_first) / (n - 1); with gantry tilt it is not along
  *      the normal and the affine carries the shear (volume.h allows it).
  *   3. Peak memory is the float32 working stack (plus the output stack when resampling) and
- *      one raw frame; the int16 result is made in place.
+ *      one raw frame per thread; the int16 result is made in place.
+ *   4. Files are loaded and decoded by dcm_options.threads threads, a file at a time per
+ *      thread; the volume, its stats and the error reported do not depend on the count.
  */
 #include "dicom_scan.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,85 +243,197 @@ static vs_status order_slices(const dcm_options *opt, file_rec *files, pos_slice
     return VS_OK;
 }
 
-/* Load every distinct file of the volume once, in slice order; fills slice_file[i]. */
-static vs_status load_files(const dcm_options *opt, file_rec *files, const pos_slice *ps, int32_t n,
-                            dcm_series *v, int32_t *slice_file, vs_error *err) {
-    v->files = calloc((size_t)n, sizeof *v->files);
-    if (!v->files) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    int32_t *file_of = malloc((size_t)n * sizeof *file_of);
-    if (!file_of) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    vs_status st = VS_OK;
-    for (int32_t i = 0; i < n && !st; i++) {
+/* The distinct files of the volume in slice order (file_of[j]) and the file of each slice
+ * (slice_file[i], an index into file_of): enhanced objects hold many slices per file. */
+static int32_t distinct_files(const pos_slice *ps, int32_t n, int32_t *file_of, int32_t *slice_file) {
+    int32_t n_files = 0;
+    for (int32_t i = 0; i < n; i++) {
         int32_t found = -1;
-        /* Enhanced objects hold many slices per file; single-frame ones one each. */
-        if (i > 0 && file_of[v->n_files - 1] == ps[i].r.file) found = v->n_files - 1;
-        for (int32_t j = 0; found < 0 && j < v->n_files; j++)
+        if (n_files > 0 && file_of[n_files - 1] == ps[i].r.file) found = n_files - 1;
+        for (int32_t j = 0; found < 0 && j < n_files; j++)
             if (file_of[j] == ps[i].r.file) found = j;
         if (found < 0) {
-            file_rec *r = &files[ps[i].r.file];
-            dcmfile *f = NULL;
-            vs_error e;
-            if (dcmfile_load(r->path, &opt->limits, &f, &e) != VS_OK) {
-                st = VS_FAIL(err, VS_ERR_FORMAT, "%s", e.msg);
-                break;
-            }
-            const dcmfile_facts *fa = dcmfile_get_facts(f);
-            if ((int32_t)fa->rows != r->h.rows || (int32_t)fa->cols != r->h.cols ||
-                (int32_t)fa->bits_allocated != r->h.bits_allocated) {
-                dcmfile_free(f);
-                st = VS_FAIL(err, VS_ERR_FORMAT, "%s: file changed since it was scanned", r->path);
-                break;
-            }
-            file_of[v->n_files] = ps[i].r.file;
-            v->files[v->n_files++] = f;
-            found = v->n_files - 1;
+            file_of[n_files] = ps[i].r.file;
+            found = n_files++;
         }
         slice_file[i] = found;
     }
-    free(file_of);
-    return st;
+    return n_files;
 }
 
-/* Decode every slice into stack (n, rows, cols) float32 under the pixel rules. */
-/* Decode every slice into stack (n, rows, cols): float32, or int16 when i16 is not NULL. */
-static vs_status decode_slices(file_rec *files, const pos_slice *ps, int32_t n, dcm_series *v,
-                               const int32_t *slice_file, float *stack, int16_t *i16,
-                               pixel_stats *stats, vs_error *err) {
-    const dcm_header *h0 = &files[ps[0].r.file].h;
-    size_t plane = (size_t)h0->rows * (size_t)h0->cols;
-    size_t max_bytes = plane * 4;
-    void *raw = malloc(max_bytes);
-    int64_t *sv = malloc(plane * sizeof *sv);
-    if (!raw || !sv) {
-        free(raw);
-        free(sv);
-        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for a frame");
+/* Load file j of the volume (DCMTK parse of the checked header; pixels stay on disk). */
+static vs_status load_one(const dcm_options *opt, const file_rec *r, dcmfile **out, vs_error *err) {
+    dcmfile *f = NULL;
+    vs_error e;
+    if (dcmfile_load(r->path, &opt->limits, &f, &e) != VS_OK)
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s", e.msg);
+    const dcmfile_facts *fa = dcmfile_get_facts(f);
+    if ((int32_t)fa->rows != r->h.rows || (int32_t)fa->cols != r->h.cols ||
+        (int32_t)fa->bits_allocated != r->h.bits_allocated) {
+        dcmfile_free(f);
+        return VS_FAIL(err, VS_ERR_FORMAT, "%s: file changed since it was scanned", r->path);
     }
-    vs_status st = VS_OK;
+    *out = f;
+    return VS_OK;
+}
+
+/* 16-bit stored samples straight to int16 voxels: masking, sign, MONOCHROME1 and an integer
+ * rescale in one pass, in int32. Only on the direct path, where predict_int16 bounds what every
+ * value the stored bits can hold becomes: nothing here overflows and no range is tracked. The
+ * same arithmetic as stored_values + rescale_values_i16; slope 1 (most CT) skips the multiply. */
+static void rescale_u16_i16(const uint16_t *raw, size_t n, const pixel_rules *p, int16_t *out) {
+    const int shift = p->high_bit + 1 - p->bits_stored;
+    const int32_t mask = (int32_t)((1u << p->bits_stored) - 1);
+    const int32_t sign = p->pixel_rep ? (int32_t)1 << (p->bits_stored - 1) : 0;
+    const int32_t a = (int32_t)p->slope, b = (int32_t)p->intercept;
+    if (a == 1 && !p->mono1) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = (int16_t)(((((int32_t)raw[i] >> shift) & mask) ^ sign) - sign + b);
+        return;
+    }
+    const int32_t flip = p->mono1 ? -1 : 1, base = p->mono1 ? (p->pixel_rep ? -1 : mask) : 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = ((((int32_t)raw[i] >> shift) & mask) ^ sign) - sign;
+        out[i] = (int16_t)((base + flip * v) * a + b);
+    }
+}
+
+/* 1 when slice rules allow rescale_u16_i16: 16-bit samples rescaled into int16 on the direct
+ * path, with int32 room to spare. */
+static int fused_i16(const pixel_rules *p, int16_t *i16) {
+    return i16 && p->bits_allocated == 16 && p->bits_stored <= 16 &&
+           fabs(p->slope) <= 65536 && fabs(p->intercept) <= 65536;
+}
+
+/* What the threads of one decode share. Work is handed out by file, never by slice: the
+ * frames of one file share its DCMTK object, which is not thread-safe. */
+typedef struct decode_job {
+    const dcm_options *opt;
+    file_rec *files;
+    const pos_slice *ps;
+    int32_t n;
+    dcm_series *v;
+    const int32_t *file_of, *slice_file;
+    const int32_t *first_slice, *next_slice; /* per file: its slices as a linked list */
+    int32_t n_files;
+    float *stack;
+    int16_t *i16;
+    size_t plane;
+    int load; /* 1: load the files first (the first pass) */
+    pthread_mutex_t mu;
+    int32_t next_file;
+    pixel_stats stats;     /* merged */
+    int32_t failed_file;   /* lowest file index that failed, or n_files */
+    vs_status st;
+    vs_error err;
+} decode_job;
+
+/* Load file j (first pass) and decode its slices with buffers raw (4 bytes a sample) and sv. */
+static vs_status decode_file(decode_job *j, int32_t fj, void *raw, int64_t *sv, pixel_stats *stats,
+                             vs_error *err) {
+    if (j->load) {
+        vs_status st = load_one(j->opt, &j->files[j->file_of[fj]], &j->v->files[fj], err);
+        if (st) return st;
+    }
     uint32_t fragment = 0;
-    int32_t last_file = -1;
-    for (int32_t i = 0; i < n; i++) {
-        const file_rec *r = &files[ps[i].r.file];
-        size_t bytes = plane * (size_t)(r->h.bits_allocated / 8);
-        if (slice_file[i] != last_file) fragment = 0;
-        last_file = slice_file[i];
+    for (int32_t i = j->first_slice[fj]; i >= 0; i = j->next_slice[i]) {
+        const file_rec *r = &j->files[j->ps[i].r.file];
+        size_t bytes = j->plane * (size_t)(r->h.bits_allocated / 8);
         vs_error e;
-        if (dcmshim_decode_frame(v->files[slice_file[i]], (uint32_t)ps[i].r.frame, &fragment, raw,
-                                 bytes, &e) != VS_OK) {
-            st = VS_FAIL(err, VS_ERR_FORMAT, "%s: %s", r->path, e.msg);
-            break;
-        }
+        if (dcmshim_decode_frame(j->v->files[fj], (uint32_t)j->ps[i].r.frame, &fragment, raw, bytes,
+                                 &e) != VS_OK)
+            return VS_FAIL(err, VS_ERR_FORMAT, "%s: %s", r->path, e.msg);
         pixel_rules rules;
-        rules_of(&r->h, &r->h.frame[ps[i].r.frame], &rules);
-        stored_values(raw, plane, &rules, sv);
-        if (i16)
-            rescale_values_i16(sv, plane, &rules, i16 + (size_t)i * plane, stats);
+        rules_of(&r->h, &r->h.frame[j->ps[i].r.frame], &rules);
+        if (fused_i16(&rules, j->i16)) {
+            rescale_u16_i16(raw, j->plane, &rules, j->i16 + (size_t)i * j->plane);
+            continue;
+        }
+        stored_values(raw, j->plane, &rules, sv);
+        if (j->i16)
+            rescale_values_i16(sv, j->plane, &rules, j->i16 + (size_t)i * j->plane, stats);
         else
-            rescale_values(sv, plane, &rules, stack + (size_t)i * plane, stats);
+            rescale_values(sv, j->plane, &rules, j->stack + (size_t)i * j->plane, stats);
+    }
+    return VS_OK;
+}
+
+static void *decode_worker(void *arg) {
+    decode_job *j = arg;
+    pixel_stats stats = {1, 0, 0, INFINITY};
+    void *raw = malloc(j->plane * 4);
+    int64_t *sv = malloc(j->plane * sizeof *sv);
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int32_t fj = j->next_file < j->failed_file ? j->next_file++ : j->n_files;
+        pthread_mutex_unlock(&j->mu);
+        if (fj >= j->n_files) break;
+        vs_error e;
+        vs_status st = raw && sv ? decode_file(j, fj, raw, sv, &stats, &e)
+                                 : VS_FAIL(&e, VS_ERR_NOMEM, "out of memory for a frame");
+        if (st == VS_OK) continue;
+        pthread_mutex_lock(&j->mu); /* the lowest failing file wins, whatever the timing */
+        if (fj < j->failed_file) {
+            j->failed_file = fj;
+            j->st = st;
+            j->err = e;
+        }
+        pthread_mutex_unlock(&j->mu);
     }
     free(raw);
     free(sv);
-    return st;
+    pthread_mutex_lock(&j->mu); /* order-free merge: AND, OR, sum, min */
+    j->stats.int16_ok &= stats.int16_ok;
+    j->stats.overflow |= stats.overflow;
+    j->stats.n_padding += stats.n_padding;
+    if (stats.min < j->stats.min) j->stats.min = stats.min;
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Load (when load) and decode every slice into stack (n, rows, cols): float32, or int16 when
+ * i16 is not NULL; files are shared out among opt->threads threads. The result, and the error
+ * reported (that of the first failing file in slice order), do not depend on the threads. */
+static vs_status decode_slices(const dcm_options *opt, file_rec *files, const pos_slice *ps,
+                               int32_t n, dcm_series *v, const int32_t *file_of,
+                               const int32_t *slice_file, int32_t n_files, int load, float *stack,
+                               int16_t *i16, pixel_stats *stats, vs_error *err) {
+    const dcm_header *h0 = &files[ps[0].r.file].h;
+    int32_t *first = malloc((size_t)n_files * sizeof *first), *next = malloc((size_t)n * sizeof *next);
+    if (!first || !next) {
+        free(first);
+        free(next);
+        return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    }
+    for (int32_t f = 0; f < n_files; f++)
+        first[f] = -1;
+    for (int32_t i = n - 1; i >= 0; i--) { /* each file's slices in slice order */
+        next[i] = first[slice_file[i]];
+        first[slice_file[i]] = i;
+    }
+    decode_job j = {.opt = opt, .files = files, .ps = ps, .n = n, .v = v, .file_of = file_of,
+                    .slice_file = slice_file, .first_slice = first, .next_slice = next,
+                    .n_files = n_files, .stack = stack, .i16 = i16,
+                    .plane = (size_t)h0->rows * (size_t)h0->cols, .load = load,
+                    .stats = {1, 0, 0, INFINITY}, .failed_file = n_files, .st = VS_OK};
+    if (load) v->n_files = n_files; /* files not loaded (after a failure) stay NULL */
+    pthread_mutex_init(&j.mu, NULL);
+    int want = opt->threads > 1 ? opt->threads - 1 : 0;
+    if (want > n_files - 1) want = n_files - 1;
+    if (want > DCM_MAX_THREADS - 1) want = DCM_MAX_THREADS - 1;
+    pthread_t th[DCM_MAX_THREADS];
+    int helpers = 0;
+    while (helpers < want && pthread_create(&th[helpers], NULL, decode_worker, &j) == 0)
+        helpers++;
+    decode_worker(&j); /* the caller works too */
+    for (int t = 0; t < helpers; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&j.mu);
+    free(first);
+    free(next);
+    *stats = j.stats;
+    if (j.st != VS_OK) *err = j.err;
+    return j.st;
 }
 
 /* Linear interpolation along the slice positions: in (n, plane) -> out (n_out, plane). */
@@ -414,6 +529,8 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     int32_t *slice_file = calloc((size_t)n, sizeof *slice_file);
     dcm_series *v = calloc(1, sizeof *v);
     float *stack = NULL;
+    int32_t *file_of = NULL;
+    int loaded = 0;
     vs_status st = VS_OK;
     if (!ps || !slice_file || !v) {
         st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
@@ -442,8 +559,12 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     v->kind = r0->kind;
     if (h0->series_uid) snprintf(v->series_uid, sizeof v->series_uid, "%s", h0->series_uid);
     v->resampled = resample;
-    st = load_files(opt, files, ps, n, v, slice_file, err);
-    if (st) goto fail;
+    file_of = malloc((size_t)n * sizeof *file_of);
+    if (!file_of || !(v->files = calloc((size_t)n, sizeof *v->files))) {
+        st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    int32_t n_files = distinct_files(ps, n, file_of, slice_file);
     size_t plane = (size_t)h0->rows * (size_t)h0->cols;
     pixel_stats stats = {1, 0, 0, INFINITY};
     if (resample) {
@@ -457,7 +578,9 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
         st = volume_alloc(&v->vol, n_out, h0->rows, h0->cols, VOL_INT16, opt->max_volume_voxels,
                           err);
         if (st) goto fail;
-        st = decode_slices(files, ps, n, v, slice_file, NULL, v->vol.voxels, &stats, err);
+        st = decode_slices(opt, files, ps, n, v, file_of, slice_file, n_files, 1, NULL,
+                           v->vol.voxels, &stats, err);
+        loaded = 1;
         if (st) goto fail;
         if (!stats.overflow) goto done;
         volume_free(&v->vol); /* the codestream disagreed with the header: the general path */
@@ -465,8 +588,8 @@ vs_status dcm_assemble(const dcm_options *opt, file_rec *files, group *g, int in
     }
     st = volume_alloc(&v->vol, n_out, h0->rows, h0->cols, VOL_FLOAT32, opt->max_volume_voxels, err);
     if (st) goto fail;
-    st = decode_slices(files, ps, n, v, slice_file, resample ? stack : v->vol.voxels, NULL, &stats,
-                       err);
+    st = decode_slices(opt, files, ps, n, v, file_of, slice_file, n_files, !loaded,
+                       resample ? stack : v->vol.voxels, NULL, &stats, err);
     if (st) goto fail;
     if (resample) {
         if (stats.n_padding) { /* fill padding before interpolating across it */
@@ -485,12 +608,14 @@ done:
     free(stack);
     free(ps);
     free(slice_file);
+    free(file_of);
     *out = v;
     return VS_OK;
 fail:
     free(stack);
     free(ps);
     free(slice_file);
+    free(file_of);
     dcm_series_free(v);
     return st;
 }

@@ -15,10 +15,14 @@
 #include <dcmtk/oflog/oflog.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 extern "C" void dcmshim_register_codecs(void) {
     static std::once_flag once;
@@ -260,6 +264,45 @@ extern "C" void dcm_header_free(dcm_header *h) {
     h->sop_instance = nullptr;
 }
 
+// Native little-endian pixel data that DCMTK has not loaded, where dcmfile_check found it:
+// the frame's bytes with one pread straight into buf. DCMTK would read the whole value into a
+// buffer of its own (fresh pages per file, kept until the file is freed) and copy the frame
+// out. Returns 0 when the fast path does not apply (the caller asks DCMTK), 1 when it ran
+// (*st says how).
+static int native_frame(dcmfile *f, DcmElement *e, uint32_t frame, void *buf, uint64_t n,
+                        vs_status *st, vs_error *err) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const dcmfile_facts &fa = f->facts;
+    const std::string &xs = f->transfer_syntax;
+    if ((xs != "1.2.840.10008.1.2" && xs != "1.2.840.10008.1.2.1") || fa.pixel_encapsulated ||
+        fa.pixel_offset == 0 || fa.pixel_end < fa.pixel_length || e->valueLoaded())
+        return 0;
+    uint64_t start = fa.pixel_end - fa.pixel_length, at = (uint64_t)frame * n;
+    if (at + n > fa.pixel_length || at + n < at) return 0; // DCMTK gives the reason
+    int fd = f->fd >= 0 ? f->fd : open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *st = VS_FAIL(err, VS_ERR_FORMAT, "cannot open the file again to read its pixels");
+        return 1;
+    }
+    uint64_t done = 0;
+    while (done < n) {
+        ssize_t got = pread(fd, (char *)buf + done, n - done, (off_t)(start + at + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        done += (uint64_t)got;
+    }
+    if (fd != f->fd) close(fd);
+    *st = done == n ? VS_OK
+                    : VS_FAIL(err, VS_ERR_FORMAT, "frame %u: the file is shorter than when it was "
+                                                  "checked (changed or truncated)",
+                              (unsigned)frame);
+    return 1;
+#else
+    (void)f, (void)e, (void)frame, (void)buf, (void)n, (void)st, (void)err;
+    return 0;
+#endif
+}
+
 extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment,
                                           void *buf, uint64_t buf_bytes, vs_error *err) {
     if (buf_bytes > 0xFFFFFFFFull) return VS_FAIL(err, VS_ERR_FORMAT, "frame over 4 GB");
@@ -276,6 +319,8 @@ extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *
         Uint32 need = 0;
         if (pd->getUncompressedFrameSize(ds, need).bad() || need > buf_bytes)
             return VS_FAIL(err, VS_ERR_FORMAT, "frame size does not match the image attributes");
+        vs_status st = VS_OK;
+        if (need == buf_bytes && native_frame(f, e, frame, buf, buf_bytes, &st, err)) return st;
         OFString colour;
         Uint32 frag = *start_fragment;
         OFCondition c = pd->getUncompressedFrame(ds, frame, frag, buf, (Uint32)buf_bytes, colour);

@@ -6,18 +6,22 @@
  * whatever the thread count, and readers (HDF5, h5py) undo the filters as usual.
  *
  * Invariants:
- *   1. The bytes of a filtered chunk are exactly what HDF5's own filters produce: shuffle as
- *      H5Zshuffle.c, zlib stream of compress2 at the level, Fletcher-32 as H5checksum.c
- *      appended little-endian (H5Zfletcher32.c). Edge chunks are full-size, zero-padded.
- *   2. At most `batch` filtered chunks are held in memory at once.
+ *   1. A filtered chunk is what HDF5's own filters read back: shuffle as H5Zshuffle.c, a zlib
+ *      stream (libdeflate's compressor, see shard_deflater: faster than zlib's, so the bytes
+ *      differ from zlib's own but any inflate reads them), Fletcher-32 as
+ *      H5checksum.c appended little-endian (H5Zfletcher32.c). Edge chunks are full-size,
+ *      zero-padded.
+ *   2. At most 4 filtered chunks per thread are held in memory at once.
+ *   3. The bytes of a chunk depend only on its voxels and the level: the thread count changes
+ *      which thread filters it, never what it holds or where it is written.
  */
 #include "shard_h5.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libdeflate.h>
-#include <zlib.h>
 
 /* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, sums folded every 360.
  * Each block of t words adds sum1 += sum(w_i) and sum2 += t*sum1 + sum((t - i) w_i): the same
@@ -51,18 +55,73 @@ static uint32_t fletcher32(const uint8_t *data, size_t n_bytes) {
     return (sum2 << 16) | sum1;
 }
 
+/* ---- the compressor ------------------------------------------------------------------- */
+
+/* libdeflate at every level: its output is a function of the input and the level (no state
+ * carried between calls, no read of memory it did not write, the same bytes on every CPU:
+ * oracle/test_shard_deflate_paths.sh). ISA-L's igzip (levels 1-2, 3-4x faster on CT) was
+ * dropped because its bytes were not: ISA-L 2.30 read an uninitialised stream field (hist_bits,
+ * fixed by zeroing it), and after that fix concurrent ingests of one folder still wrote other,
+ * valid, streams for 1-2 chunks of about one ingest in a hundred (threads 2-4; none of it
+ * reproduced in one thread from the same chunks, whatever the buffers' alignment, the bytes
+ * around them or the chunk deflated before; bench/README.md). */
+struct shard_deflater {
+    struct libdeflate_compressor *ld;
+};
+
+const char *shard_deflate_name(int level) {
+    return level <= 0 ? "none" : "libdeflate " LIBDEFLATE_VERSION_STRING;
+}
+
+size_t shard_deflate_bound(size_t n) {
+    return libdeflate_zlib_compress_bound(NULL, n);
+}
+
+void shard_deflater_free(shard_deflater *z) {
+    if (!z) return;
+    if (z->ld) libdeflate_free_compressor(z->ld);
+    free(z);
+}
+
+shard_deflater *shard_deflater_new(int level) {
+    shard_deflater *z = calloc(1, sizeof *z);
+    if (!z) return NULL;
+    if (!(z->ld = libdeflate_alloc_compressor(level))) {
+        shard_deflater_free(z);
+        return NULL;
+    }
+    return z;
+}
+
+size_t shard_deflate(shard_deflater *z, const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
+    return libdeflate_zlib_compress(z->ld, in, n, out, cap);
+}
+
+/* The chunks of one volume, filtered by worker threads and written in chunk order by the
+ * caller. Chunk k goes to slot k % n_slots; a worker claims the next chunk only while its slot
+ * is free (invariant 2), and the caller writes chunk k once ready[k % n_slots] == k + 1. */
 typedef struct chunk_job {
     const uint8_t *voxels;
     hsize_t dims[3], chunk[3], grid[3]; /* grid: chunks per axis */
-    size_t es, chunk_bytes;
+    size_t es, chunk_bytes, bound;
     int level;
-    /* the batch */
-    hsize_t first; /* linear index of the batch's first chunk */
-    int n, n_threads;
-    uint8_t **raw, **shuf, **out; /* per slot: (chunk_bytes), (chunk_bytes), (bound + 4) */
-    size_t *out_len;
-    int *failed;
+    hsize_t total;
+    int n_slots;
+    uint8_t **out;   /* per slot: (bound + 4) */
+    size_t *out_len; /* per slot; 0: compression failed */
+    hsize_t *ready;  /* per slot: chunk index + 1 when filtered, 0 when free */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hsize_t next_claim, next_write;
+    int stop;
 } chunk_job;
+
+/* What one filtering thread owns. */
+typedef struct chunk_worker {
+    chunk_job *job;
+    uint8_t *shuf; /* (chunk_bytes) */
+    shard_deflater *z;
+} chunk_worker;
 
 static void chunk_origin(const chunk_job *j, hsize_t index, hsize_t at[3]) {
     at[2] = (index % j->grid[2]) * j->chunk[2];
@@ -70,97 +129,101 @@ static void chunk_origin(const chunk_job *j, hsize_t index, hsize_t at[3]) {
     at[0] = (index / j->grid[2] / j->grid[1]) * j->chunk[0];
 }
 
-/* Copy chunk `index` out of the volume (zero-padded), shuffle, deflate, append Fletcher-32. */
-static void filter_chunk(chunk_job *j, int slot) {
+/* Gather chunk `index` out of the volume straight into shuffled (planar) order, zero-padded at
+ * the edges: plane b holds byte b of every element, as H5Zshuffle.c lays it out. */
+static void gather_shuffled(const chunk_job *j, hsize_t index, uint8_t *shuf) {
     hsize_t at[3];
-    chunk_origin(j, j->first + (hsize_t)slot, at);
-    uint8_t *raw = j->raw[slot], *shuf = j->shuf[slot], *out = j->out[slot];
-    memset(raw, 0, j->chunk_bytes);
+    chunk_origin(j, index, at);
     hsize_t nz = j->dims[0] - at[0] < j->chunk[0] ? j->dims[0] - at[0] : j->chunk[0];
     hsize_t ny = j->dims[1] - at[1] < j->chunk[1] ? j->dims[1] - at[1] : j->chunk[1];
     hsize_t nx = j->dims[2] - at[2] < j->chunk[2] ? j->dims[2] - at[2] : j->chunk[2];
-    for (hsize_t z = 0; z < nz; z++)
-        for (hsize_t y = 0; y < ny; y++)
-            memcpy(raw + ((z * j->chunk[1] + y) * j->chunk[2]) * j->es,
-                   j->voxels +
-                       (((at[0] + z) * j->dims[1] + at[1] + y) * j->dims[2] + at[2]) * j->es,
-                   nx * j->es);
     size_t n_elem = j->chunk_bytes / j->es;
-    if (j->es == 2) { /* int16, the common case, without the inner stride */
-        for (size_t i = 0; i < n_elem; i++) {
-            shuf[i] = raw[2 * i];
-            shuf[n_elem + i] = raw[2 * i + 1];
+    if (nz < j->chunk[0] || ny < j->chunk[1] || nx < j->chunk[2]) memset(shuf, 0, j->chunk_bytes);
+    for (hsize_t z = 0; z < nz; z++)
+        for (hsize_t y = 0; y < ny; y++) {
+            size_t dst = (size_t)((z * j->chunk[1] + y) * j->chunk[2]);
+            const uint8_t *src =
+                j->voxels + (((at[0] + z) * j->dims[1] + at[1] + y) * j->dims[2] + at[2]) * j->es;
+            if (j->es == 1) {
+                memcpy(shuf + dst, src, (size_t)nx);
+            } else if (j->es == 2) { /* int16, the common case, without the inner stride */
+                uint8_t *p0 = shuf + dst, *p1 = shuf + n_elem + dst;
+                for (size_t i = 0; i < (size_t)nx; i++) {
+                    p0[i] = src[2 * i];
+                    p1[i] = src[2 * i + 1];
+                }
+            } else {
+                for (size_t b = 0; b < j->es; b++)
+                    for (size_t i = 0; i < (size_t)nx; i++)
+                        shuf[b * n_elem + dst + i] = src[i * j->es + b];
+            }
         }
-    } else {
-        for (size_t b = 0; b < j->es; b++)
-            for (size_t i = 0; i < n_elem; i++)
-                shuf[b * n_elem + i] = raw[i * j->es + b];
-    }
+}
+
+/* Shuffle, deflate (zlib stream), append Fletcher-32 little-endian: chunk `index` into `slot`. */
+static void filter_chunk(chunk_worker *w, hsize_t index, int slot) {
+    chunk_job *j = w->job;
+    uint8_t *out = j->out[slot];
+    gather_shuffled(j, index, w->shuf);
     size_t len = j->chunk_bytes;
     if (j->level > 0) {
-        uLongf dlen = compressBound((uLong)j->chunk_bytes);
-        if (compress2(out, &dlen, shuf, (uLong)j->chunk_bytes, j->level) != Z_OK) {
-            j->failed[slot] = 1;
+        len = shard_deflate(w->z, w->shuf, j->chunk_bytes, out, j->bound);
+        if (len == 0) { /* cannot happen with a buffer of the compress bound */
+            j->out_len[slot] = 0;
             return;
         }
-        len = dlen;
     } else {
-        memcpy(out, shuf, len);
+        memcpy(out, w->shuf, len);
     }
     uint32_t f = fletcher32(out, len);
     for (int k = 0; k < 4; k++)
         out[len + (size_t)k] = (uint8_t)(f >> (8 * k));
     j->out_len[slot] = len + 4;
-    j->failed[slot] = 0;
 }
 
-typedef struct worker_arg {
-    chunk_job *job;
-    int id;
-} worker_arg;
-
-static void *worker(void *p) {
-    worker_arg *a = p;
-    for (int s = a->id; s < a->job->n; s += a->job->n_threads)
-        filter_chunk(a->job, s);
+static void *chunk_worker_run(void *p) {
+    chunk_worker *w = p;
+    chunk_job *j = w->job;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->stop && j->next_claim < j->total &&
+               j->next_claim - j->next_write >= (hsize_t)j->n_slots)
+            pthread_cond_wait(&j->cv, &j->mu);
+        if (j->stop || j->next_claim >= j->total) break;
+        hsize_t k = j->next_claim++;
+        int slot = (int)(k % (hsize_t)j->n_slots);
+        pthread_mutex_unlock(&j->mu);
+        filter_chunk(w, k, slot);
+        pthread_mutex_lock(&j->mu);
+        j->ready[slot] = k + 1;
+        pthread_cond_broadcast(&j->cv);
+    }
+    pthread_mutex_unlock(&j->mu);
     return NULL;
 }
 
-/* Filter the batch's chunks, in worker threads when n_threads > 1. */
-static int filter_batch(chunk_job *j) {
-    if (j->n_threads <= 1 || j->n == 1) {
-        for (int s = 0; s < j->n; s++)
-            filter_chunk(j, s);
-        return 0;
+static void free_job(chunk_job *j, chunk_worker *w, int n_workers) {
+    for (int t = 0; t < n_workers; t++) {
+        free(w[t].shuf);
+        shard_deflater_free(w[t].z);
     }
-    pthread_t th[64];
-    worker_arg args[64];
-    int started = 0;
-    for (int t = 0; t < j->n_threads && t < 64; t++) {
-        args[t] = (worker_arg){j, t};
-        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) break;
-        started++;
-    }
-    for (int t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
-    /* Slots of threads that did not start are done here. */
-    for (int t = started; t < j->n_threads; t++)
-        for (int s = t; s < j->n; s += j->n_threads)
-            filter_chunk(j, s);
-    return 0;
-}
-
-static void free_slots(chunk_job *j, int batch) {
-    for (int s = 0; s < batch; s++) {
-        if (j->raw) free(j->raw[s]);
-        if (j->shuf) free(j->shuf[s]);
-        if (j->out) free(j->out[s]);
-    }
-    free(j->raw);
-    free(j->shuf);
+    for (int s = 0; j->out && s < j->n_slots; s++)
+        free(j->out[s]);
     free(j->out);
     free(j->out_len);
-    free(j->failed);
+    free(j->ready);
+}
+
+/* Write chunk k (waiting for a worker to filter it, unless the caller filters it itself). */
+static vs_status write_one(chunk_job *j, hid_t d, const char *path, hsize_t k, vs_error *err) {
+    int slot = (int)(k % (hsize_t)j->n_slots);
+    hsize_t at[3];
+    chunk_origin(j, k, at);
+    if (j->out_len[slot] == 0)
+        return VS_FAIL(err, VS_ERR_LIBRARY, "%s: the compressor failed on a chunk", path);
+    if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, at, j->out_len[slot], j->out[slot]) < 0)
+        return shard_h5_fail(err, path, "cannot write a chunk");
+    return VS_OK;
 }
 
 vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, const hsize_t dims[3],
@@ -171,50 +234,86 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
     j.voxels = voxels;
     j.es = es;
     j.level = level;
-    j.n_threads = n_threads < 1 ? 1 : n_threads > 64 ? 64 : n_threads;
     j.chunk_bytes = es;
-    hsize_t total = 1;
+    j.total = 1;
     for (int a = 0; a < 3; a++) {
         j.dims[a] = dims[a];
         j.chunk[a] = chunk[a];
         j.grid[a] = (dims[a] + chunk[a] - 1) / chunk[a];
         j.chunk_bytes *= (size_t)chunk[a];
-        total *= j.grid[a];
+        j.total *= j.grid[a];
     }
-    int batch = 4 * j.n_threads;
-    size_t bound = (size_t)compressBound((uLong)j.chunk_bytes);
-    if (bound < j.chunk_bytes) bound = j.chunk_bytes;
-    j.raw = calloc((size_t)batch, sizeof *j.raw);
-    j.shuf = calloc((size_t)batch, sizeof *j.shuf);
-    j.out = calloc((size_t)batch, sizeof *j.out);
-    j.out_len = calloc((size_t)batch, sizeof *j.out_len);
-    j.failed = calloc((size_t)batch, sizeof *j.failed);
+    int n_workers = n_threads < 1 ? 1 : n_threads > 64 ? 64 : n_threads;
+    if ((hsize_t)n_workers > j.total) n_workers = (int)j.total;
+    /* One thread: the caller filters and writes each chunk in turn, no worker. */
+    int threaded = n_workers > 1;
+    j.n_slots = threaded ? 4 * n_workers : 1;
+    j.bound = shard_deflate_bound(j.chunk_bytes);
+    chunk_worker w[64];
+    memset(w, 0, sizeof w);
+    j.out = calloc((size_t)j.n_slots, sizeof *j.out);
+    j.out_len = calloc((size_t)j.n_slots, sizeof *j.out_len);
+    j.ready = calloc((size_t)j.n_slots, sizeof *j.ready);
     vs_status st = VS_OK;
-    if (!j.raw || !j.shuf || !j.out || !j.out_len || !j.failed) {
+    if (!j.out || !j.out_len || !j.ready)
         st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
-        goto done;
-    }
-    for (int s = 0; s < batch; s++)
-        if (!(j.raw[s] = malloc(j.chunk_bytes)) || !(j.shuf[s] = malloc(j.chunk_bytes)) ||
-            !(j.out[s] = malloc(bound + 4))) {
+    for (int s = 0; st == VS_OK && s < j.n_slots; s++)
+        if (!(j.out[s] = malloc(j.bound + 4)))
             st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
-            goto done;
+    for (int t = 0; st == VS_OK && t < n_workers; t++) {
+        w[t].job = &j;
+        if (!(w[t].shuf = malloc(j.chunk_bytes)))
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate chunk buffers");
+        else if (level > 0 && !(w[t].z = shard_deflater_new(level)))
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate a compressor (level %d)", level);
+    }
+    if (st != VS_OK) {
+        free_job(&j, w, n_workers);
+        return st;
+    }
+    if (!threaded) {
+        for (hsize_t k = 0; k < j.total && st == VS_OK; k++) {
+            filter_chunk(&w[0], k, 0);
+            st = write_one(&j, d, path, k, err);
         }
-    for (hsize_t first = 0; first < total && st == VS_OK; first += (hsize_t)batch) {
-        j.first = first;
-        j.n = total - first < (hsize_t)batch ? (int)(total - first) : batch;
-        filter_batch(&j);
-        for (int s = 0; s < j.n && st == VS_OK; s++) {
-            hsize_t at[3];
-            chunk_origin(&j, first + (hsize_t)s, at);
-            if (j.failed[s])
-                st = VS_FAIL(err, VS_ERR_LIBRARY, "%s: zlib failed to compress a chunk", path);
-            else if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, at, j.out_len[s], j.out[s]) < 0)
-                st = shard_h5_fail(err, path, "cannot write a chunk");
+        free_job(&j, w, n_workers);
+        return st;
+    }
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    pthread_t th[64];
+    int started = 0;
+    while (started < n_workers &&
+           pthread_create(&th[started], NULL, chunk_worker_run, &w[started]) == 0)
+        started++;
+    if (started == 0) { /* no thread at all: the bytes are the same, only slower */
+        for (hsize_t k = 0; k < j.total && st == VS_OK; k++) {
+            filter_chunk(&w[0], k, (int)(k % (hsize_t)j.n_slots));
+            st = write_one(&j, d, path, k, err);
         }
     }
-done:
-    free_slots(&j, batch);
+    for (hsize_t k = 0; started && k < j.total && st == VS_OK; k++) {
+        int slot = (int)(k % (hsize_t)j.n_slots);
+        pthread_mutex_lock(&j.mu);
+        while (j.ready[slot] != k + 1)
+            pthread_cond_wait(&j.cv, &j.mu);
+        pthread_mutex_unlock(&j.mu);
+        st = write_one(&j, d, path, k, err);
+        pthread_mutex_lock(&j.mu);
+        j.ready[slot] = 0;
+        j.next_write = k + 1;
+        pthread_cond_broadcast(&j.cv);
+        pthread_mutex_unlock(&j.mu);
+    }
+    pthread_mutex_lock(&j.mu);
+    j.stop = 1;
+    pthread_cond_broadcast(&j.cv);
+    pthread_mutex_unlock(&j.mu);
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    free_job(&j, w, n_workers);
     return st;
 }
 

@@ -41,7 +41,7 @@ herr_t shard_h5_read_attr_string(hid_t obj, const char *name, char *buf, size_t 
 herr_t shard_h5_read_attr_doubles(hid_t obj, const char *name, double *values, size_t n);
 herr_t shard_h5_read_attr_int64(hid_t obj, const char *name, int64_t *value);
 
-/* "sha256:<hex>" of n bytes. */
+/* "sha256:<hex>" of n bytes ("" when OpenSSL cannot allocate its context). */
 void shard_checksum(const void *bytes, size_t n, char out[SHARD_CHECKSUM_MAX]);
 
 /* 1 if key is 1..64 characters of [A-Za-z0-9._-]. */
@@ -58,6 +58,17 @@ hid_t shard_dtype_mem_type(vol_dtype t);
 vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, const hsize_t dims[3],
                              const hsize_t chunk[3], size_t es, int level, int n_threads,
                              vs_error *err);
+
+/* The deflate step of the chunk writer (io/shard/shard_chunks.c): a compressor for one thread at
+ * a zlib-style level 1..9; shard_deflate returns the zlib stream's length, 0 on failure
+ * (cap below shard_deflate_bound(n)). shard_deflate_name(level) is the implementation and
+ * version the bytes depend on ("libdeflate 1.14", "none" for level 0). */
+typedef struct shard_deflater shard_deflater;
+shard_deflater *shard_deflater_new(int level);
+void shard_deflater_free(shard_deflater *z);
+size_t shard_deflate_bound(size_t n);
+size_t shard_deflate(shard_deflater *z, const uint8_t *in, size_t n, uint8_t *out, size_t cap);
+const char *shard_deflate_name(int level);
 
 /* How a volume dataset is chunked and filtered, for the fast box reader. */
 typedef struct shard_chunk_layout {

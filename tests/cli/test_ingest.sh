@@ -14,6 +14,17 @@ check() { if [ "$2" != "$3" ]; then echo "FAIL: $1 (exit $3, wanted $2)"; fails=
 /usr/bin/python3 "$SRC/tests/cli/ingest_check.py" "$t/c" "$t/o" || fails=$((fails + 1))
 if grep -F -f <(awk 'length >= 6' "$t/c/phi.txt") "$t/log" >/dev/null; then echo "FAIL: the log holds a planted identifier"; fails=$((fails + 1)); else echo "ok: log clean"; fi
 sum1=$(sha256sum "$t"/o/shards/*.h5 | sha256sum)
+# the same bytes with 3 threads (decode, compression and the series pipeline), preprocessed too
+for run in 1:a 3:b 3:c; do
+  "$V" ingest "$t/c/dicom" --out "$t/p${run#*:}" --key "$t/k" --preprocess standard --ct-window -200,300 -j "${run%:*}" 2>/dev/null
+done
+"$V" ingest "$t/c/dicom" --out "$t/o3" --key "$t/k" --preprocess none -j 3 2>/dev/null
+if [ "$(cd "$t/o3/shards" && sha256sum *.h5)" = "$(cd "$t/o/shards" && sha256sum *.h5)" ] &&
+   [ "$(cd "$t/pa/shards" && sha256sum *.h5)" = "$(cd "$t/pb/shards" && sha256sum *.h5)" ] &&
+   [ "$(cd "$t/pb/shards" && sha256sum *.h5)" = "$(cd "$t/pc/shards" && sha256sum *.h5)" ] &&
+   [ -n "$(ls "$t/pa/shards")" ]; then
+  echo "ok: shards byte-identical with 1 and 3 threads, raw and preprocessed"
+else echo "FAIL: shard bytes depend on the thread count or the run"; fails=$((fails + 1)); fi
 "$V" ingest "$t/c/dicom" --out "$t/o" --key "$t/k" --preprocess none 2>/dev/null; check "rerun with nothing new" 5 $?
 [ "$(sha256sum "$t"/o/shards/*.h5 | sha256sum)" = "$sum1" ] && echo "ok: shards untouched" || { echo "FAIL: rerun changed shards"; fails=$((fails + 1)); }
 # a new series arrives (from another cohort), and a damaged file
@@ -76,11 +87,11 @@ for f in sorted(glob.glob(first + '/*.dcm')):
     shutil.copy(f, os.path.join(folder, pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID + '.dcm'))
 open(names, 'w').write('%s\n%s\n%s\n' % (ds.PatientID, str(ds.PatientName).replace('^', '_'), ds.SOPInstanceUID))
 PY
-"$V" ingest "$t/archive" --out "$t/pa" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "ingest of the named archive" 0 $?
-"$V" verify-deid --phi-list "$t/names" "$t/pa" >"$t/vd" 2>&1; check "verify-deid passes over the whole output folder" 0 $?
+"$V" ingest "$t/archive" --out "$t/named" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "ingest of the named archive" 0 $?
+"$V" verify-deid --phi-list "$t/names" "$t/named" >"$t/vd" 2>&1; check "verify-deid passes over the whole output folder" 0 $?
 [ "$(/usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from linkage where kind='source-path' and original like '%.dcm'\").fetchone()[0])" "$t/link.sqlite")" \
   = "$(ls "$t"/archive/*/*.dcm | wc -l)" ] && echo "ok: the linkage table maps every source path to its key" \
   || { echo "FAIL: linkage table lacks the source paths"; fails=$((fails + 1)); }
-"$V" ingest "$t/archive" --out "$t/pa" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "rerun finds every file by its key: nothing new" 5 $?
+"$V" ingest "$t/archive" --out "$t/named" --key "$t/k" --linkage "$t/link.sqlite" 2>/dev/null; check "rerun finds every file by its key: nothing new" 5 $?
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -64,7 +64,9 @@ done
   && echo "ok: Pillow reads JPEG 2000" || { echo "FAIL: Pillow cannot read JPEG 2000"; fails=$((fails + 1)); }
 
 # the programs the tests run
-for p in clang cmake python3 dcm2niix chromium dcmcjpeg dcmcjpls dcmcrle dcmconv dcmdump dcmdjpeg dcmdjpls dcmdrle flock timeout mpirun pgrep; do
+progs="clang cmake python3 dcm2niix chromium dcmcjpeg dcmcjpls dcmcrle dcmconv dcmdump dcmdjpeg dcmdjpls dcmdrle flock timeout mpirun pgrep valgrind"
+[ "$(dpkg --print-architecture)" = amd64 ] && progs="$progs qemu-x86_64" # test_shard_deflate_paths
+for p in $progs; do
   f=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$p") || { echo "FAIL: $p is not installed"; fails=$((fails + 1)); continue; }
   need "program $p" "$f"
 done

@@ -1,21 +1,27 @@
 /* dicom_dump — test helper: scan PATH..., assemble every volume, write OUT/vol_N.raw (voxels
  * as stored in memory, native endian) and OUT/summary.json (the run summary). Used by the
  * Python comparisons against pydicom and dcm2niix; not installed.
- * Usage: dicom_dump [--resample] OUT PATH... */
+ * Usage: dicom_dump [--resample] [--threads N] OUT PATH... (3 threads unless told) */
 #include "dicom.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int main(int argc, char **argv) {
     dcm_options opt = {0};
+    opt.threads = 3; /* the comparisons check the threaded decoder; --threads 1 the serial one */
     int a = 1;
-    if (a < argc && strcmp(argv[a], "--resample") == 0) {
-        opt.resample_uneven = 1;
-        a++;
+    for (; a < argc; a++) {
+        if (strcmp(argv[a], "--resample") == 0)
+            opt.resample_uneven = 1;
+        else if (strcmp(argv[a], "--threads") == 0 && a + 1 < argc)
+            opt.threads = atoi(argv[++a]);
+        else
+            break;
     }
     if (argc - a < 2) {
-        fprintf(stderr, "usage: dicom_dump [--resample] OUT PATH...\n");
+        fprintf(stderr, "usage: dicom_dump [--resample] [--threads N] OUT PATH...\n");
         return 2;
     }
     const char *out = argv[a++];

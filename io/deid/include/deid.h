@@ -110,6 +110,30 @@ int deid_date_shift(const deid_ctx *ctx, const char *patient_id, const char *iss
 
 /* --- verify-deid ------------------------------------------------------------------------ */
 
+/* The identifiers a site lists (names, IDs, accession numbers, dates, UIDs), compiled once
+ * (io/deid/deid_phi.c, in time linear in the list) and searched for together in one pass over the
+ * bytes: the cost of a scan hardly grows with the length of the list. Matching is
+ * case-insensitive; an identifier that begins or ends with a digit matches only on digit
+ * boundaries (a birth date is not found inside a longer number); one listed as "\bWORD" only
+ * on word boundaries; "\\..." lists an identifier that starts with a backslash. Read-only
+ * once compiled: threads share it. */
+typedef struct deid_phi deid_phi;
+/* Compile items[0..n) (NUL-terminated, in the syntax above; empty items list nothing). */
+vs_status deid_phi_compile(const char *const *items, int n, deid_phi **out, vs_error *err);
+/* One identifier per line; CR/LF stripped, blank lines skipped. Errors name the file, never
+ * an identifier. */
+vs_status deid_phi_load(const char *path, deid_phi **out, vs_error *err);
+void deid_phi_free(deid_phi *p);
+int deid_phi_count(const deid_phi *p); /* items given, including empty ones */
+/* The leftmost listed identifier in s[0..n): 1 and *pos, or 0. p may be NULL (none). */
+int deid_phi_find(const deid_phi *p, const char *s, size_t n, size_t *pos);
+/* Every match in s[0..n), once, in order of its start: fn(user, item index, start) returns
+ * non-zero to stop. raw: s is a file's raw bytes (a lone digit byte next to a match is no
+ * boundary violation: in binary formats it is a length or tag byte). */
+typedef int (*deid_phi_fn)(void *user, int id, size_t pos);
+vs_status deid_phi_each(const deid_phi *p, const char *s, size_t n, int raw, deid_phi_fn fn,
+                        void *user, vs_error *err);
+
 typedef struct deid_hit {
     const char *path; /* the file */
     char where[96];   /* tag path, e.g. "(0008,1140)[0].(0008,1155)" or "raw bytes" */
@@ -122,10 +146,10 @@ typedef void (*deid_hit_fn)(const deid_hit *hit, void *user);
  * in DeidentificationMethodCodeSequence), private elements (all of them, or, when the file
  * declares Retain Safe Private, those outside Table E.3.10-1 and creators of blocks without a
  * safe element), UIDs not of the 2.25 pseudonym form (DICOM-defined 1.2.840.10008 UIDs excepted), a
- * missing PatientIdentityRemoved = YES, and any of phi[0..n_phi) in any text value
+ * missing PatientIdentityRemoved = YES, and any listed identifier (phi, may be NULL) in any text value
  * (case-insensitive) or in the raw bytes. Calls fn per hit and adds the count to *n_hits. A file
  * that is not DICOM is an error (VS_ERR_FORMAT) naming the file. */
-vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+vs_status deid_verify_file(const char *path, const deid_phi *phi, deid_hit_fn fn,
                            void *user, int *n_hits, vs_error *err);
 
 /* Scan an HDF5 shard (io/deid/deid_shard.c): every object name, attribute name and string value,
@@ -133,16 +157,16 @@ vs_status deid_verify_file(const char *path, const char *const *phi, int n_phi, 
  * organisation's root (allowed only in series_instance_uid under the Retain UIDs option), and
  * every name the shard schema does not define; then its raw bytes. VS_ERR_LIBRARY naming the
  * file when HDF5 cannot open or walk it. */
-vs_status deid_verify_shard(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn,
                             void *user, int *n_hits, vs_error *err);
 /* Scan a text file (reports, JSON-lines logs) line by line for listed identifiers and UIDs of
  * an organisation's root; hits name the line and column. */
-vs_status deid_verify_text(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+vs_status deid_verify_text(const char *path, const deid_phi *phi, deid_hit_fn fn,
                            void *user, int *n_hits, vs_error *err);
 /* Scan any file by what it holds: DICOM ("DICM" at offset 128) with deid_verify_file, HDF5
  * with deid_verify_shard, text (no NUL byte in its first 8 KiB) with deid_verify_text, any
  * other file by its raw bytes (listed identifiers, UIDs of an organisation's root). */
-vs_status deid_verify_path(const char *path, const char *const *phi, int n_phi, deid_hit_fn fn,
+vs_status deid_verify_path(const char *path, const deid_phi *phi, deid_hit_fn fn,
                            void *user, int *n_hits, vs_error *err);
 
 #ifdef __cplusplus

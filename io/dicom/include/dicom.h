@@ -51,7 +51,11 @@ typedef struct dcm_options {
     uint64_t max_volume_voxels; /* refuse a volume larger than this (0: 2^31) */
     int resample_uneven;        /* 1: resample uneven series and gaps of up to 4 steps */
     double spacing_tolerance;   /* relative slice-step deviation allowed (0: 0.01) */
+    int threads; /* threads loading and decoding a volume's files (0 or 1: the caller alone;
+                    at most DCM_MAX_THREADS); volumes do not depend on it */
 } dcm_options;
+
+#define DCM_MAX_THREADS 64
 
 typedef enum dcm_state {
     DCM_PENDING = 0, /* scanned, not yet assembled */

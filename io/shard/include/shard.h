@@ -32,13 +32,13 @@
 
 typedef struct shard_options {
     int chunk[3];      /* chunk edge per axis (slice, row, column), clipped to the volume */
-    int deflate_level; /* zlib level 0..9 (after the shuffle filter) */
+    int deflate_level; /* zlib level 0..9 after the shuffle filter (libdeflate) */
     int retain_uids;   /* 1: store series_instance_uid (the Retain UIDs option) */
     int threads; /* threads filtering chunks (+1 for the SHA-256); bytes do not depend on it */
     const char *params; /* creation parameters recorded on the shard (JSON text), or NULL */
 } shard_options;
 
-/* chunk 32³, deflate 4, no UIDs, 1 thread, no params. */
+/* chunk 32³, deflate 1, no UIDs, 1 thread, no params. */
 void shard_options_default(shard_options *o);
 
 /* What the shard records about a volume besides the volume itself. */

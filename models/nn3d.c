@@ -1,15 +1,26 @@
 /* nn3d.c — the layers of nn3d.h.
  *
- * A convolution is im2col + GEMM, one slab of output x-rows at a time: for batch item b and
- * rows [r0, r1) of the (Oz * Oy) output rows, col (Ci k^3, P) holds the input voxel under each
- * kernel tap for each of the P = (r1 - r0) Ox outputs, and out[b][:, slab] = w (Co, Ci k^3) @ col.
- * Backward reuses the same pieces:
- *   dw    += dout_slab @ col^T, summed per fixed group of (b, slab) pieces, then over groups;
- *   dinp  at stride 1 is the forward convolution of dout with the flipped, transposed kernel
- *         (padding k - 1 - k/2 = k/2), so it is computed like a forward pass, a gather;
- *         at stride 2 it is dcol = w^T @ dout_slab scattered back (col2im), each piece owning a
- *         fixed group of input channels of one batch item so no two threads add to one voxel.
- * Pieces depend only on the shapes, so every thread count gives the same bits (invariant 3).
+ * A convolution is a col matrix (im2col) times the weights, one bounded piece of one batch item
+ * at a time, each piece computed by one thread with single-threaded OpenBLAS:
+ *   stride 2, and k = 1 ("rows"): col (Ci k^3, P) holds the input voxel under each kernel tap
+ *     for the P outputs of a slab of output x-rows; out[b][:, slab] = w (Co, Ci k^3) @ col.
+ *     At k = 1, stride 1 the input itself is col.
+ *   stride 1, k = 3 ("planes"): a piece is a run of output planes of one item, walked plane by
+ *     plane (in bands of rows when a plane is large). The col of an input plane holds only its 9
+ *     in-plane taps (9 Ci, band); output plane z is the sum over kz of
+ *     w_kz (Co, 9 Ci) @ col(plane z + kz - 1). The cols of the last three planes stay in a ring,
+ *     so each input plane's col is written once per run, a third of im2col's writes.
+ * Backward:
+ *   rows:   dw^T += col @ dout_slab^T per piece; dinp at stride 2 is dcol = w^T @ dout_slab
+ *           scattered back (col2im), each piece owning a fixed group of input channels of one
+ *           item so no two threads add to one voxel; at k = 1, stride 1, dinp = w^T @ dout.
+ *   planes: dinp is the forward convolution of dout with the flipped, transposed kernel
+ *           (padding k - 1 - k/2 = k/2), walked like the forward pass over cols of dout, and
+ *           the same cols give the weight gradient, dw^T += col(dout) @ inp^T: one walk, and
+ *           no col of the input at all.
+ *   Weight gradients are summed per fixed group of pieces into partials, then over the groups
+ *   in order. Pieces and groups depend only on the shapes, so every thread count gives the
+ *   same bits (invariant 3).
  */
 #include "nn3d.h"
 
@@ -22,9 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* A convolution's geometry for one direction of the product: ci channels of an n volume to co
  * channels on an o grid. The backward pass at stride 1 runs a second, transposed one. */
@@ -32,11 +40,15 @@ typedef struct conv_geom {
     int ci, co, k, s, p;
     int n[3], o[3];
     size_t N, O;        /* voxels per channel of input and output */
+    size_t plane;       /* output voxels per z-plane, Oy Ox */
     size_t in_b, out_b; /* batch strides in floats */
-    int kdim;           /* ci k^3: rows of col */
-    int rows;           /* output x-rows, Oz * Oy */
-    int slab_rows;      /* output x-rows per slab */
+    int planes;         /* 1: the stride-1 3^3 path, slabs of whole planes and 9-tap cols */
+    int kdim;           /* rows of col: ci k^3, or ci 9 on the plane path */
+    int rows;           /* output x-rows, Oz Oy */
+    int slab_rows;      /* output x-rows per slab (whole planes on the plane path) */
     int n_slabs;
+    int band_rows;     /* plane path: rows per band of a plane */
+    size_t col_floats; /* one slab's col (plane path: the ring of three band cols) */
 } conv_geom;
 
 /* Overflow-checked a * b into *r (0 on overflow). */
@@ -50,20 +62,25 @@ int nn_conv3d_out_size(int n, int k, int s) {
 
 /* GEMMs narrower than this waste more than a cache-sized slab saves. */
 #define CONV_MIN_COLS 256
+/* Slabs per batch item are at least ceil(this / B), so a small batch still feeds the threads. */
+#define CONV_MIN_PIECES 8
 
-/* Slab height in output x-rows for a col of kdim rows: within `budget` floats, but at least
- * CONV_MIN_COLS columns wide and one row. */
-static int slab_rows_for(size_t budget, int kdim, int ox, int rows) {
-    size_t per_row = (size_t)kdim * (size_t)ox;
-    size_t r = budget / (per_row ? per_row : 1);
-    size_t min_r = (CONV_MIN_COLS + (size_t)ox - 1) / (size_t)ox;
-    if (r < min_r) r = min_r;
-    if (r > (size_t)rows) r = (size_t)rows;
-    return r < 1 ? 1 : (int)r;
+/* Slab size in units (output x-rows) of `unit_cols` columns whose col takes `per_unit` floats
+ * each: within `budget`, at least CONV_MIN_COLS wide and one unit, at most
+ * `units` / ceil(CONV_MIN_PIECES / B). */
+static int slab_units(size_t budget, size_t per_unit, size_t unit_cols, int units, int B) {
+    size_t u = budget / (per_unit ? per_unit : 1);
+    size_t min_u = (CONV_MIN_COLS + unit_cols - 1) / unit_cols;
+    if (u < min_u) u = min_u;
+    int want = (CONV_MIN_PIECES + B - 1) / B;
+    size_t max_u = ((size_t)units + (size_t)want - 1) / (size_t)want;
+    if (u > max_u) u = max_u;
+    return u < 1 ? 1 : (int)u;
 }
 
-/* Fill g for ci channels of an n volume to co channels, stride s; 0 when a size overflows. */
-static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3], size_t in_b,
+/* Fill g for ci channels of an n volume to co channels, stride s, batch B; 0 when a size
+ * overflows size_t or BLAS's int. */
+static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3], int B, size_t in_b,
                      size_t out_b, size_t budget) {
     memset(g, 0, sizeof *g);
     g->ci = ci, g->co = co, g->k = k, g->s = s, g->p = k / 2;
@@ -73,19 +90,32 @@ static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3],
         g->o[a] = nn_conv3d_out_size(n[a], k, s);
         if (!g->o[a] || !mul_ok(N, (size_t)n[a], &N) || !mul_ok(O, (size_t)g->o[a], &O)) return 0;
     }
-    size_t kdim, cn, co_o, rows;
-    /* BLAS takes int sizes and leading dimensions: N, O and ci k^3 must fit one */
-    if (N > INT_MAX || O > INT_MAX || !mul_ok((size_t)ci, (size_t)(k * k * k), &kdim) ||
-        kdim > INT_MAX || !mul_ok((size_t)ci, N, &cn) || !mul_ok((size_t)co, O, &co_o) ||
+    g->planes = s == 1 && k == 3;
+    size_t kdim, cn, co_o, rows, plane = (size_t)g->o[1] * (size_t)g->o[2];
+    /* BLAS takes int sizes and leading dimensions: N, O, the col's rows and width must fit */
+    if (N > INT_MAX || O > INT_MAX ||
+        !mul_ok((size_t)ci, (size_t)(g->planes ? 9 : k * k * k), &kdim) || kdim > INT_MAX ||
+        !mul_ok((size_t)ci, N, &cn) || !mul_ok((size_t)co, O, &co_o) ||
         !mul_ok((size_t)g->o[0], (size_t)g->o[1], &rows))
         return 0;
-    g->N = N, g->O = O, g->kdim = (int)kdim, g->rows = (int)rows;
+    g->N = N, g->O = O, g->plane = plane, g->kdim = (int)kdim, g->rows = (int)rows;
     g->in_b = in_b ? in_b : cn;
     g->out_b = out_b ? out_b : co_o;
     if (g->in_b < cn || g->out_b < co_o) return 0; /* items would overlap */
-    g->slab_rows = slab_rows_for(budget, g->kdim, g->o[2], g->rows);
+    size_t width, per_unit;
+    if (g->planes) { /* runs as long as the threads allow; bands within the budget */
+        int want = (CONV_MIN_PIECES + B - 1) / B;
+        g->slab_rows = ((g->o[0] + want - 1) / want) * g->o[1];
+        if (!mul_ok(3 * kdim, (size_t)g->o[2], &per_unit)) return 0;
+        g->band_rows = slab_units(budget, per_unit, (size_t)g->o[2], g->o[1], 1);
+        if (!mul_ok(3 * (size_t)g->band_rows, (size_t)g->o[2], &width) || width > INT_MAX) return 0;
+    } else {
+        if (!mul_ok(kdim, (size_t)g->o[2], &per_unit)) return 0;
+        g->slab_rows = slab_units(budget, per_unit, (size_t)g->o[2], g->rows, B);
+        width = (size_t)g->slab_rows * (size_t)g->o[2];
+    }
     g->n_slabs = (g->rows + g->slab_rows - 1) / g->slab_rows;
-    return 1;
+    return mul_ok(kdim, width, &g->col_floats);
 }
 
 /* The geometry of the forward pass, and of the stride-1 input gradient (dout -> dinp); at
@@ -93,11 +123,12 @@ static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3],
 static int shape_geoms(const nn_conv3d_shape *s, conv_geom *fw, conv_geom *bw) {
     if (!s || s->B < 1 || s->Ci < 1 || s->Co < 1) return 0;
     size_t budget = s->slab_floats ? s->slab_floats : NN_CONV_SLAB_FLOATS;
-    if (!geom_init(fw, s->Ci, s->Co, s->k, s->s, s->n, s->inp_bstride, s->out_bstride, budget))
+    if (!geom_init(fw, s->Ci, s->Co, s->k, s->s, s->n, s->B, s->inp_bstride, s->out_bstride,
+                   budget))
         return 0;
     if (s->s == 1) {
         /* Co channels of dout on the input grid to Ci channels of dinp on the same */
-        if (!geom_init(bw, s->Co, s->Ci, s->k, 1, s->n, fw->out_b, s->dinp_bstride, budget))
+        if (!geom_init(bw, s->Co, s->Ci, s->k, 1, s->n, s->B, fw->out_b, s->dinp_bstride, budget))
             return 0;
     } else {
         memset(bw, 0, sizeof *bw);
@@ -115,7 +146,7 @@ static int shape_geoms(const nn_conv3d_shape *s, conv_geom *fw, conv_geom *bw) {
 
 /* Input-channel groups of the stride-2 input gradient: enough pieces for 8 threads. */
 static int cig_size(const nn_conv3d_shape *s) {
-    int want = (8 + s->B - 1) / s->B; /* groups per batch item */
+    int want = (CONV_MIN_PIECES + s->B - 1) / s->B; /* groups per batch item */
     if (want > s->Ci) want = s->Ci;
     return (s->Ci + want - 1) / want;
 }
@@ -125,32 +156,32 @@ static int n_groups(const conv_geom *g, int B) {
     return items < NN_CONV_GROUPS ? (int)items : NN_CONV_GROUPS;
 }
 
-/* Scratch layout, in floats: [flipped w | dw partials | per-thread slab * threads]. */
+/* Scratch layout, in floats: [reordered w | dw partials | per-thread slab * threads]. */
 typedef struct conv_layout {
-    size_t wflip, partials, per_thread, total;
+    size_t wbuf, partials, per_thread, total;
 } conv_layout;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static int layout_for(const nn_conv3d_shape *s, const conv_geom *fw, const conv_geom *bw,
                       int threads, conv_layout *L) {
-    size_t k3 = (size_t)(s->k * s->k * s->k), wsize, part, fcol, bcol, dcol, t;
-    if (!mul_ok((size_t)s->Co, (size_t)fw->kdim, &wsize)) return 0;
-    if (!mul_ok(wsize, (size_t)n_groups(fw, s->B), &part)) return 0;
-    /* forward and dw: col (kdim, slab); stride-1 dinp: col of dout (Co k^3, slab of the input
-     * grid); stride-2 dinp: dcol (cig k^3, slab) */
-    if (!mul_ok((size_t)fw->kdim, (size_t)fw->slab_rows * (size_t)fw->o[2], &fcol) ||
-        !mul_ok((size_t)bw->kdim, (size_t)bw->slab_rows * (size_t)bw->o[2], &bcol) ||
-        !mul_ok((size_t)cig_size(s) * k3, (size_t)fw->slab_rows * (size_t)fw->o[2], &dcol))
+    size_t k3 = (size_t)(s->k * s->k * s->k), wsize, part, dcol, t;
+    if (!mul_ok((size_t)s->Co * (size_t)s->Ci, k3, &wsize)) return 0;
+    int G = n_groups(fw, s->B);
+    if (s->s == 1 && n_groups(bw, s->B) > G) G = n_groups(bw, s->B);
+    if (!mul_ok(wsize, (size_t)G, &part)) return 0;
+    /* forward and dw: fw's col; stride-1 dinp: bw's col (of dout); stride-2 dinp: dcol
+     * (cig k^3, slab) */
+    if (!mul_ok((size_t)cig_size(s) * k3, (size_t)fw->slab_rows * (size_t)fw->o[2], &dcol))
         return 0;
-    size_t per = fcol;
-    if (s->s == 1 && bcol > per) per = bcol;
+    size_t per = fw->col_floats;
+    if (s->s == 1 && bw->col_floats > per) per = bw->col_floats;
     if (s->s == 2 && dcol > per) per = dcol;
-    L->wflip = s->s == 1 ? round16(wsize) : 0;
+    L->wbuf = s->s == 1 ? round16(wsize) : 0;
     L->partials = round16(part);
     L->per_thread = round16(per);
     if (threads < 1 || !mul_ok(L->per_thread, (size_t)threads, &t) ||
-        !add_ok(t, L->wflip + L->partials, &L->total) || L->total > SIZE_MAX / sizeof(float))
+        !add_ok(t, L->wbuf + L->partials, &L->total) || L->total > SIZE_MAX / sizeof(float))
         return 0;
     return 1;
 }
@@ -178,7 +209,7 @@ size_t nn_conv3d_out_voxels(const nn_conv3d_shape *s) {
 double nn_conv3d_flops(const nn_conv3d_shape *s) {
     conv_geom fw, bw;
     if (!shape_geoms(s, &fw, &bw)) return 0.0;
-    return 2.0 * s->B * (double)s->Co * (double)fw.O * (double)fw.kdim;
+    return 2.0 * s->B * (double)s->Co * (double)fw.O * (double)s->Ci * s->k * s->k * s->k;
 }
 
 /* --------------------------------------------------------------------- im2col, col2im */
@@ -191,55 +222,64 @@ static void tap_range(int n, int o, int s, int t, int p, int *lo, int *hi) {
     *lo = l, *hi = h > l ? h : l;
 }
 
-/* Stride 1 (so the output grid is the input's): a col row of tap (kz, ky, kx) is the input
- * shifted by a constant flat offset, so it is one copy, after which the outputs whose tap falls
- * outside the volume (a y or z border row, an x border column) are set to 0. */
-static void vol2col_s1(float *restrict col, size_t ld, const float *restrict in, const conv_geom *g,
-                       int c0, int c1, int r0, int r1) {
-    const int k = g->k, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
-    const long long q0 = (long long)r0 * X, q1 = (long long)r1 * X, N = (long long)g->N;
+/* The plane path's col of input plane z, rows [y0, y1): rows (c, ky, kx) for c in [0, ci),
+ * column (y - y0) X + x holding in[c][z][y + ky - 1][x + kx - 1], 0 outside the plane. A tap
+ * is a constant shift of the flat index, so each row is one copy; then the border row (dy) and
+ * border column (dx) that the shift took from a neighbouring row or plane are set to 0. */
+static void vol2col_band(float *restrict col, size_t ld, const float *restrict in,
+                         const conv_geom *g, int z, int y0, int y1) {
+    const int X = g->n[2], Y = g->n[1];
+    const long long q0 = ((long long)z * Y + y0) * X, q1 = ((long long)z * Y + y1) * X;
+    const long long N = (long long)g->N;
+    const size_t rows = (size_t)(y1 - y0);
     size_t row = 0;
-    for (int c = c0; c < c1; c++) {
+    for (int c = 0; c < g->ci; c++) {
         const float *src = in + (size_t)c * g->N;
-        for (int kz = 0; kz < k; kz++)
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++, row++) {
-                    float *dst = col + row * ld;
-                    const int dz = kz - p, dy = ky - p, dx = kx - p;
-                    long long off = ((long long)dz * Y + dy) * X + dx;
-                    /* [a, b): the outputs whose shifted index lies inside the channel */
-                    long long a = q0 + off < 0 ? -off : q0, b = q1 + off > N ? N - off : q1;
-                    if (a > q1) a = q1;
-                    if (b < a) b = a;
-                    memset(dst, 0, (size_t)(a - q0) * sizeof *dst);
-                    memcpy(dst + (a - q0), src + a + off, (size_t)(b - a) * sizeof *dst);
-                    memset(dst + (b - q0), 0, (size_t)(q1 - b) * sizeof *dst);
-                    if (dz || dy) { /* rows whose input row lies outside the volume */
-                        int oz = r0 / Y, oy = r0 % Y;
-                        for (int r = r0; r < r1; r++) {
-                            int iz = oz + dz, iy = oy + dy;
-                            if (iz < 0 || iz >= Z || iy < 0 || iy >= Y)
-                                memset(dst + (size_t)(r - r0) * X, 0, (size_t)X * sizeof *dst);
-                            if (++oy == Y) oy = 0, oz++;
-                        }
-                    }
-                    if (dx) { /* the x border column: x = 0 for dx < 0, x = X - 1 for dx > 0 */
-                        float *e = dst + (dx < 0 ? 0 : X - 1);
-                        for (int r = r0; r < r1; r++, e += X)
-                            *e = 0.0f;
-                    }
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++, row++) {
+                float *d = col + row * ld;
+                long long off = (long long)dy * X + dx;
+                /* [a, b): the voxels whose shifted index lies inside the channel */
+                long long a = q0 + off < 0 ? -off : q0, b = q1 + off > N ? N - off : q1;
+                if (a > q1) a = q1;
+                if (b < a) b = a;
+                memset(d, 0, (size_t)(a - q0) * sizeof *d);
+                memcpy(d + (a - q0), src + a + off, (size_t)(b - a) * sizeof *d);
+                memset(d + (b - q0), 0, (size_t)(q1 - b) * sizeof *d);
+                if (dy < 0 && y0 == 0) memset(d, 0, (size_t)X * sizeof *d);
+                if (dy > 0 && y1 == Y) memset(d + (rows - 1) * X, 0, (size_t)X * sizeof *d);
+                if (dx) { /* the border column: x = 0 for dx < 0, X - 1 for dx > 0 */
+                    float *e = d + (dx < 0 ? 0 : X - 1);
+                    for (size_t r = 0; r < rows; r++, e += X)
+                        *e = 0.0f;
                 }
+            }
+    }
+}
+
+/* The three x-taps of one input row at stride 2 (padding 1): d0[o] = src[2o - 1],
+ * d1[o] = src[2o], d2[o] = src[2o + 1], 0 where the index leaves [0, X). */
+static inline void gather3_s2(float *restrict d0, float *restrict d1, float *restrict d2,
+                              const float *restrict src, int Ox, int X) {
+    int hi = (X - 1) / 2; /* outputs 1 .. hi - 1 have all three taps inside */
+    d0[0] = 0.0f, d1[0] = src[0], d2[0] = X > 1 ? src[1] : 0.0f;
+    for (int o = 1; o < hi; o++) {
+        d0[o] = src[2 * o - 1];
+        d1[o] = src[2 * o];
+        d2[o] = src[2 * o + 1];
+    }
+    for (int o = hi > 1 ? hi : 1; o < Ox; o++) {
+        d0[o] = src[2 * o - 1];
+        d1[o] = 2 * o < X ? src[2 * o] : 0.0f;
+        d2[o] = 2 * o + 1 < X ? src[2 * o + 1] : 0.0f;
     }
 }
 
 /* col (rows (c, kz, ky, kx) for c in [c0, c1), columns the outputs of x-rows [r0, r1), leading
- * dimension ld) from one batch item's input in (ci, N). Taps outside the volume are 0. */
+ * dimension ld) from one batch item's input in (ci, N), any stride. Taps outside the volume are
+ * 0. Each input row is read once for its k x-taps. */
 static void vol2col(float *restrict col, size_t ld, const float *restrict in, const conv_geom *g,
                     int c0, int c1, int r0, int r1) {
-    if (g->s == 1) {
-        vol2col_s1(col, ld, in, g, c0, c1, r0, r1);
-        return;
-    }
     const int k = g->k, s = g->s, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
     const int Ox = g->o[2], Oy = g->o[1];
     int xlo[3], xhi[3];
@@ -256,7 +296,11 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
                     if (++oy == Oy) oy = 0, oz++;
                     int outside = iz < 0 || iz >= Z || iy < 0 || iy >= Y;
                     const float *src = in + (size_t)c * g->N + ((size_t)iz * Y + iy) * X;
-                    for (int kx = 0; kx < k; kx++) { /* each input row read once for k taps */
+                    if (k == 3 && s == 2 && !outside) { /* the common case in one pass */
+                        gather3_s2(dst, dst + ld, dst + 2 * ld, src, Ox, X);
+                        continue;
+                    }
+                    for (int kx = 0; kx < k; kx++) {
                         float *d = dst + kx * ld;
                         int lo = outside ? Ox : xlo[kx], hi = outside ? Ox : xhi[kx];
                         const int dx = kx - p;
@@ -272,7 +316,7 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
 }
 
 /* The transpose of vol2col: din (ci, N) of one batch item += dcol, for channels [c0, c1) (rows
- * from 0) and x-rows [r0, r1). Each voxel's sum runs in (tap, row) order. */
+ * from 0) and x-rows [r0, r1). Each voxel's sum runs in a fixed (kz, ky, row, x) order. */
 static void col2vol_add(float *restrict din, const float *restrict dcol, size_t ld,
                         const conv_geom *g, int c0, int c1, int r0, int r1) {
     const int k = g->k, s = g->s, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
@@ -283,49 +327,106 @@ static void col2vol_add(float *restrict din, const float *restrict dcol, size_t 
     size_t row = 0;
     for (int c = c0; c < c1; c++)
         for (int kz = 0; kz < k; kz++)
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++, row++) {
-                    const float *src = dcol + row * ld;
-                    const int lo = xlo[kx], hi = xhi[kx], d = kx - p;
-                    int oz = r0 / Oy, oy = r0 % Oy;
-                    for (int r = r0; r < r1; r++, src += Ox) {
-                        int iz = oz * s + kz - p, iy = oy * s + ky - p;
-                        if (++oy == Oy) oy = 0, oz++;
-                        if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
-                        float *dst = din + (size_t)c * g->N + ((size_t)iz * Y + iy) * X;
-                        for (int ox = lo; ox < hi; ox++)
-                            dst[s * ox + d] += src[ox];
-                    }
+            for (int ky = 0; ky < k; ky++, row += (size_t)k) {
+                const float *src = dcol + row * ld;
+                int oz = r0 / Oy, oy = r0 % Oy;
+                for (int r = r0; r < r1; r++, src += Ox) {
+                    int iz = oz * s + kz - p, iy = oy * s + ky - p;
+                    if (++oy == Oy) oy = 0, oz++;
+                    if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
+                    float *dst = din + (size_t)c * g->N + ((size_t)iz * Y + iy) * X;
+                    for (int ox = 0; ox < Ox; ox++) /* the x-taps of output ox, in kx order */
+                        for (int kx = 0; kx < k; kx++)
+                            if (ox >= xlo[kx] && ox < xhi[kx])
+                                dst[s * ox + kx - p] += src[kx * ld + ox];
                 }
+            }
 }
 
 /* ------------------------------------------------------------------------- conv pieces */
-/* One forward piece: out[b][:, slab j] = w @ col (+ bias), col from scratch `col`. */
+/* A slab's extent: output x-rows [r0, r1), its first output voxel p0 and width P; on the plane
+ * path (whole planes) the planes [z0, z1). */
+typedef struct slab {
+    int r0, r1, P, z0, z1;
+    size_t p0;
+} slab;
+
+static slab slab_at(const conv_geom *g, int j) {
+    slab sl;
+    sl.r0 = j * g->slab_rows, sl.r1 = sl.r0 + g->slab_rows;
+    if (sl.r1 > g->rows) sl.r1 = g->rows;
+    sl.P = (sl.r1 - sl.r0) * g->o[2];
+    sl.p0 = (size_t)sl.r0 * g->o[2];
+    sl.z0 = sl.r0 / g->o[1], sl.z1 = sl.r1 / g->o[1];
+    return sl;
+}
+
+/* Fill `col` for slab sl of input `in` (im2col, rows path); returns the matrix the GEMMs read
+ * and its leading dimension (the input itself for k = 1, stride 1). */
+static const float *slab_col(float *col, const float *in, const conv_geom *g, const slab *sl,
+                             int *ld) {
+    if (g->k == 1 && g->s == 1) {
+        *ld = (int)g->N;
+        return in + sl->p0;
+    }
+    vol2col(col, (size_t)sl->P, in, g, 0, g->ci, sl->r0, sl->r1);
+    *ld = sl->P;
+    return col;
+}
+
+/* The plane path's walk over one piece (planes [z0, z1) of one item), band by band, plane by
+ * plane, keeping the cols of planes z - 1, z, z + 1 of `in` in a ring of three slots. For each
+ * plane z and each tap kz whose plane z + kz - 1 lies in the volume, in kz order:
+ *   out[:, z band] += w_kz (co, 9 ci) @ col(z + kz - 1)   (unless out is NULL; out preset);
+ *   dw_part[kz] (9 ci, co) += col(z + kz - 1) @ x[:, z band]^T   (when dw_part is not NULL;
+ *     x has co channels on the same grid: the input gradient's walk over dout also gives the
+ *     weight gradient, in flipped order, from the forward input x). */
+static void planes_walk(float *out, float *dw_part, const float *in, const float *w, const float *x,
+                        float *ring, const conv_geom *g, int z0, int z1) {
+    const int X = g->n[2], Y = g->n[1], Z = g->n[0];
+    for (int y0 = 0; y0 < Y; y0 += g->band_rows) {
+        int y1 = y0 + g->band_rows > Y ? Y : y0 + g->band_rows, P = (y1 - y0) * X;
+        size_t slot = (size_t)g->kdim * P;
+        int held[3] = {-2, -2, -2}; /* the plane each slot holds */
+        for (int z = z0; z < z1; z++) {
+            size_t c_off = (size_t)z * g->plane + (size_t)y0 * X;
+            for (int kz = 0; kz < 3; kz++) {
+                int q = z + kz - 1, sl = (q + 3) % 3;
+                if (q < 0 || q >= Z) continue; /* a zero plane adds nothing */
+                float *col = ring + sl * slot;
+                if (held[sl] != q) vol2col_band(col, (size_t)P, in, g, q, y0, y1), held[sl] = q;
+                if (out)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->co, P, g->kdim, 1.0f,
+                                w + (size_t)kz * g->co * g->kdim, g->kdim, col, P, 1.0f,
+                                out + c_off, (int)g->O);
+                if (dw_part)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->kdim, g->co, P, 1.0f,
+                                col, P, x + c_off, (int)g->O, 1.0f,
+                                dw_part + (size_t)kz * g->co * g->kdim, g->co);
+            }
+        }
+    }
+}
+
+/* One forward piece: out[b][:, slab j] = w @ col (+ bias). w is (co, kdim), or on the plane
+ * path three (co, 9 ci) blocks, one per kz (reorder_weights). */
 static void conv_piece(float *out, const float *in, const float *w, const float *bias, float *col,
                        const conv_geom *g, int j) {
-    int r0 = j * g->slab_rows, r1 = r0 + g->slab_rows;
-    if (r1 > g->rows) r1 = g->rows;
-    int P = (r1 - r0) * g->o[2];
-    size_t p0 = (size_t)r0 * g->o[2];
-    const float *b_mat = col;
-    int ldb = P;
-    if (g->k == 1 && g->s == 1) { /* the input itself is col */
-        b_mat = in + p0;
-        ldb = (int)g->N;
-    } else {
-        vol2col(col, (size_t)P, in, g, 0, g->ci, r0, r1);
-    }
-    float beta = 0.0f;
-    if (bias) {
-        for (int c = 0; c < g->co; c++) {
-            float *o = out + (size_t)c * g->O + p0, v = bias[c];
-            for (int i = 0; i < P; i++)
+    slab sl = slab_at(g, j);
+    for (int c = 0; c < g->co; c++) { /* the plane path adds into out: start it at the bias */
+        float *o = out + (size_t)c * g->O + sl.p0, v = bias ? bias[c] : 0.0f;
+        if (bias || g->planes)
+            for (int i = 0; i < sl.P; i++)
                 o[i] = v;
-        }
-        beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->co, P, g->kdim, 1.0f, w, g->kdim,
-                b_mat, ldb, beta, out + p0, (int)g->O);
+    if (g->planes) {
+        planes_walk(out, NULL, in, w, NULL, col, g, sl.z0, sl.z1);
+        return;
+    }
+    int ld;
+    const float *m = slab_col(col, in, g, &sl, &ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->co, sl.P, g->kdim, 1.0f, w, g->kdim,
+                m, ld, bias ? 1.0f : 0.0f, out + sl.p0, (int)g->O);
 }
 
 /* Every (b, slab) piece of a forward convolution, shared dynamically among the threads. */
@@ -344,12 +445,38 @@ static void conv_forward_all(float *out, const float *inp, const float *w, const
     }
 }
 
+/* The weights as a convolution of geometry g reads them. w is (co_w, ci_w, k^3).
+ * flip = 0: the forward kernel, dst[kz][co][ci 9 + t] = w[co][ci][kz 9 + t] (plane path only);
+ * flip = 1: the input gradient's kernel, flipped and transposed: dst (ci_w, co_w, k^3) =
+ *   w[co][ci][k^3 - 1 - t], then split by kz as above on the plane path. */
+static void reorder_weights(float *dst, const float *w, int co_w, int ci_w, int k, int flip,
+                            int planes) {
+    const int k3 = k * k * k;
+    const int rows = flip ? ci_w : co_w, cols = flip ? co_w : ci_w; /* of the new kernel */
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float *src = w + ((size_t)(flip ? c : r) * ci_w + (flip ? r : c)) * k3;
+            for (int t = 0; t < k3; t++) {
+                float v = src[flip ? k3 - 1 - t : t];
+                if (planes) /* t = kz 9 + (ky 3 + kx) */
+                    dst[((size_t)(t / 9) * rows + r) * (size_t)cols * 9 + (size_t)c * 9 + t % 9] =
+                        v;
+                else
+                    dst[((size_t)r * cols + c) * k3 + t] = v;
+            }
+        }
+}
+
 void nn_conv3d_forward(float *out, const float *inp, const float *w, const float *bias,
                        float *scratch, const nn_conv3d_shape *s) {
     conv_geom fw, bw;
     conv_layout L;
     shape_or_die("nn_conv3d_forward", s, &fw, &bw, &L);
-    conv_forward_all(out, inp, w, bias, scratch + L.wflip + L.partials, L.per_thread, &fw, s->B);
+    if (fw.planes) {
+        reorder_weights(scratch, w, s->Co, s->Ci, 3, 0, 1);
+        w = scratch;
+    }
+    conv_forward_all(out, inp, w, bias, scratch + L.wbuf + L.partials, L.per_thread, &fw, s->B);
 }
 
 /* db[c] += the sum of dout over batch and voxels; each channel's sum in (b, voxel) order. */
@@ -369,11 +496,36 @@ static void conv_bias_grad(float *db, const float *dout, const conv_geom *g, int
     }
 }
 
-/* dw += dout @ col^T: the (b, slab) pieces in order, cut into groups fixed by the shape; each
- * group sums its pieces into its own partial, then dw adds the partials in group order. */
+/* Sum the G partials of the weight gradient in group order into dw (Co, Ci, k^3). Partials are
+ * dw transposed (col @ x^T runs faster in OpenBLAS than x @ col^T):
+ *   rows path: (Ci k^3, Co);
+ *   plane path: three blocks (kz) of (Co 9, Ci) from the input gradient's walk over dout,
+ *     whose taps are flipped: block kz, row co 9 + t is dw[co][ci][(2 - kz) 9 + 8 - t]. */
+static void reduce_partials(float *dw, const float *partials, int G, const nn_conv3d_shape *s,
+                            int planes) {
+    const size_t Ci = (size_t)s->Ci, Co = (size_t)s->Co, k3 = (size_t)(s->k * s->k * s->k);
+    const size_t wsize = Co * Ci * k3;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < wsize; i++) {
+        float t = partials[i];
+        for (int grp = 1; grp < G; grp++)
+            t += partials[(size_t)grp * wsize + i];
+        if (planes) {
+            size_t ci = i % Ci, r = i / Ci, kz = r / (Co * 9), co = r % (Co * 9) / 9, t9 = r % 9;
+            dw[(co * Ci + ci) * 27 + (2 - kz) * 9 + (8 - t9)] += t;
+        } else {
+            size_t co = i % Co, r = i / Co;
+            dw[(co * Ci + r / k3) * k3 + r % k3] += t;
+        }
+    }
+}
+
+/* Rows path: dw += dout @ col^T over the (b, slab) pieces in order, cut into groups fixed by
+ * the shape; each group sums its pieces into its own partial (reduce_partials). */
 static void conv_weight_grad(float *dw, const float *dout, const float *inp, float *partials,
                              float *per_thread, size_t per_thread_floats, const conv_geom *g,
-                             int B) {
+                             const nn_conv3d_shape *s) {
+    const int B = s->B;
     long long items = (long long)B * g->n_slabs;
     int G = n_groups(g, B);
     size_t wsize = (size_t)g->co * g->kdim;
@@ -384,33 +536,51 @@ static void conv_weight_grad(float *dw, const float *dout, const float *inp, flo
         for (int grp = 0; grp < G; grp++) {
             float *part = partials + (size_t)grp * wsize;
             long long lo = items * grp / G, hi = items * (grp + 1) / G;
+            memset(part, 0, wsize * sizeof *part);
             for (long long it = lo; it < hi; it++) {
-                int b = (int)(it / g->n_slabs), j = (int)(it % g->n_slabs);
-                int r0 = j * g->slab_rows, r1 = r0 + g->slab_rows;
-                if (r1 > g->rows) r1 = g->rows;
-                int P = (r1 - r0) * g->o[2];
-                size_t p0 = (size_t)r0 * g->o[2];
-                const float *in = inp + (size_t)b * g->in_b, *b_mat = col;
-                int ldb = P;
-                if (g->k == 1 && g->s == 1) {
-                    b_mat = in + p0;
-                    ldb = (int)g->N;
-                } else {
-                    vol2col(col, (size_t)P, in, g, 0, g->ci, r0, r1);
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->co, g->kdim, P, 1.0f,
-                            dout + (size_t)b * g->out_b + p0, (int)g->O, b_mat, ldb,
-                            it == lo ? 0.0f : 1.0f, part, g->kdim);
+                int b = (int)(it / g->n_slabs), ld;
+                slab sl = slab_at(g, (int)(it % g->n_slabs));
+                const float *in = inp + (size_t)b * g->in_b, *dy = dout + (size_t)b * g->out_b;
+                const float *m = slab_col(col, in, g, &sl, &ld);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->kdim, g->co, sl.P, 1.0f, m,
+                            ld, dy + sl.p0, (int)g->O, 1.0f, part, g->co);
             }
         }
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < wsize; i++) {
-            float t = partials[i];
-            for (int grp = 1; grp < G; grp++)
-                t += partials[(size_t)grp * wsize + i];
-            dw[i] += t;
+    }
+    reduce_partials(dw, partials, G, s, 0);
+}
+
+/* Plane path (stride 1, k = 3) backward in one walk over dout per piece (b, run of planes):
+ * dinp = conv(dout, flipped w) as in the forward pass, and from the same cols of dout the
+ * weight gradient, dw^T += col(dout) @ inp^T (invariant 3: pieces in groups fixed by the shape,
+ * partials summed in group order). g is the input gradient's geometry (dout -> dinp). */
+static void conv_backward_planes(float *dinp, float *dw, const float *dout, const float *inp,
+                                 const float *wflip, float *partials, float *per_thread,
+                                 size_t per_thread_floats, const conv_geom *g, size_t inp_b,
+                                 const nn_conv3d_shape *s) {
+    long long items = (long long)s->B * g->n_slabs;
+    int G = n_groups(g, s->B);
+    size_t wsize = (size_t)3 * g->co * g->kdim;
+#pragma omp parallel
+    {
+        float *ring = per_thread + (size_t)nn_thread_id() * per_thread_floats;
+#pragma omp for schedule(dynamic, 1)
+        for (int grp = 0; grp < G; grp++) {
+            float *part = partials + (size_t)grp * wsize;
+            memset(part, 0, wsize * sizeof *part);
+            for (long long it = items * grp / G; it < items * (grp + 1) / G; it++) {
+                int b = (int)(it / g->n_slabs);
+                slab sl = slab_at(g, (int)(it % g->n_slabs));
+                float *din = dinp ? dinp + (size_t)b * g->out_b : NULL;
+                if (din)
+                    for (int c = 0; c < g->co; c++)
+                        memset(din + (size_t)c * g->O + sl.p0, 0, (size_t)sl.P * sizeof *din);
+                planes_walk(din, part, dout + (size_t)b * g->in_b, wflip, inp + (size_t)b * inp_b,
+                            ring, g, sl.z0, sl.z1);
+            }
         }
     }
+    reduce_partials(dw, partials, G, s, 1);
 }
 
 /* Stride-2 dinp: pieces (b, channel group); each zeroes its channels, then for every slab
@@ -430,14 +600,11 @@ static void conv_input_grad_s2(float *dinp, const float *dout, const float *w, f
             float *din = dinp + (size_t)b * dinp_b;
             memset(din + (size_t)c0 * g->N, 0, (size_t)(c1 - c0) * g->N * sizeof *din);
             for (int j = 0; j < g->n_slabs; j++) {
-                int r0 = j * g->slab_rows, r1 = r0 + g->slab_rows;
-                if (r1 > g->rows) r1 = g->rows;
-                int P = (r1 - r0) * g->o[2];
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (c1 - c0) * k3, P, g->co, 1.0f,
-                            w + (size_t)c0 * k3, g->kdim,
-                            dout + (size_t)b * g->out_b + (size_t)r0 * g->o[2], (int)g->O, 0.0f,
-                            dcol, P);
-                col2vol_add(din, dcol, (size_t)P, g, c0, c1, r0, r1);
+                slab sl = slab_at(g, j);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (c1 - c0) * k3, sl.P, g->co,
+                            1.0f, w + (size_t)c0 * k3, g->kdim, dout + (size_t)b * g->out_b + sl.p0,
+                            (int)g->O, 0.0f, dcol, sl.P);
+                col2vol_add(din, dcol, (size_t)sl.P, g, c0, c1, sl.r0, sl.r1);
             }
         }
     }
@@ -448,26 +615,25 @@ void nn_conv3d_backward(float *dinp, float *dw, float *db, const float *dout, co
     conv_geom fw, bw;
     conv_layout L;
     shape_or_die("nn_conv3d_backward", s, &fw, &bw, &L);
-    float *wflip = scratch, *partials = scratch + L.wflip;
+    float *wbuf = scratch, *partials = scratch + L.wbuf;
     float *per_thread = partials + L.partials;
     if (db) conv_bias_grad(db, dout, &fw, s->B);
-    conv_weight_grad(dw, dout, inp, partials, per_thread, L.per_thread, &fw, s->B);
+    if (fw.planes) {
+        reorder_weights(wbuf, w, s->Co, s->Ci, 3, 1, 1);
+        conv_backward_planes(dinp, dw, dout, inp, wbuf, partials, per_thread, L.per_thread, &bw,
+                             fw.in_b, s);
+        return;
+    }
+    conv_weight_grad(dw, dout, inp, partials, per_thread, L.per_thread, &fw, s);
     if (!dinp) return;
     if (s->s == 2) {
         conv_input_grad_s2(dinp, dout, w, per_thread, L.per_thread, &fw, s->B, cig_size(s),
                            bw.out_b);
         return;
     }
-    /* stride 1: dinp = conv(dout, wflip), wflip[ci][co][t] = w[co][ci][k^3 - 1 - t] */
-    int k3 = s->k * s->k * s->k;
-    for (int ci = 0; ci < s->Ci; ci++)
-        for (int co = 0; co < s->Co; co++) {
-            const float *src = w + ((size_t)co * s->Ci + ci) * k3;
-            float *dst = wflip + ((size_t)ci * s->Co + co) * k3;
-            for (int t = 0; t < k3; t++)
-                dst[t] = src[k3 - 1 - t];
-        }
-    conv_forward_all(dinp, dout, wflip, NULL, per_thread, L.per_thread, &bw, s->B);
+    /* k = 1, stride 1: dinp = w^T @ dout, as a convolution */
+    reorder_weights(wbuf, w, s->Co, s->Ci, 1, 1, 0);
+    conv_forward_all(dinp, dout, wbuf, NULL, per_thread, L.per_thread, &bw, s->B);
 }
 
 /* ---------------------------------------------------------------------- instancenorm */

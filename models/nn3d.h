@@ -34,7 +34,7 @@
 
 #define NN_IN_EPS 1e-5f            /* nn.InstanceNorm3d's default eps */
 #define NN_LEAKY_SLOPE 0.01f       /* F.leaky_relu's default negative slope */
-#define NN_CONV_SLAB_FLOATS 131072 /* default bound of one thread's im2col slab (512 KiB) */
+#define NN_CONV_SLAB_FLOATS 131072 /* default bound of one thread's col buffer (512 KiB) */
 #define NN_CONV_GROUPS 8           /* at most this many weight-gradient partial sums per call */
 
 /* --------------------------------------------------------------------------- conv3d */
@@ -49,8 +49,10 @@ typedef struct nn_conv3d_shape {
     size_t inp_bstride;  /* inp */
     size_t dinp_bstride; /* dinp */
     size_t out_bstride;  /* out and dout */
-    /* Bound of one thread's im2col slab (0: NN_CONV_SLAB_FLOATS); a slab is whole output
-     * x-rows and at least 256 columns wide, so a very small bound is exceeded. */
+    /* Bound of one thread's col buffer (0: NN_CONV_SLAB_FLOATS): an im2col slab, or at
+     * stride 1 with k = 3 the 9-tap cols of three planes (or bands of rows of them). A slab
+     * is whole output x-rows and at least 256 columns wide, so a very small bound is
+     * exceeded. */
     size_t slab_floats;
 } nn_conv3d_shape;
 

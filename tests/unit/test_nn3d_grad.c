@@ -159,7 +159,7 @@ typedef struct conv_result {
 } conv_result;
 
 static void conv_run(const conv_case *c, const float *x, const float *w, const float *b,
-                     const float *r, int threads, size_t pad, conv_result *res) {
+                     const float *r, int threads, size_t pad, int no_dinp, conv_result *res) {
     nn_set_threads(threads);
     nn_conv3d_shape s = c->s;
     const int B = s.B;
@@ -179,8 +179,8 @@ static void conv_run(const conv_case *c, const float *x, const float *w, const f
     for (int bb = 0; bb < B; bb++) {
         memcpy(xin + bb * xs, x + bb * xi, xi * sizeof *x);
         memcpy(dout + bb * os, r + bb * oi, oi * sizeof *r);
-        for (size_t i = 0; i < xi; i++)
-            dxin[bb * xs + i] = NAN; /* dinp is overwritten, whatever it held */
+        for (size_t i = 0; i < xi; i++) /* dinp is overwritten, whatever it held */
+            dxin[bb * xs + i] = no_dinp ? sentinel : NAN;
     }
     nn_conv3d_forward(out, xin, w, c->has_bias ? b : NULL, scr, &s);
     res->out = xmalloc(c->nout * sizeof(float));
@@ -191,7 +191,8 @@ static void conv_run(const conv_case *c, const float *x, const float *w, const f
         res->dw[i] = 1.0f; /* parameter gradients accumulate: start at 1 and subtract */
     for (int i = 0; i < s.Co; i++)
         res->db[i] = 1.0f;
-    nn_conv3d_backward(dxin, res->dw, c->has_bias ? res->db : NULL, dout, xin, w, scr, &s);
+    nn_conv3d_backward(no_dinp ? NULL : dxin, res->dw, c->has_bias ? res->db : NULL, dout, xin, w,
+                       scr, &s);
     for (size_t i = 0; i < c->nw; i++)
         res->dw[i] -= 1.0f;
     for (int i = 0; i < s.Co; i++)
@@ -248,10 +249,12 @@ static int conv_check(int B, int Ci, int Co, int k, int s, int nz, int ny, int n
     fill(&r, c.b, b, (size_t)Co, 0.5, 0.0);
     fill(&r, c.r, rr, c.nout, 1.0, 0.0);
 
-    conv_result r1, r2, rp;
-    conv_run(&c, x, w, b, rr, 1, 0, &r1);
-    conv_run(&c, x, w, b, rr, 2, 0, &r2);
-    conv_run(&c, x, w, b, rr, 2, 7, &rp);
+    conv_result r1, r2, r3, rp, rn;
+    conv_run(&c, x, w, b, rr, 1, 0, 0, &r1);
+    conv_run(&c, x, w, b, rr, 2, 0, 0, &r2);
+    conv_run(&c, x, w, b, rr, 3, 0, 0, &r3);
+    conv_run(&c, x, w, b, rr, 2, 7, 0, &rp);
+    conv_run(&c, x, w, b, rr, 2, 0, 1, &rn); /* no dinp: dw, db alone */
     double *ref = xmalloc(c.nout * sizeof *ref);
     conv_naive(&c, ref);
     int fails = compare("forward vs naive double", r2.out, ref, c.nout, 1e-5);
@@ -268,15 +271,19 @@ static int conv_check(int B, int Ci, int Co, int k, int s, int nz, int ny, int n
         if (has_bias) fails += compare("d bias vs naive double", r2.db, db, (size_t)Co, 1e-5);
         free(dx), free(dw), free(db);
     }
-    /* invariant 3: the thread count and the batch strides change no bit */
-    int same = !memcmp(r1.out, r2.out, c.nout * 4) && !memcmp(r1.dx, r2.dx, c.nx * 4) &&
-               !memcmp(r1.dw, r2.dw, c.nw * 4) && !memcmp(r1.db, r2.db, (size_t)Co * 4);
-    int same_p = !memcmp(rp.out, r2.out, c.nout * 4) && !memcmp(rp.dx, r2.dx, c.nx * 4) &&
-                 !memcmp(rp.dw, r2.dw, c.nw * 4) && !memcmp(rp.db, r2.db, (size_t)Co * 4);
-    printf("  1 vs 2 threads: %s; batch strides vs dense: %s\n", same ? "same bits" : "DIFFER",
-           same_p ? "same bits" : "DIFFER");
-    fails += !same + !same_p;
-    conv_result_free(&r1), conv_result_free(&r2), conv_result_free(&rp);
+    /* invariant 3: the thread count, the batch strides and skipping dinp change no bit */
+#define SAME(p, q)                                                                                 \
+    (!memcmp(p.out, q.out, c.nout * 4) && !memcmp(p.dx, q.dx, c.nx * 4) &&                         \
+     !memcmp(p.dw, q.dw, c.nw * 4) && !memcmp(p.db, q.db, (size_t)Co * 4))
+    int same = SAME(r1, r2) && SAME(r3, r2), same_p = SAME(rp, r2);
+    int same_n = !memcmp(rn.dw, r2.dw, c.nw * 4) && !memcmp(rn.db, r2.db, (size_t)Co * 4);
+#undef SAME
+    printf("  1, 2, 3 threads: %s; batch strides vs dense: %s; without dinp: %s\n",
+           same ? "same bits" : "DIFFER", same_p ? "same bits" : "DIFFER",
+           same_n ? "same bits" : "DIFFER");
+    fails += !same + !same_p + !same_n;
+    conv_result_free(&r1), conv_result_free(&r2), conv_result_free(&r3), conv_result_free(&rp);
+    conv_result_free(&rn);
     free(ref), free(c.x), free(c.w), free(c.b), free(c.r), free(x), free(w), free(b), free(rr);
     return fails;
 }
@@ -290,18 +297,22 @@ static void test_conv3d_fd(void **st) {
     fails += conv_check(2, 3, 4, 1, 1, 3, 4, 5, 1, 1, 0); /* k = 1 */
     fails += conv_check(2, 3, 2, 1, 2, 5, 3, 4, 1, 1, 0); /* k = 1, stride 2 */
     fails += conv_check(3, 1, 2, 3, 2, 3, 3, 3, 1, 1, 0); /* one input channel, batch 3 */
+    fails += conv_check(1, 2, 3, 3, 1, 1, 3, 4, 1, 1, 0); /* stride 1, a single plane */
+    fails += conv_check(2, 2, 2, 3, 1, 2, 1, 5, 1, 1, 0); /* stride 1, a single row */
     assert_int_equal(fails, 0);
 }
 
 /* Several slabs per item (the last one shorter), several weight-gradient groups, input-channel
- * groups at stride 2, batch 1 and batch 3. */
+ * groups at stride 2, batch 1 and batch 3; at stride 1 (k = 3) runs of planes per item and
+ * planes cut into bands of rows. */
 static void test_conv3d_slabs(void **st) {
     (void)st;
     int fails = 0;
     fails += conv_check(3, 16, 8, 3, 1, 9, 10, 11, 1, 0, 1);
     fails += conv_check(1, 12, 5, 3, 2, 17, 18, 19, 1, 0, 1);
     fails += conv_check(2, 5, 6, 3, 2, 16, 16, 16, 0, 0, 0);
-    fails += conv_check(2, 3, 2, 3, 1, 6, 40, 7, 1, 0, 1); /* a slab shorter than a z-plane */
+    fails += conv_check(2, 3, 2, 3, 1, 6, 40, 7, 1, 0, 1); /* bands of 37 and 3 rows */
+    fails += conv_check(1, 4, 3, 3, 1, 7, 40, 9, 0, 0, 1); /* 7 runs of one plane, 2 bands */
     fails += conv_check(3, 7, 3, 1, 1, 9, 10, 31, 1, 0, 1);
     fails += conv_check(2, 7, 3, 1, 2, 19, 10, 31, 1, 0, 1);
     assert_int_equal(fails, 0);

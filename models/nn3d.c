@@ -377,12 +377,13 @@ static const float *slab_col(float *col, const float *in, const conv_geom *g, co
 /* The plane path's walk over one piece (planes [z0, z1) of one item), band by band, plane by
  * plane, keeping the cols of planes z - 1, z, z + 1 of `in` in a ring of three slots. For each
  * plane z and each tap kz whose plane z + kz - 1 lies in the volume, in kz order:
- *   out[:, z band] += w_kz (co, 9 ci) @ col(z + kz - 1)   (unless out is NULL; out preset);
+ *   out[:, z band] = out_beta out + sum of w_kz (co, 9 ci) @ col(z + kz - 1)  (unless out is
+ *     NULL; out_beta 1 adds to a preset out, 0 ignores what it held);
  *   dw_part[kz] (9 ci, co) += col(z + kz - 1) @ x[:, z band]^T   (when dw_part is not NULL;
  *     x has co channels on the same grid: the input gradient's walk over dout also gives the
  *     weight gradient, in flipped order, from the forward input x). */
-static void planes_walk(float *out, float *dw_part, const float *in, const float *w, const float *x,
-                        float *ring, const conv_geom *g, int z0, int z1) {
+static void planes_walk(float *out, float out_beta, float *dw_part, const float *in, const float *w,
+                        const float *x, float *ring, const conv_geom *g, int z0, int z1) {
     const int X = g->n[2], Y = g->n[1], Z = g->n[0];
     for (int y0 = 0; y0 < Y; y0 += g->band_rows) {
         int y1 = y0 + g->band_rows > Y ? Y : y0 + g->band_rows, P = (y1 - y0) * X;
@@ -390,15 +391,18 @@ static void planes_walk(float *out, float *dw_part, const float *in, const float
         int held[3] = {-2, -2, -2}; /* the plane each slot holds */
         for (int z = z0; z < z1; z++) {
             size_t c_off = (size_t)z * g->plane + (size_t)y0 * X;
+            float beta = out_beta; /* for the first tap into this band of plane z */
             for (int kz = 0; kz < 3; kz++) {
                 int q = z + kz - 1, sl = (q + 3) % 3;
                 if (q < 0 || q >= Z) continue; /* a zero plane adds nothing */
                 float *col = ring + sl * slot;
                 if (held[sl] != q) vol2col_band(col, (size_t)P, in, g, q, y0, y1), held[sl] = q;
-                if (out)
+                if (out) {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->co, P, g->kdim, 1.0f,
-                                w + (size_t)kz * g->co * g->kdim, g->kdim, col, P, 1.0f,
+                                w + (size_t)kz * g->co * g->kdim, g->kdim, col, P, beta,
                                 out + c_off, (int)g->O);
+                    beta = 1.0f;
+                }
                 if (dw_part)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->kdim, g->co, P, 1.0f,
                                 col, P, x + c_off, (int)g->O, 1.0f,
@@ -413,14 +417,14 @@ static void planes_walk(float *out, float *dw_part, const float *in, const float
 static void conv_piece(float *out, const float *in, const float *w, const float *bias, float *col,
                        const conv_geom *g, int j) {
     slab sl = slab_at(g, j);
-    for (int c = 0; c < g->co; c++) { /* the plane path adds into out: start it at the bias */
-        float *o = out + (size_t)c * g->O + sl.p0, v = bias ? bias[c] : 0.0f;
-        if (bias || g->planes)
+    if (bias)
+        for (int c = 0; c < g->co; c++) {
+            float *o = out + (size_t)c * g->O + sl.p0, v = bias[c];
             for (int i = 0; i < sl.P; i++)
                 o[i] = v;
-    }
+        }
     if (g->planes) {
-        planes_walk(out, NULL, in, w, NULL, col, g, sl.z0, sl.z1);
+        planes_walk(out, bias ? 1.0f : 0.0f, NULL, in, w, NULL, col, g, sl.z0, sl.z1);
         return;
     }
     int ld;
@@ -571,12 +575,9 @@ static void conv_backward_planes(float *dinp, float *dw, const float *dout, cons
             for (long long it = items * grp / G; it < items * (grp + 1) / G; it++) {
                 int b = (int)(it / g->n_slabs);
                 slab sl = slab_at(g, (int)(it % g->n_slabs));
-                float *din = dinp ? dinp + (size_t)b * g->out_b : NULL;
-                if (din)
-                    for (int c = 0; c < g->co; c++)
-                        memset(din + (size_t)c * g->O + sl.p0, 0, (size_t)sl.P * sizeof *din);
-                planes_walk(din, part, dout + (size_t)b * g->in_b, wflip, inp + (size_t)b * inp_b,
-                            ring, g, sl.z0, sl.z1);
+                planes_walk(dinp ? dinp + (size_t)b * g->out_b : NULL, 0.0f, part,
+                            dout + (size_t)b * g->in_b, wflip, inp + (size_t)b * inp_b, ring, g,
+                            sl.z0, sl.z1);
             }
         }
     }

@@ -1,0 +1,70 @@
+/* bench_conv — training-step time of a small 3D U-Net stage in C (tests/conv_stack.h over
+ * models/nn3d.h), the measurement bench/conv.sh compares with the same stack in PyTorch
+ * (tests/fixtures/nn3d_twin.py --bench): forward, loss sum(y^2) / 2, backward, on one fixed batch.
+ * Usage: bench_conv THREADS [STEPS WARMUP BATCH SIZE] -> one JSON line (medians over STEPS). */
+#include "conv_stack.h"
+#include "nn.h"
+#include "progress.h"
+#include "rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double cpu_now(void) { /* CPU seconds of the whole process (every thread) */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_conv THREADS [STEPS WARMUP BATCH SIZE]\n");
+        return 2;
+    }
+    int threads = atoi(argv[1]);
+    int steps = argc > 2 ? atoi(argv[2]) : 10, warmup = argc > 3 ? atoi(argv[3]) : 2;
+    int B = argc > 4 ? atoi(argv[4]) : 8, S = argc > 5 ? atoi(argv[5]) : 32;
+    if (threads < 1 || threads > 256 || steps < 1 || steps > 100000 || warmup < 0) {
+        fprintf(stderr, "bench_conv: bad arguments\n");
+        return 2;
+    }
+    nn_set_threads(threads);
+    conv_stack st;
+    if (conv_stack_init(&st, B, S, 16, 32, threads, 0) != 0) {
+        fprintf(stderr, "bench_conv: batch %d of %d^3 crops: bad size or out of memory\n", B, S);
+        return 1;
+    }
+    size_t nx = (size_t)B * S * S * S;
+    float *x = malloc(nx * sizeof *x);
+    double *wall = malloc((size_t)steps * sizeof *wall), *cpu = malloc((size_t)steps * sizeof *cpu);
+    if (!x || !wall || !cpu) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        return 1;
+    }
+    rng r;
+    rng_seed(&r, 1, 0);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)rng_normal(&r);
+    double loss = 0.0;
+    for (int s = 0; s < warmup + steps; s++) {
+        double t = progress_now(), c = cpu_now();
+        loss = conv_stack_step(&st, x);
+        if (s >= warmup) wall[s - warmup] = progress_now() - t, cpu[s - warmup] = cpu_now() - c;
+    }
+    qsort(wall, (size_t)steps, sizeof *wall, cmp_double);
+    qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
+    double med = wall[steps / 2];
+    printf("{\"threads\":%d,\"batch\":%d,\"size\":%d,\"params\":%zu,\"step_s_median\":%.5f,"
+           "\"samples_per_s\":%.3f,\"gflops_per_s\":%.2f,\"cpu_s_median\":%.5f,\"loss\":%.6e}\n",
+           threads, B, S, st.n_params, med, B / med, conv_stack_flops(&st) / med / 1e9,
+           cpu[steps / 2], loss);
+    conv_stack_free(&st);
+    free(x), free(wall), free(cpu);
+    return 0;
+}

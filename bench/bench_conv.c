@@ -2,6 +2,7 @@
  * models/nn3d.h), the measurement bench/conv.sh compares with the same stack in PyTorch
  * (tests/fixtures/nn3d_twin.py --bench): forward, loss sum(y^2) / 2, backward, on one fixed batch.
  * Usage: bench_conv THREADS [STEPS WARMUP BATCH SIZE] -> one JSON line (medians over STEPS). */
+#include "bench_time.h"
 #include "conv_stack.h"
 #include "nn.h"
 #include "progress.h"
@@ -10,17 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double cpu_now(void) { /* CPU seconds of the whole process (every thread) */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -53,17 +43,16 @@ int main(int argc, char **argv) {
         x[i] = (float)rng_normal(&r);
     double loss = 0.0;
     for (int s = 0; s < warmup + steps; s++) {
-        double t = progress_now(), c = cpu_now();
+        double t = progress_now(), c = bench_cpu_now();
         loss = conv_stack_step(&st, x);
-        if (s >= warmup) wall[s - warmup] = progress_now() - t, cpu[s - warmup] = cpu_now() - c;
+        if (s >= warmup)
+            wall[s - warmup] = progress_now() - t, cpu[s - warmup] = bench_cpu_now() - c;
     }
-    qsort(wall, (size_t)steps, sizeof *wall, cmp_double);
-    qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
-    double med = wall[steps / 2];
+    double med = bench_median(wall, steps), cpu_med = bench_median(cpu, steps);
     printf("{\"threads\":%d,\"batch\":%d,\"size\":%d,\"params\":%zu,\"step_s_median\":%.5f,"
            "\"samples_per_s\":%.3f,\"gflops_per_s\":%.2f,\"cpu_s_median\":%.5f,\"loss\":%.6e}\n",
-           threads, B, S, st.n_params, med, B / med, conv_stack_flops(&st) / med / 1e9,
-           cpu[steps / 2], loss);
+           threads, B, S, st.n_params, med, B / med, conv_stack_flops(&st) / med / 1e9, cpu_med,
+           loss);
     conv_stack_free(&st);
     free(x), free(wall), free(cpu);
     return 0;

@@ -2,6 +2,7 @@
  * the measurement bench/mae.sh compares with the PyTorch twin.
  * Usage: bench_mae THREADS [STEPS WARMUP BATCH SIZE PATCH] -> one JSON line. */
 #include "adamw.h"
+#include "bench_time.h"
 #include "mae.h"
 #include "nn.h"
 #include "progress.h"
@@ -10,17 +11,6 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double cpu_now(void) { /* CPU seconds of the whole process (every thread) */
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -59,7 +49,8 @@ int main(int argc, char **argv) {
     int32_t *ids = malloc((size_t)cfg.batch * mae_n_keep(&cfg) * sizeof *ids);
     double *times = malloc((size_t)steps * sizeof *times);
     double *cpu = malloc((size_t)steps * sizeof *cpu);
-    if (!img || !ids || !times || !cpu || adamw_init(&opt, &oc, mae_n_params(m), &seg, 1, &err) != VS_OK) {
+    if (!img || !ids || !times || !cpu ||
+        adamw_init(&opt, &oc, mae_n_params(m), &seg, 1, &err) != VS_OK) {
         fprintf(stderr, "bench_mae: out of memory\n");
         return 1;
     }
@@ -67,7 +58,7 @@ int main(int argc, char **argv) {
         img[i] = (float)rng_normal(&r);
     float loss = 0.0f;
     for (int s = 0; s < warmup + steps; s++) {
-        double t = progress_now(), c0 = cpu_now();
+        double t = progress_now(), c0 = bench_cpu_now();
         mae_sample_mask(m, &r, ids, &err);
         mae_zero_grad(m);
         mae_forward(m, img, ids, &loss, &err);
@@ -75,13 +66,10 @@ int main(int argc, char **argv) {
         adamw_update(&opt, mae_params(m), mae_grads(m), 1, 0, NULL);
         if (s >= warmup) {
             times[s - warmup] = progress_now() - t;
-            cpu[s - warmup] = cpu_now() - c0;
+            cpu[s - warmup] = bench_cpu_now() - c0;
         }
     }
-    qsort(times, (size_t)steps, sizeof *times, cmp_double);
-    double med = times[steps / 2];
-    qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
-    double cpu_med = cpu[steps / 2];
+    double med = bench_median(times, steps), cpu_med = bench_median(cpu, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double flops = mae_train_flops_per_sample(&cfg);

@@ -14,7 +14,9 @@
  *      across pieces runs in piece order.
  *   4. nn_conv3d_* use a caller-owned scratch buffer of nn_conv3d_scratch(shape, nn_threads())
  *      floats (an arena allocation, made once); they never allocate. The im2col matrix lives
- *      there one bounded slab per thread at a time, never for a whole volume or batch.
+ *      there one bounded slab per thread at a time, never for a whole volume or batch. Call
+ *      them from outside OpenMP parallel regions: they parallelise themselves, and two calls
+ *      at once must not share a scratch buffer.
  *
  * Channel concatenation (torch.cat(dim=1)) is memory placement, no function: a (B, C1 + C2, N)
  * buffer holds, for batch item b, C1 channels then C2 channels, so the first part of item b

@@ -2,16 +2,16 @@
  *
  * A convolution is a col matrix (im2col) times the weights, one bounded piece of one batch item
  * at a time, each piece computed by one thread with single-threaded OpenBLAS:
- *   stride 2, and k = 1 ("rows"): col (Ci k^3, P) holds the input voxel under each kernel tap
- *     for the P outputs of a slab of output x-rows; out[b][:, slab] = w (Co, Ci k^3) @ col.
- *     At k = 1, stride 1 the input itself is col.
- *   stride 1, k = 3 ("planes"): a piece is a run of output planes of one item, walked plane by
- *     plane (in bands of rows when a plane is large). The col of an input plane holds only its 9
- *     in-plane taps (9 Ci, band); output plane z is the sum over kz of
+ *   stride 2 along any axis, and k = 1 ("rows"): col (Ci k^3, P) holds the input voxel under
+ *     each kernel tap for the P outputs of a slab of output x-rows;
+ *     out[b][:, slab] = w (Co, Ci k^3) @ col. At k = 1, stride 1 the input itself is col.
+ *   stride 1 on every axis, k = 3 ("planes"): a piece is a run of output planes of one item,
+ *     walked plane by plane (in bands of rows when a plane is large). The col of an input plane
+ *     holds only its 9 in-plane taps (9 Ci, band); output plane z is the sum over kz of
  *     w_kz (Co, 9 Ci) @ col(plane z + kz - 1). The cols of the last three planes stay in a ring,
  *     so each input plane's col is written once per run, a third of im2col's writes.
  * Backward:
- *   rows:   dw^T += col @ dout_slab^T per piece; dinp at stride 2 is dcol = w^T @ dout_slab
+ *   rows:   dw^T += col @ dout_slab^T per piece; strided dinp is dcol = w^T @ dout_slab
  *           scattered back (col2im), each piece owning a fixed group of input channels of one
  *           item so no two threads add to one voxel; at k = 1, stride 1, dinp = w^T @ dout.
  *   planes: dinp is the forward convolution of dout with the flipped, transposed kernel
@@ -35,9 +35,11 @@
 #include <string.h>
 
 /* A convolution's geometry for one direction of the product: ci channels of an n volume to co
- * channels on an o grid. The backward pass at stride 1 runs a second, transposed one. */
+ * channels on an o grid, stride s[a] along axis a. The backward pass at stride 1 runs a second,
+ * transposed one. */
 typedef struct conv_geom {
-    int ci, co, k, s, p;
+    int ci, co, k, s[3], p;
+    int unit; /* stride 1 on every axis */
     int n[3], o[3];
     size_t N, O;        /* voxels per channel of input and output */
     size_t plane;       /* output voxels per z-plane, Oy Ox */
@@ -50,6 +52,8 @@ typedef struct conv_geom {
     int band_rows;     /* plane path: rows per band of a plane */
     size_t col_floats; /* one slab's col (plane path: the ring of three band cols) */
 } conv_geom;
+
+int nn_conv3d_stride(const nn_conv3d_shape *s, int a) { return s->sa[a] ? s->sa[a] : s->s; }
 
 /* Overflow-checked a * b into *r (0 on overflow). */
 static int mul_ok(size_t a, size_t b, size_t *r) { return !__builtin_mul_overflow(a, b, r); }
@@ -80,17 +84,17 @@ static int slab_units(size_t budget, size_t per_unit, size_t unit_cols, int unit
 
 /* Fill g for ci channels of an n volume to co channels, stride s, batch B; 0 when a size
  * overflows size_t or BLAS's int. */
-static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3], int B, size_t in_b,
-                     size_t out_b, size_t budget) {
+static int geom_init(conv_geom *g, int ci, int co, int k, const int s[3], const int n[3], int B,
+                     size_t in_b, size_t out_b, size_t budget) {
     memset(g, 0, sizeof *g);
-    g->ci = ci, g->co = co, g->k = k, g->s = s, g->p = k / 2;
+    g->ci = ci, g->co = co, g->k = k, g->p = k / 2, g->unit = 1;
     size_t N = 1, O = 1;
     for (int a = 0; a < 3; a++) {
-        g->n[a] = n[a];
-        g->o[a] = nn_conv3d_out_size(n[a], k, s);
+        g->n[a] = n[a], g->s[a] = s[a], g->unit &= s[a] == 1;
+        g->o[a] = nn_conv3d_out_size(n[a], k, s[a]);
         if (!g->o[a] || !mul_ok(N, (size_t)n[a], &N) || !mul_ok(O, (size_t)g->o[a], &O)) return 0;
     }
-    g->planes = s == 1 && k == 3;
+    g->planes = g->unit && k == 3;
     size_t kdim, cn, co_o, rows, plane = (size_t)g->o[1] * (size_t)g->o[2];
     /* BLAS takes int sizes and leading dimensions: N, O, the col's rows and width must fit */
     if (N > INT_MAX || O > INT_MAX ||
@@ -118,17 +122,17 @@ static int geom_init(conv_geom *g, int ci, int co, int k, int s, const int n[3],
     return mul_ok(kdim, width, &g->col_floats);
 }
 
-/* The geometry of the forward pass, and of the stride-1 input gradient (dout -> dinp); at
- * stride 2 bw only carries dinp's batch stride. */
+/* The geometry of the forward pass, and of the stride-1 input gradient (dout -> dinp); when
+ * some axis has stride 2, bw only carries dinp's batch stride. */
 static int shape_geoms(const nn_conv3d_shape *s, conv_geom *fw, conv_geom *bw) {
     if (!s || s->B < 1 || s->Ci < 1 || s->Co < 1) return 0;
     size_t budget = s->slab_floats ? s->slab_floats : NN_CONV_SLAB_FLOATS;
-    if (!geom_init(fw, s->Ci, s->Co, s->k, s->s, s->n, s->B, s->inp_bstride, s->out_bstride,
-                   budget))
+    const int st[3] = {nn_conv3d_stride(s, 0), nn_conv3d_stride(s, 1), nn_conv3d_stride(s, 2)};
+    if (!geom_init(fw, s->Ci, s->Co, s->k, st, s->n, s->B, s->inp_bstride, s->out_bstride, budget))
         return 0;
-    if (s->s == 1) {
+    if (fw->unit) {
         /* Co channels of dout on the input grid to Ci channels of dinp on the same */
-        if (!geom_init(bw, s->Co, s->Ci, s->k, 1, s->n, s->B, fw->out_b, s->dinp_bstride, budget))
+        if (!geom_init(bw, s->Co, s->Ci, s->k, st, s->n, s->B, fw->out_b, s->dinp_bstride, budget))
             return 0;
     } else {
         memset(bw, 0, sizeof *bw);
@@ -144,7 +148,7 @@ static int shape_geoms(const nn_conv3d_shape *s, conv_geom *fw, conv_geom *bw) {
     return 1;
 }
 
-/* Input-channel groups of the stride-2 input gradient: enough pieces for 8 threads. */
+/* Input-channel groups of the strided input gradient: enough pieces for 8 threads. */
 static int cig_size(const nn_conv3d_shape *s) {
     int want = (CONV_MIN_PIECES + s->B - 1) / s->B; /* groups per batch item */
     if (want > s->Ci) want = s->Ci;
@@ -168,16 +172,16 @@ static int layout_for(const nn_conv3d_shape *s, const conv_geom *fw, const conv_
     size_t k3 = (size_t)(s->k * s->k * s->k), wsize, part, dcol, t;
     if (!mul_ok((size_t)s->Co * (size_t)s->Ci, k3, &wsize)) return 0;
     int G = n_groups(fw, s->B);
-    if (s->s == 1 && n_groups(bw, s->B) > G) G = n_groups(bw, s->B);
+    if (fw->unit && n_groups(bw, s->B) > G) G = n_groups(bw, s->B);
     if (!mul_ok(wsize, (size_t)G, &part)) return 0;
-    /* forward and dw: fw's col; stride-1 dinp: bw's col (of dout); stride-2 dinp: dcol
+    /* forward and dw: fw's col; stride-1 dinp: bw's col (of dout); strided dinp: dcol
      * (cig k^3, slab) */
     if (!mul_ok((size_t)cig_size(s) * k3, (size_t)fw->slab_rows * (size_t)fw->o[2], &dcol))
         return 0;
     size_t per = fw->col_floats;
-    if (s->s == 1 && bw->col_floats > per) per = bw->col_floats;
-    if (s->s == 2 && dcol > per) per = dcol;
-    L->wbuf = s->s == 1 ? round16(wsize) : 0;
+    if (fw->unit && bw->col_floats > per) per = bw->col_floats;
+    if (!fw->unit && dcol > per) per = dcol;
+    L->wbuf = fw->unit ? round16(wsize) : 0;
     L->partials = round16(part);
     L->per_thread = round16(per);
     if (threads < 1 || !mul_ok(L->per_thread, (size_t)threads, &t) ||
@@ -280,11 +284,11 @@ static inline void gather3_s2(float *restrict d0, float *restrict d1, float *res
  * 0. Each input row is read once for its k x-taps. */
 static void vol2col(float *restrict col, size_t ld, const float *restrict in, const conv_geom *g,
                     int c0, int c1, int r0, int r1) {
-    const int k = g->k, s = g->s, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
-    const int Ox = g->o[2], Oy = g->o[1];
+    const int k = g->k, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
+    const int sz = g->s[0], sy = g->s[1], sx = g->s[2], Ox = g->o[2], Oy = g->o[1];
     int xlo[3], xhi[3];
     for (int kx = 0; kx < k; kx++)
-        tap_range(X, Ox, s, kx, p, &xlo[kx], &xhi[kx]);
+        tap_range(X, Ox, sx, kx, p, &xlo[kx], &xhi[kx]);
     size_t row = 0;
     for (int c = c0; c < c1; c++)
         for (int kz = 0; kz < k; kz++)
@@ -292,11 +296,11 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
                 float *dst = col + row * ld;
                 int oz = r0 / Oy, oy = r0 % Oy;
                 for (int r = r0; r < r1; r++, dst += Ox) {
-                    int iz = oz * s + kz - p, iy = oy * s + ky - p;
+                    int iz = oz * sz + kz - p, iy = oy * sy + ky - p;
                     if (++oy == Oy) oy = 0, oz++;
                     int outside = iz < 0 || iz >= Z || iy < 0 || iy >= Y;
                     const float *src = in + (size_t)c * g->N + ((size_t)iz * Y + iy) * X;
-                    if (k == 3 && s == 2 && !outside) { /* the common case in one pass */
+                    if (k == 3 && sx == 2 && !outside) { /* the common case in one pass */
                         gather3_s2(dst, dst + ld, dst + 2 * ld, src, Ox, X);
                         continue;
                     }
@@ -307,7 +311,7 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
                         for (int ox = 0; ox < lo; ox++)
                             d[ox] = 0.0f;
                         for (int ox = lo; ox < hi; ox++)
-                            d[ox] = src[s * ox + dx];
+                            d[ox] = src[sx * ox + dx];
                         for (int ox = hi; ox < Ox; ox++)
                             d[ox] = 0.0f;
                     }
@@ -319,11 +323,11 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
  * from 0) and x-rows [r0, r1). Each voxel's sum runs in a fixed (kz, ky, row, x) order. */
 static void col2vol_add(float *restrict din, const float *restrict dcol, size_t ld,
                         const conv_geom *g, int c0, int c1, int r0, int r1) {
-    const int k = g->k, s = g->s, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
-    const int Ox = g->o[2], Oy = g->o[1];
+    const int k = g->k, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
+    const int sz = g->s[0], sy = g->s[1], sx = g->s[2], Ox = g->o[2], Oy = g->o[1];
     int xlo[3], xhi[3];
     for (int kx = 0; kx < k; kx++)
-        tap_range(X, Ox, s, kx, p, &xlo[kx], &xhi[kx]);
+        tap_range(X, Ox, sx, kx, p, &xlo[kx], &xhi[kx]);
     size_t row = 0;
     for (int c = c0; c < c1; c++)
         for (int kz = 0; kz < k; kz++)
@@ -331,14 +335,14 @@ static void col2vol_add(float *restrict din, const float *restrict dcol, size_t 
                 const float *src = dcol + row * ld;
                 int oz = r0 / Oy, oy = r0 % Oy;
                 for (int r = r0; r < r1; r++, src += Ox) {
-                    int iz = oz * s + kz - p, iy = oy * s + ky - p;
+                    int iz = oz * sz + kz - p, iy = oy * sy + ky - p;
                     if (++oy == Oy) oy = 0, oz++;
                     if (iz < 0 || iz >= Z || iy < 0 || iy >= Y) continue;
                     float *dst = din + (size_t)c * g->N + ((size_t)iz * Y + iy) * X;
                     for (int ox = 0; ox < Ox; ox++) /* the x-taps of output ox, in kx order */
                         for (int kx = 0; kx < k; kx++)
                             if (ox >= xlo[kx] && ox < xhi[kx])
-                                dst[s * ox + kx - p] += src[kx * ld + ox];
+                                dst[sx * ox + kx - p] += src[kx * ld + ox];
                 }
             }
 }
@@ -365,7 +369,7 @@ static slab slab_at(const conv_geom *g, int j) {
  * and its leading dimension (the input itself for k = 1, stride 1). */
 static const float *slab_col(float *col, const float *in, const conv_geom *g, const slab *sl,
                              int *ld) {
-    if (g->k == 1 && g->s == 1) {
+    if (g->k == 1 && g->unit) {
         *ld = (int)g->N;
         return in + sl->p0;
     }
@@ -584,11 +588,11 @@ static void conv_backward_planes(float *dinp, float *dw, const float *dout, cons
     reduce_partials(dw, partials, G, s, 1);
 }
 
-/* Stride-2 dinp: pieces (b, channel group); each zeroes its channels, then for every slab
- * computes dcol = w[:, group]^T @ dout_slab and scatters it (col2im). */
-static void conv_input_grad_s2(float *dinp, const float *dout, const float *w, float *per_thread,
-                               size_t per_thread_floats, const conv_geom *g, int B, int cig,
-                               size_t dinp_b) {
+/* Strided dinp (stride 2 along some axis): pieces (b, channel group); each zeroes its channels,
+ * then for every slab computes dcol = w[:, group]^T @ dout_slab and scatters it (col2im). */
+static void conv_input_grad_strided(float *dinp, const float *dout, const float *w,
+                                    float *per_thread, size_t per_thread_floats, const conv_geom *g,
+                                    int B, int cig, size_t dinp_b) {
     int n_cig = (g->ci + cig - 1) / cig, k3 = g->k * g->k * g->k;
     long long items = (long long)B * n_cig;
 #pragma omp parallel
@@ -627,9 +631,9 @@ void nn_conv3d_backward(float *dinp, float *dw, float *db, const float *dout, co
     }
     conv_weight_grad(dw, dout, inp, partials, per_thread, L.per_thread, &fw, s);
     if (!dinp) return;
-    if (s->s == 2) {
-        conv_input_grad_s2(dinp, dout, w, per_thread, L.per_thread, &fw, s->B, cig_size(s),
-                           bw.out_b);
+    if (!fw.unit) {
+        conv_input_grad_strided(dinp, dout, w, per_thread, L.per_thread, &fw, s->B, cig_size(s),
+                                bw.out_b);
         return;
     }
     /* k = 1, stride 1: dinp = w^T @ dout, as a convolution */
@@ -712,41 +716,72 @@ void nn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, si
 }
 
 /* ------------------------------------------------------------------------- upsample */
-void nn_upsample3d_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X) {
+/* Factors other than 1 or 2 are a caller's bug: stop, loudly. */
+static void factors_or_die(const char *fn, const int f[3]) {
+    for (int a = 0; a < 3; a++)
+        if (f[a] != 1 && f[a] != 2) {
+            fprintf(stderr, "%s: upsampling factor %d (axis %d) is not 1 or 2\n", fn, f[a], a);
+            abort();
+        }
+}
+
+void nn_upsample3d_scaled_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X,
+                                  const int f[3]) {
+    factors_or_die("nn_upsample3d_scaled_forward", f);
+    const int fz = f[0], fy = f[1], fx = f[2];
     long long planes = (long long)B * C * Z;
-    size_t X2 = 2 * (size_t)X, plane2 = 4 * (size_t)Y * X; /* one output z-plane */
+    size_t Xo = (size_t)fx * X, plane_o = (size_t)fy * Y * Xo; /* one output z-plane */
 #pragma omp parallel for schedule(static)
     for (long long pl = 0; pl < planes; pl++) {
         const float *src = inp + (size_t)pl * Y * X;
-        float *dst = out + (size_t)pl * 2 * plane2;
+        float *dst = out + (size_t)pl * fz * plane_o;
         for (int y = 0; y < Y; y++) {
-            float *row = dst + 2 * (size_t)y * X2;
+            float *row = dst + (size_t)fy * y * Xo;
             const float *s = src + (size_t)y * X;
-            for (int x = 0; x < X; x++)
-                row[2 * x] = row[2 * x + 1] = s[x];
-            memcpy(row + X2, row, X2 * sizeof *row);
+            if (fx == 2)
+                for (int x = 0; x < X; x++)
+                    row[2 * x] = row[2 * x + 1] = s[x];
+            else
+                memcpy(row, s, (size_t)X * sizeof *row);
+            if (fy == 2) memcpy(row + Xo, row, Xo * sizeof *row);
         }
-        memcpy(dst + plane2, dst, plane2 * sizeof *dst);
+        if (fz == 2) memcpy(dst + plane_o, dst, plane_o * sizeof *dst);
     }
 }
 
-void nn_upsample3d_backward(float *dinp, const float *dout, int B, int C, int Z, int Y, int X) {
+void nn_upsample3d_scaled_backward(float *dinp, const float *dout, int B, int C, int Z, int Y,
+                                   int X, const int f[3]) {
+    factors_or_die("nn_upsample3d_scaled_backward", f);
+    const int fz = f[0], fy = f[1], fx = f[2];
     long long planes = (long long)B * C * Z;
-    size_t X2 = 2 * (size_t)X, plane2 = 4 * (size_t)Y * X;
+    size_t Xo = (size_t)fx * X, plane_o = (size_t)fy * Y * Xo;
 #pragma omp parallel for schedule(static)
     for (long long pl = 0; pl < planes; pl++) {
         float *d = dinp + (size_t)pl * Y * X;
-        const float *g = dout + (size_t)pl * 2 * plane2;
+        const float *g = dout + (size_t)pl * fz * plane_o;
         for (int y = 0; y < Y; y++) {
-            const float *r00 = g + 2 * (size_t)y * X2, *r01 = r00 + X2;
-            const float *r10 = r00 + plane2, *r11 = r01 + plane2;
+            const float *r0 = g + (size_t)fy * y * Xo;
             float *dr = d + (size_t)y * X;
             for (int x = 0; x < X; x++) { /* fixed order: dz, dy, dx */
-                int i = 2 * x;
-                dr[x] = ((((((r00[i] + r00[i + 1]) + r01[i]) + r01[i + 1]) + r10[i]) + r10[i + 1]) +
-                         r11[i]) +
-                        r11[i + 1];
+                float acc = 0.0f;
+                for (int dz = 0; dz < fz; dz++)
+                    for (int dy = 0; dy < fy; dy++) {
+                        const float *r = r0 + dz * plane_o + dy * Xo + (size_t)fx * x;
+                        acc = dz + dy ? acc + r[0] : r[0];
+                        if (fx == 2) acc += r[1];
+                    }
+                dr[x] = acc;
             }
         }
     }
+}
+
+void nn_upsample3d_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X) {
+    static const int f[3] = {2, 2, 2};
+    nn_upsample3d_scaled_forward(out, inp, B, C, Z, Y, X, f);
+}
+
+void nn_upsample3d_backward(float *dinp, const float *dout, int B, int C, int Z, int Y, int X) {
+    static const int f[3] = {2, 2, 2};
+    nn_upsample3d_scaled_backward(dinp, dout, B, C, Z, Y, X, f);
 }

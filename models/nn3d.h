@@ -40,11 +40,14 @@
 #define NN_CONV_GROUPS 8           /* at most this many weight-gradient partial sums per call */
 
 /* --------------------------------------------------------------------------- conv3d */
-/* nn.Conv3d(Ci, Co, k, stride=s, padding=k // 2, bias=...) on a batch. */
+/* nn.Conv3d(Ci, Co, k, stride=(sz, sy, sx), padding=k // 2, bias=...) on a batch. The stride
+ * along axis a is sa[a] when that is nonzero, else s: {.s = 2} is stride 2 on every axis,
+ * {.sa = {1, 2, 2}} (s unused) halves a radiograph stored as a one-slice volume in-plane only.
+ * Zero padding makes any axis of size 1 work: a 3^3 kernel over it sees only its centre tap. */
 typedef struct nn_conv3d_shape {
     int B, Ci, Co; /* batch, input and output channels */
     int k;         /* cubic kernel: 1 or 3 */
-    int s;         /* stride: 1 or 2 (the same on every axis) */
+    int s;         /* stride on the axes sa leaves 0: 1 or 2 */
     int n[3];      /* input size (Z, Y, X); any size >= 1, odd too */
     /* Floats from one batch item to the next (0: dense, i.e. Ci * N for inp, Co * O for out),
      * so a convolution reads or writes part of a channel concatenation in place. */
@@ -56,15 +59,21 @@ typedef struct nn_conv3d_shape {
      * is whole output x-rows and at least 256 columns wide, so a very small bound is
      * exceeded. */
     size_t slab_floats;
+    int sa[3]; /* stride per axis (Z, Y, X), 1 or 2 each; 0 takes s (last, so that
+                * {B, Ci, Co, k, s, {n}, ...} initialisers still mean what they did) */
 } nn_conv3d_shape;
+
+/* The stride along axis a (0 Z, 1 Y, 2 X): sa[a] when nonzero, else s. */
+int nn_conv3d_stride(const nn_conv3d_shape *s, int a);
 
 /* Output size along one axis: (n + 2 (k / 2) - k) / s + 1, as nn.Conv3d (odd n too). */
 int nn_conv3d_out_size(int n, int k, int s);
 /* Output voxels per channel, O = product of the three output sizes (0 for an invalid shape). */
 size_t nn_conv3d_out_voxels(const nn_conv3d_shape *s);
 /* Floats of scratch nn_conv3d_forward and nn_conv3d_backward need with `threads` OpenMP
- * threads (pass nn_threads()); 0 when the shape is invalid (a size < 1, k not 1 or 3, s not 1
- * or 2, a batch stride smaller than its item) or a size would overflow size_t or BLAS's int. */
+ * threads (pass nn_threads()); 0 when the shape is invalid (a size < 1, k not 1 or 3, a stride
+ * not 1 or 2, a batch stride smaller than its item) or a size would overflow size_t or BLAS's
+ * int. */
 size_t nn_conv3d_scratch(const nn_conv3d_shape *s, int threads);
 /* Multiply-adds of one forward pass times 2 (backward with dinp is twice that). */
 double nn_conv3d_flops(const nn_conv3d_shape *s);
@@ -100,10 +109,16 @@ void nn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, si
                             float slope);
 
 /* ------------------------------------------------------------------------- upsample */
-/* F.interpolate(x, scale_factor=2, mode='nearest'): out[.., z, y, x] = inp[.., z/2, y/2, x/2].
- * inp (B, C, Z, Y, X); out (B, C, 2Z, 2Y, 2X). */
+/* F.interpolate(x, scale_factor=(fz, fy, fx), mode='nearest'), f[a] 1 or 2 each:
+ * out[.., z, y, x] = inp[.., z / fz, y / fy, x / fx].
+ * inp (B, C, Z, Y, X); out (B, C, fz Z, fy Y, fx X). */
+void nn_upsample3d_scaled_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X,
+                                  const int f[3]);
+/* dinp[.., z, y, x] = sum of dout over its fz x fy x fx block (overwrite). Sizes are inp's. */
+void nn_upsample3d_scaled_backward(float *dinp, const float *dout, int B, int C, int Z, int Y,
+                                   int X, const int f[3]);
+/* The same with f = {2, 2, 2}: out (B, C, 2Z, 2Y, 2X). */
 void nn_upsample3d_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X);
-/* dinp[.., z, y, x] = sum of dout over its 2x2x2 block (overwrite).  Sizes are inp's. */
 void nn_upsample3d_backward(float *dinp, const float *dout, int B, int C, int Z, int Y, int X);
 
 #endif

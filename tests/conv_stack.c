@@ -22,12 +22,19 @@ int conv_stack_init(conv_stack *st, int B, int S, int c1, int c2, int threads, u
     const int H = S / 2, cc = c1 + c2;
     const size_t N1v = (size_t)H * H * H, N3v = N1v / 8;
     nn_conv3d_shape L[5] = {
-        {B, 1, c1, 3, 2, {S, S, S}, 0, 0, 0, 0},
-        {B, c1, c1, 3, 1, {H, H, H}, 0, 0, 0, 0},
+        {.B = B, .Ci = 1, .Co = c1, .k = 3, .s = 2, .n = {S, S, S}},
+        {.B = B, .Ci = c1, .Co = c1, .k = 3, .s = 1, .n = {H, H, H}},
         /* reads the skip inside the concat; its input gradient is a dense (B, c1, N) */
-        {B, c1, c2, 3, 2, {H, H, H}, (size_t)cc * N1v, (size_t)c1 * N1v, 0, 0},
-        {B, cc, c1, 3, 1, {H, H, H}, 0, 0, 0, 0},
-        {B, c1, 4, 1, 1, {H, H, H}, 0, 0, 0, 0},
+        {.B = B,
+         .Ci = c1,
+         .Co = c2,
+         .k = 3,
+         .s = 2,
+         .n = {H, H, H},
+         .inp_bstride = (size_t)cc * N1v,
+         .dinp_bstride = (size_t)c1 * N1v},
+        {.B = B, .Ci = cc, .Co = c1, .k = 3, .s = 1, .n = {H, H, H}},
+        {.B = B, .Ci = c1, .Co = 4, .k = 1, .s = 1, .n = {H, H, H}},
     };
     memcpy(st->conv, L, sizeof L);
     /* the parameter table, in the twin's named_parameters() order */

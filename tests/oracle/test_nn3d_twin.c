@@ -1,6 +1,7 @@
 /* test_nn3d_twin — models/nn3d.h against its PyTorch twin (tests/fixtures/nn3d_twin.py, whose
  * fixture nn3d_fixture.bin is committed, so no Python is needed): every layer's forward output
- * and every gradient on its own small cases (stride 1 and 2, k 3 and 1, odd sizes), then a
+ * and every gradient on its own small cases (stride 1 and 2, strides per axis as for a one-slice
+ * radiograph or a thin slab, k 3 and 1, odd sizes, upsampling per axis), then a
  * whole 3D U-Net stage with a channel concat (tests/conv_stack.h): output, loss and every
  * parameter gradient. Each tensor passes when its worst |C - twin| <= atol + rtol max |twin|;
  * the worst difference of every tensor is printed and any miss fails. Runs at 1 and 2 threads,
@@ -67,9 +68,14 @@ static float *alloc_floats(size_t n) {
 static int conv_case(const char *name) {
     char key[96];
 #define K(s) (snprintf(key, sizeof key, "conv.%s.%s", name, s), key)
-    const int32_t *c = config(K("config"), 9);
-    nn_conv3d_shape s = {c[0], c[1], c[2], c[3], c[4], {c[5], c[6], c[7]}, 0, 0, 0, 0};
-    int bias = c[8];
+    const int32_t *c = config(K("config"), 11);
+    /* the stride as callers spell it: s alone when it is the same on every axis, else sa */
+    nn_conv3d_shape s = {.B = c[0], .Ci = c[1], .Co = c[2], .k = c[3], .n = {c[7], c[8], c[9]}};
+    if (c[4] == c[5] && c[5] == c[6])
+        s.s = c[4];
+    else
+        s.sa[0] = c[4], s.sa[1] = c[5], s.sa[2] = c[6];
+    int bias = c[10];
     size_t nx = (size_t)s.B * s.Ci * s.n[0] * s.n[1] * s.n[2];
     size_t ny = (size_t)s.B * s.Co * nn_conv3d_out_voxels(&s);
     size_t nw = (size_t)s.Co * s.Ci * s.k * s.k * s.k, nscr = nn_conv3d_scratch(&s, nn_threads());
@@ -81,8 +87,8 @@ static int conv_case(const char *name) {
     memset(dw, 0, nw * sizeof *dw), memset(db, 0, (size_t)s.Co * sizeof *db);
     nn_conv3d_forward(y, x, w, bias ? b : NULL, scr, &s);
     nn_conv3d_backward(dx, dw, bias ? db : NULL, dy, x, w, scr, &s);
-    printf("conv3d %s: B %d Ci %d Co %d k %d s %d n %dx%dx%d%s\n", name, s.B, s.Ci, s.Co, s.k, s.s,
-           s.n[0], s.n[1], s.n[2], bias ? " bias" : "");
+    printf("conv3d %s: B %d Ci %d Co %d k %d s %d,%d,%d n %dx%dx%d%s\n", name, s.B, s.Ci, s.Co, s.k,
+           c[4], c[5], c[6], s.n[0], s.n[1], s.n[2], bias ? " bias" : "");
     int fails = check("out", y, ref(K("y"), ny), ny, RTOL, ATOL);
     fails += check("d input", dx, ref(K("dx"), nx), nx, RTOL, ATOL);
     fails += check("d weight", dw, ref(K("dw"), nw), nw, RTOL, ATOL);
@@ -130,15 +136,20 @@ static int lrelu_case(const char *name) {
     return fails;
 }
 
-static int upsample_case(void) {
-    const int32_t *c = config("up.a.config", 5);
-    size_t n = (size_t)c[0] * c[1] * c[2] * c[3] * c[4];
-    float *y = alloc_floats(8 * n), *dx = alloc_floats(n);
-    nn_upsample3d_forward(y, ref("up.a.x", n), c[0], c[1], c[2], c[3], c[4]);
-    nn_upsample3d_backward(dx, ref("up.a.dy", 8 * n), c[0], c[1], c[2], c[3], c[4]);
-    printf("upsample3d: B %d C %d %dx%dx%d\n", c[0], c[1], c[2], c[3], c[4]);
-    int fails = check("out", y, ref("up.a.y", 8 * n), 8 * n, 0.0, 0.0); /* a copy: exact */
-    fails += check("d input", dx, ref("up.a.dx", n), n, RTOL, ATOL);
+static int upsample_case(const char *name) {
+    char key[96];
+#define K(s) (snprintf(key, sizeof key, "up.%s.%s", name, s), key)
+    const int32_t *c = config(K("config"), 8);
+    const int f[3] = {c[5], c[6], c[7]};
+    size_t n = (size_t)c[0] * c[1] * c[2] * c[3] * c[4], n2 = n * f[0] * f[1] * f[2];
+    float *y = alloc_floats(n2), *dx = alloc_floats(n);
+    nn_upsample3d_scaled_forward(y, ref(K("x"), n), c[0], c[1], c[2], c[3], c[4], f);
+    nn_upsample3d_scaled_backward(dx, ref(K("dy"), n2), c[0], c[1], c[2], c[3], c[4], f);
+    printf("upsample3d %s: B %d C %d %dx%dx%d x %d,%d,%d\n", name, c[0], c[1], c[2], c[3], c[4],
+           f[0], f[1], f[2]);
+    int fails = check("out", y, ref(K("y"), n2), n2, 0.0, 0.0); /* a copy: exact */
+    fails += check("d input", dx, ref(K("dx"), n), n, RTOL, ATOL);
+#undef K
     free(y), free(dx);
     return fails;
 }
@@ -147,12 +158,15 @@ static void layers(int threads) {
     nn_set_threads(threads);
     printf("--- layers at %d thread%s\n", threads, threads > 1 ? "s" : "");
     int fails = 0;
-    static const char *convs[] = {"s1", "s2", "s2even", "k1", "k1s2"};
-    for (int i = 0; i < 5; i++)
+    static const char *convs[] = {"s1",   "s2",   "s2even", "k1",   "k1s2",  "rad",
+                                  "thin", "s211", "s121",   "rad1", "k1s122"};
+    for (size_t i = 0; i < sizeof convs / sizeof *convs; i++)
         fails += conv_case(convs[i]);
     fails += instnorm_case();
     fails += lrelu_case("default") + lrelu_case("steep");
-    fails += upsample_case();
+    static const char *ups[] = {"a", "rad", "z", "x"};
+    for (size_t i = 0; i < sizeof ups / sizeof *ups; i++)
+        fails += upsample_case(ups[i]);
     assert_int_equal(fails, 0);
 }
 

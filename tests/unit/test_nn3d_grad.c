@@ -74,6 +74,7 @@ static int fd_check(const char *what, loss_fn f, void *ctx, double *v, size_t n,
 /* ----------------------------------------------------------------------------- conv3d */
 typedef struct conv_case {
     nn_conv3d_shape s;
+    int st[3]; /* the stride along each axis, as the test means it */
     int o[3];
     size_t N, O, nx, nw, nout;
     int has_bias;
@@ -82,7 +83,7 @@ typedef struct conv_case {
 
 static void conv_naive(const conv_case *c, double *out) {
     const nn_conv3d_shape *s = &c->s;
-    int k = s->k, p = k / 2, st = s->s;
+    int k = s->k, p = k / 2, sz = c->st[0], sy = c->st[1], sx = c->st[2];
     for (int b = 0; b < s->B; b++)
         for (int co = 0; co < s->Co; co++)
             for (int oz = 0; oz < c->o[0]; oz++)
@@ -93,8 +94,8 @@ static void conv_naive(const conv_case *c, double *out) {
                             for (int kz = 0; kz < k; kz++)
                                 for (int ky = 0; ky < k; ky++)
                                     for (int kx = 0; kx < k; kx++) {
-                                        int iz = oz * st + kz - p, iy = oy * st + ky - p,
-                                            ix = ox * st + kx - p;
+                                        int iz = oz * sz + kz - p, iy = oy * sy + ky - p,
+                                            ix = ox * sx + kx - p;
                                         if (iz < 0 || iy < 0 || ix < 0 || iz >= s->n[0] ||
                                             iy >= s->n[1] || ix >= s->n[2])
                                             continue;
@@ -111,7 +112,7 @@ static void conv_naive(const conv_case *c, double *out) {
 /* The naive backward of L = sum(out * R): dx, dw, db in double. */
 static void conv_naive_backward(const conv_case *c, double *dx, double *dw, double *db) {
     const nn_conv3d_shape *s = &c->s;
-    int k = s->k, p = k / 2, st = s->s;
+    int k = s->k, p = k / 2, sz = c->st[0], sy = c->st[1], sx = c->st[2];
     memset(dx, 0, c->nx * sizeof *dx);
     memset(dw, 0, c->nw * sizeof *dw);
     memset(db, 0, (size_t)s->Co * sizeof *db);
@@ -127,8 +128,8 @@ static void conv_naive_backward(const conv_case *c, double *dx, double *dw, doub
                             for (int kz = 0; kz < k; kz++)
                                 for (int ky = 0; ky < k; ky++)
                                     for (int kx = 0; kx < k; kx++) {
-                                        int iz = oz * st + kz - p, iy = oy * st + ky - p,
-                                            ix = ox * st + kx - p;
+                                        int iz = oz * sz + kz - p, iy = oy * sy + ky - p,
+                                            ix = ox * sx + kx - p;
                                         if (iz < 0 || iy < 0 || ix < 0 || iz >= s->n[0] ||
                                             iy >= s->n[1] || ix >= s->n[2])
                                             continue;
@@ -212,14 +213,18 @@ static void conv_result_free(conv_result *r) {
     free(r->out), free(r->dx), free(r->dw), free(r->db);
 }
 
-static void conv_setup(conv_case *c, int B, int Ci, int Co, int k, int s, int nz, int ny, int nx,
-                       int has_bias) {
+/* s the stride of the axes sa (NULL: none) leaves 0. */
+static void conv_setup(conv_case *c, int B, int Ci, int Co, int k, int s, const int *sa, int nz,
+                       int ny, int nx, int has_bias) {
     memset(c, 0, sizeof *c);
     c->s.B = B, c->s.Ci = Ci, c->s.Co = Co, c->s.k = k, c->s.s = s;
     c->s.n[0] = nz, c->s.n[1] = ny, c->s.n[2] = nx;
     c->N = (size_t)nz * ny * nx, c->O = 1;
     for (int a = 0; a < 3; a++) {
-        c->o[a] = nn_conv3d_out_size(c->s.n[a], k, s);
+        c->s.sa[a] = sa ? sa[a] : 0;
+        c->st[a] = sa && sa[a] ? sa[a] : s;
+        assert_int_equal(nn_conv3d_stride(&c->s, a), c->st[a]);
+        c->o[a] = nn_conv3d_out_size(c->s.n[a], k, c->st[a]);
         assert_true(c->o[a] >= 1);
         c->O *= (size_t)c->o[a];
     }
@@ -230,16 +235,18 @@ static void conv_setup(conv_case *c, int B, int Ci, int Co, int k, int s, int nz
 }
 
 /* One conv shape: forward vs naive, gradients vs finite differences (fd) or the naive
- * backward, 1 vs 2 threads bitwise, dense vs strided batches bitwise. */
-static int conv_check(int B, int Ci, int Co, int k, int s, int nz, int ny, int nx, int has_bias,
-                      int fd, size_t slab) {
+ * backward, 1, 2 and 3 threads bitwise, dense vs strided batches bitwise. Stride s on the axes
+ * sa (NULL: none) leaves 0. */
+static int conv_check_sa(int B, int Ci, int Co, int k, int s, const int *sa, int nz, int ny, int nx,
+                         int has_bias, int fd, size_t slab) {
     conv_case c;
-    conv_setup(&c, B, Ci, Co, k, s, nz, ny, nx, has_bias);
+    conv_setup(&c, B, Ci, Co, k, s, sa, nz, ny, nx, has_bias);
     c.s.slab_floats = slab;
-    printf("conv3d B %d Ci %d Co %d k %d s %d n %dx%dx%d -> %dx%dx%d%s\n", B, Ci, Co, k, s, nz, ny,
-           nx, c.o[0], c.o[1], c.o[2], has_bias ? " bias" : "");
+    printf("conv3d B %d Ci %d Co %d k %d s %d,%d,%d n %dx%dx%d -> %dx%dx%d%s\n", B, Ci, Co, k,
+           c.st[0], c.st[1], c.st[2], nz, ny, nx, c.o[0], c.o[1], c.o[2], has_bias ? " bias" : "");
     rng r;
-    rng_seed(&r, 7 + (uint64_t)(k * 10 + s), (uint64_t)(B * 100 + Ci));
+    rng_seed(&r, 7 + (uint64_t)(k * 10 + c.st[0] * 4 + c.st[1] * 2 + c.st[2]),
+             (uint64_t)(B * 100 + Ci));
     c.x = xmalloc(c.nx * sizeof(double)), c.w = xmalloc(c.nw * sizeof(double));
     c.b = xmalloc((size_t)Co * sizeof(double)), c.r = xmalloc(c.nout * sizeof(double));
     float *x = xmalloc(c.nx * sizeof *x), *w = xmalloc(c.nw * sizeof *w);
@@ -288,6 +295,11 @@ static int conv_check(int B, int Ci, int Co, int k, int s, int nz, int ny, int n
     return fails;
 }
 
+static int conv_check(int B, int Ci, int Co, int k, int s, int nz, int ny, int nx, int has_bias,
+                      int fd, size_t slab) {
+    return conv_check_sa(B, Ci, Co, k, s, NULL, nz, ny, nx, has_bias, fd, slab);
+}
+
 static void test_conv3d_fd(void **st) {
     (void)st;
     int fails = 0;
@@ -299,6 +311,25 @@ static void test_conv3d_fd(void **st) {
     fails += conv_check(3, 1, 2, 3, 2, 3, 3, 3, 1, 1, 0); /* one input channel, batch 3 */
     fails += conv_check(1, 2, 3, 3, 1, 1, 3, 4, 1, 1, 0); /* stride 1, a single plane */
     fails += conv_check(2, 2, 2, 3, 1, 2, 1, 5, 1, 1, 0); /* stride 1, a single row */
+    assert_int_equal(fails, 0);
+}
+
+/* Strides per axis (sa): a radiograph stored as a one-slice volume (3^3 over the size-1 axis:
+ * only the centre tap), thin slabs, every mix of 1 and 2, sa overriding s on some axes only. */
+static void test_conv3d_axes_fd(void **st) {
+    (void)st;
+    static const int s122[3] = {1, 2, 2}, s211[3] = {2, 1, 1}, s112[3] = {1, 1, 2};
+    static const int s221[3] = {2, 2, 1}, s121[3] = {1, 2, 1}, s1xx[3] = {1, 0, 0};
+    int fails = 0;
+    fails += conv_check_sa(2, 2, 3, 3, 0, s122, 1, 7, 6, 1, 1, 0); /* a radiograph */
+    fails += conv_check_sa(2, 3, 2, 3, 0, s122, 4, 5, 6, 0, 1, 0); /* a thin slab */
+    fails += conv_check_sa(1, 2, 2, 3, 2, s1xx, 3, 5, 4, 1, 1, 0); /* s 2, sa z only: 1,2,2 */
+    fails += conv_check_sa(2, 2, 2, 3, 0, s211, 5, 4, 3, 1, 1, 0);
+    fails += conv_check_sa(1, 3, 2, 3, 0, s112, 3, 4, 7, 1, 1, 0);
+    fails += conv_check_sa(2, 2, 3, 3, 0, s221, 5, 3, 4, 0, 1, 0);
+    fails += conv_check_sa(1, 2, 2, 3, 0, s121, 2, 5, 1, 1, 1, 0); /* a one-voxel-wide x */
+    fails += conv_check_sa(2, 3, 2, 1, 0, s122, 1, 5, 6, 1, 1, 0); /* k = 1 */
+    fails += conv_check_sa(2, 3, 2, 1, 0, s211, 5, 3, 4, 0, 1, 0);
     assert_int_equal(fails, 0);
 }
 
@@ -315,6 +346,12 @@ static void test_conv3d_slabs(void **st) {
     fails += conv_check(1, 4, 3, 3, 1, 7, 40, 9, 0, 0, 1); /* 7 runs of one plane, 2 bands */
     fails += conv_check(3, 7, 3, 1, 1, 9, 10, 31, 1, 0, 1);
     fails += conv_check(2, 7, 3, 1, 2, 19, 10, 31, 1, 0, 1);
+    /* per-axis strides: radiographs in batch 3 and 1, a thin slab, stride along z alone */
+    static const int s122[3] = {1, 2, 2}, s211[3] = {2, 1, 1};
+    fails += conv_check_sa(3, 8, 6, 3, 0, s122, 1, 64, 60, 1, 0, 1);
+    fails += conv_check_sa(1, 12, 5, 3, 0, s122, 1, 37, 33, 0, 0, 0);
+    fails += conv_check_sa(2, 5, 6, 3, 0, s122, 6, 33, 34, 1, 0, 1);
+    fails += conv_check_sa(2, 6, 4, 3, 0, s211, 9, 10, 11, 1, 0, 1);
     assert_int_equal(fails, 0);
 }
 
@@ -325,7 +362,7 @@ static void test_conv3d_shapes(void **st) {
     assert_int_equal(nn_conv3d_out_size(1, 3, 2), 1);
     assert_int_equal(nn_conv3d_out_size(5, 1, 2), 3);
     assert_int_equal(nn_conv3d_out_size(7, 3, 1), 7);
-    nn_conv3d_shape ok = {2, 3, 4, 3, 2, {5, 6, 7}, 0, 0, 0, 0};
+    nn_conv3d_shape ok = {.B = 2, .Ci = 3, .Co = 4, .k = 3, .s = 2, .n = {5, 6, 7}};
     assert_true(nn_conv3d_scratch(&ok, 2) > 0);
     assert_true(nn_conv3d_scratch(&ok, 2) >= nn_conv3d_scratch(&ok, 1));
     nn_conv3d_shape bad = ok;
@@ -333,6 +370,13 @@ static void test_conv3d_shapes(void **st) {
     assert_int_equal(nn_conv3d_scratch(&bad, 1), 0);
     bad = ok, bad.s = 3;
     assert_int_equal(nn_conv3d_scratch(&bad, 1), 0);
+    bad = ok, bad.sa[1] = 3; /* a per-axis stride that is not 1 or 2 */
+    assert_int_equal(nn_conv3d_scratch(&bad, 1), 0);
+    bad = ok, bad.s = 0, bad.sa[0] = bad.sa[1] = 2; /* x takes s = 0 */
+    assert_int_equal(nn_conv3d_scratch(&bad, 1), 0);
+    bad.sa[2] = 1; /* every axis given by sa: s is not read */
+    assert_true(nn_conv3d_scratch(&bad, 1) > 0);
+    assert_int_equal(nn_conv3d_out_voxels(&bad), (size_t)3 * 3 * 7);
     bad = ok, bad.n[1] = 0;
     assert_int_equal(nn_conv3d_scratch(&bad, 1), 0);
     bad = ok, bad.B = 0;
@@ -352,7 +396,7 @@ static void test_conv3d_shapes(void **st) {
     assert_int_equal(nn_conv3d_scratch(&ok, 0), 0);
     assert_int_equal(nn_conv3d_scratch(NULL, 1), 0);
     /* the slab bound holds (above 256 columns) and the scratch grows by one slab per thread */
-    nn_conv3d_shape big = {8, 16, 16, 3, 1, {32, 32, 32}, 0, 0, 0, 0};
+    nn_conv3d_shape big = {.B = 8, .Ci = 16, .Co = 16, .k = 3, .s = 1, .n = {32, 32, 32}};
     size_t s1 = nn_conv3d_scratch(&big, 1), s2 = nn_conv3d_scratch(&big, 2);
     printf("scratch of a 16->16 conv on 8 x 32^3: %zu floats at 1 thread, %zu at 2\n", s1, s2);
     assert_true(s2 - s1 <= NN_CONV_SLAB_FLOATS + 16);
@@ -511,60 +555,89 @@ static void test_leaky_relu(void **st) {
 
 /* ---------------------------------------------------------------------------- upsample */
 typedef struct up_case {
-    int B, C, Z, Y, X;
+    int B, C, Z, Y, X, f[3];
     double *x, *r;
 } up_case;
 
-static double up_loss(void *ctx) {
-    up_case *c = ctx;
-    double l = 0;
+static void up_naive(const up_case *c, double *out) {
     size_t i = 0;
     for (int bc = 0; bc < c->B * c->C; bc++)
-        for (int z = 0; z < 2 * c->Z; z++)
-            for (int y = 0; y < 2 * c->Y; y++)
-                for (int x = 0; x < 2 * c->X; x++, i++)
-                    l +=
-                        c->x[(((size_t)bc * c->Z + z / 2) * c->Y + y / 2) * c->X + x / 2] * c->r[i];
+        for (int z = 0; z < c->f[0] * c->Z; z++)
+            for (int y = 0; y < c->f[1] * c->Y; y++)
+                for (int x = 0; x < c->f[2] * c->X; x++, i++)
+                    out[i] = c->x[(((size_t)bc * c->Z + z / c->f[0]) * c->Y + y / c->f[1]) * c->X +
+                                  x / c->f[2]];
+}
+
+static size_t up_out_size(const up_case *c) {
+    return (size_t)c->B * c->C * c->Z * c->Y * c->X * c->f[0] * c->f[1] * c->f[2];
+}
+
+static double up_loss(void *ctx) {
+    up_case *c = ctx;
+    size_t n2 = up_out_size(c);
+    double *out = xmalloc(n2 * sizeof *out), l = 0;
+    up_naive(c, out);
+    for (size_t i = 0; i < n2; i++)
+        l += out[i] * c->r[i];
+    free(out);
     return l;
 }
 
-static void test_upsample3d(void **st) {
-    (void)st;
-    const int B = 2, C = 3, Z = 3, Y = 2, X = 5;
-    size_t n = (size_t)B * C * Z * Y * X, n2 = 8 * n;
+/* Factors f per axis: forward vs the naive loop, backward vs finite differences, 1 vs 2
+ * threads bitwise; at 2, 2, 2 the scaled functions give nn_upsample3d_forward's bits. */
+static int up_check(int Z, int Y, int X, const int f[3]) {
+    const int B = 2, C = 3;
+    up_case c = {B, C, Z, Y, X, {f[0], f[1], f[2]}, NULL, NULL};
+    size_t n = (size_t)B * C * Z * Y * X, n2 = up_out_size(&c);
     rng r;
-    rng_seed(&r, 51, 0);
-    up_case c = {B, C, Z, Y, X, xmalloc(n * 8), xmalloc(n2 * 8)};
+    rng_seed(&r, 51, (uint64_t)(f[0] * 4 + f[1] * 2 + f[2]));
+    c.x = xmalloc(n * 8), c.r = xmalloc(n2 * 8);
     float *x = xmalloc(n * 4), *rr = xmalloc(n2 * 4), *out = xmalloc(n2 * 4);
     float *dx = xmalloc(n * 4), *dx1 = xmalloc(n * 4), *out1 = xmalloc(n2 * 4);
     fill(&r, c.x, x, n, 1.0, 0.0);
     fill(&r, c.r, rr, n2, 1.0, 0.0);
     nn_set_threads(2);
-    nn_upsample3d_forward(out, x, B, C, Z, Y, X);
-    nn_upsample3d_backward(dx, rr, B, C, Z, Y, X);
+    nn_upsample3d_scaled_forward(out, x, B, C, Z, Y, X, f);
+    nn_upsample3d_scaled_backward(dx, rr, B, C, Z, Y, X, f);
     double *ref = xmalloc(n2 * 8);
-    size_t i = 0;
-    for (int bc = 0; bc < B * C; bc++)
-        for (int z = 0; z < 2 * Z; z++)
-            for (int y = 0; y < 2 * Y; y++)
-                for (int xx = 0; xx < 2 * X; xx++, i++)
-                    ref[i] = c.x[(((size_t)bc * Z + z / 2) * Y + y / 2) * X + xx / 2];
-    printf("upsample3d B %d C %d %dx%dx%d -> x2\n", B, C, Z, Y, X);
+    up_naive(&c, ref);
+    printf("upsample3d B %d C %d %dx%dx%d -> x %d,%d,%d\n", B, C, Z, Y, X, f[0], f[1], f[2]);
     int fails = compare("forward vs naive double", out, ref, n2, 0.0);
     fails += fd_check("d input", up_loss, &c, c.x, n, dx);
     nn_set_threads(1);
-    nn_upsample3d_forward(out1, x, B, C, Z, Y, X);
-    nn_upsample3d_backward(dx1, rr, B, C, Z, Y, X);
-    fails += memcmp(out, out1, n2 * 4) != 0 || memcmp(dx, dx1, n * 4) != 0;
+    nn_upsample3d_scaled_forward(out1, x, B, C, Z, Y, X, f);
+    nn_upsample3d_scaled_backward(dx1, rr, B, C, Z, Y, X, f);
+    int same = !memcmp(out, out1, n2 * 4) && !memcmp(dx, dx1, n * 4);
+    if (f[0] == 2 && f[1] == 2 && f[2] == 2) {
+        nn_upsample3d_forward(out1, x, B, C, Z, Y, X);
+        nn_upsample3d_backward(dx1, rr, B, C, Z, Y, X);
+        same = same && !memcmp(out, out1, n2 * 4) && !memcmp(dx, dx1, n * 4);
+    }
+    printf("  1 vs 2 threads%s: %s\n", f[0] + f[1] + f[2] == 6 ? ", x2 spelling" : "",
+           same ? "same bits" : "DIFFER");
+    fails += !same;
     free(c.x), free(c.r), free(x), free(rr), free(out), free(dx), free(dx1), free(out1), free(ref);
+    return fails;
+}
+
+static void test_upsample3d(void **st) {
+    (void)st;
+    static const int f[][3] = {{2, 2, 2}, {1, 2, 2}, {2, 1, 1}, {1, 1, 2},
+                               {2, 1, 2}, {1, 2, 1}, {1, 1, 1}};
+    int fails = up_check(3, 2, 5, f[0]);
+    fails += up_check(1, 3, 4, f[1]); /* a radiograph's decoder */
+    for (int i = 2; i < 7; i++)
+        fails += up_check(2, 3, 3, f[i]);
     assert_int_equal(fails, 0);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv3d_shapes), cmocka_unit_test(test_conv3d_fd),
-        cmocka_unit_test(test_conv3d_slabs),  cmocka_unit_test(test_instnorm3d),
-        cmocka_unit_test(test_leaky_relu),    cmocka_unit_test(test_upsample3d),
+        cmocka_unit_test(test_conv3d_shapes),  cmocka_unit_test(test_conv3d_fd),
+        cmocka_unit_test(test_conv3d_axes_fd), cmocka_unit_test(test_conv3d_slabs),
+        cmocka_unit_test(test_instnorm3d),     cmocka_unit_test(test_leaky_relu),
+        cmocka_unit_test(test_upsample3d),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

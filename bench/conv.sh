@@ -9,6 +9,8 @@
 # threads beside it, which a loaded machine disturbs less). Both sides run with
 # OMP_WAIT_POLICY=${WAIT:-passive} (spinning threads on a shared machine steal from the other
 # side). The load average is printed before and after: other work may be running.
+# DEPTH=1 (with e.g. SIZE=128) times the same stack on radiographs stored as one-slice volumes:
+# batch of 1 x SIZE x SIZE, strides and upsampling (1, 2, 2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -18,12 +20,13 @@ twin="$root/tests/fixtures/nn3d_twin.py"
 /usr/bin/python3 -c "import torch" 2>/dev/null ||
   { echo "bench conv: python3-torch is missing (it is in the Makefile's PACKAGES)" >&2; exit 3; }
 rounds=${ROUNDS:-5} steps=${STEPS:-10} warmup=${WARMUP:-2} batch=${BATCH:-8} size=${SIZE:-32}
+depth=${DEPTH:-$size}
 export OMP_WAIT_POLICY=${WAIT:-passive}
 num() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p"; }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 load0=$(load)
-echo "load average before: $load0; batch $batch of ${size}^3, $rounds rounds of $steps steps, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+echo "load average before: $load0; batch $batch of ${depth}x${size}x${size}, $rounds rounds of $steps steps, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 echo "$(/usr/bin/python3 "$twin" --bench --threads 1 --steps 1 --warmup 0 --batch 1 --size 8 |
   sed 's/.*"torch": "\([^"]*\)".*"mkldnn": \([a-z]*\).*/twin: torch \1, oneDNN (mkldnn) \2/')"
 printf '%-8s %11s %11s %11s %11s %8s %11s %11s %8s\n' threads C_s/step twin_s/step C_samp/s \
@@ -34,11 +37,11 @@ for t in 1 2; do
   for round in $(seq "$rounds"); do
     for side in $([ $((round % 2)) = 1 ] && echo "c twin" || echo "twin c"); do
       if [ "$side" = c ]; then
-        out=$("$bin" "$t" "$steps" "$warmup" "$batch" "$size")
+        out=$("$bin" "$t" "$steps" "$warmup" "$batch" "$size" "$depth")
         c_runs="$c_runs $(echo "$out" | num step_s_median)" c_cpu="$c_cpu $(echo "$out" | num cpu_s_median)"
       else
         out=$(/usr/bin/python3 "$twin" --bench --threads "$t" --steps "$steps" --warmup "$warmup" \
-              --batch "$batch" --size "$size")
+              --batch "$batch" --size "$size" --depth "$depth")
         p_runs="$p_runs $(echo "$out" | num step_s_median)" p_cpu="$p_cpu $(echo "$out" | num cpu_s_median)"
       fi
     done
@@ -56,4 +59,4 @@ for t in 1 2; do
 done
 echo "load average after: $(load)"
 echo "C_speed = twin time / C time (> 1: C faster); C_cpu the same for CPU seconds per step, all threads"
-echo "conv: C $head; load $load0 before"
+echo "conv (${depth}x${size}x${size}): C $head; load $load0 before"

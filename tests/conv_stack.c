@@ -13,28 +13,33 @@ enum { C1, N1, A1, C2, N2, CAT, C3, N3, A3, C4, N4, A4, D1, D1B, DCAT, D3, N_BUF
 
 static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-int conv_stack_init(conv_stack *st, int B, int S, int c1, int c2, int threads, unsigned seed) {
+/* The z sizes at half and quarter resolution: Z = 1 stays one slice. */
+static int z_half(int Z) { return Z == 1 ? 1 : Z / 2; }
+
+int conv_stack_init(conv_stack *st, int B, int Z, int S, int c1, int c2, int threads,
+                    unsigned seed) {
     memset(st, 0, sizeof *st);
-    if (B < 1 || B > 4096 || S < 4 || S % 4 || S > 1024 || c1 < 1 || c2 < 1 || c1 > 4096 ||
-        c2 > 4096 || threads < 1)
+    if (B < 1 || B > 4096 || S < 4 || S % 4 || S > 1024 || Z < 1 || (Z > 1 && Z % 4) || Z > 1024 ||
+        c1 < 1 || c2 < 1 || c1 > 4096 || c2 > 4096 || threads < 1)
         return -1;
-    st->B = B, st->S = S, st->c1 = c1, st->c2 = c2;
-    const int H = S / 2, cc = c1 + c2;
-    const size_t N1v = (size_t)H * H * H, N3v = N1v / 8;
+    st->B = B, st->Z = Z, st->S = S, st->c1 = c1, st->c2 = c2;
+    const int H = S / 2, Hz = z_half(Z), cc = c1 + c2, sz = Z == 1 ? 1 : 0; /* 0: take s */
+    const size_t N1v = (size_t)Hz * H * H, N3v = (size_t)z_half(Hz) * (H / 2) * (H / 2);
     nn_conv3d_shape L[5] = {
-        {.B = B, .Ci = 1, .Co = c1, .k = 3, .s = 2, .n = {S, S, S}},
-        {.B = B, .Ci = c1, .Co = c1, .k = 3, .s = 1, .n = {H, H, H}},
+        {.B = B, .Ci = 1, .Co = c1, .k = 3, .s = 2, .n = {Z, S, S}, .sa = {sz, 0, 0}},
+        {.B = B, .Ci = c1, .Co = c1, .k = 3, .s = 1, .n = {Hz, H, H}},
         /* reads the skip inside the concat; its input gradient is a dense (B, c1, N) */
         {.B = B,
          .Ci = c1,
          .Co = c2,
          .k = 3,
          .s = 2,
-         .n = {H, H, H},
+         .n = {Hz, H, H},
          .inp_bstride = (size_t)cc * N1v,
-         .dinp_bstride = (size_t)c1 * N1v},
-        {.B = B, .Ci = cc, .Co = c1, .k = 3, .s = 1, .n = {H, H, H}},
-        {.B = B, .Ci = c1, .Co = 4, .k = 1, .s = 1, .n = {H, H, H}},
+         .dinp_bstride = (size_t)c1 * N1v,
+         .sa = {sz, 0, 0}},
+        {.B = B, .Ci = cc, .Co = c1, .k = 3, .s = 1, .n = {Hz, H, H}},
+        {.B = B, .Ci = c1, .Co = 4, .k = 1, .s = 1, .n = {Hz, H, H}},
     };
     memcpy(st->conv, L, sizeof L);
     /* the parameter table, in the twin's named_parameters() order */
@@ -110,7 +115,8 @@ double conv_stack_flops(const conv_stack *st) {
 
 double conv_stack_step(conv_stack *st, const float *x) {
     const int B = st->B, c1 = st->c1, c2 = st->c2, cc = c1 + c2, Q = st->S / 4;
-    const size_t N1v = (size_t)(2 * Q) * (2 * Q) * (2 * Q), N3v = (size_t)Q * Q * Q;
+    const int Qz = z_half(z_half(st->Z)), f[3] = {st->Z == 1 ? 1 : 2, 2, 2};
+    const size_t N1v = (size_t)z_half(st->Z) * (2 * Q) * (2 * Q), N3v = (size_t)Qz * Q * Q;
     const size_t b1 = (size_t)B * c1 * N1v, b3 = (size_t)B * c2 * N3v;
     const float sl = NN_LEAKY_SLOPE;
     float **a = st->acts, *sc = st->scratch;
@@ -139,8 +145,8 @@ double conv_stack_step(conv_stack *st, const float *x) {
     nn_instnorm3d_forward(a[N3], mean[2], rstd[2], a[C3], g[2], be[2], B, c2, N3v);
     nn_leaky_relu_forward(a[A3], a[N3], b3, sl);
     for (int b = 0; b < B; b++) /* the upsampled map: channels 0 .. c2-1 */
-        nn_upsample3d_forward(a[CAT] + (size_t)b * cc * N1v, a[A3] + (size_t)b * c2 * N3v, 1, c2, Q,
-                              Q, Q);
+        nn_upsample3d_scaled_forward(a[CAT] + (size_t)b * cc * N1v, a[A3] + (size_t)b * c2 * N3v, 1,
+                                     c2, Qz, Q, Q, f);
     nn_conv3d_forward(a[C4], a[CAT], w[3], bias[3], sc, &st->conv[3]);
     nn_instnorm3d_forward(a[N4], mean[3], rstd[3], a[C4], g[3], be[3], B, c1, N1v);
     nn_leaky_relu_forward(a[A4], a[N4], b1, sl);
@@ -154,8 +160,8 @@ double conv_stack_step(conv_stack *st, const float *x) {
     nn_instnorm3d_backward(a[D1], dg[3], dbe[3], a[D1], a[C4], g[3], mean[3], rstd[3], B, c1, N1v);
     nn_conv3d_backward(a[DCAT], dw[3], db[3], a[D1], a[CAT], w[3], sc, &st->conv[3]);
     for (int b = 0; b < B; b++)
-        nn_upsample3d_backward(a[D3] + (size_t)b * c2 * N3v, a[DCAT] + (size_t)b * cc * N1v, 1, c2,
-                               Q, Q, Q);
+        nn_upsample3d_scaled_backward(a[D3] + (size_t)b * c2 * N3v, a[DCAT] + (size_t)b * cc * N1v,
+                                      1, c2, Qz, Q, Q, f);
     nn_leaky_relu_backward(a[D3], a[D3], a[N3], b3, sl);
     nn_instnorm3d_backward(a[D3], dg[2], dbe[2], a[D3], a[C3], g[2], mean[2], rstd[2], B, c2, N3v);
     nn_conv3d_backward(a[D1B], dw[2], db[2], a[D3], skip, w[2], sc, &st->conv[2]);

@@ -2,11 +2,12 @@
  * fixture nn3d_fixture.bin is committed, so no Python is needed): every layer's forward output
  * and every gradient on its own small cases (stride 1 and 2, strides per axis as for a one-slice
  * radiograph or a thin slab, k 3 and 1, odd sizes, upsampling per axis), then a
- * whole 3D U-Net stage with a channel concat (tests/conv_stack.h): output, loss and every
- * parameter gradient. Each tensor passes when its worst |C - twin| <= atol + rtol max |twin|;
- * the worst difference of every tensor is printed and any miss fails. Runs at 1 and 2 threads,
- * which must give the same bits. The fixture is $VESALIUS_FIXTURES/nn3d_fixture.bin when that is
- * set (test_nn3d_twin_fresh: one the twin has just written), else the committed one. */
+ * whole 3D U-Net stage with a channel concat (tests/conv_stack.h), on a cube and on a radiograph
+ * (one slice, strides and upsampling (1, 2, 2)): output, loss and every parameter gradient. Each
+ * tensor passes when its worst |C - twin| <= atol + rtol max |twin|; the worst difference of every
+ * tensor is printed and any miss fails. Runs at 1 and 2 threads, which must give the same bits. The
+ * fixture is $VESALIUS_FIXTURES/nn3d_fixture.bin when that is set (test_nn3d_twin_fresh: one the
+ * twin has just written), else the committed one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,41 +180,44 @@ static void test_layers_two_threads(void **state) {
     layers(2);
 }
 
-/* The stack: y, loss and every gradient; returns the gradients for the bitwise comparison. */
-static float *stack(int threads, int *fails) {
+/* The stack `name` (stack: a cube; stack2d: a radiograph, one slice): y, loss and every
+ * gradient; returns the gradients for the bitwise comparison. */
+static float *stack(const char *name, int threads, int *fails) {
     nn_set_threads(threads);
-    const int32_t *c = config("stack.config", 4);
-    conv_stack st;
-    assert_int_equal(conv_stack_init(&st, c[0], c[1], c[2], c[3], threads, 0), 0);
-    printf("--- stack at %d thread%s: B %d S %d widths %d, %d (%zu parameters)\n", threads,
-           threads > 1 ? "s" : "", c[0], c[1], c[2], c[3], st.n_params);
     char key[96];
+#define K(s) (snprintf(key, sizeof key, "%s.%s", name, s), key)
+    const int32_t *c = config(K("config"), 5);
+    conv_stack st;
+    assert_int_equal(conv_stack_init(&st, c[0], c[1], c[2], c[3], c[4], threads, 0), 0);
+    printf("--- %s at %d thread%s: B %d Z %d S %d widths %d, %d (%zu parameters)\n", name, threads,
+           threads > 1 ? "s" : "", c[0], c[1], c[2], c[3], c[4], st.n_params);
     for (int k = 0; k < CONV_STACK_TENSORS; k++) {
-        snprintf(key, sizeof key, "stack.param:%s", st.t[k].name);
+        snprintf(key, sizeof key, "%s.param:%s", name, st.t[k].name);
         memcpy(st.params + st.t[k].offset, ref(key, st.t[k].size), st.t[k].size * sizeof(float));
     }
-    size_t nx = (size_t)c[0] * c[1] * c[1] * c[1];
-    double loss = conv_stack_step(&st, ref("stack.x", nx));
+    size_t nx = (size_t)c[0] * c[1] * c[2] * c[2];
+    double loss = conv_stack_step(&st, ref(K("x"), nx));
     float lc = (float)loss;
-    *fails += check("loss", &lc, ref("stack.loss", 1), 1, 1e-5, 0.0);
-    *fails += check("out", st.y, ref("stack.y", st.n_y), st.n_y, 1e-5, 1e-7);
+    *fails += check("loss", &lc, ref(K("loss"), 1), 1, 1e-5, 0.0);
+    *fails += check("out", st.y, ref(K("y"), st.n_y), st.n_y, 1e-5, 1e-7);
+#undef K
     /* Five layers of float32 rounding: 1e-5 of each tensor's scale. A conv's bias in front of
      * an InstanceNorm has gradient 0 (the norm removes any constant; the twin gives ~1e-14):
      * ours is the float32 sum of the norm's input gradient over the batch's voxels, judged
      * against the scale of the same sum of its output gradient, the norm's beta gradient. */
     for (int k = 0; k < CONV_STACK_TENSORS; k++) {
-        const char *name = st.t[k].name;
+        const char *pn = st.t[k].name;
         double atol = 1e-7;
-        if (strncmp(name, "conv", 4) == 0 && strcmp(name + 5, ".bias") == 0 && name[4] != '5') {
-            snprintf(key, sizeof key, "stack.grad:norm%c.bias", name[4]);
+        if (strncmp(pn, "conv", 4) == 0 && strcmp(pn + 5, ".bias") == 0 && pn[4] != '5') {
+            snprintf(key, sizeof key, "%s.grad:norm%c.bias", name, pn[4]);
             const fx_record *beta = fx_get(&fx, key);
             assert_non_null(beta);
             for (uint32_t i = 0; i < beta->count; i++)
                 atol = fmax(atol, 1e-5 * fabs(((const float *)beta->data)[i]));
         }
-        snprintf(key, sizeof key, "stack.grad:%s", name);
-        *fails += check(name, st.grads + st.t[k].offset, ref(key, st.t[k].size), st.t[k].size, 1e-5,
-                        atol);
+        snprintf(key, sizeof key, "%s.grad:%s", name, pn);
+        *fails +=
+            check(pn, st.grads + st.t[k].offset, ref(key, st.t[k].size), st.t[k].size, 1e-5, atol);
     }
     float *g = alloc_floats(st.n_params);
     memcpy(g, st.grads, st.n_params * sizeof *g);
@@ -221,18 +225,31 @@ static float *stack(int threads, int *fails) {
     return g;
 }
 
-static void test_stack(void **state) {
-    (void)state;
+/* The stack at 1 and 2 threads: both against the twin, and the same gradient bits. */
+static void stack_both(const char *name) {
     int fails = 0;
-    float *g1 = stack(1, &fails), *g2 = stack(2, &fails);
-    const int32_t *c = config("stack.config", 4);
+    float *g1 = stack(name, 1, &fails), *g2 = stack(name, 2, &fails);
+    char key[96];
+    snprintf(key, sizeof key, "%s.config", name);
+    const int32_t *c = config(key, 5);
     conv_stack st;
-    assert_int_equal(conv_stack_init(&st, c[0], c[1], c[2], c[3], 1, 0), 0);
+    assert_int_equal(conv_stack_init(&st, c[0], c[1], c[2], c[3], c[4], 1, 0), 0);
     int same = !memcmp(g1, g2, st.n_params * sizeof *g1);
     printf("  1 vs 2 threads: %s\n", same ? "same bits" : "DIFFER");
     conv_stack_free(&st);
     free(g1), free(g2);
     assert_int_equal(fails + !same, 0);
+}
+
+static void test_stack(void **state) {
+    (void)state;
+    stack_both("stack");
+}
+
+/* a radiograph through the same stage: strides and upsampling (1, 2, 2) on one slice */
+static void test_stack2d(void **state) {
+    (void)state;
+    stack_both("stack2d");
 }
 
 static int setup(void **state) {
@@ -251,6 +268,7 @@ int main(void) {
         cmocka_unit_test(test_layers_one_thread),
         cmocka_unit_test(test_layers_two_threads),
         cmocka_unit_test(test_stack),
+        cmocka_unit_test(test_stack2d),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -45,7 +45,9 @@ typedef struct conv_geom {
     size_t plane;       /* output voxels per z-plane, Oy Ox */
     size_t in_b, out_b; /* batch strides in floats */
     int planes;         /* 1: the stride-1 3^3 path, slabs of whole planes and 9-tap cols */
-    int kdim;           /* rows of col: ci k^3, or ci 9 on the plane path */
+    int kz0, kzn;       /* rows path: the z-taps col holds, [kz0, kz0 + kzn) (thin: 1, 1) */
+    int taps;           /* rows of col per channel: kzn k^2 (9 on the plane path) */
+    int kdim;           /* rows of col: ci taps */
     int rows;           /* output x-rows, Oz Oy */
     int slab_rows;      /* output x-rows per slab (whole planes on the plane path) */
     int n_slabs;
@@ -95,11 +97,15 @@ static int geom_init(conv_geom *g, int ci, int co, int k, const int s[3], const 
         if (!g->o[a] || !mul_ok(N, (size_t)n[a], &N) || !mul_ok(O, (size_t)g->o[a], &O)) return 0;
     }
     g->planes = g->unit && k == 3;
+    /* one input plane (a radiograph): the outer z-taps only ever read the zero padding, so the
+     * rows path leaves them out of col and of the GEMMs (the plane path skips them anyway) */
+    int thin = !g->planes && k == 3 && n[0] == 1;
+    g->kz0 = thin ? 1 : 0, g->kzn = thin ? 1 : k;
+    g->taps = g->planes ? 9 : g->kzn * k * k;
     size_t kdim, cn, co_o, rows, plane = (size_t)g->o[1] * (size_t)g->o[2];
     /* BLAS takes int sizes and leading dimensions: N, O, the col's rows and width must fit */
-    if (N > INT_MAX || O > INT_MAX ||
-        !mul_ok((size_t)ci, (size_t)(g->planes ? 9 : k * k * k), &kdim) || kdim > INT_MAX ||
-        !mul_ok((size_t)ci, N, &cn) || !mul_ok((size_t)co, O, &co_o) ||
+    if (N > INT_MAX || O > INT_MAX || !mul_ok((size_t)ci, (size_t)g->taps, &kdim) ||
+        kdim > INT_MAX || !mul_ok((size_t)ci, N, &cn) || !mul_ok((size_t)co, O, &co_o) ||
         !mul_ok((size_t)g->o[0], (size_t)g->o[1], &rows))
         return 0;
     g->N = N, g->O = O, g->plane = plane, g->kdim = (int)kdim, g->rows = (int)rows;
@@ -181,7 +187,7 @@ static int layout_for(const nn_conv3d_shape *s, const conv_geom *fw, const conv_
     size_t per = fw->col_floats;
     if (fw->unit && bw->col_floats > per) per = bw->col_floats;
     if (!fw->unit && dcol > per) per = dcol;
-    L->wbuf = fw->unit ? round16(wsize) : 0;
+    L->wbuf = fw->unit || fw->kzn < fw->k ? round16(wsize) : 0;
     L->partials = round16(part);
     L->per_thread = round16(per);
     if (threads < 1 || !mul_ok(L->per_thread, (size_t)threads, &t) ||
@@ -279,9 +285,9 @@ static inline void gather3_s2(float *restrict d0, float *restrict d1, float *res
     }
 }
 
-/* col (rows (c, kz, ky, kx) for c in [c0, c1), columns the outputs of x-rows [r0, r1), leading
- * dimension ld) from one batch item's input in (ci, N), any stride. Taps outside the volume are
- * 0. Each input row is read once for its k x-taps. */
+/* col (rows (c, kz, ky, kx) for c in [c0, c1), kz in [kz0, kz0 + kzn), columns the outputs of
+ * x-rows [r0, r1), leading dimension ld) from one batch item's input in (ci, N), any stride. Taps
+ * outside the volume are 0. Each input row is read once for its k x-taps. */
 static void vol2col(float *restrict col, size_t ld, const float *restrict in, const conv_geom *g,
                     int c0, int c1, int r0, int r1) {
     const int k = g->k, p = g->p, X = g->n[2], Y = g->n[1], Z = g->n[0];
@@ -291,7 +297,7 @@ static void vol2col(float *restrict col, size_t ld, const float *restrict in, co
         tap_range(X, Ox, sx, kx, p, &xlo[kx], &xhi[kx]);
     size_t row = 0;
     for (int c = c0; c < c1; c++)
-        for (int kz = 0; kz < k; kz++)
+        for (int kz = g->kz0; kz < g->kz0 + g->kzn; kz++)
             for (int ky = 0; ky < k; ky++, row += (size_t)k) {
                 float *dst = col + row * ld;
                 int oz = r0 / Oy, oy = r0 % Oy;
@@ -330,7 +336,7 @@ static void col2vol_add(float *restrict din, const float *restrict dcol, size_t 
         tap_range(X, Ox, sx, kx, p, &xlo[kx], &xhi[kx]);
     size_t row = 0;
     for (int c = c0; c < c1; c++)
-        for (int kz = 0; kz < k; kz++)
+        for (int kz = g->kz0; kz < g->kz0 + g->kzn; kz++)
             for (int ky = 0; ky < k; ky++, row += (size_t)k) {
                 const float *src = dcol + row * ld;
                 int oz = r0 / Oy, oy = r0 % Oy;
@@ -475,6 +481,15 @@ static void reorder_weights(float *dst, const float *w, int co_w, int ci_w, int 
         }
 }
 
+/* Rows path, fewer z-taps than k (thin): dst (co, ci, taps) = the taps of w (co, ci, k^3) that
+ * col holds, so dst (co, kdim) is what the GEMMs read. */
+static void compact_weights(float *dst, const float *w, const conv_geom *g) {
+    const size_t k3 = (size_t)(g->k * g->k * g->k), t0 = (size_t)g->kz0 * g->k * g->k;
+    const size_t n = (size_t)g->co * g->ci;
+    for (size_t i = 0; i < n; i++)
+        memcpy(dst + i * g->taps, w + i * k3 + t0, (size_t)g->taps * sizeof *dst);
+}
+
 void nn_conv3d_forward(float *out, const float *inp, const float *w, const float *bias,
                        float *scratch, const nn_conv3d_shape *s) {
     conv_geom fw, bw;
@@ -482,6 +497,9 @@ void nn_conv3d_forward(float *out, const float *inp, const float *w, const float
     shape_or_die("nn_conv3d_forward", s, &fw, &bw, &L);
     if (fw.planes) {
         reorder_weights(scratch, w, s->Co, s->Ci, 3, 0, 1);
+        w = scratch;
+    } else if (fw.kzn < fw.k) {
+        compact_weights(scratch, w, &fw);
         w = scratch;
     }
     conv_forward_all(out, inp, w, bias, scratch + L.wbuf + L.partials, L.per_thread, &fw, s->B);
@@ -506,13 +524,16 @@ static void conv_bias_grad(float *db, const float *dout, const conv_geom *g, int
 
 /* Sum the G partials of the weight gradient in group order into dw (Co, Ci, k^3). Partials are
  * dw transposed (col @ x^T runs faster in OpenBLAS than x @ col^T):
- *   rows path: (Ci k^3, Co);
+ *   rows path: (Ci taps, Co), the taps of col (g's), the first at z-tap kz0;
  *   plane path: three blocks (kz) of (Co 9, Ci) from the input gradient's walk over dout,
  *     whose taps are flipped: block kz, row co 9 + t is dw[co][ci][(2 - kz) 9 + 8 - t]. */
 static void reduce_partials(float *dw, const float *partials, int G, const nn_conv3d_shape *s,
-                            int planes) {
+                            const conv_geom *g) {
+    const int planes = g->planes;
     const size_t Ci = (size_t)s->Ci, Co = (size_t)s->Co, k3 = (size_t)(s->k * s->k * s->k);
-    const size_t wsize = Co * Ci * k3;
+    const size_t taps = planes ? 27 : (size_t)g->taps,
+                 t0 = planes ? 0 : (size_t)g->kz0 * s->k * s->k;
+    const size_t wsize = Co * Ci * taps;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < wsize; i++) {
         float t = partials[i];
@@ -523,7 +544,7 @@ static void reduce_partials(float *dw, const float *partials, int G, const nn_co
             dw[(co * Ci + ci) * 27 + (2 - kz) * 9 + (8 - t9)] += t;
         } else {
             size_t co = i % Co, r = i / Co;
-            dw[(co * Ci + r / k3) * k3 + r % k3] += t;
+            dw[(co * Ci + r / taps) * k3 + t0 + r % taps] += t;
         }
     }
 }
@@ -555,7 +576,7 @@ static void conv_weight_grad(float *dw, const float *dout, const float *inp, flo
             }
         }
     }
-    reduce_partials(dw, partials, G, s, 0);
+    reduce_partials(dw, partials, G, s, g);
 }
 
 /* Plane path (stride 1, k = 3) backward in one walk over dout per piece (b, run of planes):
@@ -585,7 +606,7 @@ static void conv_backward_planes(float *dinp, float *dw, const float *dout, cons
             }
         }
     }
-    reduce_partials(dw, partials, G, s, 1);
+    reduce_partials(dw, partials, G, s, g);
 }
 
 /* Strided dinp (stride 2 along some axis): pieces (b, channel group); each zeroes its channels,
@@ -593,7 +614,7 @@ static void conv_backward_planes(float *dinp, float *dw, const float *dout, cons
 static void conv_input_grad_strided(float *dinp, const float *dout, const float *w,
                                     float *per_thread, size_t per_thread_floats, const conv_geom *g,
                                     int B, int cig, size_t dinp_b) {
-    int n_cig = (g->ci + cig - 1) / cig, k3 = g->k * g->k * g->k;
+    int n_cig = (g->ci + cig - 1) / cig, taps = g->taps;
     long long items = (long long)B * n_cig;
 #pragma omp parallel
     {
@@ -606,9 +627,9 @@ static void conv_input_grad_strided(float *dinp, const float *dout, const float 
             memset(din + (size_t)c0 * g->N, 0, (size_t)(c1 - c0) * g->N * sizeof *din);
             for (int j = 0; j < g->n_slabs; j++) {
                 slab sl = slab_at(g, j);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (c1 - c0) * k3, sl.P, g->co,
-                            1.0f, w + (size_t)c0 * k3, g->kdim, dout + (size_t)b * g->out_b + sl.p0,
-                            (int)g->O, 0.0f, dcol, sl.P);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (c1 - c0) * taps, sl.P, g->co,
+                            1.0f, w + (size_t)c0 * taps, g->kdim,
+                            dout + (size_t)b * g->out_b + sl.p0, (int)g->O, 0.0f, dcol, sl.P);
                 col2vol_add(din, dcol, (size_t)sl.P, g, c0, c1, sl.r0, sl.r1);
             }
         }
@@ -632,6 +653,7 @@ void nn_conv3d_backward(float *dinp, float *dw, float *db, const float *dout, co
     conv_weight_grad(dw, dout, inp, partials, per_thread, L.per_thread, &fw, s);
     if (!dinp) return;
     if (!fw.unit) {
+        if (fw.kzn < fw.k) compact_weights(wbuf, w, &fw), w = wbuf;
         conv_input_grad_strided(dinp, dout, w, per_thread, L.per_thread, &fw, s->B, cig_size(s),
                                 bw.out_b);
         return;

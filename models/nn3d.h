@@ -59,8 +59,9 @@ typedef struct nn_conv3d_shape {
      * is whole output x-rows and at least 256 columns wide, so a very small bound is
      * exceeded. */
     size_t slab_floats;
-    int sa[3]; /* stride per axis (Z, Y, X), 1 or 2 each; 0 takes s (last, so that
-                * {B, Ci, Co, k, s, {n}, ...} initialisers still mean what they did) */
+    int sa[3]; /* stride per axis (Z, Y, X), 1 or 2 each; 0 takes s. Last, so that older
+                * positional initialisers keep their meaning (-Wextra warns of the missing
+                * field: spell shapes with designated initialisers) */
 } nn_conv3d_shape;
 
 /* The stride along axis a (0 Z, 1 Y, 2 X): sa[a] when nonzero, else s. */
@@ -75,7 +76,8 @@ size_t nn_conv3d_out_voxels(const nn_conv3d_shape *s);
  * not 1 or 2, a batch stride smaller than its item) or a size would overflow size_t or BLAS's
  * int. */
 size_t nn_conv3d_scratch(const nn_conv3d_shape *s, int threads);
-/* Multiply-adds of one forward pass times 2 (backward with dinp is twice that). */
+/* Multiply-adds of one forward pass times 2, counting all k^3 taps (backward with dinp is
+ * twice that). */
 double nn_conv3d_flops(const nn_conv3d_shape *s);
 
 /* out = conv(inp, w) + bias.
@@ -109,8 +111,8 @@ void nn_leaky_relu_backward(float *dinp, const float *dout, const float *inp, si
                             float slope);
 
 /* ------------------------------------------------------------------------- upsample */
-/* F.interpolate(x, scale_factor=(fz, fy, fx), mode='nearest'), f[a] 1 or 2 each:
- * out[.., z, y, x] = inp[.., z / fz, y / fy, x / fx].
+/* F.interpolate(x, scale_factor=(fz, fy, fx), mode='nearest'), f[a] 1 or 2 each (any other
+ * factor is a caller's bug: abort): out[.., z, y, x] = inp[.., z / fz, y / fy, x / fx].
  * inp (B, C, Z, Y, X); out (B, C, fz Z, fy Y, fx X). */
 void nn_upsample3d_scaled_forward(float *out, const float *inp, int B, int C, int Z, int Y, int X,
                                   const int f[3]);

@@ -79,10 +79,11 @@ sanitize: deps
 
 # The demo: write the embedded cohort once (deterministic), then run the demo study; the report
 # is build/demo/report/report.html. Rerunning does only what changed. The cohort: 200 unlabeled
-# and 200 labeled volumes, tumours of 12-30 mm at 4x the generator's default contrast (100-240 HU
-# against their organ), where pretraining's benefit was measured (docs/experiments/README.md).
-# A cohort written with other options is replaced, with the demo's outputs.
-DEMO_COHORT := --labeled 200 --contrast 4 --diameter 12:30
+# and 200 labeled volumes with the generator's defaults (tumours of 8-30 mm with a density relative
+# to their organ, 20% subtle, cysts and vessels as lookalikes; studies/phantom.c). The split keeps
+# 100 labeled volumes as the held-out test set. A cohort written with other options is replaced,
+# with the demo's outputs.
+DEMO_COHORT := --labeled 200
 demo: deps build
 	@if [ "$$(cat $(BUILD)/demo/cohort.options 2>/dev/null)" != "$(DEMO_COHORT)" ]; then \
 	  rm -rf $(BUILD)/demo && mkdir -p $(BUILD)/demo && \

@@ -44,13 +44,27 @@ print("ok: losses of 2 and 3 ranks match one process" if ok else "FAIL: losses d
 sys.exit(0 if ok else 1)
 PY
 
+# freeze DIR PID: once DIR holds a checkpoint, stop every rank of the mpirun PID (SIGSTOP, into
+# $ranks) so that the signal the caller sends next lands mid-run however loaded the machine is
+# (the 800 steps take about 2 s, and a starved shell once saw the first checkpoint only after the
+# last step); fails the test when the run had already finished
+freeze() {
+  for _ in $(seq 3000); do [ -s "$1/checkpoint.ckpt" ] && break; sleep 0.01; done
+  ranks=$(pgrep -P "$2" -f pretrain)
+  [ -n "$ranks" ] && kill -STOP $ranks
+  local at; at=$(ckpt_field "$1/checkpoint.ckpt" step 2>/dev/null)
+  if [ -n "$ranks" ] && [ -n "$at" ] && [ "$at" -lt 800 ]; then echo "ok: ranks frozen mid-run (checkpoint at step $at)"
+  else echo "FAIL: the run was not caught mid-run (ranks '$ranks', checkpoint step '$at')"; fails=$((fails + 1)); fi
+}
+
 # kill -9 one rank after a checkpoint: every rank ends (no hang), the checkpoint resumes
 long="$tiny --steps 800 --checkpoint-every 25 --log-level warn"
 $M -np 2 "$V" pretrain $long --out "$t/full" 2>/dev/null; check "uninterrupted 2-rank run" 0 $?
 $M -np 2 "$V" pretrain $long --out "$t/kill" >"$t/kill.log" 2>&1 & pid=$!
-for _ in $(seq 1000); do [ -s "$t/kill/checkpoint.ckpt" ] && break; sleep 0.01; done
-victim=$(pgrep -P $pid -f "pretrain" | tail -1)
+freeze "$t/kill" $pid
+victim=$(echo "$ranks" | tail -1)
 if [ -z "$victim" ]; then echo "FAIL: no rank to kill"; fails=$((fails + 1)); else kill -9 "$victim"; fi
+kill -CONT $ranks 2>/dev/null
 timeout 60 tail --pid=$pid -f /dev/null; wait $pid; rc=$?
 [ $rc != 0 ] && echo "ok: the job ends when a rank is killed (exit $rc)" || { echo "FAIL: the job finished before the kill"; fails=$((fails + 1)); }
 none_left "no rank left running" "$t/kill"
@@ -60,10 +74,12 @@ $M -np 2 "$V" pretrain $long --out "$t/kill" --resume 2>"$t/resume.log"; check "
 same "resumed = uninterrupted: checkpoint" "$t/full/checkpoint.ckpt" "$t/kill/checkpoint.ckpt"
 same "resumed = uninterrupted: model" "$t/full/model.safetensors" "$t/kill/model.safetensors"
 
-# SIGTERM to mpirun: every rank stops at the same step, with a checkpoint; resume on 3 ranks
+# SIGTERM to the job, as SLURM's scancel sends it (to mpirun and to every rank; mpirun alone
+# forwards it to frozen ranks only after a SIGCONT and more than a second): every rank stops at
+# the same step, with a checkpoint; resume on 3 ranks
 $M -np 2 "$V" pretrain $long --out "$t/term" >"$t/term.log" 2>&1 & pid=$!
-for _ in $(seq 1000); do [ -s "$t/term/checkpoint.ckpt" ] && break; sleep 0.01; done
-kill -TERM $pid; wait $pid; rc=$?
+freeze "$t/term" $pid
+kill -TERM $pid $ranks; kill -CONT $ranks 2>/dev/null; wait $pid; rc=$?
 check "SIGTERM stops the job" 1 $rc
 contains "every rank stopped at one step" "$t/term.log" "stopped by a signal at step"
 step=$(ckpt_field "$t/term/checkpoint.ckpt" step)

@@ -190,11 +190,11 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, mode, ENUM, "finetune", 0, 1, "finetune|probe", NULL, ST_FINETUNE, "the whole encoder (layer-wise lr decay) or a frozen one") \
     X(finetune, budgets, INTS, "10,20,40", 0, 1e6, NULL, NULL, ST_FINETUNE, "label budgets: training patients per fit, nested subsets of the train role (0: all of them)") \
     X(finetune, seeds, INT, "3", 1, 100, NULL, NULL, ST_FINETUNE, "fits per budget and arm, each with its own subset order, initialisation and crops") \
-    X(finetune, steps, INT, "500", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fit") \
+    X(finetune, steps, INT, "2000", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fit") \
     X(finetune, batch, INT, "8", 1, 4096, NULL, NULL, ST_FINETUNE, "crops per step") \
-    X(finetune, lr, DBL, "0.0001", 1e-12, 1, NULL, NULL, ST_FT_MAE, "peak learning rate of the mae arm (its head; the encoder by layer_decay)") \
+    X(finetune, lr, DBL, "0.001", 1e-12, 1, NULL, NULL, ST_FT_MAE, "peak learning rate of the mae arm (its head; the encoder by layer_decay)") \
     X(finetune, layer_decay, DBL, "0.75", 0.01, 1, NULL, NULL, ST_FT_MAE, "mae arm: encoder block g gets lr x decay^(depth + 1 - g)") \
-    X(finetune, scratch_lr, DBL, "0.0001", 1e-12, 1, NULL, NULL, ST_FT_SCRATCH, "peak learning rate of the scratch arm (one lr everywhere: no layer decay)") \
+    X(finetune, scratch_lr, DBL, "0.001", 1e-12, 1, NULL, NULL, ST_FT_SCRATCH, "peak learning rate of the scratch arm (one lr everywhere: no layer decay)") \
     X(finetune, lesion_share, DBL, "0.5", 0, 1, NULL, NULL, ST_FINETUNE, "share of crops centred on a lesion") \
     X(finetune, eval_every, INT, "25", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between evaluations on the dev patients (0: none, keep the last weights)") \
     X(finetune, patience, INT, "5", 0, 1000000, NULL, NULL, ST_FINETUNE, "validations without improvement before stopping (0: never)") \

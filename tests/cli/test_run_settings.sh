@@ -59,7 +59,7 @@ new = {
     "labels.file": f"{t}/other.csv",
     "labels.volumes": f"{t}/other.csv", "finetune.dev_share": "0.3", "finetune.test_share": "0.4",
     "finetune.mode": "probe", "finetune.budgets": "[1]", "finetune.seeds": "3", "finetune.steps": "10",
-    "finetune.batch": "4", "finetune.lr": "0.001", "finetune.layer_decay": "0.5", "finetune.lesion_share": "0.3",
+    "finetune.batch": "4", "finetune.lr": "0.002", "finetune.layer_decay": "0.5", "finetune.lesion_share": "0.3",
     "finetune.scratch_lr": "0.003", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
     "finetune.focal_gamma": "1", "finetune.width": "8", "finetune.hard_share": "0.5", "finetune.mine_every": "5",
     "finetune.mine_top": "4", "finetune.test_flips": "true", "finetune.window": "[0, 1]",

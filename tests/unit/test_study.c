@@ -315,7 +315,7 @@ static void test_resolve(void **state) {
     fprintf(stderr, "  diff: %s\n", diff);
     assert_non_null(strstr(diff, "deid.key_file: another key"));
     assert_non_null(strstr(diff, "labels.file: content changed"));
-    assert_non_null(strstr(diff, "finetune.steps: 500 -> 20"));
+    assert_non_null(strstr(diff, "finetune.steps: 2000 -> 20"));
     study_kv_free(&a), study_kv_free(&b), study_kv_free(&ing), study_kv_free(&back);
     study_free(s);
 }

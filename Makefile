@@ -8,7 +8,7 @@
 PACKAGES := cmake make gcc g++ pkg-config git ca-certificates \
   libdcmtk-dev dcmtk libinsighttoolkit5-dev libgdcm-dev libhdf5-dev libopenblas-dev \
   zlib1g-dev libdeflate-dev libssl-dev libsqlite3-dev libyaml-dev libsodium-dev libpng-dev libopenjp2-7-dev \
-  libcmocka-dev clang libclang-rt-14-dev libomp-14-dev \
+  libcmocka-dev clang clang-format libclang-rt-14-dev libomp-14-dev \
   python3 python3-numpy python3-pydicom python3-pil python3-nibabel python3-h5py python3-sklearn \
   python3-torch dcm2niix pigz chromium \
   orthanc curl sqlite3 iproute2 util-linux openssl valgrind \

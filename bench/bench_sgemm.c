@@ -36,12 +36,14 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int i = 0; i < reps; i++) {
         double t0 = progress_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
         double dt = progress_now() - t0;
         if (dt < best) best = dt;
     }
     double gflops = 2.0 * (double)n * (double)n * (double)n / best / 1e9;
-    printf("{\"n\":%d,\"threads\":%d,\"seconds\":%.6f,\"gflops\":%.2f}\n", n, threads, best, gflops);
+    printf("{\"n\":%d,\"threads\":%d,\"seconds\":%.6f,\"gflops\":%.2f}\n", n, threads, best,
+           gflops);
     free(a);
     free(b);
     free(c);

@@ -1,16 +1,12 @@
 /* bench_shard — shard write throughput and random crop reads, for bench/shards.sh.
  *   bench_shard gen RAW NZ NY NX            synthetic CT (int16) → raw file, for both sides
  *   bench_shard write DIR RAW NZ NY NX T C [L]  seal one shard (chunk C³, shuffle+deflate
- *                                           L (default: the writer's, 1; 0: none), fletcher32, fsync) with
- *                                           T filter threads;
- *                                           prints the best of 3 {"seconds":…,"mb_s":…}
- *   bench_shard crops DIR N EDGE DEPTH [MB [RT [W R]]]  N random EDGE³ crops (DEPTH>0:
- *                                           prefetch stream, 2 threads; MB: decompressed-chunk
- *                                           cache, 0 none; RT: threads inflating one crop,
- *                                           default 1; W R: working set of W volumes swapped
- *                                           every R crops, after a warm-up of W*R crops);
- *                                           prints {"crops_s":…,"cpu_ms":…,"hit":…}: cpu_ms is
- *                                           process CPU per crop, hit the cache hit rate
+ *                                           L (default: the writer's, 1; 0: none), fletcher32,
+ * fsync) with T filter threads; prints the best of 3 {"seconds":…,"mb_s":…} bench_shard crops DIR N
+ * EDGE DEPTH [MB [RT [W R]]]  N random EDGE³ crops (DEPTH>0: prefetch stream, 2 threads; MB:
+ * decompressed-chunk cache, 0 none; RT: threads inflating one crop, default 1; W R: working set of
+ * W volumes swapped every R crops, after a warm-up of W*R crops); prints
+ * {"crops_s":…,"cpu_ms":…,"hit":…}: cpu_ms is process CPU per crop, hit the cache hit rate
  *   bench_shard writeset DIR RAW NZ NY NX T C K  K volumes in one shard, each the raw voxels
  *                                           + its index (distinct data, same compressibility) */
 #include <stdio.h>

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DET_BETA 4.0       /* CenterNet's penalty reduction of negatives near a centre */
+#define DET_BETA 4.0        /* CenterNet's penalty reduction of negatives near a centre */
 #define DET_SIZE_WEIGHT 0.1 /* of reg_weight, for log size (CenterNet's 0.1) */
 
 /* conv3 (no bias: the norm removes it) -> InstanceNorm (affine) -> leaky ReLU. */
@@ -32,7 +32,7 @@ struct det {
     int B, N, D, ups; /* batch, tokens, width, 1: tokens (stride 8) upsampled to stride 4 */
     int n4[3], n8[3]; /* grids at stride 4 and 8 */
     int c1, c2, p, e1, e2;
-    size_t G2, G4, GT;      /* voxels per channel at stride 2, stride 4, on the token grid */
+    size_t G2, G4, GT; /* voxels per channel at stride 2, stride 4, on the token grid */
     size_t n_head;
     float *head, *ghead;
     blk blk[N_BLK];
@@ -40,7 +40,7 @@ struct det {
     size_t hw, hb, pw, pb;
     float *scratch;
     const float *img, *feat, *tgt;
-    float *tp, *t, *cat1, *cat2, *out;      /* forward */
+    float *tp, *t, *cat1, *cat2, *out; /* forward */
     float *dout, *dd2, *dcat2, *dd1, *dcat1, *dt, *dtp, *dfeat, *da2, *da2x, *db1, *da1;
 };
 
@@ -207,9 +207,9 @@ void det_destroy(det *d) {
     mae_destroy(d->enc);
     for (int i = 0; i < N_BLK; i++)
         blk_free(&d->blk[i]);
-    float *bufs[] = {d->head, d->ghead, d->scratch, d->tp,  d->t,    d->cat1, d->cat2,
+    float *bufs[] = {d->head, d->ghead, d->scratch, d->tp,    d->t,   d->cat1,  d->cat2,
                      d->out,  d->dout,  d->dd2,     d->dcat2, d->dd1, d->dcat1, d->dt,
-                     d->dtp,  d->dfeat, d->da2,     d->da2x, d->db1,  d->da1};
+                     d->dtp,  d->dfeat, d->da2,     d->da2x,  d->db1, d->da1};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(d);
@@ -302,8 +302,8 @@ static void blk_forward(det *d, blk *k, const float *inp) {
 static void blk_backward(det *d, blk *k, const float *inp, float *da, float *dinp) {
     size_t n = (size_t)k->sh.B * k->sh.Co * k->O;
     nn_leaky_relu_backward(da, da, k->n, n, NN_LEAKY_SLOPE);
-    nn_instnorm3d_backward(da, d->ghead + k->g, d->ghead + k->b, da, k->c, d->head + k->g,
-                           k->mean, k->rstd, k->sh.B, k->sh.Co, k->O);
+    nn_instnorm3d_backward(da, d->ghead + k->g, d->ghead + k->b, da, k->c, d->head + k->g, k->mean,
+                           k->rstd, k->sh.B, k->sh.Co, k->O);
     nn_conv3d_backward(dinp, d->ghead + k->w, NULL, da, inp, d->head + k->w, d->scratch, &k->sh);
 }
 
@@ -366,15 +366,15 @@ static void up_into(float *cat, size_t at, size_t ctot, const float *inp, int B,
                     const int n[3]) {
     size_t Nn = (size_t)n[0] * n[1] * n[2], N2 = 8 * Nn;
     for (int b = 0; b < B; b++)
-        nn_upsample3d_forward(cat + (size_t)b * ctot * N2 + at * N2, inp + (size_t)b * C * Nn, 1,
-                              C, n[0], n[1], n[2]);
+        nn_upsample3d_forward(cat + (size_t)b * ctot * N2 + at * N2, inp + (size_t)b * C * Nn, 1, C,
+                              n[0], n[1], n[2]);
 }
 static void up_back(float *dinp, const float *dcat, size_t at, size_t ctot, int B, int C,
                     const int n[3]) {
     size_t Nn = (size_t)n[0] * n[1] * n[2], N2 = 8 * Nn;
     for (int b = 0; b < B; b++)
-        nn_upsample3d_backward(dinp + (size_t)b * C * Nn, dcat + (size_t)b * ctot * N2 + at * N2,
-                               1, C, n[0], n[1], n[2]);
+        nn_upsample3d_backward(dinp + (size_t)b * C * Nn, dcat + (size_t)b * ctot * N2 + at * N2, 1,
+                               C, n[0], n[1], n[2]);
 }
 /* Copy (B, C, N) into / out of part `at` of a (B, Ctot, N) concatenation. */
 static void part_in(float *cat, size_t at, size_t ctot, const float *x, int B, int C, size_t N) {
@@ -397,8 +397,10 @@ vs_status det_forward(det *d, const float *img, const float *tgt, float *loss, v
     nn_linear_forward(d->tp, d->feat, d->head + d->pw, d->head + d->pb, B * d->N, d->D, d->p);
     to_channels(d->t, d->tp, B, d->N, d->p);
     size_t ct1 = (size_t)d->p + d->c2, ct2 = (size_t)d->e1 + d->c1;
-    if (d->ups) up_into(d->cat1, 0, ct1, d->t, B, d->p, d->n8);
-    else part_in(d->cat1, 0, ct1, d->t, B, d->p, d->G4);
+    if (d->ups)
+        up_into(d->cat1, 0, ct1, d->t, B, d->p, d->n8);
+    else
+        part_in(d->cat1, 0, ct1, d->t, B, d->p, d->G4);
     part_in(d->cat1, (size_t)d->p, ct1, d->blk[B_B1].a, B, d->c2, d->G4);
     blk_forward(d, &d->blk[B_D1], d->cat1);
     up_into(d->cat2, 0, ct2, d->blk[B_D1].a, B, d->e1, d->n4);
@@ -420,8 +422,10 @@ void det_backward(det *d) {
     up_back(d->dd1, d->dcat2, 0, ct2, B, d->e1, d->n4);
     part_out(d->da2x, d->dcat2, (size_t)d->e1, ct2, B, d->c1, d->G2);
     blk_backward(d, &d->blk[B_D1], d->cat1, d->dd1, d->dcat1);
-    if (d->ups) up_back(d->dt, d->dcat1, 0, ct1, B, d->p, d->n8);
-    else part_out(d->dt, d->dcat1, 0, ct1, B, d->p, d->G4);
+    if (d->ups)
+        up_back(d->dt, d->dcat1, 0, ct1, B, d->p, d->n8);
+    else
+        part_out(d->dt, d->dcat1, 0, ct1, B, d->p, d->G4);
     part_out(d->db1, d->dcat1, (size_t)d->p, ct1, B, d->c2, d->G4);
     to_rows(d->dtp, d->dt, B, d->N, d->p);
     float *dfeat = d->cfg.probe ? NULL : d->dfeat;

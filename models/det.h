@@ -67,8 +67,8 @@ size_t det_cells(const det_config *c, int cells[3]);
  * its radius in voxels along each axis (diameter / 2 / spacing). */
 typedef struct det_lesion {
     double zyx[3];
-    double diameter;   /* mm */
-    double radius[3];  /* voxels, (z, y, x) */
+    double diameter;  /* mm */
+    double radius[3]; /* voxels, (z, y, x) */
 } det_lesion;
 
 /* Fill l->radius from l->diameter and v's spacing. */

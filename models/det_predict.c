@@ -70,9 +70,9 @@ static int cand_cmp(const void *a, const void *b) {
 }
 
 /* Local maxima of heat over the 26-neighbourhood (ties go to the lower index), as candidates. */
-static vs_status local_maxima(const volume *v, const int cells[3],
-                              const float *heat, const double *acc, const float min_prob,
-                              det_candidate **out, int *n_out, vs_error *err) {
+static vs_status local_maxima(const volume *v, const int cells[3], const float *heat,
+                              const double *acc, const float min_prob, det_candidate **out,
+                              int *n_out, vs_error *err) {
     size_t nc = (size_t)cells[0] * cells[1] * cells[2], n = 0, cap = 64;
     det_candidate *c = malloc(cap * sizeof *c);
     if (!c) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate candidates");

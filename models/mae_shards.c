@@ -31,8 +31,8 @@ static vs_status shards_fill(void *ctx, uint64_t n, rng *r, const int crop[3], f
                              vs_error *err) {
     shard_source *s = ctx;
     if (memcmp(crop, s->crop, sizeof s->crop) != 0)
-        return VS_FAIL(err, VS_ERR_INTERNAL, "crop %dx%dx%d differs from the stream's %dx%dx%d", crop[0],
-                       crop[1], crop[2], s->crop[0], s->crop[1], s->crop[2]);
+        return VS_FAIL(err, VS_ERR_INTERNAL, "crop %dx%dx%d differs from the stream's %dx%dx%d",
+                       crop[0], crop[1], crop[2], s->crop[0], s->crop[1], s->crop[2]);
     vs_status st = VS_OK;
     if (shard_stream_position(s->stream) != n) st = shard_stream_seek(s->stream, n, err);
     shard_crop_info info;
@@ -59,13 +59,15 @@ static vs_status shards_save(void *ctx, uint8_t *buf, size_t *len, vs_error *err
 static vs_status shards_load(void *ctx, const uint8_t *buf, size_t len, vs_error *err) {
     shard_source *s = ctx;
     if (len != STATE_BYTES)
-        return VS_FAIL(err, VS_ERR_FORMAT, "the checkpoint's data-source state is not a shard source's");
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "the checkpoint's data-source state is not a shard source's");
     uint64_t w = le_get_u64(buf), r = le_get_u64(buf + 8);
     if (w != (uint64_t)s->ws.volumes || (w && r != (uint64_t)s->ws.swap_every))
-        return VS_FAIL(err, VS_ERR_USAGE,
-                       "the checkpoint was trained with --working-set %llu --swap-every %llu; resume "
-                       "it with the same (now %d and %d) or start a new run",
-                       (unsigned long long)w, (unsigned long long)r, s->ws.volumes, s->ws.swap_every);
+        return VS_FAIL(
+            err, VS_ERR_USAGE,
+            "the checkpoint was trained with --working-set %llu --swap-every %llu; resume "
+            "it with the same (now %d and %d) or start a new run",
+            (unsigned long long)w, (unsigned long long)r, s->ws.volumes, s->ws.swap_every);
     return VS_OK;
 }
 

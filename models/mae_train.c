@@ -702,7 +702,8 @@ vs_status mae_checkpoint_read(const char *path, mae_train_config *cfg, float *pa
     uint64_t h = r.h;
     if (r.ok && fread(&h_file, 8, 1, f) != 1) r.ok = 0;
     if (!r.ok || h != h_file)
-        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)", path);
+        st = VS_FAIL(err, VS_ERR_FORMAT, "%s: truncated or corrupt checkpoint (checksum mismatch)",
+                     path);
 done:
     free(skip);
     fclose(f);

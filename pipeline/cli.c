@@ -74,7 +74,7 @@ int cli_run(const cli_command *cmd, int argc, char **argv) {
     if (!(cmd->flags & CLI_RANKS) &&
         dist_refuse_ranks(cmd->name, g_cli.distributed, &g_cli.rank, &err) != VS_OK)
         return cli_fail(cmd->name, &err); /* said once, by the launcher's rank 0 */
-    optind = 0; /* reset getopt for the command's own parsing */
+    optind = 0;                           /* reset getopt for the command's own parsing */
     opterr = 0;
     return cmd->run(argc, argv);
 }

@@ -10,21 +10,22 @@
 #include "status.h"
 
 enum vs_exit {
-    VS_EXIT_OK = 0,       /* done */
-    VS_EXIT_FAILURE = 1,  /* failed (bad data in a way that stops the command, a bug, a library error) */
-    VS_EXIT_USAGE = 2,    /* usage error: unknown command or option, missing argument */
-    VS_EXIT_ENV = 3,      /* environment error: unsafe or missing key file, permissions, I/O */
-    VS_EXIT_REJECTS = 4,  /* done, but some inputs were rejected (listed in the run summary) */
-    VS_EXIT_NOTHING = 5,  /* nothing to do: every input was already processed */
-    VS_EXIT_BUSY = 6,     /* another run holds this output folder's lock */
-    VS_EXIT_FOUND = 7,    /* verify-deid found identifying data */
-    VS_EXIT_PEER = 8,     /* a PACS is unreachable or refused us (connection, association, TLS) */
+    VS_EXIT_OK = 0, /* done */
+    VS_EXIT_FAILURE =
+        1, /* failed (bad data in a way that stops the command, a bug, a library error) */
+    VS_EXIT_USAGE = 2,   /* usage error: unknown command or option, missing argument */
+    VS_EXIT_ENV = 3,     /* environment error: unsafe or missing key file, permissions, I/O */
+    VS_EXIT_REJECTS = 4, /* done, but some inputs were rejected (listed in the run summary) */
+    VS_EXIT_NOTHING = 5, /* nothing to do: every input was already processed */
+    VS_EXIT_BUSY = 6,    /* another run holds this output folder's lock */
+    VS_EXIT_FOUND = 7,   /* verify-deid found identifying data */
+    VS_EXIT_PEER = 8,    /* a PACS is unreachable or refused us (connection, association, TLS) */
 };
 
 typedef struct cli_command {
     const char *name;
-    const char *summary; /* one line for `vesalius --help` */
-    const char *usage;   /* full text for `vesalius NAME --help` */
+    const char *summary;               /* one line for `vesalius --help` */
+    const char *usage;                 /* full text for `vesalius NAME --help` */
     int (*run)(int argc, char **argv); /* NULL: planned, not built yet */
     unsigned settings; /* ST_* bits (studies/study.h): the settings it takes as options, listed
                           after `usage` by --help; 0: none */

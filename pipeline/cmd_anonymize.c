@@ -29,7 +29,7 @@ typedef struct job {
     atomic_int next;
     atomic_int n_written, n_rejected, n_flagged;
     vs_commit_batch *batch; /* the written copies, renamed into place after a sync (fsdir.h) */
-    pthread_mutex_t lock; /* guards err, failed and the progress bar */
+    pthread_mutex_t lock;   /* guards err, failed and the progress bar */
     int failed;
     vs_error err;
     progress bar;

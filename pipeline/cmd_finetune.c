@@ -52,8 +52,8 @@ typedef struct ft_opts {
     det_predict_opts po;
     const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm, *split;
     int only_budget, only_seed; /* -1: every one */
-    study *st;   /* the settings (studies/study.h): study file, then options */
-    study_kv kv; /* as recorded in OUT/settings.json */
+    study *st;                  /* the settings (studies/study.h): study file, then options */
+    study_kv kv;                /* as recorded in OUT/settings.json */
     char stage[32], shards_buf[4096], out_buf[4096], split_buf[4096];
 } ft_opts;
 
@@ -66,13 +66,28 @@ typedef struct cohort {
     char (*patient)[65];
 } cohort;
 
-enum { O_SHARDS = 1000, O_LABELS, O_MASKS, O_OUT, O_INIT, O_ARM, O_SPLIT, O_ONLY_BUDGET, O_ONLY_SEED };
+enum {
+    O_SHARDS = 1000,
+    O_LABELS,
+    O_MASKS,
+    O_OUT,
+    O_INIT,
+    O_ARM,
+    O_SPLIT,
+    O_ONLY_BUDGET,
+    O_ONLY_SEED
+};
 static const struct option ft_own[] = {
-    {"shards", required_argument, 0, O_SHARDS}, {"labels", required_argument, 0, O_LABELS},
-    {"masks", required_argument, 0, O_MASKS},   {"out", required_argument, 0, O_OUT},
-    {"init", required_argument, 0, O_INIT},     {"arm", required_argument, 0, O_ARM},
-    {"split", required_argument, 0, O_SPLIT},   {"only-budget", required_argument, 0, O_ONLY_BUDGET},
-    {"only-seed", required_argument, 0, O_ONLY_SEED}, {0, 0, 0, 0},
+    {"shards", required_argument, 0, O_SHARDS},
+    {"labels", required_argument, 0, O_LABELS},
+    {"masks", required_argument, 0, O_MASKS},
+    {"out", required_argument, 0, O_OUT},
+    {"init", required_argument, 0, O_INIT},
+    {"arm", required_argument, 0, O_ARM},
+    {"split", required_argument, 0, O_SPLIT},
+    {"only-budget", required_argument, 0, O_ONLY_BUDGET},
+    {"only-seed", required_argument, 0, O_ONLY_SEED},
+    {0, 0, 0, 0},
 };
 
 /* --labels and --masks set labels.format and labels.file as a study file would. */

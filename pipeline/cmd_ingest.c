@@ -50,13 +50,13 @@ typedef struct ingest_config {
  * stored or recorded by the one writer. It owns its volume and source list (no DCMTK object),
  * so it can come from another thread, or another process. */
 typedef struct ingest_item {
-    int index;               /* the volume's number in the scan, for log lines */
-    catalog_state state;     /* CATALOG_USED: store the volume; else record every source */
-    char reason[192];        /* why skipped or rejected; never a header value */
-    volume vol;              /* CATALOG_USED only */
-    char applied[256];       /* what prep applied */
-    char uid[65];            /* SeriesInstanceUID under Retain UIDs, else "" */
-    catalog_source *srcs;    /* [n_src] */
+    int index;                   /* the volume's number in the scan, for log lines */
+    catalog_state state;         /* CATALOG_USED: store the volume; else record every source */
+    char reason[192];            /* why skipped or rejected; never a header value */
+    volume vol;                  /* CATALOG_USED only */
+    char applied[256];           /* what prep applied */
+    char uid[65];                /* SeriesInstanceUID under Retain UIDs, else "" */
+    catalog_source *srcs;        /* [n_src] */
     char (*keys)[DEID_KEY_MAX];  /* instance keys, [n_src] */
     char (*skeys)[DEID_KEY_MAX]; /* keyed hashes of the source paths, [n_src] */
     int n_src;
@@ -156,8 +156,8 @@ static vs_status item_sources(ingest_run *r, ingest_item *it, dcm_series *v, vs_
     it->skeys = calloc((size_t)it->n_src, DEID_KEY_MAX);
     if (!it->srcs || !it->keys || !it->skeys) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < it->n_src; i++) { /* every one ends in the catalog: linked */
-        vs_status s = source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &it->srcs[i],
-                                it->skeys[i], err);
+        vs_status s =
+            source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &it->srcs[i], it->skeys[i], err);
         if (s != VS_OK) return s;
     }
     return VS_OK;
@@ -427,7 +427,9 @@ static vs_status write_summary(ingest_run *r, const char *path, vs_error *err) {
     fprintf(f, "{\n  \"schema\": \"vesalius.ingest-summary/2\",\n");
     fprintf(f, "  \"files\": %lld,\n  \"volumes_written\": %d,\n  \"volumes_unchanged\": %d,\n",
             (long long)c.files, r->n_written, r->n_unchanged);
-    fprintf(f, "  \"volumes_rejected\": %d,\n  \"files_skipped\": %lld,\n  \"files_rejected_by_reader\": %lld,\n",
+    fprintf(f,
+            "  \"volumes_rejected\": %d,\n  \"files_skipped\": %lld,\n  "
+            "\"files_rejected_by_reader\": %lld,\n",
             r->n_rejected_volumes, (long long)c.skipped, (long long)c.rejected);
     fprintf(f, "  \"skipped_or_rejected_this_run\": [");
     summary_ctx sc = {f, 1};
@@ -484,7 +486,8 @@ static void add_counts(dcm_counts *sum, const dcm_counts *c) {
 static vs_status ingest_files(ingest_run *r, char *const *paths, int n, vs_error *err) {
     dcm_scan *scan = NULL;
     vs_status s = dcm_scan_open(&r->cfg->dcm, &scan, err);
-    for (int i = 0; s == VS_OK && i < n; i++) s = dcm_scan_add(scan, paths[i], err);
+    for (int i = 0; s == VS_OK && i < n; i++)
+        s = dcm_scan_add(scan, paths[i], err);
     if (s == VS_OK) s = dcm_scan_group(scan, err);
     r->scan = scan;
     if (s == VS_OK) s = note_unchanged(r, err);
@@ -567,8 +570,10 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
         vs_error e;
         vs_status ps = ingest_pacs(&r, cfg->sources[i], &e);
         if (ps == VS_ERR_PEER) { /* the next PACS may answer; the first error is the result */
-            if (peer == VS_OK) peer_err = e;
-            else log_error("%s", e.msg);
+            if (peer == VS_OK)
+                peer_err = e;
+            else
+                log_error("%s", e.msg);
             peer = ps;
         } else if (ps != VS_OK) {
             s = ps;
@@ -579,12 +584,15 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
     snprintf(summary_path, sizeof summary_path, "%s/ingest-summary.json", cfg->out);
     if (s == VS_OK) s = write_summary(&r, cfg->summary ? cfg->summary : summary_path, err);
     store_summary ss = {0};
-    if (s == VS_OK) s = store_close(r.st, &ss, err);
-    else if (r.st) store_abort(r.st);
+    if (s == VS_OK)
+        s = store_close(r.st, &ss, err);
+    else if (r.st)
+        store_abort(r.st);
     int incomplete = pulls_incomplete(&r);
     for (int i = 0; i < r.n_pulls; i++) {
         vs_error perr;
-        if (pacs_pull_close(r.pulls[i], s == VS_OK && peer == VS_OK, &perr) != VS_OK && s == VS_OK) {
+        if (pacs_pull_close(r.pulls[i], s == VS_OK && peer == VS_OK, &perr) != VS_OK &&
+            s == VS_OK) {
             s = perr.code;
             *err = perr;
         }
@@ -592,13 +600,14 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
     free(r.pulls);
     const dcm_counts c = r.counts;
     if (s == VS_OK) {
-        log_info("%lld files: %d volumes written (%d replaced), %d unchanged, %d rejected; %lld files "
-                 "skipped, %lld rejected by the reader; %d shards sealed",
-                 (long long)c.files, r.n_written, ss.n_replaced, r.n_unchanged, r.n_rejected_volumes,
-                 (long long)c.skipped, (long long)c.rejected, ss.n_shards);
+        log_info(
+            "%lld files: %d volumes written (%d replaced), %d unchanged, %d rejected; %lld files "
+            "skipped, %lld rejected by the reader; %d shards sealed",
+            (long long)c.files, r.n_written, ss.n_replaced, r.n_unchanged, r.n_rejected_volumes,
+            (long long)c.skipped, (long long)c.rejected, ss.n_shards);
         *exit_code = r.n_rejected_volumes || c.rejected || incomplete ? VS_EXIT_REJECTS
-                     : r.n_written == 0                                ? VS_EXIT_NOTHING
-                                                                       : VS_EXIT_OK;
+                     : r.n_written == 0                               ? VS_EXIT_NOTHING
+                                                                      : VS_EXIT_OK;
     }
     if (s == VS_OK && peer != VS_OK) {
         *err = peer_err;
@@ -626,7 +635,8 @@ static void ingest_config_from(ingest_config *c, const study *s) {
         [DEID_OPT_CLEAN_STRUCTURED_CONTENT] = d->clean_structured_content,
         [DEID_OPT_CLEAN_GRAPHICS] = d->clean_graphics,
     };
-    for (int o = 0; o < DEID_N_OPTIONS; o++) c->deid.option[o] = (unsigned char)(flags[o] != 0);
+    for (int o = 0; o < DEID_N_OPTIONS; o++)
+        c->deid.option[o] = (unsigned char)(flags[o] != 0);
     c->deid.accept_burned_in = d->accept_burned_in;
     c->deid.linkage_path = d->linkage;
     c->key = d->key_file;
@@ -712,7 +722,8 @@ int cmd_ingest(int argc, char **argv) {
     cfg.out = a.out, cfg.summary = a.summary;
     cfg.store.lock_timeout_ms = a.lock_timeout_ms;
     if (code == VS_EXIT_OK && (!cfg.out || !cfg.key || cfg.n_sources == 0))
-        code = cli_usage_error("ingest", "needs SRC..., --out DIR and --key FILE (or a study file naming them)");
+        code = cli_usage_error(
+            "ingest", "needs SRC..., --out DIR and --key FILE (or a study file naming them)");
     for (int i = 0; code == VS_EXIT_OK && i < cfg.n_sources; i++) { /* a bad PACS URL: usage */
         pacs_url u;
         if (pacs_url_is(cfg.sources[i]) && pacs_url_parse(cfg.sources[i], &u, &err) != VS_OK)

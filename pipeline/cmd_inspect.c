@@ -100,7 +100,8 @@ int cmd_inspect(int argc, char **argv) {
 
     vs_error err;
     int all_shards = 1;
-    for (int i = optind; i < argc; i++) all_shards &= inspect_is_shard_path(argv[i]);
+    for (int i = optind; i < argc; i++)
+        all_shards &= inspect_is_shard_path(argv[i]);
     if (all_shards) {
         int code = VS_EXIT_OK;
         for (int i = optind; i < argc; i++)

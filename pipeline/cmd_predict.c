@@ -28,8 +28,7 @@ void detcli_csv_header(FILE *csv) {
 
 void detcli_write_rows(FILE *csv, FILE *json, const char *series, const detcli_tag *t,
                        const det_result *r) {
-    fprintf(csv, "%s,%s,%d,%d,%s,,,,%.6f,\n", series, t->arm, t->budget, t->seed, t->set,
-            r->score);
+    fprintf(csv, "%s,%s,%d,%d,%s,,,,%.6f,\n", series, t->arm, t->budget, t->seed, t->set, r->score);
     if (json)
         fprintf(json,
                 "{\"series\":\"%s\",\"arm\":\"%s\",\"budget\":%d,\"seed\":%d,\"set\":\"%s\","
@@ -93,16 +92,15 @@ enum {
     O_NMS
 };
 static const struct option predict_long[] = {
-    {"model", required_argument, 0, O_MODEL},     {"shards", required_argument, 0, O_SHARDS},
-    {"out", required_argument, 0, O_OUT},         {"json", required_argument, 0, O_JSON},
-    {"heatmaps", required_argument, 0, O_HEAT},   {"series", required_argument, 0, O_SERIES},
-    {"budget", required_argument, 0, O_BUDGET},   {"arm", required_argument, 0, O_ARM},
-    {"seed", required_argument, 0, O_SEED},       {"set", required_argument, 0, O_SET},
-    {"batch", required_argument, 0, O_BATCH},     {"min-prob", required_argument, 0, O_MINP},
-    {"flips", required_argument, 0, O_FLIPS}, {"max-candidates", required_argument, 0, O_MAXC},
-    {"nms-mm", required_argument, 0, O_NMS},      {0, 0, 0, 0},
+    {"model", required_argument, 0, O_MODEL},   {"shards", required_argument, 0, O_SHARDS},
+    {"out", required_argument, 0, O_OUT},       {"json", required_argument, 0, O_JSON},
+    {"heatmaps", required_argument, 0, O_HEAT}, {"series", required_argument, 0, O_SERIES},
+    {"budget", required_argument, 0, O_BUDGET}, {"arm", required_argument, 0, O_ARM},
+    {"seed", required_argument, 0, O_SEED},     {"set", required_argument, 0, O_SET},
+    {"batch", required_argument, 0, O_BATCH},   {"min-prob", required_argument, 0, O_MINP},
+    {"flips", required_argument, 0, O_FLIPS},   {"max-candidates", required_argument, 0, O_MAXC},
+    {"nms-mm", required_argument, 0, O_NMS},    {0, 0, 0, 0},
 };
-
 
 static int parse(predict_opts *o, int argc, char **argv) {
     const char *cmd = "predict";
@@ -132,7 +130,9 @@ static int parse(predict_opts *o, int argc, char **argv) {
         case O_BATCH: bad = detcli_number(optarg, 1, 256, &v), o->batch = (int)v; break;
         case O_MINP: bad = detcli_number(optarg, 0, 1, &v), o->det.min_prob = (float)v; break;
         case O_FLIPS: bad = detcli_number(optarg, 0, 1, &v), o->det.flips = (int)v; break;
-        case O_MAXC: bad = detcli_number(optarg, 1, 100000, &v), o->det.max_candidates = (int)v; break;
+        case O_MAXC:
+            bad = detcli_number(optarg, 1, 100000, &v), o->det.max_candidates = (int)v;
+            break;
         case O_NMS: bad = detcli_number(optarg, 0, 1000, &v), o->det.nms_mm = v; break;
         default:
             return cli_usage_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -167,7 +167,8 @@ static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE
         memset(&r, 0, sizeof r);
         if (st == VS_OK) st = det_predict(d, &v, &o->det, &r, err);
         if (st == VS_OK) {
-            detcli_write_rows(csv, json, e->key, &(detcli_tag){o->arm, o->budget, o->seed, o->set}, &r);
+            detcli_write_rows(csv, json, e->key, &(detcli_tag){o->arm, o->budget, o->seed, o->set},
+                              &r);
             (*n_done)++;
             log_info("%s: %d candidates, volume score %.3f", e->key, r.n, r.score);
         }

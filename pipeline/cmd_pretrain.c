@@ -41,7 +41,7 @@ typedef struct pretrain_opts {
     mae_train_config cfg;
     const char *out, *shards, *modality, *split;
     mae_sampling sampling; /* pretrain.working_set, swap_every, chunk_cache_mb */
-    int synthetic; /* number of procedural volumes (0: none) */
+    int synthetic;         /* number of procedural volumes (0: none) */
     int synth_size[3];
     int resume;
     study *st;   /* the settings (studies/study.h): study file, then options */
@@ -349,7 +349,8 @@ static int run_pretrain(pretrain_opts *o) {
     if (o->shards) {
         struct stat sb;
         snprintf(shard_dir, sizeof shard_dir, "%s/shards", o->shards);
-        if (stat(shard_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) snprintf(shard_dir, sizeof shard_dir, "%s", o->shards);
+        if (stat(shard_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            snprintf(shard_dir, sizeof shard_dir, "%s", o->shards);
     }
     volume *vols = calloc((size_t)n + 1, sizeof *vols);
     st = vols ? VS_OK : VS_FAIL(&err, VS_ERR_NOMEM, "cannot allocate %d volumes", n);

@@ -8,8 +8,10 @@
 
 int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
-        {"stages", required_argument, 0, 's'},       {"from", required_argument, 0, 'f'},
-        {"dry-run", no_argument, 0, 'n'},            {"lock-timeout", required_argument, 0, 't'},
+        {"stages", required_argument, 0, 's'},
+        {"from", required_argument, 0, 'f'},
+        {"dry-run", no_argument, 0, 'n'},
+        {"lock-timeout", required_argument, 0, 't'},
         {0, 0, 0, 0},
     };
     runner_options ro = {NULL, NULL, 0, 0};
@@ -23,7 +25,9 @@ int cmd_run(int argc, char **argv) {
             if (!vs_parse_int(optarg, 0, 86400, &ro.lock_timeout_s))
                 return cli_usage_error("run", "--lock-timeout wants seconds, 0 to 86400");
             break;
-        default: return cli_usage_error("run", "option '%s' is unknown or needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("run", "option '%s' is unknown or needs a value",
+                                   argv[optind - 1]);
         }
     }
     if (optind + 1 != argc) return cli_usage_error("run", "give one study file");

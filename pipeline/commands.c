@@ -23,23 +23,23 @@ int cmd_demo_cohort(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
-int cmd_pretrain(int argc, char **argv); /* cmd_pretrain.c */
+int cmd_pretrain(int argc, char **argv);    /* cmd_pretrain.c */
 int cmd_anonymize(int argc, char **argv);   /* cmd_anonymize.c */
 int cmd_verify_deid(int argc, char **argv); /* cmd_verify_deid.c */
 int cmd_send(int argc, char **argv);        /* cmd_send.c */
-int cmd_inspect(int argc, char **argv); /* cmd_inspect.c */
+int cmd_inspect(int argc, char **argv);     /* cmd_inspect.c */
 int cmd_verify(int argc, char **argv);
-int cmd_compact(int argc, char **argv); /* cmd_compact.c */
+int cmd_compact(int argc, char **argv);  /* cmd_compact.c */
 int cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
 int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 int cmd_split(int argc, char **argv);    /* cmd_split.c */
 
-#define COMMON_HELP                                                                      \
-    "\nCommon options:\n"                                                                \
-    "  -h, --help          show this help\n"                                             \
-    "      --log-json      log JSON lines on stderr\n"                                   \
-    "      --log-level L   debug, info, warn, error or quiet\n"                          \
-    "  -j, --threads N     worker threads\n"                                             \
+#define COMMON_HELP                                                                                \
+    "\nCommon options:\n"                                                                          \
+    "  -h, --help          show this help\n"                                                       \
+    "      --log-json      log JSON lines on stderr\n"                                             \
+    "      --log-level L   debug, info, warn, error or quiet\n"                                    \
+    "  -j, --threads N     worker threads\n"                                                       \
     "      --distributed M auto (run across mpirun's or srun's processes) or off\n"
 
 const cli_command cli_commands[] = {
@@ -192,7 +192,8 @@ const cli_command cli_commands[] = {
      "                        was left out\n" COMMON_HELP,
      CORE(cmd_pretrain), ST_PRETRAIN, CLI_RANKS | CLI_OMP_PASSIVE},
     {"finetune", "fine-tune the tumor detector on labeled volumes",
-     "Usage: vesalius finetune --shards DIR --labels CSV --split FILE --out DIR [--init CHECKPOINT]\n"
+     "Usage: vesalius finetune --shards DIR --labels CSV --split FILE --out DIR [--init "
+     "CHECKPOINT]\n"
      "       [OPTIONS]\n"
      "\n"
      "Trains the detector on the labeled volumes of the shard folder once per label budget and\n"

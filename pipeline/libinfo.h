@@ -8,9 +8,9 @@ extern "C" {
 #endif
 
 typedef struct lib_version {
-    const char *name;  /* "DCMTK" */
-    char version[96];  /* as the library reports it at run time */
-    const char *role;  /* what vesalius uses it for */
+    const char *name; /* "DCMTK" */
+    char version[96]; /* as the library reports it at run time */
+    const char *role; /* what vesalius uses it for */
 } lib_version;
 
 /* Fill up to max entries with the io/ libraries (DCMTK, ITK, HDF5, zlib, ...); returns count. */

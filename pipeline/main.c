@@ -17,13 +17,12 @@
 #include <string.h>
 
 static void print_help(FILE *f) {
-    fprintf(f,
-            "vesalius - DICOM archive to pretrained 3D model and validated tumor detector\n"
-            "\n"
-            "Usage: vesalius [GLOBAL OPTIONS] COMMAND [OPTIONS]\n"
-            "       vesalius COMMAND --help\n"
-            "\n"
-            "Commands:\n");
+    fprintf(f, "vesalius - DICOM archive to pretrained 3D model and validated tumor detector\n"
+               "\n"
+               "Usage: vesalius [GLOBAL OPTIONS] COMMAND [OPTIONS]\n"
+               "       vesalius COMMAND --help\n"
+               "\n"
+               "Commands:\n");
     for (int i = 0; i < cli_n_commands; i++)
         fprintf(f, "  %-12s %s%s\n", cli_commands[i].name, cli_commands[i].summary,
                 cli_commands[i].run ? "" : " (not built yet)");
@@ -74,7 +73,8 @@ static int apply_common(int opt, const char *arg, const char *cmd) {
     case 'j':
         /* 0: all cores, the default, as the study key `threads: 0` (settings_cli_threads) */
         if (!vs_parse_int(arg, 0, 1024, &g_cli.threads)) {
-            cli_usage_error(cmd, "--threads wants a whole number from 0 (all cores) to 1024, not '%s'", arg);
+            cli_usage_error(
+                cmd, "--threads wants a whole number from 0 (all cores) to 1024, not '%s'", arg);
             return -1;
         }
         return 0;
@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
         case 'h': print_help(stdout); return VS_EXIT_OK;
         case 'V': return cli_print_version();
         case '?':
-            if (optopt) return cli_usage_error(NULL, "option '-%c' is unknown or needs a value", optopt);
+            if (optopt)
+                return cli_usage_error(NULL, "option '-%c' is unknown or needs a value", optopt);
             return cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
         default:
             if (apply_common(opt, optarg, NULL) < 0) return VS_EXIT_USAGE;
@@ -122,7 +123,8 @@ int main(int argc, char **argv) {
     for (int i = 1; i < sub_argc; i++) {
         const char *a = sub_argv[i];
         if (strcmp(a, "--") == 0) {
-            while (i < sub_argc) sub_argv[out++] = sub_argv[i++];
+            while (i < sub_argc)
+                sub_argv[out++] = sub_argv[i++];
             break;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

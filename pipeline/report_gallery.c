@@ -61,8 +61,9 @@ static size_t choose(const report_results *res, size_t n_first, int per_kind, pi
             const froc_candidate *fc = &ar->cands[i];
             if (fc->scan >= n_first) continue;
             long l = hit(v, fc->scan, fc->x, fc->y, fc->z);
-            c[m++] = (pick){a, fc->scan, fc->x, fc->y, fc->z,
-                            l >= 0 ? v->lesions[l].diameter : 10.0, fc->p, l >= 0 ? 0 : 1};
+            c[m++] = (pick){a,     fc->scan,      fc->x,
+                            fc->y, fc->z,         l >= 0 ? v->lesions[l].diameter : 10.0,
+                            fc->p, l >= 0 ? 0 : 1};
         }
         qsort(c, m, sizeof *c, by_p);
         for (size_t i = 0; i < m && (int)i < per_kind; i++)
@@ -75,8 +76,7 @@ static size_t choose(const report_results *res, size_t n_first, int per_kind, pi
             for (size_t i = 0; i < ar->n_cands && !found; i++)
                 found = ar->cands[i].scan == le->scan &&
                         hit(v, le->scan, ar->cands[i].x, ar->cands[i].y, ar->cands[i].z) == (long)l;
-            if (!found)
-                c[m++] = (pick){a, le->scan, le->x, le->y, le->z, le->diameter, NAN, 2};
+            if (!found) c[m++] = (pick){a, le->scan, le->x, le->y, le->z, le->diameter, NAN, 2};
         }
         qsort(c, m, sizeof *c, by_diameter);
         for (size_t i = 0; i < m && (int)i < per_kind; i++)
@@ -193,7 +193,8 @@ static vs_status render(const volume *v, const pick *k, report_preview *out, vs_
         }
     free(vals);
     /* the box: the pick's diameter (at least 3 voxels) in voxels of each in-plane axis */
-    double rx = fmax(1.5, k->diameter / 2 / v->spacing[0]), ry = fmax(1.5, k->diameter / 2 / v->spacing[1]);
+    double rx = fmax(1.5, k->diameter / 2 / v->spacing[0]),
+           ry = fmax(1.5, k->diameter / 2 / v->spacing[1]);
     int x0 = (int)lrint((ijk[0] - rx + 0.5) * s), x1 = (int)lrint((ijk[0] + rx + 0.5) * s);
     int y0 = (int)lrint((ijk[1] - ry + 0.5) * s), y1 = (int)lrint((ijk[1] + ry + 0.5) * s);
     const unsigned char *col = kind_rgb[k->kind];

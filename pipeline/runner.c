@@ -54,7 +54,9 @@ static void arg_add(arglist *a, const char *fmt, ...) {
     a->used += (size_t)k + 1;
 }
 
-static int arg_overflow(const arglist *a) { return a->n >= MAX_ARGS || a->used >= sizeof a->buf - 1; }
+static int arg_overflow(const arglist *a) {
+    return a->n >= MAX_ARGS || a->used >= sizeof a->buf - 1;
+}
 
 enum { N_STAGE_MAX = 6 };
 
@@ -108,7 +110,8 @@ static vs_status rm_rf(const char *path, vs_error *err) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return VS_OK;
     if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return VS_FAIL(err, VS_ERR_IO, "%s: cannot remove the stale stage output (%s)", path, strerror(errno));
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot remove the stale stage output (%s)", path,
+                       strerror(errno));
     return VS_OK;
 }
 
@@ -133,7 +136,7 @@ typedef struct stage {
     int (*applies)(const run_ctx *c); /* NULL: always; 0: the study does not call for it */
     /* What the stage works on: its command line (folders; the settings come from the study). */
     vs_status (*command)(run_ctx *c, arglist *a, vs_error *err);
-    unsigned upstream;                /* ST_* bits of the stages whose results it consumes */
+    unsigned upstream; /* ST_* bits of the stages whose results it consumes */
     /* ST_SPLIT when it consumes only the split's test patients (pretraining leaves them out):
      * its identity of the split is then the SHA-256 of their keys, so a split that changes only
      * dev or train roles does not rerun it (split_test_identity) */
@@ -152,7 +155,8 @@ static void common_args(run_ctx *c, arglist *a) {
 static vs_status ingest_command(run_ctx *c, arglist *a, vs_error *err) {
     const study *s = c->s;
     if (s->ingest.sources.n == 0)
-        return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'ingest.sources' is missing: nothing to ingest", c->study_path);
+        return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'ingest.sources' is missing: nothing to ingest",
+                       c->study_path);
     if (!s->deid.key_file)
         return VS_FAIL(err, VS_ERR_CONFIG,
                        "%s: key 'deid.key_file' is missing: pseudonyms need the site key",
@@ -269,8 +273,10 @@ static vs_status write_curve(run_ctx *c, const char *stage_name, const char *eve
     for (long s = 0; st == VS_OK && s <= max_step; s++) {
         if (!loss[s]) continue;
         char row[256];
-        int k = snprintf(row, sizeof row, "{\"component\":\"%s\",\"event\":\"%s\",\"step\":\"%ld\",\"loss\":\"%s\"}\n",
-                         stage_name, event, s, loss[s]);
+        int k =
+            snprintf(row, sizeof row,
+                     "{\"component\":\"%s\",\"event\":\"%s\",\"step\":\"%ld\",\"loss\":\"%s\"}\n",
+                     stage_name, event, s, loss[s]);
         if (used + (size_t)k + 1 > cap) {
             char *bigger = realloc(text, cap * 2 + (size_t)k);
             if (!bigger) {
@@ -284,7 +290,8 @@ static vs_status write_curve(run_ctx *c, const char *stage_name, const char *eve
         used += (size_t)k;
     }
     if (st == VS_OK) st = write_atomic(dst, used ? text : "", err);
-    for (long s = 0; s <= max_step; s++) free(loss[s]);
+    for (long s = 0; s <= max_step; s++)
+        free(loss[s]);
     free(loss);
     free(text);
     return st;
@@ -296,7 +303,9 @@ static vs_status pretrain_after(run_ctx *c, vs_error *err) {
 
 static vs_status finetune_command(run_ctx *c, arglist *a, int mae, vs_error *err) {
     if (!c->s->deid.key_file)
-        return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'deid.key_file' is missing: labels name original UIDs", c->study_path);
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "%s: key 'deid.key_file' is missing: labels name original UIDs",
+                       c->study_path);
     arg_add(a, "finetune");
     arg_add(a, "--shards=%s/ingest/shards", c->out);
     arg_add(a, "--out=%s/finetune-%s", c->out, mae ? "mae" : "scratch");
@@ -341,8 +350,8 @@ static vs_status validate_command(run_ctx *c, arglist *a, vs_error *err) {
     const char *arms[2] = {"mae", has_scratch(c) ? "scratch" : NULL};
     for (int i = 0; i < 2 && arms[i]; i++) {
         arg_add(a, "--predictions=%s/finetune-%s/predictions-%s.csv", c->out, arms[i], arms[i]);
-        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-b%d-s0.jsonl", arms[i],
-                c->out, arms[i], arms[i], top);
+        arg_add(a, "--train-log=finetune-%s=%s/finetune-%s/train-%s-b%d-s0.jsonl", arms[i], c->out,
+                arms[i], arms[i], top);
     }
     arg_add(a, "--labels=%s/finetune-mae/labels.csv", c->out);
     arg_add(a, "--train-log=pretrain=%s/logs/pretrain.curve.jsonl", c->out);
@@ -431,7 +440,8 @@ const int runner_n_stages = N_STAGES;
 
 /* ---- records ------------------------------------------------------------------------------- */
 static void hex_of(const unsigned char *h, char out[HEX]) {
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 static void sha256_text(const char *text, char out[HEX]) {
@@ -525,7 +535,8 @@ static vs_status record_now(run_ctx *c, const stage *sg, const stage_inputs *in,
     }
     for (int i = 0; s == VS_OK && i < MAX_OUTPUTS && sg->outputs[i]; i++, first = 0) {
         char path[PATH_MAX + 64], h[HEX];
-        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->dir ? sg->dir : sg->name, sg->outputs[i]);
+        snprintf(path, sizeof path, "%s/%s/%s", c->out, sg->dir ? sg->dir : sg->name,
+                 sg->outputs[i]);
         s = report_sha256_file(path, h, err);
         fprintf(f, "%s\n    \"%s\": \"%s\"", first ? "" : ",", sg->outputs[i], h);
     }
@@ -653,12 +664,14 @@ static int run_child(run_ctx *c, const stage *sg, arglist *a, vs_error *err) {
     int k = 0;
     if (spread) { /* check_launch: at most MAX_LAUNCHER words */
         snprintf(ranks, sizeof ranks, "%d", d->ranks);
-        for (unsigned i = 0; i < d->launcher.n; i++) argv[k++] = d->launcher.v[i];
+        for (unsigned i = 0; i < d->launcher.n; i++)
+            argv[k++] = d->launcher.v[i];
         argv[k++] = "-n";
         argv[k++] = ranks;
     }
     argv[k++] = c->self;
-    for (int i = 0; i <= a->n; i++) argv[k + i] = a->v[i];
+    for (int i = 0; i <= a->n; i++)
+        argv[k + i] = a->v[i];
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -709,7 +722,8 @@ static void print_headline(run_ctx *c) {
         }
     }
     if (f) fclose(f);
-    run_event(c, NULL, "run.report", "report: %s/report/report.html (report.json beside it)", c->out);
+    run_event(c, NULL, "run.report", "report: %s/report/report.html (report.json beside it)",
+              c->out);
     for (int a = 0; a < 2; a++)
         if (last[a][0]) run_event(c, NULL, "run.headline", "%s", last[a]);
 }
@@ -730,7 +744,8 @@ static vs_status take_lock(run_ctx *c, int *fd_out, vs_error *err) {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/.run.lock", c->out);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the lock (%s)", path, strerror(errno));
+    if (fd < 0)
+        return VS_FAIL(err, VS_ERR_IO, "%s: cannot open the lock (%s)", path, strerror(errno));
     for (int waited = 0;; waited += 200) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
         if (errno != EWOULDBLOCK || waited >= c->opt->lock_timeout_s * 1000) {
@@ -752,7 +767,8 @@ static int fail_with(run_ctx *c, const char *stage, const vs_error *err) {
 static int validate_names(const runner_options *o) {
     if (o->from) {
         int ok = 0;
-        for (int i = 0; i < N_STAGES; i++) ok |= strcmp(o->from, stages[i].name) == 0;
+        for (int i = 0; i < N_STAGES; i++)
+            ok |= strcmp(o->from, stages[i].name) == 0;
         if (!ok) return cli_usage_error("run", "--from: unknown stage '%s'", o->from);
     }
     for (const char *p = o->stages; p && *p;) {
@@ -892,7 +908,8 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
         stage_inputs in;
         char why[1024];
         st = sg->command(&c, &a, &err);
-        if (st == VS_OK && arg_overflow(&a)) st = VS_FAIL(&err, VS_ERR_CONFIG, "the %s command line is too long", sg->name);
+        if (st == VS_OK && arg_overflow(&a))
+            st = VS_FAIL(&err, VS_ERR_CONFIG, "the %s command line is too long", sg->name);
         if (st == VS_OK) st = inputs_now(&c, i, &in, &err);
         if (st != VS_OK) {
             code = fail_with(&c, sg->name, &err);
@@ -916,8 +933,11 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
         if (!sel || (fresh && !sg->incremental && !forced)) {
             if (stored && !fresh && !sel)
                 sha256_text(stored, c.identity[i]); /* not selected: as it is */
-            if (opt->dry_run) printf("%-16s %s\n", sg->name, !sel ? "not selected" : "up to date: skip");
-            else run_event(&c, sg->name, "stage.skip", "%s: %s", sg->name, !sel ? "not selected" : "up to date");
+            if (opt->dry_run)
+                printf("%-16s %s\n", sg->name, !sel ? "not selected" : "up to date: skip");
+            else
+                run_event(&c, sg->name, "stage.skip", "%s: %s", sg->name,
+                          !sel ? "not selected" : "up to date");
             free(stored);
             inputs_free(&in);
             continue;
@@ -944,12 +964,15 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
             code = fail_with(&c, sg->name, &err);
             break;
         }
-        int ok = rc == VS_EXIT_OK || (sg->incremental && (rc == VS_EXIT_REJECTS || rc == VS_EXIT_NOTHING));
+        int ok = rc == VS_EXIT_OK ||
+                 (sg->incremental && (rc == VS_EXIT_REJECTS || rc == VS_EXIT_NOTHING));
         if (!ok) {
-            VS_FAIL(&err, VS_ERR_INTERNAL, "stage %s failed with exit %d (its log: %s/logs/%s.jsonl)", sg->name, rc,
-                    c.out, sg->name);
+            VS_FAIL(&err, VS_ERR_INTERNAL,
+                    "stage %s failed with exit %d (its log: %s/logs/%s.jsonl)", sg->name, rc, c.out,
+                    sg->name);
             code = fail_with(&c, sg->name, &err);
-            if (rc == VS_EXIT_USAGE || rc == VS_EXIT_ENV || rc == VS_EXIT_BUSY || rc == VS_EXIT_PEER)
+            if (rc == VS_EXIT_USAGE || rc == VS_EXIT_ENV || rc == VS_EXIT_BUSY ||
+                rc == VS_EXIT_PEER)
                 code = rc; /* what cron must tell apart: a PACS that did not answer */
             break;
         }
@@ -960,7 +983,10 @@ int runner_run(study *s, const char *study_path, const runner_options *opt) {
     if (!opt->dry_run && code == VS_EXIT_OK) {
         code = rejects ? VS_EXIT_REJECTS : worked ? VS_EXIT_OK : VS_EXIT_NOTHING;
         print_headline(&c);
-        run_event(&c, NULL, "run.done", "%s", code == VS_EXIT_NOTHING ? "nothing to do" : rejects ? "done, with rejected inputs (see ingest/ingest-summary.json)" : "done");
+        run_event(&c, NULL, "run.done", "%s",
+                  code == VS_EXIT_NOTHING ? "nothing to do"
+                  : rejects ? "done, with rejected inputs (see ingest/ingest-summary.json)"
+                            : "done");
     }
     if (c.runlog) fclose(c.runlog);
     if (lock_fd >= 0) close(lock_fd);

@@ -45,16 +45,18 @@ void demo_config_default(demo_config *c) {
 
 /* ---- identities: fake but realistic values, all planted identifiers ---------------------- */
 static const char *const last_names[] = {
-    "ABERNATHY", "BACKSTROM", "CASTELLANO", "DRUMMOND", "EVERHART", "FAIRWEATHER", "GALLOWAY",
-    "HOLLINGER", "IVANOVA", "JABLONSKI", "KETTERING", "LINDQVIST", "MONTGOMERY", "NAKAMURA",
-    "OYELARAN", "PELLETIER", "QUARTERMAN", "ROSENQUIST", "SANTORELLI", "THORNBURY"};
+    "ABERNATHY", "BACKSTROM", "CASTELLANO", "DRUMMOND",   "EVERHART",   "FAIRWEATHER", "GALLOWAY",
+    "HOLLINGER", "IVANOVA",   "JABLONSKI",  "KETTERING",  "LINDQVIST",  "MONTGOMERY",  "NAKAMURA",
+    "OYELARAN",  "PELLETIER", "QUARTERMAN", "ROSENQUIST", "SANTORELLI", "THORNBURY"};
 static const char *const first_names[] = {
-    "ADELAIDE", "BARTHOLOMEW", "CORDELIA", "DESMOND", "EVANGELINE", "FREDERICK", "GWENDOLYN",
-    "HORATIO", "ISADORA", "JEREMIAH", "KATHARINA", "LEOPOLD", "MARGUERITE", "NATHANIEL",
-    "OPHELIA", "PERCIVAL", "ROSALIND", "SEBASTIAN", "THEODORA", "WINIFRED"};
-static const char *const institutions[] = {"SAINT BARNABY GENERAL HOSPITAL", "NORTHFIELD UNIVERSITY CLINIC",
+    "ADELAIDE", "BARTHOLOMEW", "CORDELIA", "DESMOND",   "EVANGELINE", "FREDERICK",  "GWENDOLYN",
+    "HORATIO",  "ISADORA",     "JEREMIAH", "KATHARINA", "LEOPOLD",    "MARGUERITE", "NATHANIEL",
+    "OPHELIA",  "PERCIVAL",    "ROSALIND", "SEBASTIAN", "THEODORA",   "WINIFRED"};
+static const char *const institutions[] = {"SAINT BARNABY GENERAL HOSPITAL",
+                                           "NORTHFIELD UNIVERSITY CLINIC",
                                            "RIVERSIDE MEMORIAL MEDICAL CENTER"};
-static const char *const streets[] = {"ELM GROVE ROAD", "HARBOUR VIEW LANE", "MILLSTONE AVENUE", "QUARRY HILL STREET"};
+static const char *const streets[] = {"ELM GROVE ROAD", "HARBOUR VIEW LANE", "MILLSTONE AVENUE",
+                                      "QUARRY HILL STREET"};
 
 typedef struct identity {
     char name[64], name_plain[64], id[16], other_id[16], birth[9], sex[2], age[5];
@@ -81,7 +83,8 @@ static void make_identity(identity *p, uint64_t seed, int index) {
     person(&r, p->name, sizeof p->name);
     const char *ln = p->name, *caret = strchr(ln, '^');
     const char *fn = caret + 1, *caret2 = strchr(fn, '^');
-    snprintf(p->name_plain, sizeof p->name_plain, "%.*s %.*s", (int)(caret2 - fn), fn, (int)(caret - ln), ln);
+    snprintf(p->name_plain, sizeof p->name_plain, "%.*s %.*s", (int)(caret2 - fn), fn,
+             (int)(caret - ln), ln);
     snprintf(p->id, sizeof p->id, "MRN%07u", 1000000u + (unsigned)index * 7919u % 8999999u);
     snprintf(p->other_id, sizeof p->other_id, "HX-%06u", (unsigned)rng_below(&r, 999999));
     date_str(&r, 1935, 2004, p->birth);
@@ -101,8 +104,10 @@ static void make_identity(identity *p, uint64_t seed, int index) {
         date_str(&r, 2018, 2026, p->study_date[s]);
         snprintf(p->study_time[s], 7, "%02u%02u%02u", 7 + (unsigned)rng_below(&r, 12),
                  (unsigned)rng_below(&r, 60), (unsigned)rng_below(&r, 60));
-        snprintf(p->accession[s], sizeof p->accession[s], "ACC%08u", (unsigned)rng_below(&r, 99999999));
-        snprintf(p->study_uid[s], sizeof p->study_uid[s], UID_ROOT ".1.%s.%d.%d", p->study_date[s], index, s);
+        snprintf(p->accession[s], sizeof p->accession[s], "ACC%08u",
+                 (unsigned)rng_below(&r, 99999999));
+        snprintf(p->study_uid[s], sizeof p->study_uid[s], UID_ROOT ".1.%s.%d.%d", p->study_date[s],
+                 index, s);
         snprintf(p->study_id[s], sizeof p->study_id[s], "S%06u", (unsigned)rng_below(&r, 999999));
     }
     int birth_year = atoi(p->birth) / 10000, study_year = atoi(p->study_date[0]) / 10000;
@@ -146,7 +151,8 @@ static vs_status make_plan(const demo_config *c, plan *pl, vs_error *err) {
     int n_pos = (int)lround(c->positive_share * c->n_labeled);
     uint32_t *order = malloc(sizeof *order * (size_t)(c->n_labeled > 0 ? c->n_labeled : 1));
     if (!order) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < c->n_labeled; i++) order[i] = (uint32_t)i;
+    for (int i = 0; i < c->n_labeled; i++)
+        order[i] = (uint32_t)i;
     rng_shuffle_u32(&r, order, (uint32_t)c->n_labeled);
     for (int i = 0; i < c->n_labeled; i++) {
         series_plan *sp = &pl->series[n++];
@@ -164,7 +170,8 @@ static vs_status make_plan(const demo_config *c, plan *pl, vs_error *err) {
 /* ---- geometry of one series --------------------------------------------------------------- */
 static void rotation(double axis[3], double angle, double m[9]) {
     double n = sqrt(axis[0] * axis[0] + axis[1] * axis[1] + axis[2] * axis[2]);
-    double x = axis[0] / n, y = axis[1] / n, z = axis[2] / n, c = cos(angle), s = sin(angle), t = 1 - c;
+    double x = axis[0] / n, y = axis[1] / n, z = axis[2] / n, c = cos(angle), s = sin(angle),
+           t = 1 - c;
     double r[9] = {t * x * x + c,     t * x * y - s * z, t * x * z + s * y,
                    t * x * y + s * z, t * y * y + c,     t * y * z - s * x,
                    t * x * z - s * y, t * y * z + s * x, t * z * z + c};
@@ -198,7 +205,8 @@ static void series_geometry(const demo_config *c, rng *r, int modality, const do
     for (int a = 0; a < 3; a++) {
         double half = 0.0;
         int64_t n[3] = {v->n_cols, v->n_rows, v->n_slices};
-        for (int k = 0; k < 3; k++) half += (double)(n[k] - 1) / 2.0 * v->spacing[k] * dir[a * 3 + k];
+        for (int k = 0; k < 3; k++)
+            half += (double)(n[k] - 1) / 2.0 * v->spacing[k] * dir[a * 3 + k];
         v->origin[a] = center[a] - half;
     }
     volume_update_affine(v);
@@ -243,14 +251,14 @@ typedef struct series_out {
     int n_files, n_lesions, labeled, positive;
     double lesion[PHANTOM_MAX_LESIONS][4]; /* x, y, z (LPS mm), diameter (mm) */
     int n_cysts;
-    double cyst[PHANTOM_MAX_LESIONS][4];   /* benign lookalikes in the field of view, same form */
+    double cyst[PHANTOM_MAX_LESIONS][4]; /* benign lookalikes in the field of view, same form */
     vs_status status;
     vs_error err;
 } series_out;
 
 #define PUT(tag, value)                                                                            \
     do {                                                                                           \
-        if ((st = dcmw_put(w, (tag), (value), err)) != VS_OK) return st;                            \
+        if ((st = dcmw_put(w, (tag), (value), err)) != VS_OK) return st;                           \
     } while (0)
 #define PUTF(tag, ...)                                                                             \
     do {                                                                                           \
@@ -273,9 +281,13 @@ static vs_status put_patient_study(dcmw *w, const identity *id, int study, int m
     PUT(DCM_TAG(0x0008, 0x0090), id->referring);
     PUT(DCM_TAG(0x0008, 0x1010), id->station);
     if (describe_by_name)
-        PUTF(DCM_TAG(0x0008, 0x1030), "%s follow-up for %s", modality == MOD_MR ? "MR" : "CT", id->name_plain);
+        PUTF(DCM_TAG(0x0008, 0x1030), "%s follow-up for %s", modality == MOD_MR ? "MR" : "CT",
+             id->name_plain);
     else
-        PUTF(DCM_TAG(0x0008, 0x1030), "%s", modality == MOD_MR ? "MR ABDOMEN" : modality == MOD_DX ? "XR CHEST" : "CT CHEST ABDOMEN");
+        PUTF(DCM_TAG(0x0008, 0x1030), "%s",
+             modality == MOD_MR   ? "MR ABDOMEN"
+             : modality == MOD_DX ? "XR CHEST"
+                                  : "CT CHEST ABDOMEN");
     PUT(DCM_TAG(0x0008, 0x1050), id->performing);
     PUT(DCM_TAG(0x0008, 0x1070), id->operator_name);
     PUT(DCM_TAG(0x0010, 0x0010), id->name);
@@ -305,7 +317,8 @@ static vs_status put_patient_study(dcmw *w, const identity *id, int study, int m
     if ((st = dcmw_item_end(w, err)) != VS_OK) return st;
     if ((st = dcmw_item_end(w, err)) != VS_OK) return st;
     /* a vendor's private block copying identifiers, as real scanners do */
-    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x0010), "LO", "ACME PRIVATE 1.0", err)) != VS_OK) return st;
+    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x0010), "LO", "ACME PRIVATE 1.0", err)) != VS_OK)
+        return st;
     if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1001), "LO", id->name, err)) != VS_OK) return st;
     if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1002), "LO", id->id, err)) != VS_OK) return st;
     if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1003), "DA", id->birth, err)) != VS_OK) return st;
@@ -317,8 +330,8 @@ static vs_status put_image_common(dcmw *w, const identity *id, int study, int mo
                                   vs_error *err) {
     vs_status st;
     char buf[256];
-    static const char *const sop_class[] = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
-                                            "1.2.840.10008.5.1.4.1.1.1.1"};
+    static const char *const sop_class[] = {
+        "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.1.1"};
     static const char *const mod_name[] = {"CT", "MR", "DX"};
     PUT(DCM_TAG(0x0008, 0x0016), sop_class[modality]);
     PUT(DCM_TAG(0x0008, 0x0018), sop_uid);
@@ -345,17 +358,21 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     phantom_make(&ph, &pr); /* the same anatomy for every series of a patient */
     volume v;
     memset(&v, 0, sizeof v);
-    double center[3] = {ph.center[0] + (rng_double(r) - 0.5) * 20, ph.center[1] + (rng_double(r) - 0.5) * 20,
+    double center[3] = {ph.center[0] + (rng_double(r) - 0.5) * 20,
+                        ph.center[1] + (rng_double(r) - 0.5) * 20,
                         ph.center[2] - 120.0 + 170.0 * rng_double(r)};
     if (sp->labeled) center[2] = ph.center[2] - 70.0 + 40.0 * rng_double(r); /* liver and kidneys */
     double tilt = 0.0;
     series_geometry(c, r, sp->modality, center, &v, &tilt);
     int want = 0;
-    if (sp->positive) want = 1 + (int)rng_below(r, 3);
-    else if (!sp->labeled && sp->modality != MOD_DX && rng_double(r) < 0.3) want = 1; /* archives hold tumours too */
+    if (sp->positive)
+        want = 1 + (int)rng_below(r, 3);
+    else if (!sp->labeled && sp->modality != MOD_DX && rng_double(r) < 0.3)
+        want = 1; /* archives hold tumours too */
     for (int tries = 0; so->n_lesions < want && tries < 60; tries++) {
         double d = c->min_diameter + (c->max_diameter - c->min_diameter) * rng_double(r);
-        double scale = rng_double(r) < c->subtle_share ? 0.4 + 0.2 * rng_double(r) : 0.8 + 0.4 * rng_double(r);
+        double scale =
+            rng_double(r) < c->subtle_share ? 0.4 + 0.2 * rng_double(r) : 0.8 + 0.4 * rng_double(r);
         if (!phantom_add_lesion(&ph, r, d, scale * c->contrast)) continue;
         phantom_lesion *l = &ph.lesions[ph.n_lesions - 1];
         if (!inside(&v, l->center, d / 2.0 / v.spacing[0] + 1.0)) {
@@ -387,11 +404,14 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     vs_status st = volume_alloc(&v, v.n_slices, v.n_rows, v.n_cols, VOL_FLOAT32, 0, err);
     if (st != VS_OK) return st;
     int is_mr = sp->modality == MOD_MR;
-    st = phantom_render(&ph, &v, is_mr, is_mr ? 12.0 + 8.0 * rng_double(r) : 6.0 + 8.0 * rng_double(r), r, err);
+    st = phantom_render(&ph, &v, is_mr,
+                        is_mr ? 12.0 + 8.0 * rng_double(r) : 6.0 + 8.0 * rng_double(r), r, err);
     int syntax = pick_syntax(r);
     int is_signed = !is_mr && !syntaxes[syntax].compressed && rng_double(r) < 0.4;
-    int order_mode = (int)rng_below(r, 3); /* 0 ascending, 1 descending, 2 shuffled instance numbers */
-    uint32_t *inst = malloc(sizeof *inst * (size_t)v.n_slices), *fname = malloc(sizeof *fname * (size_t)v.n_slices);
+    int order_mode =
+        (int)rng_below(r, 3); /* 0 ascending, 1 descending, 2 shuffled instance numbers */
+    uint32_t *inst = malloc(sizeof *inst * (size_t)v.n_slices),
+             *fname = malloc(sizeof *fname * (size_t)v.n_slices);
     uint16_t *pix = malloc(sizeof *pix * (size_t)(v.n_rows * v.n_cols));
     if (st == VS_OK && (!inst || !fname || !pix)) st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     for (uint32_t k = 0; st == VS_OK && k < (uint32_t)v.n_slices; k++) {
@@ -399,7 +419,8 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         fname[k] = k;
     }
     if (st == VS_OK && order_mode == 2) rng_shuffle_u32(r, inst, (uint32_t)v.n_slices);
-    if (st == VS_OK) rng_shuffle_u32(r, fname, (uint32_t)v.n_slices); /* file names never follow slices */
+    if (st == VS_OK)
+        rng_shuffle_u32(r, fname, (uint32_t)v.n_slices); /* file names never follow slices */
     int describe_by_name = rng_double(r) < 0.25;
     int series_number = 2 + series_index % 7;
     const double *d = v.direction;
@@ -413,12 +434,20 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         const float *slice = (const float *)v.voxels + k * v.n_rows * v.n_cols;
         for (int64_t t = 0; t < v.n_rows * v.n_cols; t++) {
             double s = is_mr ? slice[t] : is_signed ? slice[t] : slice[t] + 1024.0;
-            s = s < (is_signed ? -1024.0 : 0.0) ? (is_signed ? -1024.0 : 0.0) : s > 4095.0 ? 4095.0 : s;
+            s = s < (is_signed ? -1024.0 : 0.0) ? (is_signed ? -1024.0 : 0.0)
+                : s > 4095.0                    ? 4095.0
+                                                : s;
             pix[t] = (uint16_t)(int16_t)lround(s);
         }
         st = put_patient_study(w, id, sp->study, sp->modality, describe_by_name, err);
-        if (st == VS_OK) st = put_image_common(w, id, sp->study, sp->modality, so->series_uid, series_number, sop, err);
-#define P(tag, ...) if (st == VS_OK) { snprintf(buf, sizeof buf, __VA_ARGS__); st = dcmw_put(w, (tag), buf, err); }
+        if (st == VS_OK)
+            st = put_image_common(w, id, sp->study, sp->modality, so->series_uid, series_number,
+                                  sop, err);
+#define P(tag, ...)                                                                                \
+    if (st == VS_OK) {                                                                             \
+        snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
+        st = dcmw_put(w, (tag), buf, err);                                                         \
+    }
         P(DCM_TAG(0x0008, 0x0008), "ORIGINAL\\PRIMARY\\AXIAL");
         P(DCM_TAG(0x0008, 0x0032), "%s", id->study_time[sp->study]);
         P(DCM_TAG(0x0008, 0x103E), "%s", is_mr ? "T1 VIBE AXIAL" : "ABDOMEN 3MM STD");
@@ -427,7 +456,8 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         P(DCM_TAG(0x0018, 0x5100), "HFS");
         P(DCM_TAG(0x0020, 0x0013), "%u", inst[k]);
         P(DCM_TAG(0x0020, 0x0032), "%.6f\\%.6f\\%.6f", ipp[0], ipp[1], ipp[2]);
-        P(DCM_TAG(0x0020, 0x0037), "%.8f\\%.8f\\%.8f\\%.8f\\%.8f\\%.8f", d[0], d[3], d[6], d[1], d[4], d[7]);
+        P(DCM_TAG(0x0020, 0x0037), "%.8f\\%.8f\\%.8f\\%.8f\\%.8f\\%.8f", d[0], d[3], d[6], d[1],
+          d[4], d[7]);
         P(DCM_TAG(0x0020, 0x0052), "%s.9", so->series_uid);
         P(DCM_TAG(0x0020, 0x1040), "%s", "");
         P(DCM_TAG(0x0020, 0x1041), "%.4f", ipp[2]);
@@ -453,7 +483,8 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         }
 #undef P
         if (st == VS_OK)
-            st = dcmw_put_pixels(w, (uint16_t)v.n_rows, (uint16_t)v.n_cols, is_signed ? 16 : 12, is_signed, pix, err);
+            st = dcmw_put_pixels(w, (uint16_t)v.n_rows, (uint16_t)v.n_cols, is_signed ? 16 : 12,
+                                 is_signed, pix, err);
         snprintf(path, sizeof path, "%s/im%04u.dcm", dir, fname[k]);
         if (st == VS_OK) st = dcmw_save(w, path, syntaxes[syntax].uid, err);
         dcmw_free(w);
@@ -490,8 +521,14 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
     char buf[256], sop[96], path[1024];
     snprintf(sop, sizeof sop, "%s.1", so->series_uid);
     if (st == VS_OK) st = put_patient_study(w, id, sp->study, MOD_DX, 0, err);
-    if (st == VS_OK) st = put_image_common(w, id, sp->study, MOD_DX, so->series_uid, 1 + series_index % 5, sop, err);
-#define P(tag, ...) if (st == VS_OK) { snprintf(buf, sizeof buf, __VA_ARGS__); st = dcmw_put(w, (tag), buf, err); }
+    if (st == VS_OK)
+        st = put_image_common(w, id, sp->study, MOD_DX, so->series_uid, 1 + series_index % 5, sop,
+                              err);
+#define P(tag, ...)                                                                                \
+    if (st == VS_OK) {                                                                             \
+        snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
+        st = dcmw_put(w, (tag), buf, err);                                                         \
+    }
     P(DCM_TAG(0x0008, 0x0008), "ORIGINAL\\PRIMARY");
     P(DCM_TAG(0x0008, 0x0068), "FOR PRESENTATION");
     P(DCM_TAG(0x0018, 0x0015), "CHEST");
@@ -556,19 +593,23 @@ static vs_status generate_series(const demo_config *c, const char *out_dir, cons
     so->labeled = sp->labeled;
     snprintf(so->series_uid, sizeof so->series_uid, "%s.%d", id->study_uid[sp->study], 100 + i);
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/dicom/%s/s%04d", out_dir, sp->labeled ? "labeled" : "unlabeled", i);
+    snprintf(dir, sizeof dir, "%s/dicom/%s/s%04d", out_dir, sp->labeled ? "labeled" : "unlabeled",
+             i);
     vs_status st = make_dir(dir, &so->err);
     rng r;
     rng_seed(&r, c->seed, STREAM_SERIES + (uint64_t)i);
     if (st == VS_OK) {
-        if (sp->modality == MOD_DX) st = write_radiograph(c, dir, i, sp, id, so, &r, &so->err);
-        else st = write_volume_series(c, dir, i, sp, id, so, &r, &so->err);
+        if (sp->modality == MOD_DX)
+            st = write_radiograph(c, dir, i, sp, id, so, &r, &so->err);
+        else
+            st = write_volume_series(c, dir, i, sp, id, so, &r, &so->err);
     }
     so->status = st;
     return st;
 }
 
-vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary *summary, vs_error *err) {
+vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary *summary,
+                        vs_error *err) {
     memset(summary, 0, sizeof *summary);
     if (c->matrix < 16 || c->matrix > 1024 || c->min_slices < 2 || c->max_slices < c->min_slices ||
         c->n_unlabeled < 0 || c->n_labeled < 0 || c->n_radiographs < 0)
@@ -591,7 +632,8 @@ vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary 
         free(outs);
         return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     }
-    for (int p = 0; p < pl.n_patients; p++) make_identity(&ids[p], c->seed, p);
+    for (int p = 0; p < pl.n_patients; p++)
+        make_identity(&ids[p], c->seed, p);
     progress bar;
     progress_begin(&bar, "demo cohort", (uint64_t)pl.n_series, "series");
     int done = 0;
@@ -628,13 +670,14 @@ vs_status demo_generate(const demo_config *c, const char *out_dir, demo_summary 
     }
     for (int p = 0; ok && p < pl.n_patients; p++) {
         const identity *id = &ids[p];
-        ok = text_add(&phi, "%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n", id->name, id->name_plain,
-                      id->id, id->other_id, id->birth, id->address, id->phone, id->referring,
-                      id->performing, id->operator_name, id->requesting, id->serial);
+        ok = text_add(&phi, "%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n", id->name,
+                      id->name_plain, id->id, id->other_id, id->birth, id->address, id->phone,
+                      id->referring, id->performing, id->operator_name, id->requesting, id->serial);
         for (int s = 0; ok && s < 2; s++)
             ok = text_add(&phi, "%s\n%s\n", id->accession[s], id->study_uid[s]);
     }
-    for (int i = 0; ok && i < pl.n_series; i++) ok = text_add(&phi, "%s\n", outs[i].series_uid);
+    for (int i = 0; ok && i < pl.n_series; i++)
+        ok = text_add(&phi, "%s\n", outs[i].series_uid);
     if (st == VS_OK && !ok) st = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     if (st == VS_OK) {
         snprintf(path, sizeof path, "%s/labels/annotations.csv", out_dir);

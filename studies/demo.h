@@ -11,8 +11,8 @@
  * Output under out_dir:
  *   dicom/unlabeled/sNNNN/imNNNN.dcm pretraining pool (CT, MR, DX)
  *   dicom/labeled/sNNNN/imNNNN.dcm   labeled CT subset
- *   labels/annotations.csv         seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm, original UIDs)
- *   labels/volumes.csv             seriesuid,label (1: at least one tumour)
+ *   labels/annotations.csv         seriesuid,coordX,coordY,coordZ,diameter_mm (LPS mm, original
+ * UIDs) labels/volumes.csv             seriesuid,label (1: at least one tumour)
  *   labels/lookalikes.csv          seriesuid,coordX,coordY,coordZ,diameter_mm,kind: the benign
  *                                  cysts of labeled volumes (no label marks them; for analysis)
  *   phi.txt                        every planted identifier, one per line (for verify-deid)
@@ -30,20 +30,20 @@ enum { DEMO_CT = 0, DEMO_MR = 1 };
 
 typedef struct demo_config {
     uint64_t seed;
-    int n_unlabeled;        /* pretraining volumes (CT + MR) */
-    int n_labeled;          /* labeled CT volumes */
-    double positive_share;  /* share of labeled volumes with tumours */
-    int n_radiographs;      /* DX images in the unlabeled pool */
-    int matrix;             /* rows = columns of each slice */
+    int n_unlabeled;       /* pretraining volumes (CT + MR) */
+    int n_labeled;         /* labeled CT volumes */
+    double positive_share; /* share of labeled volumes with tumours */
+    int n_radiographs;     /* DX images in the unlabeled pool */
+    int matrix;            /* rows = columns of each slice */
     int min_slices, max_slices;
-    double mr_share;        /* share of unlabeled volumes that are MR */
-    double oblique_share;   /* share of series acquired obliquely */
-    double subtle_share;    /* share of tumours with low contrast */
+    double mr_share;                   /* share of unlabeled volumes that are MR */
+    double oblique_share;              /* share of series acquired obliquely */
+    double subtle_share;               /* share of tumours with low contrast */
     double min_diameter, max_diameter; /* tumour diameters, mm */
-    double contrast;        /* multiplies solid-organ tumours' contrast (1: default) */
-    double cyst_share;      /* share of CT/MR volumes with 1-2 benign cysts (unlabeled lookalikes) */
-    int labeled_modality;   /* 0: CT, 1: MR (DEMO_CT, DEMO_MR) */
-    int threads;            /* 0: all cores */
+    double contrast;                   /* multiplies solid-organ tumours' contrast (1: default) */
+    double cyst_share;    /* share of CT/MR volumes with 1-2 benign cysts (unlabeled lookalikes) */
+    int labeled_modality; /* 0: CT, 1: MR (DEMO_CT, DEMO_MR) */
+    int threads;          /* 0: all cores */
 } demo_config;
 
 /* The defaults: 200 unlabeled + 40 labeled volumes, about half of the labeled with tumours. */

@@ -9,21 +9,35 @@
 
 /* Classes the phantom distinguishes; organs map onto the first ones. */
 typedef enum {
-    C_AIR = 0, C_FAT, C_MUSCLE, C_LUNG, C_HEART, C_LIVER, C_SPLEEN, C_KIDNEY, C_GAS,
-    C_CORTEX, C_MARROW, C_DISC, C_AORTA, C_IVC, C_VISCERAL_FAT, C_COUNT
+    C_AIR = 0,
+    C_FAT,
+    C_MUSCLE,
+    C_LUNG,
+    C_HEART,
+    C_LIVER,
+    C_SPLEEN,
+    C_KIDNEY,
+    C_GAS,
+    C_CORTEX,
+    C_MARROW,
+    C_DISC,
+    C_AORTA,
+    C_IVC,
+    C_VISCERAL_FAT,
+    C_COUNT
 } tissue_class;
 
 /* One row per class: CT HU, MR T1-like signal, texture amplitude (HU), texture scale (mm). */
 static const struct {
     double hu, mr, tex_hu, tex_mm;
 } tissue_table[C_COUNT] = {
-    [C_AIR] = {-1000, 0, 0, 10},       [C_FAT] = {-100, 900, 10, 6},
-    [C_MUSCLE] = {45, 330, 8, 5},      [C_LUNG] = {-850, 40, 25, 4},
-    [C_HEART] = {40, 300, 6, 8},       [C_LIVER] = {60, 450, 8, 6},
-    [C_SPLEEN] = {50, 380, 6, 6},      [C_KIDNEY] = {35, 320, 12, 4},
-    [C_GAS] = {-950, 10, 20, 5},       [C_CORTEX] = {750, 60, 40, 3},
-    [C_MARROW] = {230, 550, 40, 3},    [C_DISC] = {90, 250, 10, 4},
-    [C_AORTA] = {160, 150, 5, 10},     [C_IVC] = {130, 160, 5, 10},
+    [C_AIR] = {-1000, 0, 0, 10},          [C_FAT] = {-100, 900, 10, 6},
+    [C_MUSCLE] = {45, 330, 8, 5},         [C_LUNG] = {-850, 40, 25, 4},
+    [C_HEART] = {40, 300, 6, 8},          [C_LIVER] = {60, 450, 8, 6},
+    [C_SPLEEN] = {50, 380, 6, 6},         [C_KIDNEY] = {35, 320, 12, 4},
+    [C_GAS] = {-950, 10, 20, 5},          [C_CORTEX] = {750, 60, 40, 3},
+    [C_MARROW] = {230, 550, 40, 3},       [C_DISC] = {90, 250, 10, 4},
+    [C_AORTA] = {160, 150, 5, 10},        [C_IVC] = {130, 160, 5, 10},
     [C_VISCERAL_FAT] = {-90, 880, 12, 5},
 };
 
@@ -53,7 +67,8 @@ static double vnoise(const double p[3], double scale, uint32_t seed) {
     double c[2][2][2];
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)
-            for (int d = 0; d < 2; d++) c[a][b][d] = lattice(ix + a, iy + b, iz + d, seed);
+            for (int d = 0; d < 2; d++)
+                c[a][b][d] = lattice(ix + a, iy + b, iz + d, seed);
     double x00 = c[0][0][0] + tx * (c[1][0][0] - c[0][0][0]);
     double x10 = c[0][1][0] + tx * (c[1][1][0] - c[0][1][0]);
     double x01 = c[0][0][1] + tx * (c[1][0][1] - c[0][0][1]);
@@ -93,25 +108,34 @@ void phantom_make(phantom *p, rng *r) {
     p->texture_seed = rng_u32(r);
     double a = p->body_a, b = p->body_b, s = uniform(r, 0.9, 1.1); /* organ size variation */
     /* Patient right is -x in LPS; posterior is +y; superior is +z. */
-    add_organ(p, TISSUE_LUNG, -0.45 * a, 0.05 * b, 110, 0.36 * a * s, 0.75 * b, 125 * s, uniform(r, -0.1, 0.1));
-    add_organ(p, TISSUE_LUNG, 0.45 * a, 0.05 * b, 110, 0.34 * a * s, 0.75 * b, 120 * s, uniform(r, -0.1, 0.1));
-    add_organ(p, TISSUE_HEART, 0.12 * a, -0.3 * b, 55, 55 * s, 45 * s, 50 * s, uniform(r, 0.2, 0.6));
-    add_organ(p, TISSUE_LIVER, -0.4 * a, -0.05 * b, -45, 0.5 * a * s, 0.72 * b, 85 * s, uniform(r, -0.3, 0.1));
-    add_organ(p, TISSUE_SPLEEN, 0.58 * a, 0.3 * b, -40, 38 * s, 28 * s, 55 * s, uniform(r, -0.6, -0.2));
-    add_organ(p, TISSUE_KIDNEY, -0.38 * a, 0.48 * b, -130, 28 * s, 24 * s, 55 * s, uniform(r, 0.2, 0.5));
-    add_organ(p, TISSUE_KIDNEY, 0.38 * a, 0.48 * b, -125, 28 * s, 24 * s, 55 * s, uniform(r, -0.5, -0.2));
+    add_organ(p, TISSUE_LUNG, -0.45 * a, 0.05 * b, 110, 0.36 * a * s, 0.75 * b, 125 * s,
+              uniform(r, -0.1, 0.1));
+    add_organ(p, TISSUE_LUNG, 0.45 * a, 0.05 * b, 110, 0.34 * a * s, 0.75 * b, 120 * s,
+              uniform(r, -0.1, 0.1));
+    add_organ(p, TISSUE_HEART, 0.12 * a, -0.3 * b, 55, 55 * s, 45 * s, 50 * s,
+              uniform(r, 0.2, 0.6));
+    add_organ(p, TISSUE_LIVER, -0.4 * a, -0.05 * b, -45, 0.5 * a * s, 0.72 * b, 85 * s,
+              uniform(r, -0.3, 0.1));
+    add_organ(p, TISSUE_SPLEEN, 0.58 * a, 0.3 * b, -40, 38 * s, 28 * s, 55 * s,
+              uniform(r, -0.6, -0.2));
+    add_organ(p, TISSUE_KIDNEY, -0.38 * a, 0.48 * b, -130, 28 * s, 24 * s, 55 * s,
+              uniform(r, 0.2, 0.5));
+    add_organ(p, TISSUE_KIDNEY, 0.38 * a, 0.48 * b, -125, 28 * s, 24 * s, 55 * s,
+              uniform(r, -0.5, -0.2));
     int gas = 2 + (int)rng_below(r, 3);
     for (int i = 0; i < gas; i++)
         add_organ(p, TISSUE_BOWEL_GAS, uniform(r, -0.4, 0.4) * a, uniform(r, -0.6, 0.0) * b,
                   uniform(r, -230, -150), uniform(r, 10, 25), uniform(r, 8, 18), uniform(r, 10, 30),
                   uniform(r, 0, PI));
-    for (int i = 0; i < 6; i++) p->bias[i] = uniform(r, -0.12, 0.12);
+    for (int i = 0; i < 6; i++)
+        p->bias[i] = uniform(r, -0.12, 0.12);
 }
 
 static int in_organ(const phantom_organ *o, const double q[3], double *rho) {
     double dx = q[0] - o->center[0], dy = q[1] - o->center[1], dz = q[2] - o->center[2];
     double c = cos(o->angle), s = sin(o->angle);
-    double u = (c * dx + s * dy) / o->axes[0], v = (-s * dx + c * dy) / o->axes[1], w = dz / o->axes[2];
+    double u = (c * dx + s * dy) / o->axes[0], v = (-s * dx + c * dy) / o->axes[1],
+           w = dz / o->axes[2];
     *rho = u * u + v * v + w * w;
     return *rho < 1.0;
 }
@@ -143,13 +167,15 @@ static tissue_class classify(const phantom *p, const double q[3]) {
         double rho;
         if (in_organ(&p->organs[i], q, &rho)) c = (tissue_class)p->organs[i].tissue;
     }
-    if (c == C_MUSCLE && dz < -20.0 && vnoise(q, 18.0, p->texture_seed + 7u) > 0.25) return C_VISCERAL_FAT;
+    if (c == C_MUSCLE && dz < -20.0 && vnoise(q, 18.0, p->texture_seed + 7u) > 0.25)
+        return C_VISCERAL_FAT;
     return c;
 }
 
 /* Two noise fields' shared zero set: thin curved tubes (vessels), weight 1 on the axis. */
 static double tube(const phantom *p, const double q[3], double scale, double width, uint32_t salt) {
-    double a = vnoise(q, scale, p->texture_seed + salt), b = vnoise(q, scale, p->texture_seed + salt + 1u);
+    double a = vnoise(q, scale, p->texture_seed + salt),
+           b = vnoise(q, scale, p->texture_seed + salt + 1u);
     double rr = sqrt(a * a + b * b);
     return rr >= width ? 0.0 : rr <= 0.5 * width ? 1.0 : smooth((width - rr) / (0.5 * width));
 }
@@ -225,13 +251,15 @@ double phantom_mr(const phantom *p, const double lps[3]) {
 
 /* A random point of organ o at least `margin` mm inside it and not covered by another organ;
  * 0 when none was found. */
-static int organ_point(const phantom *p, rng *r, const phantom_organ *o, double margin, double q[3]) {
+static int organ_point(const phantom *p, rng *r, const phantom_organ *o, double margin,
+                       double q[3]) {
     double minax = fmin(o->axes[0], fmin(o->axes[1], o->axes[2]));
     if (minax < margin + 1.0) return 0;
     for (int attempt = 0; attempt < 20; attempt++) {
         double u[3];
         do {
-            for (int i = 0; i < 3; i++) u[i] = uniform(r, -1, 1);
+            for (int i = 0; i < 3; i++)
+                u[i] = uniform(r, -1, 1);
         } while (u[0] * u[0] + u[1] * u[1] + u[2] * u[2] > 1.0);
         double c = cos(o->angle), s = sin(o->angle);
         double lx = u[0] * (o->axes[0] - margin), ly = u[1] * (o->axes[1] - margin);
@@ -269,7 +297,8 @@ static phantom_lesion *place(phantom *p, rng *r, double radius, int allow_lung,
         l->radius = radius;
         l->host = o->tissue;
         l->texture_seed = rng_u32(r);
-        for (int i = 0; i < 3; i++) l->phase[i] = uniform(r, 0, 2 * PI);
+        for (int i = 0; i < 3; i++)
+            l->phase[i] = uniform(r, 0, 2 * PI);
         *host = o;
         return l;
     }
@@ -285,7 +314,8 @@ int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_s
     int hypo = 1;
     switch (o->tissue) {
     case TISSUE_LUNG: /* a solid nodule is soft tissue (-50..+40 HU); a subtle one part-solid */
-        l->ct_delta = (contrast_scale < 0.6 ? uniform(r, -450, -250) : uniform(r, -50, 40)) - host_hu;
+        l->ct_delta =
+            (contrast_scale < 0.6 ? uniform(r, -450, -250) : uniform(r, -50, 40)) - host_hu;
         l->mr_rel = contrast_scale < 0.6 ? uniform(r, 2, 4) : uniform(r, 5, 7);
         hypo = 0;
         break;
@@ -300,11 +330,13 @@ int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_s
     default: l->ct_delta = -uniform(r, 25, 50) * s; /* spleen, muscle */
     }
     if (o->tissue != TISSUE_LUNG) /* T1: lesions darker than the organ, hypervascular less so */
-        l->mr_rel = hypo ? -uniform(r, 0.25, 0.5) * fmin(s, 1.8) : -uniform(r, 0.05, 0.2) * fmin(s, 1.8);
+        l->mr_rel =
+            hypo ? -uniform(r, 0.25, 0.5) * fmin(s, 1.8) : -uniform(r, 0.05, 0.2) * fmin(s, 1.8);
     l->edge = uniform(r, 1.2, 3.5);
     l->heterogeneity = uniform(r, 0.2, 0.45);
     l->roughness = uniform(r, 0.05, 0.18);
-    for (int i = 0; i < 3; i++) l->lobes[i] = uniform(r, 0.0, 0.15);
+    for (int i = 0; i < 3; i++)
+        l->lobes[i] = uniform(r, 0.0, 0.15);
     if (hypo && o->tissue == TISSUE_LIVER && rng_double(r) < 0.4) l->rim = uniform(r, 15, 35) * s;
     if (l->radius > 8.0 && o->tissue != TISSUE_LUNG && rng_double(r) < 0.5)
         l->necrosis = uniform(r, 0.3, 0.7);
@@ -322,7 +354,8 @@ int phantom_add_cyst(phantom *p, rng *r, double diameter_mm) {
     l->edge = uniform(r, 0.3, 0.6);
     l->heterogeneity = 0.0;
     l->roughness = 0.0;
-    for (int i = 0; i < 3; i++) l->lobes[i] = uniform(r, 0.0, 0.03);
+    for (int i = 0; i < 3; i++)
+        l->lobes[i] = uniform(r, 0.0, 0.03);
     p->n_lesions++;
     return 1;
 }
@@ -335,10 +368,14 @@ static void blur_axis(float *v, int64_t nz, int64_t ny, int64_t nx, int axis, fl
     if (n < 3) return;
     for (int64_t o = 0; o < outer; o++) {
         int64_t base;
-        if (axis == 2) base = o * nx;
-        else if (axis == 1) base = (o / nx) * ny * nx + o % nx;
-        else base = o;
-        for (int64_t t = 0; t < n; t++) line[t] = v[base + t * stride];
+        if (axis == 2)
+            base = o * nx;
+        else if (axis == 1)
+            base = (o / nx) * ny * nx + o % nx;
+        else
+            base = o;
+        for (int64_t t = 0; t < n; t++)
+            line[t] = v[base + t * stride];
         for (int64_t t = 0; t < n; t++) {
             float a = line[t > 0 ? t - 1 : 0], b = line[t], c = line[t < n - 1 ? t + 1 : n - 1];
             v[base + t * stride] = 0.25f * a + 0.5f * b + 0.25f * c;
@@ -348,7 +385,8 @@ static void blur_axis(float *v, int64_t nz, int64_t ny, int64_t nx, int axis, fl
 
 vs_status phantom_render(const phantom *p, volume *v, int is_mr, double noise_sigma, rng *r,
                          vs_error *err) {
-    if (v->dtype != VOL_FLOAT32 || !v->voxels) return VS_FAIL(err, VS_ERR_INTERNAL, "phantom_render wants float32 voxels");
+    if (v->dtype != VOL_FLOAT32 || !v->voxels)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "phantom_render wants float32 voxels");
     float *out = v->voxels;
     int64_t nz = v->n_slices, ny = v->n_rows, nx = v->n_cols;
     for (int64_t k = 0; k < nz; k++)
@@ -361,7 +399,8 @@ vs_status phantom_render(const phantom *p, volume *v, int is_mr, double noise_si
     int64_t longest = nz > ny ? (nz > nx ? nz : nx) : (ny > nx ? ny : nx);
     float *line = malloc(sizeof *line * (size_t)longest);
     if (!line) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    for (int axis = 0; axis < 3; axis++) blur_axis(out, nz, ny, nx, axis, line);
+    for (int axis = 0; axis < 3; axis++)
+        blur_axis(out, nz, ny, nx, axis, line);
     free(line);
     uint64_t n = volume_n_voxels(v);
     for (uint64_t t = 0; t < n; t++) {

@@ -18,8 +18,16 @@
 enum { PHANTOM_MAX_ORGANS = 12, PHANTOM_MAX_LESIONS = 12 };
 
 typedef enum phantom_tissue {
-    TISSUE_AIR = 0, TISSUE_FAT, TISSUE_MUSCLE, TISSUE_LUNG, TISSUE_HEART, TISSUE_LIVER,
-    TISSUE_SPLEEN, TISSUE_KIDNEY, TISSUE_BOWEL_GAS, TISSUE_COUNT
+    TISSUE_AIR = 0,
+    TISSUE_FAT,
+    TISSUE_MUSCLE,
+    TISSUE_LUNG,
+    TISSUE_HEART,
+    TISSUE_LIVER,
+    TISSUE_SPLEEN,
+    TISSUE_KIDNEY,
+    TISSUE_BOWEL_GAS,
+    TISSUE_COUNT
 } phantom_tissue;
 
 typedef struct phantom_organ {
@@ -36,17 +44,17 @@ typedef enum phantom_lesion_kind { LESION_TUMOUR = 0, LESION_CYST } phantom_lesi
 
 typedef struct phantom_lesion {
     phantom_lesion_kind kind;
-    double center[3];   /* LPS mm */
-    double radius;      /* mm (diameter / 2) */
-    double ct_delta;    /* CT: HU added to the host tissue */
-    double mr_rel;      /* MR: relative change of the host's signal */
-    double edge;        /* mm: width of the partial-volume margin (ill-defined when large) */
-    double rim;         /* CT HU of an enhancing rim (MR: rim / 100 of the host); 0: none */
-    double necrosis;    /* share of the core's delta removed (0: solid) */
+    double center[3];     /* LPS mm */
+    double radius;        /* mm (diameter / 2) */
+    double ct_delta;      /* CT: HU added to the host tissue */
+    double mr_rel;        /* MR: relative change of the host's signal */
+    double edge;          /* mm: width of the partial-volume margin (ill-defined when large) */
+    double rim;           /* CT HU of an enhancing rim (MR: rim / 100 of the host); 0: none */
+    double necrosis;      /* share of the core's delta removed (0: solid) */
     double heterogeneity; /* relative amplitude of the internal texture */
-    double lobes[3];    /* shape: amplitudes of three low-order surface harmonics */
+    double lobes[3];      /* shape: amplitudes of three low-order surface harmonics */
     double phase[3];
-    double roughness;   /* amplitude of a noise displacement of the surface (relative) */
+    double roughness; /* amplitude of a noise displacement of the surface (relative) */
     uint32_t texture_seed;
     phantom_tissue host;
 } phantom_lesion;
@@ -62,7 +70,7 @@ typedef struct phantom {
     int n_lesions;
     phantom_lesion lesions[PHANTOM_MAX_LESIONS];
     uint32_t texture_seed;
-    double bias[6];        /* MR bias field coefficients */
+    double bias[6]; /* MR bias field coefficients */
 } phantom;
 
 /* A new subject: anatomy varied by r. */

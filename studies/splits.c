@@ -167,8 +167,10 @@ int64_t splits_find(const split_table *t, const char *key) {
         uint32_t mid = lo + (hi - lo) / 2;
         int c = strcmp(t->patient[mid], key);
         if (c == 0) return mid;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }

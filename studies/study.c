@@ -502,7 +502,8 @@ vs_status study_load(const char *path, study **out, vs_error *err) {
     *out = NULL;
     yaml_doc d;
     if (doc_read(path, &d) < 0)
-        return VS_FAIL(err, VS_ERR_CONFIG, "%s: cannot open the study file (%s)", path, strerror(errno));
+        return VS_FAIL(err, VS_ERR_CONFIG, "%s: cannot open the study file (%s)", path,
+                       strerror(errno));
     study *s = NULL;
     vs_status st = VS_OK;
     if (d.error[0]) st = VS_FAIL(err, VS_ERR_CONFIG, "%s:%s", path, d.error);

@@ -65,7 +65,11 @@ typedef enum { STUDY_MISSING_REJECT = 0, STUDY_MISSING_RESAMPLE = 1 } study_miss
 typedef enum { STUDY_PREP_NONE = 0, STUDY_PREP_STANDARD = 1 } study_prep_mode;
 typedef enum { STUDY_INTERP_LINEAR = 0, STUDY_INTERP_NEAREST = 1 } study_interpolation;
 typedef enum { STUDY_TARGET_NORMALIZED = 0, STUDY_TARGET_PLAIN = 1 } study_target;
-typedef enum { STUDY_LABELS_POINTS = 0, STUDY_LABELS_MASKS = 1, STUDY_LABELS_VOLUME = 2 } study_label_format;
+typedef enum {
+    STUDY_LABELS_POINTS = 0,
+    STUDY_LABELS_MASKS = 1,
+    STUDY_LABELS_VOLUME = 2
+} study_label_format;
 typedef enum { STUDY_TUNE_FINETUNE = 0, STUDY_TUNE_PROBE = 1 } study_tune_mode;
 typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 

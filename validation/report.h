@@ -185,8 +185,8 @@ typedef struct report_arm_result {
     metrics_calibration calib;
     report_fold *folds;
     size_t n_folds;
-    int has_dev_op;                 /* dev series of both classes were predicted */
-    roc_operating_point dev_op;     /* on the test series, at the threshold chosen on dev */
+    int has_dev_op;             /* dev series of both classes were predicted */
+    roc_operating_point dev_op; /* on the test series, at the threshold chosen on dev */
     double fold_auc_mean, fold_auc_sd, fold_cpm_mean, fold_cpm_sd;
 } report_arm_result;
 
@@ -211,7 +211,7 @@ typedef struct report_results {
     report_ci delta_auc, delta_cpm; /* mae minus scratch, paired resamples */
     report_options opt;
     /* the protocol: every budget (ascending); the arms above are the headline budget's */
-    int budget;                     /* the headline budget (the largest) */
+    int budget; /* the headline budget (the largest) */
     int n_seeds, seeds[REPORT_MAX_SEEDS];
     report_budget_row *budgets;
     size_t n_budgets;

@@ -19,8 +19,8 @@ typedef struct arm_stats {
 typedef struct arm_prep {
     const double *score;
     const int *seed_of; /* (n_series) the seed of each view row */
-    int *label;      /* (n_series) */
-    uint32_t *order; /* (n_series) descending score */
+    int *label;         /* (n_series) */
+    uint32_t *order;    /* (n_series) descending score */
     froc_match match;
     int has_froc;
 } arm_prep;
@@ -388,8 +388,7 @@ static vs_status dev_operating_points(const report_input *dev, const report_inpu
         qsort(pos, np, sizeof *pos, cmp_desc);
         size_t k = (size_t)ceil(opt->dev_sensitivity * (double)np - 1e-9);
         k = k < 1 ? 1 : k > np ? np : k;
-        s = roc_operating(test->arms[a].score, label, test->n_series, pos[k - 1], &ar->dev_op,
-                          err);
+        s = roc_operating(test->arms[a].score, label, test->n_series, pos[k - 1], &ar->dev_op, err);
         ar->has_dev_op = s == VS_OK;
     }
     free(label), free(pos);
@@ -456,8 +455,8 @@ vs_status report_compute(const report_input *in, const report_options *opt, repo
                 k++;
             if (k < ns) continue;
             if (ns == REPORT_MAX_SEEDS) {
-                s = VS_FAIL(err, VS_ERR_FORMAT, "more than %d seeds at budget %d",
-                            REPORT_MAX_SEEDS, budgets[bi]);
+                s = VS_FAIL(err, VS_ERR_FORMAT, "more than %d seeds at budget %d", REPORT_MAX_SEEDS,
+                            budgets[bi]);
                 break;
             }
             seeds[ns++] = in->runs[r].seed;

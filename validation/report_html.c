@@ -289,7 +289,8 @@ static void svg_comparison(report_text *t, const report_results *res) {
 static void svg_budgets(report_text *t, const report_results *res, int metric) {
     if (!res->n_budgets) return;
     double b0 = res->budgets[0].budget > 0 ? res->budgets[0].budget : 1;
-    double b1 = res->budgets[res->n_budgets - 1].budget > b0 ? res->budgets[res->n_budgets - 1].budget : b0;
+    double b1 =
+        res->budgets[res->n_budgets - 1].budget > b0 ? res->budgets[res->n_budgets - 1].budget : b0;
     plot p = {t, b0 / 2, b1 * 2, 0, 1, 1, 0, 0};
     plot_begin(&p, metric ? "plot-budget-cpm" : "plot-budget-auc",
                metric ? "CPM vs label budget (test set)" : "AUC vs label budget (test set)",
@@ -459,8 +460,8 @@ static void provenance_rows(report_text *t, const report_input *in, const report
     report_text_printf(t, "%sCPU%s%s%s", row0, sep, p->cpu_model ? p->cpu_model : "unknown", row1);
     report_text_printf(t, "%sthreads%s%d (OpenBLAS %d)%s", row0, sep, p->threads, p->blas_threads,
                        row1);
-    report_text_printf(t, "%sbootstrap%s%u resamples of test patients and seeds, seed %llu%s", row0, sep,
-                       res->opt.n_bootstrap, (unsigned long long)res->opt.seed, row1);
+    report_text_printf(t, "%sbootstrap%s%u resamples of test patients and seeds, seed %llu%s", row0,
+                       sep, res->opt.n_bootstrap, (unsigned long long)res->opt.seed, row1);
     for (int i = 0; i < p->n_seeds; i++)
         report_text_printf(t, "%sseed %s%s%llu%s", row0, p->seeds[i].name, sep,
                            (unsigned long long)p->seeds[i].value, row1);
@@ -545,10 +546,11 @@ void report_html(report_text *t, const report_input *in, const report_results *r
                        "<body>\n<h1>vesalius validation report</h1>\n"
                        "<p>Test set: %zu series from %u patients, every number below. Dev set: "
                        "%zu series from %zu patients, used for early stopping and to choose one "
-                       "operating threshold (no number here is computed on them). %zu seed(s) per budget and arm; report schema %d; run %s to "
+                       "operating threshold (no number here is computed on them). %zu seed(s) per "
+                       "budget and arm; report schema %d; run %s to "
                        "%s.</p>\n",
-                       css, v->n_series / ns, v->n_clusters, res->n_dev_series,
-                       res->n_dev_patients, ns, REPORT_SCHEMA_VERSION, start, end);
+                       css, v->n_series / ns, v->n_clusters, res->n_dev_series, res->n_dev_patients,
+                       ns, REPORT_SCHEMA_VERSION, start, end);
     report_text_put(t, "<h2>Does pretraining help? Label budgets (test set)</h2>\n<table><tr>"
                        "<th>training patients</th><th>arm</th><th>AUC mean ± sd [95% CI]</th>"
                        "<th>CPM mean ± sd [95% CI]</th></tr>\n");
@@ -632,8 +634,8 @@ void report_md(report_text *t, const report_input *in, const report_results *res
                        "schema %d; run %s to %s.\n\n## Does pretraining help? Label budgets "
                        "(test set)\n\n| training patients | arm | AUC mean ± sd [95%% CI] | CPM "
                        "mean ± sd [95%% CI] |\n|---|---|---|---|\n",
-                       v->n_series / ns, v->n_clusters, res->n_dev_series, res->n_dev_patients,
-                       ns, REPORT_SCHEMA_VERSION, start, end);
+                       v->n_series / ns, v->n_clusters, res->n_dev_series, res->n_dev_patients, ns,
+                       REPORT_SCHEMA_VERSION, start, end);
     budget_rows(t, res, R0, SEP, R1);
     report_text_printf(t,
                        "\n## Fine-tuning from the MAE vs from scratch: %d training patients\n\n"

@@ -377,8 +377,8 @@ static vs_status prediction_row(report_input *in, const rec_reader *rd, const re
                        rd->lineno);
     if ((bud && rec_int(bud, 0, 1000000, &budget)) || (sd && rec_int(sd, 0, 1000000, &seed)))
         return VS_FAIL(err, VS_ERR_FORMAT,
-                       "%s line %ld: 'budget' and 'seed' must be whole numbers 0-1000000",
-                       rd->path, rd->lineno);
+                       "%s line %ld: 'budget' and 'seed' must be whole numbers 0-1000000", rd->path,
+                       rd->lineno);
     int role = !set || strcmp(set, "test") == 0 ? REPORT_SET_TEST
                : strcmp(set, "dev") == 0        ? REPORT_SET_DEV
                                                 : -1;

@@ -260,8 +260,9 @@ static void json_comparison(report_text *t, const report_results *res) {
 static void json_op(report_text *t, const roc_operating_point *op, const char *prefix) {
     report_text_printf(t, "{%s\"threshold\":", prefix);
     jnum(t, op->threshold);
-    report_text_printf(t, ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":",
-                       op->tp, op->fn, op->tn, op->fp);
+    report_text_printf(t,
+                       ",\"tp\":%.0f,\"fn\":%.0f,\"tn\":%.0f,\"fp\":%.0f,\"sensitivity\":", op->tp,
+                       op->fn, op->tn, op->fp);
     jnum(t, op->sensitivity);
     report_text_put(t, ",\"specificity\":");
     jnum(t, op->specificity);
@@ -582,11 +583,12 @@ void report_json(report_text *t, const report_input *raw, const report_results *
     report_text_printf(t, "  \"headline_budget\": %d,\n", res->budget);
     json_comparison(t, res);
     json_budgets(t, res);
-    report_text_printf(t,
-                       "  \"settings\": {\"bootstrap_resamples\": %u, \"bootstrap_seed\": %" PRIu64
-                       ", \"bootstrap_unit\": \"test patient and seed\", \"ci_method\": \"percentile\", "
-                       "\"reliability_bins\": %d, \"dev_sensitivity\": ",
-                       res->opt.n_bootstrap, res->opt.seed, METRICS_RELIABILITY_BINS);
+    report_text_printf(
+        t,
+        "  \"settings\": {\"bootstrap_resamples\": %u, \"bootstrap_seed\": %" PRIu64
+        ", \"bootstrap_unit\": \"test patient and seed\", \"ci_method\": \"percentile\", "
+        "\"reliability_bins\": %d, \"dev_sensitivity\": ",
+        res->opt.n_bootstrap, res->opt.seed, METRICS_RELIABILITY_BINS);
     jnum(t, res->opt.dev_sensitivity);
     report_text_put(t, ", \"operating_points\": [");
     for (int i = 0; i < res->opt.n_ops; i++) {

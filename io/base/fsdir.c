@@ -14,7 +14,8 @@ vs_status vs_mkdirs(const char *path, unsigned mode, vs_error *err) {
     char p[4096];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof p)
-        return VS_FAIL(err, VS_ERR_IO, "folder path is empty or longer than %zu bytes", sizeof p - 1);
+        return VS_FAIL(err, VS_ERR_IO, "folder path is empty or longer than %zu bytes",
+                       sizeof p - 1);
     memcpy(p, path, n + 1);
     for (char *c = p + 1;; c++) {
         if (*c != '/' && *c != '\0') continue;

@@ -30,8 +30,10 @@ static void fmt_secs(double s, char *buf, size_t n) {
         return;
     }
     long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else
+        snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
 }
 
 char *progress_format(const progress *p, double now, char *buf, int n) {
@@ -43,13 +45,14 @@ char *progress_format(const progress *p, double now, char *buf, int n) {
         int width = 24, fill = (int)((double)width * (double)p->done / (double)p->total);
         if (fill > width) fill = width;
         char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         snprintf(buf, (size_t)n, "%s [%s] %llu/%llu %.1f %s/s ETA %s", p->label, bar,
                  (unsigned long long)p->done, (unsigned long long)p->total, rate, p->unit, eta);
     } else {
-        snprintf(buf, (size_t)n, "%s %llu %.1f %s/s", p->label, (unsigned long long)p->done,
-                 rate, p->unit);
+        snprintf(buf, (size_t)n, "%s %llu %.1f %s/s", p->label, (unsigned long long)p->done, rate,
+                 p->unit);
     }
     return buf;
 }

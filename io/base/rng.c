@@ -62,7 +62,8 @@ void rng_save(const rng *r, uint8_t out[RNG_STATE_BYTES]) {
 
 vs_status rng_load(rng *r, const uint8_t in[RNG_STATE_BYTES], vs_error *err) {
     uint64_t inc = le_get_u64(in + 8);
-    if ((inc & 1u) == 0) return VS_FAIL(err, VS_ERR_FORMAT, "saved RNG state is invalid (even increment)");
+    if ((inc & 1u) == 0)
+        return VS_FAIL(err, VS_ERR_FORMAT, "saved RNG state is invalid (even increment)");
     r->state = le_get_u64(in);
     r->inc = inc;
     return VS_OK;

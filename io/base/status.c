@@ -53,7 +53,7 @@ vs_status vs_error_prefix(vs_error *err, const char *fmt, ...) {
     va_end(ap);
     char joined[VS_ERROR_MSG_MAX];
     int n = snprintf(joined, sizeof joined, "%s: %s", prefix, err->msg);
-    if (n < 0) return err->code; /* keep the message as it was */
+    if (n < 0) return err->code;               /* keep the message as it was */
     memcpy(err->msg, joined, sizeof err->msg); /* truncated to one record when too long */
     one_line(err->msg);
     return err->code;

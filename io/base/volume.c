@@ -56,7 +56,8 @@ uint64_t volume_n_voxels(const volume *v) {
 void volume_update_affine(volume *v) {
     memset(v->affine, 0, sizeof v->affine);
     for (int r = 0; r < 3; r++) {
-        for (int c = 0; c < 3; c++) v->affine[r * 4 + c] = v->direction[r * 3 + c] * v->spacing[c];
+        for (int c = 0; c < 3; c++)
+            v->affine[r * 4 + c] = v->direction[r * 3 + c] * v->spacing[c];
         v->affine[r * 4 + 3] = v->origin[r];
     }
     v->affine[15] = 1.0;
@@ -80,7 +81,8 @@ vs_status volume_lps_to_index(const volume *v, const double lps[3], double ijk[3
     for (int c = 0; c < 3; c++) {
         double t[3][3];
         memcpy(t, m, sizeof t);
-        for (int r = 0; r < 3; r++) t[r][c] = b[r];
+        for (int r = 0; r < 3; r++)
+            t[r][c] = b[r];
         double d = t[0][0] * (t[1][1] * t[2][2] - t[1][2] * t[2][1]) -
                    t[0][1] * (t[1][0] * t[2][2] - t[1][2] * t[2][0]) +
                    t[0][2] * (t[1][0] * t[2][1] - t[1][1] * t[2][0]);

@@ -52,7 +52,7 @@ typedef struct walker {
     const unsigned char *opt;
     deid_file_result *res;
     int shift_days;
-    int cleaning; /* inside a sequence being cleaned (action C): free text is scrubbed */
+    int cleaning;  /* inside a sequence being cleaned (action C): free text is scrubbed */
     char **idents; /* identifiers to scrub from free text, longest first */
     size_t n_idents, cap_idents;
     int too_many_idents;
@@ -79,7 +79,7 @@ static void note(walker *w, int rc, uint32_t tag) {
     snprintf(w->fail_why, sizeof w->fail_why, "%s", w->ops->last_error(w->ed));
 }
 
-/* --- values ------------------------------------------------------------------------------------ */
+/* --- values ----------------------------------------------------------------------------------- */
 
 /* DICOM values: s[0..len) split at backslashes; each value ends at its first NUL. */
 typedef struct value_list {
@@ -257,8 +257,8 @@ static void collect_item(walker *w, dcm_item *item, int depth) {
         uint32_t tag = o->tag(w->ed, el);
         if ((tag >> 16) & 1) continue;
         const deid_rule *r = deid_rule_find((uint16_t)(tag >> 16), (uint16_t)tag);
-        int names = vr_is(vr, "PN") || (r && vr_is(vr, "LO SH LT ST AE UC") &&
-                                        deid_keyword_is_identifier(r->keyword));
+        int names = vr_is(vr, "PN") ||
+                    (r && vr_is(vr, "LO SH LT ST AE UC") && deid_keyword_is_identifier(r->keyword));
         int date = vr_is(vr, "DA DT");
         if (!names && !date) continue;
         value_list l;
@@ -417,8 +417,8 @@ static int block_kept(walker *w, dcm_item *item, unsigned long i, uint16_t g, ui
  * VR are a row of Table E.3.10-1 (io/deid/deid_private.c, *row gets it) and its value conforms
  * to its VR (a name in a DS is not a table speed); a creator stays only while its block keeps
  * an element. Everything else private goes. */
-static int private_remove(walker *w, dcm_item *item, unsigned long i, dcm_elem *el,
-                          const char *vr, const deid_safe_private **row) {
+static int private_remove(walker *w, dcm_item *item, unsigned long i, dcm_elem *el, const char *vr,
+                          const deid_safe_private **row) {
     *row = NULL;
     if (!w->opt[DEID_OPT_RETAIN_SAFE_PRIVATE]) return 1;
     uint32_t tag = w->ops->tag(w->ed, el);
@@ -534,7 +534,7 @@ static int act(walker *w, dcm_elem *el, const deid_rule *rule, deid_action a, co
             walk_sequence(w, el, depth);
         else if (vr_is(vr, "UI"))
             map_uids(w, el, !rule);
-        else { /* a UID we cannot read as one (UN in implicit VR files): removed, the stricter way */
+        else { /* a UID we cannot read as one (UN in implicit VR files): removed, stricter */
             r->n_removed++;
             return 1;
         }
@@ -571,9 +571,9 @@ static void walk_item(walker *w, dcm_item *item, int depth) {
             remove = 1; /* group lengths are recomputed */
         } else {
             const deid_rule *r = deid_rule_find(g, e);
-            deid_action a = r                                ? deid_rule_resolve(r, w->opt)
-                             : !o->in_dictionary(w->ed, tag) ? DEID_X /* see below */
-                                                             : default_action(w, tag, vr);
+            deid_action a = r                               ? deid_rule_resolve(r, w->opt)
+                            : !o->in_dictionary(w->ed, tag) ? DEID_X /* see below */
+                                                            : default_action(w, tag, vr);
             /* A public tag neither the profile nor the data dictionary knows is removed: a
              * vendor's misuse of a public group or a damaged tag number could hold anything. */
             remove = act(w, el, r, a, vr, depth);

@@ -127,8 +127,8 @@ void deid_report(const char *path, const char *where, const char *what, deid_hit
 /* Scan one text value: a listed identifier, a UID of an organisation's root other than
  * allowed[0..n_allowed). At most one hit per kind; returns the number of hits. */
 int deid_scan_string(const char *path, const char *where, const char *s, size_t n,
-                     const deid_phi *phi, const char *const *allowed, int n_allowed,
-                     deid_hit_fn fn, void *user, int *n_hits);
+                     const deid_phi *phi, const char *const *allowed, int n_allowed, deid_hit_fn fn,
+                     void *user, int *n_hits);
 /* Scan the raw bytes of a file: the first offset of each listed identifier, and the UIDs of an
  * organisation's root other than allowed[0..n_allowed) (one hit with their count). */
 vs_status deid_scan_raw(const char *path, const deid_phi *phi, const char *const *allowed,

@@ -32,13 +32,13 @@ enum { EDGE_DIGIT_START = 1, EDGE_DIGIT_END = 2, EDGE_WORD = 4 };
 
 struct deid_phi {
     int n;
-    char **lit;          /* per identifier: its bytes, lower-cased (ASCII) */
-    size_t *len;         /* per identifier: its length (0: lists nothing) */
-    unsigned char *edge; /* per identifier: EDGE_* */
-    uint64_t *key;       /* per identifier: folded first 8 (len >= 8) or 4 bytes */
-    int32_t *next;       /* per identifier: the next one in its bucket, -1 */
-    int32_t *head8, *head4; /* buckets by hash of the key; -1 when empty */
-    unsigned bits8, bits4;  /* log2 of the bucket counts (0: no identifier of that class) */
+    char **lit;                /* per identifier: its bytes, lower-cased (ASCII) */
+    size_t *len;               /* per identifier: its length (0: lists nothing) */
+    unsigned char *edge;       /* per identifier: EDGE_* */
+    uint64_t *key;             /* per identifier: folded first 8 (len >= 8) or 4 bytes */
+    int32_t *next;             /* per identifier: the next one in its bucket, -1 */
+    int32_t *head8, *head4;    /* buckets by hash of the key; -1 when empty */
+    unsigned bits8, bits4;     /* log2 of the bucket counts (0: no identifier of that class) */
     uint64_t pair[65536 / 64]; /* folded first two bytes of every identifier of length >= 2 */
     int32_t head2[65536];      /* identifiers of length 2-3 by their folded first two bytes */
     int32_t head1[256];        /* identifiers of length 1 by their folded byte */
@@ -49,7 +49,9 @@ static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static int is_word(unsigned char c) {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c; }
+static unsigned char lower(unsigned char c) {
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
 
 /* The filters fold every byte with | 0x20 (a superset of ASCII case folding: a few
  * punctuation pairs collide too, which verification sorts out). Up to 8 bytes, the rest of the
@@ -59,7 +61,9 @@ static uint64_t load_folded(const unsigned char *p, size_t n) {
     memcpy(&w, p, n < 8 ? n : 8);
     return w | 0x2020202020202020ull;
 }
-static unsigned pair_of(const unsigned char *p) { return (unsigned)((p[0] | 0x20) | (p[1] | 0x20) << 8); }
+static unsigned pair_of(const unsigned char *p) {
+    return (unsigned)((p[0] | 0x20) | (p[1] | 0x20) << 8);
+}
 static unsigned hash_key(uint64_t k, unsigned bits) {
     return (unsigned)((k * 0x9E3779B97F4A7C15ull) >> (64 - bits));
 }
@@ -222,8 +226,8 @@ vs_status deid_phi_load(const char *path, deid_phi **out, vs_error *err) {
 /* ---- matching -------------------------------------------------------------------------- */
 
 /* Invariants 2 and 3 for a match s[a..b). */
-static int edges_ok(const deid_phi *p, int id, const unsigned char *s, size_t n, size_t a,
-                    size_t b, int raw) {
+static int edges_ok(const deid_phi *p, int id, const unsigned char *s, size_t n, size_t a, size_t b,
+                    int raw) {
     unsigned char e = p->edge[id];
     if (e & EDGE_WORD) {
         if ((a > 0 && is_word(s[a - 1])) || (b < n && is_word(s[b]))) return 0;
@@ -238,7 +242,8 @@ static int edges_ok(const deid_phi *p, int id, const unsigned char *s, size_t n,
 }
 
 /* Identifier id at s[i..): its bytes (case-folded) and its edges. */
-static int match_at(const deid_phi *p, int id, const unsigned char *s, size_t n, size_t i, int raw) {
+static int match_at(const deid_phi *p, int id, const unsigned char *s, size_t n, size_t i,
+                    int raw) {
     size_t len = p->len[id];
     if (len > n - i) return 0;
     const unsigned char *l = (const unsigned char *)p->lit[id];
@@ -269,7 +274,8 @@ vs_status deid_phi_each(const deid_phi *p, const char *text, size_t n, int raw, 
         if (i + 1 >= n) break;
         unsigned k = pair_of(s + i);
         if (!(p->pair[k >> 6] & (1ull << (k & 63)))) continue; /* most offsets stop here */
-        if (p->head2[k] >= 0 && try_list(p, p->head2[k], 0, 0, s, n, i, raw, fn, user)) return VS_OK;
+        if (p->head2[k] >= 0 && try_list(p, p->head2[k], 0, 0, s, n, i, raw, fn, user))
+            return VS_OK;
         uint64_t w = load_folded(s + i, n - i);
         if (p->bits4 && n - i >= 4) {
             uint64_t k4 = load_folded(s + i, 4);

@@ -93,8 +93,8 @@ void deid_report(const char *path, const char *where, const char *what, deid_hit
 }
 
 int deid_scan_string(const char *path, const char *where, const char *s, size_t n,
-                     const deid_phi *phi, const char *const *allowed, int n_allowed,
-                     deid_hit_fn fn, void *user, int *n_hits) {
+                     const deid_phi *phi, const char *const *allowed, int n_allowed, deid_hit_fn fn,
+                     void *user, int *n_hits) {
     int found = 0;
     size_t at = 0;
     if (deid_phi_find(phi, s, n, &at)) {
@@ -180,7 +180,7 @@ typedef struct raw_hits {
     struct raw_hit {
         int id;
         size_t pos;
-    } *v;
+    } * v;
     size_t n, cap;
     int oom;
     unsigned char *seen; /* raw: one bit per identifier */

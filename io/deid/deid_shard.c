@@ -77,8 +77,8 @@ static int scan_text(h5scan *s, const char *where, const char *v, size_t n, int 
     const char *allowed[1] = {NULL};
     char *copy = NULL;
     if (uid_retained && (copy = strndup(v, n))) allowed[0] = copy;
-    int found = deid_scan_string(s->path, where, v, n, s->phi, allowed,
-                                 allowed[0] ? 1 : 0, s->fn, s->user, &s->hits);
+    int found = deid_scan_string(s->path, where, v, n, s->phi, allowed, allowed[0] ? 1 : 0, s->fn,
+                                 s->user, &s->hits);
     if (copy && !found && s->n_retained < MAX_RETAINED) {
         char **r = realloc(s->retained, (size_t)(s->n_retained + 1) * sizeof *r);
         if (r) {
@@ -291,8 +291,8 @@ static herr_t visit_link(hid_t root, const char *path, const H5L_info_t *info, v
     return s->st == VS_OK ? 0 : -1;
 }
 
-vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn,
-                            void *user, int *n_hits, vs_error *err) {
+vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                            int *n_hits, vs_error *err) {
     shard_h5_quiet();
     h5scan s = {path, phi, fn, user, 0, 0, 0, NULL, 0, VS_OK, err};
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -306,8 +306,8 @@ vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn f
         st = s.st != VS_OK ? s.st : shard_h5_fail(err, path, "cannot walk the file");
     H5Fclose(f);
     if (st == VS_OK)
-        st = deid_scan_raw(path, phi, (const char *const *)s.retained, s.n_retained, fn,
-                           user, &s.hits, err);
+        st = deid_scan_raw(path, phi, (const char *const *)s.retained, s.n_retained, fn, user,
+                           &s.hits, err);
     for (int i = 0; i < s.n_retained; i++)
         free(s.retained[i]);
     free(s.retained);

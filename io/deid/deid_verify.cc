@@ -183,8 +183,8 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
 
 } // namespace
 
-extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi,
-                                      deid_hit_fn fn, void *user, int *n_hits, vs_error *err) {
+extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi, deid_hit_fn fn,
+                                      void *user, int *n_hits, vs_error *err) {
     dcmfile *f = nullptr;
     dcmfile_quiet();
     vs_status st = dcmfile_load(path, nullptr, &f, err);
@@ -215,8 +215,7 @@ extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi,
     } catch (...) {
         return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory scanning", path);
     }
-    st = deid_scan_raw(path, phi, allowed.data(), (int)allowed.size(), fn, user, &s.hits,
-                       err);
+    st = deid_scan_raw(path, phi, allowed.data(), (int)allowed.size(), fn, user, &s.hits, err);
     *n_hits += s.hits;
     return st;
 }

@@ -40,10 +40,9 @@ extern "C" int dcmdict_install(void) {
         if (d.isDictionaryLoaded() && d.numberOfEntries() == 0) {
             for (int i = 0; i < dcmdict_n_normal + dcmdict_n_repeating; i++) {
                 const dcmdict_row *r = &dcmdict_rows[i];
-                DcmDictEntry *e = new DcmDictEntry(r->group, r->element, r->upper_group,
-                                                   r->upper_element, DcmVR((DcmEVR)r->evr), r->name,
-                                                   r->vm_min, r->vm_max, r->version, OFFalse,
-                                                   r->private_creator);
+                DcmDictEntry *e = new DcmDictEntry(
+                    r->group, r->element, r->upper_group, r->upper_element, DcmVR((DcmEVR)r->evr),
+                    r->name, r->vm_min, r->vm_max, r->version, OFFalse, r->private_creator);
                 e->setGroupRangeRestriction((DcmDictRangeRestriction)r->group_restriction);
                 e->setElementRangeRestriction((DcmDictRangeRestriction)r->element_restriction);
                 d.addEntry(e);
@@ -83,14 +82,16 @@ static int cmp_entry(const DcmDictEntry *a, const DcmDictEntry *b) {
         a->getGroupRangeRestriction() != b->getGroupRangeRestriction() ||
         a->getElementRangeRestriction() != b->getElementRangeRestriction())
         return 2;
-    if (cmp_str(a->getTagName(), b->getTagName()) || cmp_str(a->getStandardVersion(), b->getStandardVersion()))
+    if (cmp_str(a->getTagName(), b->getTagName()) ||
+        cmp_str(a->getStandardVersion(), b->getStandardVersion()))
         return 2;
     return 0;
 }
 
 static std::vector<const DcmDictEntry *> normal_sorted(DcmDataDictionary &d) {
     std::vector<const DcmDictEntry *> v;
-    for (DcmHashDictIterator it = d.normalBegin(); it != d.normalEnd(); ++it) v.push_back(*it);
+    for (DcmHashDictIterator it = d.normalBegin(); it != d.normalEnd(); ++it)
+        v.push_back(*it);
     std::sort(v.begin(), v.end(), [](const DcmDictEntry *a, const DcmDictEntry *b) {
         if (a->getGroup() != b->getGroup()) return a->getGroup() < b->getGroup();
         if (a->getElement() != b->getElement()) return a->getElement() < b->getElement();
@@ -112,9 +113,9 @@ static int compare(DcmDataDictionary &got, DcmDataDictionary &want, char *why, s
     std::vector<const DcmDictEntry *> a = normal_sorted(got), b = normal_sorted(want);
     for (size_t i = 0; i < a.size(); i++)
         if (cmp_entry(a[i], b[i])) {
-            snprintf(why, n, "entry (%04X,%04X) %s differs from DCMTK's (%04X,%04X) %s", a[i]->getGroup(),
-                     a[i]->getElement(), a[i]->getTagName(), b[i]->getGroup(), b[i]->getElement(),
-                     b[i]->getTagName());
+            snprintf(why, n, "entry (%04X,%04X) %s differs from DCMTK's (%04X,%04X) %s",
+                     a[i]->getGroup(), a[i]->getElement(), a[i]->getTagName(), b[i]->getGroup(),
+                     b[i]->getElement(), b[i]->getTagName());
             return -1;
         }
     DcmDictEntryListIterator x = got.repeatingBegin(), y = want.repeatingBegin();

@@ -234,9 +234,10 @@ int threw(dcm_edit *ed) { return ed->threw; }
 } // namespace
 
 extern "C" const dcm_edit_ops dcmfile_edit_ops = {
-    root,  count, at,         tag,    vr,          length,      n_items,        item,
-    values, value0, bytes,    conforms, find,      in_dictionary, put,          put_zeros,
-    clear, one_empty_item, remove_at, replace_ui, insert,      erase,       append_item, fresh_meta,
+    root,       count,         at,     tag,       vr,          length,
+    n_items,    item,          values, value0,    bytes,       conforms,
+    find,       in_dictionary, put,    put_zeros, clear,       one_empty_item,
+    remove_at,  replace_ui,    insert, erase,     append_item, fresh_meta,
     last_error, threw,
 };
 

@@ -56,8 +56,8 @@ static vs_status put_tag(dcmw *w, const DcmTag &tag, const char *value, vs_error
     try {
         OFCondition c = w->stack.back()->putAndInsertString(tag, value, OFTrue);
         if (c.bad())
-            return VS_FAIL(err, VS_ERR_LIBRARY, "cannot put (%04x,%04x): %s", tag.getGTag(), tag.getETag(),
-                           c.text());
+            return VS_FAIL(err, VS_ERR_LIBRARY, "cannot put (%04x,%04x): %s", tag.getGTag(),
+                           tag.getETag(), c.text());
     } catch (...) {
         return VS_FAIL(err, VS_ERR_LIBRARY, "DCMTK failed putting an attribute");
     }
@@ -72,7 +72,8 @@ extern "C" vs_status dcmw_put(dcmw *w, uint32_t tag, const char *value, vs_error
     return put_tag(w, t, value, err);
 }
 
-extern "C" vs_status dcmw_put_vr(dcmw *w, uint32_t tag, const char *vr, const char *value, vs_error *err) {
+extern "C" vs_status dcmw_put_vr(dcmw *w, uint32_t tag, const char *vr, const char *value,
+                                 vs_error *err) {
     DcmVR v(vr);
     if (v.getEVR() == EVR_UNKNOWN) return VS_FAIL(err, VS_ERR_INTERNAL, "unknown VR %s", vr);
     DcmTag t((Uint16)(tag >> 16), (Uint16)(tag & 0xffff), v);
@@ -86,8 +87,8 @@ extern "C" vs_status dcmw_item_begin(dcmw *w, uint32_t seq_tag, vs_error *err) {
         OFCondition c = w->stack.back()->findOrCreateSequenceItem(
             DcmTagKey((Uint16)(seq_tag >> 16), (Uint16)(seq_tag & 0xffff)), item, -2 /* append */);
         if (c.bad() || !item)
-            return VS_FAIL(err, VS_ERR_LIBRARY, "cannot open an item of (%04x,%04x): %s", seq_tag >> 16,
-                           seq_tag & 0xffff, c.text());
+            return VS_FAIL(err, VS_ERR_LIBRARY, "cannot open an item of (%04x,%04x): %s",
+                           seq_tag >> 16, seq_tag & 0xffff, c.text());
         w->stack.push_back(item);
     } catch (...) {
         return VS_FAIL(err, VS_ERR_LIBRARY, "DCMTK failed opening a sequence item");
@@ -102,8 +103,10 @@ extern "C" vs_status dcmw_item_end(dcmw *w, vs_error *err) {
 }
 
 extern "C" vs_status dcmw_put_pixels(dcmw *w, uint16_t rows, uint16_t cols, uint16_t bits_stored,
-                                     int pixel_representation, const uint16_t *pixels, vs_error *err) {
-    if (bits_stored < 1 || bits_stored > 16) return VS_FAIL(err, VS_ERR_INTERNAL, "bits stored %u", bits_stored);
+                                     int pixel_representation, const uint16_t *pixels,
+                                     vs_error *err) {
+    if (bits_stored < 1 || bits_stored > 16)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "bits stored %u", bits_stored);
     try {
         DcmItem *ds = w->stack[0];
         OFCondition c = ds->putAndInsertUint16(DCM_Rows, rows);
@@ -112,7 +115,8 @@ extern "C" vs_status dcmw_put_pixels(dcmw *w, uint16_t rows, uint16_t cols, uint
         if (c.good()) c = ds->putAndInsertUint16(DCM_BitsAllocated, 16);
         if (c.good()) c = ds->putAndInsertUint16(DCM_BitsStored, bits_stored);
         if (c.good()) c = ds->putAndInsertUint16(DCM_HighBit, (Uint16)(bits_stored - 1));
-        if (c.good()) c = ds->putAndInsertUint16(DCM_PixelRepresentation, pixel_representation ? 1 : 0);
+        if (c.good())
+            c = ds->putAndInsertUint16(DCM_PixelRepresentation, pixel_representation ? 1 : 0);
         if (c.good())
             c = ds->putAndInsertUint16Array(DCM_PixelData, pixels, (unsigned long)rows * cols);
         if (c.bad()) return VS_FAIL(err, VS_ERR_LIBRARY, "cannot put pixel data: %s", c.text());
@@ -138,7 +142,8 @@ static void zero_fragment_padding(DcmDataset *ds) {
     for (unsigned long i = 1; i < seq->card(); i++) { // item 0 is the offset table
         DcmPixelItem *item = nullptr;
         Uint8 *bytes = nullptr;
-        if (seq->getItem(item, i).bad() || !item || item->getUint8Array(bytes).bad() || !bytes) continue;
+        if (seq->getItem(item, i).bad() || !item || item->getUint8Array(bytes).bad() || !bytes)
+            continue;
         Uint32 n = item->getLength();
         if (n >= 3 && bytes[n - 3] == 0xFF && bytes[n - 2] == 0xD9) bytes[n - 1] = 0;
     }
@@ -148,7 +153,8 @@ extern "C" vs_status dcmw_save(dcmw *w, const char *path, const char *ts_uid, vs
     try {
         DcmXfer x(ts_uid);
         E_TransferSyntax xs = x.getXfer();
-        if (xs == EXS_Unknown) return VS_FAIL(err, VS_ERR_USAGE, "unknown transfer syntax %s", ts_uid);
+        if (xs == EXS_Unknown)
+            return VS_FAIL(err, VS_ERR_USAGE, "unknown transfer syntax %s", ts_uid);
         DcmDataset *ds = w->ff.getDataset();
         OFCondition c = EC_Normal;
         // DCMTK's encoders (CharLS for JPEG-LS in particular) are not thread-safe: with two
@@ -161,16 +167,23 @@ extern "C" vs_status dcmw_save(dcmw *w, const char *path, const char *ts_uid, vs
             DJLSRepresentationParameter jls_lossless(0, OFTrue);
             DcmRLERepresentationParameter rle;
             const DcmRepresentationParameter *param = nullptr;
-            if (xs == EXS_JPEGProcess14SV1 || xs == EXS_JPEGProcess14) param = &jpeg_lossless;
-            else if (xs == EXS_JPEGLSLossless) param = &jls_lossless;
-            else if (xs == EXS_RLELossless) param = &rle;
-            else return VS_FAIL(err, VS_ERR_USAGE, "the writer does not encode %s", ts_uid);
+            if (xs == EXS_JPEGProcess14SV1 || xs == EXS_JPEGProcess14)
+                param = &jpeg_lossless;
+            else if (xs == EXS_JPEGLSLossless)
+                param = &jls_lossless;
+            else if (xs == EXS_RLELossless)
+                param = &rle;
+            else
+                return VS_FAIL(err, VS_ERR_USAGE, "the writer does not encode %s", ts_uid);
             c = ds->chooseRepresentation(xs, param);
             if (c.good() && !ds->canWriteXfer(xs)) c = EC_CannotChangeRepresentation;
-            if (c.bad()) return VS_FAIL(err, VS_ERR_LIBRARY, "cannot encode pixel data as %s: %s", ts_uid, c.text());
+            if (c.bad())
+                return VS_FAIL(err, VS_ERR_LIBRARY, "cannot encode pixel data as %s: %s", ts_uid,
+                               c.text());
             zero_fragment_padding(ds);
         }
-        c = w->ff.saveFile(path, xs, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_fileformat);
+        c = w->ff.saveFile(path, xs, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                           EWM_fileformat);
         if (c.bad()) return VS_FAIL(err, VS_ERR_IO, "%s: cannot write DICOM (%s)", path, c.text());
     } catch (...) {
         return VS_FAIL(err, VS_ERR_IO, "%s: DICOM writer failed", path);

@@ -570,7 +570,8 @@ int dcm_scan_n_known(const dcm_scan *s) { return s->n_known; }
 static int group_known(dcm_scan *s, const group *g) {
     const char **paths = malloc(sizeof *paths * (size_t)(g->n ? g->n : 1));
     if (!paths) return 0; /* assemble it instead: correct, only slower */
-    for (int32_t i = 0; i < g->n; i++) paths[i] = s->files[g->s[i].file].path;
+    for (int32_t i = 0; i < g->n; i++)
+        paths[i] = s->files[g->s[i].file].path;
     int known = s->known(s->known_ctx, paths, g->n);
     free(paths);
     if (!known) return 0;

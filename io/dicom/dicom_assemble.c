@@ -245,7 +245,8 @@ static vs_status order_slices(const dcm_options *opt, file_rec *files, pos_slice
 
 /* The distinct files of the volume in slice order (file_of[j]) and the file of each slice
  * (slice_file[i], an index into file_of): enhanced objects hold many slices per file. */
-static int32_t distinct_files(const pos_slice *ps, int32_t n, int32_t *file_of, int32_t *slice_file) {
+static int32_t distinct_files(const pos_slice *ps, int32_t n, int32_t *file_of,
+                              int32_t *slice_file) {
     int32_t n_files = 0;
     for (int32_t i = 0; i < n; i++) {
         int32_t found = -1;
@@ -301,8 +302,8 @@ static void rescale_u16_i16(const uint16_t *raw, size_t n, const pixel_rules *p,
 /* 1 when slice rules allow rescale_u16_i16: 16-bit samples rescaled into int16 on the direct
  * path, with int32 room to spare. */
 static int fused_i16(const pixel_rules *p, int16_t *i16) {
-    return i16 && p->bits_allocated == 16 && p->bits_stored <= 16 &&
-           fabs(p->slope) <= 65536 && fabs(p->intercept) <= 65536;
+    return i16 && p->bits_allocated == 16 && p->bits_stored <= 16 && fabs(p->slope) <= 65536 &&
+           fabs(p->intercept) <= 65536;
 }
 
 /* What the threads of one decode share. Work is handed out by file, never by slice: the
@@ -322,8 +323,8 @@ typedef struct decode_job {
     int load; /* 1: load the files first (the first pass) */
     pthread_mutex_t mu;
     int32_t next_file;
-    pixel_stats stats;     /* merged */
-    int32_t failed_file;   /* lowest file index that failed, or n_files */
+    pixel_stats stats;   /* merged */
+    int32_t failed_file; /* lowest file index that failed, or n_files */
     vs_status st;
     vs_error err;
 } decode_job;
@@ -399,7 +400,8 @@ static vs_status decode_slices(const dcm_options *opt, file_rec *files, const po
                                const int32_t *slice_file, int32_t n_files, int load, float *stack,
                                int16_t *i16, pixel_stats *stats, vs_error *err) {
     const dcm_header *h0 = &files[ps[0].r.file].h;
-    int32_t *first = malloc((size_t)n_files * sizeof *first), *next = malloc((size_t)n * sizeof *next);
+    int32_t *first = malloc((size_t)n_files * sizeof *first),
+            *next = malloc((size_t)n * sizeof *next);
     if (!first || !next) {
         free(first);
         free(next);
@@ -411,11 +413,23 @@ static vs_status decode_slices(const dcm_options *opt, file_rec *files, const po
         next[i] = first[slice_file[i]];
         first[slice_file[i]] = i;
     }
-    decode_job j = {.opt = opt, .files = files, .ps = ps, .n = n, .v = v, .file_of = file_of,
-                    .slice_file = slice_file, .first_slice = first, .next_slice = next,
-                    .n_files = n_files, .stack = stack, .i16 = i16,
-                    .plane = (size_t)h0->rows * (size_t)h0->cols, .load = load,
-                    .stats = {1, 0, 0, INFINITY}, .failed_file = n_files, .st = VS_OK};
+    decode_job j = {.opt = opt,
+                    .files = files,
+                    .ps = ps,
+                    .n = n,
+                    .v = v,
+                    .file_of = file_of,
+                    .slice_file = slice_file,
+                    .first_slice = first,
+                    .next_slice = next,
+                    .n_files = n_files,
+                    .stack = stack,
+                    .i16 = i16,
+                    .plane = (size_t)h0->rows * (size_t)h0->cols,
+                    .load = load,
+                    .stats = {1, 0, 0, INFINITY},
+                    .failed_file = n_files,
+                    .st = VS_OK};
     if (load) v->n_files = n_files; /* files not loaded (after a failure) stay NULL */
     pthread_mutex_init(&j.mu, NULL);
     int want = opt->threads > 1 ? opt->threads - 1 : 0;

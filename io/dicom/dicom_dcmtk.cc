@@ -293,8 +293,9 @@ static int native_frame(dcmfile *f, DcmElement *e, uint32_t frame, void *buf, ui
     }
     if (fd != f->fd) close(fd);
     *st = done == n ? VS_OK
-                    : VS_FAIL(err, VS_ERR_FORMAT, "frame %u: the file is shorter than when it was "
-                                                  "checked (changed or truncated)",
+                    : VS_FAIL(err, VS_ERR_FORMAT,
+                              "frame %u: the file is shorter than when it was "
+                              "checked (changed or truncated)",
                               (unsigned)frame);
     return 1;
 #else

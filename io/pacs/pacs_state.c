@@ -105,8 +105,9 @@ vs_status pacs_state_committed(pacs_state *s, const char *prefix, int64_t *n, vs
     upper[len - 1] = '/' + 1; /* every path under prefix sorts in [prefix, upper) */
     vs_status st = VS_OK;
     /* a range on the primary key (an index search), not LIKE (a scan; '%' and '_' in paths) */
-    if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM sources WHERE source_key >= ?1 AND source_key < ?2", -1,
-                           &q, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(
+            s->db, "SELECT COUNT(*) FROM sources WHERE source_key >= ?1 AND source_key < ?2", -1,
+            &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, prefix, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_text(q, 2, upper, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_ROW)

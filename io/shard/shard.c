@@ -273,7 +273,7 @@ struct shard_writer {
 void shard_options_default(shard_options *o) {
     memset(o, 0, sizeof *o);
     o->chunk[0] = o->chunk[1] = o->chunk[2] =
-        32; /* bench/shards.sh: 96³ crops read ~1.7x faster than with 64³ */
+        32;               /* bench/shards.sh: 96³ crops read ~1.7x faster than with 64³ */
     o->deflate_level = 4; /* bench/README.md: libdeflate's level table on CT */
     o->threads = 1;
 }
@@ -544,8 +544,8 @@ static herr_t write_shard_attrs(shard_writer *w) {
              "{\"chunk\":[%d,%d,%d],\"deflate\":%d,\"compressor\":\"%s\","
              "\"shuffle\":true,\"fletcher32\":true,\"retain_uids\":%s,\"caller\":%s}",
              w->opt.chunk[0], w->opt.chunk[1], w->opt.chunk[2], w->opt.deflate_level,
-             shard_deflate_name(w->opt.deflate_level),
-             w->opt.retain_uids ? "true" : "false", w->params ? w->params : "null");
+             shard_deflate_name(w->opt.deflate_level), w->opt.retain_uids ? "true" : "false",
+             w->params ? w->params : "null");
     if (shard_h5_attr_string(w->file, "format", "vesalius-shard") < 0 ||
         shard_h5_attr_int64(w->file, "schema_version", SHARD_SCHEMA_VERSION) < 0 ||
         shard_h5_attr_string(w->file, "vesalius_version", VESALIUS_VERSION) < 0 ||

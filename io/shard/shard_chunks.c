@@ -73,9 +73,7 @@ const char *shard_deflate_name(int level) {
     return level <= 0 ? "none" : "libdeflate " LIBDEFLATE_VERSION_STRING;
 }
 
-size_t shard_deflate_bound(size_t n) {
-    return libdeflate_zlib_compress_bound(NULL, n);
-}
+size_t shard_deflate_bound(size_t n) { return libdeflate_zlib_compress_bound(NULL, n); }
 
 void shard_deflater_free(shard_deflater *z) {
     if (!z) return;

@@ -720,8 +720,8 @@ vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_valu
 }
 
 vs_status shard_set_crop_from(shard_set *s, rng *r, const int *candidates, int n_candidates,
-                              const int size[3], float pad_value, float *out,
-                              shard_crop_info *info, vs_error *err) {
+                              const int size[3], float pad_value, float *out, shard_crop_info *info,
+                              vs_error *err) {
     shard_crop_info tmp;
     if (!info) info = &tmp;
     memset(info, 0, sizeof *info);

@@ -101,8 +101,8 @@ static void halt(shard_stream *st) {
 }
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            const shard_working_set *ws, int depth, int threads,
-                            shard_stream **out, vs_error *err) {
+                            const shard_working_set *ws, int depth, int threads, shard_stream **out,
+                            vs_error *err) {
     *out = NULL;
     if (depth < 0 || depth > 1024)
         return VS_FAIL(err, VS_ERR_USAGE, "prefetch depth %d is outside 0..1024", depth);

@@ -64,7 +64,7 @@ done
   && echo "ok: Pillow reads JPEG 2000" || { echo "FAIL: Pillow cannot read JPEG 2000"; fails=$((fails + 1)); }
 
 # the programs the tests run
-progs="clang cmake python3 dcm2niix chromium dcmcjpeg dcmcjpls dcmcrle dcmconv dcmdump dcmdjpeg dcmdjpls dcmdrle flock timeout mpirun pgrep valgrind"
+progs="clang clang-format cmake python3 dcm2niix chromium dcmcjpeg dcmcjpls dcmcrle dcmconv dcmdump dcmdjpeg dcmdjpls dcmdrle flock timeout mpirun pgrep valgrind"
 [ "$(dpkg --print-architecture)" = amd64 ] && progs="$progs qemu-x86_64" # test_shard_deflate_paths
 for p in $progs; do
   f=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$p") || { echo "FAIL: $p is not installed"; fails=$((fails + 1)); continue; }

@@ -71,25 +71,46 @@ int main(int argc, char **argv) {
         if (!v) return 2;
         snprintf(k, sizeof k, "%.*s", (int)(v - argv[i]), argv[i]);
         v++;
-        if (!strcmp(k, "steps")) tc.steps = atol(v);
-        else if (!strcmp(k, "batch")) tc.det.enc.batch = atoi(v);
-        else if (!strcmp(k, "lr")) tc.opt.lr = atof(v);
-        else if (!strcmp(k, "seed")) tc.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(k, "window")) sscanf(v, "%f:%f", &tc.det.window[0], &tc.det.window[1]);
-        else if (!strcmp(k, "init")) init = v;
-        else if (!strcmp(k, "arch_of")) arch_of = v;
-        else if (!strcmp(k, "width")) width = atoi(v);
-        else if (!strcmp(k, "mine_every")) tc.mine_every = atoi(v);
-        else if (!strcmp(k, "hard_share")) tc.hard_share = atof(v);
-        else if (!strcmp(k, "layer_decay")) tc.layer_decay = atof(v);
-        else if (!strcmp(k, "flips")) po.flips = atoi(v);
-        else if (!strcmp(k, "threads")) threads = atoi(v);
-        else if (!strcmp(k, "crop")) for (int a = 0; a < 3; a++) tc.det.enc.crop[a] = atoi(v);
-        else if (!strcmp(k, "patch")) for (int a = 0; a < 3; a++) tc.det.enc.patch[a] = atoi(v);
-        else if (!strcmp(k, "dim")) tc.det.enc.dim = atoi(v);
-        else if (!strcmp(k, "depth")) tc.det.enc.depth = atoi(v);
-        else if (!strcmp(k, "heads")) tc.det.enc.heads = atoi(v);
-        else return fprintf(stderr, "unknown option %s\n", k), 2;
+        if (!strcmp(k, "steps"))
+            tc.steps = atol(v);
+        else if (!strcmp(k, "batch"))
+            tc.det.enc.batch = atoi(v);
+        else if (!strcmp(k, "lr"))
+            tc.opt.lr = atof(v);
+        else if (!strcmp(k, "seed"))
+            tc.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "window"))
+            sscanf(v, "%f:%f", &tc.det.window[0], &tc.det.window[1]);
+        else if (!strcmp(k, "init"))
+            init = v;
+        else if (!strcmp(k, "arch_of"))
+            arch_of = v;
+        else if (!strcmp(k, "width"))
+            width = atoi(v);
+        else if (!strcmp(k, "mine_every"))
+            tc.mine_every = atoi(v);
+        else if (!strcmp(k, "hard_share"))
+            tc.hard_share = atof(v);
+        else if (!strcmp(k, "layer_decay"))
+            tc.layer_decay = atof(v);
+        else if (!strcmp(k, "flips"))
+            po.flips = atoi(v);
+        else if (!strcmp(k, "threads"))
+            threads = atoi(v);
+        else if (!strcmp(k, "crop"))
+            for (int a = 0; a < 3; a++)
+                tc.det.enc.crop[a] = atoi(v);
+        else if (!strcmp(k, "patch"))
+            for (int a = 0; a < 3; a++)
+                tc.det.enc.patch[a] = atoi(v);
+        else if (!strcmp(k, "dim"))
+            tc.det.enc.dim = atoi(v);
+        else if (!strcmp(k, "depth"))
+            tc.det.enc.depth = atoi(v);
+        else if (!strcmp(k, "heads"))
+            tc.det.enc.heads = atoi(v);
+        else
+            return fprintf(stderr, "unknown option %s\n", k), 2;
     }
     tc.opt.total_steps = tc.steps;
     tc.det.stem[0] = width, tc.det.stem[1] = 2 * width;
@@ -109,7 +130,8 @@ int main(int argc, char **argv) {
         char key[80], pat[80];
         int label;
         double x, y, z, dia;
-        int got = sscanf(line, "%79[^,],%79[^,],%d,%lf,%lf,%lf,%lf", key, pat, &label, &x, &y, &z, &dia);
+        int got =
+            sscanf(line, "%79[^,],%79[^,],%d,%lf,%lf,%lf,%lf", key, pat, &label, &x, &y, &z, &dia);
         if (got < 3) continue;
         lab *l = find(L, nl, key);
         if (!l) l = &L[nl++], snprintf(l->key, sizeof l->key, "%s", key);
@@ -128,7 +150,8 @@ int main(int argc, char **argv) {
     det_item *items = calloc((size_t)ntr, sizeof *items);
     for (int i = 0; i < ntr; i++) {
         int j = 0;
-        while (j < nall && strcmp(shard_set_entry(set, j)->key, tr[i])) j++;
+        while (j < nall && strcmp(shard_set_entry(set, j)->key, tr[i]))
+            j++;
         if (j == nall) return fprintf(stderr, "%s not in shards\n", tr[i]), 1;
         if (shard_set_read(set, j, &vt[i], NULL, 0, &err) != VS_OK) goto fail;
         lab *l = find(L, nl, tr[i]);
@@ -153,7 +176,8 @@ int main(int argc, char **argv) {
     fprintf(o, "series,x,y,z,probability\n");
     for (int i = 0; i < nte; i++) {
         int j = 0;
-        while (j < nall && strcmp(shard_set_entry(set, j)->key, te[i])) j++;
+        while (j < nall && strcmp(shard_set_entry(set, j)->key, te[i]))
+            j++;
         if (j == nall) return fprintf(stderr, "%s not in shards\n", te[i]), 1;
         volume v;
         det_result pr;

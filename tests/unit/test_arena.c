@@ -22,7 +22,7 @@ static void test_alignment_and_capacity(void **state) {
     size_t used = a.used;
     assert_null(arena_alloc(&a, SIZE_MAX - 8, 8)); /* overflow guarded */
     assert_int_equal(a.used, used);
-    assert_null(arena_alloc(&a, 8, 3)); /* not a power of two */
+    assert_null(arena_alloc(&a, 8, 3));     /* not a power of two */
     assert_non_null(arena_alloc(&a, 8, 8)); /* still usable */
     arena_free(&a);
 }
@@ -33,16 +33,20 @@ static void test_mark_reset(void **state) {
     assert_int_equal(arena_init(&a, 1 << 16, NULL), VS_OK);
     float *keep = arena_alloc(&a, 100 * sizeof(float), 64);
     assert_non_null(keep);
-    for (int i = 0; i < 100; i++) keep[i] = (float)i;
+    for (int i = 0; i < 100; i++)
+        keep[i] = (float)i;
     size_t m = arena_mark(&a);
     for (int step = 0; step < 100; step++) {
         float *tmp = arena_calloc(&a, 1000, sizeof(float), 64);
         assert_non_null(tmp);
-        for (int i = 0; i < 1000; i++) assert_true(tmp[i] == 0.0f);
-        for (int i = 0; i < 1000; i++) tmp[i] = -1.0f;
+        for (int i = 0; i < 1000; i++)
+            assert_true(tmp[i] == 0.0f);
+        for (int i = 0; i < 1000; i++)
+            tmp[i] = -1.0f;
         arena_reset(&a, m);
     }
-    for (int i = 0; i < 100; i++) assert_true(keep[i] == (float)i);
+    for (int i = 0; i < 100; i++)
+        assert_true(keep[i] == (float)i);
     assert_true(a.high_water >= m + 4000);
     assert_true(a.high_water < m + 4000 + 128);
     assert_null(arena_calloc(&a, SIZE_MAX / 2, 4, 8));

@@ -232,13 +232,14 @@ static const char *f_last_error(dcm_edit *ed) { return ed->why; }
 static int f_threw(dcm_edit *ed) { return ed->threw; }
 
 static const dcm_edit_ops fake = {
-    f_root,   f_count,        f_at,       f_tag,    f_vr,          f_length,  f_n_items,
-    f_item,   f_values,       f_value0,   f_bytes,  f_conforms,    f_find,    f_in_dictionary,
-    f_put,    f_put_zeros,    f_clear,    f_one_empty_item, f_remove, f_replace_ui, f_insert,
-    f_erase,  f_append_item,  f_fresh_meta, f_last_error, f_threw,
+    f_root,       f_count,         f_at,     f_tag,       f_vr,          f_length,
+    f_n_items,    f_item,          f_values, f_value0,    f_bytes,       f_conforms,
+    f_find,       f_in_dictionary, f_put,    f_put_zeros, f_clear,       f_one_empty_item,
+    f_remove,     f_replace_ui,    f_insert, f_erase,     f_append_item, f_fresh_meta,
+    f_last_error, f_threw,
 };
 
-/* --- helpers ----------------------------------------------------------------------------------- */
+/* --- helpers ---------------------------------------------------------------------------------- */
 
 static char key_dir[] = "/tmp/vs_test_deid_apply_XXXXXX";
 
@@ -259,33 +260,32 @@ static deid_ctx *open_ctx(const int *options, int accept_burned_in) {
 /* A CT image header: the identifiers a real one carries. */
 static fitem *ct_dataset(void) {
     fitem *ds = item_new();
-    add(ds, TAG(0x0008, 0x0000), "UL", "120");                /* group length */
+    add(ds, TAG(0x0008, 0x0000), "UL", "120"); /* group length */
     add(ds, TAG(0x0008, 0x0016), "UI", "1.2.840.10008.5.1.4.1.1.2");
-    add(ds, TAG(0x0008, 0x0018), "UI", "1.2.3.4.5.6.7.3");    /* SOPInstanceUID */
-    add(ds, TAG(0x0008, 0x0020), "DA", "20240131");            /* StudyDate */
-    add(ds, TAG(0x0008, 0x0050), "SH", "ACC123456");           /* AccessionNumber */
+    add(ds, TAG(0x0008, 0x0018), "UI", "1.2.3.4.5.6.7.3"); /* SOPInstanceUID */
+    add(ds, TAG(0x0008, 0x0020), "DA", "20240131");        /* StudyDate */
+    add(ds, TAG(0x0008, 0x0050), "SH", "ACC123456");       /* AccessionNumber */
     add(ds, TAG(0x0008, 0x0060), "CS", "CT");
-    add(ds, TAG(0x0008, 0x0090), "PN", "House^Gregory");       /* ReferringPhysicianName */
+    add(ds, TAG(0x0008, 0x0090), "PN", "House^Gregory"); /* ReferringPhysicianName */
     add(ds, TAG(0x0008, 0x1030), "LO", "Doe John chest 2024-01-31 follow-up");
     add(ds, TAG(0x0010, 0x0010), "PN", "Doe^John");
     add(ds, TAG(0x0010, 0x0020), "LO", "PID-778899");
-    add(ds, TAG(0x0010, 0x0030), "DA", "19600229");            /* PatientBirthDate */
-    add(ds, TAG(0x0010, 0x1000), "LO", "OTHER-1\\OTHER-2");    /* OtherPatientIDs */
-    add(ds, TAG(0x0018, 0x1000), "LO", "SN-0042");             /* DeviceSerialNumber */
+    add(ds, TAG(0x0010, 0x0030), "DA", "19600229");         /* PatientBirthDate */
+    add(ds, TAG(0x0010, 0x1000), "LO", "OTHER-1\\OTHER-2"); /* OtherPatientIDs */
+    add(ds, TAG(0x0018, 0x1000), "LO", "SN-0042");          /* DeviceSerialNumber */
     add(ds, TAG(0x0020, 0x000D), "UI", "1.2.3.4.5.6.7.1");
     add(ds, TAG(0x0020, 0x000E), "UI", "1.2.3.4.5.6.7.2");
     add(ds, TAG(0x0018, 0x9999), "UI", "1.2.840.10008.1.2\\1.2.3.4.5.6.7.4"); /* not listed */
-    add(ds, TAG(0x0028, 0x0010), "US", "512");                 /* Rows: not in the profile */
-    add(ds, TAG(0x0044, 0x7777), "LO", "Doe John");            /* unknown public tag */
-    felem *ref = add(ds, TAG(0x0008, 0x1140), "SQ", NULL);     /* ReferencedImageSequence */
+    add(ds, TAG(0x0028, 0x0010), "US", "512");             /* Rows: not in the profile */
+    add(ds, TAG(0x0044, 0x7777), "LO", "Doe John");        /* unknown public tag */
+    felem *ref = add(ds, TAG(0x0008, 0x1140), "SQ", NULL); /* ReferencedImageSequence */
     add(add_item(ref), TAG(0x0008, 0x1155), "UI", "1.2.3.4.5.6.7.8");
-    felem *voi = add(ds, TAG(0x0028, 0x3010), "SQ", NULL);     /* VOILUTSequence */
+    felem *voi = add(ds, TAG(0x0028, 0x3010), "SQ", NULL); /* VOILUTSequence */
     add(add_item(voi), TAG(0x0008, 0x1155), "UI", "1.2.3.4.5.6.7.9");
     return ds;
 }
 
-static vs_status run(deid_ctx *ctx, fitem *ds, dcm_edit *ed, deid_file_result *res,
-                     vs_error *err) {
+static vs_status run(deid_ctx *ctx, fitem *ds, dcm_edit *ed, deid_file_result *res, vs_error *err) {
     ed->root = ds;
     return deid_apply_edit(ctx, &fake, ed, "fake.dcm", res, err);
 }
@@ -302,7 +302,7 @@ static void assert_uid_pseudonym(deid_ctx *ctx, const char *got, const char *ori
     assert_true(deid_uid_is_pseudonym(got));
 }
 
-/* --- tests ------------------------------------------------------------------------------------- */
+/* --- tests ------------------------------------------------------------------------------------ */
 
 static void test_basic_profile(void **state) {
     (void)state;

@@ -80,7 +80,8 @@ static void compare(const char *const *items, int n_items, const deid_phi *p,
         for (size_t a = 0; a < n; a++)
             if (ref_match(items[id], s, n, a, raw)) {
                 want++;
-                if (!has(&f, id, a)) fail_msg("identifier %d at %zu not found (raw %d)", id, a, raw);
+                if (!has(&f, id, a))
+                    fail_msg("identifier %d at %zu not found (raw %d)", id, a, raw);
             }
     for (int i = 0; i < f.n; i++)
         if (!ref_match(items[f.id[i]], s, n, f.pos[i], raw))
@@ -97,8 +98,19 @@ static uint32_t rnd(void) {
 }
 
 static const char *const items[] = {
-    "Doe^John", "19650412", "MRN4711", "4711", "\\bAnn", "555-0134", "1.2.826.0.1.3680043.8.498.7",
-    "ACC556677", "\\\\slash", "st elsewhere", "2023", "\\b0042", "x9",
+    "Doe^John",
+    "19650412",
+    "MRN4711",
+    "4711",
+    "\\bAnn",
+    "555-0134",
+    "1.2.826.0.1.3680043.8.498.7",
+    "ACC556677",
+    "\\\\slash",
+    "st elsewhere",
+    "2023",
+    "\\b0042",
+    "x9",
 };
 #define N_ITEMS ((int)(sizeof items / sizeof items[0]))
 
@@ -109,12 +121,14 @@ static void test_random_vs_reference(void **state) {
     assert_int_equal(deid_phi_compile(items, N_ITEMS, &p, &err), VS_OK);
     assert_int_equal(deid_phi_count(p), N_ITEMS);
     static unsigned char buf[4096];
-    static const char alpha[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .^-\\_";
+    static const char alpha[] =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .^-\\_";
     for (int round = 0; round < 400; round++) {
         int binary = round % 2;
         size_t n = 64 + rnd() % (sizeof buf - 64);
         for (size_t i = 0; i < n; i++)
-            buf[i] = binary ? (unsigned char)rnd() : (unsigned char)alpha[rnd() % (sizeof alpha - 1)];
+            buf[i] =
+                binary ? (unsigned char)rnd() : (unsigned char)alpha[rnd() % (sizeof alpha - 1)];
         for (int k = 0; k < 6; k++) { /* plant identifiers, case changed, next to digits */
             const char *it = items[rnd() % N_ITEMS];
             if (it[0] == '\\') it += it[1] == 'b' ? 2 : 1;

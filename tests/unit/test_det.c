@@ -75,7 +75,8 @@ static void check_grads(det *d, const float *img, const float *tgt, float *p, co
         double num = (lp - lm) / (2.0 * eps), diff = fabs(num - gu);
         double tol = 2e-3 + 2e-2 * fabs(num);
         if (diff / tol > worst) worst = diff / tol;
-        if (diff > tol) fail_msg("%s, direction %d: analytic %.6g vs numeric %.6g", what, t, gu, num);
+        if (diff > tol)
+            fail_msg("%s, direction %d: analytic %.6g vs numeric %.6g", what, t, gu, num);
     }
     printf("  %-40s worst |diff| / tol = %.3f\n", what, worst);
     free(keep), free(u);
@@ -96,7 +97,8 @@ static void gradcheck(int patch, int probe) {
         hp[i] += 0.1f * (float)rng_normal(&r);
     int B = c.enc.batch;
     size_t cv = mae_crop_voxels(&c.enc), nc = n_cells(&c);
-    float *img = malloc(cv * B * sizeof *img), *tgt = malloc((size_t)B * nc * DET_TGT * sizeof *tgt);
+    float *img = malloc(cv * B * sizeof *img),
+          *tgt = malloc((size_t)B * nc * DET_TGT * sizeof *tgt);
     assert_non_null(img), assert_non_null(tgt);
     for (size_t i = 0; i < cv * B; i++)
         img[i] = (float)rng_double(&r);
@@ -310,8 +312,9 @@ static vs_status oracle(void *ctx, const float *win, int B, float *out, vs_error
                         int q[3] = {cz * DET_STRIDE + z, cy * DET_STRIDE + y, cx * DET_STRIDE + x};
                         if (win[(((size_t)b * S + q[0]) * S + q[1]) * S + q[2]] > 500.0f) {
                             o[t] = 8.0f;
-                            o[N + t] = (z + 0.5f) / DET_STRIDE, o[2 * N + t] = (y + 0.5f) / DET_STRIDE,
-                            o[3 * N + t] = (x + 0.5f) / DET_STRIDE;
+                            o[N + t] = (z + 0.5f) / DET_STRIDE,
+                                  o[2 * N + t] = (y + 0.5f) / DET_STRIDE,
+                                  o[3 * N + t] = (x + 0.5f) / DET_STRIDE;
                         }
                     }
         }
@@ -387,7 +390,8 @@ static void make_cohort(volume *vols, det_lesion les[][2], det_item *items) {
         float *vx = vols[i].voxels;
         int nl = i < NPOS ? 1 + i % 2 : 0;
         for (int l = 0; l < nl; l++) {
-            les[i][l].zyx[0] = 4 + rng_double(&r) * 16, les[i][l].zyx[1] = 4 + 10 * l + rng_double(&r) * 6;
+            les[i][l].zyx[0] = 4 + rng_double(&r) * 16,
+            les[i][l].zyx[1] = 4 + 10 * l + rng_double(&r) * 6;
             les[i][l].zyx[2] = 4 + rng_double(&r) * 16, les[i][l].diameter = 6.0 + 3.0 * l;
             det_lesion_radius(&les[i][l], &vols[i]);
         }
@@ -446,8 +450,10 @@ static void test_overfit(void **state) {
     for (int i = 0; i < NV; i++) {
         det_result pr;
         assert_int_equal(det_predict(d, &vols[i], &o, &pr, &err), VS_OK);
-        if (i < NPOS) min_pos = fminf(min_pos, pr.score);
-        else max_neg = fmaxf(max_neg, pr.score);
+        if (i < NPOS)
+            min_pos = fminf(min_pos, pr.score);
+        else
+            max_neg = fmaxf(max_neg, pr.score);
         for (int l = 0; l < items[i].n_lesions; l++) {
             double ijk[3] = {les[i][l].zyx[2], les[i][l].zyx[1], les[i][l].zyx[0]}, lps[3];
             volume_index_to_lps(&vols[i], ijk, lps);

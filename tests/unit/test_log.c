@@ -34,12 +34,14 @@ static void test_json_lines(void **state) {
     char *out = capture(f);
     /* exactly two lines, each one JSON object */
     int lines = 0;
-    for (char *p = out; *p; p++) lines += *p == '\n';
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
     assert_int_equal(lines, 2);
     assert_null(strstr(out, "dropped"));
     assert_non_null(strstr(out, "\"level\":\"warning\",\"component\":\"ingest\""));
     assert_non_null(strstr(out, "quote \\\" backslash \\\\ newline\\n tab\\t ctl\\u0001 end"));
-    assert_non_null(strstr(out, "\"event\":\"ingest.reject\",\"msg\":\"rejected\",\"path\":\"a/b.dcm\",\"reason\":\"truncated\"}"));
+    assert_non_null(strstr(out, "\"event\":\"ingest.reject\",\"msg\":\"rejected\",\"path\":\"a/"
+                                "b.dcm\",\"reason\":\"truncated\"}"));
     assert_true(out[0] == '{');
     free(out);
     fclose(f);

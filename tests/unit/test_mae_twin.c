@@ -1,7 +1,8 @@
 /* test_mae_twin — the C MAE against its PyTorch twin on committed fixtures (no Python needed):
  * loss and every parameter gradient within 1e-4 relative, then 10 AdamW steps' losses within
  * 1e-4. The worst difference of every tensor is printed; any miss fails the test.
- * Fixtures: tests/fixtures/mae_fixture.py (3d: the twin's recipe; 2d: plain targets + visible loss). */
+ * Fixtures: tests/fixtures/mae_fixture.py (3d: the twin's recipe; 2d: plain targets + visible
+ * loss). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

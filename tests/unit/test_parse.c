@@ -39,12 +39,26 @@ static void test_integers_table(void **state) {
         int ok;
         int64_t v;
     } rows[] = {
-        {"0", 1, 0},           {"42", 1, 42},          {"-7", 1, -7},       {"+7", 1, 7},
-        {"007", 1, 7},         {"", 0, 0},             {" 5", 0, 0},        {"5 ", 0, 0},
-        {"5x", 0, 0},          {"x5", 0, 0},           {"-", 0, 0},         {"+", 0, 0},
-        {"1.5", 0, 0},         {"1e3", 0, 0},          {"0x10", 0, 0},      {"--1", 0, 0},
-        {"9223372036854775807", 1, INT64_MAX},         {"9223372036854775808", 0, 0},
-        {"-9223372036854775808", 1, INT64_MIN},        {"-9223372036854775809", 0, 0},
+        {"0", 1, 0},
+        {"42", 1, 42},
+        {"-7", 1, -7},
+        {"+7", 1, 7},
+        {"007", 1, 7},
+        {"", 0, 0},
+        {" 5", 0, 0},
+        {"5 ", 0, 0},
+        {"5x", 0, 0},
+        {"x5", 0, 0},
+        {"-", 0, 0},
+        {"+", 0, 0},
+        {"1.5", 0, 0},
+        {"1e3", 0, 0},
+        {"0x10", 0, 0},
+        {"--1", 0, 0},
+        {"9223372036854775807", 1, INT64_MAX},
+        {"9223372036854775808", 0, 0},
+        {"-9223372036854775808", 1, INT64_MIN},
+        {"-9223372036854775809", 0, 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         int64_t v = 12345;
@@ -80,7 +94,8 @@ static void test_integers_exhaustive(void **state) {
             uint64_t u = 0;
             int got = vs_parse_i64(s, -500, 5000, &a), want = naive_i64(s, 1, -500, 5000, &b);
             if (got != want || (got && a != b))
-                fail_msg("i64 \"%s\": %d %lld vs %d %lld", s, got, (long long)a, want, (long long)b);
+                fail_msg("i64 \"%s\": %d %lld vs %d %lld", s, got, (long long)a, want,
+                         (long long)b);
             got = vs_parse_u64(s, 3, 999, &u);
             want = naive_i64(s, 0, 3, 999, &b);
             if (got != want || (got && (int64_t)u != b)) fail_msg("u64 \"%s\"", s);
@@ -109,8 +124,8 @@ static void test_doubles(void **state) {
     assert_false(vs_parse_double("1x", 0, 10, &v));
     assert_false(vs_parse_double("nan", -1e300, 1e300, &v));
     assert_false(vs_parse_double("inf", -1e300, INFINITY, &v));
-    assert_false(vs_parse_double("1e999", 0, INFINITY, &v));   /* overflows */
-    assert_false(vs_parse_double("1e-400", -1, 1, &v));        /* underflows */
+    assert_false(vs_parse_double("1e999", 0, INFINITY, &v)); /* overflows */
+    assert_false(vs_parse_double("1e-400", -1, 1, &v));      /* underflows */
     assert_false(vs_parse_double("1.0001", 0, 1, &v));
     assert_false(vs_parse_double("-0.5", 0, 1, &v));
     assert_true(v == 7);

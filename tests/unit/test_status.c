@@ -105,9 +105,12 @@ static void test_size_arith(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_fills_record),     cmocka_unit_test(test_ok_leaves_record),
-        cmocka_unit_test(test_null_record_and_prefix), cmocka_unit_test(test_long_message_truncated),
-        cmocka_unit_test(test_status_names),         cmocka_unit_test(test_size_arith),
+        cmocka_unit_test(test_set_fills_record),
+        cmocka_unit_test(test_ok_leaves_record),
+        cmocka_unit_test(test_null_record_and_prefix),
+        cmocka_unit_test(test_long_message_truncated),
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_size_arith),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,8 +52,9 @@ static void test_example_loads(void **state) {
 
 static void test_defaults_and_relative_paths(void **state) {
     (void)state;
-    const char *p = write_yaml("min.yaml", "name: tiny\noutput: out\ningest:\n  sources: [dicom]\n"
-                                           "pretrain:\n  crop: [1, 224, 224]\n  patch: [1, 16, 16]\n");
+    const char *p =
+        write_yaml("min.yaml", "name: tiny\noutput: out\ningest:\n  sources: [dicom]\n"
+                               "pretrain:\n  crop: [1, 224, 224]\n  patch: [1, 16, 16]\n");
     study *s = NULL;
     vs_error err = {0};
     assert_int_equal(study_load(p, &s, &err), VS_OK);
@@ -97,39 +98,42 @@ static void expect_error(const char *text, const char *needle1, const char *need
 
 static void test_unknown_key(void **state) {
     (void)state;
-    expect_error("name: x\noutput: o\npretrain:\n  dim: 96\n  stpes: 10\n", "bad.yaml:5:",
-                 "key 'pretrain.stpes': unknown key");
+    expect_error("name: x\noutput: o\npretrain:\n  dim: 96\n  stpes: 10\n",
+                 "bad.yaml:5:", "key 'pretrain.stpes': unknown key");
     expect_error("name: x\noutput: o\nfrobnicate: 1\n", "bad.yaml:3:", "key 'frobnicate'");
 }
 
 static void test_wrong_type(void **state) {
     (void)state;
-    expect_error("name: x\noutput: o\nseed: 3\npretrain:\n  lr: fast\n", "bad.yaml:5:", "key 'pretrain.lr'");
-    expect_error("name: x\noutput: o\nfinetune:\n  mode: sometimes\n", "bad.yaml:4:", "key 'finetune.mode'");
+    expect_error("name: x\noutput: o\nseed: 3\npretrain:\n  lr: fast\n",
+                 "bad.yaml:5:", "key 'pretrain.lr'");
+    expect_error("name: x\noutput: o\nfinetune:\n  mode: sometimes\n",
+                 "bad.yaml:4:", "key 'finetune.mode'");
     expect_error("name: x\noutput: o\npretrain:\n  crop: [1, 2]\n", "bad.yaml:4:", "pretrain.crop");
-    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, 20.5]\n", "bad.yaml:4:",
-                 "'20.5' is not a whole number");
-    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, -1]\n", "bad.yaml:4:",
-                 "finetune.budgets");
+    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, 20.5]\n",
+                 "bad.yaml:4:", "'20.5' is not a whole number");
+    expect_error("name: x\noutput: o\nfinetune:\n  budgets: [10, -1]\n",
+                 "bad.yaml:4:", "finetune.budgets");
 }
 
 static void test_out_of_range(void **state) {
     (void)state;
-    expect_error("name: x\noutput: o\n\npretrain:\n  mask_ratio: 1.5\n", "bad.yaml:5:",
-                 "key 'pretrain.mask_ratio': value 1.5 is outside");
-    expect_error("name: x\noutput: o\npretrain:\n  swap_every: 0\n", "bad.yaml:4:",
-                 "key 'pretrain.swap_every': value 0 is outside");
+    expect_error("name: x\noutput: o\n\npretrain:\n  mask_ratio: 1.5\n",
+                 "bad.yaml:5:", "key 'pretrain.mask_ratio': value 1.5 is outside");
+    expect_error("name: x\noutput: o\npretrain:\n  swap_every: 0\n",
+                 "bad.yaml:4:", "key 'pretrain.swap_every': value 0 is outside");
     expect_error("name: x\noutput: o\nshards:\n  deflate: 12\n", "bad.yaml:4:", "shards.deflate");
     expect_error("name: x\noutput: o\npretrain:\n  crop: [96, 96, 96]\n  patch: [16, 10, 16]\n",
                  "bad.yaml:5:", "does not divide");
-    expect_error("name: x\noutput: o\nvalidate:\n  operating_points: [0.2, 1.2]\n", "bad.yaml:4:",
-                 "operating_points");
+    expect_error("name: x\noutput: o\nvalidate:\n  operating_points: [0.2, 1.2]\n",
+                 "bad.yaml:4:", "operating_points");
 }
 
 static void test_missing_required_and_file(void **state) {
     (void)state;
     expect_error("output: o\n", "key 'name': required key is missing", NULL);
-    expect_error("name: x\noutput: o\ningest:\n  sources: [\"\"]\n", "bad.yaml:4:", "ingest.sources");
+    expect_error("name: x\noutput: o\ningest:\n  sources: [\"\"]\n",
+                 "bad.yaml:4:", "ingest.sources");
     study *s = NULL;
     vs_error err = {0};
     assert_int_equal(study_load("/nonexistent/study.yaml", &s, &err), VS_ERR_CONFIG);
@@ -138,8 +142,9 @@ static void test_missing_required_and_file(void **state) {
 
 static void test_key_line(void **state) {
     (void)state;
-    const char *p = write_yaml("lines.yaml", "name: x\n# comment\noutput: o\npretrain:\n  crop: [8, 8, 8]\n"
-                                             "  lr: 0.1\nfinetune:\n  lr: 0.2\n");
+    const char *p =
+        write_yaml("lines.yaml", "name: x\n# comment\noutput: o\npretrain:\n  crop: [8, 8, 8]\n"
+                                 "  lr: 0.1\nfinetune:\n  lr: 0.2\n");
     assert_int_equal(study_key_line(p, "output"), 3);
     assert_int_equal(study_key_line(p, "pretrain.crop"), 5);
     assert_int_equal(study_key_line(p, "pretrain.lr"), 6);

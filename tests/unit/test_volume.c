@@ -32,12 +32,14 @@ static void test_index_to_lps_matches_naive(void **state) {
     volume_index_to_lps(&v, ijk, lps);
     for (int r = 0; r < 3; r++) {
         double naive = v.origin[r];
-        for (int c = 0; c < 3; c++) naive += ijk[c] * v.spacing[c] * v.direction[r * 3 + c];
+        for (int c = 0; c < 3; c++)
+            naive += ijk[c] * v.spacing[c] * v.direction[r * 3 + c];
         assert_true(fabs(naive - lps[r]) < 1e-9);
     }
     double back[3];
     assert_int_equal(volume_lps_to_index(&v, lps, back, NULL), VS_OK);
-    for (int c = 0; c < 3; c++) assert_true(fabs(back[c] - ijk[c]) < 1e-9);
+    for (int c = 0; c < 3; c++)
+        assert_true(fabs(back[c] - ijk[c]) < 1e-9);
 }
 
 static void test_singular_refused(void **state) {

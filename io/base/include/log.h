@@ -20,9 +20,9 @@ extern "C" {
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_QUIET } log_level;
 
 typedef struct log_config {
-    log_level min_level; /* lines below this are dropped */
-    int json;            /* 1: JSON lines; 0: human lines */
-    FILE *stream;        /* NULL: stderr */
+    log_level min_level;   /* lines below this are dropped */
+    int json;              /* 1: JSON lines; 0: human lines */
+    FILE *stream;          /* NULL: stderr */
     const char *component; /* e.g. "ingest"; NULL: "vesalius" */
 } log_config;
 

@@ -17,7 +17,7 @@ typedef struct progress {
     uint64_t total; /* 0: unknown */
     uint64_t done;
     double t_start, t_last_draw;
-    int active;     /* 0 when silent */
+    int active; /* 0 when silent */
     const char *unit;
 } progress;
 

@@ -21,17 +21,17 @@ extern "C" { /* the DCMTK and ITK shims call these from C++ */
 
 typedef enum vs_status {
     VS_OK = 0,
-    VS_ERR_USAGE,    /* bad arguments or options */
-    VS_ERR_CONFIG,   /* a study file or option value is wrong */
-    VS_ERR_IO,       /* a read, write, rename or directory operation failed */
-    VS_ERR_FORMAT,   /* input data is malformed or unsupported (the input is rejected) */
-    VS_ERR_NOMEM,    /* an allocation failed or a size would overflow / exceed a limit */
-    VS_ERR_LIBRARY,  /* a library (DCMTK, ITK, HDF5, SQLite, ...) reported an error */
-    VS_ERR_ENV,      /* the environment is wrong: permissions, missing key, missing package */
-    VS_ERR_BUSY,     /* another process holds a lock we need */
+    VS_ERR_USAGE,       /* bad arguments or options */
+    VS_ERR_CONFIG,      /* a study file or option value is wrong */
+    VS_ERR_IO,          /* a read, write, rename or directory operation failed */
+    VS_ERR_FORMAT,      /* input data is malformed or unsupported (the input is rejected) */
+    VS_ERR_NOMEM,       /* an allocation failed or a size would overflow / exceed a limit */
+    VS_ERR_LIBRARY,     /* a library (DCMTK, ITK, HDF5, SQLite, ...) reported an error */
+    VS_ERR_ENV,         /* the environment is wrong: permissions, missing key, missing package */
+    VS_ERR_BUSY,        /* another process holds a lock we need */
     VS_ERR_INTERRUPTED, /* stopped by a signal after saving state */
-    VS_ERR_INTERNAL, /* a bug: an invariant did not hold */
-    VS_ERR_PEER,     /* a network peer (PACS) is unreachable, refused us or stopped answering */
+    VS_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    VS_ERR_PEER,        /* a network peer (PACS) is unreachable, refused us or stopped answering */
     VS_STATUS_COUNT
 } vs_status;
 

@@ -45,9 +45,9 @@ typedef struct volume {
     double direction[9]; /* row-major 3x3, columns are the index axes' LPS unit vectors */
     double affine[16];   /* row-major 4x4: LPS = affine * (i, j, k, 1) */
 
-    char modality[17];   /* DICOM Modality: "CT", "MR", "CR", "DX", "MG", "XA", ... */
-    char body_part[65];  /* BodyPartExamined, or "" */
-    char units[16];      /* "HU" for rescaled CT, otherwise "arbitrary" */
+    char modality[17];    /* DICOM Modality: "CT", "MR", "CR", "DX", "MG", "XA", ... */
+    char body_part[65];   /* BodyPartExamined, or "" */
+    char units[16];       /* "HU" for rescaled CT, otherwise "arbitrary" */
     char patient_key[65]; /* pseudonymous keys (io/deid); never original identifiers */
     char study_key[65];
     char series_key[65];

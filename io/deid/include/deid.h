@@ -146,28 +146,28 @@ typedef void (*deid_hit_fn)(const deid_hit *hit, void *user);
  * in DeidentificationMethodCodeSequence), private elements (all of them, or, when the file
  * declares Retain Safe Private, those outside Table E.3.10-1 and creators of blocks without a
  * safe element), UIDs not of the 2.25 pseudonym form (DICOM-defined 1.2.840.10008 UIDs excepted), a
- * missing PatientIdentityRemoved = YES, and any listed identifier (phi, may be NULL) in any text value
- * (case-insensitive) or in the raw bytes. Calls fn per hit and adds the count to *n_hits. A file
- * that is not DICOM is an error (VS_ERR_FORMAT) naming the file. */
-vs_status deid_verify_file(const char *path, const deid_phi *phi, deid_hit_fn fn,
-                           void *user, int *n_hits, vs_error *err);
+ * missing PatientIdentityRemoved = YES, and any listed identifier (phi, may be NULL) in any text
+ * value (case-insensitive) or in the raw bytes. Calls fn per hit and adds the count to *n_hits. A
+ * file that is not DICOM is an error (VS_ERR_FORMAT) naming the file. */
+vs_status deid_verify_file(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                           int *n_hits, vs_error *err);
 
 /* Scan an HDF5 shard (io/deid/deid_shard.c): every object name, attribute name and string value,
  * and every string of every dataset (the index), for listed identifiers and UIDs of an
  * organisation's root (allowed only in series_instance_uid under the Retain UIDs option), and
  * every name the shard schema does not define; then its raw bytes. VS_ERR_LIBRARY naming the
  * file when HDF5 cannot open or walk it. */
-vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn,
-                            void *user, int *n_hits, vs_error *err);
+vs_status deid_verify_shard(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                            int *n_hits, vs_error *err);
 /* Scan a text file (reports, JSON-lines logs) line by line for listed identifiers and UIDs of
  * an organisation's root; hits name the line and column. */
-vs_status deid_verify_text(const char *path, const deid_phi *phi, deid_hit_fn fn,
-                           void *user, int *n_hits, vs_error *err);
+vs_status deid_verify_text(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                           int *n_hits, vs_error *err);
 /* Scan any file by what it holds: DICOM ("DICM" at offset 128) with deid_verify_file, HDF5
  * with deid_verify_shard, text (no NUL byte in its first 8 KiB) with deid_verify_text, any
  * other file by its raw bytes (listed identifiers, UIDs of an organisation's root). */
-vs_status deid_verify_path(const char *path, const deid_phi *phi, deid_hit_fn fn,
-                           void *user, int *n_hits, vs_error *err);
+vs_status deid_verify_path(const char *path, const deid_phi *phi, deid_hit_fn fn, void *user,
+                           int *n_hits, vs_error *err);
 
 #ifdef __cplusplus
 }

@@ -32,13 +32,13 @@ typedef struct dcm_elem dcm_elem; /* an element of an item */
 /* Tags are (group << 16) | element. */
 typedef struct dcm_edit_ops {
     /* --- reading the tree ---------------------------------------------------------------- */
-    dcm_item *(*root)(dcm_edit *ed);                                /* the dataset */
-    unsigned long (*count)(dcm_edit *ed, dcm_item *it);             /* elements of an item */
-    dcm_elem *(*at)(dcm_edit *ed, dcm_item *it, unsigned long i);   /* in tag order */
+    dcm_item *(*root)(dcm_edit *ed);                              /* the dataset */
+    unsigned long (*count)(dcm_edit *ed, dcm_item *it);           /* elements of an item */
+    dcm_elem *(*at)(dcm_edit *ed, dcm_item *it, unsigned long i); /* in tag order */
     uint32_t (*tag)(dcm_edit *ed, dcm_elem *e);
-    const char *(*vr)(dcm_edit *ed, dcm_elem *e);                   /* "PN", "SQ", "UN", ... */
-    uint32_t (*length)(dcm_edit *ed, dcm_elem *e);                  /* value length in bytes */
-    unsigned long (*n_items)(dcm_edit *ed, dcm_elem *sq);           /* items of a sequence */
+    const char *(*vr)(dcm_edit *ed, dcm_elem *e);         /* "PN", "SQ", "UN", ... */
+    uint32_t (*length)(dcm_edit *ed, dcm_elem *e);        /* value length in bytes */
+    unsigned long (*n_items)(dcm_edit *ed, dcm_elem *sq); /* items of a sequence */
     dcm_item *(*item)(dcm_edit *ed, dcm_elem *sq, unsigned long k);
     /* --- reading values ------------------------------------------------------------------ */
     char *(*values)(dcm_edit *ed, dcm_elem *e, size_t *len); /* every value, as text */
@@ -50,15 +50,15 @@ typedef struct dcm_edit_ops {
     /* --- editing (0 or -1) --------------------------------------------------------------- */
     int (*put)(dcm_edit *ed, dcm_elem *e, const char *value);
     int (*put_zeros)(dcm_edit *ed, dcm_elem *e, uint32_t n_bytes); /* binary VRs */
-    int (*clear)(dcm_edit *ed, dcm_elem *e);         /* empty value; a sequence loses its items */
-    int (*one_empty_item)(dcm_edit *ed, dcm_elem *sq);           /* a sequence of one empty item */
-    int (*remove)(dcm_edit *ed, dcm_item *it, unsigned long i);  /* the i-th element of it */
+    int (*clear)(dcm_edit *ed, dcm_elem *e);           /* empty value; a sequence loses its items */
+    int (*one_empty_item)(dcm_edit *ed, dcm_elem *sq); /* a sequence of one empty item */
+    int (*remove)(dcm_edit *ed, dcm_item *it, unsigned long i); /* the i-th element of it */
     /* Replace it's element of this tag by a UI element holding value: the new element, or
      * NULL on failure. */
     dcm_elem *(*replace_ui)(dcm_edit *ed, dcm_item *it, uint32_t tag, const char *value);
     /* Put value into it's element of this tag, creating it (VR from the dictionary). */
     int (*insert)(dcm_edit *ed, dcm_item *it, uint32_t tag, const char *value);
-    void (*erase)(dcm_edit *ed, dcm_item *it, uint32_t tag);      /* when present */
+    void (*erase)(dcm_edit *ed, dcm_item *it, uint32_t tag); /* when present */
     /* A new last item of it's sequence sq_tag (created when absent); NULL on failure. */
     dcm_item *(*append_item)(dcm_edit *ed, dcm_item *it, uint32_t sq_tag);
     /* Fresh file meta information (written from the dataset on save), zeroed preamble. */

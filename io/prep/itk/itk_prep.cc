@@ -193,8 +193,10 @@ vs_status read_image(const char *path, volume *out, vs_error *err) {
                                 small_ints ? VOL_UINT8 : VOL_FLOAT32, 0, err);
     if (st != VS_OK) return st;
     for (size_t i = 0; i < n; i++) {
-        if (small_ints) ((uint8_t *)out->voxels)[i] = (uint8_t)px[i];
-        else ((float *)out->voxels)[i] = px[i];
+        if (small_ints)
+            ((uint8_t *)out->voxels)[i] = (uint8_t)px[i];
+        else
+            ((float *)out->voxels)[i] = px[i];
     }
     for (int a = 0; a < 3; a++) {
         out->spacing[a] = img->GetSpacing()[a];
@@ -222,7 +224,8 @@ extern "C" vs_status itkshim_read_image(const char *path, volume *out, vs_error 
         return read_image(path, out, err);
     } catch (...) {
         volume_free(out);
-        return VS_FAIL(err, VS_ERR_FORMAT, "cannot read image %s (NIfTI, NRRD or MetaImage expected)", path);
+        return VS_FAIL(err, VS_ERR_FORMAT,
+                       "cannot read image %s (NIfTI, NRRD or MetaImage expected)", path);
     }
 }
 

@@ -90,9 +90,9 @@ void shard_writer_abort(shard_writer *w);
 typedef struct shard_set shard_set;
 
 typedef struct shard_filter {
-    const char *modality;  /* NULL or "": any; else exact match, e.g. "CT" */
-    const char *body_part; /* NULL or "": any */
-    int64_t min_shape[3];  /* (slice, row, column) lower bounds; 0: none */
+    const char *modality;       /* NULL or "": any; else exact match, e.g. "CT" */
+    const char *body_part;      /* NULL or "": any */
+    int64_t min_shape[3];       /* (slice, row, column) lower bounds; 0: none */
     const char *const *exclude; /* series keys left out, sorted by strcmp (NULL: none) */
     int n_exclude;
 } shard_filter;
@@ -166,9 +166,8 @@ vs_status shard_set_crop(shard_set *s, rng *r, const int size[3], float pad_valu
  * the same draws. Candidates that fail to read are dropped as there; when none is left, the
  * volume is drawn from the whole set. */
 vs_status shard_set_crop_from(shard_set *s, rng *r, const int *candidates, int n_candidates,
-                              const int size[3], float pad_value,
-                              float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
-                              vs_error *err);
+                              const int size[3], float pad_value, float *out /* (Sz, Sy, Sx) */,
+                              shard_crop_info *info, vs_error *err);
 
 /* Re-read every volume of every shard in DIR and compare with its checksum; reports each
  * corrupt volume or unreadable shard as a warning line and counts them. */
@@ -217,8 +216,8 @@ void shard_sampler_destroy(shard_sampler *s);
 typedef struct shard_stream shard_stream;
 
 vs_status shard_stream_open(shard_set *s, uint64_t seed, const int size[3], float pad_value,
-                            const shard_working_set *ws, int depth, int threads,
-                            shard_stream **out, vs_error *err);
+                            const shard_working_set *ws, int depth, int threads, shard_stream **out,
+                            vs_error *err);
 /* Copy the next crop of the plan to out (blocking until it is ready). */
 vs_status shard_stream_next(shard_stream *st, float *out /* (Sz, Sy, Sx) */, shard_crop_info *info,
                             vs_error *err);

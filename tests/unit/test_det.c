@@ -380,15 +380,16 @@ static void print_loss(void *ctx, long step, float loss, float val_loss, double 
 
 enum { NV = 8, NPOS = 5, SZ = 24 };
 
-/* Volumes 0..NPOS-1 hold 1 or 2 bright blobs of radius ~1.5 voxels; all hold noise, a slow
+/* Volumes 0..npos-1 of n hold 1 or 2 bright blobs of radius ~1.5 voxels; all hold noise, a slow
  * wave and a dark "organ" edge the detector must not take for a lesion. */
-static void make_cohort(volume *vols, det_lesion les[][2], det_item *items) {
+static void make_cohort_n(volume *vols, det_lesion les[][2], det_item *items, int n, int npos,
+                          uint64_t seed) {
     rng r;
-    rng_seed(&r, 11, 0);
-    for (int i = 0; i < NV; i++) {
+    rng_seed(&r, seed, 0);
+    for (int i = 0; i < n; i++) {
         oblique_volume(&vols[i], SZ, SZ, SZ);
         float *vx = vols[i].voxels;
-        int nl = i < NPOS ? 1 + i % 2 : 0;
+        int nl = i < npos ? 1 + i % 2 : 0;
         for (int l = 0; l < nl; l++) {
             les[i][l].zyx[0] = 4 + rng_double(&r) * 16,
             les[i][l].zyx[1] = 4 + 10 * l + rng_double(&r) * 6;
@@ -409,6 +410,10 @@ static void make_cohort(volume *vols, det_lesion les[][2], det_item *items) {
                 }
         items[i] = (det_item){&vols[i], nl, les[i]};
     }
+}
+
+static void make_cohort(volume *vols, det_lesion les[][2], det_item *items) {
+    make_cohort_n(vols, les, items, NV, NPOS, 11);
 }
 
 static void small_config(det_train_config *tc) {
@@ -514,12 +519,84 @@ static void test_determinism(void **state) {
         volume_free(&vols[i]);
 }
 
+/* Volume AUC of scores[0..n) against positives 0..npos-1 (ties count a half): the
+ * Mann-Whitney statistic by its definition, every pair. */
+static double pair_auc(const float *scores, int n, int npos) {
+    double wins = 0.0;
+    for (int p = 0; p < npos; p++)
+        for (int q = npos; q < n; q++)
+            wins += scores[p] > scores[q] ? 1.0 : scores[p] == scores[q] ? 0.5 : 0.0;
+    return wins / ((double)npos * (double)(n - npos));
+}
+
+/* Held-out volume AUC of a detector trained on train[0..n) (fresh weights, tc's seed). */
+static double heldout_auc(const det_train_config *tc, det_item *train, int n, volume *test,
+                          int n_test, int npos_test) {
+    det *d = NULL;
+    vs_error err;
+    assert_int_equal(det_create(&d, &tc->det, &err), VS_OK);
+    rng wr;
+    rng_seed(&wr, tc->seed, 0);
+    det_init_weights(d, &wr);
+    det_train_result res;
+    assert_int_equal(det_train(d, tc, train, n, NULL, 0, NULL, NULL, &res, &err), VS_OK);
+    det_predict_opts o;
+    det_predict_opts_default(&o);
+    float scores[64];
+    assert_true(n_test <= 64);
+    for (int i = 0; i < n_test; i++) {
+        det_result pr;
+        assert_int_equal(det_predict(d, &test[i], &o, &pr, &err), VS_OK);
+        scores[i] = pr.score;
+        det_result_free(&pr);
+    }
+    det_destroy(d);
+    return pair_auc(scores, n_test, npos_test);
+}
+
+/* The protocol's sanity check against leaks (issue #15): the same detector and recipe, trained
+ * once on the true labels and once on shuffled ones, then scored on held-out volumes it never
+ * saw. The shuffle gives each training volume the lesion list of another (src below): half the
+ * positive images and half the negative ones get a positive's lesions, at places where their
+ * image holds none, the rest get none, so neither the volume-level labels nor the positions
+ * say anything of the images. True labels must generalise; shuffled ones must do no better
+ * than chance (nothing in training or prediction may reach the held-out labels). They often do
+ * worse: a blob left unlabelled in a positive image is learned as a negative (measured with
+ * cohort seeds 21/22, 31/32, 41/42, 51/52: true 0.988-1.000, shuffled 0.371, 0.566, 0.312,
+ * 0.320). */
+static void test_shuffled_labels(void **state) {
+    (void)state;
+    enum { NT = 12, NTPOS = 6, NH = 32, NHPOS = 16 };
+    static const int src[NT] = {3, 4, 5, 9, 10, 11, 0, 1, 2, 6, 7, 8}; /* a permutation */
+    volume train[NT], test[NH];
+    det_lesion les[NT][2], tles[NH][2];
+    det_item items[NT], titems[NH], shuffled[NT];
+    make_cohort_n(train, les, items, NT, NTPOS, 21);
+    make_cohort_n(test, tles, titems, NH, NHPOS, 22);
+    for (int i = 0; i < NT; i++) /* the images stay; the labels move */
+        shuffled[i] = (det_item){&train[i], items[src[i]].n_lesions, les[src[i]]};
+    det_train_config tc;
+    small_config(&tc);
+    tc.steps = 300, tc.opt.total_steps = tc.steps;
+    double auc_true = heldout_auc(&tc, items, NT, test, NH, NHPOS);
+    double auc_shuffled = heldout_auc(&tc, shuffled, NT, test, NH, NHPOS);
+    printf("  held-out volume AUC: true labels %.3f, shuffled labels %.3f\n", auc_true,
+           auc_shuffled);
+    assert_true(auc_true >= 0.9);
+    assert_true(auc_shuffled <= 0.75); /* chance 0.5, sd 0.074 over 16 x 16 pairs */
+    for (int i = 0; i < NT; i++)
+        volume_free(&train[i]);
+    for (int i = 0; i < NH; i++)
+        volume_free(&test[i]);
+}
+
 int main(void) {
     nn_set_threads(1); /* tiny matrices: OpenMP barriers would dominate on a loaded machine */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients),   cmocka_unit_test(test_targets),
-        cmocka_unit_test(test_checkpoints), cmocka_unit_test(test_sliding_window),
-        cmocka_unit_test(test_overfit),     cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_gradients),       cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_checkpoints),     cmocka_unit_test(test_sliding_window),
+        cmocka_unit_test(test_overfit),         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_shuffled_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

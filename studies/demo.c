@@ -509,7 +509,7 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
     double pixel = 1.6 + 0.2 * rng_double(r);
     uint16_t *img = malloc(sizeof *img * (size_t)(rows * cols));
     if (!img) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    phantom_radiograph(&ph, rows, cols, pixel, ph.center[2] + 60.0, img);
+    phantom_radiograph(&ph, rows, cols, pixel, ph.center[2] + 60.0, 1.5, img);
     int mono1 = rng_double(r) < 0.3;
     for (int t = 0; t < rows * cols; t++) {
         double s = img[t] + 20.0 * rng_normal(r);

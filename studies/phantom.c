@@ -2,43 +2,24 @@
 #include "phantom.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PI 3.14159265358979323846
 
-/* Classes the phantom distinguishes; organs map onto the first ones. */
-typedef enum {
-    C_AIR = 0,
-    C_FAT,
-    C_MUSCLE,
-    C_LUNG,
-    C_HEART,
-    C_LIVER,
-    C_SPLEEN,
-    C_KIDNEY,
-    C_GAS,
-    C_CORTEX,
-    C_MARROW,
-    C_DISC,
-    C_AORTA,
-    C_IVC,
-    C_VISCERAL_FAT,
-    C_COUNT
-} tissue_class;
-
 /* One row per class: CT HU, MR T1-like signal, texture amplitude (HU), texture scale (mm). */
 static const struct {
     double hu, mr, tex_hu, tex_mm;
-} tissue_table[C_COUNT] = {
-    [C_AIR] = {-1000, 0, 0, 10},          [C_FAT] = {-100, 900, 10, 6},
-    [C_MUSCLE] = {45, 330, 8, 5},         [C_LUNG] = {-850, 40, 25, 4},
-    [C_HEART] = {40, 300, 6, 8},          [C_LIVER] = {60, 450, 8, 6},
-    [C_SPLEEN] = {50, 380, 6, 6},         [C_KIDNEY] = {35, 320, 12, 4},
-    [C_GAS] = {-950, 10, 20, 5},          [C_CORTEX] = {750, 60, 40, 3},
-    [C_MARROW] = {230, 550, 40, 3},       [C_DISC] = {90, 250, 10, 4},
-    [C_AORTA] = {160, 150, 5, 10},        [C_IVC] = {130, 160, 5, 10},
-    [C_VISCERAL_FAT] = {-90, 880, 12, 5},
+} tissue_table[TISSUE_COUNT] = {
+    [TISSUE_AIR] = {-1000, 0, 0, 10},          [TISSUE_FAT] = {-100, 900, 10, 6},
+    [TISSUE_MUSCLE] = {45, 330, 8, 5},         [TISSUE_LUNG] = {-850, 40, 25, 4},
+    [TISSUE_HEART] = {40, 300, 6, 8},          [TISSUE_LIVER] = {60, 450, 8, 6},
+    [TISSUE_SPLEEN] = {50, 380, 6, 6},         [TISSUE_KIDNEY] = {35, 320, 12, 4},
+    [TISSUE_BOWEL_GAS] = {-950, 10, 20, 5},    [TISSUE_CORTEX] = {750, 60, 40, 3},
+    [TISSUE_MARROW] = {230, 550, 40, 3},       [TISSUE_DISC] = {90, 250, 10, 4},
+    [TISSUE_AORTA] = {160, 150, 5, 10},        [TISSUE_IVC] = {130, 160, 5, 10},
+    [TISSUE_VISCERAL_FAT] = {-90, 880, 12, 5},
 };
 
 /* ---- value noise: deterministic lattice noise in [-1, 1] --------------------------------- */
@@ -140,35 +121,35 @@ static int in_organ(const phantom_organ *o, const double q[3], double *rho) {
     return *rho < 1.0;
 }
 
-static tissue_class classify(const phantom *p, const double q[3]) {
+static phantom_tissue classify(const phantom *p, const double q[3]) {
     double dx = q[0] - p->center[0], dy = q[1] - p->center[1], dz = q[2] - p->center[2];
     double sway = 1.0 + 0.06 * sin(dz / 70.0);
     double A = p->body_a * sway, B = p->body_b * sway;
     double e = (dx / A) * (dx / A) + (dy / B) * (dy / B);
-    if (e >= 1.0) return C_AIR;
+    if (e >= 1.0) return TISSUE_AIR;
     double ai = A - p->fat, bi = B - 0.8 * p->fat;
     double ei = (dx / ai) * (dx / ai) + (dy / bi) * (dy / bi);
-    if (ei >= 1.0) return C_FAT;
+    if (ei >= 1.0) return TISSUE_FAT;
     /* spine: vertebral bodies (cortex + marrow) separated by discs */
     double sx = dx, sy = dy - 0.55 * B;
     double sr = sqrt(sx * sx + sy * sy);
     if (sr < p->spine_radius) {
         double ph = fmod(dz + 1000.0 * p->vertebra_period, p->vertebra_period) / p->vertebra_period;
-        if (ph < 0.18) return C_DISC;
-        return sr > p->spine_radius - 2.5 || ph < 0.25 || ph > 0.93 ? C_CORTEX : C_MARROW;
+        if (ph < 0.18) return TISSUE_DISC;
+        return sr > p->spine_radius - 2.5 || ph < 0.25 || ph > 0.93 ? TISSUE_CORTEX : TISSUE_MARROW;
     }
     double ay = 0.55 * B - p->spine_radius - p->aorta_radius - 4.0;
     double ax = dx - 18.0, ady = dy - ay;
-    if (ax * ax + ady * ady < p->aorta_radius * p->aorta_radius) return C_AORTA;
+    if (ax * ax + ady * ady < p->aorta_radius * p->aorta_radius) return TISSUE_AORTA;
     double ix = dx + 22.0;
-    if (dz < 30.0 && ix * ix + ady * ady < 121.0) return C_IVC;
-    tissue_class c = C_MUSCLE;
+    if (dz < 30.0 && ix * ix + ady * ady < 121.0) return TISSUE_IVC;
+    phantom_tissue c = TISSUE_MUSCLE;
     for (int i = 0; i < p->n_organs; i++) {
         double rho;
-        if (in_organ(&p->organs[i], q, &rho)) c = (tissue_class)p->organs[i].tissue;
+        if (in_organ(&p->organs[i], q, &rho)) c = p->organs[i].tissue;
     }
-    if (c == C_MUSCLE && dz < -20.0 && vnoise(q, 18.0, p->texture_seed + 7u) > 0.25)
-        return C_VISCERAL_FAT;
+    if (c == TISSUE_MUSCLE && dz < -20.0 && vnoise(q, 18.0, p->texture_seed + 7u) > 0.25)
+        return TISSUE_VISCERAL_FAT;
     return c;
 }
 
@@ -182,18 +163,18 @@ static double tube(const phantom *p, const double q[3], double scale, double wid
 
 /* Host value plus organ texture; lungs get thin bright vessels from ridges of a noise field,
  * the liver its portal and hepatic veins (contrast-filled tubes, bright blobs in a slice). */
-static double tissue_value(const phantom *p, tissue_class c, const double q[3], int is_mr) {
+static double tissue_value(const phantom *p, phantom_tissue c, const double q[3], int is_mr) {
     double base = is_mr ? tissue_table[c].mr : tissue_table[c].hu;
     double amp = tissue_table[c].tex_hu * (is_mr ? 2.0 : 1.0);
     double t = vnoise(q, tissue_table[c].tex_mm, p->texture_seed + (uint32_t)c) +
                0.5 * vnoise(q, tissue_table[c].tex_mm * 0.4, p->texture_seed + 31u * (uint32_t)c);
     double v = base + amp * t;
-    if (c == C_LUNG) {
+    if (c == TISSUE_LUNG) {
         double n = fabs(vnoise(q, 14.0, p->texture_seed + 101u));
         if (n < 0.06) v = is_mr ? 120.0 : 20.0 + 400.0 * (0.06 - n);
-    } else if (c == C_LIVER) {
+    } else if (c == TISSUE_LIVER) {
         double w = tube(p, q, 26.0, 0.13, 201u);
-        double vessel = is_mr ? tissue_table[C_IVC].mr : tissue_table[C_IVC].hu + 20.0;
+        double vessel = is_mr ? tissue_table[TISSUE_IVC].mr : tissue_table[TISSUE_IVC].hu + 20.0;
         if (w > 0.0) v += w * (vessel - v);
     }
     return v;
@@ -216,7 +197,7 @@ static double lesion_weight(const phantom_lesion *l, const double q[3], double *
 }
 
 static double evaluate(const phantom *p, const double q[3], int is_mr) {
-    tissue_class c = classify(p, q);
+    phantom_tissue c = classify(p, q);
     double v = tissue_value(p, c, q, is_mr);
     for (int i = 0; i < p->n_lesions; i++) {
         const phantom_lesion *l = &p->lesions[i];
@@ -238,6 +219,8 @@ static double evaluate(const phantom *p, const double q[3], int is_mr) {
     }
     return v;
 }
+
+phantom_tissue phantom_tissue_at(const phantom *p, const double lps[3]) { return classify(p, lps); }
 
 double phantom_ct(const phantom *p, const double lps[3]) { return evaluate(p, lps, 0); }
 
@@ -266,7 +249,7 @@ static int organ_point(const phantom *p, rng *r, const phantom_organ *o, double 
         q[0] = o->center[0] + c * lx - s * ly;
         q[1] = o->center[1] + s * lx + c * ly;
         q[2] = o->center[2] + u[2] * (o->axes[2] - margin);
-        if (classify(p, q) == (tissue_class)o->tissue) return 1;
+        if (classify(p, q) == o->tissue) return 1;
     }
     return 0;
 }
@@ -309,7 +292,7 @@ int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_s
     const phantom_organ *o = NULL;
     phantom_lesion *l = place(p, r, diameter_mm / 2.0, 1, &o);
     if (!l) return 0;
-    double s = contrast_scale, host_hu = tissue_table[(tissue_class)o->tissue].hu;
+    double s = contrast_scale, host_hu = tissue_table[o->tissue].hu;
     l->kind = LESION_TUMOUR;
     int hypo = 1;
     switch (o->tissue) {
@@ -349,8 +332,8 @@ int phantom_add_cyst(phantom *p, rng *r, double diameter_mm) {
     phantom_lesion *l = place(p, r, diameter_mm / 2.0, 0, &o);
     if (!l) return 0;
     l->kind = LESION_CYST;
-    l->ct_delta = uniform(r, 0, 10) - tissue_table[(tissue_class)o->tissue].hu; /* water */
-    l->mr_rel = -uniform(r, 0.7, 0.85); /* fluid: dark on T1 */
+    l->ct_delta = uniform(r, 0, 10) - tissue_table[o->tissue].hu; /* water */
+    l->mr_rel = -uniform(r, 0.7, 0.85);                           /* fluid: dark on T1 */
     l->edge = uniform(r, 0.3, 0.6);
     l->heterogeneity = 0.0;
     l->roughness = 0.0;
@@ -415,8 +398,8 @@ vs_status phantom_render(const phantom *p, volume *v, int is_mr, double noise_si
 }
 
 void phantom_radiograph(const phantom *p, int rows, int cols, double pixel_mm, double z_center,
-                        uint16_t *out) {
-    double y0 = p->center[1] - p->body_b - 20.0, y1 = p->center[1] + p->body_b + 20.0, dy = 1.5;
+                        double step_mm, uint16_t *out) {
+    double y0 = p->center[1] - p->body_b - 20.0, y1 = p->center[1] + p->body_b + 20.0, dy = step_mm;
     for (int v = 0; v < rows; v++)
         for (int u = 0; u < cols; u++) {
             double q[3] = {p->center[0] + (u - cols / 2.0 + 0.5) * pixel_mm, 0.0,
@@ -431,4 +414,45 @@ void phantom_radiograph(const phantom *p, int rows, int cols, double pixel_mm, d
             double val = integral * 420.0;
             out[v * cols + u] = (uint16_t)(val < 0 ? 0 : val > 4095 ? 4095 : val);
         }
+}
+
+void phantom_frame(const phantom *p, volume *v, int64_t nz, int64_t ny, int64_t nx, double z,
+                   double slice_mm) {
+    /* the widest cross-section (the body sways by 6% along S-I), 30% more */
+    double w = 2.0 * 1.06 * p->body_a * 1.3, h = 2.0 * 1.06 * p->body_b * 1.3;
+    double px = fmax(w / (double)nx, h / (double)ny);
+    v->n_slices = nz, v->n_rows = ny, v->n_cols = nx;
+    memset(v->direction, 0, sizeof v->direction);
+    v->direction[0] = v->direction[4] = v->direction[8] = 1.0;
+    v->spacing[0] = v->spacing[1] = px;
+    v->spacing[2] = slice_mm > 0.0 ? slice_mm : px;
+    v->origin[0] = p->center[0] - 0.5 * (double)(nx - 1) * px;
+    v->origin[1] = p->center[1] - 0.5 * (double)(ny - 1) * px;
+    v->origin[2] = z - 0.5 * (double)(nz - 1) * v->spacing[2];
+    volume_update_affine(v);
+}
+
+vs_status phantom_windowed_ct(volume *v, int64_t nz, int64_t ny, int64_t nx, const double window[2],
+                              rng *r, vs_error *err) {
+    memset(v, 0, sizeof *v);
+    if (!(window[1] > window[0]))
+        return VS_FAIL(err, VS_ERR_CONFIG, "the CT window's low end must be below its high end");
+    phantom ph;
+    phantom_make(&ph, r);
+    phantom_frame(&ph, v, nz, ny, nx, ph.center[2] + uniform(r, -60.0, 20.0), 0.0);
+    vs_status st = volume_alloc(v, nz, ny, nx, VOL_FLOAT32, 0, err);
+    if (st == VS_OK) st = phantom_render(&ph, v, 0, 10.0, r, err);
+    if (st != VS_OK) {
+        volume_free(v);
+        return st;
+    }
+    float *x = v->voxels;
+    double lo = window[0], hi = window[1], inv = 1.0 / (hi - lo); /* io/prep's scale() */
+    for (uint64_t i = 0; i < volume_n_voxels(v); i++) {
+        double hu = x[i];
+        x[i] = (float)(((hu < lo ? lo : hu > hi ? hi : hu) - lo) * inv);
+    }
+    snprintf(v->modality, sizeof v->modality, "CT");
+    snprintf(v->units, sizeof v->units, "normalized");
+    return VS_OK;
 }

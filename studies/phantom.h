@@ -27,6 +27,13 @@ typedef enum phantom_tissue {
     TISSUE_SPLEEN,
     TISSUE_KIDNEY,
     TISSUE_BOWEL_GAS,
+    /* not organs: the spine, the great vessels, fat between the bowel loops */
+    TISSUE_CORTEX,
+    TISSUE_MARROW,
+    TISSUE_DISC,
+    TISSUE_AORTA,
+    TISSUE_IVC,
+    TISSUE_VISCERAL_FAT,
     TISSUE_COUNT
 } phantom_tissue;
 
@@ -86,6 +93,9 @@ int phantom_add_lesion(phantom *p, rng *r, double diameter_mm, double contrast_s
  * kidney or the spleen: a lookalike no label marks. Returns 0 when none fits. */
 int phantom_add_cyst(phantom *p, rng *r, double diameter_mm);
 
+/* The tissue at a world point, lesions aside (what phantom_ct and phantom_mr add texture,
+ * vessels and lesions to). */
+phantom_tissue phantom_tissue_at(const phantom *p, const double lps[3]);
 /* Noise-free CT value in HU at a world point. */
 double phantom_ct(const phantom *p, const double lps[3]);
 /* Noise-free T1-like MR signal (arbitrary units, ~0-1000) at a world point, bias included. */
@@ -97,10 +107,25 @@ double phantom_mr(const phantom *p, const double lps[3]);
 vs_status phantom_render(const phantom *p, volume *v, int is_mr, double noise_sigma, rng *r,
                          vs_error *err);
 
-/* A projection radiograph (chest/abdomen DX): attenuation integrated along A-P over a
- * detector of rows x cols pixels of `pixel_mm`, centred on the body; values 0..4095 with
- * bone and soft tissue bright. */
+/* Set v's shape and geometry (not its voxels) to an axial box of (nz, ny, nx) voxels around
+ * the body, its middle slice at height z (LPS mm): square pixels sized so that rows and
+ * columns span the body's cross-section and 30% more (air on every side), slices slice_mm
+ * apart (0: as far apart as the pixels), identity direction. */
+void phantom_frame(const phantom *p, volume *v, int64_t nz, int64_t ny, int64_t nx, double z,
+                   double slice_mm);
+
+/* A projection radiograph (chest/abdomen DX): attenuation integrated along A-P in steps of
+ * step_mm (the demo takes 1.5) over a detector of rows x cols pixels of `pixel_mm`, centred on
+ * the body; values 0..4095 with bone and soft tissue bright. */
 void phantom_radiograph(const phantom *p, int rows, int cols, double pixel_mm, double z_center,
-                        uint16_t *out);
+                        double step_mm, uint16_t *out);
+
+/* A pretraining volume (`vesalius pretrain --synthetic`, the model tests): a new subject drawn
+ * from r, framed (phantom_frame, isotropic) at a height drawn between the liver and the lung
+ * bases, CT rendered with 10 HU of noise, then clipped to window (HU) and scaled to [0, 1] as
+ * preprocessing's ct window does (io/prep). Float32 (nz, ny, nx), modality CT, units
+ * "normalized". */
+vs_status phantom_windowed_ct(volume *v, int64_t nz, int64_t ny, int64_t nx, const double window[2],
+                              rng *r, vs_error *err);
 
 #endif

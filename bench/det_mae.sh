@@ -2,7 +2,9 @@
 # detector from the MAE vs from scratch (frozen probe and fine-tune) on pretraining-like phantoms with subtle lesions: volume AUC and CPM (vesalius validate, 4 patient folds)
 # The peer of the MAE arm is the scratch arm: same labeled volumes, folds, initialisation of the
 # head, steps and seeds; only the encoder weights differ. Sizes from the environment:
-# N_LAB (40 labeled volumes), CONTRAST (0.1; noise sigma 0.03), PT_STEPS (600), PT_POOL (300
+# N_LAB (40 labeled volumes), CONTRAST (0.1 on the [0, 1] scale; the phantom's noise sigma is
+# 0.005 there, its soft tissues 0.45-0.53; results before 2026-12 were measured on an earlier
+# generator whose noise sigma was 0.03), PT_STEPS (600), PT_POOL (300
 # unlabeled phantoms), FT_STEPS (300), SEED (1), J (1 thread: faster than 2 on a loaded
 # machine at these sizes), OUT (a temporary folder), ARCH (encoder options), FT_OPTS (finetune
 # options).

@@ -1,8 +1,6 @@
-/* mae_data.c — the in-memory crop source and the procedural smoke-test volumes. */
+/* mae_data.c — the in-memory crop source and the augmentation. */
 #include "mae_data.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,70 +128,4 @@ vs_status mae_source_volumes(mae_source *src, const volume *vols, int n, const m
 void mae_source_close(mae_source *src) {
     if (src->close && src->ctx) src->close(src->ctx);
     memset(src, 0, sizeof *src);
-}
-
-/* ------------------------------------------------------------------- synthetic volumes */
-typedef struct ellipsoid {
-    double c[3], r[3]; /* centre and radii in normalised coordinates [-1, 1] */
-    float value, texture;
-} ellipsoid;
-
-static double unif(rng *r, double lo, double hi) { return lo + (hi - lo) * rng_double(r); }
-
-static double ell_dist(const ellipsoid *e, const double p[3]) {
-    double s = 0.0;
-    for (int a = 0; a < 3; a++) {
-        double d = (p[a] - e->c[a]) / e->r[a];
-        s += d * d;
-    }
-    return s;
-}
-
-vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_error *err) {
-    memset(v, 0, sizeof *v);
-    vs_status st = volume_alloc(v, nz, ny, nx, VOL_FLOAT32, 0, err);
-    if (st != VS_OK) return st;
-    for (int a = 0; a < 3; a++)
-        v->spacing[a] = 1.0;
-    for (int a = 0; a < 3; a++)
-        v->direction[a * 3 + a] = 1.0;
-    volume_update_affine(v);
-    snprintf(v->modality, sizeof v->modality, "OT");
-    snprintf(v->units, sizeof v->units, "arbitrary");
-    ellipsoid body = {
-        {0, 0, 0}, {unif(r, 0.8, 0.95), unif(r, 0.6, 0.8), unif(r, 0.75, 0.9)}, 0.25f, 0.0f};
-    ellipsoid organs[6];
-    int n_org = 3 + (int)rng_below(r, 4);
-    for (int i = 0; i < n_org; i++) {
-        for (int a = 0; a < 3; a++) {
-            organs[i].c[a] = unif(r, -0.45, 0.45);
-            organs[i].r[a] = unif(r, 0.12, 0.35);
-        }
-        organs[i].value = (float)unif(r, 0.35, 0.9);
-        organs[i].texture = (float)unif(r, 2.0, 9.0);
-    }
-    double spine_y = unif(r, 0.35, 0.5), spine_x = unif(r, -0.1, 0.1),
-           spine_r = unif(r, 0.07, 0.12);
-    double bias[3] = {unif(r, -0.15, 0.15), unif(r, -0.15, 0.15), unif(r, -0.15, 0.15)};
-    float *vox = v->voxels;
-    for (int z = 0; z < nz; z++)
-        for (int y = 0; y < ny; y++)
-            for (int x = 0; x < nx; x++) {
-                double p[3] = {nz > 1 ? 2.0 * z / (nz - 1) - 1.0 : 0.0, 2.0 * y / (ny - 1) - 1.0,
-                               2.0 * x / (nx - 1) - 1.0};
-                double val = 0.0;
-                if (ell_dist(&body, p) <= 1.0) {
-                    val = body.value;
-                    for (int i = 0; i < n_org; i++)
-                        if (ell_dist(&organs[i], p) <= 1.0)
-                            val =
-                                organs[i].value *
-                                (1.0 + 0.08 * sin(organs[i].texture * 6.28 * (p[0] + p[1] - p[2])));
-                    double dy = p[1] - spine_y, dx = p[2] - spine_x;
-                    if (dy * dy + dx * dx <= spine_r * spine_r) val = 1.2;
-                    val *= 1.0 + bias[0] * p[0] + bias[1] * p[1] + bias[2] * p[2];
-                }
-                vox[((size_t)z * ny + y) * nx + x] = (float)(val + 0.03 * rng_normal(r));
-            }
-    return VS_OK;
 }

@@ -1,5 +1,6 @@
-/* mae_data.h — where pretraining crops come from: a small crop-source interface, an in-memory
- * source over volumes with random crops and augmentation, and procedural smoke-test volumes.
+/* mae_data.h — where pretraining crops come from: a small crop-source interface and an
+ * in-memory source over volumes with random crops and augmentation (`pretrain --synthetic`
+ * fills it with studies/phantom.h's volumes).
  *
  * The shard reader (io/shard) plugs in as another mae_source; the trainer only sees this
  * struct of function pointers.
@@ -88,10 +89,5 @@ void mae_sampling_default(mae_sampling *s);
 vs_status mae_source_shards(mae_source *src, const char *dir, const shard_filter *filter,
                             uint64_t seed, const int crop[3], const mae_aug *aug,
                             const mae_sampling *smp, int threads, vs_error *err);
-
-/* A procedural smoke-test volume (float32, (nz, ny, nx)): a body ellipsoid with a smooth bias
- * field, a few textured organ ellipsoids, a bright spine-like cylinder and Gaussian noise.
- * For testing the pipeline end to end without patient data; nothing clinical. */
-vs_status mae_synthetic_volume(volume *v, int nz, int ny, int nx, rng *r, vs_error *err);
 
 #endif

@@ -1,8 +1,9 @@
 /* cmd_pretrain.c — `vesalius pretrain`: train the masked autoencoder, checkpoint, export.
  *
  * Data: --shards DIR (an ingest output folder or its shards/ folder; random crops of every
- * volume, or of one --modality), or --synthetic N, which trains on N procedurally generated
- * volumes (models/mae_data.h) as a smoke test of the whole loop. With --split FILE (the split
+ * volume, or of one --modality), or --synthetic N, which trains on N phantom CT volumes
+ * (studies/phantom.h: procedural anatomy, windowed as preprocessing stores CT) as a smoke test
+ * of the whole loop. With --split FILE (the split
  * stage's splits.csv) the volumes of its test patients are left out, unless
  * pretrain.include_test: the held-out test set stays unseen by pretraining too.
  * Outputs in --out DIR: checkpoint.ckpt (resumable), model.safetensors (the twin's state_dict
@@ -14,6 +15,7 @@
 #include "fsdir.h"
 #include "log.h"
 #include "parse.h"
+#include "phantom.h"
 #include "mae_train.h"
 #include "nn.h"
 #include "settings_cli.h"
@@ -251,6 +253,20 @@ static vs_status pool_write(const pool *p, const char *out_dir, vs_error *err) {
     return vs_write_file_atomic(path, text, (size_t)n, err);
 }
 
+/* --synthetic: n phantom CT volumes (studies/phantom.h) drawn from r, through the ct window
+ * preprocessing applies by default (the settings table's preprocess.ct_window; what a study
+ * file sets there is the ingest's, not this smoke test's). */
+static vs_status synthetic_volumes(const pretrain_opts *o, volume *vols, int n, rng *r,
+                                   vs_error *err) {
+    study *d = NULL;
+    vs_status st = study_defaults(&d, err);
+    for (int i = 0; i < n && st == VS_OK; i++)
+        st = phantom_windowed_ct(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2],
+                                 d->preprocess.ct_window, r, err);
+    study_free(d);
+    return st;
+}
+
 /* The preview batch: fixed crops (no augmentation) and a fixed mask, from the held-out
  * synthetic volume, or from the shards through a stream of its own fixed seed (crops of
  * volumes smaller than the crop are padded there). */
@@ -361,9 +377,7 @@ static int run_pretrain(pretrain_opts *o) {
     pool pl;
     memset(&pl, 0, sizeof pl);
     if (st == VS_OK && o->shards) st = pool_make(o, shard_dir, &pl, &err);
-    for (int i = 0; i <= n && st == VS_OK && !o->shards; i++) /* n + 1: one held out */
-        st = mae_synthetic_volume(&vols[i], o->synth_size[0], o->synth_size[1], o->synth_size[2],
-                                  &vr, &err);
+    if (st == VS_OK && !o->shards) st = synthetic_volumes(o, vols, n + 1, &vr, &err);
     if (st == VS_OK && !o->shards) st = mae_source_volumes(&src, vols, n, &o->cfg.aug, &err);
     if (st == VS_OK && o->shards)
         st = mae_source_shards(&src, shard_dir, &pl.filter, o->cfg.seed, o->cfg.model.crop,

@@ -1,9 +1,10 @@
 /* det_cohort — test helper: `det_cohort DIR N` writes N small labeled volumes (oblique,
  * anisotropic; noise, a smooth background and, in every other one, 1-2 bright blobs) into
- * DIR/shards. `det_cohort DIR N CONTRAST [SEED]` instead writes 40^3 phantoms of the kind
- * `vesalius pretrain --synthetic` trains on (models/mae_data.h) with, in every other one, 1-2
- * Gaussian lesions of amplitude CONTRAST (noise sigma 0.03) inside the body, for measuring
- * whether pretraining helps. Either way
+ * DIR/shards. `det_cohort DIR N CONTRAST [SEED]` instead writes 40^3 phantom CT volumes of the
+ * kind `vesalius pretrain --synthetic` trains on (studies/phantom.h, windowed -1000..1000 HU
+ * to [0, 1]: soft tissue ~0.52, noise sigma 0.005) with, in every other one, 1-2 Gaussian
+ * lesions of amplitude CONTRAST in soft tissue or fat (not lung or air), for measuring whether
+ * pretraining helps. Either way
  * DIR/shards through the shard writer under the keyed pseudonyms of DIR/site.key, and the
  * labels as researchers hold them, under ORIGINAL UIDs "1.2.826.0.1.3680043.99.<i>":
  * DIR/annotations.csv (LUNA16 points, LPS mm) and DIR/volumes.csv. Two series per patient.
@@ -17,6 +18,7 @@
 
 #include "deid.h"
 #include "mae_data.h"
+#include "synth.h"
 #include "rng.h"
 #include "shard.h"
 
@@ -56,11 +58,11 @@ static int make_volume(volume *v, int i, rng *r, FILE *ann, const char *uid) {
     return 0;
 }
 
-/* A pretraining-like phantom with nl lesions of amplitude `contrast` where the body is. */
+/* A pretraining-like phantom with nl lesions of amplitude `contrast` where the body is (above
+ * 0.2: -600 HU). */
 static int make_phantom(volume *v, int nl, double contrast, rng *r, FILE *ann, const char *uid) {
     vs_error err;
-    if (mae_synthetic_volume(v, 40, 40, 40, r, &err) != VS_OK) return 1;
-    snprintf(v->modality, sizeof v->modality, "CT");
+    if (synth_normalized_ct(v, 40, 40, 40, r, &err) != VS_OK) return 1;
     float *vx = v->voxels;
     double c[2][3];
     for (int l = 0; l < nl; l++) {

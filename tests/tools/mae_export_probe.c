@@ -5,6 +5,7 @@
  */
 #include "mae_train.h"
 #include "nn.h"
+#include "synth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,8 @@ int main(int argc, char **argv) {
     rng_seed(&r, 4, 0);
     mae_source src;
     mae_trainer *t = NULL;
-    if (mae_synthetic_volume(&vols[0], 40, 40, 40, &r, &err) != VS_OK ||
-        mae_synthetic_volume(&vols[1], 36, 44, 40, &r, &err) != VS_OK ||
+    if (synth_normalized_ct(&vols[0], 40, 40, 40, &r, &err) != VS_OK ||
+        synth_normalized_ct(&vols[1], 36, 44, 40, &r, &err) != VS_OK ||
         mae_source_volumes(&src, vols, 2, &cfg.aug, &err) != VS_OK ||
         mae_trainer_create(&t, &cfg, &src, &err) != VS_OK ||
         mae_trainer_run(t, cfg.steps, NULL, NULL, NULL, &err) != VS_OK) {

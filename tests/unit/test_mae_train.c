@@ -8,6 +8,7 @@
 
 #include "mae_train.h"
 #include "nn.h"
+#include "synth.h"
 
 #include <math.h>
 #include <png.h>
@@ -46,7 +47,7 @@ static int setup(void **state) {
     rng_seed(&r, 11, 0);
     vs_error err;
     for (int i = 0; i < N_VOLS; i++)
-        if (mae_synthetic_volume(&f->vols[i], 20 + i, 24, 22 + 2 * i, &r, &err) != VS_OK) return -1;
+        if (synth_normalized_ct(&f->vols[i], 20 + i, 24, 22 + 2 * i, &r, &err) != VS_OK) return -1;
     tiny_config(&f->cfg);
     if (mae_source_volumes(&f->src, f->vols, N_VOLS, &f->cfg.aug, &err) != VS_OK) return -1;
     snprintf(f->dir, sizeof f->dir, "/tmp/vs_mae_train_XXXXXX");

@@ -97,6 +97,10 @@ static void test_resample_linear_field(void **state) {
     volume v;
     vs_error err;
     assert_int_equal(synth_mr(&v, 18, 30, 34, 5, "mr-a", &err), VS_OK);
+    /* the field replaces the anatomy: a grid of 1 x 1 x 1.2 mm (the phantom's frame is ~13 mm) */
+    double sp0[3] = {1.0, 1.0, 1.2};
+    memcpy(v.spacing, sp0, sizeof sp0);
+    volume_update_affine(&v);
     float *p = v.voxels;
     for (int64_t k = 0; k < v.n_slices; k++)
         for (int64_t j = 0; j < v.n_rows; j++)
@@ -180,6 +184,9 @@ static void test_ball_stays_in_place(void **state) {
     volume v;
     vs_error err;
     assert_int_equal(synth_ct(&v, 24, 48, 40, 7, "ct-ball", &err), VS_OK);
+    /* the ball replaces the anatomy: a 0.78 x 0.78 x 2.5 mm grid (the phantom's is ~11 mm) */
+    double sp0[3] = {0.78, 0.78, 2.5};
+    memcpy(v.spacing, sp0, sizeof sp0);
     double d[9] = {0, 0.96, 0.28, -0.96, 0, 0, 0, -0.28, 0.96}; /* oblique and permuted */
     double n = 0;
     for (int c = 0; c < 3; c++) {
@@ -278,21 +285,43 @@ static void test_parse_errors(void **state) {
     assert_int_equal(prep_parse("n4=3", &o, &err), VS_ERR_CONFIG);
 }
 
-/* Coefficient of variation of the voxels of one tissue class of synth_mr (0.1 < r² < 0.5). */
-static double class_cv(const volume *v) {
+/* Muscle voxels of a synth_mr volume of seed `seed`: those (off the grid's border) whose centre
+ * and six neighbours' lie in muscle (phantom_tissue_at), clear of partial volume. */
+static uint8_t *muscle_mask(const volume *v, uint64_t seed) {
+    phantom p;
+    synth_subject(&p, seed, SYNTH_STREAM_MR);
+    int64_t nz = v->n_slices, ny = v->n_rows, nx = v->n_cols;
+    uint8_t *in = calloc(volume_n_voxels(v), 1), *m = calloc(volume_n_voxels(v), 1);
+    assert_true(in && m);
+    for (int64_t k = 0, t = 0; k < nz; k++)
+        for (int64_t j = 0; j < ny; j++)
+            for (int64_t i = 0; i < nx; i++, t++) {
+                double ijk[3] = {(double)i, (double)j, (double)k}, lps[3];
+                volume_index_to_lps(v, ijk, lps);
+                in[t] = phantom_tissue_at(&p, lps) == TISSUE_MUSCLE;
+            }
+    for (int64_t k = 1; k < nz - 1; k++)
+        for (int64_t j = 1; j < ny - 1; j++)
+            for (int64_t i = 1; i < nx - 1; i++) {
+                int64_t t = (k * ny + j) * nx + i;
+                m[t] = in[t] && in[t - 1] && in[t + 1] && in[t - nx] && in[t + nx] &&
+                       in[t - nx * ny] && in[t + nx * ny];
+            }
+    free(in);
+    return m;
+}
+
+/* Coefficient of variation of the voxels in mask (one tissue: its spread is texture, noise
+ * and bias), each divided by field[i] when field is given. */
+static double class_cv(const volume *v, const uint8_t *mask, const double *field, size_t *n_out) {
     double s = 0, s2 = 0;
     size_t n = 0;
-    for (int64_t k = 0; k < v->n_slices; k++)
-        for (int64_t j = 0; j < v->n_rows; j++)
-            for (int64_t i = 0; i < v->n_cols; i++) {
-                double u = (i - 0.5 * v->n_cols) / (0.5 * v->n_cols),
-                       w = (j - 0.5 * v->n_rows) / (0.5 * v->n_rows),
-                       z = (k - 0.5 * v->n_slices) / (0.5 * v->n_slices);
-                double rr = u * u + w * w + z * z;
-                if (rr < 0.15 || rr > 0.45) continue;
-                double x = value_at(v, k, j, i);
-                s += x, s2 += x * x, n++;
-            }
+    for (size_t i = 0; i < volume_n_voxels(v); i++)
+        if (mask[i]) {
+            double x = ((const float *)v->voxels)[i] / (field ? field[i] : 1.0);
+            s += x, s2 += x * x, n++;
+        }
+    *n_out = n;
     double mean = s / n;
     return sqrt(s2 / n - mean * mean) / mean;
 }
@@ -302,17 +331,43 @@ static void test_n4_and_percentile(void **state) {
     volume v;
     vs_error err;
     assert_int_equal(synth_mr(&v, 32, 64, 64, 9, "mr-n4", &err), VS_OK);
-    double before = class_cv(&v);
+    uint8_t *muscle = muscle_mask(&v, 9);
+    size_t n_muscle = 0;
+    double before = class_cv(&v, muscle, NULL, &n_muscle);
+    /* The floor no bias correction goes below: the CV with the subject's own field divided out
+     * (the phantom's MR with and without its bias field, noise-free, at each voxel centre). */
+    phantom biased, flat;
+    synth_subject(&biased, 9, SYNTH_STREAM_MR);
+    flat = biased;
+    memset(flat.bias, 0, sizeof flat.bias);
+    double *field = calloc(volume_n_voxels(&v), sizeof *field);
+    assert_non_null(field);
+    for (int64_t k = 0, i = 0; k < v.n_slices; k++)
+        for (int64_t j = 0; j < v.n_rows; j++)
+            for (int64_t c = 0; c < v.n_cols; c++, i++) {
+                double ijk[3] = {(double)c, (double)j, (double)k}, lps[3];
+                volume_index_to_lps(&v, ijk, lps);
+                if (muscle[i]) field[i] = phantom_mr(&biased, lps) / phantom_mr(&flat, lps);
+            }
+    double floor_cv = class_cv(&v, muscle, field, &n_muscle);
+    free(field);
     volume orig = copy_of(&v);
     prep_options o;
     assert_int_equal(prep_parse("n4", &o, &err), VS_OK);
     char applied[64];
     assert_int_equal(prep_apply(&v, &o, applied, sizeof applied, &err), VS_OK);
     assert_string_equal(applied, "n4");
-    double after = class_cv(&v);
-    print_message("N4: tissue CV %.3f -> %.3f\n", before, after);
-    assert_true(before > 0.05);
-    assert_true(after < 0.5 * before);
+    double after = class_cv(&v, muscle, NULL, &n_muscle);
+    free(muscle);
+    print_message("N4: muscle CV %.3f -> %.3f over %zu voxels (%.3f with the true field out)\n",
+                  before, after, n_muscle, floor_cv);
+    assert_true(n_muscle > 1000);
+    /* the bias holds most of the spread; N4 removes at least half of its variance */
+    double bias_before = before * before - floor_cv * floor_cv,
+           bias_after = after * after - floor_cv * floor_cv;
+    print_message("N4: bias variance %.2e -> %.2e\n", bias_before, bias_after);
+    assert_true(bias_before > floor_cv * floor_cv);
+    assert_true(bias_after < 0.5 * bias_before);
     assert_memory_equal(v.affine, orig.affine, sizeof v.affine);
 
     assert_int_equal(prep_parse("percentile=2:98", &o, &err), VS_OK);

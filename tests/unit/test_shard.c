@@ -25,11 +25,33 @@
 
 static char g_root[256];
 
-static void make_volumes(volume v[N_VOL]) {
+/* The three volumes every test writes, rendered once (the radiograph takes a second) and
+ * copied to each test. */
+static volume g_proto[N_VOL];
+
+static int render_volumes(void **state) {
+    (void)state;
     vs_error err;
-    assert_int_equal(synth_ct(&v[0], 40, 96, 80, 1, "ct-series-1", &err), VS_OK);
-    assert_int_equal(synth_mr(&v[1], 30, 50, 70, 2, "mr-series-2", &err), VS_OK);
-    assert_int_equal(synth_xray(&v[2], 300, 256, 3, "dx-series-3", &err), VS_OK);
+    return synth_ct(&g_proto[0], 40, 96, 80, 1, "ct-series-1", &err) != VS_OK ||
+           synth_mr(&g_proto[1], 30, 50, 70, 2, "mr-series-2", &err) != VS_OK ||
+           synth_xray(&g_proto[2], 300, 256, 3, "dx-series-3", &err) != VS_OK;
+}
+
+static int free_protos(void **state) {
+    (void)state;
+    for (int i = 0; i < N_VOL; i++)
+        volume_free(&g_proto[i]);
+    return 0;
+}
+
+static void make_volumes(volume v[N_VOL]) {
+    for (int i = 0; i < N_VOL; i++) {
+        size_t bytes = volume_n_voxels(&g_proto[i]) * vol_dtype_size(g_proto[i].dtype);
+        v[i] = g_proto[i];
+        v[i].voxels = malloc(bytes);
+        assert_non_null(v[i].voxels);
+        memcpy(v[i].voxels, g_proto[i].voxels, bytes);
+    }
 }
 
 static void free_volumes(volume v[N_VOL]) {
@@ -694,7 +716,7 @@ int main(void) {
         cmocka_unit_test(test_corrupt_shards),
         cmocka_unit_test(test_open_file_limit),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, render_volumes, free_protos);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
     if (system(cmd) != 0) return 1;

@@ -183,7 +183,7 @@ const cli_command cli_commands[] = {
      "  --out DIR             output folder\n"
      "  --shards DIR          an ingest output folder (or its shards/): random crops, padded\n"
      "                        where a volume is smaller than the crop\n"
-     "  --synthetic N         N procedurally generated volumes: a smoke test of the loop only\n"
+     "  --synthetic N         N phantom CT volumes, windowed to [0, 1]: a smoke test of the loop\n"
      "  --synthetic-size Z,Y,X  their size (default: crop + 8 per axis, 1 for 2D crops)\n"
      "  --resume              continue DIR/checkpoint.ckpt (the settings must match "
      "it)\n"

@@ -35,7 +35,10 @@ for name in sorted(set(committed) & set(fresh)):
     if a.shape != b.shape:
         bad.append(name)
         continue
-    rel = np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-30)
+    # a floor of 1e-6 under the scale: the gradients of the biases of convolutions that an
+    # InstanceNorm follows are zero in exact arithmetic, ~1e-14 of rounding that differs
+    # between machines (the committed fixture and a fresh one differed by 1.4x of it)
+    rel = np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-6)
     worst = max(worst, rel)
     if rel > 1e-6:
         bad.append(name)

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "deid.h"
 #include "dicom.h"
+#include "dist.h"
 #include "fsdir.h"
 #include "log.h"
 #include "pacs_cli.h"
@@ -25,6 +26,7 @@
 #include "study.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -377,6 +379,291 @@ static vs_status run_pipeline(ingest_run *r, progress *bar, vs_error *err) {
     return s;
 }
 
+/* ---- across ranks (pipeline/dist.h): rank 0 writes, the other ranks produce ---------------- *
+ * Every rank scans and groups the folders alike (io/dicom invariant 3; the digests are
+ * compared before any work). Rank 0 takes the groups in the order dcm_scan_next would and
+ * hands each to whichever worker is free; the worker assembles, de-identifies and
+ * preprocesses it exactly as the producer thread does (prepare) and answers with a head (the
+ * item's fields and sizes) and a body (its sources' keys, then the voxels). Rank 0 settles and
+ * commits strictly in the order it took the groups, and pulls a body only when its turn has
+ * come: it holds one volume at a time, each worker at most its finished one. What crosses is
+ * what one process writes: keyed pseudonyms, de-identified voxels and geometry, reasons that
+ * name no header value (the SeriesInstanceUID only under Retain UIDs, for the shard). */
+enum { TAG_CMD = 41, TAG_HEAD = 42, TAG_BODY = 43 };
+enum { CMD_SERIES = 1, CMD_STOP = 2 };
+enum { ANS_ITEM = 1, ANS_NONE = 2, ANS_FAILED = 3 }; /* NONE: nothing to store (see head) */
+
+typedef struct wire_cmd {
+    int32_t op, group, seq, pad;
+} wire_cmd;
+
+typedef struct wire_head {
+    int32_t answer, seq, state, n_src;
+    dcm_assembly assembly; /* what became of the group (dicom.h) */
+    char reason[192], applied[256], uid[65];
+    volume vol; /* ANS_ITEM; its voxels pointer is not sent (zero) */
+    uint64_t voxel_bytes;
+    int32_t err_code, err_line; /* ANS_FAILED: the worker's error */
+    char err_msg[VS_ERROR_MSG_MAX];
+} wire_head;
+
+typedef struct wire_src {
+    int64_t size, mtime_ns;
+    int32_t has_instance_key, pad;
+    char key[DEID_KEY_MAX], instance_key[DEID_KEY_MAX];
+} wire_src;
+
+/* Worker: one group, from assembly to the answer sent. A failure that stops the run is
+ * answered too (ANS_FAILED) and returned. */
+static vs_status worker_series(ingest_run *r, const wire_cmd *c, vs_error *err) {
+    static wire_head h; /* large: kept off the stack */
+    memset(&h, 0, sizeof h);
+    h.seq = c->seq;
+    dcm_series *v = NULL;
+    ingest_item *it = NULL;
+    vs_status s = dcm_scan_assemble(r->scan, c->group, c->group, &v, &h.assembly, err);
+    if (s == VS_OK && v) s = prepare(r, v, &it, err);
+    dcm_series_free(v);
+    wire_src *ws = NULL;
+    if (s == VS_OK && it && !(ws = calloc((size_t)it->n_src + 1, sizeof *ws)))
+        s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (s != VS_OK) {
+        h.answer = ANS_FAILED;
+        h.err_code = (int32_t)s, h.err_line = err->src_line;
+        snprintf(h.err_msg, sizeof h.err_msg, "%s", err->msg);
+    } else if (!it) {
+        h.answer = ANS_NONE;
+    } else {
+        h.answer = ANS_ITEM;
+        h.state = (int32_t)it->state, h.n_src = it->n_src;
+        memcpy(h.reason, it->reason, sizeof h.reason);
+        memcpy(h.applied, it->applied, sizeof h.applied);
+        memcpy(h.uid, it->uid, sizeof h.uid);
+        if (it->state == CATALOG_USED) {
+            h.vol = it->vol;
+            h.vol.voxels = NULL;
+            h.voxel_bytes = volume_n_voxels(&it->vol) * vol_dtype_size(it->vol.dtype);
+        }
+        for (int i = 0; i < it->n_src; i++) {
+            ws[i].size = it->srcs[i].size, ws[i].mtime_ns = it->srcs[i].mtime_ns;
+            snprintf(ws[i].key, sizeof ws[i].key, "%s", it->srcs[i].key);
+            ws[i].has_instance_key = it->srcs[i].instance_key != NULL;
+            if (it->srcs[i].instance_key)
+                snprintf(ws[i].instance_key, sizeof ws[i].instance_key, "%s",
+                         it->srcs[i].instance_key);
+        }
+    }
+    dist_send(0, TAG_HEAD, &h, sizeof h);
+    dist_send(0, TAG_BODY, ws, ws ? (size_t)h.n_src * sizeof *ws : 0);
+    dist_send(0, TAG_BODY, h.voxel_bytes ? it->vol.voxels : NULL, (size_t)h.voxel_bytes);
+    free(ws);
+    item_free(it);
+    return s;
+}
+
+/* Worker: answer rank 0's commands until it says stop. After a failure every later command
+ * is answered with the same failure (rank 0 hands out nothing more once it has seen one). */
+static vs_status worker_serve(ingest_run *r, vs_error *err) {
+    vs_status failed = VS_OK;
+    for (;;) {
+        wire_cmd c;
+        dist_recv(0, TAG_CMD, &c, sizeof c);
+        if (c.op == CMD_STOP) return failed;
+        if (failed == VS_OK) failed = worker_series(r, &c, err);
+    }
+}
+
+/* Rank 0's view of one group taken from the scan, until it is settled. */
+typedef struct ranks_slot {
+    int group, known, worker, have_head;
+    wire_head head;
+} ranks_slot;
+
+typedef struct ranks_writer {
+    ingest_run *r;
+    int n_ranks;
+    int *busy; /* [n_ranks]: 1 while the worker holds a group */
+    ranks_slot *q;
+    int n_q, cap_q, next;    /* slots taken; the next to settle */
+    int no_more;             /* the scan has no group left */
+    int in_flight;           /* workers holding a group */
+    vs_status worker_failed; /* a worker answered with a failure: nothing more is handed out */
+    int failed_in_order;     /* ...and its turn has come: nothing more is committed */
+} ranks_writer;
+
+static vs_status slot_push(ranks_writer *w, int group, int known, int worker, vs_error *err) {
+    if (w->n_q == w->cap_q) {
+        int cap = w->cap_q ? 2 * w->cap_q : 16;
+        ranks_slot *q = realloc(w->q, (size_t)cap * sizeof *q);
+        if (!q) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+        w->q = q, w->cap_q = cap;
+    }
+    ranks_slot *sl = &w->q[w->n_q++];
+    memset(sl, 0, sizeof *sl);
+    sl->group = group, sl->known = known, sl->worker = worker;
+    return VS_OK;
+}
+
+/* Give every free worker the next group it has to assemble (groups the catalog already holds
+ * are queued for settling without one); nothing once a failure has been seen. */
+static vs_status hand_out(ranks_writer *w, vs_status s, vs_error *err) {
+    for (int k = 1; k < w->n_ranks && s == VS_OK && w->worker_failed == VS_OK; k++) {
+        while (!w->busy[k] && !w->no_more && s == VS_OK) {
+            int known = 0, g = dcm_scan_take(w->r->scan, &known);
+            if (g < 0) {
+                w->no_more = 1;
+                break;
+            }
+            s = slot_push(w, g, known, known ? 0 : k, err);
+            if (s != VS_OK || known) continue;
+            wire_cmd c = {CMD_SERIES, g, w->n_q - 1, 0};
+            dist_send(k, TAG_CMD, &c, sizeof c);
+            w->busy[k] = 1, w->in_flight++;
+        }
+    }
+    return s;
+}
+
+/* A head's sizes, checked before they size a buffer (the worker runs this same binary). */
+static int head_valid(const wire_head *h) {
+    if (h->answer != ANS_ITEM) return 1;
+    if (h->n_src < 0 || h->n_src > (1 << 24)) return 0;
+    if (h->state != CATALOG_USED) return h->voxel_bytes == 0;
+    const volume *v = &h->vol;
+    if (v->n_slices <= 0 || v->n_rows <= 0 || v->n_cols <= 0 || vol_dtype_size(v->dtype) == 0)
+        return 0;
+    uint64_t n = (uint64_t)v->n_slices;
+    if (n > UINT64_MAX / (uint64_t)v->n_rows) return 0;
+    n *= (uint64_t)v->n_rows;
+    if (n > UINT64_MAX / (uint64_t)v->n_cols) return 0;
+    n *= (uint64_t)v->n_cols;
+    if (n > UINT64_MAX / vol_dtype_size(v->dtype)) return 0;
+    return n * vol_dtype_size(v->dtype) == h->voxel_bytes;
+}
+
+/* The body of slot sl (its turn has come): as an item, or NULL for an answer without one. */
+static ingest_item *receive_body(const ranks_slot *sl) {
+    const wire_head *h = &sl->head;
+    if (!head_valid(h)) dist_fail("an ingest answer with inconsistent sizes (a bug)");
+    ingest_item *it = NULL;
+    wire_src *ws = NULL;
+    void *voxels = NULL;
+    int ok = 1;
+    if (h->answer == ANS_ITEM) {
+        it = calloc(1, sizeof *it);
+        ws = calloc((size_t)h->n_src + 1, sizeof *ws);
+        voxels = malloc(h->voxel_bytes ? (size_t)h->voxel_bytes : 1);
+        ok = it && ws && voxels;
+        if (ok) {
+            it->n_src = h->n_src;
+            it->srcs = calloc((size_t)h->n_src + 1, sizeof *it->srcs);
+            it->keys = calloc((size_t)h->n_src + 1, DEID_KEY_MAX);
+            it->skeys = calloc((size_t)h->n_src + 1, DEID_KEY_MAX);
+            ok = it->srcs && it->keys && it->skeys;
+        }
+    }
+    if (!ok) dist_fail("out of memory for a series from a worker");
+    dist_recv(sl->worker, TAG_BODY, ws, ws ? (size_t)h->n_src * sizeof *ws : 0);
+    dist_recv(sl->worker, TAG_BODY, voxels, it ? (size_t)h->voxel_bytes : 0);
+    if (!it) return NULL;
+    it->state = (catalog_state)h->state;
+    memcpy(it->reason, h->reason, sizeof it->reason);
+    memcpy(it->applied, h->applied, sizeof it->applied);
+    memcpy(it->uid, h->uid, sizeof it->uid);
+    it->reason[sizeof it->reason - 1] = it->applied[sizeof it->applied - 1] =
+        it->uid[sizeof it->uid - 1] = '\0';
+    for (int i = 0; i < it->n_src; i++) {
+        memcpy(it->skeys[i], ws[i].key, DEID_KEY_MAX);
+        it->skeys[i][DEID_KEY_MAX - 1] = '\0';
+        it->srcs[i].key = it->skeys[i];
+        it->srcs[i].size = ws[i].size, it->srcs[i].mtime_ns = ws[i].mtime_ns;
+        if (ws[i].has_instance_key) {
+            memcpy(it->keys[i], ws[i].instance_key, DEID_KEY_MAX);
+            it->keys[i][DEID_KEY_MAX - 1] = '\0';
+            it->srcs[i].instance_key = it->keys[i];
+        }
+    }
+    free(ws);
+    if (it->state == CATALOG_USED) {
+        it->vol = h->vol;
+        it->vol.voxels = voxels;
+    } else {
+        free(voxels);
+    }
+    return it;
+}
+
+/* Settle slot sl in rank 0's scan and commit its item, as run_pipeline's writer does. */
+static vs_status settle_slot(ranks_writer *w, ranks_slot *sl, ingest_item *it, vs_error *err) {
+    ingest_run *r = w->r;
+    dcm_assembly known;
+    const dcm_assembly *a = &sl->head.assembly;
+    if (sl->known) {
+        memset(&known, 0, sizeof known);
+        known.outcome = DCM_GROUP_KNOWN;
+        a = &known;
+    }
+    int index = -1;
+    vs_status s = dcm_scan_settle(r->scan, sl->group, a, &index, err);
+    if (s != VS_OK || sl->known || a->outcome != DCM_GROUP_ASSEMBLED) return s;
+    if (!it) { /* assembled, and prepare found every file unchanged */
+        r->n_unchanged++;
+        return VS_OK;
+    }
+    it->index = index;
+    return commit(r, it, err);
+}
+
+/* Rank 0: hand out, settle and commit every group of the scan; then tell the workers to stop.
+ * Returns rank 0's own status; a worker's failure stops the hand-out and is the worker's to
+ * report (the ranks agree on it next). */
+static vs_status ranks_write(ingest_run *r, progress *bar, vs_error *err) {
+    ranks_writer w = {.r = r, .n_ranks = dist_size(), .worker_failed = VS_OK};
+    vs_status s = VS_OK;
+    uint64_t done = 0;
+    if (!(w.busy = calloc((size_t)w.n_ranks, sizeof *w.busy)))
+        s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    if (s == VS_OK) s = hand_out(&w, s, err);
+    while (w.next < w.n_q || w.in_flight) {
+        ranks_slot *sl = w.next < w.n_q ? &w.q[w.next] : NULL;
+        if (!sl || (!sl->known && !sl->have_head)) { /* wait for any worker's head */
+            static wire_head h;
+            int from = dist_recv(DIST_ANY, TAG_HEAD, &h, sizeof h);
+            if (h.seq < 0 || h.seq >= w.n_q || w.q[h.seq].worker != from || w.q[h.seq].have_head)
+                dist_fail("an ingest answer for a series not handed out (a bug)");
+            w.q[h.seq].head = h;
+            w.q[h.seq].have_head = 1;
+            if (h.answer == ANS_FAILED && w.worker_failed == VS_OK)
+                w.worker_failed = (vs_status)h.err_code;
+            continue;
+        }
+        ingest_item *it = NULL;
+        if (!sl->known) { /* its turn: the body, then the worker is free for the next group */
+            it = receive_body(sl);
+            w.busy[sl->worker] = 0, w.in_flight--;
+            s = hand_out(&w, s, err);
+            sl = &w.q[w.next]; /* hand_out may have moved the queue */
+        }
+        /* in order up to a worker's failure, as one process commits up to its own */
+        if (!sl->known && sl->head.answer == ANS_FAILED) w.failed_in_order = 1;
+        if (s == VS_OK && !w.failed_in_order) {
+            s = settle_slot(&w, sl, it, err);
+            if (!sl->known && sl->head.assembly.outcome == DCM_GROUP_ASSEMBLED)
+                progress_update(bar, ++done);
+        }
+        item_free(it);
+        w.next++;
+        if (s != VS_OK) w.no_more = 1;
+    }
+    for (int k = 1; k < w.n_ranks; k++) {
+        wire_cmd c = {CMD_STOP, -1, -1, 0};
+        dist_send(k, TAG_CMD, &c, sizeof c);
+    }
+    free(w.q);
+    free(w.busy);
+    return s;
+}
+
 /* Files the reader skipped or rejected go to the catalog too. */
 static vs_status record_scan_states(ingest_run *r, dcm_scan *scan, vs_error *err) {
     for (int64_t i = 0; i < dcm_scan_n_files(scan); i++) {
@@ -481,24 +768,56 @@ static void add_counts(dcm_counts *sum, const dcm_counts *c) {
     sum->volumes += c->volumes;
 }
 
+/* Across ranks the scan's first steps are agreed one by one: every rank grouped the same files
+ * alike, and rank 0's catalog answers (which files are unchanged) reached every worker. */
+static vs_status ranks_scan_begin(ingest_run *r, vs_status s, vs_error *err) {
+    const vs_group *g = dist_group();
+    s = vs_group_agree(g, s, err);
+    uint64_t mine = s == VS_OK ? dcm_scan_digest(r->scan) : 0, first = mine;
+    if (s == VS_OK) g->bcast(g->ctx, &first, sizeof first);
+    if (s == VS_OK && mine != first)
+        s = VS_FAIL(err, VS_ERR_ENV,
+                    "this rank's scan of the sources differs from rank 0's (files changed while "
+                    "the ranks read them, or the nodes see different folders)");
+    s = vs_group_agree(g, s, err);
+    int64_t n = s == VS_OK ? dcm_scan_n_files(r->scan) : 0;
+    if (s == VS_OK && g->rank == 0) s = note_unchanged(r, err);
+    if (s == VS_OK && g->rank > 0 && !(r->unchanged = calloc((size_t)(n ? n : 1), 1)))
+        s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    s = vs_group_agree(g, s, err);
+    if (s == VS_OK && n) g->bcast(g->ctx, r->unchanged, (size_t)n);
+    return s;
+}
+
 /* Read, group and ingest the files under paths[0..n): folders and files given on the command
- * line, or the instances of one series retrieved from a PACS. */
-static vs_status ingest_files(ingest_run *r, char *const *paths, int n, vs_error *err) {
+ * line, or the instances of one series retrieved from a PACS. `across`: every rank runs this
+ * with the same paths; rank 0 writes what the other ranks produce. */
+static vs_status ingest_files(ingest_run *r, char *const *paths, int n, int across, vs_error *err) {
+    const vs_group *g = dist_group();
+    int worker = across && g->rank > 0;
     dcm_scan *scan = NULL;
     vs_status s = dcm_scan_open(&r->cfg->dcm, &scan, err);
     for (int i = 0; s == VS_OK && i < n; i++)
         s = dcm_scan_add(scan, paths[i], err);
     if (s == VS_OK) s = dcm_scan_group(scan, err);
     r->scan = scan;
-    if (s == VS_OK) s = note_unchanged(r, err);
-    if (s == VS_OK) dcm_scan_set_known(scan, volume_known, r);
+    if (across)
+        s = ranks_scan_begin(r, s, err);
+    else if (s == VS_OK)
+        s = note_unchanged(r, err);
+    if (s == VS_OK && !worker) dcm_scan_set_known(scan, volume_known, r);
     progress bar;
-    progress_begin(&bar, "ingest", (uint64_t)(s == VS_OK ? dcm_scan_n_groups(scan) : 0), "volumes");
-    if (s == VS_OK) s = run_pipeline(r, &bar, err);
+    progress_begin(&bar, "ingest", (uint64_t)(s == VS_OK && !worker ? dcm_scan_n_groups(scan) : 0),
+                   "volumes");
+    if (s == VS_OK)
+        s = worker   ? worker_serve(r, err)
+            : across ? ranks_write(r, &bar, err)
+                     : run_pipeline(r, &bar, err);
+    if (across) s = vs_group_agree(g, s, err);
     progress_end(&bar);
-    if (scan) r->n_unchanged += dcm_scan_n_known(scan);
-    if (s == VS_OK) s = record_scan_states(r, scan, err);
-    if (scan) {
+    if (scan && !worker) r->n_unchanged += dcm_scan_n_known(scan);
+    if (s == VS_OK && !worker) s = record_scan_states(r, scan, err);
+    if (scan && !worker) {
         dcm_counts c;
         dcm_scan_counts(scan, &c);
         add_counts(&r->counts, &c);
@@ -530,7 +849,7 @@ static vs_status ingest_pacs(ingest_run *r, const char *url_text, vs_error *err)
         const char *const *paths = NULL;
         s = pacs_pull_next(r->pull, &n, &paths, err);
         if (s != VS_OK || n == 0) break;
-        s = ingest_files(r, (char *const *)paths, n, err);
+        s = ingest_files(r, (char *const *)paths, n, 0, err);
         if (s == VS_OK) s = pacs_pull_series_done(r->pull, err);
         if (s != VS_OK) break;
     }
@@ -548,18 +867,57 @@ static int pulls_incomplete(const ingest_run *r) {
     return 0;
 }
 
-static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *err) {
+/* The folders and files among the sources (PACS URLs are not), into *local (NULL: none). */
+static vs_status local_sources(const ingest_config *cfg, char ***local, int *n_local,
+                               vs_error *err) {
+    *local = calloc((size_t)cfg->n_sources + 1, sizeof **local);
+    *n_local = 0;
+    if (!*local) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < cfg->n_sources; i++)
+        if (!pacs_url_is(cfg->sources[i])) (*local)[(*n_local)++] = cfg->sources[i];
+    return VS_OK;
+}
+
+/* A worker rank's part of run_ingest (rank 0's below): the same agreements in the same order;
+ * between them it produces what rank 0 hands it from the folders' scan. PACS sources are rank
+ * 0's alone (their files are in its memory or spool). */
+static vs_status run_worker(const ingest_config *cfg, vs_error *err) {
+    const vs_group *g = dist_group();
     ingest_run r = {.cfg = cfg};
-    vs_status s = store_open(cfg->out, &cfg->store, &r.st, err);
+    char **local = NULL;
+    int n_local = 0;
+    vs_status s = local_sources(cfg, &local, &n_local, err);
+    s = vs_group_agree(g, s, err); /* rank 0 opened the store and the key */
+    if (s == VS_OK) s = deid_open(&cfg->deid, cfg->key, &r.deid, err);
+    s = vs_group_agree(g, s, err);
+    if (s == VS_OK && n_local) s = ingest_files(&r, local, n_local, 1, err);
+    free(local);
+    deid_close(r.deid);
+    return vs_group_agree(g, s, err); /* rank 0's end of the run */
+}
+
+static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *err) {
+    const vs_group *g = dist_group();
+    if (g->size > 1 && g->rank > 0) {
+        vs_status s = run_worker(cfg, err);
+        int32_t code = 0;
+        if (s == VS_OK) g->bcast(g->ctx, &code, sizeof code);
+        *exit_code = code;
+        return s;
+    }
+    ingest_run r = {.cfg = cfg};
+    char **local = NULL;
+    int n_local = 0;
+    vs_status s = local_sources(cfg, &local, &n_local, err);
+    if (s == VS_OK) s = store_open(cfg->out, &cfg->store, &r.st, err);
     if (s == VS_OK) s = check_settings(cfg, err);
     if (s == VS_OK) s = deid_open(&cfg->deid, cfg->key, &r.deid, err);
-    /* folders and files first, in one scan; then each PACS, series by series */
-    char **local = s == VS_OK ? calloc((size_t)cfg->n_sources + 1, sizeof *local) : NULL;
-    int n_local = 0;
-    if (s == VS_OK && !local) s = VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    for (int i = 0; s == VS_OK && i < cfg->n_sources; i++)
-        if (!pacs_url_is(cfg->sources[i])) local[n_local++] = cfg->sources[i];
-    if (s == VS_OK && n_local) s = ingest_files(&r, local, n_local, err);
+    /* the workers open the key only now: rank 0 may have just created it */
+    s = vs_group_agree(g, s, err);
+    s = vs_group_agree(g, s, err); /* the workers' keys */
+    /* folders and files first, in one scan (across the ranks); then each PACS, series by
+     * series, on this rank alone */
+    if (s == VS_OK && n_local) s = ingest_files(&r, local, n_local, g->size > 1, err);
     free(local);
     /* A peer that fails mid-run does not lose what was ingested: the store still commits it,
      * and the peer's error is the run's result. */
@@ -614,6 +972,12 @@ static vs_status run_ingest(const ingest_config *cfg, int *exit_code, vs_error *
         s = peer;
     }
     deid_close(r.deid);
+    s = vs_group_agree(g, s, err); /* every rank leaves with rank 0's result and exit code */
+    if (s == VS_OK && g->size > 1) {
+        int32_t code = *exit_code;
+        g->bcast(g->ctx, &code, sizeof code);
+        *exit_code = code;
+    }
     return s;
 }
 
@@ -732,9 +1096,13 @@ int cmd_ingest(int argc, char **argv) {
     if (code == VS_EXIT_OK && pacs_cli_options(st, &cfg.pacs, &err) != VS_OK)
         code = cli_usage_error("ingest", "%s", err.msg);
     cfg.dcm.threads = cfg.store.shard.threads; /* decoding uses the writer's thread count */
-    if (code == VS_EXIT_OK && (settings_cli_ensure_key(st, &err) != VS_OK ||
-                               settings_cli_resolve(st, ST_INGEST, &cfg.settings, &err) != VS_OK))
-        code = cli_fail("ingest", &err);
+    if (code == VS_EXIT_OK) { /* a new key is made once, by rank 0, before any rank reads it */
+        const vs_group *g = dist_group();
+        vs_status s = g->rank == 0 ? settings_cli_ensure_key(st, &err) : VS_OK;
+        s = vs_group_agree(g, s, &err);
+        if (s == VS_OK) s = settings_cli_resolve(st, ST_INGEST, &cfg.settings, &err);
+        if (vs_group_agree(g, s, &err) != VS_OK) code = cli_fail("ingest", &err);
+    }
     if (code == VS_EXIT_OK && run_ingest(&cfg, &code, &err) != VS_OK)
         code = cli_fail("ingest", &err);
     study_kv_free(&cfg.settings);

@@ -121,6 +121,48 @@ static void mpi_sum_f32(void *ctx, float *x, size_t n) {
     free(sc);
 }
 
+void dist_fail(const char *why) {
+    log_error("rank %d: %s; ending every rank of the job", g_dist.rank, why);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    abort();
+}
+
+/* Large transfers go in pieces of 1 GiB: MPI counts are ints. */
+static const size_t piece = (size_t)1 << 30;
+
+void dist_send(int to, int tag, const void *buf, size_t bytes) {
+    size_t off = 0;
+    do { /* one message even for 0 bytes, so that every send has its receive */
+        size_t n = bytes - off < piece ? bytes - off : piece;
+        mpi_check(MPI_Send((const char *)buf + off, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD),
+                  "MPI_Send");
+        off += n;
+    } while (off < bytes);
+}
+
+int dist_recv(int from, int tag, void *buf, size_t bytes) {
+    size_t off = 0;
+    int src = from == DIST_ANY ? MPI_ANY_SOURCE : from;
+    do {
+        size_t n = bytes - off < piece ? bytes - off : piece;
+        MPI_Status st;
+        int got = -1;
+        mpi_check(MPI_Recv((char *)buf + off, (int)n, MPI_BYTE, src, tag, MPI_COMM_WORLD, &st),
+                  "MPI_Recv");
+        mpi_check(MPI_Get_count(&st, MPI_BYTE, &got), "MPI_Get_count");
+        if (got != (int)n) {
+            log_error("rank %d: a message of %d bytes from rank %d, %zu expected (tag %d); "
+                      "ending the job",
+                      g_dist.rank, got, st.MPI_SOURCE, n, tag);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+            abort();
+        }
+        src = st.MPI_SOURCE; /* the rest of a long message comes from the same rank */
+        off += n;
+    } while (off < bytes);
+    return src;
+}
+
 static vs_status mpi_start(const dist_launch *l, vs_error *err) {
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
@@ -172,6 +214,24 @@ static vs_status mpi_start(const dist_launch *l, vs_error *err) {
 }
 
 int dist_end(int rc) { return rc; }
+
+void dist_fail(const char *why) {
+    log_error("%s", why);
+    abort();
+}
+
+/* Without MPI there is one process and no one to talk to: a call is a bug. */
+void dist_send(int to, int tag, const void *buf, size_t bytes) {
+    (void)to, (void)tag, (void)buf, (void)bytes;
+    log_error("dist_send without MPI: a bug");
+    abort();
+}
+
+int dist_recv(int from, int tag, void *buf, size_t bytes) {
+    (void)from, (void)tag, (void)buf, (void)bytes;
+    log_error("dist_recv without MPI: a bug");
+    abort();
+}
 #endif
 
 vs_status dist_start(int mode, vs_error *err) {

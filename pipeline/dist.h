@@ -52,6 +52,17 @@ int dist_size(void);
 const vs_group *dist_group(void);
 /* Finalise MPI when dist_start initialised it; returns rc. Every rank calls it, last. */
 int dist_end(int rc);
+/* Point to point, for a writer (rank 0) and its workers (ingest). Messages of one tag travel in
+ * order between two ranks; a failed call, or a message of another size than `bytes`, ends the
+ * whole job (invariant 3). Sizes above INT_MAX bytes go as several messages. */
+enum { DIST_ANY = -1 }; /* dist_recv's `from`: whichever rank sends first */
+void dist_send(int to, int tag, const void *buf, size_t bytes);
+/* Receive exactly `bytes` from `from` (or DIST_ANY); returns the sender's rank. */
+int dist_recv(int from, int tag, void *buf, size_t bytes);
+/* End the whole job after one line naming this rank and why: for a protocol that cannot go on
+ * (a bug, or no memory for a message already on its way). Does not return. */
+void dist_fail(const char *why);
+
 /* Whether this build can run across processes (MPI compiled in). */
 int dist_available(void);
 

@@ -537,27 +537,6 @@ int dcm_scan_n_groups(const dcm_scan *s) { return s->n_groups; }
 
 /* ---- the iterator ---- */
 
-static vs_status remember_volume(dcm_scan *s, const dcm_series *v, vs_error *err) {
-    vol_info *nv = realloc(s->vols, (size_t)(s->n_vols + 1) * sizeof *nv);
-    if (!nv) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
-    s->vols = nv;
-    vol_info *i = &s->vols[s->n_vols++];
-    memset(i, 0, sizeof *i);
-    i->index = v->index;
-    i->kind = v->kind;
-    snprintf(i->modality, sizeof i->modality, "%s", v->vol.modality);
-    snprintf(i->dtype, sizeof i->dtype, "%s", vol_dtype_name(v->vol.dtype));
-    i->shape[0] = v->vol.n_slices;
-    i->shape[1] = v->vol.n_rows;
-    i->shape[2] = v->vol.n_cols;
-    memcpy(i->spacing, v->vol.spacing, sizeof i->spacing);
-    memcpy(i->origin, v->vol.origin, sizeof i->origin);
-    memcpy(i->direction, v->vol.direction, sizeof i->direction);
-    i->n_files = v->n_files;
-    i->resampled = v->resampled;
-    return VS_OK;
-}
-
 void dcm_scan_set_known(dcm_scan *s, int (*known)(void *ctx, const char *const *paths, int n),
                         void *ctx) {
     s->known = known;
@@ -566,7 +545,7 @@ void dcm_scan_set_known(dcm_scan *s, int (*known)(void *ctx, const char *const *
 
 int dcm_scan_n_known(const dcm_scan *s) { return s->n_known; }
 
-/* A group the caller already holds: settle its files without reading their pixels. */
+/* Whether the caller already holds group g (dcm_scan_set_known); no file is settled. */
 static int group_known(dcm_scan *s, const group *g) {
     const char **paths = malloc(sizeof *paths * (size_t)(g->n ? g->n : 1));
     if (!paths) return 0; /* assemble it instead: correct, only slower */
@@ -574,53 +553,141 @@ static int group_known(dcm_scan *s, const group *g) {
         paths[i] = s->files[g->s[i].file].path;
     int known = s->known(s->known_ctx, paths, g->n);
     free(paths);
-    if (!known) return 0;
-    for (int32_t i = 0; i < g->n; i++) {
-        file_rec *r = &s->files[g->s[i].file];
-        if (r->state == DCM_PENDING) settle(r, DCM_SKIPPED, "unchanged since an earlier run");
-    }
-    s->n_known++;
-    return 1;
+    return known;
 }
 
+int dcm_scan_take(dcm_scan *s, int *known) {
+    *known = 0;
+    if (!s->grouped || s->next_group >= s->n_groups) return -1;
+    int g = s->next_group++;
+    *known = s->known && group_known(s, &s->groups[g]);
+    return g;
+}
+
+vs_status dcm_scan_assemble(dcm_scan *s, int g, int index, dcm_series **out, dcm_assembly *a,
+                            vs_error *err) {
+    *out = NULL;
+    memset(a, 0, sizeof *a);
+    if (g < 0 || g >= s->n_groups)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "no group %d in a scan of %d", g, s->n_groups);
+    group *gr = &s->groups[g];
+    dcm_series *v = NULL;
+    vs_error e;
+    vs_status st = dcm_assemble(&s->opt, s->files, gr, index, &v, &e);
+    if (st == VS_ERR_FORMAT || st == VS_ERR_NOMEM) {
+        a->outcome = DCM_GROUP_REJECTED;
+        snprintf(a->reason, sizeof a->reason, "%s", e.msg);
+        log_warn("volume of %d slices rejected: %s", (int)gr->n, e.msg);
+        return VS_OK;
+    }
+    if (st) {
+        *err = e;
+        return st;
+    }
+    a->outcome = DCM_GROUP_ASSEMBLED;
+    a->kind = v->kind;
+    snprintf(a->modality, sizeof a->modality, "%s", v->vol.modality);
+    a->dtype = v->vol.dtype;
+    a->shape[0] = v->vol.n_slices;
+    a->shape[1] = v->vol.n_rows;
+    a->shape[2] = v->vol.n_cols;
+    memcpy(a->spacing, v->vol.spacing, sizeof a->spacing);
+    memcpy(a->origin, v->vol.origin, sizeof a->origin);
+    memcpy(a->direction, v->vol.direction, sizeof a->direction);
+    a->n_files = v->n_files;
+    a->resampled = v->resampled;
+    *out = v;
+    return VS_OK;
+}
+
+vs_status dcm_scan_settle(dcm_scan *s, int g, const dcm_assembly *a, int *index, vs_error *err) {
+    *index = -1;
+    if (g < 0 || g >= s->n_groups)
+        return VS_FAIL(err, VS_ERR_INTERNAL, "no group %d in a scan of %d", g, s->n_groups);
+    const group *gr = &s->groups[g];
+    dcm_state st = a->outcome == DCM_GROUP_KNOWN      ? DCM_SKIPPED
+                   : a->outcome == DCM_GROUP_REJECTED ? DCM_REJECTED
+                                                      : DCM_USED;
+    const char *reason = a->outcome == DCM_GROUP_KNOWN      ? "unchanged since an earlier run"
+                         : a->outcome == DCM_GROUP_REJECTED ? a->reason
+                                                            : "";
+    if (st == DCM_USED) { /* the volume's account, then its number */
+        vol_info *nv = realloc(s->vols, (size_t)(s->n_vols + 1) * sizeof *nv);
+        if (!nv) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
+        s->vols = nv;
+        vol_info *i = &s->vols[s->n_vols];
+        memset(i, 0, sizeof *i);
+        i->index = *index = s->n_vols++;
+        i->kind = a->kind;
+        snprintf(i->modality, sizeof i->modality, "%s", a->modality);
+        snprintf(i->dtype, sizeof i->dtype, "%s", vol_dtype_name(a->dtype));
+        memcpy(i->shape, a->shape, sizeof i->shape);
+        memcpy(i->spacing, a->spacing, sizeof i->spacing);
+        memcpy(i->origin, a->origin, sizeof i->origin);
+        memcpy(i->direction, a->direction, sizeof i->direction);
+        i->n_files = a->n_files;
+        i->resampled = a->resampled;
+    }
+    for (int32_t i = 0; i < gr->n; i++) {
+        file_rec *r = &s->files[gr->s[i].file];
+        if (r->state != DCM_PENDING) continue;
+        settle(r, st, reason);
+        if (st == DCM_USED) r->volume = *index;
+    }
+    if (a->outcome == DCM_GROUP_KNOWN) s->n_known++;
+    return VS_OK;
+}
+
+uint64_t dcm_scan_digest(const dcm_scan *s) {
+    uint64_t h = 1469598103934665603ULL;
+#define MIX(p, n)                                                                                  \
+    for (size_t k_ = 0; k_ < (size_t)(n); k_++)                                                    \
+        h = (h ^ ((const unsigned char *)(p))[k_]) * 1099511628211ULL;
+    MIX(&s->n_files, sizeof s->n_files);
+    for (int64_t i = 0; i < s->n_files; i++) {
+        MIX(s->files[i].path, strlen(s->files[i].path) + 1);
+        MIX(&s->files[i].state, sizeof s->files[i].state);
+    }
+    MIX(&s->n_groups, sizeof s->n_groups);
+    for (int g = 0; g < s->n_groups; g++) {
+        MIX(&s->groups[g].n, sizeof s->groups[g].n);
+        for (int32_t i = 0; i < s->groups[g].n; i++)
+            MIX(&s->groups[g].s[i], sizeof s->groups[g].s[i]);
+    }
+#undef MIX
+    return h;
+}
+
+/* One volume: take, assemble and settle, the steps a writer and its workers share (dicom.h). */
 vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err) {
     *out = NULL;
     if (!s->grouped) {
         vs_status st = dcm_scan_group(s, err);
         if (st) return st;
     }
-    while (s->next_group < s->n_groups) {
-        group *g = &s->groups[s->next_group++];
-        if (s->known && group_known(s, g)) continue;
+    for (;;) {
+        int known = 0, index = -1;
+        int g = dcm_scan_take(s, &known);
+        if (g < 0) return VS_OK;
+        dcm_assembly a;
         dcm_series *v = NULL;
-        vs_error e;
-        vs_status st = dcm_assemble(&s->opt, s->files, g, s->n_vols, &v, &e);
-        if (st == VS_ERR_FORMAT || st == VS_ERR_NOMEM) {
-            for (int32_t i = 0; i < g->n; i++)
-                if (s->files[g->s[i].file].state == DCM_PENDING)
-                    settle(&s->files[g->s[i].file], DCM_REJECTED, e.msg);
-            log_warn("volume of %d slices rejected: %s", (int)g->n, e.msg);
-            continue;
+        vs_status st = VS_OK;
+        if (known) {
+            memset(&a, 0, sizeof a);
+            a.outcome = DCM_GROUP_KNOWN;
+        } else {
+            st = dcm_scan_assemble(s, g, s->n_vols, &v, &a, err);
         }
-        if (st) {
-            *err = e;
-            return st;
-        }
-        for (int32_t i = 0; i < g->n; i++) {
-            file_rec *r = &s->files[g->s[i].file];
-            if (r->state != DCM_PENDING) continue;
-            settle(r, DCM_USED, "");
-            r->volume = v->index;
-        }
-        st = remember_volume(s, v, err);
-        if (st) {
+        if (st == VS_OK) st = dcm_scan_settle(s, g, &a, &index, err);
+        if (st != VS_OK) {
             dcm_series_free(v);
             return st;
         }
-        *out = v;
-        return VS_OK;
+        if (v) {
+            *out = v;
+            return VS_OK;
+        }
     }
-    return VS_OK;
 }
 
 const volume *dcm_series_volume(const dcm_series *v) { return &v->vol; }

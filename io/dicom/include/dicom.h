@@ -99,6 +99,46 @@ int dcm_scan_n_known(const dcm_scan *s);
  * conditions that stop the whole run (out of memory for bookkeeping, a bug). */
 vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err);
 
+/* ---- one scan, several processes (pipeline/cmd_ingest.c across ranks) -------------------
+ * dcm_scan_next is three steps, which a writer and its workers may run apart: the writer
+ * takes the groups in order (dcm_scan_take), a worker that scanned the same sources (the same
+ * groups: invariant 3, checked by dcm_scan_digest) assembles one (dcm_scan_assemble), and the
+ * writer settles each outcome in the order it took them (dcm_scan_settle). The writer's
+ * per-file account and volume numbers are then those of dcm_scan_next. */
+typedef enum dcm_group_outcome {
+    DCM_GROUP_ASSEMBLED = 0,
+    DCM_GROUP_REJECTED, /* its files are rejected for `reason` */
+    DCM_GROUP_KNOWN,    /* the caller holds it (dcm_scan_set_known): its files end skipped */
+} dcm_group_outcome;
+
+/* What became of one group; plain data (no pointers), so it can travel between processes. */
+typedef struct dcm_assembly {
+    dcm_group_outcome outcome;
+    char reason[VS_ERROR_MSG_MAX]; /* DCM_GROUP_REJECTED: why; names no header value */
+    /* DCM_GROUP_ASSEMBLED: the volume as assembled, for the scan's account */
+    dcm_kind kind;
+    char modality[17];
+    vol_dtype dtype;
+    int64_t shape[3];
+    double spacing[3], origin[3], direction[9];
+    int n_files, resampled;
+} dcm_assembly;
+
+/* The next group (0-based) in the order dcm_scan_next takes them, or -1 when none is left (or
+ * the scan is not grouped); *known: the caller holds it already (dcm_scan_set_known). */
+int dcm_scan_take(dcm_scan *s, int *known);
+/* Load, decode and assemble group g as volume number `index` (dcm_series_index; the number is
+ * for log lines only). A group that cannot be assembled is no failure: *out NULL and the reason
+ * in *a. Fails only as dcm_scan_next does. */
+vs_status dcm_scan_assemble(dcm_scan *s, int g, int index, dcm_series **out, dcm_assembly *a,
+                            vs_error *err);
+/* Settle group g's files by outcome *a, in the order dcm_scan_take gave the groups; *index
+ * receives the volume's number (-1 unless assembled). Fails only out of memory. */
+vs_status dcm_scan_settle(dcm_scan *s, int g, const dcm_assembly *a, int *index, vs_error *err);
+/* A digest of the grouped scan (paths, their states before assembly, groups): two processes
+ * that scanned the same files alike have equal digests. */
+uint64_t dcm_scan_digest(const dcm_scan *s);
+
 const volume *dcm_series_volume(const dcm_series *v);
 volume *dcm_series_volume_mut(dcm_series *v);
 int dcm_series_n_files(const dcm_series *v);

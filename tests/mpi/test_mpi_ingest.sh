@@ -6,7 +6,8 @@
 # out) and the same summary; the damaged file is rejected alike; kill -9 of a worker rank
 # frozen mid-run (SIGSTOP, once the first shard is sealed and the catalog holds fewer volumes
 # than the full run) ends every rank, and a rerun reaches the uninterrupted state; a rerun with
-# nothing new exits 5 under mpirun too; verify is clean and verify-deid finds none of the
+# nothing new exits 5 under mpirun too; a locked folder and a missing source fail every rank with
+# one process's exit code; verify is clean and verify-deid finds none of the
 # cohort's planted identifiers in the output folders.
 set -u
 . "$(dirname "$0")/mpi_env.sh"
@@ -83,6 +84,15 @@ rm "$t/c/dicom/unlabeled/truncated.dcm"
 $M -n 3 "$V" ingest "$t/c/dicom" --out "$t/r3" "${opts[@]}" 2>/dev/null; check "rerun with nothing new, 3 ranks" 5 $?
 same_shards "reruns left the shards alone" "$t/one" "$t/r3"
 dump "$t/one" >"$t/one.cat"; dump "$t/r3" >"$t/r3.cat"; same "catalogs equal after the reruns" "$t/one.cat" "$t/r3.cat"
+
+# failures every rank agrees on: another run holds the folder (6), a source that is not there
+flock "$t/r3/.lock" sleep 30 & holder=$!
+for _ in $(seq 100); do flock -n "$t/r3/.lock" true 2>/dev/null || break; sleep 0.05; done
+$M -n 3 "$V" ingest "$t/c/dicom" --out "$t/r3" "${opts[@]}" 2>"$t/locked.log"; check "3 ranks, the folder locked by another run" 6 $?
+kill $holder; wait $holder 2>/dev/null
+"$V" ingest "$t/nothing" --out "$t/none1" "${opts[@]}" 2>/dev/null; rc1=$?; [ $rc1 != 0 ] || { echo "FAIL: a missing source passed"; fails=$((fails + 1)); }
+$M -n 3 "$V" ingest "$t/nothing" --out "$t/none3" "${opts[@]}" 2>"$t/none3.log"; check "3 ranks, a missing source: one process's exit" $rc1 $?
+none_left "no rank left after the failures" "$t/none3"
 
 for d in r2 r3 kill; do "$V" verify "$t/$d" >/dev/null 2>&1; check "verify $d" 0 $?; done
 "$V" verify-deid "$t/r2" "$t/r3" "$t/kill" --phi-list "$t/c/phi.txt" >"$t/deid.log" 2>&1; check "verify-deid: no planted identifier in the outputs" 0 $?

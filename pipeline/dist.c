@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef VS_HAVE_MPI
 #include <mpi.h>
@@ -130,12 +131,32 @@ void dist_fail(const char *why) {
 /* Large transfers go in pieces of 1 GiB: MPI counts are ints. */
 static const size_t piece = (size_t)1 << 30;
 
+/* Wait for rq, polling with sleeps that grow from 20 us to 1 ms: a rank waiting for its turn
+ * (rank 0 for the next series, a worker for its next command or for rank 0 to take its
+ * volume) leaves its core to the ranks that compute, where MPI_Wait would spin on it; the
+ * ranks of a job may outnumber the cores. The latency added is under a millisecond a message. */
+static void mpi_wait_polite(MPI_Request *rq, MPI_Status *st, const char *call) {
+    long ns = 20000;
+    for (;;) {
+        int done = 0;
+        mpi_check(MPI_Test(rq, &done, st), call);
+        if (done) return;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL); /* EINTR: only an earlier poll */
+        if (ns < 1000000) ns *= 2;
+    }
+}
+
 void dist_send(int to, int tag, const void *buf, size_t bytes) {
     size_t off = 0;
     do { /* one message even for 0 bytes, so that every send has its receive */
         size_t n = bytes - off < piece ? bytes - off : piece;
-        mpi_check(MPI_Send((const char *)buf + off, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD),
-                  "MPI_Send");
+        MPI_Request rq;
+        MPI_Status st;
+        mpi_check(
+            MPI_Isend((const char *)buf + off, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD, &rq),
+            "MPI_Isend");
+        mpi_wait_polite(&rq, &st, "MPI_Test (a send)");
         off += n;
     } while (off < bytes);
 }
@@ -145,10 +166,12 @@ int dist_recv(int from, int tag, void *buf, size_t bytes) {
     int src = from == DIST_ANY ? MPI_ANY_SOURCE : from;
     do {
         size_t n = bytes - off < piece ? bytes - off : piece;
+        MPI_Request rq;
         MPI_Status st;
         int got = -1;
-        mpi_check(MPI_Recv((char *)buf + off, (int)n, MPI_BYTE, src, tag, MPI_COMM_WORLD, &st),
-                  "MPI_Recv");
+        mpi_check(MPI_Irecv((char *)buf + off, (int)n, MPI_BYTE, src, tag, MPI_COMM_WORLD, &rq),
+                  "MPI_Irecv");
+        mpi_wait_polite(&rq, &st, "MPI_Test (a receive)");
         mpi_check(MPI_Get_count(&st, MPI_BYTE, &got), "MPI_Get_count");
         if (got != (int)n) {
             log_error("rank %d: a message of %d bytes from rank %d, %zu expected (tag %d); "

@@ -34,7 +34,8 @@ spread "$t/a" "[mpirun, --oversubscribe, --bind-to, none]" 3
 contains "says why" "$t/out" "2 ranks cannot split pretrain.accumulate 3"
 [ ! -e "$t/a/out/pretrain" ] && echo "ok: pretrain not started" || { echo "FAIL: pretrain started"; fails=$((fails + 1)); }
 
-# the study on 2 ranks; ingest ran as one process (under the launcher it would refuse, exit 2)
+# the study on 2 ranks; ingest ran as one process (vesalius run starts only CLI_RANKS stages
+# through the launcher; ingest is CLI_RANKS_STARTED)
 spread "$t/a" "[mpirun, --oversubscribe, --bind-to, none]" 2
 S=$t/a/study.yaml O=$t/a/out
 "$V" run "$S" $stages --dry-run >"$t/plan" 2>&1; check "dry run" 0 $?

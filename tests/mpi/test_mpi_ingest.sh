@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_mpi_ingest — `vesalius ingest` across ranks (pipeline/cmd_ingest.c): on a small demo
-# cohort of CT, MR and radiograph series plus a damaged file, 1 rank under mpirun, 2 and 3
+# cohort of CT, MR and radiograph series plus a damaged file and a series missing a slice, 1 rank under mpirun, 2 and 3
 # ranks each write shards byte-identical to one process's (every file compared), the same
 # catalog (every table dumped; runs.started_at and runs.finished_at, the only timestamps, left
-# out) and the same summary; the damaged file is rejected alike; kill -9 of a worker rank
+# out) and the same summary; the bad inputs are quarantined alike; a linkage table gets one
+# process's rows (as a set: each rank adds its own); kill -9 of a worker rank
 # frozen mid-run (SIGSTOP, once the first shard is sealed and the catalog holds fewer volumes
 # than the full run) ends every rank, and a rerun reaches the uninterrupted state; a rerun with
 # nothing new exits 5 under mpirun too; a locked folder and a missing source fail every rank with
@@ -13,7 +14,10 @@ set -u
 . "$(dirname "$0")/mpi_env.sh"
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 "$V" demo-cohort --out "$t/c" --unlabeled 10 --labeled 4 --radiographs 2 --matrix 64 --slices 16:24 --seed 11 >/dev/null 2>&1 || { echo "FAIL: cohort"; exit 1; }
+# bad inputs: a damaged file (rejected by the reader, on rank 0's scan) and a series with a
+# missing slice (rejected when a worker assembles it)
 f=$(ls "$t"/c/dicom/unlabeled/s0001/*.dcm | head -1); head -c 700 "$f" >"$t/c/dicom/unlabeled/truncated.dcm"
+rm "$t/c/dicom/unlabeled/s0002/im0000.dcm" # the 11th of 18 slices (the check below fails if it is not a gap)
 opts=(--key "$t/k" --shard-mb 1 -j 1)
 
 # the catalog's contents, table by table in row order; runs without its two timestamps
@@ -43,7 +47,8 @@ dump "$t/one" >"$t/one.cat"
 n_full=$(sqlite3 "$t/one/catalog.sqlite" "SELECT count(*) FROM volumes")
 mods=$(sqlite3 "$t/one/catalog.sqlite" "SELECT group_concat(m) FROM (SELECT DISTINCT modality m FROM volumes ORDER BY m)")
 [ "$mods" = "CT,DX,MR" ] && [ "$n_full" -ge 12 ] && echo "ok: $n_full volumes of $mods" || { echo "FAIL: volumes '$n_full' of '$mods'"; fails=$((fails + 1)); }
-contains "the damaged file is quarantined" "$t/one.cat" "|rejected|"
+contains "the damaged file is quarantined" "$t/one.cat" "|rejected|length field points past the end"
+contains "the series missing a slice is quarantined" "$t/one.cat" "|rejected|missing slices"
 for n in 1 2 3; do
   $M -n $n "$V" ingest "$t/c/dicom" --out "$t/r$n" "${opts[@]}" 2>"$t/r$n.log"; check "$n rank(s) under mpirun" 4 $?
   same_shards "$n rank(s): shards byte-identical to one process" "$t/one" "$t/r$n"
@@ -52,6 +57,12 @@ for n in 1 2 3; do
   same "$n rank(s): settings equal to one process" "$t/one/settings.json" "$t/r$n/settings.json"
 done
 contains "rank 0 says what it wrote" "$t/r3.log" "volumes written"
+# a linkage table: every rank adds its own rows; as a set they are one process's
+"$V" ingest "$t/c/dicom" --out "$t/l1" "${opts[@]}" --linkage "$t/l1.db" 2>/dev/null; check "one process, linkage table" 4 $?
+$M -n 3 "$V" ingest "$t/c/dicom" --out "$t/l3" "${opts[@]}" --linkage "$t/l3.db" 2>/dev/null; check "3 ranks, linkage table" 4 $?
+sqlite3 "$t/l1.db" "SELECT * FROM linkage ORDER BY kind, original" >"$t/l1.rows"; sqlite3 "$t/l3.db" "SELECT * FROM linkage ORDER BY kind, original" >"$t/l3.rows"
+[ -s "$t/l1.rows" ] && same "3 ranks: the linkage table's rows are one process's" "$t/l1.rows" "$t/l3.rows" || { echo "FAIL: no linkage rows"; fails=$((fails + 1)); }
+same_shards "3 ranks with a linkage table: shards byte-identical" "$t/l1" "$t/l3"
 
 # kill -9 of a worker mid-run: freeze every rank once the first shard is sealed, check the
 # catalog holds fewer volumes than the full run, kill a worker, let the others go on
@@ -76,7 +87,8 @@ same_shards "killed and rerun: shards byte-identical to the uninterrupted run" "
 dump_state "$t/one" >"$t/one.state"; dump_state "$t/kill" >"$t/kill.state"
 same "killed and rerun: catalog equal to the uninterrupted run (but for run ids)" "$t/one.state" "$t/kill.state"
 
-# reruns: the damaged file is rejected again (exit 4, as one process); gone, nothing is new (5)
+# reruns: the damaged file is rejected again (exit 4, as one process); gone, nothing is new (5:
+# the incomplete series stays in the catalog as rejected, unchanged)
 "$V" ingest "$t/c/dicom" --out "$t/one" "${opts[@]}" 2>/dev/null; check "rerun, damaged file still there, one process" 4 $?
 $M -n 3 "$V" ingest "$t/c/dicom" --out "$t/r3" "${opts[@]}" 2>/dev/null; check "rerun, damaged file still there, 3 ranks" 4 $?
 rm "$t/c/dicom/unlabeled/truncated.dcm"

@@ -23,8 +23,18 @@
  *                              seed and set (validate --predictions)
  * B is the number of training patients (a budget of 0 means the whole train role; one above it
  * is refused).
+ *
+ * Across ranks (pipeline/dist.h: started by mpirun or srun), fit i of the fit order (budget
+ * ascending, then seed) runs on rank i mod N, which writes its ARM-bB-sS.det and training log;
+ * rank 0 gathers every fit's rows and writes the merged files, so every output is the bytes of
+ * a one-process run with the same thread count (a fit's work does not depend on the ranks).
+ * For job arrays without MPI, `--fit I` runs fit I alone and writes, beside its detector and
+ * log, its part of the merged files (predictions-ARM-bB-sS.csv/.jsonl, fits-ARM-bB-sS.csv) and
+ * the settings it ran with (settings-ARM-bB-sS.json); `--merge` then writes the merged files
+ * from those parts, the same bytes again.
  */
 #include "cli.h"
+#include "dist.h"
 #include "fsdir.h"
 #include "deid.h"
 #include "det_cli.h"
@@ -52,6 +62,8 @@ typedef struct ft_opts {
     det_predict_opts po;
     const char *shards, *points, *vol_labels, *masks, *key, *out, *init, *arm, *split;
     int only_budget, only_seed; /* -1: every one */
+    int fit;                    /* --fit I: only fit I of the fit order, unmerged; -1: none */
+    int merge;                  /* --merge: the merged files from the --fit parts */
     study *st;                  /* the settings (studies/study.h): study file, then options */
     study_kv kv;                /* as recorded in OUT/settings.json */
     char stage[32], shards_buf[4096], out_buf[4096], split_buf[4096];
@@ -75,7 +87,9 @@ enum {
     O_ARM,
     O_SPLIT,
     O_ONLY_BUDGET,
-    O_ONLY_SEED
+    O_ONLY_SEED,
+    O_FIT,
+    O_MERGE
 };
 static const struct option ft_own[] = {
     {"shards", required_argument, 0, O_SHARDS},
@@ -87,6 +101,8 @@ static const struct option ft_own[] = {
     {"split", required_argument, 0, O_SPLIT},
     {"only-budget", required_argument, 0, O_ONLY_BUDGET},
     {"only-seed", required_argument, 0, O_ONLY_SEED},
+    {"fit", required_argument, 0, O_FIT},
+    {"merge", no_argument, 0, O_MERGE},
     {0, 0, 0, 0},
 };
 
@@ -101,6 +117,12 @@ static int own_option(void *ctx, int id, const char *a, study *s) {
     case O_INIT: o->init = a; return 0;
     case O_ARM: o->arm = a; return 0;
     case O_SPLIT: o->split = a; return 0;
+    case O_MERGE: o->merge = 1; return 0;
+    case O_FIT:
+        if (detcli_number(a, 0, 1e6, &v) < 0 || v != floor(v))
+            return cli_usage_error("finetune", "--fit wants a fit's index, a whole number from 0");
+        o->fit = (int)v;
+        return 0;
     case O_ONLY_BUDGET:
     case O_ONLY_SEED:
         if (detcli_number(a, 0, 1e6, &v) < 0 || v != floor(v))
@@ -164,12 +186,20 @@ static void finetune_config(const study *s, ft_opts *o) {
 static int parse(ft_opts *o, int argc, char **argv) {
     const char *cmd = "finetune";
     memset(o, 0, sizeof *o);
-    o->only_budget = o->only_seed = -1;
+    o->only_budget = o->only_seed = o->fit = -1;
     int first = 0;
     int rc =
         settings_cli_parse(cmd, ST_FINETUNE, ft_own, own_option, o, argc, argv, &o->st, &first);
     if (rc != VS_EXIT_OK) return rc;
     if (first < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[first]);
+    if (o->fit >= 0 && (o->merge || o->only_budget >= 0 || o->only_seed >= 0))
+        return cli_usage_error(cmd, "--fit runs one fit: not with --merge, --only-budget or "
+                                    "--only-seed");
+    if ((o->fit >= 0 || o->merge) && dist_size() > 1)
+        return cli_usage_error(cmd,
+                               "--fit and --merge run as one process (under %d ranks the "
+                               "ranks share the fits and rank 0 merges them already)",
+                               dist_size());
     if (!o->arm) o->arm = o->init ? "mae" : "scratch";
     if (strcmp(o->arm, "mae") && strcmp(o->arm, "scratch"))
         return cli_usage_error(cmd, "--arm must be mae or scratch");
@@ -289,8 +319,9 @@ static vs_status write_labels_csv(const cohort *c, const split_table *t, const c
 }
 
 /* The split stage's table; every labeled patient must have a role in it. A copy goes to
- * OUT/splits.csv. */
-static vs_status get_split(const ft_opts *o, const cohort *c, split_table **out, vs_error *err) {
+ * OUT/splits.csv when `save`. */
+static vs_status get_split(const ft_opts *o, const cohort *c, int save, split_table **out,
+                           vs_error *err) {
     vs_status st = splits_load(o->split, out, err);
     for (int i = 0; st == VS_OK && i < c->n; i++)
         if (splits_find(*out, c->patient[i]) < 0)
@@ -299,7 +330,7 @@ static vs_status get_split(const ft_opts *o, const cohort *c, split_table **out,
                          o->split);
     char path[4200];
     snprintf(path, sizeof path, "%s/splits.csv", o->out);
-    if (st == VS_OK) st = splits_save(*out, path, err);
+    if (st == VS_OK && save) st = splits_save(*out, path, err);
     return st;
 }
 
@@ -329,6 +360,34 @@ static vs_status resolve_budgets(const ft_opts *o, const split_table *t, int *b,
 }
 
 /* --------------------------------------------------------------------------- fits */
+/* One fit: a label budget (training patients) and a run seed; the fit order is budget
+ * (ascending) then seed, and fit i runs on rank i mod N. */
+typedef struct fit_id {
+    int budget, seed;
+} fit_id;
+
+static void fit_name(const ft_opts *o, const fit_id *f, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s-b%d-s%d", o->arm, f->budget, f->seed);
+}
+
+/* What one fit adds to the merged outputs, as the bytes of its own files
+ * predictions-NAME.csv (with the header), predictions-NAME.jsonl and fits-NAME.csv (with the
+ * header): in memory, gathered over the ranks, or on disk for --fit and --merge. */
+enum { PART_CSV, PART_JSON, PART_FITS, N_PART };
+typedef struct fit_part {
+    char *text[N_PART];
+    size_t len[N_PART];
+} fit_part;
+static const char *const part_file[N_PART] = {"predictions-%s.csv", "predictions-%s.jsonl",
+                                              "fits-%s.csv"};
+static const char fits_header[] = "arm,budget,seed,role,patient\n";
+
+static void fit_part_free(fit_part *p) {
+    for (int k = 0; k < N_PART; k++)
+        free(p->text[k]);
+    memset(p, 0, sizeof *p);
+}
+
 typedef struct fit_log {
     FILE *f;
     char component[64];
@@ -346,40 +405,50 @@ static void on_step(void *ctx, long step, float loss, float val_loss, double lr)
         log_info("%s step %ld loss %.4f dev loss %.4f", l->component, step, loss, val_loss);
 }
 
-/* One fit: budget (training patients) x run seed. */
-static vs_status run_fit(const ft_opts *o, const cohort *c, const split_table *sp, int budget,
-                         int seed, FILE *csv, FILE *json, FILE *fits, vs_error *err) {
-    det_item *tr = calloc((size_t)c->n + 1, sizeof *tr), *va = calloc((size_t)c->n + 1, sizeof *va);
+/* The fit's training set (its budget's patients) and early-stopping set (the dev patients),
+ * and its rows of fits.csv. */
+static vs_status fit_sets(const ft_opts *o, const cohort *c, const split_table *sp, const fit_id *f,
+                          det_item *tr, int *ntr, det_item *va, int *nva, FILE *fits,
+                          vs_error *err) {
     uint8_t *chosen = calloc(sp->n + 1, 1);
     uint32_t *idx = NULL, n_idx = 0;
-    int ntr = 0, nva = 0;
-    det *d = NULL;
-    fit_log lg = {NULL, ""};
-    vs_status st = VS_OK;
-    if (!tr || !va || !chosen) st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit");
-    if (st == VS_OK) st = splits_budget(sp, seed, budget, &idx, &n_idx, err);
+    vs_status st = chosen ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit");
+    if (st == VS_OK) st = splits_budget(sp, f->seed, f->budget, &idx, &n_idx, err);
     for (uint32_t k = 0; st == VS_OK && k < n_idx; k++) {
         chosen[idx[k]] = 1;
-        fprintf(fits, "%s,%d,%d,train,%s\n", o->arm, budget, seed, sp->patient[idx[k]]);
+        fprintf(fits, "%s,%d,%d,train,%s\n", o->arm, f->budget, f->seed, sp->patient[idx[k]]);
     }
     for (uint32_t p = 0; st == VS_OK && p < sp->n; p++)
         if (sp->role[p] == SPLIT_DEV)
-            fprintf(fits, "%s,%d,%d,dev,%s\n", o->arm, budget, seed, sp->patient[p]);
+            fprintf(fits, "%s,%d,%d,dev,%s\n", o->arm, f->budget, f->seed, sp->patient[p]);
+    *ntr = *nva = 0;
     for (int i = 0; st == VS_OK && i < c->n; i++) {
         int64_t p = splits_find(sp, c->patient[i]);
         det_item it = {&c->vols[i], c->lab[i]->n_lesions, c->les[i]};
         if (chosen[p])
-            tr[ntr++] = it;
+            tr[(*ntr)++] = it;
         else if (sp->role[p] == SPLIT_DEV) /* early stopping: the dev patients, nothing else */
-            va[nva++] = it;
+            va[(*nva)++] = it;
     }
+    free(chosen), free(idx);
+    return st;
+}
+
+/* Train the fit's detector, save it as OUT/NAME.det with its log OUT/train-NAME.jsonl, and
+ * predict its dev and test volumes into csv and json. */
+static vs_status fit_train_predict(const ft_opts *o, const cohort *c, const split_table *sp,
+                                   const fit_id *f, const det_item *tr, int ntr, const det_item *va,
+                                   int nva, FILE *csv, FILE *json, vs_error *err) {
+    det *d = NULL;
+    fit_log lg = {NULL, ""};
     det_train_config tc = o->tc;
-    tc.seed = splits_fit_seed(o->tc.seed, seed); /* the same in both arms: paired fits */
+    tc.seed = splits_fit_seed(o->tc.seed, f->seed); /* the same in both arms: paired fits */
     char path[4200], name[64];
-    snprintf(name, sizeof name, "%s-b%d-s%d", o->arm, budget, seed);
+    fit_name(o, f, name, sizeof name);
     snprintf(lg.component, sizeof lg.component, "finetune-%s", name);
     snprintf(path, sizeof path, "%s/train-%s.jsonl", o->out, name);
-    if (st == VS_OK && !(lg.f = fopen(path, "w")))
+    vs_status st = VS_OK;
+    if (!(lg.f = fopen(path, "w")))
         st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     if (st == VS_OK) st = det_create(&d, &tc.det, err);
     if (st == VS_OK) {
@@ -390,8 +459,8 @@ static vs_status run_fit(const ft_opts *o, const cohort *c, const split_table *s
     }
     det_train_result res;
     if (st == VS_OK) {
-        log_info("%s: %d training volumes of %d patients, %d dev volumes (%s)", name, ntr, budget,
-                 nva, o->tc.det.probe ? "frozen encoder" : "fine-tuning");
+        log_info("%s: %d training volumes of %d patients, %d dev volumes (%s)", name, ntr,
+                 f->budget, nva, o->tc.det.probe ? "frozen encoder" : "fine-tuning");
         st = det_train(d, &tc, tr, ntr, va, nva, on_step, &lg, &res, err);
     }
     if (st == VS_OK) {
@@ -404,73 +473,384 @@ static vs_status run_fit(const ft_opts *o, const cohort *c, const split_table *s
         if (role == SPLIT_TRAIN) continue;
         det_result r;
         st = det_predict(d, &c->vols[i], &o->po, &r, err);
-        detcli_tag tag = {o->arm, budget, seed, splits_role_name(role)};
+        detcli_tag tag = {o->arm, f->budget, f->seed, splits_role_name(role)};
         if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, &tag, &r);
         det_result_free(&r);
     }
     if (lg.f && fclose(lg.f) != 0 && st == VS_OK)
         st = VS_FAIL(err, VS_ERR_IO, "cannot write the training log");
     det_destroy(d);
-    free(tr), free(va), free(chosen), free(idx);
+    return st;
+}
+
+/* One fit, its part in memory (*p, fit_part_free it). A failure names the fit. */
+static vs_status run_fit(const ft_opts *o, const cohort *c, const split_table *sp, const fit_id *f,
+                         fit_part *p, vs_error *err) {
+    det_item *tr = calloc((size_t)c->n + 1, sizeof *tr), *va = calloc((size_t)c->n + 1, sizeof *va);
+    FILE *s[N_PART] = {NULL, NULL, NULL};
+    int ntr = 0, nva = 0;
+    memset(p, 0, sizeof *p);
+    vs_status st = tr && va ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit");
+    for (int k = 0; st == VS_OK && k < N_PART; k++)
+        if (!(s[k] = open_memstream(&p->text[k], &p->len[k])))
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit's rows");
+    if (st == VS_OK) {
+        detcli_csv_header(s[PART_CSV]);
+        fputs(fits_header, s[PART_FITS]);
+        st = fit_sets(o, c, sp, f, tr, &ntr, va, &nva, s[PART_FITS], err);
+    }
+    if (st == VS_OK)
+        st = fit_train_predict(o, c, sp, f, tr, ntr, va, nva, s[PART_CSV], s[PART_JSON], err);
+    for (int k = 0; k < N_PART; k++) {
+        if (!s[k]) continue;
+        int bad = ferror(s[k]); /* a row that did not fit in memory */
+        if ((fclose(s[k]) != 0 || bad) && st == VS_OK)
+            st = VS_FAIL(err, VS_ERR_NOMEM, "cannot keep the fit's rows");
+    }
+    free(tr), free(va);
+    if (st != VS_OK) {
+        char name[64], msg[VS_ERROR_MSG_MAX];
+        fit_name(o, f, name, sizeof name);
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        snprintf(err->msg, sizeof err->msg, "fit %s: %s", name, msg);
+        fit_part_free(p);
+    }
+    return st;
+}
+
+/* --------------------------------------------------------------------------- parts on disk */
+/* --fit: the fit's part as its own files, and the settings it ran with, for --merge. */
+static vs_status part_save(const ft_opts *o, const fit_id *f, const fit_part *p, vs_error *err) {
+    char name[64], file[96], path[4200];
+    fit_name(o, f, name, sizeof name);
+    vs_status st = VS_OK;
+    for (int k = 0; st == VS_OK && k < N_PART; k++) {
+        snprintf(file, sizeof file, part_file[k], name);
+        snprintf(path, sizeof path, "%s/%s", o->out, file);
+        st = vs_write_file_atomic(path, p->text[k] ? p->text[k] : "", p->len[k], err);
+    }
+    snprintf(path, sizeof path, "%s/settings-%s.json", o->out, name);
+    if (st == VS_OK) st = study_settings_write(path, o->stage, &o->kv, err);
+    return st;
+}
+
+/* The whole of a file in memory (free() *text); VS_ERR_IO when it cannot be read. */
+static vs_status read_whole(const char *path, char **text, size_t *len, vs_error *err) {
+    FILE *f = fopen(path, "rb"), *m = NULL;
+    *text = NULL, *len = 0;
+    if (!f) return VS_FAIL(err, VS_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    vs_status st =
+        (m = open_memstream(text, len)) ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "no memory");
+    char buf[65536];
+    size_t n;
+    while (st == VS_OK && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (fwrite(buf, 1, n, m) != n) st = VS_FAIL(err, VS_ERR_NOMEM, "no memory");
+    if (st == VS_OK && ferror(f)) st = VS_FAIL(err, VS_ERR_IO, "cannot read %s", path);
+    fclose(f);
+    if (m && fclose(m) != 0 && st == VS_OK) st = VS_FAIL(err, VS_ERR_NOMEM, "no memory");
+    if (st != VS_OK) free(*text), *text = NULL, *len = 0;
+    return st;
+}
+
+/* --merge: fit index i's part from its files, refused when it is missing or ran with other
+ * settings than this merge's. */
+static vs_status part_load(const ft_opts *o, int i, const fit_id *f, fit_part *p, vs_error *err) {
+    char name[64], file[96], path[4200], *text = NULL;
+    size_t len = 0;
+    fit_name(o, f, name, sizeof name);
+    memset(p, 0, sizeof *p);
+    snprintf(path, sizeof path, "%s/settings-%s.json", o->out, name);
+    if (access(path, F_OK) != 0)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "fit %s has not run: no %s (run `vesalius finetune --fit %d` with the same "
+                       "options first)",
+                       name, path, i);
+    char *want = study_settings_text(o->stage, &o->kv);
+    vs_status st = want ? read_whole(path, &text, &len, err)
+                        : VS_FAIL(err, VS_ERR_NOMEM, "no memory for the settings");
+    if (st == VS_OK && (strlen(want) != len || memcmp(want, text, len) != 0))
+        st = VS_FAIL(err, VS_ERR_CONFIG,
+                     "fit %s ran with other settings than this merge (%s): merge with the "
+                     "options the fits ran with, or run them again",
+                     name, path);
+    free(want), free(text);
+    for (int k = 0; st == VS_OK && k < N_PART; k++) {
+        snprintf(file, sizeof file, part_file[k], name);
+        snprintf(path, sizeof path, "%s/%s", o->out, file);
+        st = read_whole(path, &p->text[k], &p->len[k], err);
+    }
+    if (st != VS_OK) fit_part_free(p);
+    return st;
+}
+
+/* --------------------------------------------------------------------------- merged outputs */
+/* predictions-ARM.csv, predictions-ARM.jsonl and fits.csv: the headers, then every fit's
+ * part in fit order; committed whole at the end (rank 0 alone writes them). */
+typedef struct merged {
+    vs_atomic a[N_PART];
+    int open[N_PART];
+    char *header[N_PART]; /* the first line every part of a CSV file starts with */
+    size_t header_len[N_PART];
+} merged;
+
+static void merged_abort(merged *m) {
+    for (int k = 0; k < N_PART; k++) {
+        if (m->open[k]) vs_atomic_abort(&m->a[k]);
+        m->open[k] = 0;
+        free(m->header[k]);
+        m->header[k] = NULL;
+    }
+}
+
+static vs_status merged_open(const ft_opts *o, merged *m, vs_error *err) {
+    static const char *const file[N_PART] = {"predictions-%s.csv", "predictions-%s.jsonl",
+                                             "fits.csv"};
+    char name[96], path[4200];
+    memset(m, 0, sizeof *m);
+    FILE *h = open_memstream(&m->header[PART_CSV], &m->header_len[PART_CSV]);
+    if (!h) return VS_FAIL(err, VS_ERR_NOMEM, "no memory for a header");
+    detcli_csv_header(h);
+    if (fclose(h) != 0) return VS_FAIL(err, VS_ERR_NOMEM, "no memory for a header");
+    if (!(m->header[PART_FITS] = strdup(fits_header))) {
+        merged_abort(m);
+        return VS_FAIL(err, VS_ERR_NOMEM, "no memory for a header");
+    }
+    m->header_len[PART_FITS] = strlen(fits_header);
+    vs_status st = VS_OK;
+    for (int k = 0; st == VS_OK && k < N_PART; k++) {
+        snprintf(name, sizeof name, file[k], o->arm);
+        snprintf(path, sizeof path, "%s/%s", o->out, name);
+        st = vs_atomic_open(&m->a[k], path, err);
+        m->open[k] = st == VS_OK;
+        if (st == VS_OK && m->header[k] &&
+            fwrite(m->header[k], 1, m->header_len[k], m->a[k].f) != m->header_len[k])
+            st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", path);
+    }
+    if (st != VS_OK) merged_abort(m);
+    return st;
+}
+
+/* A fit's part, without the header line a CSV part starts with (which must be ours). */
+static vs_status merged_add(merged *m, const fit_part *p, vs_error *err) {
+    for (int k = 0; k < N_PART; k++) {
+        const char *t = p->text[k] ? p->text[k] : "";
+        size_t n = p->len[k], skip = m->header[k] ? m->header_len[k] : 0;
+        if (skip && (n < skip || memcmp(t, m->header[k], skip) != 0))
+            return VS_FAIL(err, VS_ERR_FORMAT, "a fit's part of %s does not start with its header",
+                           m->a[k].path);
+        if (fwrite(t + skip, 1, n - skip, m->a[k].f) != n - skip)
+            return VS_FAIL(err, VS_ERR_IO, "cannot write %s", m->a[k].path);
+    }
+    return VS_OK;
+}
+
+static vs_status merged_commit(merged *m, vs_error *err) {
+    vs_status st = VS_OK;
+    for (int k = 0; k < N_PART; k++) {
+        if (st == VS_OK)
+            st = vs_atomic_commit(&m->a[k], err);
+        else
+            vs_atomic_abort(&m->a[k]);
+        m->open[k] = 0;
+    }
+    merged_abort(m); /* the headers */
+    return st;
+}
+
+/* --------------------------------------------------------------------------- across ranks */
+/* Every rank's part of a round at every rank (the group has an all-gather only): the lengths,
+ * then the parts packed and padded to the longest. out[r] points into x->all. Every rank
+ * calls it, failed or not (group.h invariant 1); a failed allocation is agreed, so that every
+ * rank leaves together. */
+typedef struct exchange {
+    uint64_t *lens; /* (size, N_PART) */
+    char *send, *all;
+    size_t cap; /* bytes of send; all holds size x cap */
+} exchange;
+
+static vs_status exchange_parts(const vs_group *g, const fit_part *mine, exchange *x, fit_part *out,
+                                vs_error *err) {
+    if (g->size == 1) {
+        out[0] = *mine;
+        return VS_OK;
+    }
+    uint64_t my[N_PART];
+    for (int k = 0; k < N_PART; k++)
+        my[k] = mine->len[k];
+    g->gather(g->ctx, my, x->lens, sizeof my);
+    uint64_t top = 1;
+    for (int r = 0; r < g->size; r++) {
+        uint64_t sum = 0;
+        for (int k = 0; k < N_PART; k++)
+            sum += x->lens[(size_t)r * N_PART + k];
+        if (sum > top) top = sum;
+    }
+    vs_status st = VS_OK;
+    if (top > SIZE_MAX / (size_t)g->size)
+        st = VS_FAIL(err, VS_ERR_NOMEM, "the fits' predictions are too large to gather");
+    else if (top > x->cap) {
+        free(x->send), free(x->all);
+        x->send = malloc((size_t)top);
+        x->all = malloc((size_t)top * (size_t)g->size);
+        x->cap = x->send && x->all ? (size_t)top : 0;
+        if (!x->cap) st = VS_FAIL(err, VS_ERR_NOMEM, "no memory to gather the fits' predictions");
+    }
+    st = vs_group_agree(g, st, err);
+    if (st != VS_OK) return st;
+    size_t at = 0;
+    for (int k = 0; k < N_PART; k++) {
+        if (mine->len[k]) memcpy(x->send + at, mine->text[k], mine->len[k]);
+        at += mine->len[k];
+    }
+    g->gather(g->ctx, x->send, x->all, (size_t)top);
+    for (int r = 0; r < g->size; r++) {
+        at = (size_t)r * (size_t)top;
+        for (int k = 0; k < N_PART; k++) {
+            out[r].text[k] = x->all + at;
+            out[r].len[k] = (size_t)x->lens[(size_t)r * N_PART + k];
+            at += out[r].len[k];
+        }
+    }
+    return VS_OK;
+}
+
+/* The fits in order, those --only-budget and --only-seed select (every one with --fit and
+ * --merge). */
+static vs_status list_fits(const ft_opts *o, const int *budgets, int nb, fit_id **out, int *n,
+                           vs_error *err) {
+    int seeds = o->st->finetune.seeds;
+    *n = 0;
+    if (!(*out = calloc((size_t)nb * (size_t)seeds + 1, sizeof **out)))
+        return VS_FAIL(err, VS_ERR_NOMEM, "no memory for the fits");
+    for (int b = 0; b < nb; b++)
+        for (int s = 0; s < seeds; s++)
+            if ((o->only_budget < 0 || o->only_budget == budgets[b]) &&
+                (o->only_seed < 0 || o->only_seed == s))
+                (*out)[(*n)++] = (fit_id){budgets[b], s};
+    if (*n == 0)
+        return VS_FAIL(err, VS_ERR_CONFIG, "--only-budget %d is not one of finetune.budgets",
+                       o->only_budget);
+    if (o->fit >= *n)
+        return VS_FAIL(err, VS_ERR_CONFIG,
+                       "--fit %d: there are %d fits (finetune.budgets x finetune.seeds), 0 to %d",
+                       o->fit, *n, *n - 1);
+    return VS_OK;
+}
+
+/* ---------------------------------------------------------------------------  the command */
+typedef struct ft_data {
+    label_set ls;
+    cohort c;
+    shard_set *set;
+    split_table *sp;
+    fit_id *fits;
+    int n_fits;
+} ft_data;
+
+static void ft_data_free(ft_data *d) {
+    free(d->fits);
+    splits_free(d->sp);
+    cohort_free(&d->c);
+    shard_set_close(d->set);
+    labels_free(&d->ls);
+}
+
+/* What every rank reads (the checkpoint's architecture, labels, cohort, split, budgets), and
+ * what rank 0 alone writes before the fits: the folder, splits.csv and labels.csv (not with
+ * --fit, which writes its fit's files only). */
+static vs_status prepare(const ft_opts *o, int rank, ft_data *d, vs_error *err) {
+    char path[4200];
+    int budgets[64], nb = 0;
+    int writes = rank == 0 && o->fit < 0;
+    vs_status st = rank == 0 ? vs_mkdirs(o->out, 0755, err) : VS_OK;
+    ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
+    if (st == VS_OK && o->init) st = det_config_from_mae(&mo->tc.det, o->init, err);
+    if (st == VS_OK) st = det_config_check(&o->tc.det, err);
+    if (st == VS_OK) st = read_labels(o, &d->ls, err);
+    if (st == VS_OK) st = shard_set_open(o->shards, NULL, &d->set, err);
+    if (st == VS_OK) st = load_cohort(d->set, &d->ls, &d->c, err);
+    if (st == VS_OK) st = get_split(o, &d->c, writes, &d->sp, err);
+    if (st == VS_OK) st = resolve_budgets(o, d->sp, budgets, &nb, err);
+    if (st == VS_OK && splits_count(d->sp, SPLIT_TEST) == 0)
+        st = VS_FAIL(err, VS_ERR_CONFIG, "%s has no test patient to predict", o->split);
+    if (st == VS_OK) st = list_fits(o, budgets, nb, &d->fits, &d->n_fits, err);
+    snprintf(path, sizeof path, "%s/labels.csv", o->out);
+    if (st == VS_OK && writes) st = write_labels_csv(&d->c, d->sp, path, err);
+    return st;
+}
+
+/* --fit I: that fit alone, its files and its part for --merge; nothing merged. */
+static vs_status finetune_one(const ft_opts *o, ft_data *d, vs_error *err) {
+    fit_part p;
+    vs_status st = run_fit(o, &d->c, d->sp, &d->fits[o->fit], &p, err);
+    if (st == VS_OK) st = part_save(o, &d->fits[o->fit], &p, err);
+    fit_part_free(&p);
+    char name[64];
+    fit_name(o, &d->fits[o->fit], name, sizeof name);
+    if (st == VS_OK)
+        log_info("wrote fit %d of %d (%s); `vesalius finetune --merge` assembles them", o->fit,
+                 d->n_fits, name);
+    return st;
+}
+
+/* The fits in rounds of one per rank: fit i on rank i mod N. After each round every rank
+ * agrees on its outcome (a failure stops every rank at the same point, named by rank and fit)
+ * and rank 0 gathers the round's parts into the merged files; with --merge rank 0 reads the
+ * parts instead. The barrier per round trades some load balance (fits that stop early wait
+ * for the round's longest) for a failure that stops every rank within one fit. */
+static vs_status run_rounds(const ft_opts *o, const vs_group *g, ft_data *d, merged *m,
+                            vs_error *err) {
+    int N = g->size, me = g->rank;
+    exchange x = {calloc((size_t)N * N_PART, sizeof(uint64_t)), NULL, NULL, 0};
+    fit_part *got = calloc((size_t)N, sizeof *got);
+    vs_status st = x.lens && got ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "no memory for the ranks");
+    st = vs_group_agree(g, st, err);
+    for (int k = 0; st == VS_OK && k * N < d->n_fits; k++) {
+        int i = k * N + me;
+        fit_part mine;
+        memset(&mine, 0, sizeof mine);
+        if (i < d->n_fits)
+            st = o->merge ? part_load(o, i, &d->fits[i], &mine, err)
+                          : run_fit(o, &d->c, d->sp, &d->fits[i], &mine, err);
+        st = vs_group_agree(g, st, err);
+        if (st == VS_OK) st = exchange_parts(g, &mine, &x, got, err);
+        for (int r = 0; st == VS_OK && me == 0 && r < N && k * N + r < d->n_fits; r++)
+            st = merged_add(m, &got[r], err);
+        fit_part_free(&mine);
+        st = vs_group_agree(g, st, err); /* rank 0's writes */
+    }
+    free(x.lens), free(x.send), free(x.all), free(got);
     return st;
 }
 
 static vs_status finetune(const ft_opts *o, vs_error *err) {
-    label_set ls = {0};
-    cohort c = {0};
-    shard_set *set = NULL;
-    split_table *sp = NULL;
-    FILE *csv = NULL, *json = NULL, *fits = NULL;
-    char pcsv[4200], pjson[4200], pfits[4200], path[4200];
-    int budgets[64], nb = 0;
-    vs_status st = vs_mkdirs(o->out, 0755, err);
-    if (st != VS_OK) return st;
-    ft_opts *mo = (ft_opts *)o; /* the architecture comes from the checkpoint */
-    if (o->init) st = det_config_from_mae(&mo->tc.det, o->init, err);
-    if (st == VS_OK) st = det_config_check(&o->tc.det, err);
-    if (st == VS_OK) st = read_labels(o, &ls, err);
-    if (st == VS_OK) st = shard_set_open(o->shards, NULL, &set, err);
-    if (st == VS_OK) st = load_cohort(set, &ls, &c, err);
-    if (st == VS_OK) st = get_split(o, &c, &sp, err);
-    if (st == VS_OK) st = resolve_budgets(o, sp, budgets, &nb, err);
-    if (st == VS_OK && splits_count(sp, SPLIT_TEST) == 0)
-        st = VS_FAIL(err, VS_ERR_CONFIG, "%s has no test patient to predict", o->split);
-    snprintf(path, sizeof path, "%s/labels.csv", o->out);
-    if (st == VS_OK) st = write_labels_csv(&c, sp, path, err);
-    snprintf(pcsv, sizeof pcsv, "%s/predictions-%s.csv", o->out, o->arm);
-    snprintf(pjson, sizeof pjson, "%s/predictions-%s.jsonl", o->out, o->arm);
-    if (st == VS_OK && (!(csv = fopen(pcsv, "w")) || !(json = fopen(pjson, "w"))))
-        st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", pcsv, strerror(errno));
-    snprintf(pfits, sizeof pfits, "%s/fits.csv", o->out);
-    if (st == VS_OK && !(fits = fopen(pfits, "w")))
-        st = VS_FAIL(err, VS_ERR_IO, "cannot create %s: %s", pfits, strerror(errno));
-    if (st == VS_OK) detcli_csv_header(csv);
-    if (st == VS_OK) fputs("arm,budget,seed,role,patient\n", fits);
-    int n_fits = 0;
-    for (int b = 0; b < nb && st == VS_OK; b++)
-        for (int s = 0; s < o->st->finetune.seeds && st == VS_OK; s++)
-            if ((o->only_budget < 0 || o->only_budget == budgets[b]) &&
-                (o->only_seed < 0 || o->only_seed == s)) {
-                st = run_fit(o, &c, sp, budgets[b], s, csv, json, fits, err);
-                n_fits++;
-            }
-    if (st == VS_OK && n_fits == 0)
-        st = VS_FAIL(err, VS_ERR_CONFIG, "--only-budget %d is not one of finetune.budgets",
-                     o->only_budget);
-    if (csv && fclose(csv) != 0 && st == VS_OK)
-        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pcsv);
-    if (json && fclose(json) != 0 && st == VS_OK)
-        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pjson);
-    if (fits && fclose(fits) != 0 && st == VS_OK)
-        st = VS_FAIL(err, VS_ERR_IO, "cannot write %s", pfits);
-    if (st == VS_OK) st = settings_cli_record(&o->kv, o->stage, o->out, err);
-    if (st == VS_OK)
-        log_info("wrote %s (%d fits) and %s (%u dev, %u test patients)", pcsv, n_fits, path,
-                 splits_count(sp, SPLIT_DEV), splits_count(sp, SPLIT_TEST));
-    splits_free(sp);
-    cohort_free(&c);
-    shard_set_close(set);
-    labels_free(&ls);
+    const vs_group *g = dist_group();
+    ft_data d;
+    merged m;
+    memset(&d, 0, sizeof d);
+    memset(&m, 0, sizeof m);
+    vs_status st = prepare(o, g->rank, &d, err);
+    if (st == VS_OK && o->fit >= 0) { /* one process (parse refuses --fit under ranks) */
+        st = finetune_one(o, &d, err);
+        ft_data_free(&d);
+        return st;
+    }
+    if (st == VS_OK && g->rank == 0) st = merged_open(o, &m, err);
+    st = vs_group_agree(g, st, err); /* the folder is there before any rank writes a fit */
+    if (st == VS_OK) st = run_rounds(o, g, &d, &m, err);
+    if (g->rank == 0) {
+        if (st == VS_OK) st = merged_commit(&m, err);
+        merged_abort(&m);
+        if (st == VS_OK) st = settings_cli_record(&o->kv, o->stage, o->out, err);
+        if (st == VS_OK)
+            log_info("wrote %s/predictions-%s.csv (%d fits%s%s) and labels.csv (%u dev, %u test "
+                     "patients)",
+                     o->out, o->arm, d.n_fits, o->merge ? ", merged" : "",
+                     g->size > 1 ? " over the ranks" : "", splits_count(d.sp, SPLIT_DEV),
+                     splits_count(d.sp, SPLIT_TEST));
+    }
+    st = vs_group_agree(g, st, err);
+    ft_data_free(&d);
     return st;
 }
 

@@ -223,8 +223,19 @@ const cli_command cli_commands[] = {
      "  --init CHECKPOINT     pretraining checkpoint: the arm mae, whose encoder shape and crop\n"
      "                        come from it (the encoder options are refused with it)\n"
      "  --arm mae|scratch     name of the arm (default: mae with --init, else scratch)\n"
-     "  --only-budget B  --only-seed S   run only these fits (B: training patients)\n" COMMON_HELP,
-     CORE(cmd_finetune), ST_FINETUNE, 0},
+     "  --only-budget B  --only-seed S   run only these fits (B: training patients)\n"
+     "  --fit I               run only fit I of the fit order (budgets ascending, then seeds;\n"
+     "                        0 to budgets x seeds - 1: a SLURM array task's\n"
+     "                        $SLURM_ARRAY_TASK_ID) and write its part of the merged files:\n"
+     "                        predictions-ARM-bB-sS.csv/.jsonl, fits-ARM-bB-sS.csv and\n"
+     "                        settings-ARM-bB-sS.json\n"
+     "  --merge               train nothing: write the merged files from the parts of every\n"
+     "                        fit (run with the options the --fit runs had)\n"
+     "\n"
+     "Under mpirun or srun (N processes) fit I runs on rank I mod N and rank 0 writes the merged\n"
+     "files; with --fit and --merge or N ranks, every file is the bytes of a one-process run\n"
+     "with the same thread count.\n" COMMON_HELP,
+     CORE(cmd_finetune), ST_FINETUNE, CLI_RANKS},
     {"predict", "detect lesions in volumes with a trained detector",
      "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"

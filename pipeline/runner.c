@@ -619,8 +619,11 @@ static int explain(run_ctx *c, const stage *sg, const stage_inputs *in, const ch
 
 /* ---- child processes ------------------------------------------------------------------------ */
 /* The processes a stage's command runs as: distributed.ranks for a command that runs across
- * ranks (cli.h CLI_RANKS: pretrain), started as LAUNCHER... -n RANKS vesalius COMMAND ...;
- * 1 for every other stage, which runs as one process (pipeline/dist.h). */
+ * ranks (cli.h CLI_RANKS: pretrain and the finetune stages), started as LAUNCHER... -n RANKS
+ * vesalius COMMAND ...; 1 for every other stage, which runs as one process (pipeline/dist.h).
+ * The finetune stages' results do not depend on the rank count, so distributed.ranks is not
+ * one of their settings (studies/study.h: it is read by pretrain alone) and a rerun at another
+ * count skips them. */
 static int stage_ranks(const run_ctx *c, const arglist *a) {
     const study_distributed *d = &c->s->distributed;
     const cli_command *cmd = a->n ? cli_find(a->v[0]) : NULL;
@@ -642,7 +645,7 @@ static vs_status check_launch(const run_ctx *c, const arglist *a, vs_error *err)
     if (d->launcher.n > MAX_LAUNCHER)
         return VS_FAIL(err, VS_ERR_CONFIG, "%s: key 'distributed.launcher' has more than %d words",
                        c->study_path, MAX_LAUNCHER);
-    if (c->s->pretrain.accumulate % d->ranks != 0)
+    if (strcmp(cmd->name, "pretrain") == 0 && c->s->pretrain.accumulate % d->ranks != 0)
         return VS_FAIL(err, VS_ERR_CONFIG,
                        "%s: %d ranks cannot split pretrain.accumulate %d: each rank runs whole "
                        "micro-batches, so accumulate must be a multiple of distributed.ranks",

@@ -180,7 +180,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 /* Stages that run across processes (pretrain; pipeline/dist.h), as `vesalius run` starts them. */
 #define STUDY_KEYS_DISTRIBUTED(X) \
     X(distributed, launcher, TEXTS, "", 0, 0, NULL, "-", 0, "how `vesalius run` starts the ranks of a stage that scales, given -n RANKS after it: [mpirun], [srun], [mpiexec]...") \
-    X(distributed, ranks, INT, "1", 1, 1048576, NULL, "-", ST_PRETRAIN, "processes of a stage that scales (pretrain; 1: one process); under a launcher, the ones it started")
+    X(distributed, ranks, INT, "1", 1, 1048576, NULL, "-", ST_PRETRAIN, "processes of a stage that scales (pretrain, whose result depends on it, and the finetune stages, whose results do not; 1: one process); under a launcher, the ones it started")
 
 /* The fine-tuning stages (both arms). */
 #define STUDY_KEYS_LABELS(X) \

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# test_mpi_run — `vesalius run` starts pretrain, the stage that scales, under the study's
-# launcher (distributed: {launcher, ranks}) and every other stage as one process
-# (pipeline/runner.c stage_ranks): the study's pretrain equals `mpirun -n 2 vesalius pretrain`
-# by hand, byte for byte, and records 2 ranks; a rerun has nothing to do; kill -9 of the
-# runner mid-pretrain ends the ranks (the launcher gets SIGTERM), and the rerun resumes to the
-# same bytes as the uninterrupted run; ranks without a launcher, or an accumulation the ranks
-# cannot split, are refused before the stage starts; and `vesalius run` under mpirun itself is
-# refused, pointing at the study's launcher.
+# test_mpi_run — `vesalius run` starts the stages that scale (pretrain, finetune-mae and
+# finetune-scratch) under the study's launcher (distributed: {launcher, ranks}) and every other
+# stage as one process (pipeline/runner.c stage_ranks): the study's pretrain equals `mpirun -n 2
+# vesalius pretrain` by hand, byte for byte, and records 2 ranks; a rerun has nothing to do; the
+# rank count is not one of the finetune stages' settings (at 3 ranks finetune-scratch is up to
+# date); kill -9 of the runner mid-pretrain ends the ranks (the launcher gets SIGTERM), and the
+# rerun resumes to the same bytes as the uninterrupted run; ranks without a launcher, or an
+# accumulation the ranks cannot split, are refused before the stage starts; and `vesalius run`
+# under mpirun itself is refused, pointing at the study's launcher.
 set -u
 . "$(dirname "$0")/mpi_env.sh"
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
@@ -47,6 +48,17 @@ contains "settings.json records 2 ranks" "$O/pretrain/settings.json" '"distribut
 $M -n 2 "$V" pretrain --study="$S" --shards="$O/ingest" --split="$O/split/splits.csv" --out="$t/hand" --threads=1 2>"$t/hand.log"; check "by hand under mpirun" 0 $?
 for f in checkpoint.ckpt model.safetensors preview.png pool.json settings.json; do same "the study's pretrain = by hand: $f" "$O/pretrain/$f" "$t/hand/$f"; done
 "$V" run "$S" $stages >/dev/null 2>&1; check "nothing changed: exit 5" 5 $?
+# the finetune stages run on the launcher too, and the rank count is not one of their settings:
+# at 3 ranks the plan reruns pretrain (and finetune-mae, which consumes it), not finetune-scratch
+"$V" run "$S" --stages finetune-mae,finetune-scratch >"$t/ft.log" 2>&1; check "the finetune stages on 2 ranks" 0 $?
+contains "finetune-mae ran on 2 ranks" "$t/ft.log" "finetune-mae: running on 2 ranks through mpirun"
+contains "finetune-scratch ran on 2 ranks" "$t/ft.log" "finetune-scratch: running on 2 ranks through mpirun"
+sed -i 's/^  ranks: 2$/  ranks: 3/' "$S"
+"$V" run "$S" --stages pretrain,finetune-mae,finetune-scratch --dry-run >"$t/plan3" 2>&1; check "dry run at 3 ranks" 0 $?
+contains "pretrain reruns at 3 ranks" "$t/plan3" "^pretrain  *run: distributed.ranks"
+contains "finetune-mae after it, on 3 ranks" "$t/plan3" "^finetune-mae  *run: .*(on 3 ranks through mpirun)"
+contains "finetune-scratch up to date at 3 ranks" "$t/plan3" "^finetune-scratch  *up to date: skip"
+sed -i 's/^  ranks: 3$/  ranks: 2/' "$S"
 "$V" pretrain --study="$S" --shards="$O/ingest" --out="$t/one" >"$t/out" 2>&1; check "2 ranks in the study, 1 process started" 2 $?
 contains "says so" "$t/out" "key 'distributed.ranks' is 2, but this pretrain runs as 1 process"
 

@@ -18,8 +18,8 @@
  *   3. Stages run as child processes of the same binary that die with the runner
  *      (PR_SET_PDEATHSIG), so a killed runner leaves no stage writing behind it; a stage
  *      started through the study's launcher (distributed.ranks > 1) has the launcher receive
- *      SIGTERM instead, which it passes on to the ranks (they stop at a step, with a
- *      checkpoint).
+ *      SIGTERM instead, which it passes on to the ranks (pretrain's stop at a step, with a
+ *      checkpoint; finetune's end, and the stage runs again whole).
  */
 #ifndef VS_RUNNER_H
 #define VS_RUNNER_H

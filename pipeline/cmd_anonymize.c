@@ -51,9 +51,9 @@ static vs_status series_dir(const char *dir, char made[4096], vs_error *err) {
  * worker's last series folder (series_dir). */
 static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
     const char *src = jb->files->paths[i];
-    dcmfile *f = NULL;
+    dcm_file *f = NULL;
     vs_error e;
-    if (dcmfile_load_open(src, NULL, &f, &e) != VS_OK) {
+    if (dcm_file_load_open(src, NULL, &f, &e) != VS_OK) {
         log_warn("%s: rejected: %s", src, e.msg);
         atomic_fetch_add(&jb->n_rejected, 1);
         return VS_OK;
@@ -70,7 +70,7 @@ static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
         /* per input: two inputs holding one instance must not share a temporary file */
         snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, res.instance_key, i);
         s = series_dir(dir, made, err);
-        if (s == VS_OK) s = dcmfile_save_copy(f, tmp, NULL, err);
+        if (s == VS_OK) s = dcm_file_save_copy(f, tmp, NULL, err);
         if (s == VS_OK)
             s = vs_commit_batch_add(jb->batch, tmp, dst, err);
         else
@@ -85,7 +85,7 @@ static vs_status do_file(job *jb, int i, char made[4096], vs_error *err) {
                 log_info("%s: overlay or curve bitmaps kept under the clean-graphics option", src);
         }
     }
-    dcmfile_free(f);
+    dcm_file_free(f);
     return s;
 }
 

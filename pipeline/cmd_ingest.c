@@ -159,7 +159,7 @@ static vs_status item_sources(ingest_run *r, ingest_item *it, dcm_series *v, vs_
     if (!it->srcs || !it->keys || !it->skeys) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < it->n_src; i++) { /* every one ends in the catalog: linked */
         vs_status s =
-            source_of(r, dcmfile_path(dcm_series_file(v, i)), 1, &it->srcs[i], it->skeys[i], err);
+            source_of(r, dcm_file_path(dcm_series_file(v, i)), 1, &it->srcs[i], it->skeys[i], err);
         if (s != VS_OK) return s;
     }
     return VS_OK;
@@ -196,7 +196,7 @@ static vs_status prepare(ingest_run *r, dcm_series *v, ingest_item **out, vs_err
     int localizer = dcm_series_kind(v) == DCM_KIND_LOCALIZER && !cfg->keep_localizers;
     int unchanged = !localizer;
     for (int i = 0; i < dcm_series_n_files(v) && unchanged; i++)
-        unchanged = path_unchanged(r, dcmfile_path(dcm_series_file(v, i)));
+        unchanged = path_unchanged(r, dcm_file_path(dcm_series_file(v, i)));
     if (unchanged) {
         r->n_unchanged++;
         return VS_OK;

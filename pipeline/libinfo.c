@@ -19,7 +19,7 @@ static void put(lib_version *v, const char *name, const char *version, const cha
 int libinfo_io(lib_version *out, int max) {
     int n = 0;
     char buf[64];
-    if (n < max) put(&out[n++], "DCMTK", dcmshim_version(), "DICOM reading, decoding and writing");
+    if (n < max) put(&out[n++], "DCMTK", dcm_shim_version(), "DICOM reading, decoding and writing");
     if (n < max)
         put(&out[n++], "ITK", itkshim_version(), "image formats, resampling, N4 bias correction");
     unsigned maj = 0, min = 0, rel = 0;

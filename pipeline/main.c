@@ -162,6 +162,6 @@ int main(int argc, char **argv) {
     sub_argv[sub_argc] = NULL;
     /* DCMTK's dictionary from the built-in table rather than its text files (dcmdict.h):
      * here, while the process has one thread and has not touched DCMTK. */
-    dcmdict_install();
+    dcm_dict_install();
     return cli_run(cmd, sub_argc, sub_argv);
 }

@@ -258,7 +258,7 @@ typedef struct series_out {
 
 #define PUT(tag, value)                                                                            \
     do {                                                                                           \
-        if ((st = dcmw_put(w, (tag), (value), err)) != VS_OK) return st;                           \
+        if ((st = dcm_writer_put(w, (tag), (value), err)) != VS_OK) return st;                     \
     } while (0)
 #define PUTF(tag, ...)                                                                             \
     do {                                                                                           \
@@ -267,7 +267,7 @@ typedef struct series_out {
     } while (0)
 
 /* Attributes shared by every image of a patient's study, identifying ones included. */
-static vs_status put_patient_study(dcmw *w, const identity *id, int study, int modality,
+static vs_status put_patient_study(dcm_writer *w, const identity *id, int study, int modality,
                                    int describe_by_name, vs_error *err) {
     vs_status st;
     char buf[256];
@@ -303,29 +303,32 @@ static vs_status put_patient_study(dcmw *w, const identity *id, int study, int m
     PUT(DCM_TAG(0x0020, 0x0010), id->study_id[study]);
     PUT(DCM_TAG(0x0032, 0x1032), id->requesting);
     /* identifiers nested three levels deep, and dates inside sequences */
-    if ((st = dcmw_item_begin(w, DCM_TAG(0x0040, 0x0275), err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_begin(w, DCM_TAG(0x0040, 0x0275), err)) != VS_OK) return st;
     PUT(DCM_TAG(0x0040, 0x1001), id->accession[study]);
     PUT(DCM_TAG(0x0040, 0x0009), id->study_id[study]);
     PUT(DCM_TAG(0x0040, 0x0002), id->study_date[study]);
-    if ((st = dcmw_item_begin(w, DCM_TAG(0x0008, 0x1110), err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_begin(w, DCM_TAG(0x0008, 0x1110), err)) != VS_OK) return st;
     PUT(DCM_TAG(0x0008, 0x1150), "1.2.840.10008.3.1.2.3.1");
     PUT(DCM_TAG(0x0008, 0x1155), id->study_uid[study]);
-    if ((st = dcmw_item_begin(w, DCM_TAG(0x0040, 0xA730), err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_begin(w, DCM_TAG(0x0040, 0xA730), err)) != VS_OK) return st;
     PUT(DCM_TAG(0x0040, 0xA040), "PNAME");
     PUT(DCM_TAG(0x0040, 0xA123), id->name);
-    if ((st = dcmw_item_end(w, err)) != VS_OK) return st;
-    if ((st = dcmw_item_end(w, err)) != VS_OK) return st;
-    if ((st = dcmw_item_end(w, err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_end(w, err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_end(w, err)) != VS_OK) return st;
+    if ((st = dcm_writer_item_end(w, err)) != VS_OK) return st;
     /* a vendor's private block copying identifiers, as real scanners do */
-    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x0010), "LO", "ACME PRIVATE 1.0", err)) != VS_OK)
+    if ((st = dcm_writer_put_vr(w, DCM_TAG(0x0009, 0x0010), "LO", "ACME PRIVATE 1.0", err)) !=
+        VS_OK)
         return st;
-    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1001), "LO", id->name, err)) != VS_OK) return st;
-    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1002), "LO", id->id, err)) != VS_OK) return st;
-    if ((st = dcmw_put_vr(w, DCM_TAG(0x0009, 0x1003), "DA", id->birth, err)) != VS_OK) return st;
+    if ((st = dcm_writer_put_vr(w, DCM_TAG(0x0009, 0x1001), "LO", id->name, err)) != VS_OK)
+        return st;
+    if ((st = dcm_writer_put_vr(w, DCM_TAG(0x0009, 0x1002), "LO", id->id, err)) != VS_OK) return st;
+    if ((st = dcm_writer_put_vr(w, DCM_TAG(0x0009, 0x1003), "DA", id->birth, err)) != VS_OK)
+        return st;
     return VS_OK;
 }
 
-static vs_status put_image_common(dcmw *w, const identity *id, int study, int modality,
+static vs_status put_image_common(dcm_writer *w, const identity *id, int study, int modality,
                                   const char *series_uid, int series_number, const char *sop_uid,
                                   vs_error *err) {
     vs_status st;
@@ -425,8 +428,8 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
     int series_number = 2 + series_index % 7;
     const double *d = v.direction;
     for (int64_t k = 0; st == VS_OK && k < v.n_slices; k++) {
-        dcmw *w = NULL;
-        if ((st = dcmw_create(&w, err)) != VS_OK) break;
+        dcm_writer *w = NULL;
+        if ((st = dcm_writer_create(&w, err)) != VS_OK) break;
         char buf[256], sop[96], path[1024];
         snprintf(sop, sizeof sop, "%s.%lld", so->series_uid, (long long)k + 1);
         double ijk[3] = {0, 0, (double)k}, ipp[3];
@@ -446,7 +449,7 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
 #define P(tag, ...)                                                                                \
     if (st == VS_OK) {                                                                             \
         snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
-        st = dcmw_put(w, (tag), buf, err);                                                         \
+        st = dcm_writer_put(w, (tag), buf, err);                                                   \
     }
         P(DCM_TAG(0x0008, 0x0008), "ORIGINAL\\PRIMARY\\AXIAL");
         P(DCM_TAG(0x0008, 0x0032), "%s", id->study_time[sp->study]);
@@ -483,11 +486,11 @@ static vs_status write_volume_series(const demo_config *c, const char *dir, int 
         }
 #undef P
         if (st == VS_OK)
-            st = dcmw_put_pixels(w, (uint16_t)v.n_rows, (uint16_t)v.n_cols, is_signed ? 16 : 12,
-                                 is_signed, pix, err);
+            st = dcm_writer_put_pixels(w, (uint16_t)v.n_rows, (uint16_t)v.n_cols,
+                                       is_signed ? 16 : 12, is_signed, pix, err);
         snprintf(path, sizeof path, "%s/im%04u.dcm", dir, fname[k]);
-        if (st == VS_OK) st = dcmw_save(w, path, syntaxes[syntax].uid, err);
-        dcmw_free(w);
+        if (st == VS_OK) st = dcm_writer_save(w, path, syntaxes[syntax].uid, err);
+        dcm_writer_free(w);
         so->n_files++;
     }
     free(inst);
@@ -516,8 +519,8 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
         s = s < 0 ? 0 : s > 4095 ? 4095 : s;
         img[t] = (uint16_t)lround(mono1 ? 4095.0 - s : s);
     }
-    dcmw *w = NULL;
-    vs_status st = dcmw_create(&w, err);
+    dcm_writer *w = NULL;
+    vs_status st = dcm_writer_create(&w, err);
     char buf[256], sop[96], path[1024];
     snprintf(sop, sizeof sop, "%s.1", so->series_uid);
     if (st == VS_OK) st = put_patient_study(w, id, sp->study, MOD_DX, 0, err);
@@ -527,7 +530,7 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
 #define P(tag, ...)                                                                                \
     if (st == VS_OK) {                                                                             \
         snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
-        st = dcmw_put(w, (tag), buf, err);                                                         \
+        st = dcm_writer_put(w, (tag), buf, err);                                                   \
     }
     P(DCM_TAG(0x0008, 0x0008), "ORIGINAL\\PRIMARY");
     P(DCM_TAG(0x0008, 0x0068), "FOR PRESENTATION");
@@ -539,10 +542,10 @@ static vs_status write_radiograph(const demo_config *c, const char *dir, int ser
     P(DCM_TAG(0x0028, 0x0004), "%s", mono1 ? "MONOCHROME1" : "MONOCHROME2");
     P(DCM_TAG(0x0028, 0x1040), "LIN");
 #undef P
-    if (st == VS_OK) st = dcmw_put_pixels(w, (uint16_t)rows, (uint16_t)cols, 12, 0, img, err);
+    if (st == VS_OK) st = dcm_writer_put_pixels(w, (uint16_t)rows, (uint16_t)cols, 12, 0, img, err);
     snprintf(path, sizeof path, "%s/im0000.dcm", dir);
-    if (st == VS_OK) st = dcmw_save(w, path, syntaxes[pick_syntax(r)].uid, err);
-    dcmw_free(w);
+    if (st == VS_OK) st = dcm_writer_save(w, path, syntaxes[pick_syntax(r)].uid, err);
+    dcm_writer_free(w);
     free(img);
     so->n_files = 1;
     return st;

@@ -502,7 +502,7 @@ vs_status deid_open(const deid_options *opt, const char *key_path, deid_ctx **ou
                        "the full-dates and modified-dates options exclude each other");
     if (!key_path || !key_path[0]) return VS_FAIL(err, VS_ERR_USAGE, "a key file is required");
     if (sodium_init() < 0) return VS_FAIL(err, VS_ERR_LIBRARY, "libsodium failed to initialise");
-    dcmfile_quiet();
+    dcm_file_quiet();
     deid_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     ctx->opt = *opt;

@@ -747,13 +747,13 @@ vs_status deid_apply_edit(deid_ctx *ctx, const dcm_edit_ops *ops, dcm_edit *ed, 
     return st;
 }
 
-vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err) {
-    dcm_edit *ed = dcmfile_edit_open(f);
+vs_status deid_apply(deid_ctx *ctx, dcm_file *f, deid_file_result *res, vs_error *err) {
+    dcm_edit *ed = dcm_file_edit_open(f);
     if (!ed) {
         memset(res, 0, sizeof *res);
-        return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory", dcmfile_path(f));
+        return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory", dcm_file_path(f));
     }
-    vs_status st = deid_apply_edit(ctx, &dcmfile_edit_ops, ed, dcmfile_path(f), res, err);
-    dcmfile_edit_close(ed);
+    vs_status st = deid_apply_edit(ctx, &dcm_file_edit_ops, ed, dcm_file_path(f), res, err);
+    dcm_file_edit_close(ed);
     return st;
 }

@@ -185,9 +185,9 @@ void scan_item(scan &s, DcmItem *item, const std::string &prefix, int depth) {
 
 extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi, deid_hit_fn fn,
                                       void *user, int *n_hits, vs_error *err) {
-    dcmfile *f = nullptr;
-    dcmfile_quiet();
-    vs_status st = dcmfile_load(path, nullptr, &f, err);
+    dcm_file *f = nullptr;
+    dcm_file_quiet();
+    vs_status st = dcm_file_load(path, nullptr, &f, err);
     if (st != VS_OK) return st;
     scan s;
     s.path = path;
@@ -203,10 +203,10 @@ extern "C" vs_status deid_verify_file(const char *path, const deid_phi *phi, dei
         scan_item(s, f->ff.getMetaInfo(), "meta ", 0);
         scan_item(s, ds, "", 0);
     } catch (...) {
-        dcmfile_free(f);
+        dcm_file_free(f);
         return VS_FAIL(err, VS_ERR_LIBRARY, "%s: scanning failed inside DCMTK", path);
     }
-    dcmfile_free(f);
+    dcm_file_free(f);
     // UIDs outside UI elements (in text, UN, OB values) are what the raw scan adds
     std::vector<const char *> allowed;
     try {

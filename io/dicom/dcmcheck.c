@@ -9,7 +9,7 @@
  * allocate what the file really holds.
  *
  * Invariants:
- *   1. dcmfile_check allocates the prefix (at most DCM_PREFIX bytes) and, for a deflated
+ *   1. dcm_file_check allocates the prefix (at most DCM_PREFIX bytes) and, for a deflated
  *      dataset, the whole file and its inflated size, bounded by limits->max_file_bytes.
  *   2. Any element whose value would end past its container makes the file rejected.
  *   3. A file that turns out shorter than it was when opened (truncated while read) is
@@ -53,7 +53,7 @@ static const struct ts_row {
     {"1.2.840.10008.1.2.5", "RLE lossless", 1, 0, 1, 0},
 };
 
-const char *dcmfile_transfer_syntax_at(int i) {
+const char *dcm_file_transfer_syntax_at(int i) {
     return i >= 0 && (size_t)i < sizeof ts_table / sizeof ts_table[0] ? ts_table[i].uid : NULL;
 }
 
@@ -74,12 +74,12 @@ static const struct img_tag {
     uint32_t tag;
     const char *name;
     const char *vr;
-    size_t offset; /* into dcmfile_facts, a uint32_t */
+    size_t offset; /* into dcm_file_facts, a uint32_t */
 } img_tags[] = {
-    {0x00280002u, "SamplesPerPixel", "US", offsetof(dcmfile_facts, samples)},
-    {0x00280010u, "Rows", "US", offsetof(dcmfile_facts, rows)},
-    {0x00280011u, "Columns", "US", offsetof(dcmfile_facts, cols)},
-    {0x00280100u, "BitsAllocated", "US", offsetof(dcmfile_facts, bits_allocated)},
+    {0x00280002u, "SamplesPerPixel", "US", offsetof(dcm_file_facts, samples)},
+    {0x00280010u, "Rows", "US", offsetof(dcm_file_facts, rows)},
+    {0x00280011u, "Columns", "US", offsetof(dcm_file_facts, cols)},
+    {0x00280100u, "BitsAllocated", "US", offsetof(dcm_file_facts, bits_allocated)},
 };
 
 typedef struct walk {
@@ -91,7 +91,7 @@ typedef struct walk {
     unsigned char scratch[AT_MAX];
     int big_endian;
     const char *path;
-    dcmfile_facts *facts;
+    dcm_file_facts *facts;
     vs_error *err;
     int file_offsets; /* 1: positions in buf are offsets in the file (not inflated) */
     int pixel_places; /* top-level PixelData elements seen */
@@ -419,8 +419,8 @@ done:
 }
 
 /* Compare what the pixel data holds with what Rows x Columns x Frames x samples needs. */
-static vs_status check_image(walk *w, const dcmfile_limits *limits) {
-    dcmfile_facts *f = w->facts;
+static vs_status check_image(walk *w, const dcm_file_limits *limits) {
+    dcm_file_facts *f = w->facts;
     if (!f->has_pixel_data) return VS_OK;
     uint64_t max_vox = limits && limits->max_voxels ? limits->max_voxels : DEFAULT_MAX_VOXELS;
     uint64_t frames = f->frames ? f->frames : 1;
@@ -456,8 +456,8 @@ static int read_more(int fd, unsigned char **buf, size_t *have, size_t want) {
     return 0;
 }
 
-vs_status dcmfile_check_src(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
-                            dcmfile_src *src, vs_error *err) {
+vs_status dcm_file_check_src(const char *path, const dcm_file_limits *limits, dcm_file_facts *facts,
+                             dcm_file_src *src, vs_error *err) {
     memset(facts, 0, sizeof *facts);
     src->fd = -1, src->bytes = NULL, src->have = 0, src->size = 0;
     /* O_NONBLOCK: a FIFO named by a DICOMDIR must not hang the run; it is refused below. */
@@ -557,16 +557,16 @@ done:
     return VS_OK;
 }
 
-void dcmfile_src_close(dcmfile_src *src, int keep_fd) {
+void dcm_file_src_close(dcm_file_src *src, int keep_fd) {
     free((void *)src->bytes);
     if (src->fd >= 0 && !keep_fd) close(src->fd);
     src->fd = -1, src->bytes = NULL, src->have = 0, src->size = 0;
 }
 
-vs_status dcmfile_check(const char *path, const dcmfile_limits *limits, dcmfile_facts *facts,
-                        vs_error *err) {
-    dcmfile_src src;
-    vs_status s = dcmfile_check_src(path, limits, facts, &src, err);
-    if (s == VS_OK) dcmfile_src_close(&src, 0);
+vs_status dcm_file_check(const char *path, const dcm_file_limits *limits, dcm_file_facts *facts,
+                         vs_error *err) {
+    dcm_file_src src;
+    vs_status s = dcm_file_check_src(path, limits, facts, &src, err);
+    if (s == VS_OK) dcm_file_src_close(&src, 0);
     return s;
 }

@@ -17,9 +17,9 @@
 
 // Every dictionary file still the one the table was made from.
 static bool files_unchanged() {
-    for (int i = 0; i < dcmdict_n_files; i++) {
+    for (int i = 0; i < dcm_dict_n_files; i++) {
         struct stat st;
-        const dcmdict_file *f = &dcmdict_files[i];
+        const dcm_dict_file *f = &dcm_dict_files[i];
         if (stat(f->path, &st) != 0 || (long long)st.st_size != f->size ||
             (long long)st.st_mtim.tv_sec != f->mtime_s || (long)st.st_mtim.tv_nsec != f->mtime_ns)
             return false;
@@ -27,7 +27,7 @@ static bool files_unchanged() {
     return true;
 }
 
-extern "C" int dcmdict_install(void) {
+extern "C" int dcm_dict_install(void) {
     const char *env = getenv(DCM_DICT_ENVIRONMENT_VARIABLE);
     if ((env && *env) || !files_unchanged()) return 0;
     // DCMTK builds its global dictionary on first use from DCMDICTPATH (else its default files):
@@ -38,8 +38,8 @@ extern "C" int dcmdict_install(void) {
         DcmDataDictionary &d = dcmDataDict.wrlock();
         locked = 1;
         if (d.isDictionaryLoaded() && d.numberOfEntries() == 0) {
-            for (int i = 0; i < dcmdict_n_normal + dcmdict_n_repeating; i++) {
-                const dcmdict_row *r = &dcmdict_rows[i];
+            for (int i = 0; i < dcm_dict_n_normal + dcm_dict_n_repeating; i++) {
+                const dcm_dict_row *r = &dcm_dict_rows[i];
                 DcmDictEntry *e = new DcmDictEntry(
                     r->group, r->element, r->upper_group, r->upper_element, DcmVR((DcmEVR)r->evr),
                     r->name, r->vm_min, r->vm_max, r->version, OFFalse, r->private_creator);
@@ -128,7 +128,7 @@ static int compare(DcmDataDictionary &got, DcmDataDictionary &want, char *why, s
     return 0;
 }
 
-extern "C" int dcmdict_check(char *why, size_t n) {
+extern "C" int dcm_dict_check(char *why, size_t n) {
     if (n) why[0] = '\0';
     try {
         DcmDataDictionary want(OFFalse, OFTrue); // DCMTK's own load of its files

@@ -97,17 +97,18 @@ int main(int argc, char **argv) {
           "Do not edit.\n"
           "#include \"dcmdict_table.h\"\n\n",
           f);
-    fprintf(f, "const dcmdict_file dcmdict_files[] = {\n%s};\nconst int dcmdict_n_files = %d;\n\n",
+    fprintf(f,
+            "const dcm_dict_file dcm_dict_files[] = {\n%s};\nconst int dcm_dict_n_files = %d;\n\n",
             ids.c_str(), nfiles);
     int n = 0;
-    fputs("const dcmdict_row dcmdict_rows[] = {\n", f);
+    fputs("const dcm_dict_row dcm_dict_rows[] = {\n", f);
     for (DcmHashDictIterator it = dict.normalBegin(); it != dict.normalEnd(); ++it, n++)
         put_entry(f, *it);
     int nrep = 0;
     for (DcmDictEntryListIterator it = dict.repeatingBegin(); it != dict.repeatingEnd();
          ++it, nrep++)
         put_entry(f, *it);
-    fprintf(f, "};\nconst int dcmdict_n_normal = %d, dcmdict_n_repeating = %d;\n", n, nrep);
+    fprintf(f, "};\nconst int dcm_dict_n_normal = %d, dcm_dict_n_repeating = %d;\n", n, nrep);
     if (n != dict.numberOfNormalTagEntries() || nrep != dict.numberOfRepeatingTagEntries()) {
         fprintf(stderr, "dcmdict_gen: iteration saw %d + %d entries, DCMTK counts %d + %d\n", n,
                 nrep, dict.numberOfNormalTagEntries(), dict.numberOfRepeatingTagEntries());

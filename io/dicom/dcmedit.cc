@@ -19,7 +19,7 @@
 #include <vector>
 
 struct dcm_edit {
-    dcmfile *f;
+    dcm_file *f;
     char why[160]; // the last failed edit's reason
     int threw;
 };
@@ -233,7 +233,7 @@ int threw(dcm_edit *ed) { return ed->threw; }
 
 } // namespace
 
-extern "C" const dcm_edit_ops dcmfile_edit_ops = {
+extern "C" const dcm_edit_ops dcm_file_edit_ops = {
     root,       count,         at,     tag,       vr,          length,
     n_items,    item,          values, value0,    bytes,       conforms,
     find,       in_dictionary, put,    put_zeros, clear,       one_empty_item,
@@ -241,10 +241,10 @@ extern "C" const dcm_edit_ops dcmfile_edit_ops = {
     last_error, threw,
 };
 
-extern "C" dcm_edit *dcmfile_edit_open(dcmfile *f) {
+extern "C" dcm_edit *dcm_file_edit_open(dcm_file *f) {
     dcm_edit *ed = static_cast<dcm_edit *>(calloc(1, sizeof *ed));
     if (ed) ed->f = f;
     return ed;
 }
 
-extern "C" void dcmfile_edit_close(dcm_edit *ed) { free(ed); }
+extern "C" void dcm_file_edit_close(dcm_edit *ed) { free(ed); }

@@ -17,12 +17,12 @@
 
 namespace {
 
-// The bytes of a checked file for DCMTK: the prefix dcmfile_check read, then pread on its
+// The bytes of a checked file for DCMTK: the prefix dcm_file_check read, then pread on its
 // descriptor (never a mapping: a file truncated meanwhile gives a short read, which DCMTK reports
 // as a parse error naming nothing we print but the path, instead of SIGBUS).
 class src_producer : public DcmProducer {
   public:
-    explicit src_producer(const dcmfile_src &src) : src_(src) {}
+    explicit src_producer(const dcm_file_src &src) : src_(src) {}
     OFBool good() const override { return status_.good(); }
     OFCondition status() const override { return status_; }
     OFBool eos() override { return pos_ >= (offile_off_t)src_.size; }
@@ -61,7 +61,7 @@ class src_producer : public DcmProducer {
     }
 
   private:
-    dcmfile_src src_;
+    dcm_file_src src_;
     offile_off_t pos_ = 0;
     OFCondition status_ = EC_Normal;
 };
@@ -72,7 +72,7 @@ class src_producer : public DcmProducer {
 // path exactly as loadFile's stream would.
 class src_stream : public DcmInputStream {
   public:
-    src_stream(const dcmfile_src &src, const char *path)
+    src_stream(const dcm_file_src &src, const char *path)
         : DcmInputStream(&producer_), producer_(src), path_(path) {
     } // DcmInputStream stores the pointer
     DcmInputStreamFactory *newFactory() const override {
@@ -89,7 +89,7 @@ class src_stream : public DcmInputStream {
 // maxReadLength: element values above 4 KiB are read lazily, so a lying length field cannot
 // make DCMTK allocate before we check it against the file size. The structure was checked, so
 // every length DCMTK sees fits inside the file.
-OFCondition parse(dcmfile *f, const dcmfile_src &src, const char *path) {
+OFCondition parse(dcm_file *f, const dcm_file_src &src, const char *path) {
     src_stream in(src, path);
     OFCondition c = f->ff.clear();
     if (c.bad()) return c;
@@ -99,16 +99,16 @@ OFCondition parse(dcmfile *f, const dcmfile_src &src, const char *path) {
     return c;
 }
 
-vs_status load(const char *path, const dcmfile_limits *limits, int keep_open, dcmfile **out,
-               dcmfile_facts *out_facts, vs_error *err) {
+vs_status load(const char *path, const dcm_file_limits *limits, int keep_open, dcm_file **out,
+               dcm_file_facts *out_facts, vs_error *err) {
     *out = nullptr;
-    dcmfile_facts &facts = *out_facts;
-    dcmfile_src src;
-    vs_status s = dcmfile_check_src(path, limits, &facts, &src, err);
+    dcm_file_facts &facts = *out_facts;
+    dcm_file_src src;
+    vs_status s = dcm_file_check_src(path, limits, &facts, &src, err);
     if (s) return s;
-    dcmfile *f = new (std::nothrow) dcmfile;
+    dcm_file *f = new (std::nothrow) dcm_file;
     if (!f) {
-        dcmfile_src_close(&src, 0);
+        dcm_file_src_close(&src, 0);
         return VS_FAIL(err, VS_ERR_NOMEM, "%s: out of memory", path);
     }
     f->facts = facts;
@@ -128,7 +128,7 @@ vs_status load(const char *path, const dcmfile_limits *limits, int keep_open, dc
         s = VS_FAIL(err, VS_ERR_FORMAT, "%s: DICOM parser failed", path);
     }
     if (s == VS_OK && keep_open) f->fd = src.fd;
-    dcmfile_src_close(&src, s == VS_OK && keep_open);
+    dcm_file_src_close(&src, s == VS_OK && keep_open);
     if (s != VS_OK) {
         delete f;
         return s;
@@ -139,24 +139,24 @@ vs_status load(const char *path, const dcmfile_limits *limits, int keep_open, dc
 
 } // namespace
 
-extern "C" vs_status dcmfile_load(const char *path, const dcmfile_limits *limits, dcmfile **out,
-                                  vs_error *err) {
-    dcmfile_facts facts;
+extern "C" vs_status dcm_file_load(const char *path, const dcm_file_limits *limits, dcm_file **out,
+                                   vs_error *err) {
+    dcm_file_facts facts;
     return load(path, limits, 0, out, &facts, err);
 }
 
-extern "C" vs_status dcmfile_load_open(const char *path, const dcmfile_limits *limits,
-                                       dcmfile **out, vs_error *err) {
-    dcmfile_facts facts;
+extern "C" vs_status dcm_file_load_open(const char *path, const dcm_file_limits *limits,
+                                        dcm_file **out, vs_error *err) {
+    dcm_file_facts facts;
     return load(path, limits, 1, out, &facts, err);
 }
 
-extern "C" vs_status dcmfile_load_facts(const char *path, const dcmfile_limits *limits,
-                                        dcmfile **out, dcmfile_facts *out_facts, vs_error *err) {
+extern "C" vs_status dcm_file_load_facts(const char *path, const dcm_file_limits *limits,
+                                         dcm_file **out, dcm_file_facts *out_facts, vs_error *err) {
     return load(path, limits, 0, out, out_facts, err);
 }
 
-extern "C" vs_status dcmfile_save(dcmfile *f, const char *path, vs_error *err) {
+extern "C" vs_status dcm_file_save(dcm_file *f, const char *path, vs_error *err) {
     try {
         E_TransferSyntax xs = f->dataset()->getOriginalXfer();
         if (xs == EXS_Unknown) xs = EXS_LittleEndianExplicit;
@@ -169,17 +169,17 @@ extern "C" vs_status dcmfile_save(dcmfile *f, const char *path, vs_error *err) {
     return VS_OK;
 }
 
-extern "C" void dcmfile_free(dcmfile *f) { delete f; }
+extern "C" void dcm_file_free(dcm_file *f) { delete f; }
 
-extern "C" const char *dcmfile_transfer_syntax(const dcmfile *f) {
+extern "C" const char *dcm_file_transfer_syntax(const dcm_file *f) {
     return f->transfer_syntax.c_str();
 }
 
-extern "C" const char *dcmfile_path(const dcmfile *f) { return f->path.c_str(); }
+extern "C" const char *dcm_file_path(const dcm_file *f) { return f->path.c_str(); }
 
-extern "C" const dcmfile_facts *dcmfile_get_facts(const dcmfile *f) { return &f->facts; }
+extern "C" const dcm_file_facts *dcm_file_get_facts(const dcm_file *f) { return &f->facts; }
 
-extern "C" void dcmfile_quiet(void) {
+extern "C" void dcm_file_quiet(void) {
     static std::once_flag once;
     try {
         std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });

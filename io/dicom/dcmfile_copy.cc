@@ -1,4 +1,4 @@
-// dcmfile_copy.cc — dcmfile_save_copy: the bytes dcmfile_save writes, with the pixel data
+// dcmfile_copy.cc — dcm_file_save_copy: the bytes dcm_file_save writes, with the pixel data
 // copied from the source file inside the kernel instead of through DCMTK's buffers.
 //
 // DCMTK writes everything but the pixel data into memory (one buffer), and the pixel element
@@ -6,8 +6,8 @@
 // the pixels, one write for the header, no re-open and re-read of the source through DCMTK's
 // lazy loading. Native pixel data gets DCMTK's element header and the source's value;
 // encapsulated pixel data (JPEG, JPEG-LS, JPEG 2000, RLE) is copied whole, header, items and
-// delimiter. Used only when the layout makes the result provably the same as dcmfile_save's
-// (see make_plan); otherwise dcmfile_save.
+// delimiter. Used only when the layout makes the result provably the same as dcm_file_save's
+// (see make_plan); otherwise dcm_file_save.
 #include "dcmfile_impl.hh"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -50,7 +50,7 @@ class string_stream : public DcmOutputStream {
 
 struct copy_plan {
     int src = -1;           // the source file, open
-    bool own_src = false;   // opened here (else the dcmfile's, kept by dcmfile_load_open)
+    bool own_src = false;   // opened here (else the dcm_file's, kept by dcm_file_load_open)
     off_t offset = 0;       // where the bytes to copy start in it
     uint64_t length = 0;    // how many
     unsigned char head[12]; // the pixel element header we write before them (native only)
@@ -70,8 +70,8 @@ uint32_t get32(const unsigned char *p) {
 // the value unchanged since loading (not in memory: lazily read from the source) is copied,
 // after the header DCMTK would write. The source must hold this very element there (tag and
 // length; the VR may differ, OB vs OW).
-bool plan_native(dcmfile *f, DcmElement *pix, bool explicit_vr, int fd, copy_plan &p) {
-    const dcmfile_facts &fa = f->facts;
+bool plan_native(dcm_file *f, DcmElement *pix, bool explicit_vr, int fd, copy_plan &p) {
+    const dcm_file_facts &fa = f->facts;
     if (pix->valueLoaded()) return false;
     uint32_t len = pix->getLengthField();
     if (len != fa.pixel_length || len % 2 != 0 || len == DCM_UndefinedLength) return false;
@@ -99,9 +99,9 @@ bool plan_native(dcmfile *f, DcmElement *pix, bool explicit_vr, int fd, copy_pla
 // (7FE0,0010) OB 0000 FFFFFFFF, each item (FFFE,E000) with its length and bytes, and the
 // delimiter (FFFE,E0DD) 00000000. The source's element is copied whole when it is exactly
 // that: the same header, the same items (count and even lengths) as DCMTK loaded, and the
-// delimiter ending where dcmfile_check found the element's end.
-bool plan_encapsulated(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, int fd, copy_plan &p) {
-    const dcmfile_facts &fa = f->facts;
+// delimiter ending where dcm_file_check found the element's end.
+bool plan_encapsulated(dcm_file *f, DcmElement *pix, E_TransferSyntax xs, int fd, copy_plan &p) {
+    const dcm_file_facts &fa = f->facts;
     DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pix);
     E_TransferSyntax orig = EXS_Unknown, cur = EXS_Unknown;
     const DcmRepresentationParameter *orig_par = nullptr, *cur_par = nullptr;
@@ -137,13 +137,13 @@ bool plan_encapsulated(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, int fd,
     return true;
 }
 
-// 1 when the copy gives dcmfile_save's bytes: little-endian pixel data (native, or
+// 1 when the copy gives dcm_file_save's bytes: little-endian pixel data (native, or
 // encapsulated in its original representation), unchanged since loading, the last element of
 // the dataset to be written (whatever followed it in the source, trailing padding or private
 // elements, was removed), no group length for group 7FE0 (it would count the pixels), and the
-// source file unchanged in size, holding the element where dcmfile_check found it.
-bool make_plan(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
-    const dcmfile_facts &fa = f->facts;
+// source file unchanged in size, holding the element where dcm_file_check found it.
+bool make_plan(dcm_file *f, DcmElement *pix, E_TransferSyntax xs, copy_plan &p) {
+    const dcm_file_facts &fa = f->facts;
     DcmXfer x(xs);
     bool native = xs == EXS_LittleEndianExplicit || xs == EXS_LittleEndianImplicit;
     bool encapsulated = x.isEncapsulated() && x.isLittleEndian() && x.isExplicitVR() &&
@@ -177,7 +177,7 @@ void release(copy_plan &p) {
 }
 
 // DCMTK's bytes of f without its pixel element (put back before returning).
-OFCondition write_header(dcmfile *f, DcmElement *pix, E_TransferSyntax xs, std::string &out) {
+OFCondition write_header(dcm_file *f, DcmElement *pix, E_TransferSyntax xs, std::string &out) {
     DcmDataset *ds = f->dataset();
     ds->remove(pix);
     string_consumer c;
@@ -232,7 +232,7 @@ bool copy_range(int src, off_t off, int dst, size_t n) {
 
 } // namespace
 
-extern "C" vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied, vs_error *err) {
+extern "C" vs_status dcm_file_save_copy(dcm_file *f, const char *path, int *copied, vs_error *err) {
     copy_plan p;
     if (copied) *copied = 0;
     std::string header;
@@ -241,7 +241,7 @@ extern "C" vs_status dcmfile_save_copy(dcmfile *f, const char *path, int *copied
         DcmElement *pix = nullptr;
         if (f->dataset()->findAndGetElement(DCM_PixelData, pix, OFFalse).bad() || !pix ||
             !make_plan(f, pix, xs, p))
-            return dcmfile_save(f, path, err);
+            return dcm_file_save(f, path, err);
         OFCondition c = write_header(f, pix, xs, header);
         if (c.bad()) {
             release(p);

@@ -4,4 +4,4 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcuid.h>
 
-extern "C" const char *dcmshim_version(void) { return OFFIS_DCMTK_VERSION; }
+extern "C" const char *dcm_shim_version(void) { return OFFIS_DCMTK_VERSION; }

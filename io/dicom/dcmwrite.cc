@@ -21,7 +21,7 @@
 #include <new>
 #include <vector>
 
-struct dcmw {
+struct dcm_writer {
     DcmFileFormat ff;
     std::vector<DcmItem *> stack; // current item is stack.back(); the dataset is stack[0]
 };
@@ -37,11 +37,11 @@ static void register_encoders() {
     });
 }
 
-extern "C" vs_status dcmw_create(dcmw **out, vs_error *err) {
+extern "C" vs_status dcm_writer_create(dcm_writer **out, vs_error *err) {
     *out = nullptr;
     try {
         register_encoders();
-        dcmw *w = new dcmw;
+        dcm_writer *w = new dcm_writer;
         w->stack.push_back(w->ff.getDataset());
         *out = w;
     } catch (...) {
@@ -50,9 +50,9 @@ extern "C" vs_status dcmw_create(dcmw **out, vs_error *err) {
     return VS_OK;
 }
 
-extern "C" void dcmw_free(dcmw *w) { delete w; }
+extern "C" void dcm_writer_free(dcm_writer *w) { delete w; }
 
-static vs_status put_tag(dcmw *w, const DcmTag &tag, const char *value, vs_error *err) {
+static vs_status put_tag(dcm_writer *w, const DcmTag &tag, const char *value, vs_error *err) {
     try {
         OFCondition c = w->stack.back()->putAndInsertString(tag, value, OFTrue);
         if (c.bad())
@@ -64,7 +64,7 @@ static vs_status put_tag(dcmw *w, const DcmTag &tag, const char *value, vs_error
     return VS_OK;
 }
 
-extern "C" vs_status dcmw_put(dcmw *w, uint32_t tag, const char *value, vs_error *err) {
+extern "C" vs_status dcm_writer_put(dcm_writer *w, uint32_t tag, const char *value, vs_error *err) {
     DcmTag t((Uint16)(tag >> 16), (Uint16)(tag & 0xffff));
     if (t.getEVR() == EVR_UNKNOWN || t.getEVR() == EVR_UN)
         return VS_FAIL(err, VS_ERR_INTERNAL, "(%04x,%04x) is not in the dictionary; give its VR",
@@ -72,15 +72,15 @@ extern "C" vs_status dcmw_put(dcmw *w, uint32_t tag, const char *value, vs_error
     return put_tag(w, t, value, err);
 }
 
-extern "C" vs_status dcmw_put_vr(dcmw *w, uint32_t tag, const char *vr, const char *value,
-                                 vs_error *err) {
+extern "C" vs_status dcm_writer_put_vr(dcm_writer *w, uint32_t tag, const char *vr,
+                                       const char *value, vs_error *err) {
     DcmVR v(vr);
     if (v.getEVR() == EVR_UNKNOWN) return VS_FAIL(err, VS_ERR_INTERNAL, "unknown VR %s", vr);
     DcmTag t((Uint16)(tag >> 16), (Uint16)(tag & 0xffff), v);
     return put_tag(w, t, value, err);
 }
 
-extern "C" vs_status dcmw_item_begin(dcmw *w, uint32_t seq_tag, vs_error *err) {
+extern "C" vs_status dcm_writer_item_begin(dcm_writer *w, uint32_t seq_tag, vs_error *err) {
     if (w->stack.size() >= 16) return VS_FAIL(err, VS_ERR_INTERNAL, "sequences nested too deep");
     try {
         DcmItem *item = nullptr;
@@ -96,15 +96,15 @@ extern "C" vs_status dcmw_item_begin(dcmw *w, uint32_t seq_tag, vs_error *err) {
     return VS_OK;
 }
 
-extern "C" vs_status dcmw_item_end(dcmw *w, vs_error *err) {
+extern "C" vs_status dcm_writer_item_end(dcm_writer *w, vs_error *err) {
     if (w->stack.size() <= 1) return VS_FAIL(err, VS_ERR_INTERNAL, "no sequence item is open");
     w->stack.pop_back();
     return VS_OK;
 }
 
-extern "C" vs_status dcmw_put_pixels(dcmw *w, uint16_t rows, uint16_t cols, uint16_t bits_stored,
-                                     int pixel_representation, const uint16_t *pixels,
-                                     vs_error *err) {
+extern "C" vs_status dcm_writer_put_pixels(dcm_writer *w, uint16_t rows, uint16_t cols,
+                                           uint16_t bits_stored, int pixel_representation,
+                                           const uint16_t *pixels, vs_error *err) {
     if (bits_stored < 1 || bits_stored > 16)
         return VS_FAIL(err, VS_ERR_INTERNAL, "bits stored %u", bits_stored);
     try {
@@ -149,7 +149,8 @@ static void zero_fragment_padding(DcmDataset *ds) {
     }
 }
 
-extern "C" vs_status dcmw_save(dcmw *w, const char *path, const char *ts_uid, vs_error *err) {
+extern "C" vs_status dcm_writer_save(dcm_writer *w, const char *path, const char *ts_uid,
+                                     vs_error *err) {
     try {
         DcmXfer x(ts_uid);
         E_TransferSyntax xs = x.getXfer();

@@ -122,7 +122,7 @@ const char *dcm_kind_name(dcm_kind k) {
 
 vs_status dcm_scan_open(const dcm_options *opt, dcm_scan **out, vs_error *err) {
     *out = NULL;
-    dcmshim_register_codecs();
+    dcm_shim_register_codecs();
     dcm_scan *s = calloc(1, sizeof *s);
     if (!s) return VS_FAIL(err, VS_ERR_NOMEM, "out of memory");
     if (opt) s->opt = *opt;
@@ -330,10 +330,10 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
     file_rec *r = new_record(s, path, err);
     if (!r) return err->code;
     int64_t ri = s->n_files - 1; /* a DICOMDIR adds records, which may move the array */
-    dcmfile *f = NULL;
-    dcmfile_facts facts;
+    dcm_file *f = NULL;
+    dcm_file_facts facts;
     vs_error e;
-    if (dcmfile_load_facts(path, &s->opt.limits, &f, &facts, &e) != VS_OK) {
+    if (dcm_file_load_facts(path, &s->opt.limits, &f, &facts, &e) != VS_OK) {
         if (e.code == VS_ERR_IO)
             settle(r, DCM_REJECTED, e.msg);
         else
@@ -342,13 +342,13 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
         return VS_OK;
     }
     dcm_header_text text;
-    if (dcmshim_read_header(f, &r->h, &text, &e) != VS_OK) {
+    if (dcm_shim_read_header(f, &r->h, &text, &e) != VS_OK) {
         settle(r, DCM_REJECTED, e.msg);
-        dcmfile_free(f);
+        dcm_file_free(f);
         return VS_OK;
     }
     if (intern_header(s, &r->h, &text) != VS_OK) {
-        dcmfile_free(f);
+        dcm_file_free(f);
         return VS_FAIL(err, VS_ERR_NOMEM, "out of memory for header strings");
     }
     if (r->h.is_dicomdir) {
@@ -360,15 +360,15 @@ static vs_status add_file(dcm_scan *s, const char *path, vs_error *err) {
         else
             strcpy(c.base, ".");
         vs_error de;
-        vs_status ds = dcmshim_dicomdir_files(f, dicomdir_add, &c, &de);
-        dcmfile_free(f);
+        vs_status ds = dcm_shim_dicomdir_files(f, dicomdir_add, &c, &de);
+        dcm_file_free(f);
         if (c.st) return c.st;
         char why[96];
         snprintf(why, sizeof why, "DICOMDIR (its %d referenced files were read)", c.n);
         settle(&s->files[ri], ds ? DCM_REJECTED : DCM_SKIPPED, ds ? de.msg : why);
         return VS_OK;
     }
-    dcmfile_free(f);
+    dcm_file_free(f);
     char buf[160];
     dcm_state st;
     const char *why = classify(r, &st, buf, sizeof buf);
@@ -693,7 +693,7 @@ vs_status dcm_scan_next(dcm_scan *s, dcm_series **out, vs_error *err) {
 const volume *dcm_series_volume(const dcm_series *v) { return &v->vol; }
 volume *dcm_series_volume_mut(dcm_series *v) { return &v->vol; }
 int dcm_series_n_files(const dcm_series *v) { return v->n_files; }
-dcmfile *dcm_series_file(dcm_series *v, int i) { return v->files[i]; }
+dcm_file *dcm_series_file(dcm_series *v, int i) { return v->files[i]; }
 dcm_kind dcm_series_kind(const dcm_series *v) { return v->kind; }
 int dcm_series_index(const dcm_series *v) { return v->index; }
 int dcm_series_resampled(const dcm_series *v) { return v->resampled; }
@@ -702,7 +702,7 @@ const char *dcm_series_uid(const dcm_series *v) { return v->series_uid; }
 void dcm_series_free(dcm_series *v) {
     if (!v) return;
     for (int i = 0; i < v->n_files; i++)
-        dcmfile_free(v->files[i]);
+        dcm_file_free(v->files[i]);
     free(v->files);
     volume_free(&v->vol);
     free(v);

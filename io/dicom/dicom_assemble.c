@@ -263,15 +263,16 @@ static int32_t distinct_files(const pos_slice *ps, int32_t n, int32_t *file_of,
 }
 
 /* Load file j of the volume (DCMTK parse of the checked header; pixels stay on disk). */
-static vs_status load_one(const dcm_options *opt, const file_rec *r, dcmfile **out, vs_error *err) {
-    dcmfile *f = NULL;
+static vs_status load_one(const dcm_options *opt, const file_rec *r, dcm_file **out,
+                          vs_error *err) {
+    dcm_file *f = NULL;
     vs_error e;
-    if (dcmfile_load(r->path, &opt->limits, &f, &e) != VS_OK)
+    if (dcm_file_load(r->path, &opt->limits, &f, &e) != VS_OK)
         return VS_FAIL(err, VS_ERR_FORMAT, "%s", e.msg);
-    const dcmfile_facts *fa = dcmfile_get_facts(f);
+    const dcm_file_facts *fa = dcm_file_get_facts(f);
     if ((int32_t)fa->rows != r->h.rows || (int32_t)fa->cols != r->h.cols ||
         (int32_t)fa->bits_allocated != r->h.bits_allocated) {
-        dcmfile_free(f);
+        dcm_file_free(f);
         return VS_FAIL(err, VS_ERR_FORMAT, "%s: file changed since it was scanned", r->path);
     }
     *out = f;
@@ -341,8 +342,8 @@ static vs_status decode_file(decode_job *j, int32_t fj, void *raw, int64_t *sv, 
         const file_rec *r = &j->files[j->ps[i].r.file];
         size_t bytes = j->plane * (size_t)(r->h.bits_allocated / 8);
         vs_error e;
-        if (dcmshim_decode_frame(j->v->files[fj], (uint32_t)j->ps[i].r.frame, &fragment, raw, bytes,
-                                 &e) != VS_OK)
+        if (dcm_shim_decode_frame(j->v->files[fj], (uint32_t)j->ps[i].r.frame, &fragment, raw,
+                                  bytes, &e) != VS_OK)
             return VS_FAIL(err, VS_ERR_FORMAT, "%s: %s", r->path, e.msg);
         pixel_rules rules;
         rules_of(&r->h, &r->h.frame[j->ps[i].r.frame], &rules);

@@ -24,7 +24,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-extern "C" void dcmshim_register_codecs(void) {
+extern "C" void dcm_shim_register_codecs(void) {
     static std::once_flag once;
     std::call_once(once, [] {
         // DCMTK's own warnings would go to stderr, unstructured; our reasons say what matters.
@@ -207,8 +207,8 @@ static void read_padding(DcmDataset *ds, dcm_header *h) {
     }
 }
 
-extern "C" vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_text *t,
-                                         vs_error *err) {
+extern "C" vs_status dcm_shim_read_header(dcm_file *f, dcm_header *h, dcm_header_text *t,
+                                          vs_error *err) {
     memset(h, 0, sizeof *h);
     memset(t, 0, sizeof *t);
     try {
@@ -226,7 +226,7 @@ extern "C" vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_t
         get_str(ds, DCM_BodyPartExamined, t->body_part, sizeof t->body_part);
         get_str(ds, DCM_PhotometricInterpretation, t->photometric, sizeof t->photometric);
         get_image_type(ds, t->image_type, sizeof t->image_type);
-        const dcmfile_facts *fa = &f->facts;
+        const dcm_file_facts *fa = &f->facts;
         h->has_pixel_data = fa->has_pixel_data;
         h->rows = (int32_t)fa->rows;
         h->cols = (int32_t)fa->cols;
@@ -264,15 +264,15 @@ extern "C" void dcm_header_free(dcm_header *h) {
     h->sop_instance = nullptr;
 }
 
-// Native little-endian pixel data that DCMTK has not loaded, where dcmfile_check found it:
+// Native little-endian pixel data that DCMTK has not loaded, where dcm_file_check found it:
 // the frame's bytes with one pread straight into buf. DCMTK would read the whole value into a
 // buffer of its own (fresh pages per file, kept until the file is freed) and copy the frame
 // out. Returns 0 when the fast path does not apply (the caller asks DCMTK), 1 when it ran
 // (*st says how).
-static int native_frame(dcmfile *f, DcmElement *e, uint32_t frame, void *buf, uint64_t n,
+static int native_frame(dcm_file *f, DcmElement *e, uint32_t frame, void *buf, uint64_t n,
                         vs_status *st, vs_error *err) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const dcmfile_facts &fa = f->facts;
+    const dcm_file_facts &fa = f->facts;
     const std::string &xs = f->transfer_syntax;
     if ((xs != "1.2.840.10008.1.2" && xs != "1.2.840.10008.1.2.1") || fa.pixel_encapsulated ||
         fa.pixel_offset == 0 || fa.pixel_end < fa.pixel_length || e->valueLoaded())
@@ -304,14 +304,14 @@ static int native_frame(dcmfile *f, DcmElement *e, uint32_t frame, void *buf, ui
 #endif
 }
 
-extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment,
-                                          void *buf, uint64_t buf_bytes, vs_error *err) {
+extern "C" vs_status dcm_shim_decode_frame(dcm_file *f, uint32_t frame, uint32_t *start_fragment,
+                                           void *buf, uint64_t buf_bytes, vs_error *err) {
     if (buf_bytes > 0xFFFFFFFFull) return VS_FAIL(err, VS_ERR_FORMAT, "frame over 4 GB");
     try {
-        dcmshim_register_codecs();
+        dcm_shim_register_codecs();
         DcmDataset *ds = f->dataset();
-        if (dcmshim_is_jpeg2000(f->transfer_syntax.c_str()))
-            return dcmshim_decode_j2k(f, frame, buf, buf_bytes, err);
+        if (dcm_shim_is_jpeg2000(f->transfer_syntax.c_str()))
+            return dcm_shim_decode_j2k(f, frame, buf, buf_bytes, err);
         DcmElement *e = nullptr;
         // Only a DcmPixelData may be cast as one (a damaged VR makes DCMTK build another class).
         if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)
@@ -337,8 +337,8 @@ extern "C" vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *
     return VS_OK;
 }
 
-extern "C" vs_status dcmshim_dicomdir_files(dcmfile *f, void (*add)(void *ctx, const char *rel),
-                                            void *ctx, vs_error *err) {
+extern "C" vs_status dcm_shim_dicomdir_files(dcm_file *f, void (*add)(void *ctx, const char *rel),
+                                             void *ctx, vs_error *err) {
     try {
         DcmSequenceOfItems *seq = nullptr;
         if (f->dataset()->findAndGetSequence(DCM_DirectoryRecordSequence, seq).bad() || !seq)

@@ -47,15 +47,15 @@ typedef struct dcm_header {
     int enhanced;                            /* per-frame functional groups were read */
     int is_dicomdir;
     const char *frames_problem; /* why the per-frame groups are unusable, or NULL */
-    dcm_frame *frame; /* [frames]; malloc'd by dcmshim_read_header, freed by dcm_header_free */
+    dcm_frame *frame; /* [frames]; malloc'd by dcm_shim_read_header, freed by dcm_header_free */
 } dcm_header;
 
 /* Register DCMTK's RLE, JPEG and JPEG-LS decoders (once, thread-safe). */
-void dcmshim_register_codecs(void);
+void dcm_shim_register_codecs(void);
 
 /* Fill h's numbers and t's strings from a loaded file (h's string pointers are left NULL).
  * Fails (VS_ERR_FORMAT) on values that cannot be parsed. */
-vs_status dcmshim_read_header(dcmfile *f, dcm_header *h, dcm_header_text *t, vs_error *err);
+vs_status dcm_shim_read_header(dcm_file *f, dcm_header *h, dcm_header_text *t, vs_error *err);
 void dcm_header_free(dcm_header *h);
 
 /* Decode frame `frame` into buf as native-endian samples of BitsAllocated bits
@@ -64,17 +64,17 @@ void dcm_header_free(dcm_header *h);
  * syntax. A JPEG 2000 codestream's own signedness does not decide: vendors write unsigned
  * codestreams for signed images (pydicom's J2K_pixelrep_mismatch.dcm: Bits Stored 13, signed,
  * codestream unsigned; read as the header says it is plain CT in HU). */
-vs_status dcmshim_decode_frame(dcmfile *f, uint32_t frame, uint32_t *start_fragment, void *buf,
-                               uint64_t buf_bytes, vs_error *err);
+vs_status dcm_shim_decode_frame(dcm_file *f, uint32_t frame, uint32_t *start_fragment, void *buf,
+                                uint64_t buf_bytes, vs_error *err);
 
 /* JPEG 2000 (dicom_j2k.cc, OpenJPEG): is `ts` one of its UIDs; decode one grey frame. */
-int dcmshim_is_jpeg2000(const char *ts);
-vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, uint64_t buf_bytes,
-                             vs_error *err);
+int dcm_shim_is_jpeg2000(const char *ts);
+vs_status dcm_shim_decode_j2k(dcm_file *f, uint32_t frame, void *buf, uint64_t buf_bytes,
+                              vs_error *err);
 
 /* Referenced files of a DICOMDIR: calls add(ctx, relative_path_with_slashes) for each. */
-vs_status dcmshim_dicomdir_files(dcmfile *f, void (*add)(void *ctx, const char *rel), void *ctx,
-                                 vs_error *err);
+vs_status dcm_shim_dicomdir_files(dcm_file *f, void (*add)(void *ctx, const char *rel), void *ctx,
+                                  vs_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 // dicom_j2k.cc — JPEG 2000 frames (1.2.840.10008.1.2.4.90 / .91), which DCMTK 3.6.7 cannot
-// decode: OpenJPEG on the frame's encapsulated fragments, taken from the dataset dcmfile_check
+// decode: OpenJPEG on the frame's encapsulated fragments, taken from the dataset dcm_file_check
 // already validated (no second DICOM parser). Grey images only; colour is skipped earlier.
 #include "dicom_internal.h"
 #include "dcmfile_impl.hh"
@@ -51,7 +51,7 @@ OPJ_BOOL mem_seek(OPJ_OFF_T n, void *u) {
 void quiet(const char *, void *) {}
 
 // The bytes of one frame: all fragments when there is one frame, else fragment `frame`.
-vs_status frame_bytes(dcmfile *f, uint32_t frame, std::vector<unsigned char> &out, vs_error *err) {
+vs_status frame_bytes(dcm_file *f, uint32_t frame, std::vector<unsigned char> &out, vs_error *err) {
     DcmDataset *ds = f->dataset();
     DcmElement *e = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e || e->ident() != EVR_PixelData)
@@ -88,12 +88,12 @@ vs_status frame_bytes(dcmfile *f, uint32_t frame, std::vector<unsigned char> &ou
 
 } // namespace
 
-extern "C" int dcmshim_is_jpeg2000(const char *ts) {
+extern "C" int dcm_shim_is_jpeg2000(const char *ts) {
     return strcmp(ts, "1.2.840.10008.1.2.4.90") == 0 || strcmp(ts, "1.2.840.10008.1.2.4.91") == 0;
 }
 
-extern "C" vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, uint64_t buf_bytes,
-                                        vs_error *err) {
+extern "C" vs_status dcm_shim_decode_j2k(dcm_file *f, uint32_t frame, void *buf, uint64_t buf_bytes,
+                                         vs_error *err) {
     opj_codec_t *codec = nullptr;
     opj_stream_t *stream = nullptr;
     opj_image_t *img = nullptr;
@@ -123,7 +123,7 @@ extern "C" vs_status dcmshim_decode_j2k(dcmfile *f, uint32_t frame, void *buf, u
             goto done;
         }
         // Refuse before decoding: the codestream must match the DICOM image size exactly.
-        const dcmfile_facts &fa = f->facts;
+        const dcm_file_facts &fa = f->facts;
         if (img->numcomps != 1 || img->x1 - img->x0 != fa.cols || img->y1 - img->y0 != fa.rows) {
             st = VS_FAIL(err, VS_ERR_FORMAT,
                          "JPEG 2000 codestream (%u components, %ux%u) does not "

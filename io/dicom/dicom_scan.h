@@ -40,7 +40,7 @@ typedef struct vol_info {
 
 struct dcm_series {
     volume vol;
-    dcmfile **files; /* [n_files], in slice order */
+    dcm_file **files; /* [n_files], in slice order */
     int n_files;
     dcm_kind kind;
     int index;

@@ -47,8 +47,8 @@ static const char *query_syntaxes[] = {UID_LittleEndianExplicitTransferSyntax,
 
 static std::vector<const char *> reader_syntaxes() {
     std::vector<const char *> v;
-    for (int i = 0; dcmfile_transfer_syntax_at(i); i++)
-        v.push_back(dcmfile_transfer_syntax_at(i));
+    for (int i = 0; dcm_file_transfer_syntax_at(i); i++)
+        v.push_back(dcm_file_transfer_syntax_at(i));
     return v;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""dcm_save_copy_check.py TOOL WORK — dcmfile_save_copy (pixels copied by the kernel) writes
-the same bytes as dcmfile_save (DCMTK) on files written by pydicom and compressed by DCMTK's own
+"""dcm_save_copy_check.py TOOL WORK — dcm_file_save_copy (pixels copied by the kernel) writes
+the same bytes as dcm_file_save (DCMTK) on files written by pydicom and compressed by DCMTK's own
 encoders (JPEG baseline and lossless, JPEG-LS, RLE, several fragments per frame), and takes the
 kernel path exactly where the layout allows it: little-endian pixel data, native or
 encapsulated, that ends the de-identified dataset (elements after it in the source that the
@@ -74,7 +74,7 @@ def make(path, ts=ExplicitVRLittleEndian, bits=16, rows=128, cols=96, trailing=F
 
 
 key = os.path.join(W, "site.key")
-cases = [  # name, make() arguments, the path dcmfile_save_copy must take
+cases = [  # name, make() arguments, the path dcm_file_save_copy must take
     ("explicit-ow", {}, "copied"),
     ("implicit", {"ts": ImplicitVRLittleEndian}, "copied"),
     ("explicit-8bit-ob", {"bits": 8}, "copied"),
@@ -115,7 +115,7 @@ for name, args, want in cases:
     if r.returncode != 0:
         check(False, "%s: both writers succeed (%s)" % (name, r.stderr.strip()))
         continue
-    check(r.stdout.strip() == want, "%s: dcmfile_save_copy took the %s path (%s)" % (name, want, r.stdout.strip()))
+    check(r.stdout.strip() == want, "%s: dcm_file_save_copy took the %s path (%s)" % (name, want, r.stdout.strip()))
     a, b = open(slow, "rb").read(), open(fast, "rb").read()
     check(a == b, "%s: byte-identical to DCMTK's output (%d vs %d bytes)" % (name, len(a), len(b)))
     o = pydicom.dcmread(fast)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_dcm_save_copy — dcmfile_save_copy (anonymize's writer: pixels copied by the kernel)
+# test_dcm_save_copy — dcm_file_save_copy (anonymize's writer: pixels copied by the kernel)
 # gives DCMTK's bytes exactly, and falls back to DCMTK wherever the layout does not allow it.
 set -u
 tool=${1:?usage: test_dcm_save_copy.sh DCM_SAVE_TOOL}

@@ -1,9 +1,9 @@
 /* dcm_save_tool — test helper for test_dcm_save_copy: `dcm_save_tool KEY IN SLOW FAST`
  * loads IN twice, de-identifies both copies under the basic profile, writes one with
- * dcmfile_save (DCMTK, loaded with dcmfile_load) and the other with dcmfile_save_copy (loaded
- * with dcmfile_load_open, as anonymize does: pixels copied from the descriptor kept open by the
+ * dcm_file_save (DCMTK, loaded with dcm_file_load) and the other with dcm_file_save_copy (loaded
+ * with dcm_file_load_open, as anonymize does: pixels copied from the descriptor kept open by the
  * load), and prints "copied" or "dcmtk"
- * for the path dcmfile_save_copy took. The test compares the two files byte for byte. */
+ * for the path dcm_file_save_copy took. The test compares the two files byte for byte. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,12 +11,13 @@
 
 static int one(deid_ctx *ctx, const char *in, const char *out, int fast, int *copied) {
     vs_error err;
-    dcmfile *f = NULL;
+    dcm_file *f = NULL;
     deid_file_result res;
-    vs_status s = fast ? dcmfile_load_open(in, NULL, &f, &err) : dcmfile_load(in, NULL, &f, &err);
+    vs_status s = fast ? dcm_file_load_open(in, NULL, &f, &err) : dcm_file_load(in, NULL, &f, &err);
     if (s == VS_OK) s = deid_apply(ctx, f, &res, &err);
-    if (s == VS_OK) s = fast ? dcmfile_save_copy(f, out, copied, &err) : dcmfile_save(f, out, &err);
-    dcmfile_free(f);
+    if (s == VS_OK)
+        s = fast ? dcm_file_save_copy(f, out, copied, &err) : dcm_file_save(f, out, &err);
+    dcm_file_free(f);
     if (s != VS_OK) fprintf(stderr, "dcm_save_tool: %s\n", err.msg);
     return s != VS_OK;
 }

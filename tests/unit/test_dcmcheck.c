@@ -1,4 +1,4 @@
-/* test_dcmcheck — dcmfile_check's structural rules on files built byte by byte here:
+/* test_dcmcheck — dcm_file_check's structural rules on files built byte by byte here:
  * every rule of its invariant 1 refuses the file it is written for, with its reason, and a
  * well-formed file passes with the right facts. */
 #include <setjmp.h>
@@ -91,20 +91,20 @@ static void image(buf *b, uint16_t rows, uint16_t cols, uint32_t pixel_bytes) {
 
 static char g_path[64];
 
-static vs_status check_buf(const buf *b, const dcmfile_limits *lim, dcmfile_facts *facts,
+static vs_status check_buf(const buf *b, const dcm_file_limits *lim, dcm_file_facts *facts,
                            vs_error *err) {
     snprintf(g_path, sizeof g_path, "/tmp/test_dcmcheck_%d.dcm", (int)getpid());
     FILE *f = fopen(g_path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(b->p, 1, b->n, f), b->n);
     fclose(f);
-    vs_status s = dcmfile_check(g_path, lim, facts, err);
+    vs_status s = dcm_file_check(g_path, lim, facts, err);
     unlink(g_path);
     return s;
 }
 
-static void expect_reject(buf *b, const dcmfile_limits *lim, const char *why) {
-    dcmfile_facts facts;
+static void expect_reject(buf *b, const dcm_file_limits *lim, const char *why) {
+    dcm_file_facts facts;
     vs_error err = {0};
     vs_status s = check_buf(b, lim, &facts, &err);
     if (s != VS_ERR_FORMAT || !strstr(err.msg, why))
@@ -117,7 +117,7 @@ static void test_valid_image(void **state) {
     buf b = {0};
     header(&b, "1.2.840.10008.1.2.1");
     image(&b, 2, 2, 8);
-    dcmfile_facts facts;
+    dcm_file_facts facts;
     vs_error err = {0};
     assert_int_equal(check_buf(&b, NULL, &facts, &err), VS_OK);
     assert_int_equal(facts.rows, 2);
@@ -254,7 +254,7 @@ static void test_not_dicom(void **state) {
     buf b = {0};
     const char *text = "This is a README file, not a DICOM file at all.\n";
     put(&b, text, strlen(text));
-    dcmfile_facts facts;
+    dcm_file_facts facts;
     vs_error err = {0};
     assert_int_equal(check_buf(&b, NULL, &facts, &err), VS_ERR_FORMAT);
     assert_int_equal(facts.is_dicom, 0); /* skipped by the reader, not rejected */
@@ -283,7 +283,7 @@ static void test_deflate_bomb(void **state) {
     put(&b, z, zn);
     free(z);
     free(zeros);
-    dcmfile_limits lim = {1u << 20, 0};
+    dcm_file_limits lim = {1u << 20, 0};
     expect_reject(&b, &lim, "inflates past the size limit");
 }
 

@@ -14,14 +14,14 @@
 
 static void test_table_equals_dcmtk(void **state) {
     (void)state;
-    assert_int_equal(dcmdict_install(), 1);
+    assert_int_equal(dcm_dict_install(), 1);
     char why[256];
-    int r = dcmdict_check(why, sizeof why);
+    int r = dcm_dict_check(why, sizeof why);
     if (r != 0) fprintf(stderr, "dictionary: %s\n", why);
     assert_int_equal(r, 0);
     /* once created, the dictionary is never replaced */
-    assert_int_equal(dcmdict_install(), 0);
-    assert_int_equal(dcmdict_check(why, sizeof why), 0);
+    assert_int_equal(dcm_dict_install(), 0);
+    assert_int_equal(dcm_dict_check(why, sizeof why), 0);
 }
 
 /* In a child: a dictionary path chosen by the user wins over the table. */
@@ -31,9 +31,9 @@ static void test_user_path_wins(void **state) {
     assert_true(pid >= 0);
     if (pid == 0) {
         if (setenv("DCMDICTPATH", "/usr/share/libdcmtk17/dicom.dic", 1) != 0) _exit(3);
-        if (dcmdict_install() != 0) _exit(1);
+        if (dcm_dict_install() != 0) _exit(1);
         char why[256];
-        _exit(dcmdict_check(why, sizeof why) == 0 ? 0 : 2);
+        _exit(dcm_dict_check(why, sizeof why) == 0 ? 0 : 2);
     }
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);

@@ -3,7 +3,7 @@
  *
  * One code path serves `vesalius ingest` (in memory, on each file of a series before
  * anything is written) and `vesalius anonymize` (files to files): deid_open once with the
- * options and the site key, deid_apply on each loaded dcmfile, deid_close.
+ * options and the site key, deid_apply on each loaded dcm_file, deid_close.
  *
  * Invariants:
  *   1. The profile is the project's own table (io/deid/deid_profile.c, generated once from Table
@@ -92,7 +92,7 @@ void deid_close(deid_ctx *ctx);
  * res->accepted = 0 and is left unchanged. Fails (VS_ERR_LIBRARY / VS_ERR_IO) only when
  * DCMTK or the linkage table fails; then f must not be written. Thread-safe for distinct
  * files. */
-vs_status deid_apply(deid_ctx *ctx, dcmfile *f, deid_file_result *res, vs_error *err);
+vs_status deid_apply(deid_ctx *ctx, dcm_file *f, deid_file_result *res, vs_error *err);
 
 /* Pseudonymous keys for volume.h, from the ORIGINAL identifiers:
  * patient ID (+ issuer, may be NULL) -> "VS" + 16 base32 characters; a UID -> its 2.25 UID. */

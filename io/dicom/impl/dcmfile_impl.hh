@@ -1,4 +1,4 @@
-// dcmfile_impl.hh — the C++ inside of a dcmfile, for the DCMTK shims only (never C code).
+// dcmfile_impl.hh — the C++ inside of a dcm_file, for the DCMTK shims only (never C code).
 #ifndef VS_DCMFILE_IMPL_HH
 #define VS_DCMFILE_IMPL_HH
 
@@ -11,17 +11,17 @@
 
 #include <unistd.h>
 
-struct dcmfile {
+struct dcm_file {
     DcmFileFormat ff;
     std::string path;
     std::string transfer_syntax;
-    dcmfile_facts facts;
-    int fd = -1; // the source, kept open by dcmfile_load_open for dcmfile_save_copy
+    dcm_file_facts facts;
+    int fd = -1; // the source, kept open by dcm_file_load_open for dcm_file_save_copy
     DcmDataset *dataset() { return ff.getDataset(); }
-    dcmfile() = default;
-    dcmfile(const dcmfile &) = delete;
-    dcmfile &operator=(const dcmfile &) = delete;
-    ~dcmfile() {
+    dcm_file() = default;
+    dcm_file(const dcm_file &) = delete;
+    dcm_file &operator=(const dcm_file &) = delete;
+    ~dcm_file() {
         if (fd >= 0) close(fd);
     }
 };

@@ -3,11 +3,11 @@
  * DCMTK parses its text dictionaries (dicom.dic, private.dic: ~7,800 entries, ~430 KB) the first
  * time any process touches a DICOM element: 10-15 ms of serial CPU, a tenth of anonymizing a
  * 300-file series. dcmdict_gen.cc writes the dictionary DCMTK loads as a table at build time;
- * dcmdict_install puts that table in DCMTK's global dictionary instead (~1 ms).
+ * dcm_dict_install puts that table in DCMTK's global dictionary instead (~1 ms).
  *
  * Invariants:
  *   1. The installed dictionary equals the one DCMTK would load, entry by entry and in the
- *      repeating-tag list's order (dcmdict_check, test_dcmdict).
+ *      repeating-tag list's order (dcm_dict_check, test_dcmdict).
  *   2. Nothing is installed (DCMTK loads its files as usual) when DCMDICTPATH is set, when a
  *      dictionary file's size or modification time differs from the build's, or when the
  *      global dictionary was already created.
@@ -23,11 +23,11 @@ extern "C" {
 
 /* Call once, before any thread starts and before any other DCMTK use. Returns 1 when the
  * built-in table was installed, 0 when DCMTK loads (or loaded) its own files. */
-int dcmdict_install(void);
+int dcm_dict_install(void);
 
 /* Compares DCMTK's global dictionary with a fresh load of its files: 0 when equal, else -1 and
  * the first difference in why. */
-int dcmdict_check(char *why, size_t n);
+int dcm_dict_check(char *why, size_t n);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* dcmedit.h — the elements of a loaded dcmfile, for policy written in C (de-identification):
+/* dcmedit.h — the elements of a loaded dcm_file, for policy written in C (de-identification):
  * the items of a dataset (the dataset itself, the items of its sequences) and their elements,
  * read and edited one at a time through a table of functions. DCMTK implements the table
  * (dcmedit.cc); a test implements it over a plain tree, so the policy is tested without DCMTK.
@@ -68,11 +68,11 @@ typedef struct dcm_edit_ops {
     int (*threw)(dcm_edit *ed);              /* 1 once anything inside threw (invariant 3) */
 } dcm_edit_ops;
 
-/* DCMTK's table, over a loaded file: dcmfile_edit_open gives its state (NULL: out of memory),
- * dcmfile_edit_close frees it (not the file). */
-extern const dcm_edit_ops dcmfile_edit_ops;
-dcm_edit *dcmfile_edit_open(dcmfile *f);
-void dcmfile_edit_close(dcm_edit *ed);
+/* DCMTK's table, over a loaded file: dcm_file_edit_open gives its state (NULL: out of memory),
+ * dcm_file_edit_close frees it (not the file). */
+extern const dcm_edit_ops dcm_file_edit_ops;
+dcm_edit *dcm_file_edit_open(dcm_file *f);
+void dcm_file_edit_close(dcm_edit *ed);
 
 #ifdef __cplusplus
 }

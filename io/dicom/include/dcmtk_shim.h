@@ -8,7 +8,7 @@ extern "C" {
 #endif
 
 /* DCMTK's version string, e.g. "3.6.7". */
-const char *dcmshim_version(void);
+const char *dcm_shim_version(void);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
  *      as dcm2niix's default merge does) or image type; localizers and derived images are
  *      their own volumes.
  *   3. dcm_scan_next: load, decode and assemble ONE volume; the caller gets the volume and
- *      the dcmfile handles of its files (for de-identification in memory) and frees them
+ *      the dcm_file handles of its files (for de-identification in memory) and frees them
  *      with dcm_series_free before asking for the next. A volume that cannot be assembled
  *      (missing slices, uneven spacing, decode failure) rejects its files and the iterator
  *      moves on.
@@ -27,7 +27,7 @@
  * Invariants:
  *   1. Every path given (or found) ends in exactly one state: used (in one volume), skipped
  *      or rejected, each with a reason that names no header value.
- *   2. The scan itself holds no voxels and no dcmfile handles between calls: a caller that
+ *   2. The scan itself holds no voxels and no dcm_file handles between calls: a caller that
  *      frees each series before the next keeps one series in memory (about 1.1x its voxel
  *      bytes for int16 volumes, at most 2x otherwise) plus a few hundred bytes per file.
  *   3. The same files in any order, with any InstanceNumbers, give the same volumes.
@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 typedef struct dcm_options {
-    dcmfile_limits limits;      /* per file: bytes and Rows x Columns x Frames */
+    dcm_file_limits limits;     /* per file: bytes and Rows x Columns x Frames */
     uint64_t max_volume_voxels; /* refuse a volume larger than this (0: 2^31) */
     int resample_uneven;        /* 1: resample uneven series and gaps of up to 4 steps */
     double spacing_tolerance;   /* relative slice-step deviation allowed (0: 0.01) */
@@ -142,7 +142,7 @@ uint64_t dcm_scan_digest(const dcm_scan *s);
 const volume *dcm_series_volume(const dcm_series *v);
 volume *dcm_series_volume_mut(dcm_series *v);
 int dcm_series_n_files(const dcm_series *v);
-dcmfile *dcm_series_file(dcm_series *v, int i); /* in slice order */
+dcm_file *dcm_series_file(dcm_series *v, int i); /* in slice order */
 dcm_kind dcm_series_kind(const dcm_series *v);
 int dcm_series_index(const dcm_series *v); /* 0-based volume number in this scan */
 int dcm_series_resampled(const dcm_series *v);

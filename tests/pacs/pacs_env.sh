@@ -3,10 +3,13 @@
 #
 # Orthanc binds every interface and has no bind-address option, so each test re-runs itself in
 # its own network namespace (unshare -rn, loopback up): nothing is reachable from outside and
-# the fixed ports below never clash between tests running in parallel.
+# the fixed ports below never clash between tests running in parallel. As root the namespace
+# needs no user namespace (unshare -n); a chroot refuses one (EPERM), and fresh-machine.sh runs
+# the suite in a chroot. Any other user maps itself to root in a new user namespace (-r).
 V=${VESALIUS:?}; SRC=${VESALIUS_SRC:?}
 if [ -z "${VS_IN_NETNS:-}" ]; then
-    exec env VS_IN_NETNS=1 unshare -rn bash "$0" "$@"
+    if [ "$(id -u)" = 0 ]; then ns=-n; else ns=-rn; fi
+    exec env VS_IN_NETNS=1 unshare $ns bash "$0" "$@"
 fi
 ip link set lo up || { echo "FAIL: cannot bring up the loopback in the test's namespace"; exit 1; }
 for tool in Orthanc curl dcmqrscp; do

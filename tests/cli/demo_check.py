@@ -5,21 +5,12 @@ labeled tumour's world position lies inside its series as pydicom's geometry say
 larger tumours differ from their surroundings there; planted identifiers are in the headers.
 Prints what failed and exits 1 on any failure. With CONTRASTS_OUT, writes one line per checked
 tumour: its position and its mean inside minus the mean of a ring around it (HU)."""
-import glob, os, subprocess, sys, tempfile
+import glob, os, sys
 import numpy as np, pydicom
 
 root = sys.argv[1]
 fails = []
-DECODERS = {'1.2.840.10008.1.2.4.80': 'dcmdjpls', '1.2.840.10008.1.2.4.70': 'dcmdjpeg', '1.2.840.10008.1.2.5': 'dcmdrle'}
-
-def load(path):
-    ds = pydicom.dcmread(path)
-    tool = DECODERS.get(str(ds.file_meta.TransferSyntaxUID))
-    if tool:
-        fd, out = tempfile.mkstemp(suffix='.dcm'); os.close(fd)
-        subprocess.check_call([tool, path, out])
-        ds = pydicom.dcmread(out); os.remove(out)
-    return ds
+from dicom_load import load  # noqa: E402 (pydicom, JPEG-LS/JPEG/RLE through DCMTK)
 
 series = {}
 syntaxes, modalities = set(), {}

@@ -3,20 +3,12 @@
 pydicom and h5py (independent of vesalius): one volume per series, voxels equal to pydicom's
 sorted, rescaled pixel arrays, affine equal to the geometry pydicom's headers give, no planted
 identifier anywhere in the shard or catalog bytes, every input file in the catalog."""
-import glob, os, sqlite3, subprocess, sys, tempfile
+import glob, os, sqlite3, sys
 import h5py, numpy as np, pydicom
 
 cohort, out = sys.argv[1], sys.argv[2]
 fails = []
-DECODERS = {'1.2.840.10008.1.2.4.80': 'dcmdjpls', '1.2.840.10008.1.2.4.70': 'dcmdjpeg', '1.2.840.10008.1.2.5': 'dcmdrle'}
-
-def load(path):
-    ds = pydicom.dcmread(path)
-    tool = DECODERS.get(str(ds.file_meta.TransferSyntaxUID))
-    if tool:
-        fd, tmp = tempfile.mkstemp(suffix='.dcm'); os.close(fd)
-        subprocess.check_call([tool, path, tmp]); ds = pydicom.dcmread(tmp); os.remove(tmp)
-    return ds
+from dicom_load import load  # noqa: E402 (pydicom, JPEG-LS/JPEG/RLE through DCMTK)
 
 def expected(files):
     dss = [load(f) for f in files]

@@ -11,7 +11,6 @@ nothing from outside the repository:
    tests, can be made again from the repository alone.
 """
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import torch
 SRC = os.environ["VESALIUS_SRC"]
 sys.path.insert(0, os.path.join(SRC, "tests", "fixtures"))
 import mae_twin  # noqa: E402
+from fixture_io import read_records  # noqa: E402
 
 failures = []
 
@@ -32,21 +32,6 @@ def check(ok, what):
         failures.append(what)
 
 
-def read_fixture(path):
-    recs = {}
-    with open(path, "rb") as f:
-        data = f.read()
-    i = 0
-    while i < len(data):
-        (n,) = struct.unpack_from("<I", data, i)
-        name = data[i + 4:i + 4 + n].decode()
-        dtype, count = struct.unpack_from("<II", data, i + 4 + n)
-        start = i + 12 + n
-        recs[name] = np.frombuffer(data, dtype="<f4" if dtype == 0 else "<i4", count=count, offset=start)
-        i = start + 4 * count
-    return recs
-
-
 def close(a, b, rtol, atol):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     worst = float(np.max(np.abs(a - b))) if a.size else 0.0
@@ -54,7 +39,7 @@ def close(a, b, rtol, atol):
 
 
 def against_fixture(name):
-    r = read_fixture(os.path.join(SRC, "tests", "fixtures", "mae_fixture_%s.bin" % name))
+    r = read_records(os.path.join(SRC, "tests", "fixtures", "mae_fixture_%s.bin" % name))
     c = [int(v) for v in r["config"]]
     crop, patch = c[0:3], c[3:6]
     dim, depth, heads, dec_dim, dec_depth, dec_heads, mlp, batch, norm_pix, steps = c[6:16]

@@ -14,18 +14,10 @@ t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
   { echo "FAIL: the twin could not write a fixture (is python3-torch installed?)"; exit 1; }
 VESALIUS_FIXTURES=$t "$bin" || { echo "FAIL: the C layers against the fresh fixture"; exit 1; }
 /usr/bin/python3 - "$src/tests/fixtures/nn3d_fixture.bin" "$t/nn3d_fixture.bin" <<'PY' || exit 1
-import struct, sys
+import os, sys
 import numpy as np
-
-def records(path):
-    data, out, off = open(path, "rb").read(), {}, 0
-    while off < len(data):
-        (n,) = struct.unpack_from("<I", data, off)
-        name = data[off + 4:off + 4 + n].decode()
-        dtype, count = struct.unpack_from("<II", data, off + 4 + n)
-        out[name] = np.frombuffer(data, "<f4" if dtype == 0 else "<i4", count, off + 12 + n)
-        off += 12 + n + 4 * count
-    return out
+sys.path.insert(0, os.path.join(os.environ["VESALIUS_SRC"], "tests", "fixtures"))
+from fixture_io import read_records as records
 
 committed, fresh = records(sys.argv[1]), records(sys.argv[2])
 bad = sorted(set(committed) ^ set(fresh))

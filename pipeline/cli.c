@@ -71,7 +71,7 @@ int cli_run(const cli_command *cmd, int argc, char **argv) {
                 cmd->name);
         return cli_fail(cmd->name, &err);
     }
-    if (!(cmd->flags & (CLI_RANKS | CLI_RANKS_STARTED)) &&
+    if (!(cmd->flags & CLI_RANKS) &&
         dist_refuse_ranks(cmd->name, g_cli.distributed, &g_cli.rank, &err) != VS_OK)
         return cli_fail(cmd->name, &err); /* said once, by the launcher's rank 0 */
     optind = 0;                           /* reset getopt for the command's own parsing */

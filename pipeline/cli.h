@@ -38,9 +38,6 @@ enum {
     CLI_RANKS = 1u << 0,
     /* re-executes itself with OMP_WAIT_POLICY=PASSIVE unless the user set a policy (core.c) */
     CLI_OMP_PASSIVE = 1u << 1,
-    /* runs across the processes of a launcher it was started under, as CLI_RANKS does, but
-     * `vesalius run` starts it as one process (ingest; runner.c launches CLI_RANKS alone) */
-    CLI_RANKS_STARTED = 1u << 2,
 };
 
 /* Options every command accepts (before or after the command name). */

@@ -67,7 +67,7 @@ const cli_command cli_commands[] = {
      "  --summary FILE        write the run summary here instead of DIR/ingest-summary.json\n"
      "  --lock-timeout S      wait up to S seconds for another run's lock (default "
      "0)\n" COMMON_HELP,
-     CORE(cmd_ingest), ST_INGEST | ST_PACS, CLI_RANKS_STARTED},
+     CORE(cmd_ingest), ST_INGEST | ST_PACS, CLI_RANKS},
     {"anonymize", "write de-identified copies of DICOM files",
      "Usage: vesalius anonymize SRC... --out DIR --key FILE [OPTIONS]\n"
      "\n"

@@ -54,7 +54,7 @@ int vesalius_core_run(const cli_common *common, int argc, char **argv) {
     const cli_command *cmd = cli_find(argv[0]);
     if (!cmd) return cli_usage_error(NULL, "unknown command '%s'", argv[0]);
     if (cmd->flags & CLI_OMP_PASSIVE) ensure_passive_wait();
-    if (!(cmd->flags & (CLI_RANKS | CLI_RANKS_STARTED))) return cli_run(cmd, argc, argv);
+    if (!(cmd->flags & CLI_RANKS)) return cli_run(cmd, argc, argv);
     vs_error err;
     if (dist_start(g_cli.distributed, &err) != VS_OK) {
         log_config cfg = {(log_level)g_cli.log_level, g_cli.log_json, NULL, cmd->name};

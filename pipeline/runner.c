@@ -619,11 +619,11 @@ static int explain(run_ctx *c, const stage *sg, const stage_inputs *in, const ch
 
 /* ---- child processes ------------------------------------------------------------------------ */
 /* The processes a stage's command runs as: distributed.ranks for a command that runs across
- * ranks (cli.h CLI_RANKS: pretrain and the finetune stages), started as LAUNCHER... -n RANKS
- * vesalius COMMAND ...; 1 for every other stage, which runs as one process (pipeline/dist.h).
- * The finetune stages' results do not depend on the rank count, so distributed.ranks is not
- * one of their settings (studies/study.h: it is read by pretrain alone) and a rerun at another
- * count skips them. */
+ * ranks (cli.h CLI_RANKS: ingest, pretrain and the finetune stages), started as LAUNCHER...
+ * -n RANKS vesalius COMMAND ...; 1 for every other stage, which runs as one process
+ * (pipeline/dist.h). The results of ingest and of the finetune stages do not depend on the
+ * rank count, so distributed.ranks is not one of their settings (studies/study.h: it is read
+ * by pretrain alone) and a rerun at another count skips them. */
 static int stage_ranks(const run_ctx *c, const arglist *a) {
     const study_distributed *d = &c->s->distributed;
     const cli_command *cmd = a->n ? cli_find(a->v[0]) : NULL;

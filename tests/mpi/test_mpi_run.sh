@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test_mpi_run — `vesalius run` starts the stages that scale (pretrain, finetune-mae and
+# test_mpi_run — `vesalius run` starts the stages that scale (ingest, pretrain, finetune-mae and
 # finetune-scratch) under the study's launcher (distributed: {launcher, ranks}) and every other
-# stage as one process (pipeline/runner.c stage_ranks): the study's pretrain equals `mpirun -n 2
+# stage as one process (pipeline/runner.c stage_ranks): the study's ingest on 2 ranks writes the
+# shards of a one-process ingest by hand; its pretrain equals `mpirun -n 2
 # vesalius pretrain` by hand, byte for byte, and records 2 ranks; a rerun has nothing to do; the
 # rank count is not one of the finetune stages' settings (at 3 ranks finetune-scratch is up to
 # date); kill -9 of the runner mid-pretrain ends the ranks (the launcher gets SIGTERM), and the
@@ -35,14 +36,17 @@ spread "$t/a" "[mpirun, --oversubscribe, --bind-to, none]" 3
 contains "says why" "$t/out" "2 ranks cannot split pretrain.accumulate 3"
 [ ! -e "$t/a/out/pretrain" ] && echo "ok: pretrain not started" || { echo "FAIL: pretrain started"; fails=$((fails + 1)); }
 
-# the study on 2 ranks; ingest ran as one process (vesalius run starts only CLI_RANKS stages
-# through the launcher; ingest is CLI_RANKS_STARTED)
+# the study on 2 ranks: ingest, pretrain and the finetune stages through the launcher
 spread "$t/a" "[mpirun, --oversubscribe, --bind-to, none]" 2
 S=$t/a/study.yaml O=$t/a/out
 "$V" run "$S" $stages --dry-run >"$t/plan" 2>&1; check "dry run" 0 $?
 contains "the plan names the launcher" "$t/plan" "(on 2 ranks through mpirun)"
 "$V" run "$S" $stages >"$t/run.log" 2>&1; check "the study on 2 ranks" 0 $?
+contains "ingest ran on 2 ranks" "$t/run.log" "ingest: running on 2 ranks through mpirun"
 contains "pretrain ran on 2 ranks" "$t/run.log" "pretrain: running on 2 ranks through mpirun"
+"$V" ingest --study="$S" --out="$t/hand-ingest" --threads=1 >/dev/null 2>&1; check "ingest by hand, one process" 0 $?
+n=0; for f in "$O"/ingest/shards/*.h5; do same "the study's ingest on 2 ranks = one process: $(basename "$f")" "$f" "$t/hand-ingest/shards/$(basename "$f")"; n=$((n + 1)); done
+[ "$n" -gt 0 ] && echo "ok: $n shards compared" || { echo "FAIL: no shard in $O/ingest/shards"; fails=$((fails + 1)); }
 [ "$(ckpt_field "$O/pretrain/checkpoint.ckpt" ranks)" = 2 ] && echo "ok: the checkpoint records 2 ranks" || { echo "FAIL: ranks $(ckpt_field "$O/pretrain/checkpoint.ckpt" ranks)"; fails=$((fails + 1)); }
 contains "settings.json records 2 ranks" "$O/pretrain/settings.json" '"distributed.ranks": "2"'
 $M -n 2 "$V" pretrain --study="$S" --shards="$O/ingest" --split="$O/split/splits.csv" --out="$t/hand" --threads=1 2>"$t/hand.log"; check "by hand under mpirun" 0 $?

@@ -26,7 +26,8 @@ PY
 }
 stages="--stages ingest,split,pretrain"
 
-# refusals: no launcher, then an accumulation of 3 for 2 ranks (ingest runs, pretrain does not)
+# refusals: no launcher (refused at ingest, the first stage that scales), then an accumulation of
+# 3 for 2 ranks (ingest runs on the ranks, pretrain is refused)
 spread "$t/a" "[]" 2
 "$V" run "$t/a/study.yaml" $stages >"$t/out" 2>&1; check "ranks without a launcher" 2 $?
 contains "names the keys" "$t/out" "key 'distributed.ranks' is 2 but 'distributed.launcher' is empty"

@@ -118,7 +118,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
 #define STUDY_KEYS_SHARDS(X) \
     X(shards, max_mb, I64, "1024", 1, 1048576, NULL, "shard-mb", ST_INGEST, "close a shard above this many MiB") \
     X(shards, chunk, INT3, "32,32,32", 1, 4096, NULL, NULL, ST_INGEST, "HDF5 chunk (slice, row, column)") \
-    X(shards, deflate, INT, "4", 0, 9, NULL, NULL, ST_INGEST, "zlib level 0-9 after byte shuffle (libdeflate)")
+    X(shards, deflate, INT, "1", 0, 9, NULL, NULL, ST_INGEST, "zlib level 0-9 after byte shuffle (libdeflate)")
 
 /* The pretrain stage; the encoder's shape and the augmentations are read by fine-tuning too
  * (the scratch arm builds the pretrained encoder's architecture; the mae arm reads it from the

@@ -17,10 +17,12 @@
  */
 #include "shard_h5.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <libdeflate.h>
 
 /* HDF5's Fletcher-32 (H5_checksum_fletcher32): 16-bit big-endian words, sums folded every 360.
@@ -212,8 +214,30 @@ static void free_job(chunk_job *j, chunk_worker *w, int n_workers) {
     free(j->ready);
 }
 
+/* Early write-back: every WRITEBACK_BYTES of chunks written, ask the kernel to start writing
+ * the file's dirty pages (sync_file_range, SYNC_FILE_RANGE_WRITE: it neither waits nor
+ * promises durability), so the store's fsync at the end of the shard finds most of the bytes on
+ * their way to the disk instead of starting them all at once. Only a hint: a file that cannot
+ * be opened for it, or a kernel that refuses it, writes the same bytes later. */
+#define WRITEBACK_BYTES (16u << 20)
+
+typedef struct writeback {
+    int fd;         /* -1: no hint */
+    size_t pending; /* bytes written since the last hint */
+} writeback;
+
+static void writeback_note(writeback *wb, size_t n) {
+    if (wb->fd < 0 || (wb->pending += n) < WRITEBACK_BYTES) return;
+    wb->pending = 0;
+    if (sync_file_range(wb->fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) { /* e.g. a FUSE folder */
+        close(wb->fd);
+        wb->fd = -1;
+    }
+}
+
 /* Write chunk k (waiting for a worker to filter it, unless the caller filters it itself). */
-static vs_status write_one(chunk_job *j, hid_t d, const char *path, hsize_t k, vs_error *err) {
+static vs_status write_one(chunk_job *j, hid_t d, const char *path, hsize_t k, writeback *wb,
+                           vs_error *err) {
     int slot = (int)(k % (hsize_t)j->n_slots);
     hsize_t at[3];
     chunk_origin(j, k, at);
@@ -221,6 +245,7 @@ static vs_status write_one(chunk_job *j, hid_t d, const char *path, hsize_t k, v
         return VS_FAIL(err, VS_ERR_LIBRARY, "%s: the compressor failed on a chunk", path);
     if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, at, j->out_len[slot], j->out[slot]) < 0)
         return shard_h5_fail(err, path, "cannot write a chunk");
+    writeback_note(wb, j->out_len[slot]);
     return VS_OK;
 }
 
@@ -269,11 +294,13 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
         free_job(&j, w, n_workers);
         return st;
     }
+    writeback wb = {open(path, O_RDONLY | O_CLOEXEC), 0};
     if (!threaded) {
         for (hsize_t k = 0; k < j.total && st == VS_OK; k++) {
             filter_chunk(&w[0], k, 0);
-            st = write_one(&j, d, path, k, err);
+            st = write_one(&j, d, path, k, &wb, err);
         }
+        if (wb.fd >= 0) close(wb.fd);
         free_job(&j, w, n_workers);
         return st;
     }
@@ -287,7 +314,7 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
     if (started == 0) { /* no thread at all: the bytes are the same, only slower */
         for (hsize_t k = 0; k < j.total && st == VS_OK; k++) {
             filter_chunk(&w[0], k, (int)(k % (hsize_t)j.n_slots));
-            st = write_one(&j, d, path, k, err);
+            st = write_one(&j, d, path, k, &wb, err);
         }
     }
     for (hsize_t k = 0; started && k < j.total && st == VS_OK; k++) {
@@ -296,7 +323,7 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
         while (j.ready[slot] != k + 1)
             pthread_cond_wait(&j.cv, &j.mu);
         pthread_mutex_unlock(&j.mu);
-        st = write_one(&j, d, path, k, err);
+        st = write_one(&j, d, path, k, &wb, err);
         pthread_mutex_lock(&j.mu);
         j.ready[slot] = 0;
         j.next_write = k + 1;
@@ -309,6 +336,7 @@ vs_status shard_write_chunks(hid_t d, const char *path, const void *voxels, cons
     pthread_mutex_unlock(&j.mu);
     for (int t = 0; t < started; t++)
         pthread_join(th[t], NULL);
+    if (wb.fd >= 0) close(wb.fd);
     pthread_cond_destroy(&j.cv);
     pthread_mutex_destroy(&j.mu);
     free_job(&j, w, n_workers);

@@ -45,7 +45,7 @@ new = {
     "preprocess.reorient": "false", "preprocess.spacing": "[1, 1, 1]", "preprocess.interpolation": "nearest",
     "preprocess.ct_window": "[-100, 200]", "preprocess.n4": "true", "preprocess.mr_percentiles": "[2, 98]",
     "preprocess.foreground_crop": "true", "preprocess.crop_threshold": "0.5", "preprocess.crop_margin": "2",
-    "shards.max_mb": "512", "shards.chunk": "[16, 16, 16]", "shards.deflate": "1",
+    "shards.max_mb": "512", "shards.chunk": "[16, 16, 16]", "shards.deflate": "6",
     "pretrain.modalities": "[MR]", "pretrain.include_test": "true", "pretrain.crop": "[32, 32, 32]", "pretrain.patch": "[16, 16, 16]",
     "pretrain.dim": "48", "pretrain.depth": "2", "pretrain.heads": "4", "pretrain.mlp_ratio": "2",
     "pretrain.dec_dim": "24", "pretrain.dec_depth": "2", "pretrain.dec_heads": "4", "pretrain.mask_ratio": "0.5",

@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,10 +52,36 @@ static core_entry core_sym(void *lib, const char *path, const char *name, vs_err
     return e;
 }
 
+/* OpenBLAS (Debian's DYNAMIC_ARCH build) picks its kernels by CPU family and model as it
+ * loads. A CPU it does not know by model, as virtual machines often present one ("Intel(R)
+ * Xeon(R) Processor"), gets its oldest x86-64 kernels (Prescott, SSE3) even with AVX2 and
+ * AVX-512 there: sgemm, most of a training step, then runs at a fraction of the CPU's speed
+ * (bench/README.md, "OpenBLAS kernels"). So before the core, and OpenBLAS with it, loads, name
+ * the kernel family the CPU's features allow (the sgemm kernels OpenBLAS itself uses for the
+ * models it knows with those features), unless the user chose one. The choice shows in
+ * `vesalius --version` and in every report's library versions. */
+static void blas_kernel_hint(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    __builtin_cpu_init();
+    const char *k = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        k = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        k = "Haswell";
+    else if (__builtin_cpu_supports("avx"))
+        k = "Sandybridge";
+    /* setenv fails only without memory for the copy: OpenBLAS then chooses by itself */
+    if (k && setenv("OPENBLAS_CORETYPE", k, 0) != 0) return;
+#endif
+}
+
 /* The loaded core library (loaded once per process), or NULL with err filled. */
 static void *core_open(vs_error *err) {
     static void *lib;
     if (lib) return lib;
+    blas_kernel_hint();
     char path[4200];
     if (core_path(path, sizeof path, err) != VS_OK) return NULL;
     /* Lazy binding, as ld.so binds an executable's own libraries (RTLD_NOW would resolve the

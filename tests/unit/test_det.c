@@ -431,6 +431,20 @@ static void small_config(det_train_config *tc) {
     tc->mine_every = 100, tc->mine_top = 4;
 }
 
+/* A detector with fresh weights (tc's seed) trained on items[0..n) for all of tc's steps. */
+static det *trained(const det_train_config *tc, det_item *items, int n, det_log_fn log) {
+    det *d = NULL;
+    vs_error err;
+    assert_int_equal(det_create(&d, &tc->det, &err), VS_OK);
+    rng wr;
+    rng_seed(&wr, tc->seed, 0);
+    det_init_weights(d, &wr);
+    det_train_result res;
+    assert_int_equal(det_train(d, tc, items, n, NULL, 0, log, NULL, &res, &err), VS_OK);
+    assert_int_equal(res.steps_run, tc->steps);
+    return d;
+}
+
 static void test_overfit(void **state) {
     (void)state;
     volume vols[NV];
@@ -440,15 +454,8 @@ static void test_overfit(void **state) {
     det_train_config tc;
     small_config(&tc);
     tc.steps = 400, tc.opt.total_steps = tc.steps;
-    det *d = NULL;
+    det *d = trained(&tc, items, NV, print_loss);
     vs_error err;
-    assert_int_equal(det_create(&d, &tc.det, &err), VS_OK);
-    rng wr;
-    rng_seed(&wr, tc.seed, 0);
-    det_init_weights(d, &wr);
-    det_train_result res;
-    assert_int_equal(det_train(d, &tc, items, NV, NULL, 0, print_loss, NULL, &res, &err), VS_OK);
-    assert_int_equal(res.steps_run, 400);
     det_predict_opts o;
     det_predict_opts_default(&o);
     float min_pos = 1.0f, max_neg = 0.0f;
@@ -532,14 +539,8 @@ static double pair_auc(const float *scores, int n, int npos) {
 /* Held-out volume AUC of a detector trained on train[0..n) (fresh weights, tc's seed). */
 static double heldout_auc(const det_train_config *tc, det_item *train, int n, volume *test,
                           int n_test, int npos_test) {
-    det *d = NULL;
+    det *d = trained(tc, train, n, NULL);
     vs_error err;
-    assert_int_equal(det_create(&d, &tc->det, &err), VS_OK);
-    rng wr;
-    rng_seed(&wr, tc->seed, 0);
-    det_init_weights(d, &wr);
-    det_train_result res;
-    assert_int_equal(det_train(d, tc, train, n, NULL, 0, NULL, NULL, &res, &err), VS_OK);
     det_predict_opts o;
     det_predict_opts_default(&o);
     float scores[64];

@@ -15,11 +15,7 @@ import argparse, collections, csv, subprocess
 
 import numpy as np
 
-
-def auc(y, s):
-    y, s = np.asarray(y), np.asarray(s)
-    p, n = s[y == 1], s[y == 0]
-    return ((p[:, None] > n[None]).sum() + 0.5 * (p[:, None] == n[None]).sum()) / (len(p) * len(n))
+from det_table import auc, read_labels
 
 
 def main():
@@ -30,11 +26,8 @@ def main():
     ap.add_argument("key")
     ap.add_argument("arms", nargs="*", default=["mae", "scratch"])
     a = ap.parse_args()
-    lab, les = {}, collections.defaultdict(list)
-    for r in csv.DictReader(open(f"{a.out}/finetune-mae/labels.csv")):
-        lab[r["series"]] = int(r["label"])
-        if r["x"]:
-            les[r["series"]].append((np.array([float(r[k]) for k in "xyz"]), float(r["diameter"])))
+    lab, _, raw = read_labels(f"{a.out}/finetune-mae/labels.csv")
+    les = {s: [(np.array(x), d) for x, d in v] for s, v in raw.items()}
     look = list(csv.DictReader(open(f"{a.cohort}/labels/lookalikes.csv")))
     uids = sorted({r["seriesuid"] for r in look})
     keyed = subprocess.run([a.uid_key, a.key], input="\n".join(uids) + "\n", capture_output=True,

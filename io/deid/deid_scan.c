@@ -8,7 +8,8 @@
  *      characters that is a well-formed OID (first arc 0, 1 or 2; at least three arcs; no empty
  *      arc; no leading zero) and is neither a 2.25 pseudonym nor a DICOM-defined
  *      1.2.840.10008 UID. Decimal numbers (one dot) and dates ("2026.11.28": first arc > 2)
- *      are not UIDs, so reports and logs full of numbers do not raise false alarms.
+ *      are not UIDs, so reports and logs full of numbers do not raise false alarms. A run
+ *      that is a 2.25 pseudonym behind at most 3 characters is not one either (binary glue).
  *   3. Listed identifiers match as io/deid/deid_phi.c says (case-insensitive, digit and word
  *      boundaries), in one pass over the bytes of a file whatever the length of the list.
  */
@@ -32,6 +33,11 @@ static int run_is_org_uid(const char *s, size_t n) {
     /* 2.25 is the UUID arc: never an organisation's root, whatever digits follow (in binary
      * files a pseudonym can run into the digits of the next field). */
     if (memcmp(s, "2.25.", 5) == 0) return 0;
+    /* Nor when at most 3 characters come before it ("1." + "2.25.…"): in binary files the last
+     * bytes of the field before a pseudonym can read as digits and a dot (a timestamp in the
+     * catalog's SQLite records did). A real root is longer than that before any "2.25." arc. */
+    for (size_t k = 1; k <= 3 && k + 6 <= n; k++)
+        if (s[k] == '.' && memcmp(s + k + 1, "2.25.", 5) == 0) return 0;
     int arcs = 1;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '.') continue;

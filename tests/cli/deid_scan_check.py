@@ -180,5 +180,17 @@ raw = os.path.join(W, "blob.bin")
 open(raw, "wb").write(b"\x00\x01\x02" * 100 + b"MRN-4471923" + b"\x00" * 50)
 expect_hit(raw, "identifier in the raw bytes of a binary file", "raw bytes at offset 300", "listed identifier")
 
+# a pseudonym behind bytes of the field before it that read as "1." (an integer in a SQLite
+# record did, in a catalog): not an organisation's UID; a real root with a 2.25 arc inside is
+glued = os.path.join(W, "glued.bin")
+open(glued, "wb").write(b"\x88\n\x18\xee\xaf\xcc\x1cy1.2.25.131200306395949860910370527349296796791used"
+                        b"2.25.227782467802051816951687945556793503759\x00" * 3)
+rc, log = verify(glued)
+check(rc == 0, "a pseudonym glued to binary bytes that read '1.' is no organisation UID (%d: %s)"
+      % (rc, log.strip()[-200:]))
+ge = os.path.join(W, "ge.bin")
+open(ge, "wb").write(b"\x00\x01" * 20 + b"1.2.840.113619.2.25.4.2147483647.1700000000.123" + b"\x00" * 20)
+expect_hit(ge, "an organisation UID with a 2.25 arc inside", "raw bytes at offset 40", "UID of an organisation root")
+
 print("%d failed" % len(FAILS))
 sys.exit(1 if FAILS else 0)

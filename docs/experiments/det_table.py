@@ -258,6 +258,14 @@ def main():
     ap.add_argument("--bootstrap", type=int, default=2000)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    # det_fit links OpenBLAS itself: give it the kernels vesalius chooses for this CPU
+    # (pipeline/front.c, as bench/run does); a virtual CPU otherwise gets the slowest ones
+    vesalius = a.det_fit and os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.det_fit))), "vesalius")
+    if vesalius and "OPENBLAS_CORETYPE" not in os.environ and os.access(vesalius, os.X_OK):
+        for line in subprocess.run([vesalius, "--version"], capture_output=True, text=True).stdout.splitlines():
+            w = line.split()
+            if w and w[0] == "OpenBLAS" and w[-1].startswith("MAX_THREADS"):
+                os.environ["OPENBLAS_CORETYPE"] = w[-2]
     train = [l.strip() for l in open(a.train) if l.strip()]
     test = [l.strip() for l in open(a.test) if l.strip()]
     budgets = [int(b) for b in a.budgets.split(",")]

@@ -1,7 +1,8 @@
 /* test_study — study files: the commented example loads and shows every key of the tables
  * with its default, defaults apply, an option and a study file parse a value alike, resolved
  * settings record files by content and the key by a fingerprint, and every kind of mistake
- * gives one message naming the file, the line and the key. */
+ * gives one message naming the file, the line and the key; studies/demo/full.yaml differs from
+ * the demo study only in its output folder and fine-tuning recipe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +215,41 @@ static void test_example_shows_every_key(void **state) {
 }
 
 /* Invariant 2: every value of the example set as an option gives the same text as loaded. */
+/* studies/demo/full.yaml is the demo study with the detector's full recipe: it loads, and it
+ * differs from demo.yaml only in the output folder and the fine-tuning keys it says it changes
+ * (so the two runs share the cohort, the key, the split and the pretraining). */
+static void test_demo_full_differs_only_in_recipe(void **state) {
+    (void)state;
+    static const char *changed[] = {"output", "finetune.steps", "finetune.width",
+                                    "finetune.mine_every"};
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/studies/demo/demo.yaml", getenv("VESALIUS_SRC"));
+    snprintf(b, sizeof b, "%s/studies/demo/full.yaml", getenv("VESALIUS_SRC"));
+    study *demo = NULL, *full = NULL;
+    vs_error err = {0};
+    assert_int_equal(study_load(a, &demo, &err), VS_OK);
+    assert_int_equal(study_load(b, &full, &err), VS_OK);
+    int differ = 0, bad = 0;
+    for (int i = 0; i < STUDY_N_KEYS; i++) {
+        const study_setting *r = &study_settings[i];
+        char *x = NULL, *y = NULL;
+        assert_int_equal(study_value(demo, r, &x, &err), VS_OK);
+        assert_int_equal(study_value(full, r, &y, &err), VS_OK);
+        int allowed = 0;
+        for (size_t k = 0; k < sizeof changed / sizeof *changed; k++)
+            allowed |= !strcmp(r->key, changed[k]);
+        if (strcmp(x ? x : "", y ? y : "") != 0) {
+            differ++;
+            if (!allowed)
+                fprintf(stderr, "  full.yaml changes %s: %s -> %s\n", r->key, x, y), bad++;
+        }
+        free(x), free(y);
+    }
+    study_free(demo), study_free(full);
+    assert_int_equal(bad, 0);
+    assert_int_equal(differ, 4);
+}
+
 static void test_options_parse_like_files(void **state) {
     (void)state;
     const char *p =
@@ -338,6 +374,7 @@ int main(void) {
         cmocka_unit_test(test_missing_required_and_file),
         cmocka_unit_test(test_key_line),
         cmocka_unit_test(test_example_shows_every_key),
+        cmocka_unit_test(test_demo_full_differs_only_in_recipe),
         cmocka_unit_test(test_options_parse_like_files),
         cmocka_unit_test(test_resolve),
     };

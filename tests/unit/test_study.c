@@ -214,7 +214,6 @@ static void test_example_shows_every_key(void **state) {
     assert_int_equal(bad, 0);
 }
 
-/* Invariant 2: every value of the example set as an option gives the same text as loaded. */
 /* studies/demo/full.yaml is the demo study with the detector's full recipe: it loads, and it
  * differs from demo.yaml only in the output folder and the fine-tuning keys it says it changes
  * (so the two runs share the cohort, the key, the split and the pretraining). */
@@ -250,6 +249,7 @@ static void test_demo_full_differs_only_in_recipe(void **state) {
     assert_int_equal(differ, 4);
 }
 
+/* Invariant 2: every value of the example set as an option gives the same text as loaded. */
 static void test_options_parse_like_files(void **state) {
     (void)state;
     const char *p =

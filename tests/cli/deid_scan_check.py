@@ -181,7 +181,8 @@ open(raw, "wb").write(b"\x00\x01\x02" * 100 + b"MRN-4471923" + b"\x00" * 50)
 expect_hit(raw, "identifier in the raw bytes of a binary file", "raw bytes at offset 300", "listed identifier")
 
 # a pseudonym behind bytes of the field before it that read as "1." (an integer in a SQLite
-# record did, in a catalog): not an organisation's UID; a real root with a 2.25 arc inside is
+# record did, in a catalog): not an organisation's UID; a real root with a 2.25 arc inside
+# still is
 glued = os.path.join(W, "glued.bin")
 open(glued, "wb").write(b"\x88\n\x18\xee\xaf\xcc\x1cy1.2.25.131200306395949860910370527349296796791used"
                         b"2.25.227782467802051816951687945556793503759\x00" * 3)

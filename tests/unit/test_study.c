@@ -237,10 +237,11 @@ static void test_demo_full_differs_only_in_recipe(void **state) {
         int allowed = 0;
         for (size_t k = 0; k < sizeof changed / sizeof *changed; k++)
             allowed |= !strcmp(r->key, changed[k]);
-        if (strcmp(x ? x : "", y ? y : "") != 0) {
+        const char *u = x ? x : "", *v = y ? y : "";
+        if (strcmp(u, v) != 0) {
             differ++;
             if (!allowed)
-                fprintf(stderr, "  full.yaml changes %s: %s -> %s\n", r->key, x, y), bad++;
+                fprintf(stderr, "  full.yaml changes %s: %s -> %s\n", r->key, u, v), bad++;
         }
         free(x), free(y);
     }

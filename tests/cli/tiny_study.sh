@@ -1,7 +1,8 @@
 # tiny_study.sh — sourced by the tests that run the demo pipeline in miniature: writes a small
 # generated cohort to $t/c and defines `study DIR`, which writes DIR/study.yaml (output DIR/out).
-# Needs $V (the vesalius binary) and $t (a scratch folder).
-"$V" demo-cohort --out "$t/c" --unlabeled 6 --labeled 8 --radiographs 1 --matrix 40 --slices 14:18 --positive-share 0.5 --seed 31 >/dev/null 2>&1 || { echo "FAIL: cohort"; exit 1; }
+# Needs $V (the vesalius binary) and $t (a scratch folder); TINY_LABELED_MODALITY (CT unless set)
+# is the labeled volumes' modality.
+"$V" demo-cohort --out "$t/c" --unlabeled 6 --labeled 8 --radiographs 1 --matrix 40 --slices 14:18 --positive-share 0.5 --seed 31 --labeled-modality "${TINY_LABELED_MODALITY:-CT}" >/dev/null 2>&1 || { echo "FAIL: cohort"; exit 1; }
 study() { # study DIR: DIR/study.yaml writing DIR/out (identical files, so identical reports)
   mkdir -p "$1"
   cat >"$1/study.yaml" <<YAML

@@ -177,7 +177,10 @@ typedef struct det_item {
 
 typedef struct det_train_config {
     det_config det;
-    mae_aug aug; /* the pretraining augmentations (flips move the lesions too) */
+    mae_aug aug;   /* the pretraining augmentations (flips move the lesions too) */
+    double zoom;   /* crops resampled at a zoom drawn log-uniformly from [1 / (1 + zoom), 1 + zoom]
+                      (0: none) */
+    double rotate; /* and turned in the row-column plane by up to this many degrees (0: none) */
     adamw_config
         opt; /* the head's lr; encoder group g of depth + 2 gets lr x layer_decay^(depth + 1 - g) */
     double layer_decay;  /* 1: one lr everywhere */
@@ -187,6 +190,8 @@ typedef struct det_train_config {
     int mine_every;      /* steps between hard-negative mining passes (0: none); the first
                             pass runs after a third of the steps */
     int mine_top;        /* strongest false positives kept per training volume */
+    int hard_weighted;   /* 1: a mined negative is drawn in proportion to its probability; 0:
+                            uniformly */
     long steps;
     int eval_every; /* steps between validation evaluations (0: none, keep the last) */
     int patience;   /* evaluations without improvement before stopping (0: never stop) */
@@ -195,6 +200,13 @@ typedef struct det_train_config {
 } det_train_config;
 
 void det_train_config_default(det_train_config *c);
+/* The first of n non-decreasing running sums cum above u (the last when none is): with u uniform
+ * in [0, cum[n - 1]), index i comes in proportion to its weight cum[i] - cum[i - 1]. */
+int det_pick_cumulative(const double *cum, int n, double u);
+/* One training crop of item from start (z, y, x) as det_train makes it, with c's augmentations
+ * drawn from r when augment: img (crop voxels) and tgt (DET_TGT, cells). */
+vs_status det_train_crop(const det_train_config *c, const det_item *item, const int64_t start[3],
+                         int augment, rng *r, float *img, float *tgt, vs_error *err);
 
 /* Called after every update; val_loss is NaN except after an evaluation. */
 typedef void (*det_log_fn)(void *ctx, long step, float loss, float val_loss, double lr);

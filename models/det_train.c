@@ -52,7 +52,8 @@ typedef struct trainer {
     float *pad;       /* (n_items) minimum voxel of each volume */
     lesion_ref *refs; /* every lesion of every item */
     int n_refs;
-    hard_ref *hard; /* the last mining pass's false positives */
+    hard_ref *hard;   /* the last mining pass's false positives */
+    double *hard_cum; /* their probabilities' running sums, for hard_weighted */
     int n_hard, cap_hard;
     /* optimizer: one AdamW per encoder group (depth + 2) and one for the head */
     adamw *groups;
@@ -75,7 +76,33 @@ static int64_t axis_start(rng *r, int64_t dim, int crop, double centre, int cent
     return s < lo ? lo : s > hi ? hi : s;
 }
 
-/* One crop of item `it` starting at s (z, y, x), augmented; its targets. */
+/* Value of v at continuous voxel position q (z, y, x): trilinear, pad outside. */
+static float sample_linear(const volume *v, const double q[3], float pad) {
+    int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols}, b[3];
+    double f[3];
+    for (int a = 0; a < 3; a++) {
+        double fl = floor(q[a]);
+        b[a] = (int64_t)fl, f[a] = q[a] - fl;
+    }
+    double acc = 0.0;
+    for (int k = 0; k < 8; k++) {
+        int64_t p[3] = {b[0] + (k >> 2 & 1), b[1] + (k >> 1 & 1), b[2] + (k & 1)};
+        double w = (k >> 2 & 1 ? f[0] : 1.0 - f[0]) * (k >> 1 & 1 ? f[1] : 1.0 - f[1]) *
+                   (k & 1 ? f[2] : 1.0 - f[2]);
+        if (w == 0.0) continue;
+        float val = pad;
+        if (p[0] >= 0 && p[1] >= 0 && p[2] >= 0 && p[0] < dims[0] && p[1] < dims[1] &&
+            p[2] < dims[2])
+            val = det_voxel(v, (size_t)((p[0] * dims[1] + p[1]) * dims[2] + p[2]));
+        acc += w * val;
+    }
+    return (float)acc;
+}
+
+/* One crop of item `it` starting at s (z, y, x), augmented; its targets. With zoom or rotation
+ * the crop is resampled about its centre: output offset d from the centre reads the volume at
+ * centre + R(-angle) d / f (R turns the row-column plane), and a lesion moves the other way,
+ * its radius times f. */
 static void crop_fill(trainer *t, rng *r, int it, const int64_t s[3], int augment, float *img,
                       float *tgt) {
     const det_config *dc = &t->c->det;
@@ -84,20 +111,38 @@ static void crop_fill(trainer *t, rng *r, int it, const int64_t s[3], int augmen
     int64_t dims[3] = {v->n_slices, v->n_rows, v->n_cols};
     int flip[3] = {0, 0, 0};
     float scale = 1.0f, shift = 0.0f;
+    double f = 1.0, ca = 1.0, sa = 0.0; /* zoom, cos and sin of the in-plane angle */
     if (augment) { /* the order of mae_data's source: flips, then scale and shift */
         for (int a = 0; a < 3; a++)
             flip[a] = rng_float(r) < t->c->aug.flip[a];
         scale = 1.0f + t->c->aug.scale * (2.0f * rng_float(r) - 1.0f);
         shift = t->c->aug.shift * (2.0f * rng_float(r) - 1.0f);
+        if (t->c->zoom > 0.0) /* log-uniform in [1 / (1 + zoom), 1 + zoom] */
+            f = exp(log1p(t->c->zoom) * (2.0 * rng_double(r) - 1.0));
+        if (t->c->rotate > 0.0) {
+            double ang = t->c->rotate * (M_PI / 180.0) * (2.0 * rng_double(r) - 1.0);
+            ca = cos(ang), sa = sin(ang);
+        }
     }
+    int warp = f != 1.0 || sa != 0.0;
+    double mid[3], c[3]; /* the crop's centre in crop and in volume voxels */
+    for (int a = 0; a < 3; a++)
+        mid[a] = (S[a] - 1) / 2.0, c[a] = (double)s[a] + mid[a];
     for (int z = 0; z < S[0]; z++)
         for (int y = 0; y < S[1]; y++)
             for (int x = 0; x < S[2]; x++) {
-                int64_t q[3] = {s[0] + z, s[1] + y, s[2] + x};
                 float val = t->pad[it];
-                if (q[0] >= 0 && q[1] >= 0 && q[2] >= 0 && q[0] < dims[0] && q[1] < dims[1] &&
-                    q[2] < dims[2])
-                    val = det_voxel(v, (size_t)((q[0] * dims[1] + q[1]) * dims[2] + q[2]));
+                if (warp) {
+                    double dz = z - mid[0], dy = y - mid[1], dx = x - mid[2];
+                    double q[3] = {c[0] + dz / f, c[1] + (ca * dy + sa * dx) / f,
+                                   c[2] + (-sa * dy + ca * dx) / f};
+                    val = sample_linear(v, q, t->pad[it]);
+                } else {
+                    int64_t q[3] = {s[0] + z, s[1] + y, s[2] + x};
+                    if (q[0] >= 0 && q[1] >= 0 && q[2] >= 0 && q[0] < dims[0] && q[1] < dims[1] &&
+                        q[2] < dims[2])
+                        val = det_voxel(v, (size_t)((q[0] * dims[1] + q[1]) * dims[2] + q[2]));
+                }
                 int o[3] = {flip[0] ? S[0] - 1 - z : z, flip[1] ? S[1] - 1 - y : y,
                             flip[2] ? S[2] - 1 - x : x};
                 img[((size_t)o[0] * S[1] + o[1]) * S[2] + o[2]] =
@@ -107,13 +152,44 @@ static void crop_fill(trainer *t, rng *r, int it, const int64_t s[3], int augmen
     int n = 0;
     for (int l = 0; l < t->items[it].n_lesions && n < 64; l++) {
         det_lesion e = t->items[it].lesions[l];
-        for (int a = 0; a < 3; a++) {
-            e.zyx[a] -= (double)s[a];
-            if (flip[a]) e.zyx[a] = S[a] - 1 - e.zyx[a];
+        if (warp) { /* the inverse of the sampling map above */
+            double dz = e.zyx[0] - c[0], dy = e.zyx[1] - c[1], dx = e.zyx[2] - c[2];
+            e.zyx[0] = mid[0] + f * dz;
+            e.zyx[1] = mid[1] + f * (ca * dy - sa * dx);
+            e.zyx[2] = mid[2] + f * (sa * dy + ca * dx);
+            double ry = e.radius[1], rx = e.radius[2]; /* a turned ellipse: its mean radius */
+            for (int a = 0; a < 3; a++)
+                e.radius[a] = f * (a == 0 ? e.radius[0] : (ry + rx) / 2.0);
+            e.diameter *= f;
+        } else {
+            for (int a = 0; a < 3; a++)
+                e.zyx[a] -= (double)s[a];
         }
+        for (int a = 0; a < 3; a++)
+            if (flip[a]) e.zyx[a] = S[a] - 1 - e.zyx[a];
         les[n++] = e;
     }
     det_make_targets(dc, les, n, tgt);
+}
+
+/* A mined negative: uniform, or in proportion to the detector's probability when it was mined
+ * (hard_weighted), so the strongest lookalikes of the whole training set come most often. */
+static const hard_ref *hard_pick(trainer *t, rng *r) {
+    if (!t->c->hard_weighted) return &t->hard[rng_below(r, (uint32_t)t->n_hard)];
+    return &t->hard[det_pick_cumulative(t->hard_cum, t->n_hard,
+                                        rng_double(r) * t->hard_cum[t->n_hard - 1])];
+}
+
+int det_pick_cumulative(const double *cum, int n, double u) {
+    int lo = 0, hi = n - 1; /* the first above u; the last when none is */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (cum[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
 }
 
 /* A batch of B crops: centred on a mined false positive with probability hard_share (once
@@ -130,7 +206,7 @@ static void batch_fill(trainer *t, rng *r, int augment, float *img, float *tgt) 
         int it;
         double centre[3] = {0, 0, 0};
         if (hard) {
-            const hard_ref *h = &t->hard[rng_below(r, (uint32_t)t->n_hard)];
+            const hard_ref *h = hard_pick(t, r);
             it = h->item;
             memcpy(centre, h->zyx, sizeof centre);
         } else if (centred) {
@@ -223,7 +299,7 @@ static void trainer_free(trainer *t) {
         adamw_free(&t->groups[g]);
     free(t->groups), free(t->g_off), free(t->g_len);
     adamw_free(&t->head);
-    free(t->pad), free(t->refs), free(t->hard);
+    free(t->pad), free(t->refs), free(t->hard), free(t->hard_cum);
 }
 
 /* Clip the global gradient norm (fixed order), then step every group. Returns the head lr. */
@@ -248,6 +324,15 @@ static double optim_step(trainer *t) {
     for (int g = 0; g < t->n_groups; g++)
         adamw_update(&t->groups[g], mae_params(m) + t->g_off[g], ge + t->g_off[g], 1, 0, &lg);
     return lr;
+}
+
+vs_status det_train_crop(const det_train_config *c, const det_item *item, const int64_t start[3],
+                         int augment, rng *r, float *img, float *tgt, vs_error *err) {
+    trainer t;
+    vs_status st = trainer_init(&t, c, NULL, item, 1, err);
+    if (st == VS_OK) crop_fill(&t, r, 0, start, augment, img, tgt);
+    trainer_free(&t);
+    return st;
 }
 
 typedef struct snapshot {
@@ -312,14 +397,18 @@ static vs_status mine(trainer *t, vs_error *err) {
             if (t->n_hard == t->cap_hard) {
                 int cap = t->cap_hard ? 2 * t->cap_hard : 64;
                 hard_ref *h = realloc(t->hard, (size_t)cap * sizeof *h);
-                if (!h) {
+                if (h) t->hard = h;
+                double *cu = h ? realloc(t->hard_cum, (size_t)cap * sizeof *cu) : NULL;
+                if (!cu) {
                     det_result_free(&res);
                     return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate mined negatives");
                 }
-                t->hard = h, t->cap_hard = cap;
+                t->hard_cum = cu, t->cap_hard = cap;
             }
             t->hard[t->n_hard].item = i;
             memcpy(t->hard[t->n_hard].zyx, zyx, sizeof zyx);
+            t->hard_cum[t->n_hard] = (t->n_hard ? t->hard_cum[t->n_hard - 1] : 0.0) +
+                                     (double)res.cand[k].probability + 1e-6;
             t->n_hard++, kept++;
         }
         det_result_free(&res);

@@ -162,6 +162,7 @@ static void finetune_config(const study *s, ft_opts *o) {
     tc->det.stem[0] = f->width, tc->det.stem[1] = 2 * f->width;
     tc->det.dec[0] = 4 * f->width, tc->det.dec[1] = 2 * f->width, tc->det.dec[2] = f->width;
     tc->hard_share = f->hard_share, tc->mine_every = f->mine_every, tc->mine_top = f->mine_top;
+    tc->hard_weighted = f->hard_weighted, tc->zoom = f->zoom, tc->rotate = f->rotate;
     o->po.flips = f->test_flips;
     tc->steps = f->steps, tc->opt.total_steps = f->steps;
     tc->lesion_share = f->lesion_share;

@@ -7,8 +7,8 @@
  * TRAIN.txt and TEST.txt list series keys, one a line. OUT.csv: series,x,y,z,probability (a
  * volume row with empty x, y, z holds the volume score). Options: steps, batch, lr, seed,
  * window=LO:HI, init=MAE_CHECKPOINT, arch_of=MAE_CHECKPOINT (its architecture, random
- * weights), width, mine_every, hard_share, layer_decay, flips,
- * threads, crop, patch, dim, depth, heads. */
+ * weights), width, mine_every, hard_share, hard_weighted (0, 1), zoom, rotate (degrees),
+ * layer_decay, flips, threads, crop, patch, dim, depth, heads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +91,12 @@ int main(int argc, char **argv) {
             tc.mine_every = atoi(v);
         else if (!strcmp(k, "hard_share"))
             tc.hard_share = atof(v);
+        else if (!strcmp(k, "zoom"))
+            tc.zoom = atof(v);
+        else if (!strcmp(k, "rotate"))
+            tc.rotate = atof(v);
+        else if (!strcmp(k, "hard_weighted"))
+            tc.hard_weighted = atoi(v);
         else if (!strcmp(k, "layer_decay"))
             tc.layer_decay = atof(v);
         else if (!strcmp(k, "flips"))

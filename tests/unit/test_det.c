@@ -492,38 +492,143 @@ static void test_overfit(void **state) {
 }
 
 /* Same seed and inputs -> same bits, with mining, validation and early stopping in the loop. */
+/* Same seed, same bits: with early stopping, and without it with mined negatives drawn uniformly
+ * or by probability; the last two train different weights (hard_weighted reaches the crops). */
 static void test_determinism(void **state) {
     (void)state;
     volume vols[NV];
     det_lesion les[NV][2];
     det_item items[NV];
     make_cohort(vols, les, items);
-    det_train_config tc;
-    small_config(&tc);
-    tc.steps = 30, tc.eval_every = 10, tc.val_crops = 8, tc.opt.total_steps = 30;
-    tc.mine_every = 10;
-    det *twin[2];
-    det_train_result res[2];
-    vs_error err;
-    for (int k = 0; k < 2; k++) {
-        assert_int_equal(det_create(&twin[k], &tc.det, &err), VS_OK);
-        rng wr;
-        rng_seed(&wr, tc.seed, 0);
-        det_init_weights(twin[k], &wr);
-        assert_int_equal(
-            det_train(twin[k], &tc, items, NV - 2, items + NV - 2, 2, NULL, NULL, &res[k], &err),
-            VS_OK);
-        assert_true(res[k].best_step > 0 && isfinite(res[k].best_val_loss));
-        assert_true(res[k].mined > 0);
+    det *twin[3][2];
+    for (int w = 0; w < 3; w++) {
+        det_train_config tc;
+        small_config(&tc);
+        tc.steps = 30, tc.eval_every = w == 0 ? 10 : 0, tc.val_crops = 8, tc.opt.total_steps = 30;
+        tc.mine_every = 10, tc.hard_share = 0.5, tc.hard_weighted = w == 2;
+        det_train_result res[2];
+        vs_error err;
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(det_create(&twin[w][k], &tc.det, &err), VS_OK);
+            rng wr;
+            rng_seed(&wr, tc.seed, 0);
+            det_init_weights(twin[w][k], &wr);
+            assert_int_equal(det_train(twin[w][k], &tc, items, NV - 2, items + NV - 2, 2, NULL,
+                                       NULL, &res[k], &err),
+                             VS_OK);
+            assert_true(res[k].best_step > 0 && isfinite(res[k].best_val_loss) == (w == 0));
+            assert_true(res[k].mined > 0);
+        }
+        assert_int_equal(res[0].mined, res[1].mined);
+        assert_memory_equal(det_head_params(twin[w][0]), det_head_params(twin[w][1]),
+                            det_head_n_params(twin[w][0]) * sizeof(float));
+        assert_memory_equal(mae_params(det_encoder(twin[w][0])),
+                            mae_params(det_encoder(twin[w][1])),
+                            mae_n_params(det_encoder(twin[w][0])) * sizeof(float));
     }
-    assert_int_equal(res[0].mined, res[1].mined);
-    assert_memory_equal(det_head_params(twin[0]), det_head_params(twin[1]),
-                        det_head_n_params(twin[0]) * sizeof(float));
-    assert_memory_equal(mae_params(det_encoder(twin[0])), mae_params(det_encoder(twin[1])),
-                        mae_n_params(det_encoder(twin[0])) * sizeof(float));
-    det_destroy(twin[0]), det_destroy(twin[1]);
+    assert_memory_not_equal(det_head_params(twin[1][0]), det_head_params(twin[2][0]),
+                            det_head_n_params(twin[1][0]) * sizeof(float));
+    for (int w = 0; w < 3; w++)
+        det_destroy(twin[w][0]), det_destroy(twin[w][1]);
     for (int i = 0; i < NV; i++)
         volume_free(&vols[i]);
+}
+
+/* Zoom and rotation move image and targets together: a blob off the crop's centre, resampled at
+ * random zooms and angles, then also flipped, has its target centre where its intensity centroid
+ * is, and its size channel follows the zoom. */
+static void test_warp_moves_targets(void **state) {
+    (void)state;
+    enum { N = 32 };
+    volume v;
+    oblique_volume(&v, N, N, N);
+    const double blob[3] = {14.3, 11.7, 18.2}, sd = 1.2;
+    float *vx = v.voxels;
+    for (int z = 0; z < N; z++)
+        for (int y = 0; y < N; y++)
+            for (int x = 0; x < N; x++) {
+                double dz = z - blob[0], dy = y - blob[1], dx = x - blob[2];
+                vx[((size_t)z * N + y) * N + x] =
+                    (float)exp(-(dz * dz + dy * dy + dx * dx) / (2.0 * sd * sd));
+            }
+    det_lesion les = {{blob[0], blob[1], blob[2]}, 8.0, {0, 0, 0}};
+    det_lesion_radius(&les, &v);
+    det_item item = {&v, 1, &les};
+    det_train_config tc;
+    small_config(&tc);
+    tc.aug.scale = tc.aug.shift = 0.0f;
+    tc.zoom = 0.3, tc.rotate = 30.0;
+    int G[3];
+    size_t nc = det_cells(&tc.det, G), cv = 16 * 16 * 16;
+    float *img = malloc(cv * sizeof *img), *tgt = malloc(DET_TGT * nc * sizeof *tgt);
+    assert_non_null(img), assert_non_null(tgt);
+    const int64_t start[3] = {9, 7, 13}; /* the blob 2.2-2.8 voxels off the crop's centre */
+    rng r;
+    rng_seed(&r, 9, 0);
+    double worst = 0.0, moved = 0.0, size_lo = 1e9, size_hi = -1e9;
+    vs_error err;
+    for (int k = 0; k < 40; k++) {
+        tc.aug.flip[0] = tc.aug.flip[1] = tc.aug.flip[2] = k < 20 ? 0.0f : 0.5f;
+        assert_int_equal(det_train_crop(&tc, &item, start, 1, &r, img, tgt, &err), VS_OK);
+        double m = 0.0, cen[3] = {0, 0, 0};
+        for (size_t i = 0; i < cv; i++) {
+            double w = img[i] > 0.2f ? img[i] : 0.0; /* the blob, not the padding */
+            int p[3] = {(int)(i / 256), (int)(i / 16 % 16), (int)(i % 16)};
+            m += w;
+            for (int a = 0; a < 3; a++)
+                cen[a] += w * p[a];
+        }
+        assert_true(m > 0.0);
+        int found = 0;
+        for (size_t i = 0; i < nc; i++) {
+            if (tgt[nc + i] != 1.0f) continue;
+            found++;
+            int cell[3] = {(int)(i / ((size_t)G[1] * G[2])), (int)(i / G[2] % G[1]),
+                           (int)(i % G[2])};
+            double e2 = 0.0, d2 = 0.0;
+            for (int a = 0; a < 3; a++) {
+                double at = 2.0 * (cell[a] + tgt[(2 + a) * nc + i]) - 0.5;
+                e2 += (at - cen[a] / m) * (at - cen[a] / m);
+                double plain = blob[a] - start[a];
+                d2 += (at - plain) * (at - plain);
+            }
+            worst = fmax(worst, sqrt(e2));
+            if (k < 20) moved = fmax(moved, sqrt(d2)); /* by zoom and angle alone */
+            size_lo = fmin(size_lo, tgt[5 * nc + i]), size_hi = fmax(size_hi, tgt[5 * nc + i]);
+        }
+        assert_int_equal(found, 1);
+    }
+    printf("  target vs image centroid: worst %.3f voxels; farthest from the unwarped place %.2f;"
+           " log size %.3f..%.3f\n",
+           worst, moved, size_lo, size_hi);
+    assert_true(worst < 0.2);
+    assert_true(moved > 1.5);             /* the warps did move it */
+    assert_true(size_hi - size_lo > 0.3); /* zoom 1/1.3..1.3: log range up to 0.52 */
+    free(img), free(tgt);
+    volume_free(&v);
+}
+
+/* Drawing by running sums: each index in proportion to its weight, a zero weight never, the
+ * ends exact. */
+static void test_pick_cumulative(void **state) {
+    (void)state;
+    static const double cum[5] = {0.1, 0.1, 0.9, 0.9, 1.0}; /* weights 0.1, 0, 0.8, 0, 0.1 */
+    assert_int_equal(det_pick_cumulative(cum, 5, 0.0), 0);
+    assert_int_equal(det_pick_cumulative(cum, 5, 0.1), 2);
+    assert_int_equal(det_pick_cumulative(cum, 5, 0.95), 4);
+    assert_int_equal(det_pick_cumulative(cum, 5, 1.0), 4);
+    assert_int_equal(det_pick_cumulative(cum, 1, 0.0), 0);
+    int count[5] = {0};
+    rng r;
+    rng_seed(&r, 3, 0);
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++)
+        count[det_pick_cumulative(cum, 5, rng_double(&r) * cum[4])]++;
+    assert_int_equal(count[1], 0);
+    assert_int_equal(count[3], 0);
+    assert_true(fabs(count[0] / (double)N - 0.1) < 0.01); /* sd 0.002 */
+    assert_true(fabs(count[2] / (double)N - 0.8) < 0.01);
+    assert_true(fabs(count[4] / (double)N - 0.1) < 0.01);
 }
 
 /* Volume AUC of scores[0..n) against positives 0..npos-1 (ties count a half): the
@@ -594,10 +699,15 @@ static void test_shuffled_labels(void **state) {
 int main(void) {
     nn_set_threads(1); /* tiny matrices: OpenMP barriers would dominate on a loaded machine */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients),       cmocka_unit_test(test_targets),
-        cmocka_unit_test(test_checkpoints),     cmocka_unit_test(test_sliding_window),
-        cmocka_unit_test(test_overfit),         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_checkpoints),
+        cmocka_unit_test(test_sliding_window),
+        cmocka_unit_test(test_overfit),
+        cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_shuffled_labels),
+        cmocka_unit_test(test_pick_cumulative),
+        cmocka_unit_test(test_warp_moves_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -180,7 +180,8 @@ typedef struct det_train_config {
     mae_aug aug;   /* the pretraining augmentations (flips move the lesions too) */
     double zoom;   /* crops resampled at a zoom drawn log-uniformly from [1 / (1 + zoom), 1 + zoom]
                       (0: none) */
-    double rotate; /* and turned in the row-column plane by up to this many degrees (0: none) */
+    double rotate; /* crops turned in the row-column plane of voxels by up to this many degrees
+                      (0: none) */
     adamw_config
         opt; /* the head's lr; encoder group g of depth + 2 gets lr x layer_decay^(depth + 1 - g) */
     double layer_decay;  /* 1: one lr everywhere */

@@ -209,7 +209,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, mine_every, INT, "300", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between hard-negative mining passes, from a third of the steps (0: none)") \
     X(finetune, mine_top, INT, "8", 1, 1000, NULL, NULL, ST_FINETUNE, "false positives kept per training volume and pass") \
     X(finetune, zoom, DBL, "0", 0, 1, NULL, NULL, ST_FINETUNE, "training crops resampled at a zoom from [1 / (1 + zoom), 1 + zoom], log-uniform (0: none)") \
-    X(finetune, rotate, DBL, "0", 0, 180, NULL, NULL, ST_FINETUNE, "and turned in the row-column plane by up to this many degrees (0: none)") \
+    X(finetune, rotate, DBL, "0", 0, 180, NULL, NULL, ST_FINETUNE, "training crops turned in the row-column plane (of voxels) by up to this many degrees (0: none)") \
     X(finetune, hard_weighted, BOOL, "false", 0, 1, NULL, NULL, ST_FINETUNE, "draw a mined false positive in proportion to its probability (false: uniformly)") \
     X(finetune, test_flips, BOOL, "false", 0, 1, NULL, NULL, ST_FINETUNE, "predict also on the 7 mirrored volumes and average (8x the time)") \
     X(finetune, window, DBL2, "0,0", -1e9, 1e9, NULL, NULL, ST_FINETUNE, "intensities clipped to LO,HI and mapped to [0, 1] (equal: as stored)") \

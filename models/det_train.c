@@ -28,7 +28,7 @@ void det_train_config_default(det_train_config *c) {
     c->mine_every = 300;
     c->mine_top = 8;
     c->steps = 300;
-    c->eval_every = 25;
+    c->eval_every = 0; /* early stopping on crop-level dev loss kept untrained weights */
     c->patience = 4;
     c->val_crops = 16;
     c->seed = 0;

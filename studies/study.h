@@ -200,7 +200,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, layer_decay, DBL, "0.75", 0.01, 1, NULL, NULL, ST_FT_MAE, "mae arm: encoder block g gets lr x decay^(depth + 1 - g)") \
     X(finetune, scratch_lr, DBL, "0.001", 1e-12, 1, NULL, NULL, ST_FT_SCRATCH, "peak learning rate of the scratch arm (one lr everywhere: no layer decay)") \
     X(finetune, lesion_share, DBL, "0.5", 0, 1, NULL, NULL, ST_FINETUNE, "share of crops centred on a lesion") \
-    X(finetune, eval_every, INT, "25", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between evaluations on the dev patients (0: none, keep the last weights)") \
+    X(finetune, eval_every, INT, "0", 0, 1e9, NULL, NULL, ST_FINETUNE, "steps between evaluations on the dev patients for early stopping (0: none, keep the last weights)") \
     X(finetune, patience, INT, "5", 0, 1000000, NULL, NULL, ST_FINETUNE, "validations without improvement before stopping (0: never)") \
     X(finetune, loss, ENUM, "focal", 0, 1, "focal|bce", NULL, ST_FINETUNE, "objectness loss") \
     X(finetune, focal_gamma, DBL, "2", 0, 10, NULL, "gamma", ST_FINETUNE, "focal exponent") \

@@ -149,13 +149,15 @@ sed 's/^labels:/pretrain:\n  flips: false\n  intensity_scale: 0\n  intensity_shi
 cmp -s "$t/aug-off/scratch-b2-s0.det" "$t/aug-study/scratch-b2-s0.det"; check "the study's augmentation reaches finetune" 0 $?
 cmp -s "$t/aug-off/scratch-b2-s0.det" "$t/aug-default/scratch-b2-s0.det"; check "augmentation changes the detector" 1 $?
 "$V" finetune --study "$t/study.yaml" $one --shift 2 --out "$t/x" >"$t/out" 2>&1; check "a shift above 1 is refused" 2 $?
-# eval_every 0 in the study: no evaluation on dev, every step runs and the last weights are kept
-sed 's/^  loss: bce$/  loss: bce\n  eval_every: 0/' "$t/study.yaml" >"$t/study-noval.yaml"
-"$V" finetune --study "$t/study-noval.yaml" $arch --only-seed 0 --log-level warn --out "$t/noval" >"$t/out" 2>&1; check "finetune without validation" 0 $?
-[ "$(grep -c '"val_loss"' "$t/noval/train-scratch-b2-s0.jsonl")" = 0 ] && [ "$(grep -c '"train.step"' "$t/noval/train-scratch-b2-s0.jsonl")" = 30 ] \
-  && echo "ok: no validation, all 30 steps" || { echo "FAIL: eval_every 0"; fails=$((fails + 1)); }
-[ "$(grep -c '"val_loss"' "$t/study-out/finetune-scratch/train-scratch-b2-s0.jsonl")" -ge 1 ] \
-  && echo "ok: the default study evaluates on dev" || { echo "FAIL: no validation with the default eval_every"; fails=$((fails + 1)); }
+# by default no evaluation on dev: every step runs and the last weights are kept; eval_every in
+# the study turns early stopping on
+[ "$(grep -c '"val_loss"' "$t/study-out/finetune-scratch/train-scratch-b2-s0.jsonl")" = 0 ] \
+  && [ "$(grep -c '"train.step"' "$t/study-out/finetune-scratch/train-scratch-b2-s0.jsonl")" = 30 ] \
+  && echo "ok: the default study keeps the last weights, all 30 steps" || { echo "FAIL: the default study evaluated on dev"; fails=$((fails + 1)); }
+sed 's/^  loss: bce$/  loss: bce\n  eval_every: 10/' "$t/study.yaml" >"$t/study-val.yaml"
+"$V" finetune --study "$t/study-val.yaml" $arch --only-seed 0 --log-level warn --out "$t/val" >"$t/out" 2>&1; check "finetune with validation" 0 $?
+[ "$(grep -c '"val_loss"' "$t/val/train-scratch-b2-s0.jsonl")" -ge 1 ] \
+  && echo "ok: eval_every 10 evaluates on dev" || { echo "FAIL: no validation with eval_every 10"; fails=$((fails + 1)); }
 
 "$V" finetune $common --key "$t/missing.key" --out "$t/x" >"$t/out" 2>&1; check "missing site key" 3 $?
 printf 'seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,oops,4\n' >"$t/bad.csv"

@@ -156,6 +156,12 @@ vs_status det_predict_grid(const volume *v, const det_config *c, det_window_fn f
 vs_status det_predict(det *d, const volume *v, const det_predict_opts *o, det_result *res,
                       vs_error *err);
 
+/* The ensemble of n detectors (the same crop, patch, batch and window): every window through
+ * each, the cell's probability the mean of theirs (offsets and sizes too); n = 1 is det_predict,
+ * bit for bit. */
+vs_status det_predict_ensemble(det *const *d, int n, const volume *v, const det_predict_opts *o,
+                               det_result *res, vs_error *err);
+
 /* Voxel value i of v as float (any dtype). */
 float det_voxel(const volume *v, size_t i);
 /* The detector's input for a stored value x (the intensity window of c). */

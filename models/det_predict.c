@@ -1,6 +1,6 @@
 /* det_predict.c — sliding-window inference over whole volumes (det.h): windows on the cell
  * grid, outputs averaged per cell (and over flips), local maxima, non-maximum suppression, LPS
- * centres. */
+ * centres; ensembles of detectors (their probabilities averaged). */
 #include "det.h"
 
 #include <math.h>
@@ -251,4 +251,59 @@ static vs_status det_window(void *ctx, const float *win, int B, float *out, vs_e
 vs_status det_predict(det *d, const volume *v, const det_predict_opts *o, det_result *res,
                       vs_error *err) {
     return det_predict_grid(v, det_get_config(d), det_window, d, o, res, err);
+}
+
+typedef struct ensemble {
+    det *const *d;
+    int n;
+    float *sum; /* (B, DET_OUT, cells): probabilities, then offsets and log sizes */
+} ensemble;
+
+/* Every member on the same windows: the mean of their probabilities, returned as its logit so
+ * that det_predict_grid's sigmoid gives it back, and the mean of their offsets and sizes. */
+static vs_status ensemble_window(void *ctx, const float *win, int B, float *out, vs_error *err) {
+    ensemble *e = ctx;
+    int g[3];
+    size_t cells = det_cells(det_get_config(e->d[0]), g), n = (size_t)B * DET_OUT * cells;
+    memset(e->sum, 0, n * sizeof *e->sum);
+    for (int m = 0; m < e->n; m++) {
+        vs_status st = det_window(e->d[m], win, B, out, err);
+        if (st != VS_OK) return st;
+        for (size_t i = 0; i < n; i++) /* channel 0 of each window: the objectness logit */
+            e->sum[i] += (i / cells) % DET_OUT == 0 ? 1.0f / (1.0f + expf(-out[i])) : out[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        float x = e->sum[i] / (float)e->n;
+        if ((i / cells) % DET_OUT == 0) { /* the logit of the mean, kept finite */
+            x = x < 1e-7f ? 1e-7f : x > 1.0f - 1e-7f ? 1.0f - 1e-7f : x;
+            x = logf(x / (1.0f - x));
+        }
+        out[i] = x;
+    }
+    return VS_OK;
+}
+
+vs_status det_predict_ensemble(det *const *d, int n, const volume *v, const det_predict_opts *o,
+                               det_result *res, vs_error *err) {
+    memset(res, 0, sizeof *res);
+    if (n < 1) return VS_FAIL(err, VS_ERR_INTERNAL, "an ensemble needs a member");
+    if (n == 1) return det_predict(d[0], v, o, res, err);
+    const det_config *c = det_get_config(d[0]);
+    for (int m = 1; m < n; m++) {
+        const det_config *x = det_get_config(d[m]);
+        if (memcmp(x->enc.crop, c->enc.crop, sizeof c->enc.crop) ||
+            memcmp(x->enc.patch, c->enc.patch, sizeof c->enc.patch) ||
+            x->enc.batch != c->enc.batch || x->window[0] != c->window[0] ||
+            x->window[1] != c->window[1])
+            return VS_FAIL(err, VS_ERR_FORMAT,
+                           "ensemble member %d has another crop, patch, batch or window than "
+                           "member 0",
+                           m);
+    }
+    int g[3];
+    ensemble e = {d, n, malloc((size_t)c->enc.batch * DET_OUT * det_cells(c, g) * sizeof(float))};
+    if (!e.sum) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the ensemble's outputs");
+    vs_status st = det_predict_grid(v, c, ensemble_window, &e, o, res, err);
+    free(e.sum);
+    return st;
 }

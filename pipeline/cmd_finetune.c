@@ -17,8 +17,11 @@
  *   fits.csv                   arm,budget,seed,role,patient: the training patients of every
  *                              fit (role train) and the dev patients its early stopping saw
  *   labels.csv                 labels of the dev and test series (validation/FORMATS.md form)
- *   ARM-bB-sS.det              the detector of budget B, seed S (vesalius predict --model)
- *   train-ARM-bB-sS.jsonl      its training log (event train.step; validate --train-log)
+ *   ARM-bB-sS.det              the detector of budget B, seed S (vesalius predict --model);
+ *                              with finetune.members M > 1 also ARM-bB-sS-mK.det, K = 1..M-1,
+ *                              the ensemble's other members (the fit predicts with their mean)
+ *   train-ARM-bB-sS.jsonl      its training log (event train.step; validate --train-log);
+ *                              train-ARM-bB-sS-mK.jsonl member K's
  *   predictions-ARM.csv/.jsonl every fit's dev and test volumes, with columns arm, budget,
  *                              seed and set (validate --predictions)
  * B is the number of training patients (a budget of 0 means the whole train role; one above it
@@ -435,17 +438,19 @@ static vs_status fit_sets(const ft_opts *o, const cohort *c, const split_table *
     return st;
 }
 
-/* Train the fit's detector, save it as OUT/NAME.det with its log OUT/train-NAME.jsonl, and
- * predict its dev and test volumes into csv and json. */
-static vs_status fit_train_predict(const ft_opts *o, const cohort *c, const split_table *sp,
-                                   const fit_id *f, const det_item *tr, int ntr, const det_item *va,
-                                   int nva, FILE *csv, FILE *json, vs_error *err) {
+/* Train member m of the fit (member 0: the fit's seed, so one member is the plain fit; member
+ * m > 0: a seed of its own, the same volumes), save it as OUT/NAME.det (member 0) or
+ * OUT/NAME-mM.det with its log OUT/train-<that name>.jsonl. */
+static vs_status fit_member(const ft_opts *o, const fit_id *f, int m, const det_item *tr, int ntr,
+                            const det_item *va, int nva, det **out, vs_error *err) {
     det *d = NULL;
     fit_log lg = {NULL, ""};
     det_train_config tc = o->tc;
     tc.seed = splits_fit_seed(o->tc.seed, f->seed); /* the same in both arms: paired fits */
-    char path[4200], name[64];
+    if (m > 0) tc.seed = splits_fit_seed(tc.seed, m);
+    char path[4200], name[80];
     fit_name(o, f, name, sizeof name);
+    if (m > 0) snprintf(name + strlen(name), sizeof name - strlen(name), "-m%d", m);
     snprintf(lg.component, sizeof lg.component, "finetune-%s", name);
     snprintf(path, sizeof path, "%s/train-%s.jsonl", o->out, name);
     vs_status st = VS_OK;
@@ -469,18 +474,35 @@ static vs_status fit_train_predict(const ft_opts *o, const cohort *c, const spli
         snprintf(path, sizeof path, "%s/%s.det", o->out, name);
         st = det_save(d, path, err);
     }
+    if (lg.f && fclose(lg.f) != 0 && st == VS_OK)
+        st = VS_FAIL(err, VS_ERR_IO, "cannot write the training log");
+    if (st != VS_OK) det_destroy(d), d = NULL;
+    *out = d;
+    return st;
+}
+
+/* Train the fit's finetune.members detectors and predict its dev and test volumes with their
+ * ensemble (one member: the detector itself) into csv and json. */
+static vs_status fit_train_predict(const ft_opts *o, const cohort *c, const split_table *sp,
+                                   const fit_id *f, const det_item *tr, int ntr, const det_item *va,
+                                   int nva, FILE *csv, FILE *json, vs_error *err) {
+    int n = o->st->finetune.members;
+    det **d = calloc((size_t)n, sizeof *d);
+    vs_status st = d ? VS_OK : VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the fit's members");
+    for (int m = 0; st == VS_OK && m < n; m++)
+        st = fit_member(o, f, m, tr, ntr, va, nva, &d[m], err);
     for (int i = 0; st == VS_OK && i < c->n; i++) {
         split_role role = (split_role)sp->role[splits_find(sp, c->patient[i])];
         if (role == SPLIT_TRAIN) continue;
         det_result r;
-        st = det_predict(d, &c->vols[i], &o->po, &r, err);
+        st = det_predict_ensemble(d, n, &c->vols[i], &o->po, &r, err);
         detcli_tag tag = {o->arm, f->budget, f->seed, splits_role_name(role)};
         if (st == VS_OK) detcli_write_rows(csv, json, c->lab[i]->key, &tag, &r);
         det_result_free(&r);
     }
-    if (lg.f && fclose(lg.f) != 0 && st == VS_OK)
-        st = VS_FAIL(err, VS_ERR_IO, "cannot write the training log");
-    det_destroy(d);
+    for (int m = 0; d && m < n; m++)
+        det_destroy(d[m]);
+    free(d);
     return st;
 }
 

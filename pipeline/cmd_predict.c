@@ -1,5 +1,6 @@
-/* cmd_predict.c — `vesalius predict`: run a detector checkpoint over whole volumes of a shard
- * folder with sliding windows and write candidates in the form `vesalius validate` reads. */
+/* cmd_predict.c — `vesalius predict`: run a detector checkpoint (or the ensemble of several)
+ * over whole volumes of a shard folder with sliding windows and write candidates in the form
+ * `vesalius validate` reads. */
 #include "cli.h"
 #include "fsdir.h"
 #include "det_cli.h"
@@ -68,9 +69,9 @@ vs_status detcli_write_heatmap(const volume *v, const det_config *c, const det_r
 
 /* ---------------------------------------------------------------------------- command */
 typedef struct predict_opts {
-    const char *model, *shards, *out, *json, *heatmaps, *arm, *set;
-    const char **series;
-    int n_series, budget, seed, batch;
+    const char *shards, *out, *json, *heatmaps, *arm, *set;
+    const char **series, **model; /* more than one model: their ensemble */
+    int n_series, n_model, budget, seed, batch;
     det_predict_opts det;
 } predict_opts;
 
@@ -108,13 +109,14 @@ static int parse(predict_opts *o, int argc, char **argv) {
     det_predict_opts_default(&o->det);
     o->arm = "mae", o->set = "test", o->batch = 4;
     o->series = calloc((size_t)argc + 1, sizeof *o->series);
-    if (!o->series) return cli_usage_error(cmd, "out of memory");
+    o->model = calloc((size_t)argc + 1, sizeof *o->model);
+    if (!o->series || !o->model) return cli_usage_error(cmd, "out of memory");
     int opt;
     double v = 0.0;
     while ((opt = getopt_long(argc, argv, "", predict_long, NULL)) != -1) {
         int bad = 0;
         switch (opt) {
-        case O_MODEL: o->model = optarg; break;
+        case O_MODEL: o->model[o->n_model++] = optarg; break;
         case O_SHARDS: o->shards = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_JSON: o->json = optarg; break;
@@ -140,7 +142,7 @@ static int parse(predict_opts *o, int argc, char **argv) {
         if (bad) return cli_usage_error(cmd, "bad value '%s' for %s", optarg, argv[optind - 2]);
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o->model || !o->shards || !o->out)
+    if (!o->n_model || !o->shards || !o->out)
         return cli_usage_error(cmd, "--model FILE, --shards DIR and --out FILE are required");
     if (strcmp(o->arm, "mae") && strcmp(o->arm, "scratch"))
         return cli_usage_error(cmd, "--arm must be mae or scratch");
@@ -154,7 +156,7 @@ static int wanted(const predict_opts *o, const char *key) {
     return 0;
 }
 
-static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE *csv, FILE *json,
+static vs_status predict_all(const predict_opts *o, det **d, shard_set *set, FILE *csv, FILE *json,
                              int *n_done, vs_error *err) {
     vs_status st = VS_OK;
     for (int i = 0; i < shard_set_count(set) && st == VS_OK; i++) {
@@ -165,7 +167,7 @@ static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE
         st = shard_set_read(set, i, &v, NULL, 0, err);
         det_result r;
         memset(&r, 0, sizeof r);
-        if (st == VS_OK) st = det_predict(d, &v, &o->det, &r, err);
+        if (st == VS_OK) st = det_predict_ensemble(d, o->n_model, &v, &o->det, &r, err);
         if (st == VS_OK) {
             detcli_write_rows(csv, json, e->key, &(detcli_tag){o->arm, o->budget, o->seed, o->set},
                               &r);
@@ -175,7 +177,7 @@ static vs_status predict_all(const predict_opts *o, det *d, shard_set *set, FILE
         if (st == VS_OK && o->heatmaps) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s.nii.gz", o->heatmaps, e->key);
-            st = detcli_write_heatmap(&v, det_get_config(d), &r, path, err);
+            st = detcli_write_heatmap(&v, det_get_config(d[0]), &r, path, err);
         }
         det_result_free(&r);
         volume_free(&v);
@@ -188,17 +190,19 @@ int cmd_predict(int argc, char **argv) {
     predict_opts o;
     int rc = parse(&o, argc, argv);
     if (rc != VS_EXIT_OK) {
-        free(o.series);
+        free(o.series), free(o.model);
         return rc;
     }
     nn_set_threads(g_cli.threads > 0 ? g_cli.threads : nn_threads());
     vs_error err;
-    det *d = NULL;
+    det **d = calloc((size_t)o.n_model, sizeof *d);
     shard_set *set = NULL;
     vs_atomic csv_out = {NULL, "", ""}, json_out = {NULL, "", ""};
     FILE *csv = NULL, *json = NULL;
     int n_done = 0;
-    vs_status st = det_load(&d, o.model, o.batch, &err);
+    vs_status st = d ? VS_OK : VS_FAIL(&err, VS_ERR_NOMEM, "out of memory");
+    for (int m = 0; st == VS_OK && m < o.n_model; m++)
+        st = det_load(&d[m], o.model[m], o.batch, &err);
     if (st == VS_OK) st = shard_set_open(o.shards, NULL, &set, &err);
     if (st == VS_OK && o.heatmaps) st = vs_mkdirs(o.heatmaps, 0755, &err);
     if (st == VS_OK && (st = vs_atomic_open(&csv_out, o.out, &err)) == VS_OK) csv = csv_out.f;
@@ -214,8 +218,10 @@ int cmd_predict(int argc, char **argv) {
     if (st == VS_OK && o.json) st = vs_atomic_commit(&json_out, &err);
     vs_atomic_abort(&csv_out), vs_atomic_abort(&json_out); /* what is left of a failure */
     if (st == VS_OK) log_info("wrote predictions for %d volumes to %s", n_done, o.out);
-    det_destroy(d);
+    for (int m = 0; d && m < o.n_model; m++)
+        det_destroy(d[m]);
+    free(d);
     shard_set_close(set);
-    free(o.series);
+    free(o.series), free(o.model);
     return st == VS_OK ? VS_EXIT_OK : cli_fail(cmd, &err);
 }

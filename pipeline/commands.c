@@ -208,7 +208,9 @@ const cli_command cli_commands[] = {
      "Labels name ORIGINAL SeriesInstanceUIDs and are mapped through the site key (--key).\n"
      "Writes DIR/splits.csv (the split used), labels.csv (dev and test series), ARM-bB-sS.det,\n"
      "train-ARM-bB-sS.jsonl, predictions-ARM.csv/.jsonl (the forms `vesalius validate` reads;\n"
-     "columns arm, budget, seed, set) and settings.json.\n"
+     "columns arm, budget, seed, set) and settings.json. With finetune.members M > 1 a fit\n"
+     "trains M detectors on its volumes (ARM-bB-sS.det and ARM-bB-sS-mK.det, K = 1..M-1, each\n"
+     "with its log) and predicts with the mean of their probabilities.\n"
      "\n"
      "  --study FILE          the settings of a study file (seed, threads, the key, the labels\n"
      "                        and finetune sections, the pretrain section's encoder shape and\n"
@@ -237,9 +239,11 @@ const cli_command cli_commands[] = {
      "with the same thread count.\n" COMMON_HELP,
      CORE(cmd_finetune), ST_FINETUNE, CLI_RANKS},
     {"predict", "detect lesions in volumes with a trained detector",
-     "Usage: vesalius predict --model CHECKPOINT --shards DIR --out FILE.csv [OPTIONS]\n"
+     "Usage: vesalius predict --model CHECKPOINT... --shards DIR --out FILE.csv [OPTIONS]\n"
      "\n"
-     "Sliding-window inference over whole volumes of any size (windows every half window, merged\n"
+     "--model is repeatable: several detectors (a fit's ARM-bB-sS.det and ARM-bB-sS-mK.det)\n"
+     "predict as their ensemble, each cell's probability the mean of theirs.\n"
+     "Sliding-window inference over whole volumes of any size (windows every 3/4 window, merged\n"
      "per heatmap cell with tent weights), candidates after non-maximum suppression with LPS\n"
      "position (mm), probability and diameter (mm), and a volume row whose probability is the\n"
      "highest cell probability.\n"

@@ -194,6 +194,7 @@ typedef enum { STUDY_LOSS_FOCAL = 0, STUDY_LOSS_BCE = 1 } study_det_loss;
     X(finetune, mode, ENUM, "finetune", 0, 1, "finetune|probe", NULL, ST_FINETUNE, "the whole encoder (layer-wise lr decay) or a frozen one") \
     X(finetune, budgets, INTS, "10,20,40", 0, 1e6, NULL, NULL, ST_FINETUNE, "label budgets: training patients per fit, nested subsets of the train role (0: all of them)") \
     X(finetune, seeds, INT, "3", 1, 100, NULL, NULL, ST_FINETUNE, "fits per budget and arm, each with its own subset order, initialisation and crops") \
+    X(finetune, members, INT, "1", 1, 16, NULL, NULL, ST_FINETUNE, "detectors per fit, trained on the fit's volumes from their own seeds; the fit predicts with the mean of their probabilities (members x the time)") \
     X(finetune, steps, INT, "2000", 1, 1e9, NULL, NULL, ST_FINETUNE, "optimizer steps per fit") \
     X(finetune, batch, INT, "8", 1, 4096, NULL, NULL, ST_FINETUNE, "crops per step") \
     X(finetune, lr, DBL, "0.001", 1e-12, 1, NULL, NULL, ST_FT_MAE, "peak learning rate of the mae arm (its head; the encoder by layer_decay)") \

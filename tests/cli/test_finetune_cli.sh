@@ -6,7 +6,8 @@
 # and dev series predicted once per fit with their set, the test patients' labels changing no
 # trained weight; predictions and labels that `vesalius validate` accepts, no original UID in any
 # output, whole-volume prediction with NIfTI heatmaps (read back with nibabel), and clear
-# failures for a missing site key, a malformed label line and a mismatched checkpoint.
+# failures for a missing site key, a malformed label line and a mismatched checkpoint; ensembles
+# of members (finetune.members) in the fit and in `vesalius predict`.
 set -u
 V=${VESALIUS:?}
 TOOL=${1:?det_cohort}
@@ -158,6 +159,25 @@ sed 's/^  loss: bce$/  loss: bce\n  eval_every: 10/' "$t/study.yaml" >"$t/study-
 "$V" finetune --study "$t/study-val.yaml" $arch --only-seed 0 --log-level warn --out "$t/val" >"$t/out" 2>&1; check "finetune with validation" 0 $?
 [ "$(grep -c '"val_loss"' "$t/val/train-scratch-b2-s0.jsonl")" -ge 1 ] \
   && echo "ok: eval_every 10 evaluates on dev" || { echo "FAIL: no validation with eval_every 10"; fails=$((fails + 1)); }
+
+# finetune.members: M detectors per fit on the same volumes; member 0 is the plain fit, the fit
+# predicts with their ensemble, and `vesalius predict` with the M models gives the same rows
+"$V" finetune --study "$t/study.yaml" $one --members 3 --out "$t/ens" >"$t/out" 2>&1; check "finetune with 3 members" 0 $?
+for f in scratch-b2-s0.det scratch-b2-s0-m1.det scratch-b2-s0-m2.det train-scratch-b2-s0-m2.jsonl; do
+  [ -s "$t/ens/$f" ] && echo "ok: wrote $f" || { echo "FAIL: no $f"; fails=$((fails + 1)); }
+done
+cmp -s "$t/ens/scratch-b2-s0.det" "$t/aug-default/scratch-b2-s0.det"; check "member 0 is the one-member fit" 0 $?
+cmp -s "$t/ens/scratch-b2-s0.det" "$t/ens/scratch-b2-s0-m1.det"; check "member 1 has its own seed" 1 $?
+cmp -s "$t/ens/predictions-scratch.csv" "$t/aug-default/predictions-scratch.csv"; check "the ensemble predicts otherwise" 1 $?
+grep -q '"finetune.members": "3"' "$t/ens/settings.json"; check "settings.json records the members" 0 $?
+tests=$(awk -F, '$5 == "test" && $6 == "" {printf " --series %s", $1}' "$t/ens/predictions-scratch.csv")
+"$V" predict --model "$t/ens/scratch-b2-s0.det" --model "$t/ens/scratch-b2-s0-m1.det" \
+  --model "$t/ens/scratch-b2-s0-m2.det" --shards "$t/shards" $tests --arm scratch --budget 2 --seed 0 \
+  --out "$t/ens-p.csv" -j 1 --log-level warn >"$t/out" 2>&1; check "predict with 3 models" 0 $?
+awk -F, 'NR == 1 || $5 == "test"' "$t/ens/predictions-scratch.csv" | sort >"$t/ens-fit.rows"
+sort "$t/ens-p.csv" >"$t/ens-p.rows"
+[ "$(wc -l <"$t/ens-p.rows")" -gt 2 ] && cmp -s "$t/ens-fit.rows" "$t/ens-p.rows"
+check "predict's ensemble gives the fit's test rows, byte for byte" 0 $?
 
 "$V" finetune $common --key "$t/missing.key" --out "$t/x" >"$t/out" 2>&1; check "missing site key" 3 $?
 printf 'seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2.3,1,2,oops,4\n' >"$t/bad.csv"

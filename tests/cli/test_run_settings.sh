@@ -63,7 +63,7 @@ new = {
     "finetune.scratch_lr": "0.003", "finetune.eval_every": "10", "finetune.patience": "3", "finetune.loss": "bce",
     "finetune.focal_gamma": "1", "finetune.width": "8", "finetune.hard_share": "0.5", "finetune.mine_every": "5",
     "finetune.mine_top": "4", "finetune.hard_weighted": "true", "finetune.zoom": "0.1", "finetune.rotate": "10",
-    "finetune.test_flips": "true", "finetune.window": "[0, 1]",
+    "finetune.test_flips": "true", "finetune.members": "2", "finetune.window": "[0, 1]",
     "validate.bootstrap": "60", "validate.dev_sensitivity": "0.8", "validate.operating_points": "[0.3, 0.5]",
 }
 base = open(S).read().splitlines()

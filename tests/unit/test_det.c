@@ -534,6 +534,61 @@ static void test_determinism(void **state) {
         volume_free(&vols[i]);
 }
 
+/* An ensemble's heat map is the mean of its members' (each cell's probability), one member is
+ * det_predict bit for bit, and a member of another shape is refused. */
+static void test_ensemble(void **state) {
+    (void)state;
+    volume vols[NV];
+    det_lesion les[NV][2];
+    det_item items[NV];
+    make_cohort(vols, les, items);
+    det *m[2];
+    for (int k = 0; k < 2; k++) {
+        det_train_config tc;
+        small_config(&tc);
+        tc.steps = 40, tc.opt.total_steps = 40, tc.mine_every = 0, tc.seed = 5 + (uint64_t)k;
+        m[k] = trained(&tc, items, NV, NULL);
+    }
+    vs_error err;
+    det_predict_opts o;
+    det_predict_opts_default(&o);
+    o.min_prob = 0.0f;
+    det_result r[2], e, one;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(det_predict(m[k], &vols[0], &o, &r[k], &err), VS_OK);
+    assert_int_equal(det_predict_ensemble(m, 2, &vols[0], &o, &e, &err), VS_OK);
+    assert_int_equal(det_predict_ensemble(m, 1, &vols[0], &o, &one, &err), VS_OK);
+    size_t nc = (size_t)e.cells[0] * e.cells[1] * e.cells[2];
+    assert_memory_equal(one.heat, r[0].heat, nc * sizeof(float));
+    assert_true(one.n == r[0].n && one.score == r[0].score);
+    double worst = 0.0, apart = 0.0, top = 0.0;
+    for (size_t c = 0; c < nc; c++) {
+        worst = fmax(worst, fabs(e.heat[c] - 0.5 * (r[0].heat[c] + r[1].heat[c])));
+        apart = fmax(apart, fabs(r[0].heat[c] - r[1].heat[c]));
+        top = fmax(top, e.heat[c]);
+    }
+    printf("  ensemble vs mean of members: worst %.2g; members differ by up to %.3f\n", worst,
+           apart);
+    assert_true(apart > 0.01); /* two members that disagree, or the test proves nothing */
+    assert_true(worst < 1e-5);
+    assert_true(e.score == (float)top && e.n > 0);
+    det_train_config tc; /* a member with another crop */
+    small_config(&tc);
+    for (int a = 0; a < 3; a++)
+        tc.det.enc.crop[a] = 24;
+    det *other[2] = {m[0], NULL};
+    assert_int_equal(det_create(&other[1], &tc.det, &err), VS_OK);
+    det_result bad;
+    assert_int_equal(det_predict_ensemble(other, 2, &vols[0], &o, &bad, &err), VS_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "member 1"));
+    det_destroy(other[1]);
+    for (int k = 0; k < 2; k++)
+        det_result_free(&r[k]), det_destroy(m[k]);
+    det_result_free(&e), det_result_free(&one);
+    for (int i = 0; i < NV; i++)
+        volume_free(&vols[i]);
+}
+
 /* Zoom and rotation move image and targets together: a blob off the crop's centre, resampled at
  * random zooms and angles, then also flipped, has its target centre where its intensity centroid
  * is, and its size channel follows the zoom. */
@@ -708,6 +763,7 @@ int main(void) {
         cmocka_unit_test(test_shuffled_labels),
         cmocka_unit_test(test_pick_cumulative),
         cmocka_unit_test(test_warp_moves_targets),
+        cmocka_unit_test(test_ensemble),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * with its default, defaults apply, an option and a study file parse a value alike, resolved
  * settings record files by content and the key by a fingerprint, and every kind of mistake
  * gives one message naming the file, the line and the key; studies/demo/full.yaml differs from
- * the demo study only in its output folder and fine-tuning recipe. */
+ * the demo study only in its output folder and fine-tuning recipe, ensemble.yaml from full.yaml
+ * only in its output, ensembles and arms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,40 +215,49 @@ static void test_example_shows_every_key(void **state) {
     assert_int_equal(bad, 0);
 }
 
-/* studies/demo/full.yaml is the demo study with the detector's full recipe: it loads, and it
- * differs from demo.yaml only in the output folder and the fine-tuning keys it says it changes
- * (so the two runs share the cohort, the key, the split and the pretraining). */
-static void test_demo_full_differs_only_in_recipe(void **state) {
-    (void)state;
-    static const char *changed[] = {"output", "finetune.steps", "finetune.width",
-                                    "finetune.mine_every"};
+/* Study b of studies/demo loads and differs from study a of studies/demo only in the keys
+ * named in changed (every one of them), so the two runs share the cohort, the key, the split and
+ * the pretraining. */
+static void differs_only(const char *a_name, const char *b_name, const char *const *changed,
+                         int n_changed) {
     char a[512], b[512];
-    snprintf(a, sizeof a, "%s/studies/demo/demo.yaml", getenv("VESALIUS_SRC"));
-    snprintf(b, sizeof b, "%s/studies/demo/full.yaml", getenv("VESALIUS_SRC"));
-    study *demo = NULL, *full = NULL;
+    snprintf(a, sizeof a, "%s/studies/demo/%s", getenv("VESALIUS_SRC"), a_name);
+    snprintf(b, sizeof b, "%s/studies/demo/%s", getenv("VESALIUS_SRC"), b_name);
+    study *x_st = NULL, *y_st = NULL;
     vs_error err = {0};
-    assert_int_equal(study_load(a, &demo, &err), VS_OK);
-    assert_int_equal(study_load(b, &full, &err), VS_OK);
+    assert_int_equal(study_load(a, &x_st, &err), VS_OK);
+    assert_int_equal(study_load(b, &y_st, &err), VS_OK);
     int differ = 0, bad = 0;
     for (int i = 0; i < STUDY_N_KEYS; i++) {
         const study_setting *r = &study_settings[i];
         char *x = NULL, *y = NULL;
-        assert_int_equal(study_value(demo, r, &x, &err), VS_OK);
-        assert_int_equal(study_value(full, r, &y, &err), VS_OK);
+        assert_int_equal(study_value(x_st, r, &x, &err), VS_OK);
+        assert_int_equal(study_value(y_st, r, &y, &err), VS_OK);
         int allowed = 0;
-        for (size_t k = 0; k < sizeof changed / sizeof *changed; k++)
+        for (int k = 0; k < n_changed; k++)
             allowed |= !strcmp(r->key, changed[k]);
         const char *u = x ? x : "", *v = y ? y : "";
         if (strcmp(u, v) != 0) {
             differ++;
             if (!allowed)
-                fprintf(stderr, "  full.yaml changes %s: %s -> %s\n", r->key, u, v), bad++;
+                fprintf(stderr, "  %s changes %s: %s -> %s\n", b_name, r->key, u, v), bad++;
         }
         free(x), free(y);
     }
-    study_free(demo), study_free(full);
+    study_free(x_st), study_free(y_st);
     assert_int_equal(bad, 0);
-    assert_int_equal(differ, 4);
+    assert_int_equal(differ, n_changed);
+}
+
+/* studies/demo/full.yaml is the demo study with the detector's full recipe; ensemble.yaml is
+ * full.yaml with ensembles of 3 detectors per fit, the MAE arm alone. */
+static void test_demo_full_differs_only_in_recipe(void **state) {
+    (void)state;
+    static const char *const full[] = {"output", "finetune.steps", "finetune.width",
+                                       "finetune.mine_every"};
+    differs_only("demo.yaml", "full.yaml", full, 4);
+    static const char *const ens[] = {"output", "finetune.members", "finetune.scratch_baseline"};
+    differs_only("full.yaml", "ensemble.yaml", ens, 3);
 }
 
 /* Invariant 2: every value of the example set as an option gives the same text as loaded. */

@@ -161,6 +161,8 @@ vs_status det_predict(det *d, const volume *v, const det_predict_opts *o, det_re
  * bit for bit. */
 vs_status det_predict_ensemble(det *const *d, int n, const volume *v, const det_predict_opts *o,
                                det_result *res, vs_error *err);
+/* 1 when a and b can be members of one ensemble (the same crop, patch, batch and window). */
+int det_same_shape(const det *a, const det *b);
 
 /* Voxel value i of v as float (any dtype). */
 float det_voxel(const volume *v, size_t i);

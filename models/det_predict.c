@@ -256,31 +256,47 @@ vs_status det_predict(det *d, const volume *v, const det_predict_opts *o, det_re
 typedef struct ensemble {
     det *const *d;
     int n;
-    float *sum; /* (B, DET_OUT, cells): probabilities, then offsets and log sizes */
+    size_t cells; /* per window */
+    float *sum;   /* (B, DET_OUT, cells): probabilities, then offsets and log sizes */
 } ensemble;
 
 /* Every member on the same windows: the mean of their probabilities, returned as its logit so
  * that det_predict_grid's sigmoid gives it back, and the mean of their offsets and sizes. */
 static vs_status ensemble_window(void *ctx, const float *win, int B, float *out, vs_error *err) {
     ensemble *e = ctx;
-    int g[3];
-    size_t cells = det_cells(det_get_config(e->d[0]), g), n = (size_t)B * DET_OUT * cells;
-    memset(e->sum, 0, n * sizeof *e->sum);
+    size_t cells = e->cells;
+    memset(e->sum, 0, (size_t)B * DET_OUT * cells * sizeof *e->sum);
     for (int m = 0; m < e->n; m++) {
         vs_status st = det_window(e->d[m], win, B, out, err);
         if (st != VS_OK) return st;
-        for (size_t i = 0; i < n; i++) /* channel 0 of each window: the objectness logit */
-            e->sum[i] += (i / cells) % DET_OUT == 0 ? 1.0f / (1.0f + expf(-out[i])) : out[i];
-    }
-    for (size_t i = 0; i < n; i++) {
-        float x = e->sum[i] / (float)e->n;
-        if ((i / cells) % DET_OUT == 0) { /* the logit of the mean, kept finite */
-            x = x < 1e-7f ? 1e-7f : x > 1.0f - 1e-7f ? 1.0f - 1e-7f : x;
-            x = logf(x / (1.0f - x));
+        for (int b = 0; b < B; b++) {
+            size_t w = (size_t)b * DET_OUT * cells; /* channel 0: the objectness logit */
+            for (size_t t = 0; t < cells; t++)
+                e->sum[w + t] += 1.0f / (1.0f + expf(-out[w + t]));
+            for (size_t t = cells; t < DET_OUT * cells; t++)
+                e->sum[w + t] += out[w + t];
         }
-        out[i] = x;
+    }
+    float inv = 1.0f / (float)e->n;
+    for (int b = 0; b < B; b++) {
+        size_t w = (size_t)b * DET_OUT * cells;
+        for (size_t t = 0; t < cells; t++) { /* the logit of the mean, kept finite */
+            float p = e->sum[w + t] * inv;
+            p = p < 1e-7f ? 1e-7f : p > 1.0f - 1e-7f ? 1.0f - 1e-7f : p;
+            out[w + t] = logf(p / (1.0f - p));
+        }
+        for (size_t t = cells; t < DET_OUT * cells; t++)
+            out[w + t] = e->sum[w + t] * inv;
     }
     return VS_OK;
+}
+
+int det_same_shape(const det *a, const det *b) {
+    const det_config *x = det_get_config(a), *y = det_get_config(b);
+    return !memcmp(x->enc.crop, y->enc.crop, sizeof x->enc.crop) &&
+           !memcmp(x->enc.patch, y->enc.patch, sizeof x->enc.patch) &&
+           x->enc.batch == y->enc.batch && x->window[0] == y->window[0] &&
+           x->window[1] == y->window[1];
 }
 
 vs_status det_predict_ensemble(det *const *d, int n, const volume *v, const det_predict_opts *o,
@@ -288,20 +304,16 @@ vs_status det_predict_ensemble(det *const *d, int n, const volume *v, const det_
     memset(res, 0, sizeof *res);
     if (n < 1) return VS_FAIL(err, VS_ERR_INTERNAL, "an ensemble needs a member");
     if (n == 1) return det_predict(d[0], v, o, res, err);
-    const det_config *c = det_get_config(d[0]);
-    for (int m = 1; m < n; m++) {
-        const det_config *x = det_get_config(d[m]);
-        if (memcmp(x->enc.crop, c->enc.crop, sizeof c->enc.crop) ||
-            memcmp(x->enc.patch, c->enc.patch, sizeof c->enc.patch) ||
-            x->enc.batch != c->enc.batch || x->window[0] != c->window[0] ||
-            x->window[1] != c->window[1])
+    for (int m = 1; m < n; m++)
+        if (!det_same_shape(d[m], d[0]))
             return VS_FAIL(err, VS_ERR_FORMAT,
                            "ensemble member %d has another crop, patch, batch or window than "
                            "member 0",
                            m);
-    }
+    const det_config *c = det_get_config(d[0]);
     int g[3];
-    ensemble e = {d, n, malloc((size_t)c->enc.batch * DET_OUT * det_cells(c, g) * sizeof(float))};
+    ensemble e = {d, n, det_cells(c, g), NULL};
+    e.sum = malloc((size_t)c->enc.batch * DET_OUT * e.cells * sizeof *e.sum);
     if (!e.sum) return VS_FAIL(err, VS_ERR_NOMEM, "cannot allocate the ensemble's outputs");
     vs_status st = det_predict_grid(v, c, ensemble_window, &e, o, res, err);
     free(e.sum);

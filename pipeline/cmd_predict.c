@@ -202,7 +202,11 @@ int cmd_predict(int argc, char **argv) {
     int n_done = 0;
     vs_status st = d ? VS_OK : VS_FAIL(&err, VS_ERR_NOMEM, "out of memory");
     for (int m = 0; st == VS_OK && m < o.n_model; m++)
-        st = det_load(&d[m], o.model[m], o.batch, &err);
+        if ((st = det_load(&d[m], o.model[m], o.batch, &err)) == VS_OK && m > 0 &&
+            !det_same_shape(d[m], d[0]))
+            st = VS_FAIL(&err, VS_ERR_FORMAT,
+                         "%s: another crop, patch or intensity window than %s: not one ensemble",
+                         o.model[m], o.model[0]);
     if (st == VS_OK) st = shard_set_open(o.shards, NULL, &set, &err);
     if (st == VS_OK && o.heatmaps) st = vs_mkdirs(o.heatmaps, 0755, &err);
     if (st == VS_OK && (st = vs_atomic_open(&csv_out, o.out, &err)) == VS_OK) csv = csv_out.f;
